@@ -1,0 +1,248 @@
+"""The `islands` command line: a thin adapter over the library.
+
+Each command parses its options, calls one library function and turns the library's errors
+into a one-line message and an exit code (see `EXIT_CODES`). torch is imported only inside
+commands, after the thread variables are set.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from islands.threads import limit_env
+
+limit_env()  # before anything imports torch (SPEC invariant 3)
+
+import click  # noqa: E402
+
+from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
+from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
+
+# Exit codes: the launcher restarts an island only for codes outside NO_RESTART.
+EXIT_ERROR, EXIT_USAGE, EXIT_CHECKPOINT, EXIT_BUSY = 1, 2, 3, 4
+NO_RESTART = frozenset({0, EXIT_USAGE, EXIT_CHECKPOINT, EXIT_BUSY})
+
+
+def default_run_dir() -> Path:
+    """`$ISLANDS_RUN_DIR`, else a per-user data folder (never a folder of the source tree)."""
+    env = os.environ.get("ISLANDS_RUN_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "islands" / "run"
+
+
+class Failure(click.ClickException):
+    """A library error shown as `error: ...` with the exit code of its kind."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Map library errors to exit codes; a user's mistake never ends in a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ManifestConflict, ConfigError) as e:
+            raise Failure(str(e), EXIT_USAGE) from None
+        except CheckpointError as e:
+            raise Failure(str(e), EXIT_CHECKPOINT) from None
+        except IslandBusy as e:
+            raise Failure(str(e), EXIT_BUSY) from None
+        except (IslandsError, PoolError) as e:
+            raise Failure(str(e), EXIT_ERROR) from None
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+# (option name, config path, click type, help). Defaults come from RunConfig; an option the
+# user did not type is None here and so never contradicts an existing manifest.
+RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
+    ("--dim", "dim", click.IntRange(min=1), "Genome dimension of the problem."),
+    ("--algorithm", "algorithm", click.Choice(["ga", "pure", "neat"]), "Evolutionary algorithm."),
+    ("--population", "population", int, "Individuals per island (>= 2)."),
+    ("--generations", "generations", int, "Generations per island."),
+    ("--seed", "seed", click.IntRange(min=0), "Run seed; each island's seed derives from it and its id."),
+    ("--checkpoint-every", "checkpoint_every", click.IntRange(min=1), "Generations between checkpoints."),
+    ("--stagnation-limit", "stagnation_limit", click.IntRange(min=0), "Stop after this many generations without improvement (0: never)."),
+    ("--target", "target", float, "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
+    ("--migrate-every", "migration.every", click.IntRange(min=0), "Generations between migrations (0: isolated)."),
+    ("--migrants", "migration.migrants", click.IntRange(min=1), "Genomes published per migration."),
+    ("--topology", "migration.topology", click.Choice(["ring", "ring2", "full", "random", "star", "none"]), "Who reads whom."),
+    ("--emigrants", "migration.emigrants", click.Choice(["best", "tournament"]), "How emigrants are chosen."),
+    ("--replacement", "migration.replacement", click.Choice(["worst", "random", "better"]), "Which residents immigrants replace."),
+    ("--tournament-size", "ga.tournament_size", click.IntRange(min=1), "GA tournament size."),
+    ("--crossover", "ga.crossover", click.Choice(["sbx", "blx", "uniform"]), "GA crossover operator."),
+    ("--crossover-rate", "ga.crossover_rate", click.FloatRange(0, 1), "Probability that a pair is recombined."),
+    ("--mutation-rate", "ga.mutation_rate", click.FloatRange(0, 1), "Per-gene mutation probability (0: 1/dim)."),
+    ("--mutation-sigma", "ga.mutation_sigma", click.FloatRange(min=0, min_open=True), "Mutation step as a share of the box width."),
+    ("--elitism", "ga.elitism", click.IntRange(min=0), "Best individuals copied unchanged."),
+    ("--bounds", "ga.bounds", click.Choice(["clip", "reflect"]), "Bound handling."),
+]
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the run-setting options shared by `evolve` and `launch`."""
+    for flag, _path, typ, help_ in reversed(RUN_OPTIONS):
+        fn = click.option(flag, type=typ, default=None, help=help_)(fn)
+    fn = click.option(
+        "--param", "params", multiple=True, metavar="KEY=VALUE",
+        help="Problem parameter passed to its factory (repeatable).",
+    )(fn)
+    return fn
+
+
+def config_from_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The RunConfig for these options and the settings the user gave explicitly."""
+    from islands.config import RunConfig
+
+    explicit: dict[str, Any] = {}
+    for flag, path, _typ, _help in RUN_OPTIONS:
+        value = options.get(flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            explicit[path] = value
+    params = {}
+    for item in options.get("params") or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r} is not KEY=VALUE")
+        params[key] = _parse_value(raw)
+    if params:
+        explicit["problem_params"] = params
+    nested: dict[str, Any] = {}
+    for path, value in explicit.items():
+        head, _, tail = path.partition(".")
+        if tail:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            nested[head] = value
+    try:
+        return RunConfig.from_dict(nested), explicit
+    except TypeError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _parse_value(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+class _Commands(click.Group):
+    """Built-in commands plus those registered under the `islands.commands` entry points.
+
+    The launcher registers `launch` this way, so this package never imports the launcher
+    (the dependency runs launcher -> islands), and plug-ins load only when invoked.
+    """
+
+    def _plugins(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group="islands.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is None and name in (plugins := self._plugins()):
+            try:
+                found = plugins[name].load()
+            except ImportError as e:  # a broken plug-in must not take the whole CLI down
+                click.echo(f"warning: command {name!r} could not be loaded: {e}", err=True)
+        return found
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="islands")
+def main() -> None:
+    """Island-model evolution on many cores, coordinated through a shared directory."""
+
+
+@main.command()
+@click.argument("island")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
+@click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
+@click.option("--quiet", is_flag=True, help="Print only the final line.")
+@run_options
+@guarded
+def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, quiet: bool, **options: Any) -> None:
+    """Run one island (e.g. island-03) in the foreground, resuming from its checkpoint.
+
+    With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
+    and refuses options that contradict it. Ctrl+C checkpoints and exits; a second one exits
+    at once. Run the same command again to resume.
+    """
+    from islands.config import island_number
+    from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
+    from islands.runs import evolve as run_evolve
+
+    island_number(island)
+    config, explicit = config_from_options(options)
+    limit_torch_threads()
+    stop = StopFlag()
+    install_stop_handlers(stop)
+    root = run_dir or default_run_dir()
+    echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
+                        stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
+    click.echo(
+        f"{result.island}: {result.reason} at generation {result.generation}, "
+        f"best fitness {result.best:.6g}, {result.evaluations} evaluations"
+        + (f" (resumed from generation {result.resumed_from})" if result.resumed_from is not None else "")
+    )
+    if result.reason == "stopped":
+        click.echo(f"stopped; run the same command to resume (run directory {root})")
+
+
+def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[dict[str, Any]], None]:
+    """A status callback that prints one progress line every `every_s` seconds."""
+    import time
+
+    last = [0.0]
+
+    def show(status: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s and status["state"] == "running":
+            return
+        last[0] = now
+        best = status["best_ever"]
+        echo(
+            f"{status['island']}  gen {status['generation']}/{status['generations']}  "
+            f"best {best if best is None else format(best, '.6g')}  "
+            f"{status['evals_per_sec']:,.0f} evals/s  diversity {status['diversity']:.3g}"
+        )
+
+    return show
+
+
+@main.command()
+@guarded
+def problems() -> None:
+    """List built-in and plug-in problems, one line each."""
+    from islands.problems import describe_all
+
+    rows = describe_all()
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, text in rows:
+        click.echo(f"{name:<{width}}  {text}")
+    click.echo("\nA problem of your own: --problem package.module:factory (factory(dim=..., **params) -> Problem)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Frozen, validated settings of a run and of one island.
+
+`RunConfig` is what every island of a run must agree on; it is recorded in the run manifest
+(as `to_dict()`) and rebuilt from it (`from_dict`). Per-island differences (the launcher's
+`--vary`) are applied as `overrides` on top of it. Bad values raise `ConfigError` quoting the
+value, so the CLI can print them as they are.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from islands.errors import ConfigError
+
+ISLAND_ID_RE = re.compile(r"^island-\d{2,}$")
+TOPOLOGIES = ("ring", "ring2", "full", "random", "star", "none")
+EMIGRANT_POLICIES = ("best", "tournament")
+REPLACEMENT_POLICIES = ("worst", "random", "better")
+ALGORITHMS = ("ga", "pure", "neat")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """Build a dataclass, rejecting unknown keys so a typo never passes silently."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    _check(not unknown, f"unknown {where} setting(s): {', '.join(unknown)}")
+    return cls(**dict(data))
+
+
+def island_number(island_id: str) -> int:
+    """The integer in an island id (`island-03` -> 3), after validating the id."""
+    _check(
+        bool(ISLAND_ID_RE.match(island_id)),
+        f"island id {island_id!r} is not like 'island-03' (the word island, a dash, two or more digits)",
+    )
+    return int(island_id.split("-", 1)[1])
+
+
+def island_id(number: int, width: int = 2) -> str:
+    """The canonical id of island `number`."""
+    return f"island-{number:0{width}d}"
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """Operators and rates of the genetic algorithm (step sizes relative to the box width)."""
+
+    tournament_size: int = 3
+    crossover: str = "sbx"
+    crossover_rate: float = 0.9
+    sbx_eta: float = 15.0
+    blx_alpha: float = 0.5
+    mutation_rate: float = 0.0  # 0 means 1/D, the classic default
+    mutation_sigma: float = 0.05
+    elitism: int = 2
+    bounds: str = "clip"
+
+    def __post_init__(self) -> None:
+        _check(self.tournament_size >= 1, f"tournament size must be >= 1, got {self.tournament_size}")
+        _check(self.crossover in ("sbx", "blx", "uniform"), f"crossover must be sbx, blx or uniform, got {self.crossover!r}")
+        _check(0.0 <= self.crossover_rate <= 1.0, f"crossover rate must be in [0, 1], got {self.crossover_rate}")
+        _check(self.sbx_eta >= 0.0, f"SBX eta must be >= 0, got {self.sbx_eta}")
+        _check(self.blx_alpha >= 0.0, f"BLX alpha must be >= 0, got {self.blx_alpha}")
+        _check(0.0 <= self.mutation_rate <= 1.0, f"mutation rate must be in [0, 1], got {self.mutation_rate}")
+        _check(self.mutation_sigma > 0.0, f"mutation sigma must be > 0, got {self.mutation_sigma}")
+        _check(self.elitism >= 0, f"elitism must be >= 0, got {self.elitism}")
+        _check(self.bounds in ("clip", "reflect"), f"bounds must be clip or reflect, got {self.bounds!r}")
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    """When and how islands exchange genomes; `every == 0` disables migration."""
+
+    every: int = 0
+    migrants: int = 5
+    topology: str = "ring"
+    emigrants: str = "best"
+    replacement: str = "worst"
+    keep_batches: int = 4
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 0, f"migrate-every must be >= 0, got {self.every}")
+        _check(self.migrants >= 1, f"migrants must be >= 1, got {self.migrants}")
+        _check(self.topology in TOPOLOGIES, f"topology must be one of {', '.join(TOPOLOGIES)}, got {self.topology!r}")
+        _check(self.emigrants in EMIGRANT_POLICIES, f"emigrant policy must be one of {', '.join(EMIGRANT_POLICIES)}, got {self.emigrants!r}")
+        _check(self.replacement in REPLACEMENT_POLICIES, f"replacement must be one of {', '.join(REPLACEMENT_POLICIES)}, got {self.replacement!r}")
+        _check(self.keep_batches >= 1, f"keep-batches must be >= 1, got {self.keep_batches}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything the islands of one run agree on; recorded in the manifest."""
+
+    problem: str = "rastrigin"
+    dim: int = 10
+    problem_params: Mapping[str, Any] = field(default_factory=dict)
+    algorithm: str = "ga"
+    population: int = 100
+    generations: int = 200
+    seed: int = 0
+    checkpoint_every: int = 25
+    stagnation_limit: int = 0  # 0: never stop for stagnation
+    target: float | None = None  # None: the problem's own "solved" threshold
+    ga: GAConfig = field(default_factory=GAConfig)
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
+    algorithm_params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
+        _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        _check(self.population >= 2, f"population must be >= 2, got {self.population}")
+        _check(self.generations >= 0, f"generations must be >= 0, got {self.generations}")
+        _check(0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}")
+        _check(self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}")
+        _check(self.stagnation_limit >= 0, f"stagnation limit must be >= 0, got {self.stagnation_limit}")
+        _check(self.ga.elitism < self.population, f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["problem_params"] = dict(self.problem_params)
+        d["algorithm_params"] = dict(self.algorithm_params)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        data = dict(data)
+        if "ga" in data:
+            data["ga"] = _from_mapping(GAConfig, data["ga"], "GA")
+        if "migration" in data:
+            data["migration"] = _from_mapping(MigrationConfig, data["migration"], "migration")
+        return _from_mapping(cls, data, "run")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "RunConfig":
+        """This config with per-island overrides (`population` or any GA field) applied."""
+        if not overrides:
+            return self
+        ga_names = {f.name for f in fields(GAConfig)}
+        ga = {k: v for k, v in overrides.items() if k in ga_names}
+        top = {k: v for k, v in overrides.items() if k not in ga_names}
+        bad = sorted(set(top) - {"population"})
+        _check(not bad, f"cannot vary {', '.join(bad)} per island")
+        return dataclasses.replace(self, ga=dataclasses.replace(self.ga, **ga), **top)
+
+    def trajectory_hash(self) -> str:
+        """Hash of the settings that shape an island's trajectory.
+
+        Stopping rules (generations, target, stagnation, checkpoint interval) are left out:
+        changing them must not invalidate a checkpoint.
+        """
+        d = self.to_dict()
+        for k in ("generations", "target", "stagnation_limit", "checkpoint_every"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def island_seed(run_seed: int, island: str) -> int:
+    """A 63-bit seed for one island, derived from the run seed and the island id."""
+    digest = hashlib.blake2b(f"{run_seed}:{island}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+VARIABLE_SETTINGS = (
+    "mutation_sigma",
+    "mutation_rate",
+    "crossover_rate",
+    "tournament_size",
+    "sbx_eta",
+    "blx_alpha",
+    "elitism",
+    "population",
+)

@@ -1,0 +1,287 @@
+"""The island process: the epoch loop around the pure algorithm core.
+
+One generation: (migrate when due) -> checkpoint when due -> breed -> evaluate -> record.
+Everything here is bookkeeping and I/O at the edge; the evolution itself is the algorithm's
+`step` and `evaluate`. Files are written through `migration_pool.RunDir` only.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from islands import checkpoint as ckpt
+from islands.algorithms import make_algorithm
+from islands.config import RunConfig, island_number, island_seed
+from islands.errors import CheckpointError, ConfigError
+from islands.problems import make_problem
+from migration_pool.rundir import RunDir
+
+STATUS_INTERVAL_S = 0.25  # status/heartbeat rewrites at most this often (and at every event)
+
+
+@dataclass(frozen=True)
+class IslandSpec:
+    """What one island process runs: its id, the run's settings and where the run lives."""
+
+    island: str
+    run_dir: Path
+    run_id: str
+    config: RunConfig  # the run's settings, before this island's overrides
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    planned: tuple[str, ...] = ()  # islands the launcher planned; others are discovered
+
+    @property
+    def effective(self) -> RunConfig:
+        return self.config.with_overrides(self.overrides)
+
+
+@dataclass(frozen=True)
+class IslandResult:
+    island: str
+    reason: str  # "generations", "target", "stagnation" or "stopped"
+    generation: int
+    best: float
+    evaluations: int
+    resumed_from: int | None
+
+
+class StopFlag:
+    """Set from a signal handler; the loop checks it once per generation."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __bool__(self) -> bool:
+        return self.requested
+
+
+def install_stop_handlers(stop: StopFlag) -> None:
+    """First SIGINT/SIGTERM: finish the generation, checkpoint, exit 0. Second: exit now."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.requested:
+            os._exit(128 + signum)
+        stop.requested = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def limit_torch_threads() -> None:
+    """One thread per island (SPEC invariant 3); the environment is set before torch loads."""
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or interop pool already started
+        pass
+
+
+def resolve_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device {device!r} is not a torch device (try cpu or cuda:0)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) visible)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {device!r} is not supported; use cpu or cuda[:N]")
+    return dev
+
+
+def run_island(
+    spec: IslandSpec,
+    *,
+    stop: StopFlag | None = None,
+    log: Callable[[str], None] = print,
+    migrator_factory: Callable[..., Any] | None = None,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+) -> IslandResult:
+    """Evolve one island to the end (or until `stop`), resuming from its checkpoint if any."""
+    stop = stop if stop is not None else StopFlag()
+    cfg = spec.effective
+    device = resolve_device(spec.device)
+    rundir = RunDir(spec.run_dir)
+    claim = rundir.claim(spec.island)
+    try:
+        return _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status).run()
+    finally:
+        claim.release()
+
+
+class _Loop:
+    """State of one run of the loop; split out of `run_island` for readability."""
+
+    def __init__(self, spec, cfg, device, rundir, stop, log, migrator_factory, on_status) -> None:
+        self.spec, self.cfg, self.rundir, self.stop, self.log = spec, cfg, rundir, stop, log
+        self.on_status = on_status
+        self.number = island_number(spec.island)
+        self.problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
+        self.algo = make_algorithm(cfg, self.problem, device)
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(island_seed(cfg.seed, spec.island))
+        self.target = cfg.target if cfg.target is not None else self.problem.solved_at
+        self.hash = cfg.trajectory_hash()
+        self.migrator = None
+        if cfg.migration.every and migrator_factory is not None:
+            self.migrator = migrator_factory(spec, self.rundir, self.log)
+        self.pending: list[dict[str, Any]] = []
+        self.event: dict[str, Any] | None = None  # last migration, for the next history line
+        self.last_status = 0.0
+        self.beat = 0
+        self.started = time.time()
+        self.evals_at_start = 0
+
+    # -- start ----------------------------------------------------------------------------
+    def _start(self) -> tuple[Any, ckpt.Progress, int | None]:
+        record, errors = self.rundir.load_checkpoint(self.spec.island)
+        for err in errors:
+            self.log(f"warning: skipping unreadable checkpoint: {err}")
+        if record is None and errors:
+            raise CheckpointError(
+                f"every checkpoint of {self.spec.island} is unreadable ({errors[0]}); "
+                "run with --fresh, or move them aside, to start this island over"
+            )
+        if record is not None:
+            where = str(self.rundir.checkpoint_paths(self.spec.island)[len(errors)])
+            state_rec, progress = ckpt.restore(record, self.spec.run_id, self.spec.island, self.hash, self.gen, where)
+            try:
+                state = self.algo.from_record(state_rec)
+            except (ValueError, KeyError, TypeError) as e:
+                raise CheckpointError(f"checkpoint {where} does not fit this island ({e}); use --fresh") from None
+            self.rundir.truncate_history(self.spec.island, progress.generation)
+            self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
+            return state, progress, progress.generation
+        progress = ckpt.Progress()
+        state = self.algo.evaluate(self.algo.init(self.cfg.population, self.number, self.gen))
+        progress.evaluations = self.cfg.population
+        self._record(state, progress)
+        return state, progress, None
+
+    # -- loop -----------------------------------------------------------------------------
+    def run(self) -> IslandResult:
+        state, progress, resumed = self._start()
+        self.evals_at_start = progress.evaluations
+        reason = self._finished(progress)
+        while reason is None:
+            g = progress.generation
+            if self.migrator is not None and g > 0 and g % self.cfg.migration.every == 0:
+                state = self.migrator.exchange(self.algo, state, progress, self.gen)
+                self.event = self.migrator.last_event
+                self._record_best(state, progress)
+            if g > 0 and g % self.cfg.checkpoint_every == 0 and g != resumed:
+                self._checkpoint(state, progress)
+            state = self.algo.evaluate(self.algo.step(state, g, self.gen))
+            progress.generation = g + 1
+            progress.evaluations += self.cfg.population
+            self._record(state, progress)
+            reason = "stopped" if self.stop else self._finished(progress)
+        self._checkpoint(state, progress, status=False)
+        self._status(state, progress, "stopped" if reason == "stopped" else "finished", reason)
+        return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
+                            progress.evaluations, resumed)
+
+    def _finished(self, progress: ckpt.Progress) -> str | None:
+        if self.target is not None and progress.best_ever >= self.target:
+            return "target"
+        if self.cfg.stagnation_limit and progress.stale >= self.cfg.stagnation_limit:
+            return "stagnation"
+        if progress.generation >= self.cfg.generations:
+            return "generations"
+        if self.stop:
+            return "stopped"
+        return None
+
+    def _record_best(self, state: Any, progress: ckpt.Progress) -> Any:
+        stats = self.algo.stats(state)
+        if stats.best > progress.best_ever:
+            progress.best_ever = stats.best
+            progress.best_ever_genome = self.algo.genome(state, stats.best_index)
+            progress.best_ever_generation = progress.generation
+            progress.stale = 0
+        return stats
+
+    def _record(self, state: Any, progress: ckpt.Progress) -> None:
+        before = progress.best_ever
+        stats = self._record_best(state, progress)
+        if progress.best_ever == before and progress.generation > 0:
+            progress.stale += 1
+        self.pending.append({
+            "generation": progress.generation,
+            "best": _finite(stats.best),
+            "mean": _finite(stats.mean),
+            "best_ever": _finite(progress.best_ever),
+            "evaluations": progress.evaluations,
+            "time": round(time.time(), 3),
+        })
+        if self.event is not None:
+            self.pending[-1]["migration"], self.event = self.event, None
+        if time.monotonic() - self.last_status >= STATUS_INTERVAL_S:
+            self._status(state, progress, "running", None)
+
+    def _checkpoint(self, state: Any, progress: ckpt.Progress, status: bool = True) -> None:
+        body = ckpt.make_record(self.spec.run_id, self.spec.island, self.hash,
+                                self.algo.to_record(state), self.gen, progress)
+        self.rundir.save_checkpoint(self.spec.island, progress.generation, body)
+        if status:
+            self._status(state, progress, "running", None)
+
+    def _status(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
+        """Flush pending history lines and rewrite the status file (the heartbeat)."""
+        diversity = self.algo.diversity(state)
+        foreign = self.algo.foreign_share(state, self.number)
+        if self.pending:
+            self.pending[-1].update(diversity=round(diversity, 6), foreign=round(foreign, 4))
+        self.rundir.append_history(self.spec.island, self.pending)
+        self.pending = []
+        now = time.time()
+        elapsed = max(now - self.started, 1e-9)
+        stats = self.algo.stats(state)
+        self.beat += 1
+        self.last_status = time.monotonic()
+        status = {
+            "island": self.spec.island,
+            "run_id": self.spec.run_id,
+            "state": phase,
+            "reason": reason,
+            "generation": progress.generation,
+            "generations": self.cfg.generations,
+            "best": _finite(stats.best),
+            "mean": _finite(stats.mean),
+            "best_ever": _finite(progress.best_ever),
+            "best_ever_generation": progress.best_ever_generation,
+            "best_genome": progress.best_ever_genome,
+            "evaluations": progress.evaluations,
+            "evals_per_sec": (progress.evaluations - self.evals_at_start) / elapsed,
+            "diversity": diversity,
+            "foreign_share": foreign,
+            "centroid": self.algo.centroid(state),
+            "migration": dict(progress.migration),
+            "overrides": dict(self.spec.overrides),
+            "device": self.spec.device,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": self.started,
+            "heartbeat": now,
+            "beat": self.beat,
+            "target": self.target,
+        }
+        self.rundir.write_status(self.spec.island, status)
+        if self.on_status is not None:
+            self.on_status(status)
+
+
+def _finite(x: float) -> float | None:
+    """JSON-friendly: None for NaN/inf (history lines must stay valid JSON)."""
+    return x if math.isfinite(x) else None

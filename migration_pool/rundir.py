@@ -1,0 +1,254 @@
+"""Layout of a run directory and every file in it except migrant batches.
+
+    RUN/
+      manifest.isld            the run's settings (envelope "manifest"), created under a lock
+      .manifest.lock           flock for manifest creation and updates
+      summary.json             written by the launcher at the end (plain JSON, for people)
+      champion.isld            the run's best genome (envelope "champion")
+      islands/island-03/
+        .claim                 flock held by the live process running this island
+        status.isld            rewritten atomically, a few times a second at most
+        history.jsonl          one JSON line per generation, append-only
+        checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
+        island.log             stdout/stderr when started by the launcher
+      pool/island-03/          migrant batches, see `pool.py`
+
+Only this package opens these files: the engine and the launcher call the methods below.
+History is append-only JSON lines: each line is written with one `write` call and readers
+ignore a last line without its newline, so a crash mid-append loses at most that line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+from migration_pool import atomic, format as fmt
+from migration_pool.errors import FormatError, IslandBusy, RunDirError
+
+MANIFEST = "manifest.isld"
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{8,})\.isld$")
+KEEP_CHECKPOINTS = 3
+LOCK_TIMEOUT_S = 30.0
+
+
+class RunDir:
+    """A run directory; cheap to construct, touches the disk only when asked."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def island_dir(self, island: str) -> Path:
+        return self.root / "islands" / island
+
+    def pool_dir(self, island: str | None = None) -> Path:
+        return self.root / "pool" / island if island else self.root / "pool"
+
+    def log_path(self, island: str) -> Path:
+        return self.island_dir(island) / "island.log"
+
+    def is_run(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def island_ids(self) -> list[str]:
+        """Islands that have a directory in this run, sorted."""
+        base = self.root / "islands"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if fmt.ISLAND_ID_RE.match(p.name) and p.is_dir())
+
+    def ensure(self, island: str | None = None) -> None:
+        """Create the directories (of one island too) and check they can be written."""
+        dirs = [self.root, self.root / "islands", self.pool_dir()]
+        if island:
+            dirs += [self.island_dir(island), self.pool_dir(island)]
+        try:
+            for d in dirs:
+                d.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(f"no write permission on {self.root}")
+        except OSError as e:
+            raise RunDirError(f"cannot use run directory {self.root}: {e.strerror or e}") from None
+
+    # -- manifest -------------------------------------------------------------------------
+    def _lock(self) -> FileLock:
+        return FileLock(str(self.root / ".manifest.lock"), timeout=LOCK_TIMEOUT_S)
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when this directory holds no run yet."""
+        try:
+            data = atomic.read_capped(self.manifest_path)
+        except FileNotFoundError:
+            return None
+        return fmt.decode(data, "manifest", path=str(self.manifest_path))
+
+    def create_or_read_manifest(self, make: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """The existing manifest, or a new one from `make()`; True when it was created.
+
+        The lock makes two islands started at the same instant agree on one manifest.
+        """
+        self.ensure()
+        try:
+            with self._lock():
+                existing = self.read_manifest()
+                if existing is not None:
+                    return existing, False
+                manifest = make()
+                atomic.publish(self.manifest_path, fmt.encode("manifest", manifest))
+                return manifest, True
+        except Timeout:
+            raise RunDirError(f"timed out waiting for the manifest lock in {self.root}") from None
+
+    def update_manifest(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Apply `change` to the manifest under the lock and write it back atomically."""
+        try:
+            with self._lock():
+                manifest = self.read_manifest()
+                if manifest is None:
+                    raise RunDirError(f"{self.root} is not a run (no {MANIFEST})")
+                manifest = change(manifest)
+                atomic.publish(self.manifest_path, fmt.encode("manifest", manifest))
+                return manifest
+        except Timeout:
+            raise RunDirError(f"timed out waiting for the manifest lock in {self.root}") from None
+
+    # -- one process per island -----------------------------------------------------------
+    def claim(self, island: str) -> FileLock:
+        """Hold this island for the calling process; IslandBusy if another process holds it.
+
+        flock is released by the kernel when the holder dies, even by SIGKILL, so a crashed
+        island never blocks its restart.
+        """
+        self.ensure(island)
+        lock = FileLock(str(self.island_dir(island) / ".claim"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise IslandBusy(f"{island} is already running in {self.root}") from None
+        return lock
+
+    # -- status ---------------------------------------------------------------------------
+    def status_path(self, island: str) -> Path:
+        return self.island_dir(island) / "status.isld"
+
+    def write_status(self, island: str, status: dict[str, Any]) -> None:
+        atomic.publish(self.status_path(island), fmt.encode("status", status))
+
+    def read_status(self, island: str) -> dict[str, Any] | None:
+        """The island's status, None if it has none yet; FormatError if it is corrupt."""
+        path = self.status_path(island)
+        try:
+            return fmt.decode(atomic.read_capped(path), "status", path=str(path))
+        except FileNotFoundError:
+            return None
+
+    # -- history --------------------------------------------------------------------------
+    def history_path(self, island: str) -> Path:
+        return self.island_dir(island) / "history.jsonl"
+
+    def append_history(self, island: str, records: list[dict[str, Any]]) -> None:
+        """Append records as JSON lines in a single write, so a crash tears at most the last."""
+        if not records:
+            return
+        text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
+        fd = os.open(self.history_path(island), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+    def iter_history(self, island: str) -> Iterator[dict[str, Any]]:
+        """History records in order, skipping a torn last line and any line that is not JSON."""
+        try:
+            with open(self.history_path(island), "rb") as f:
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict):
+                        yield rec
+        except FileNotFoundError:
+            return
+
+    def read_history(self, island: str) -> list[dict[str, Any]]:
+        return list(self.iter_history(island))
+
+    def truncate_history(self, island: str, generation: int) -> None:
+        """Keep only records up to `generation` (a resume replays what came after)."""
+        if not self.history_path(island).exists():
+            return
+        kept = [r for r in self.iter_history(island) if r.get("generation", -1) <= generation]
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
+        atomic.publish(self.history_path(island), text.encode())
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint_paths(self, island: str) -> list[Path]:
+        """Checkpoint files of an island, newest first."""
+        d = self.island_dir(island)
+        if not d.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def save_checkpoint(self, island: str, generation: int, body: dict[str, Any]) -> Path:
+        """Write a durable checkpoint, then drop all but the newest few."""
+        path = self.island_dir(island) / f"checkpoint-{generation:08d}.isld"
+        atomic.publish(path, fmt.encode("checkpoint", body))
+        for old in self.checkpoint_paths(island)[KEEP_CHECKPOINTS:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_checkpoint(self, island: str) -> tuple[dict[str, Any] | None, list[FormatError]]:
+        """The newest readable checkpoint (None if there is none) and the errors of newer ones.
+
+        A corrupt newest checkpoint falls back to the one before it; the caller decides
+        whether having only corrupt ones is fatal.
+        """
+        errors: list[FormatError] = []
+        for path in self.checkpoint_paths(island):
+            try:
+                return fmt.decode(atomic.read_capped(path), "checkpoint", path=str(path)), errors
+            except FileNotFoundError:
+                continue
+            except FormatError as e:
+                errors.append(e)
+        return None, errors
+
+    def reset_island(self, island: str) -> None:
+        """Forget an island's checkpoints, history and status (`--fresh`)."""
+        d = self.island_dir(island)
+        for p in self.checkpoint_paths(island) + [self.history_path(island), self.status_path(island)]:
+            p.unlink(missing_ok=True)
+        shutil.rmtree(self.pool_dir(island), ignore_errors=True)
+        d.mkdir(parents=True, exist_ok=True)
+
+    # -- run-level results ----------------------------------------------------------------
+    def write_champion(self, body: dict[str, Any]) -> Path:
+        path = self.root / "champion.isld"
+        atomic.publish(path, fmt.encode("champion", body))
+        return path
+
+    def read_champion(self) -> dict[str, Any] | None:
+        path = self.root / "champion.isld"
+        try:
+            return fmt.decode(atomic.read_capped(path), "champion", path=str(path))
+        except FileNotFoundError:
+            return None
+
+    def write_summary(self, summary: dict[str, Any]) -> Path:
+        path = self.root / "summary.json"
+        atomic.publish(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+        return path
