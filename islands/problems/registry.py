@@ -1,0 +1,200 @@
+"""Finding a problem by name: built-ins, import paths and installed plug-ins.
+
+Lookup order for `make_problem(name)`:
+1. a built-in name ("rastrigin");
+2. an import path "package.module:factory" (any name containing a colon);
+3. an entry point named `name` in the group "islands.problems" of an installed
+   distribution (e.g. `[options.entry_points] islands.problems = xor = mypkg.xor:make`).
+
+A built-in name shadows a plug-in with the same name; among plug-ins with the same name
+the first one found on sys.path wins. Every factory is called as
+`factory(dim=dim, **params)` and must return a `Problem`. A factory whose genome length
+is fixed (e.g. the weights of a given network) may ignore `dim`: the returned
+`Problem.dim` is authoritative.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from importlib import metadata
+from typing import Any, Callable
+
+from islands.errors import ConfigError, IslandsError, ProblemNotFound
+from islands.problems.base import Problem, check_dim
+from islands.problems.benchmarks import BUILTINS
+
+__all__ = ["ENTRY_POINT_GROUP", "builtin_names", "describe_all", "make_problem"]
+
+ENTRY_POINT_GROUP = "islands.problems"
+
+Factory = Callable[..., Any]
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    """Collapse an error text to one short line: messages here end up in a terminal."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _why(exc: BaseException) -> str:
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in problems, sorted."""
+    return sorted(BUILTINS)
+
+
+def _plugins() -> dict[str, metadata.EntryPoint]:
+    """Installed plug-in entry points by name, the first on sys.path winning.
+
+    Not cached: a process builds its problem once, and tests add plug-ins at run time.
+    """
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else "an unknown distribution"
+
+
+def _summary(factory: object, fallback: str) -> str:
+    doc = inspect.getdoc(factory) or ""
+    first = doc.strip().splitlines()[0] if doc.strip() else ""
+    return _one_line(first) if first else fallback
+
+
+def describe_all() -> list[tuple[str, str]]:
+    """(name, one-line description) of every built-in and plug-in problem, sorted by name.
+
+    A plug-in that fails to load is listed with the reason instead of raising, so that
+    one broken package does not hide the others from `islands problems`.
+    """
+    rows = {name: entry.summary for name, entry in BUILTINS.items()}
+    for name, ep in _plugins().items():
+        if name in rows:
+            continue  # shadowed by a built-in (see the module docstring)
+        origin = f"plug-in {ep.value} from {_dist_name(ep)}"
+        try:
+            factory = ep.load()
+        except Exception as exc:  # user code at import time: report, never crash a listing
+            rows[name] = f"{origin}; cannot load: {_why(exc)}"
+            continue
+        rows[name] = _summary(factory, origin)
+    return sorted(rows.items())
+
+
+def _load_import_path(spec: str) -> Factory:
+    """Resolve "package.module:attr[.attr]" to an object, or raise ProblemNotFound."""
+    module_name, _, attr_path = spec.partition(":")
+    module_name, attr_path = module_name.strip(), attr_path.strip()
+    if not module_name or not attr_path:
+        raise ProblemNotFound(f"bad problem import path {spec!r}: expected package.module:factory")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way while importing
+        raise ProblemNotFound(
+            f"cannot import module {module_name!r} for problem {spec!r}: {_why(exc)}"
+        ) from exc
+    for part in attr_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ProblemNotFound(
+                f"problem {spec!r}: {type(target).__name__} {getattr(target, '__name__', module_name)!r} "
+                f"has no attribute {part!r}"
+            ) from None
+    return target
+
+
+def _load_plugin(name: str, ep: metadata.EntryPoint) -> Factory:
+    try:
+        return ep.load()
+    except Exception as exc:  # a plug-in's import may fail in any way
+        raise ProblemNotFound(
+            f"plug-in problem {name!r} ({ep.value} from {_dist_name(ep)}) failed to load: {_why(exc)}"
+        ) from exc
+
+
+def _unknown(name: str, plugins: dict[str, metadata.EntryPoint]) -> ProblemNotFound:
+    known = sorted(set(BUILTINS) | set(plugins))
+    hint = ""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        hint = f" Did you mean {close[0]!r}?"
+    elif "." in name:
+        hint = " Import paths use a colon: package.module:factory."
+    return ProblemNotFound(
+        f"unknown problem {name!r}; known problems: {', '.join(known)}, "
+        f"or an import path package.module:factory.{hint}"
+    )
+
+
+def _call_factory(label: str, factory: Factory, dim: int, params: dict[str, Any]) -> Problem:
+    if not callable(factory):
+        raise ConfigError(f"problem {label!r}: {factory!r} is not callable; expected a factory(dim, **params)")
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins/C callables have no signature
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(dim=dim, **params)
+        except TypeError as exc:
+            accepted = ", ".join(
+                p.name for p in signature.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            )
+            raise ConfigError(
+                f"problem {label!r} does not accept these parameters ({_one_line(exc)}); "
+                f"it takes: {accepted or 'nothing'}"
+            ) from None
+    try:
+        problem = factory(dim=dim, **params)
+    except IslandsError:
+        raise
+    except (TypeError, ValueError) as exc:
+        # Idiomatic "bad argument" errors from a user's factory become config errors;
+        # anything else is a bug in the factory and keeps its own traceback.
+        raise ConfigError(f"problem {label!r} rejected its parameters: {_why(exc)}") from exc
+    if not isinstance(problem, Problem):
+        raise ConfigError(
+            f"problem factory {label!r} returned {type(problem).__module__}.{type(problem).__qualname__}, "
+            "expected an islands.problems.Problem"
+        )
+    return problem
+
+
+def make_problem(name: str, dim: int = 10, **params: Any) -> Problem:
+    """Build a problem by built-in name, import path or plug-in name.
+
+    Args:
+        name: "rastrigin", "package.module:factory", or an entry-point name in the
+            "islands.problems" group.
+        dim: Genome length D (>= 1; some problems need more, e.g. rosenbrock >= 2).
+        **params: Problem parameters passed to the factory, e.g. `a=10` for
+            rastrigin or `solved_at=None` to disable the default target.
+
+    Returns:
+        The Problem the factory built.
+
+    Raises:
+        ProblemNotFound: unknown name, or an import path or plug-in that fails to load.
+        ConfigError: bad dim or parameters, or a factory that does not return a Problem.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ProblemNotFound(f"problem name must be a non-empty string, got {name!r}")
+    name = name.strip()
+    dim = check_dim(dim)
+    if name in BUILTINS:
+        return _call_factory(name, BUILTINS[name].factory, dim, params)
+    if ":" in name:
+        return _call_factory(name, _load_import_path(name), dim, params)
+    plugins = _plugins()
+    if name in plugins:
+        return _call_factory(name, _load_plugin(name, plugins[name]), dim, params)
+    raise _unknown(name, plugins)
