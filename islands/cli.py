@@ -84,7 +84,7 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--tournament-size", "ga.tournament_size", click.IntRange(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(["sbx", "blx", "uniform"]), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", click.FloatRange(0, 1), "Probability that a pair is recombined."),
-    ("--mutation-rate", "ga.mutation_rate", click.FloatRange(0, 1), "Per-gene mutation probability (0: 1/dim)."),
+    ("--mutation-rate", "ga.mutation_rate", click.FloatRange(0, 1), "Per-gene mutation probability (default: 1/dim)."),
     ("--mutation-sigma", "ga.mutation_sigma", click.FloatRange(min=0, min_open=True), "Mutation step as a share of the box width."),
     ("--elitism", "ga.elitism", click.IntRange(min=0), "Best individuals copied unchanged."),
     ("--bounds", "ga.bounds", click.Choice(["clip", "reflect"]), "Bound handling."),

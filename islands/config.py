@@ -59,7 +59,7 @@ class GAConfig:
     crossover_rate: float = 0.9
     sbx_eta: float = 15.0
     blx_alpha: float = 0.5
-    mutation_rate: float = 0.0  # 0 means 1/D, the classic default
+    mutation_rate: float | None = None  # None means 1/D, the classic default
     mutation_sigma: float = 0.05
     elitism: int = 2
     bounds: str = "clip"
@@ -70,7 +70,8 @@ class GAConfig:
         _check(0.0 <= self.crossover_rate <= 1.0, f"crossover rate must be in [0, 1], got {self.crossover_rate}")
         _check(self.sbx_eta >= 0.0, f"SBX eta must be >= 0, got {self.sbx_eta}")
         _check(self.blx_alpha >= 0.0, f"BLX alpha must be >= 0, got {self.blx_alpha}")
-        _check(0.0 <= self.mutation_rate <= 1.0, f"mutation rate must be in [0, 1], got {self.mutation_rate}")
+        _check(self.mutation_rate is None or 0.0 <= self.mutation_rate <= 1.0,
+               f"mutation rate must be in [0, 1], got {self.mutation_rate}")
         _check(self.mutation_sigma > 0.0, f"mutation sigma must be > 0, got {self.mutation_sigma}")
         _check(self.elitism >= 0, f"elitism must be >= 0, got {self.elitism}")
         _check(self.bounds in ("clip", "reflect"), f"bounds must be clip or reflect, got {self.bounds!r}")

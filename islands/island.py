@@ -25,6 +25,7 @@ from islands.problems import make_problem
 from migration_pool.rundir import RunDir
 
 STATUS_INTERVAL_S = 0.25  # status/heartbeat rewrites at most this often (and at every event)
+DIVERSITY_EVERY = 10  # history lines of every 10th generation carry diversity and foreign share
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,9 @@ class _Loop:
         })
         if self.event is not None:
             self.pending[-1]["migration"], self.event = self.event, None
+        if progress.generation % DIVERSITY_EVERY == 0:
+            self.pending[-1].update(diversity=round(self.algo.diversity(state), 6),
+                                    foreign=round(self.algo.foreign_share(state, self.number), 4))
         if time.monotonic() - self.last_status >= STATUS_INTERVAL_S:
             self._status(state, progress, "running", None)
 
@@ -241,8 +245,6 @@ class _Loop:
         """Flush pending history lines and rewrite the status file (the heartbeat)."""
         diversity = self.algo.diversity(state)
         foreign = self.algo.foreign_share(state, self.number)
-        if self.pending:
-            self.pending[-1].update(diversity=round(diversity, 6), foreign=round(foreign, 4))
         self.rundir.append_history(self.spec.island, self.pending)
         self.pending = []
         now = time.time()
@@ -270,6 +272,7 @@ class _Loop:
             "migration": dict(progress.migration),
             "overrides": dict(self.spec.overrides),
             "device": self.spec.device,
+            "torch_threads": torch.get_num_threads(),
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": self.started,

@@ -61,7 +61,7 @@ def breed(
         c1, c2 = ops.uniform_crossover(a, b, gen)
     mate = torch.rand((n_pairs, 1), generator=gen, device=genomes.device) < cfg.crossover_rate
     kids = torch.cat([torch.where(mate, c1, a), torch.where(mate, c2, b)])[:n_kids]
-    rate = cfg.mutation_rate or 1.0 / dim
+    rate = 1.0 / dim if cfg.mutation_rate is None else cfg.mutation_rate
     kids = ops.gaussian_mutation(kids, rate, cfg.mutation_sigma * (upper - lower), gen)
     kids = ops.BOUND_HANDLERS[cfg.bounds](kids, lower, upper)
     elite = ops.top_k(fitness, n_elite)

@@ -1,0 +1,29 @@
+# Sourced by the scripts: picks the Python to use and installs the project into it.
+#
+# Uses python3 directly, or a virtual environment in .venv when the system Python is
+# marked externally managed (PEP 668), so a fresh machine with only python3, pip and git works.
+# Installing is skipped when nothing it depends on changed since the last install.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+
+if "$PY" -c 'import os, sys, sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) and sys.prefix == sys.base_prefix else 1)'; then
+  [ -x "$ROOT/.venv/bin/python" ] || "$PY" -m venv "$ROOT/.venv"
+  PY="$ROOT/.venv/bin/python"
+fi
+
+setup_project() {
+  local stamp="$ROOT/.setup-stamp" want
+  want="$("$PY" -c 'import sys; print(sys.executable)') $(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | cksum)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+     && "$PY" -c 'import torch, islands.cli, pytest, hypothesis' 2>/dev/null; then
+    return 0
+  fi
+  if ! "$PY" -c 'import torch' 2>/dev/null; then
+    echo "setup: installing torch==2.13.0 (CPU build)" >&2
+    "$PY" -m pip install --quiet torch==2.13.0
+  fi
+  echo "setup: installing islands and its test extra" >&2
+  "$PY" -m pip install --quiet -e "$ROOT[test]"
+  echo "$want" > "$stamp"
+}
