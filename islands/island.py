@@ -24,7 +24,7 @@ from islands.errors import CheckpointError, ConfigError
 from islands.problems import make_problem
 from migration_pool.rundir import RunDir
 
-STATUS_INTERVAL_S = 0.25  # status/heartbeat rewrites at most this often (and at every event)
+STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
 DIVERSITY_EVERY = 10  # history lines of every 10th generation carry diversity and foreign share
 
 

@@ -40,3 +40,7 @@ class ManifestConflict(PoolError, ValueError):
 
 class IslandBusy(PoolError, RuntimeError):
     """Another live process already runs this island id in this run."""
+
+
+class LauncherBusy(IslandBusy):
+    """Another live launcher already supervises this run."""

@@ -4,15 +4,22 @@ Each island writes only its own write-once files `pool/<island>/gen-<generation>
 (RELIABILITY rule 1), so publishing needs no lock. A reader lists a neighbour's directory,
 takes the newest batch it has not read yet, and skips (and counts, once) anything bad. A
 file deleted by garbage collection between listing and opening is simply gone.
+
+Batches are published atomically but not durably: a reader never sees a partial file
+(os.replace), but no fsync is paid on the hot path. Migrants need atomicity only (RELIABILITY
+rule 2): after a power cut a batch may come back empty, which its envelope rejects, and the
+cost is one missed migration. `Pool(durable=True)` fsyncs like every other run file.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from migration_pool import atomic, format as fmt
 from migration_pool.errors import FormatError
@@ -20,13 +27,48 @@ from migration_pool.rundir import RunDir
 
 log = logging.getLogger("migration_pool")
 
-BATCH_RE = re.compile(r"^gen-(\d{8,})\.isld$")
+# [0-9], not \d (which matches non-ASCII digits), and \Z, not $ (which allows a newline).
+BATCH_RE = re.compile(r"^gen-([0-9]{8,})\.isld\Z")
 DEFAULT_MAX_BATCH_BYTES = 64 * 1024 * 1024
 TEMP_GRACE_S = 600.0  # a temporary file older than this belongs to a dead writer
+WARNINGS_PER_READ = 5  # further bad files of one read_new call are summed up in one line
+# Errors that say nothing about the file (the reader is short of descriptors or memory, or
+# was interrupted): the file is tried again next time instead of being marked bad forever.
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR,
+                              errno.EAGAIN, errno.ENOBUFS})
+
+Stamp = tuple[int, int, int]  # (inode, size, mtime_ns): a file replaced under its name changes it
 
 
 def batch_name(generation: int) -> str:
+    """The file name of an island's batch of `generation`."""
     return f"gen-{generation:08d}.isld"
+
+
+def batch_generation(name: str) -> int | None:
+    """The generation in a canonical batch file name, None for any other name.
+
+    Non-canonical spellings of a generation ("gen-000000005.isld") are not batches: only
+    one name per generation exists, so a reader never takes two files for one event.
+    """
+    m = BATCH_RE.match(name)
+    if m is None:
+        return None
+    generation = int(m.group(1))
+    return generation if batch_name(generation) == name else None
+
+
+class _AtomicOnly(atomic.OsStorage):
+    """The publish protocol without its two fsyncs: atomic for readers, not durable."""
+
+    def fsync(self, fd: int) -> None:
+        pass
+
+    def fsync_dir(self, path: str) -> None:
+        pass
+
+
+_ATOMIC_ONLY = _AtomicOnly()
 
 
 @dataclass
@@ -34,7 +76,8 @@ class Pool:
     """One island's view of the migrant pool of a run.
 
     The expectations (`run_id`, genome kind, dtype, gene shape) make a batch of another run or
-    of another genome shape a rejected file instead of a poisoned population.
+    of another genome shape a rejected file instead of a poisoned population. `warn` receives
+    the warning lines (default: the "migration_pool" logger).
     """
 
     rundir: RunDir
@@ -43,105 +86,184 @@ class Pool:
     dtype: str | None = None
     gene_shape: tuple[int, ...] | None = None
     max_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    durable: bool = False
+    temp_grace_s: float = TEMP_GRACE_S
+    warn: Callable[[str], None] | None = None
     seen: dict[str, int] = field(default_factory=dict)  # neighbour -> newest generation read
-    bad: set[tuple[str, int, int]] = field(default_factory=set)  # (path, size, mtime_ns) counted
-    rejected: int = 0
+    rejected: int = 0  # bad files met by read_new, each counted once
+    # island -> file name -> stamp, of files already judged; pruned to what still exists.
+    _bad: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
+    _valid: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
+    _warned: int = field(default=0, repr=False)
 
+    # -- writing --------------------------------------------------------------------------
     def publish(self, batch: fmt.MigrantBatch) -> Path:
-        """Write a batch atomically under its source island's name."""
-        directory = self.rundir.pool_dir(batch.source)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / batch_name(batch.generation)
-        atomic.publish(path, fmt.encode_batch(batch))
+        """Write a batch atomically as `pool/<source>/gen-<generation>.isld`.
+
+        Raises:
+            OSError: the pool directory cannot be written (the temporary file is removed).
+        """
+        path = self.rundir.pool_dir(batch.source) / batch_name(batch.generation)
+        data = fmt.encode_batch(batch)
+        storage = None if self.durable else _ATOMIC_ONLY
+        try:
+            atomic.publish(path, data, storage=storage)
+        except FileNotFoundError:  # first batch of this island, or its directory was reset
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.publish(path, data, storage=storage)
         return path
 
+    # -- reading --------------------------------------------------------------------------
     def listing(self, island: str) -> list[tuple[int, Path]]:
-        """An island's batch files, newest first; temporaries and odd names are ignored."""
-        try:
-            entries = list(os.scandir(self.rundir.pool_dir(island)))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return []
-        found = [(int(m.group(1)), Path(e.path)) for e in entries if (m := BATCH_RE.match(e.name))]
-        return sorted(found, reverse=True)
+        """An island's batch files, newest first; temporaries and other names are ignored."""
+        return self._scan(island)[0]
 
     def read_new(self, neighbours: list[str]) -> tuple[list[fmt.MigrantBatch], int]:
         """The newest unread valid batch of each neighbour, and how many bad files were met.
 
-        Never blocks and never raises for a bad file: it is logged once and counted.
+        Never blocks and never raises for a bad file: it is skipped, warned about and counted
+        once (a file replaced under the same name is judged afresh). Older batches than the
+        one returned are never read: an island wants its neighbours' current best.
         """
         batches: list[fmt.MigrantBatch] = []
-        rejected_before = self.rejected
-        for island in neighbours:
+        rejected_before, self._warned = self.rejected, 0
+        for island in dict.fromkeys(neighbours):
+            listing = self._scan(island)[0]
             last = self.seen.get(island, -1)
-            for generation, path in self.listing(island):
+            if listing and listing[0][0] < last:
+                # Everything up to what we read is gone: only a reset island (--fresh) does
+                # that, since garbage collection always keeps the newest batches.
+                last = -1
+            for generation, path in listing:
                 if generation <= last:
                     break
-                batch = self._read(path, island, generation)
+                batch = self._read(island, generation, path)
                 if batch is not None:
                     batches.append(batch)
                     self.seen[island] = generation
                     break
+        if self._warned > WARNINGS_PER_READ:
+            self._say(f"... and {self._warned - WARNINGS_PER_READ} more bad migrant file(s)")
         return batches, self.rejected - rejected_before
 
-    def _read(self, path: Path, island: str, generation: int) -> fmt.MigrantBatch | None:
+    def _read(self, island: str, generation: int, path: Path) -> fmt.MigrantBatch | None:
+        """The batch at `path`, or None if it vanished, is known bad or turns out bad."""
         try:
-            st = path.stat(follow_symlinks=False)
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:  # collected between listing and now
+            return None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        bad = self._bad.setdefault(island, {})
+        if bad.get(path.name) == stamp:
+            return None
+        try:
+            return self._decode(island, generation, path)
         except FileNotFoundError:
             return None
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if key in self.bad:
-            return None
-        try:
-            batch = fmt.decode_batch(
-                atomic.read_capped(path, self.max_bytes),
-                run_id=self.run_id,
-                genome_kind=self.genome_kind,
-                dtype=self.dtype,
-                gene_shape=self.gene_shape,
-                max_bytes=self.max_bytes,
-                path=str(path),
-            )
-            if batch.source != island or batch.generation != generation:
-                raise FormatError(
-                    f"claims to be {batch.source} generation {batch.generation}, named as {island} generation {generation}",
-                    str(path),
-                )
-            return batch
-        except FileNotFoundError:  # collected between listing and opening
-            return None
-        except (FormatError, OSError) as e:  # unreadable is as bad as corrupt
-            self.bad.add(key)
+        except (FormatError, OSError) as e:
+            if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS:
+                self._say(f"cannot read migrant file {path} now, will retry: {e}")
+                return None
+            # Unreadable (EACCES, EIO) is as bad as corrupt; remembered by stamp so the
+            # same file is neither read nor counted again.
+            bad[path.name] = stamp
             self.rejected += 1
-            log.warning("skipping bad migrant file: %s", e)
+            self._warned += 1
+            if self._warned <= WARNINGS_PER_READ:
+                self._say(f"skipping bad migrant file: {e}")
             return None
 
-    def collect(self, island: str, keep: int, now: float | None = None) -> int:
-        """Delete all but `keep` newest batches of `island`, and stale temporary files.
+    def _decode(self, island: str, generation: int, path: Path) -> fmt.MigrantBatch:
+        batch = fmt.decode_batch(
+            atomic.read_capped(path, self.max_bytes),
+            run_id=self.run_id, genome_kind=self.genome_kind, dtype=self.dtype,
+            gene_shape=self.gene_shape, max_bytes=self.max_bytes, path=str(path),
+        )
+        if batch.source != island or batch.generation != generation:
+            raise FormatError(f"claims to be {batch.source} generation {batch.generation}, "
+                              f"but is named as {island} generation {generation}", str(path))
+        return batch
 
-        Returns how many files were removed. Vanished files are not errors: a reader or a
-        second collector may race with us.
+    def _say(self, message: str) -> None:
+        if self.warn is not None:
+            self.warn(message)
+        else:
+            log.warning("%s", message)
+
+    # -- garbage collection ---------------------------------------------------------------
+    def collect(self, island: str, keep: int, now: float | None = None) -> int:
+        """Delete `island`'s batches older than its `keep` newest valid ones, and stale temporaries.
+
+        Meant for an island's own directory. Invalid files newer than the kept ones stay
+        (readers skip them); temporaries younger than `temp_grace_s` stay, since a live
+        writer may be filling them. Returns how many files this call removed: a file that
+        vanished first (another collector, a reset) is not an error and not counted.
         """
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
         now = time.time() if now is None else now
-        removed = 0
-        for _, path in self.listing(island)[keep:]:
-            removed += _unlink(path)
-        try:
-            entries = list(os.scandir(self.rundir.pool_dir(island)))
-        except FileNotFoundError:
-            return removed
-        for e in entries:
-            if atomic.is_temp_name(e.name):
-                try:
-                    if now - e.stat(follow_symlinks=False).st_mtime > TEMP_GRACE_S:
-                        removed += _unlink(Path(e.path))
-                except FileNotFoundError:
-                    pass
+        listing, temps = self._scan(island)
+        removed, valid = 0, 0
+        for generation, path in listing:
+            if valid >= keep:
+                removed += self._unlink(path)
+            elif self._is_valid(island, generation, path):
+                valid += 1
+        for entry in temps:
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:  # the writer renamed it into place meanwhile
+                continue
+            if age > self.temp_grace_s:
+                removed += self._unlink(Path(entry.path))
         return removed
 
+    def _is_valid(self, island: str, generation: int, path: Path) -> bool:
+        """Whether the file decodes as this run's batch; cached by stamp, never counted."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cache = self._valid.setdefault(island, {})
+        if cache.get(path.name) == stamp:
+            return True
+        try:
+            self._decode(island, generation, path)
+        except (FormatError, OSError):
+            return False
+        cache[path.name] = stamp
+        return True
 
-def _unlink(path: Path) -> int:
-    try:
-        path.unlink()
-        return 1
-    except FileNotFoundError:
-        return 0
+    def _unlink(self, path: Path) -> int:
+        try:
+            os.unlink(path)
+            return 1
+        except FileNotFoundError:
+            return 0
+        except OSError as e:  # e.g. a directory named like a batch: not ours to remove
+            self._say(f"cannot remove {path}: {e.strerror or e}")
+            return 0
+
+    # -- listing --------------------------------------------------------------------------
+    def _scan(self, island: str) -> tuple[list[tuple[int, Path]], list[os.DirEntry]]:
+        """(batches newest first, temporaries) of an island; prunes the verdict caches."""
+        try:
+            with os.scandir(self.rundir.pool_dir(island)) as it:
+                entries = list(it)
+        except OSError:  # missing, not a directory, unreadable: nothing to read there
+            entries = []
+        batches, temps, names = [], [], set()
+        for e in entries:
+            generation = batch_generation(e.name)
+            if generation is not None:
+                batches.append((generation, Path(e.path)))
+                names.add(e.name)
+            elif atomic.is_temp_name(e.name):
+                temps.append(e)
+        for cache in (self._bad, self._valid):
+            known = cache.get(island)
+            if known and not names.issuperset(known):
+                cache[island] = {n: s for n, s in known.items() if n in names}
+        batches.sort(reverse=True)
+        return batches, temps

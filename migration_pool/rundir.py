@@ -11,6 +11,8 @@
         history.jsonl          one JSON line per generation, append-only
         checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
         island.log             stdout/stderr when started by the launcher
+      launcher.isld            the launcher's bookkeeping: pids, restarts (envelope "summary")
+      .launcher.lock           flock held by the live launcher of this run
       pool/island-03/          migrant batches, see `pool.py`
 
 Only this package opens these files: the engine and the launcher call the methods below.
@@ -24,12 +26,12 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
 from migration_pool import atomic, format as fmt
-from migration_pool.errors import FormatError, IslandBusy, RunDirError
+from migration_pool.errors import FormatError, IslandBusy, LauncherBusy, RunDirError
 
 MANIFEST = "manifest.isld"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{8,})\.isld$")
@@ -252,3 +254,40 @@ class RunDir:
         path = self.root / "summary.json"
         atomic.publish(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
         return path
+
+    # -- launcher -------------------------------------------------------------------------
+    def open_log(self, island: str) -> BinaryIO:
+        """The island's log file opened for appending, unbuffered, for a child's stdout/stderr."""
+        self.ensure(island)
+        return open(self.log_path(island), "ab", buffering=0)
+
+    def read_log_tail(self, island: str, max_bytes: int = 4096) -> str:
+        """The last `max_bytes` of an island's log as text ("" if it has none)."""
+        try:
+            with open(self.log_path(island), "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read(max_bytes).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def claim_launcher(self) -> FileLock:
+        """Hold the run for the calling launcher; LauncherBusy if another live launcher does."""
+        self.ensure()
+        lock = FileLock(str(self.root / ".launcher.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise LauncherBusy(f"another launcher is already running the run in {self.root}") from None
+        return lock
+
+    def write_launcher_state(self, body: dict[str, Any]) -> None:
+        """The launcher's bookkeeping (pids, restarts), for `islands status` to show."""
+        atomic.publish(self.root / "launcher.isld", fmt.encode("summary", body))
+
+    def read_launcher_state(self) -> dict[str, Any] | None:
+        """The launcher's bookkeeping, None if no launcher ran here; FormatError if corrupt."""
+        path = self.root / "launcher.isld"
+        try:
+            return fmt.decode(atomic.read_capped(path), "summary", path=str(path))
+        except FileNotFoundError:
+            return None
