@@ -34,16 +34,20 @@ def top_k(fitness: Tensor, k: int) -> Tensor:
 def sbx(a: Tensor, b: Tensor, eta: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Simulated binary crossover (Deb & Agrawal): children spread around the parents.
 
-    Each gene is recombined with probability 1/2 (otherwise copied), the usual choice that
-    keeps good building blocks intact in high dimension.
+    Each gene is recombined with probability 1/2 (otherwise copied), and the two children's
+    values of a gene are exchanged with probability 1/2. Without that exchange a large `eta`
+    makes children near-copies of their own parent and no building blocks ever mix (measured:
+    Rastrigin D=30 stalled near -100 where DEAP's SBX reaches -20).
     """
     u = torch.rand(a.shape, generator=gen, device=a.device, dtype=a.dtype)
     power = 1.0 / (eta + 1.0)
     beta = torch.where(u <= 0.5, (2.0 * u) ** power, (0.5 / (1.0 - u).clamp_min(1e-12)) ** power)
-    swap = torch.rand(a.shape, generator=gen, device=a.device) < 0.5
-    beta = torch.where(swap, beta, torch.ones_like(beta))
+    recombine = torch.rand(a.shape, generator=gen, device=a.device) < 0.5
+    beta = torch.where(recombine, beta, torch.ones_like(beta))
     mid, half = 0.5 * (a + b), 0.5 * (a - b)
-    return mid + beta * half, mid - beta * half
+    c1, c2 = mid + beta * half, mid - beta * half
+    exchange = torch.rand(a.shape, generator=gen, device=a.device) < 0.5
+    return torch.where(exchange, c2, c1), torch.where(exchange, c1, c2)
 
 
 def blx_alpha(a: Tensor, b: Tensor, alpha: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:

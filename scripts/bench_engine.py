@@ -45,6 +45,8 @@ def bare_generation(x: torch.Tensor, f: torch.Tensor, g: torch.Generator, lo: fl
     beta = torch.where(u <= 0.5, (2 * u) ** power, (0.5 / (1 - u).clamp_min(1e-12)) ** power)
     beta = torch.where(torch.rand(a.shape, generator=g) < 0.5, beta, torch.ones_like(beta))
     c1, c2 = 0.5 * (a + b) + beta * 0.5 * (a - b), 0.5 * (a + b) - beta * 0.5 * (a - b)
+    swap = torch.rand(a.shape, generator=g) < 0.5
+    c1, c2 = torch.where(swap, c2, c1), torch.where(swap, c1, c2)
     mate = torch.rand((pairs, 1), generator=g) < 0.9
     y = torch.cat([torch.where(mate, c1, a), torch.where(mate, c2, b)])[:kids]
     hit = torch.rand(y.shape, generator=g) < rate
