@@ -1,0 +1,402 @@
+"""The on-disk format of every run-directory file: one envelope, msgpack inside.
+
+This is the only module that calls ``msgpack.packb``/``unpackb`` and the only owner of the
+schema version, so a format change is one diff here. Files come from other processes, runs or
+users, so decoding trusts nothing: it checks the envelope, caps every size before allocating,
+verifies the CRC, unpacks with msgpack limits and then re-validates the result.
+
+Envelope (all integers little-endian, header is 32 bytes)::
+
+    offset size  field
+    0      4     magic           b"ISLD"
+    4      2     version         u16, FORMAT_VERSION (= 1)
+    6      2     flags           u16, reserved: must be 0 or the file is rejected
+    8      12    kind            ascii tag from KINDS, NUL-padded (e.g. b"migrants\\0\\0\\0\\0")
+    20     8     payload length  u64, number of bytes after the header
+    28     4     crc32           zlib.crc32 over bytes 0..27 then over the payload
+    32     n     payload         one msgpack map with str keys (the "body")
+
+Nothing may follow the payload. Body values are None, bool, int (int64/uint64 range), float,
+str, bytes, lists (tuples encode as lists), maps with str keys, and numpy arrays. Nesting is
+limited to MAX_DEPTH containers (the body map is depth 1).
+
+Arrays are msgpack ExtType code ARRAY_EXT (= 1) whose data is::
+
+    u8 n, n ascii bytes dtype name (see DTYPES), u8 ndim (<= MAX_NDIM),
+    ndim x u64 dims, then prod(dims) * itemsize raw little-endian bytes in C order.
+
+Dims are unsigned, so they are non-negative by construction.
+"""
+from __future__ import annotations
+
+import math
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .errors import FormatError
+
+SCHEMA_VERSION: int = 1
+FORMAT_VERSION: int = 1
+MAX_FILE_BYTES: int = 256 * 1024 * 1024
+KINDS: frozenset[str] = frozenset(
+    {"migrants", "checkpoint", "manifest", "status", "champion", "summary"}
+)
+MAGIC = b"ISLD"
+HEADER = struct.Struct("<4sHH12sQI")
+HEADER_SIZE = HEADER.size  # 32
+ARRAY_EXT = 1
+MAX_DEPTH = 32
+MAX_NDIM = 8
+DTYPES: frozenset[str] = frozenset(
+    {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float16", "float32", "float64"}
+)
+# Anchored with \Z and [0-9]: "$" would accept a trailing newline and \d non-ASCII digits.
+ISLAND_ID_RE = re.compile(r"^island-[0-9]{2,}\Z")
+
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+# What the decoder itself may raise on bad bytes; anything else is a bug and propagates.
+_DECODER_ERRORS = (msgpack.UnpackException, ValueError, TypeError, OverflowError,
+                   struct.error, RecursionError)
+
+
+# ----------------------------------------------------------------------------- envelope
+
+def encode(kind: str, body: dict) -> bytes:
+    """Serialise ``body`` into an enveloped file of type ``kind``.
+
+    Raises:
+        FormatError: unknown kind, or a value the format cannot carry exactly (an int
+            beyond 64 bits, a non-str key, an unsupported type or dtype, too deep).
+    """
+    _check_kind(kind)
+    if not isinstance(body, dict):
+        raise FormatError(f"body must be a dict, got {type(body).__name__}")
+    _check_value(body, 1)
+    try:
+        payload = msgpack.packb(body, default=_pack_default, use_bin_type=True)
+    except (OverflowError, ValueError, TypeError) as exc:  # belt and braces after _check_value
+        raise FormatError(f"cannot encode body: {exc}") from None
+    head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, kind.encode("ascii"), len(payload), 0)[:28]
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def decode(data: bytes, kind: str, *, max_bytes: int = MAX_FILE_BYTES,
+           path: str | None = None) -> dict:
+    """Parse and validate an enveloped file of type ``kind``; return its body.
+
+    Arrays come back as writable copies with exactly the recorded dtype and shape.
+
+    Raises:
+        FormatError: for anything wrong with ``data`` (never another exception type).
+    """
+    try:
+        _check_kind(kind)
+        view = memoryview(data).cast("B")
+        payload = _open_envelope(view, kind, max_bytes)
+        body = msgpack.unpackb(
+            payload, raw=False, strict_map_key=True, use_list=True,
+            object_pairs_hook=_pairs_hook, ext_hook=_ext_hook,
+            # Every declared length is bounded by the bytes actually present, so a lying
+            # header cannot make msgpack preallocate more than ~8 bytes per payload byte.
+            max_str_len=len(payload), max_bin_len=len(payload), max_ext_len=len(payload),
+            max_array_len=len(payload), max_map_len=len(payload) // 2,
+        )
+        if not isinstance(body, dict):
+            raise FormatError(f"body is a {type(body).__name__}, not a map")
+        _check_decoded(body, 1)
+        return body
+    except FormatError as exc:
+        raise FormatError(exc.args[0], path) from None  # internal errors carry no path
+    except _DECODER_ERRORS as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise FormatError(f"corrupt payload: {detail}", path) from None
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise FormatError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
+
+
+def _open_envelope(view: memoryview, kind: str, max_bytes: int) -> memoryview:
+    """Check the header and CRC; return the payload as a view (no copy)."""
+    if len(view) > max_bytes:
+        raise FormatError(f"{len(view)} bytes exceeds the cap of {max_bytes}")
+    if len(view) < HEADER_SIZE:
+        raise FormatError(f"truncated: {len(view)} bytes is shorter than the header")
+    magic, version, flags, raw_kind, length, crc = HEADER.unpack_from(view)
+    if magic != MAGIC:
+        raise FormatError(f"bad magic {magic!r}, not an islands file")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"format version {version} is not supported (this is {FORMAT_VERSION})")
+    if flags != 0:
+        raise FormatError(f"reserved flags 0x{flags:04x} are set")
+    found = raw_kind.rstrip(b"\0").decode("ascii", "replace")
+    if found != kind:
+        raise FormatError(f"file kind {found!r} is not the expected {kind!r}")
+    if length > len(view) - HEADER_SIZE:
+        raise FormatError(f"truncated: header declares {length} payload bytes, "
+                          f"{len(view) - HEADER_SIZE} present")
+    if length < len(view) - HEADER_SIZE:
+        raise FormatError(f"{len(view) - HEADER_SIZE - length} trailing bytes after the payload")
+    payload = view[HEADER_SIZE:]
+    if zlib.crc32(payload, zlib.crc32(view[:28])) != crc:
+        raise FormatError("CRC mismatch: the file is corrupt")
+    return payload
+
+
+# ----------------------------------------------------------------------------- values
+
+def _check_value(obj: Any, depth: int) -> None:
+    """Refuse, before packing, anything that would not decode to an equal value."""
+    if isinstance(obj, (dict, list, tuple)) and depth > MAX_DEPTH:
+        raise FormatError(f"nesting deeper than {MAX_DEPTH}")
+    if obj is None or isinstance(obj, (bool, float, str, bytes, bytearray)):
+        return
+    if isinstance(obj, int):
+        if not _INT_MIN <= obj <= _INT_MAX:
+            raise FormatError(f"integer {obj} does not fit in 64 bits")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise FormatError(f"map key {key!r} is a {type(key).__name__}, not a str")
+            _check_value(value, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _check_value(value, depth + 1)
+    elif isinstance(obj, np.ndarray):
+        if isinstance(obj, np.ma.MaskedArray):
+            raise FormatError("masked arrays are not supported (the mask would be lost)")
+        if obj.dtype.name not in DTYPES:
+            raise FormatError(f"array dtype {obj.dtype} is not one of {sorted(DTYPES)}")
+        if obj.ndim > MAX_NDIM:
+            raise FormatError(f"array has {obj.ndim} dims, more than {MAX_NDIM}")
+    elif not isinstance(obj, (np.bool_, np.integer, np.floating)):
+        raise FormatError(f"cannot encode a value of type {type(obj).__name__}")
+
+
+def _pack_default(obj: Any) -> Any:
+    """msgpack hook for the types it does not know: arrays and numpy scalars."""
+    if isinstance(obj, np.ndarray):
+        little = obj.dtype.newbyteorder("<")
+        raw = obj.astype(little, copy=False).tobytes(order="C")
+        name = obj.dtype.name.encode("ascii")
+        head = bytes([len(name)]) + name + bytes([obj.ndim])
+        return msgpack.ExtType(ARRAY_EXT, head + struct.pack(f"<{obj.ndim}Q", *obj.shape) + raw)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> np.ndarray:
+    if code != ARRAY_EXT:
+        raise FormatError(f"unknown extension type {code}")
+    if len(data) < 2 or len(data) < data[0] + 2:
+        raise FormatError("truncated array header")
+    name = data[1 : 1 + data[0]].decode("ascii", "replace")
+    if name not in DTYPES:
+        raise FormatError(f"array dtype {name!r} is not allowed")
+    ndim = data[1 + data[0]]
+    if ndim > MAX_NDIM:
+        raise FormatError(f"array has {ndim} dims, more than {MAX_NDIM}")
+    start = 2 + data[0]
+    if len(data) < start + 8 * ndim:
+        raise FormatError("truncated array shape")
+    shape = struct.unpack_from(f"<{ndim}Q", data, start)
+    dtype = np.dtype(name)
+    raw = memoryview(data)[start + 8 * ndim :]
+    # Python ints: the product cannot overflow, so a huge declared shape is just a mismatch.
+    if math.prod(shape) * dtype.itemsize != len(raw):
+        raise FormatError(f"array of shape {shape} and dtype {name} needs "
+                          f"{math.prod(shape) * dtype.itemsize} bytes, has {len(raw)}")
+    if name == "bool" and bytes(raw).translate(None, b"\0\1"):
+        raise FormatError("bool array holds bytes other than 0 and 1")
+    flat = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+    return flat.reshape(shape).astype(dtype)  # astype copies: writable, owns its memory
+
+
+def _pairs_hook(pairs: list) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise FormatError("map has duplicate keys")
+    for key in result:
+        if not isinstance(key, str):  # strict_map_key still lets bytes keys through
+            raise FormatError(f"map key {key!r} is not a str")
+    return result
+
+
+def _check_decoded(obj: Any, depth: int) -> None:
+    if isinstance(obj, (dict, list)) and depth > MAX_DEPTH:
+        raise FormatError(f"nesting deeper than {MAX_DEPTH}")
+    if isinstance(obj, dict):
+        for value in obj.values():
+            _check_decoded(value, depth + 1)
+    elif isinstance(obj, list):
+        for value in obj:
+            _check_decoded(value, depth + 1)
+    elif not (obj is None or isinstance(obj, (bool, int, float, str, bytes, np.ndarray))):
+        raise FormatError(f"unexpected value of type {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------------------- migrants
+
+@dataclass(frozen=True, eq=False)
+class MigrantBatch:
+    """The K genomes one island publishes in one migration event, with provenance.
+
+    Validated on construction (FormatError), so an invalid batch can be neither built
+    nor published. ``fitness``/``birth``/``lineage`` given in a dtype that casts safely
+    are converted to float64/int64; ``origin`` may be any sequence of str.
+    """
+
+    run_id: str
+    source: str
+    generation: int
+    created: float
+    genome_kind: str
+    genomes: np.ndarray
+    fitness: np.ndarray
+    origin: tuple[str, ...]
+    birth: np.ndarray
+    lineage: np.ndarray
+
+    def __post_init__(self) -> None:
+        _validate_batch(self)
+
+    def __len__(self) -> int:
+        return int(self.genomes.shape[0])
+
+
+_BATCH_KEYS = frozenset({"schema", "run_id", "source", "generation", "created", "genome_kind",
+                         "dtype", "gene_shape", "count", "genomes", "fitness", "origin",
+                         "birth", "lineage"})
+_GENOME_DTYPES = ("float16", "float32", "float64")
+
+
+def _validate_batch(b: MigrantBatch) -> None:
+    set_ = lambda name, value: object.__setattr__(b, name, value)  # noqa: E731 (frozen)
+    for name in ("run_id", "genome_kind"):
+        if not isinstance(getattr(b, name), str) or not getattr(b, name):
+            raise FormatError(f"{name} must be a non-empty str, got {getattr(b, name)!r}")
+    _check_island_id("source", b.source)
+    if type(b.generation) is not int or not 0 <= b.generation < 2**63:
+        raise FormatError(f"generation must be an int in [0, 2**63), got {b.generation!r}")
+    if isinstance(b.created, bool) or not isinstance(b.created, (int, float)) \
+            or not math.isfinite(b.created):
+        raise FormatError(f"created must be a finite unix time, got {b.created!r}")
+    set_("created", float(b.created))
+    if not isinstance(b.genomes, np.ndarray) or b.genomes.dtype.name not in _GENOME_DTYPES \
+            or not 1 <= b.genomes.ndim <= MAX_NDIM:
+        raise FormatError(f"genomes must be a [K, *gene_shape] array of {_GENOME_DTYPES}, got "
+                          f"{getattr(b.genomes, 'dtype', type(b.genomes).__name__)} "
+                          f"{getattr(b.genomes, 'shape', '')}")
+    k = len(b)
+    set_("fitness", _column("fitness", b.fitness, np.float64, k))
+    if not np.isfinite(b.fitness).all():
+        raise FormatError(f"fitness holds NaN or inf at {np.flatnonzero(~np.isfinite(b.fitness))}")
+    set_("birth", _column("birth", b.birth, np.int64, k))
+    if (b.birth < 0).any():
+        raise FormatError("birth generations must be >= 0")
+    set_("lineage", _column("lineage", b.lineage, np.int64, k))
+    if isinstance(b.origin, (str, bytes)) or not hasattr(b.origin, "__len__"):
+        raise FormatError(f"origin must be a sequence of island ids, got {b.origin!r}")
+    set_("origin", tuple(b.origin))
+    if len(b.origin) != k:
+        raise FormatError(f"origin has {len(b.origin)} entries for {k} genomes")
+    for island in b.origin:
+        _check_island_id("origin", island)
+
+
+def _check_island_id(field: str, value: object) -> None:
+    if not isinstance(value, str) or not ISLAND_ID_RE.match(value):
+        raise FormatError(f"{field} {value!r} is not an island id like 'island-03'")
+
+
+def _column(name: str, value: object, dtype: type, k: int) -> np.ndarray:
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "safe"):
+        raise FormatError(f"{name} has dtype {arr.dtype}, which does not cast safely to "
+                          f"{np.dtype(dtype).name}")
+    if arr.shape != (k,):
+        raise FormatError(f"{name} has shape {arr.shape}, expected ({k},)")
+    return arr.astype(dtype, copy=False)
+
+
+def encode_batch(batch: MigrantBatch) -> bytes:
+    """Serialise a migrant batch as a "migrants" file (schema SCHEMA_VERSION)."""
+    body = {
+        "schema": SCHEMA_VERSION, "run_id": batch.run_id, "source": batch.source,
+        "generation": batch.generation, "created": batch.created,
+        "genome_kind": batch.genome_kind, "dtype": batch.genomes.dtype.name,
+        "gene_shape": list(batch.genomes.shape[1:]), "count": len(batch),
+        "genomes": batch.genomes, "fitness": batch.fitness, "origin": list(batch.origin),
+        "birth": batch.birth, "lineage": batch.lineage,
+    }
+    return encode("migrants", body)
+
+
+def decode_batch(data: bytes, *, run_id: str | None = None, genome_kind: str | None = None,
+                 dtype: str | None = None, gene_shape: tuple[int, ...] | None = None,
+                 max_bytes: int = MAX_FILE_BYTES, path: str | None = None) -> MigrantBatch:
+    """Decode and validate a "migrants" file; optional arguments must match the file.
+
+    Raises:
+        FormatError: corrupt or invalid file, or one from another run / genome kind /
+            dtype / gene shape than requested.
+    """
+    body = decode(data, "migrants", max_bytes=max_bytes, path=path)
+    try:
+        return _batch_from_body(body, run_id, genome_kind, dtype, gene_shape)
+    except FormatError as exc:
+        raise FormatError(exc.args[0], path) from None
+
+
+def _batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
+                     dtype: str | None, gene_shape: tuple[int, ...] | None) -> MigrantBatch:
+    if body.keys() != _BATCH_KEYS:
+        missing, extra = _BATCH_KEYS - body.keys(), body.keys() - _BATCH_KEYS
+        raise FormatError(f"migrant batch fields differ: missing {sorted(missing)}, "
+                          f"unexpected {sorted(extra)}")
+    if body["schema"] != SCHEMA_VERSION or type(body["schema"]) is not int:
+        raise FormatError(f"schema version {body['schema']!r} is not {SCHEMA_VERSION}")
+    for name in ("genomes", "fitness", "birth", "lineage"):
+        if not isinstance(body[name], np.ndarray):
+            raise FormatError(f"{name} is a {type(body[name]).__name__}, not an array")
+    # On disk the column dtypes are exact; only in-memory construction may cast.
+    for name, want in (("fitness", "float64"), ("birth", "int64"), ("lineage", "int64")):
+        if body[name].dtype.name != want:
+            raise FormatError(f"{name} has dtype {body[name].dtype}, expected {want}")
+    if not isinstance(body["origin"], list):
+        raise FormatError("origin is not a list")
+    batch = MigrantBatch(
+        run_id=body["run_id"], source=body["source"], generation=body["generation"],
+        created=body["created"], genome_kind=body["genome_kind"], genomes=body["genomes"],
+        fitness=body["fitness"], origin=tuple(body["origin"]), birth=body["birth"],
+        lineage=body["lineage"],
+    )
+    shape = body["gene_shape"]
+    if body["dtype"] != batch.genomes.dtype.name:
+        raise FormatError(f"header dtype {body['dtype']!r} disagrees with the genomes' "
+                          f"{batch.genomes.dtype.name!r}")
+    if not isinstance(shape, list) or tuple(shape) != batch.genomes.shape[1:]:
+        raise FormatError(f"header gene_shape {shape!r} disagrees with the genomes' "
+                          f"{list(batch.genomes.shape[1:])}")
+    if body["count"] != len(batch) or type(body["count"]) is not int:
+        raise FormatError(f"header count {body['count']!r} disagrees with {len(batch)} genomes")
+    if run_id is not None and batch.run_id != run_id:
+        raise FormatError(f"run id {batch.run_id!r} is not this run's {run_id!r}")
+    if genome_kind is not None and batch.genome_kind != genome_kind:
+        raise FormatError(f"genome kind {batch.genome_kind!r} is not this run's {genome_kind!r}")
+    if dtype is not None and batch.genomes.dtype.name != np.dtype(dtype).name:
+        raise FormatError(f"genome dtype {batch.genomes.dtype.name!r} is not this run's {dtype!r}")
+    if gene_shape is not None and batch.genomes.shape[1:] != tuple(gene_shape):
+        raise FormatError(f"gene shape {batch.genomes.shape[1:]} is not this run's "
+                          f"{tuple(gene_shape)}")
+    return batch
