@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from islands.errors import ConfigError
+from migration_pool.format import ISLAND_ID_RE
+from migration_pool.topology import TOPOLOGIES
 
-ISLAND_ID_RE = re.compile(r"^island-\d{2,}$")
-TOPOLOGIES = ("ring", "ring2", "full", "random", "star", "none")
 EMIGRANT_POLICIES = ("best", "tournament")
 REPLACEMENT_POLICIES = ("worst", "random", "better")
 ALGORITHMS = ("ga", "pure", "neat")
