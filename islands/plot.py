@@ -1,0 +1,92 @@
+"""`islands status --plot FILE.png`: fitness per island and diversity over time.
+
+matplotlib is imported here only, with the non-interactive Agg backend, so the report itself
+stays fast and works without a display. Histories are sampled (at most `POINTS` lines per
+island), which keeps the plot of a long 128-island run quick and its lines readable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from islands.report import history_lines, sample_records
+from migration_pool.errors import FormatError
+from migration_pool.rundir import RunDir
+
+POINTS = 400
+
+
+def series(root: str | Path, islands: list[str], points: int = POINTS) -> dict[str, dict[str, np.ndarray]]:
+    """Sampled history of each island: generation, best_ever and (where recorded) diversity."""
+    rundir = RunDir(root)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for island in islands:
+        try:
+            lines = history_lines(rundir, island)
+        except (FormatError, OSError):
+            continue
+        recs = [r for r in sample_records(lines, points) if isinstance(r.get("generation"), int)]
+        div = [r for r in sample_records(lines, points, b'"diversity"') if isinstance(r.get("generation"), int)]
+        out[island] = {
+            "generation": np.array([r["generation"] for r in recs], dtype=np.int64),
+            "best_ever": np.array([_f(r.get("best_ever")) for r in recs], dtype=np.float64),
+            "div_generation": np.array([r["generation"] for r in div], dtype=np.int64),
+            "diversity": np.array([_f(r.get("diversity")) for r in div], dtype=np.float64),
+        }
+    return out
+
+
+def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, points: int = POINTS) -> Path:
+    """Draw the run's fitness and diversity curves into a PNG at `path`; returns the path.
+
+    A minimisation benchmark (every fitness <= 0) is drawn as f(x) = -fitness on a log
+    axis, where progress over many orders of magnitude stays visible.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = series(root, [i["island"] for i in report["islands"]], points)
+    finite = np.concatenate([s["best_ever"][np.isfinite(s["best_ever"])] for s in data.values()] or [np.zeros(0)])
+    minimise = finite.size > 0 and bool(np.all(finite <= 0))
+    fig, (ax_fit, ax_div) = plt.subplots(2, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
+    many = len(data) > 12
+    for island, s in data.items():
+        y = -s["best_ever"] if minimise else s["best_ever"]
+        if minimise:
+            y = np.where(y > 0, y, np.nan)  # log axis: an exact optimum (0) cannot be drawn
+        kw = {"lw": 0.7, "alpha": 0.6} if many else {"lw": 1.2, "label": island}
+        ax_fit.plot(s["generation"], y, **kw)
+        if s["div_generation"].size:
+            ax_div.plot(s["div_generation"], s["diversity"], **({"lw": 0.5, "alpha": 0.4, "color": "grey"} if many else kw))
+    over_time = report["archipelago"]["diversity_over_time"]
+    if over_time:
+        ax_div.plot([p["generation"] for p in over_time], [p["mean"] for p in over_time],
+                    color="black", lw=2.2, label="mean over islands")
+    run = report["run"]
+    ax_fit.set_title(f"{run['problem']} dim {run['dim']}: best fitness per island ({len(data)} islands)")
+    if minimise:
+        ax_fit.set_yscale("log")
+        ax_fit.set_ylabel("f(x) = -fitness (best so far, log)")
+    else:
+        ax_fit.set_ylabel("fitness (best so far)")
+    ax_div.set_ylabel("within-island diversity\n(mean gene std / bound width)")
+    ax_div.set_xlabel("generation")
+    between = report["archipelago"]["between_island_diversity"]
+    if between is not None:
+        ax_div.set_title(f"diversity over time (between islands now: {between:.3f})")
+    for ax in (ax_fit, ax_div):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", ncol=2 if not many else 1)
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _f(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else np.nan

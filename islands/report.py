@@ -1,0 +1,349 @@
+"""The status report of a run: health, progress, diversity and migration, from its files.
+
+`build_report(root)` reads only the run directory (through `migration_pool`) and, for islands
+on this host, whether their recorded pid is still alive; it returns a JSON-ready dict whose
+schema is `islands.status_schema.SCHEMA`. The measures themselves (health, diversity, flows)
+are pure functions in `islands.report_metrics`; this module only reads and assembles.
+
+Speed: the report must stay well under a second for 128 islands with long histories, so it
+never loads checkpoints (only lists them) and never parses a whole history: it splits the raw
+bytes into lines (C speed), keeps the lines that carry `diversity`, and decodes an evenly
+spaced sample of them. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from islands.report_metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
+                                    diversity_over_time, island_order, migration_matrix, pid_alive)
+from islands.status_schema import SCHEMA_VERSION
+from migration_pool import format as fmt
+from migration_pool.errors import FormatError, RunDirError
+from migration_pool.rundir import RunDir
+
+HISTORY_POINTS = 100  # diversity samples decoded per island (2 per bin of diversity_over_time)
+_COUNTERS = ("events", "sent", "received", "adopted", "rejected", "bad_files")
+_DIVERSITY_KEY = b'"diversity"'
+
+
+# -- reading the run ----------------------------------------------------------------------
+def history_lines(rundir: RunDir, island: str) -> list[bytes]:
+    """Complete history lines of an island (a torn last line is dropped), undecoded."""
+    return rundir.history_lines(island)
+
+
+def sample_records(lines: Sequence[bytes], points: int, key: bytes | None = None) -> list[dict[str, Any]]:
+    """Decode at most `points` evenly spaced lines (those containing `key`), always the last."""
+    if key is not None:
+        lines = [ln for ln in lines if key in ln]
+    if points <= 0 or not lines:
+        return []
+    if len(lines) > points:
+        idx = np.unique(np.linspace(0, len(lines) - 1, points).round().astype(np.int64))
+        lines = [lines[i] for i in idx]
+    out = []
+    for ln in lines:
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def launcher_info(
+    rundir: RunDir, run_id: str | None = None, alive: Callable[[int, float | None], bool] = pid_alive,
+) -> tuple[dict[str, int], dict[str, str], list[str]]:
+    """Restarts per island, failed islands (with the launcher's reason) and run-level notes.
+
+    The launcher writes {"run_id", "pid", "host", "started", "state", "islands": {id:
+    {"restarts": n, "state": ..., "reason": ...}}} through `RunDir.write_launcher_state`; a
+    state from another run in the same directory is ignored. No state: nothing recorded.
+    """
+    read = getattr(rundir, "read_launcher_state", None)  # came with the launcher; tolerate its absence
+    if read is None:
+        return {}, {}, []
+    try:
+        state = read()
+    except FileNotFoundError:
+        return {}, {}, []
+    except (FormatError, OSError) as e:
+        return {}, {}, [f"launcher state unreadable, restarts unknown: {e}"]
+    restarts: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    if not isinstance(state, Mapping) or state.get("run_id") not in (None, run_id):
+        return restarts, failed, []
+    for island, info in _mapping(state.get("islands")).items():
+        if isinstance(info, Mapping):
+            restarts[str(island)] = max(0, _int(info.get("restarts")) or 0)
+            if info.get("state") == "failed":
+                failed[str(island)] = _str(info.get("reason")) or ""
+    notes = []
+    pid = _int(state.get("pid"))
+    if state.get("state") in ("running", "stopping") and state.get("host") == socket.gethostname() \
+            and pid is not None and not alive(pid, _float(state.get("started"))):
+        notes.append(f"the launcher (pid {pid}) is gone without finishing: nothing restarts crashed islands; "
+                     "run the same launch command to resume")
+    return restarts, failed, notes
+
+
+def open_rundir(root: str | Path) -> tuple[RunDir, dict[str, Any]]:
+    """The run directory and its manifest; RunDirError with a plain message if it is no run."""
+    rundir = RunDir(root)
+    try:
+        manifest = rundir.read_manifest()  # FormatError if corrupt: shown as one line by the CLI
+    except NotADirectoryError:
+        raise RunDirError(f"{root} is not a directory") from None
+    if manifest is None:
+        if not Path(root).exists():
+            raise RunDirError(f"run directory {root} does not exist")
+        raise RunDirError(f"{root} is not a run directory (no manifest.isld; start one with `islands launch` or `islands evolve`)")
+    return rundir, manifest
+
+
+def build_report(
+    root: str | Path,
+    *,
+    now: float | None = None,
+    stale_after: float = STALE_AFTER_S,
+    history_points: int = HISTORY_POINTS,
+    alive: Callable[[int, float | None], bool] = pid_alive,
+) -> dict[str, Any]:
+    """The report of the run at `root` (see `islands.status_schema.SCHEMA`).
+
+    Raises:
+        RunDirError: `root` does not exist or holds no run.
+        FormatError: the manifest is corrupt (per-island problems are notes, not errors).
+    """
+    rundir, manifest = open_rundir(root)
+    now = time.time() if now is None else now
+    here = socket.gethostname()
+    run = _run_section(manifest)
+    run_id = run["run_id"]
+    planned = {i for i in run["planned_islands"] if fmt.ISLAND_ID_RE.match(i)}
+    ids = sorted(set(rundir.island_ids()) | planned, key=island_order)
+    restarts, failed, notes = launcher_info(rundir, run_id, alive)
+    planned_overrides = _mapping(manifest.get("overrides"))
+    islands, statuses, div_points = [], {}, {}
+    for island in ids:
+        status, problem = _read_status(rundir, island, run_id)
+        entry = _island_entry(island, status, problem, now=now, here=here, alive=alive,
+                              stale_after=stale_after, restarts=restarts.get(island, 0),
+                              failed=failed.get(island))
+        if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
+            entry["overrides"] = {str(k): _plain(v) for k, v in _mapping(planned_overrides.get(island)).items()}
+        entry["checkpoint_generation"] = ckpt = _checkpoint_generation(rundir, island)
+        if entry["state"] in ("dead", "stale", "stopped", "failed") and ckpt is not None:
+            entry["note"] = f"{entry['note']}; resumes from its checkpoint at generation {ckpt}"
+        if entry["state"] in ("dead", "failed") and rundir.log_path(island).is_file():
+            entry["note"] = f"{entry['note']}; log: {rundir.log_path(island)}"
+        islands.append(entry)
+        if status is not None:
+            statuses[island] = status
+        try:
+            recs = sample_records(history_lines(rundir, island), history_points, _DIVERSITY_KEY)
+        except (FormatError, OSError) as e:
+            notes.append(f"{island}: history unreadable: {e}")
+            recs = []
+        gens = [(r.get("generation"), r.get("diversity")) for r in recs]
+        gens = [(g, d) for g, d in gens if isinstance(g, int) and isinstance(d, (int, float))]
+        div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
+    champion, note = _champion(rundir, statuses, run_id)
+    if note:
+        notes.append(note)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated": now,
+        "host": here,
+        "run_dir": str(root),
+        "stale_after_s": float(stale_after),
+        "run": run,
+        "totals": _totals(islands),
+        "islands": islands,
+        "archipelago": {
+            "champion": champion,
+            "between_island_diversity": _finite(between_island_diversity([s.get("centroid") for s in statuses.values()])),
+            "mean_diversity": _mean(i["diversity"] for i in islands),
+            "mean_foreign_share": _mean(i["foreign_share"] for i in islands),
+            "migrants": {k: sum(i["migration"][k] for i in islands) for k in _COUNTERS if k != "events"},
+            "migration_matrix": migration_matrix({i: _mapping(s.get("migration")) for i, s in statuses.items()}),
+            "diversity_over_time": diversity_over_time(div_points),
+        },
+        "notes": notes,
+    }
+
+
+def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        status = rundir.read_status(island)
+    except FormatError as e:
+        return None, f"status file corrupt: {e}"
+    except OSError as e:
+        return None, f"status file unreadable: {e.strerror or e}"
+    if status is None:
+        return None, None
+    if status.get("island") not in (None, island):
+        return None, f"status file names another island ({status.get('island')!r})"
+    if run_id is not None and status.get("run_id") not in (None, run_id):
+        return None, f"status file is from another run ({status.get('run_id')!r})"
+    return status, None
+
+
+def _island_entry(island: str, status: Mapping[str, Any] | None, problem: str | None, *, now: float, here: str,
+                  alive: Callable[[int, float | None], bool], stale_after: float, restarts: int,
+                  failed: str | None) -> dict[str, Any]:
+    s: Mapping[str, Any] = status or {}
+    if problem is not None:
+        state, note = "unreadable", problem
+    elif status is None:
+        state, note = "pending", "no status yet (not started, or still starting)"
+    else:
+        state, note = classify(status, now=now, here=here, alive=alive, stale_after=stale_after)
+    if failed is not None and state != "finished":  # the launcher gave up on it
+        state, note = "failed", "; ".join(x for x in ("the launcher gave up restarting it", failed, note) if x)
+    beat = _float(s.get("heartbeat"))
+    gen, total = _int(s.get("generation")), _int(s.get("generations"))
+    mig = _mapping(s.get("migration"))
+    return {
+        "island": island,
+        "state": state,
+        "note": note,
+        "reason": s.get("reason") if isinstance(s.get("reason"), str) else None,
+        "host": _str(s.get("host")),
+        "pid": _int(s.get("pid")),
+        "device": _str(s.get("device")),
+        "generation": gen,
+        "generations": total,
+        "progress": min(1.0, gen / total) if gen is not None and total else (1.0 if state == "finished" else None),
+        "best": _float(s.get("best")),
+        "mean": _float(s.get("mean")),
+        "best_ever": _float(s.get("best_ever")),
+        "best_ever_generation": _int(s.get("best_ever_generation")),
+        "evaluations": _int(s.get("evaluations")),
+        "evals_per_sec": _float(s.get("evals_per_sec")),
+        "restarts": restarts,
+        "migration": {k: max(0, _int(mig.get(k)) or 0) for k in _COUNTERS},
+        "diversity": _float(s.get("diversity")),
+        "foreign_share": _float(s.get("foreign_share")),
+        "overrides": {str(k): _plain(v) for k, v in _mapping(s.get("overrides")).items()},
+        "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
+    }
+
+
+def _checkpoint_generation(rundir: RunDir, island: str) -> int | None:
+    try:
+        paths = rundir.checkpoint_paths(island)
+    except OSError:
+        return None
+    return int(paths[0].name.split("-")[1].split(".")[0]) if paths else None
+
+
+def _champion(rundir: RunDir, statuses: Mapping[str, Mapping[str, Any]], run_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The best of the islands' best-ever and the launcher's champion file, if any."""
+    best: dict[str, Any] | None = None
+    for island, s in statuses.items():
+        fit = _float(s.get("best_ever"))
+        if fit is not None and (best is None or fit > best["fitness"]):
+            best = {"island": island, "fitness": fit, "generation": _int(s.get("best_ever_generation")),
+                    "source": "status", "genome": _genome(s.get("best_genome"))}
+    note = None
+    try:
+        champ = rundir.read_champion()
+    except FormatError as e:
+        champ, note = None, f"champion file unreadable: {e}"
+    if isinstance(champ, Mapping) and champ.get("run_id") in (None, run_id):
+        fit = _float(champ.get("fitness"))
+        if fit is not None and (best is None or fit > best["fitness"]):
+            best = {"island": str(champ.get("island")), "fitness": fit, "generation": None,
+                    "source": "champion_file", "genome": _genome(champ.get("genome"))}
+    return best, note
+
+
+def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    cfg = _mapping(manifest.get("config"))
+    mig = _mapping(cfg.get("migration"))
+    planned = manifest.get("islands")
+    return {
+        "run_id": _str(manifest.get("run_id")),
+        "created": _float(manifest.get("created")),
+        "problem": _str(cfg.get("problem")),
+        "dim": _int(cfg.get("dim")),
+        "algorithm": _str(cfg.get("algorithm")),
+        "population": _int(cfg.get("population")),
+        "generations": _int(cfg.get("generations")),
+        "migration": {"every": _int(mig.get("every")), "topology": _str(mig.get("topology")),
+                      "migrants": _int(mig.get("migrants"))},
+        "planned_islands": [str(i) for i in planned] if isinstance(planned, (list, tuple)) else [],
+    }
+
+
+def _totals(islands: list[dict[str, Any]]) -> dict[str, Any]:
+    gens = [i["generation"] for i in islands if i["generation"] is not None]
+    return {
+        "islands": len(islands),
+        "states": count_states(islands),
+        "evaluations": sum(max(0, i["evaluations"] or 0) for i in islands),
+        "evals_per_sec": float(sum(i["evals_per_sec"] or 0.0 for i in islands if i["state"] == "running")),
+        "generation_min": min(gens) if gens else None,
+        "generation_max": max(gens) if gens else None,
+        "progress": _mean(i["progress"] for i in islands),
+    }
+
+
+# -- tolerant field access: status files come from other processes -----------------------
+def _float(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None else _float(x)
+
+
+def _int(x: Any) -> int | None:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        return None
+    return int(x)
+
+
+def _str(x: Any) -> str | None:
+    return x if isinstance(x, str) else None
+
+
+def _mapping(x: Any) -> Mapping[str, Any]:
+    return x if isinstance(x, Mapping) else {}
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(sum(vals) / len(vals)) if vals else None
+
+
+def _plain(v: Any) -> Any:
+    """A JSON-safe copy of an override value (numbers, strings, bools, lists)."""
+    if isinstance(v, (str, bool)) or v is None:
+        return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return _float(v)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_plain(x) for x in v]
+    return str(v)
+
+
+def _genome(g: Any) -> list[Any] | None:
+    """A numeric genome as nested lists (non-finite values as null); None for other kinds."""
+    if not isinstance(g, np.ndarray) or g.dtype.kind not in "biuf":
+        return None
+    return _plain(g.astype(np.float64).tolist())

@@ -1,0 +1,168 @@
+"""Pure measures of a run for the status report: island health, diversity, migration flows.
+
+Plain data in, plain data out (numpy arrays at most), so each is tested without a run; only
+`pid_alive` looks at the machine (psutil), and `classify` takes it as a parameter.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from islands.status_schema import STATES
+
+STALE_AFTER_S = 60.0  # default heartbeat age beyond which a silent island is "stale"
+DIVERSITY_BINS = 50
+REUSE_SLACK_S = 2.0  # clock rounding between psutil's create_time and time.time()
+
+
+def pid_alive(pid: int, started: float | None) -> bool:
+    """Whether `pid` on this host is still the process that wrote a status at `started`.
+
+    A pid the kernel has handed to a newer process (created after the island started) or a
+    zombie (killed, not yet reaped by its parent) counts as not alive.
+    """
+    import psutil
+
+    if pid <= 0:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, OverflowError):
+        return False
+    except psutil.AccessDenied:  # it exists but is not ours to inspect: assume it is the island
+        return True
+    return started is None or created <= started + REUSE_SLACK_S
+
+
+def classify(
+    status: Mapping[str, Any],
+    *,
+    now: float,
+    here: str,
+    alive: Callable[[int, float | None], bool],
+    stale_after: float = STALE_AFTER_S,
+) -> tuple[str, str | None]:
+    """The state of an island from its (readable) status, and a note saying why if not plain.
+
+    Heartbeats are wall-clock times of the writer, so across hosts clock skew adds to the
+    age; a pid is checked only when the status was written on this host.
+    """
+    phase = status.get("state")
+    if phase == "finished":
+        return "finished", None
+    if phase == "stopped":
+        return "stopped", "stopped on request"
+    if phase != "running":
+        return "unreadable", f"status has an unknown state {phase!r}"
+    beat = _as_float(status.get("heartbeat"))
+    age = None if beat is None else max(0.0, now - beat)
+    silent = age is None or age > stale_after
+    pid = _as_int(status.get("pid"))
+    if status.get("host") == here and pid is not None:
+        if not alive(pid, _as_float(status.get("started"))):
+            return "dead", f"process {pid} is gone without finishing (killed or crashed)"
+        if silent:
+            return "stale", f"process {pid} is alive but silent for {_age(age)} (hung?)"
+        return "running", None
+    if silent:
+        return "stale", f"no heartbeat for {_age(age)} from host {status.get('host')!r}"
+    return "running", None
+
+
+def between_island_diversity(centroids: Sequence[Any]) -> float | None:
+    """Mean pairwise distance of normalised centroids / sqrt(dim), in [0, 1]; None if < 2.
+
+    Centroids whose length differs from the most common one are ignored (a run mixing genome
+    shapes has no common space to measure in).
+    """
+    arrays = [np.asarray(c, dtype=np.float64).ravel() for c in centroids if c is not None]
+    arrays = [a for a in arrays if a.size and np.all(np.isfinite(a))]
+    if len(arrays) < 2:
+        return None
+    sizes = [a.size for a in arrays]
+    dim = max(set(sizes), key=sizes.count)
+    x = np.stack([a for a in arrays if a.size == dim])
+    if len(x) < 2:
+        return None
+    # Gram form: memory O(n^2), not O(n^2 * dim) as a broadcast difference would need.
+    sq = np.einsum("ij,ij->i", x, x)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
+    iu = np.triu_indices(len(x), 1)
+    return float(np.sqrt(d2[iu]).mean() / math.sqrt(dim))
+
+
+def migration_matrix(counters: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Who received from whom, from each island's `from:island-NN` counters.
+
+    Rows are the receivers given, columns every island seen as receiver or source.
+    """
+    receivers = sorted(counters, key=island_order)
+    sources = set(receivers)
+    for m in counters.values():
+        sources.update(k[5:] for k in m if k.startswith("from:"))
+    cols = sorted(sources, key=island_order)
+    counts = [[max(0, _as_int(counters[r].get(f"from:{s}")) or 0) for s in cols] for r in receivers]
+    return {"receivers": receivers, "sources": cols, "counts": counts}
+
+
+def diversity_over_time(points: Mapping[str, tuple[np.ndarray, np.ndarray]], bins: int = DIVERSITY_BINS) -> list[dict[str, Any]]:
+    """Within-island diversity binned by generation: mean, min and max over islands per bin.
+
+    `points` maps an island to (generations, diversities). Each island contributes the mean
+    of its own samples in a bin, so an island that reports often does not outweigh others;
+    a bin is labelled with the mean generation of its samples.
+    """
+    series = [(np.asarray(g, dtype=np.int64), np.asarray(d, dtype=np.float64)) for g, d in points.values()]
+    series = [(g[ok], d[ok]) for g, d in series if (ok := np.isfinite(d) & (g >= 0)).any()]
+    if not series:
+        return []
+    last = max(int(g.max()) for g, _ in series)
+    width = max(1, math.ceil((last + 1) / max(1, bins)))
+    n = last // width + 1
+    div, gen = np.full((len(series), n), np.nan), np.full((len(series), n), np.nan)
+    for i, (g, d) in enumerate(series):
+        cnt = np.bincount(g // width, minlength=n)
+        has = cnt > 0
+        div[i, has] = np.bincount(g // width, weights=d, minlength=n)[has] / cnt[has]
+        gen[i, has] = np.bincount(g // width, weights=g.astype(np.float64), minlength=n)[has] / cnt[has]
+    out = []
+    for j in range(n):
+        col = np.isfinite(div[:, j])
+        if col.any():
+            d = div[col, j]
+            out.append({"generation": int(round(float(gen[col, j].mean()))), "mean": float(d.mean()),
+                        "min": float(d.min()), "max": float(d.max()), "islands": int(col.sum())})
+    return out
+
+
+def count_states(islands: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {s: 0 for s in STATES}
+    for isl in islands:
+        counts[isl["state"]] += 1
+    return {s: n for s, n in counts.items() if n}
+
+
+def island_order(island: str) -> tuple[int, str]:
+    """Sort key: island-2 before island-10; odd names last."""
+    tail = island.rsplit("-", 1)[-1]
+    return (int(tail), island) if tail.isdigit() else (1 << 62, island)
+
+
+def _as_float(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _as_int(x: Any) -> int | None:
+    return None if isinstance(x, bool) or not isinstance(x, (int, np.integer)) else int(x)
+
+
+def _age(age: float | None) -> str:
+    return "an unknown time" if age is None else f"{age:.0f} s"

@@ -1,0 +1,281 @@
+"""`islands status`: the health, progress and diversity report of a run, for people or scripts.
+
+A thin adapter over `islands.report.build_report`: a rich table by default, `--json` for
+scripts (schema in `islands.status_schema`, printed by `--schema`), `--watch` to refresh in
+place, `--plot` for a PNG. Registered as a plug-in command (entry point `islands.commands`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from islands.cli import EXIT_ERROR, Failure, default_run_dir, guarded
+from islands.report import STALE_AFTER_S, build_report
+from migration_pool.errors import PoolError
+
+STATE_STYLE = {
+    "running": "green", "finished": "bold green", "stopped": "yellow", "stale": "bold yellow",
+    "dead": "bold red", "failed": "bold red", "pending": "dim", "unreadable": "magenta",
+}
+SPARK = "▁▂▃▄▅▆▇█"
+PIPE_WIDTH = 160
+MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as its top flows
+
+
+@click.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON (schema: `islands status --schema`); with --watch, one line per refresh.")
+@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0, default=None,
+              metavar="[SECONDS]", help="Refresh in place every SECONDS (default 2) until Ctrl+C.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
+              help="Also draw fitness per island and diversity over time into FILE.png.")
+@click.option("--stale-after", type=click.FloatRange(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
+              metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale.")
+@click.option("--schema", "show_schema", is_flag=True, help="Print the JSON schema of --json and exit.")
+@guarded
+def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path | None,
+           stale_after: float, show_schema: bool) -> None:
+    """Is every island alive, how far along is it, is diversity kept, do migrants flow?
+
+    States: running, finished, stopped (resumable), stale (no recent heartbeat), dead (its
+    process is gone without finishing), failed (the launcher gave up), pending (no status
+    yet), unreadable (corrupt status file). Reads only the run directory, so it works on
+    live, finished and remote runs (pids are checked on this host only).
+
+    Columns: gen done/planned; best and mean fitness of the current population (maximised:
+    minimisation problems show -f(x)); evals/s; restarts by the launcher; migrants
+    sent/received/adopted/rejected; div, the within-island diversity (mean gene standard
+    deviation / bound width); foreign, the share of the population whose lineage began on
+    another island; seen, the age of the last heartbeat.
+    """
+    if show_schema:
+        from islands.status_schema import SCHEMA
+
+        click.echo(json.dumps(SCHEMA, indent=2))
+        return
+    root = run_dir or default_run_dir()
+
+    def make() -> dict[str, Any]:
+        try:
+            return build_report(root, stale_after=stale_after)
+        except OSError as e:  # e.g. permission denied: one line, not a traceback
+            if isinstance(e, PoolError):
+                raise
+            raise Failure(f"cannot read {root}: {e.strerror or e}", EXIT_ERROR) from None
+
+    report = make()  # a missing or bad run fails here, once, with a clear message
+    if plot is not None:
+        _plot(root, report, plot)
+    try:
+        if watch is None:
+            _emit(report, as_json)
+            return
+        _install_sigterm()
+        if as_json:
+            while True:
+                _emit(report, True, compact=True)
+                time.sleep(watch)
+                report = make()
+        else:
+            _watch_table(report, make, watch, root, plot)
+    except KeyboardInterrupt:  # Ctrl+C ends a watch normally (and interrupts a one-shot report)
+        if watch is None:
+            raise
+    except BrokenPipeError:  # `islands status --json --watch | head`: the reader left, so do we
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
+def _emit(report: dict[str, Any], as_json: bool, compact: bool = False) -> None:
+    if as_json:
+        text = json.dumps(report, allow_nan=False, separators=(",", ":") if compact else None, indent=None if compact else 2)
+        click.echo(text)
+        sys.stdout.flush()
+        return
+    _console().print(render(report))
+
+
+def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, plot: Path | None) -> None:
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(render(report), console=_console(), auto_refresh=False) as live:
+        while True:
+            time.sleep(every)
+            try:
+                report = make()
+                if plot is not None:
+                    _plot(root, report, plot)
+                live.update(render(report), refresh=True)
+            except (PoolError, Failure) as e:  # the run vanished or broke mid-watch: say so, go on
+                live.update(Text(f"error: {e} (retrying every {every:g} s)", style="bold red"), refresh=True)
+
+
+def _console() -> Any:
+    """A terminal's own width; piped output is not squeezed into 80 columns (COLUMNS wins)."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=PIPE_WIDTH)
+    return console
+
+
+def _install_sigterm() -> None:
+    """SIGTERM ends a watch as cleanly as Ctrl+C does."""
+
+    def handler(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _plot(root: Path, report: dict[str, Any], path: Path) -> None:
+    from islands.plot import write_plot
+
+    try:
+        write_plot(root, report, path)
+    except OSError as e:
+        raise Failure(f"cannot write the plot {path}: {e.strerror or e}", EXIT_ERROR) from None
+
+
+# -- rendering ----------------------------------------------------------------------------
+def render(report: dict[str, Any]) -> Any:
+    """The rich renderable of a report: header, island table, archipelago, notes."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    run, tot, arch = report["run"], report["totals"], report["archipelago"]
+    mig = run["migration"]
+    header = Text.assemble(
+        ("run ", "bold"), (f"{(run['run_id'] or '?')[:12]}", "cyan"),
+        f"  {run['problem']} dim {run['dim']}  {run['algorithm']} pop {run['population']}  "
+        f"{run['generations']} generations  ",
+        "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrants)",
+        f"\n{report['run_dir']}\n",
+    )
+    for i, (state, n) in enumerate(tot["states"].items()):
+        header.append(", " if i else "")
+        header.append(f"{n} {state}", STATE_STYLE.get(state, ""))
+    header.append(f"  ·  {tot['evaluations']:,} evaluations  ·  {tot['evals_per_sec']:,.0f} evals/s now")
+    if tot["progress"] is not None:
+        header.append(f"  ·  {tot['progress']:.0%} done")
+
+    isl_rows = report["islands"]
+    bad = any(i["migration"]["bad_files"] for i in isl_rows)
+    restarts = any(i["restarts"] for i in isl_rows)
+    notes = [" · ".join(x for x in (", ".join(f"{k}={_num(v)}" for k, v in i["overrides"].items()), i["note"]) if x)
+             for i in isl_rows]
+    table = Table(box=None, pad_edge=False, header_style="bold underline")
+    columns = ["island", "state", "gen", "best", "mean", "evals/s"] + (["restarts"] if restarts else []) + \
+        ["sent/recv/adopt/rej" + ("/bad" if bad else ""), "div", "foreign", "seen"]
+    keep = {"island": max((len(i["island"]) for i in isl_rows), default=6), "state": 10, "best": 10}
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("island", "state") else "right", no_wrap=True,
+                         min_width=keep.get(name))
+    if any(notes):
+        table.add_column("overrides · note", overflow="fold", min_width=12)
+    for isl, note in zip(isl_rows, notes):
+        m = isl["migration"]
+        counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else [])
+        cells = [isl["island"], Text(isl["state"], STATE_STYLE.get(isl["state"], "")),
+                 "-" if isl["generation"] is None else f"{isl['generation']}/{isl['generations']}",
+                 _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
+        cells += [str(isl["restarts"])] if restarts else []
+        cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
+                  _ago(isl["heartbeat_age_s"])]
+        table.add_row(*cells, *([note] if any(notes) else []))
+    parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
+    if report["notes"]:
+        parts.append(Text("\n".join(f"note: {n}" for n in report["notes"]), style="yellow"))
+    return Group(*parts)
+
+
+def _archipelago(arch: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    lines = Text()
+    champ = arch["champion"]
+    if champ:
+        lines.append("champion ", "bold")
+        lines.append(f"{_num(champ['fitness'], '.6g')} on {champ['island']}")
+        if champ["fitness"] <= 0:
+            lines.append(f" (f(x) = {_num(0.0 - champ['fitness'], '.6g')})")
+        if champ["generation"] is not None:
+            lines.append(f" at generation {champ['generation']}")
+        lines.append("\n")
+    lines.append("diversity ", "bold")
+    lines.append(f"between islands {_num(arch['between_island_diversity'], '.3f')}, "
+                 f"within islands {_num(arch['mean_diversity'], '.3f')} (mean), "
+                 f"foreign share {_pct(arch['mean_foreign_share'])} (mean)\n")
+    series = arch["diversity_over_time"]
+    if series:
+        lines.append("diversity over time ", "bold")
+        lines.append(f"gen {series[0]['generation']} {series[0]['mean']:.3f} ")
+        lines.append(_spark([p["mean"] for p in series]), "cyan")
+        lines.append(f" gen {series[-1]['generation']} {series[-1]['mean']:.3f}\n")
+    m = arch["migrants"]
+    lines.append("migrants ", "bold")
+    lines.append(f"{m['sent']} sent, {m['received']} received, {m['adopted']} adopted, {m['rejected']} rejected"
+                 + (f", {m['bad_files']} bad files" if m["bad_files"] else ""))
+    mat = arch["migration_matrix"]
+    if not any(any(row) for row in mat["counts"]):
+        return lines
+    if len(mat["receivers"]) <= MATRIX_MAX and len(mat["sources"]) <= MATRIX_MAX:
+        grid = Table(box=None, pad_edge=False, header_style="bold underline")
+        grid.add_column("received by \\ from")
+        for s in mat["sources"]:
+            grid.add_column(s.split("-")[-1], justify="right")
+        for r, row in zip(mat["receivers"], mat["counts"]):
+            grid.add_row(r, *[str(c) if c else "·" for c in row])
+        return Group(lines, Text(""), grid)
+    flows = sorted(((c, r, s) for r, row in zip(mat["receivers"], mat["counts"])
+                    for s, c in zip(mat["sources"], row) if c), reverse=True)
+    top = ", ".join(f"{s}→{r} {c}" for c, r, s in flows[:8])
+    lines.append(f"\nlargest flows ({len(flows)} in all): {top}")
+    return lines
+
+
+def _spark(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    return "".join(SPARK[0 if span <= 0 else min(len(SPARK) - 1, int((v - lo) / span * len(SPARK)))] for v in values)
+
+
+def _rate(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x / 1000:.1f}k" if x >= 10_000 else f"{x:.0f}"
+
+
+def _num(x: Any, spec: str = ".4g") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return format(x, spec)
+    return str(x)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _ago(age: float | None) -> str:
+    if age is None:
+        return "-"
+    if age < 60:
+        return f"{age:.0f}s"
+    if age < 3600:
+        return f"{age / 60:.0f}m"
+    return f"{age / 3600:.1f}h"

@@ -1,0 +1,175 @@
+"""The documented JSON schema of `islands status --json` (JSON Schema 2020-12).
+
+This dict is the documentation of the report: every field is described here, and
+`additionalProperties: false` makes the tests fail if the report grows a field this schema
+does not describe. `islands status --schema` prints it. `SCHEMA_VERSION` changes whenever a
+field is removed, renamed or changes meaning; a consumer should check it first.
+
+Conventions: fitness is maximised (a minimisation benchmark reports -f(x)); null means
+"not known" (no status yet, a corrupt file, a non-finite number); times are Unix seconds of
+the machine that wrote them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "unreadable")
+STATE_HELP = {
+    "running": "status says running and the island is alive: its pid is alive on this host, or "
+               "(on another host) its heartbeat is recent",
+    "finished": "reached its generations, its target or its stagnation limit",
+    "stopped": "stopped on request (Ctrl+C / SIGTERM) after a checkpoint; rerun to resume",
+    "stale": "status says running but no heartbeat for longer than the threshold and no live "
+             "process is known (another host, or a live pid that has gone silent: hung?)",
+    "dead": "status says running, on this host, but its process is gone (killed or crashed, "
+            "or its pid now belongs to another process)",
+    "failed": "the launcher gave up restarting it",
+    "pending": "no status file yet: not started, or still starting",
+    "unreadable": "its status file is corrupt or belongs to another run (see note)",
+}
+
+_num = {"type": ["number", "null"]}
+_int = {"type": ["integer", "null"]}
+_str = {"type": ["string", "null"]}
+_count = {"type": "integer", "minimum": 0}
+
+
+def _obj(props: dict[str, Any], description: str = "", required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": props,
+        "required": list(props) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+def _d(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {**schema, "description": description}
+
+
+_MIGRATION = _obj(
+    {
+        "events": _d(_count, "migration events so far"),
+        "sent": _d(_count, "migrants published"),
+        "received": _d(_count, "migrants read from neighbours"),
+        "adopted": _d(_count, "received migrants that entered the population"),
+        "rejected": _d(_count, "received migrants not adopted (duplicates, not better)"),
+        "bad_files": _d(_count, "corrupt or foreign pool files skipped"),
+    },
+    "the island's cumulative migration counters",
+)
+
+ISLAND = _obj(
+    {
+        "island": _d({"type": "string", "pattern": "^island-[0-9]{2,}$"}, "island id"),
+        "state": _d({"enum": list(STATES)}, "health: " + "; ".join(f"{k}: {v}" for k, v in STATE_HELP.items())),
+        "note": _d(_str, "why the state is what it is, or what is wrong (corrupt file, silence)"),
+        "reason": _d(_str, "why it ended: generations, target, stagnation or stopped"),
+        "host": _d(_str, "host name of the process that wrote the status"),
+        "pid": _d(_int, "pid of that process"),
+        "device": _d(_str, "torch device of the island"),
+        "generation": _d(_int, "generations done"),
+        "generations": _d(_int, "generations planned"),
+        "progress": _d(_num, "generation / generations, in [0, 1]"),
+        "best": _d(_num, "best fitness of the current population"),
+        "mean": _d(_num, "mean fitness of the current population"),
+        "best_ever": _d(_num, "best fitness the island has ever seen"),
+        "best_ever_generation": _d(_int, "generation of best_ever"),
+        "evaluations": _d(_int, "fitness evaluations so far"),
+        "evals_per_sec": _d(_num, "evaluations per second since the process started"),
+        "restarts": _d(_count, "restarts by the launcher (0 when no launcher state is recorded)"),
+        "migration": _MIGRATION,
+        "diversity": _d(_num, "within-island diversity: mean per-gene standard deviation / bound width"),
+        "foreign_share": _d(_num, "share of the population whose lineage began on another island"),
+        "overrides": _d({"type": "object"}, "this island's hyperparameter overrides (launch --vary)"),
+        "heartbeat_age_s": _d(_num, "seconds since the island last wrote its status"),
+        "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
+    },
+    "one island",
+)
+
+CHAMPION = _obj(
+    {
+        "island": {"type": "string"},
+        "fitness": {"type": "number"},
+        "generation": _d(_int, "generation at which it was found (null from the champion file)"),
+        "source": _d({"enum": ["status", "champion_file"]}, "where it was read"),
+        "genome": _d({"type": ["array", "null"]}, "the genome as nested lists of numbers (vector genomes)"),
+    },
+    "the best individual of the run",
+)
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://islands.invalid/status-report-v1.json",
+    "title": "islands status report",
+    **_obj(
+        {
+            "schema_version": _d({"const": SCHEMA_VERSION}, "version of this schema"),
+            "generated": _d({"type": "number"}, "Unix time the report was made"),
+            "host": _d({"type": "string"}, "host the report was made on (pids are checked only here)"),
+            "run_dir": {"type": "string"},
+            "stale_after_s": _d({"type": "number"}, "heartbeat age beyond which a silent island is stale"),
+            "run": _obj(
+                {
+                    "run_id": _str,
+                    "created": _num,
+                    "problem": _str,
+                    "dim": _int,
+                    "algorithm": _str,
+                    "population": _int,
+                    "generations": _int,
+                    "migration": _obj({"every": _int, "topology": _str, "migrants": _int}),
+                    "planned_islands": {"type": "array", "items": {"type": "string"}},
+                },
+                "the run's settings, from its manifest",
+            ),
+            "totals": _obj(
+                {
+                    "islands": _count,
+                    "states": _d({"type": "object", "propertyNames": {"enum": list(STATES)},
+                                  "additionalProperties": _count}, "islands per state"),
+                    "evaluations": _count,
+                    "evals_per_sec": _d({"type": "number"}, "summed over running islands"),
+                    "generation_min": _int,
+                    "generation_max": _int,
+                    "progress": _d(_num, "mean progress over islands with a status"),
+                },
+            ),
+            "islands": {"type": "array", "items": ISLAND},
+            "archipelago": _obj(
+                {
+                    "champion": {"oneOf": [{"type": "null"}, CHAMPION]},
+                    "between_island_diversity": _d(
+                        _num, "mean pairwise distance of the islands' population centroids "
+                              "(genes normalised to [0, 1] by the bounds), divided by sqrt(dim): "
+                              "0 when every island sits on the same point, 1 at most"),
+                    "mean_diversity": _d(_num, "mean within-island diversity"),
+                    "mean_foreign_share": _num,
+                    "migrants": _obj({k: _count for k in ("sent", "received", "adopted", "rejected", "bad_files")},
+                                     "migration counters summed over islands"),
+                    "migration_matrix": _obj(
+                        {
+                            "receivers": {"type": "array", "items": {"type": "string"}},
+                            "sources": {"type": "array", "items": {"type": "string"}},
+                            "counts": _d({"type": "array", "items": {"type": "array", "items": _count}},
+                                         "counts[r][s]: migrants receivers[r] read from sources[s]"),
+                        },
+                        "who received from whom",
+                    ),
+                    "diversity_over_time": _d({"type": "array", "items": _obj({
+                        "generation": _d({"type": "integer"}, "mean generation of the samples in the bin"),
+                        "mean": {"type": "number"},
+                        "min": {"type": "number"},
+                        "max": {"type": "number"},
+                        "islands": _d(_count, "islands with a sample in the bin"),
+                    })}, "within-island diversity from the histories, binned by generation"),
+                },
+            ),
+            "notes": _d({"type": "array", "items": {"type": "string"}}, "run-level problems found while reading"),
+        },
+    ),
+}
