@@ -1,0 +1,85 @@
+"""`islands launch`: the click command, a thin adapter over `launcher.session.launch`.
+
+Registered as a plug-in command of `islands` (entry point group `islands.commands`).
+Exit codes: 0 every island finished; 1 an island failed (or a run-directory error);
+2 bad input or a contradiction of the run manifest (nothing started); 4 another launcher
+already runs this run directory; 128+N stopped by signal N (130 for Ctrl+C).
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from islands.cli import EXIT_ERROR, config_from_options, default_run_dir, guarded, run_options
+
+
+@click.command()
+@click.option("-n", "--islands", "n_islands", type=int, default=None,
+              help="Number of islands (default: one per available core; on resume: the recorded number).")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@click.option("--cores", default=None, metavar="LIST",
+              help="Cores to pin islands to, e.g. 0-15,32-47 (default: every core this process may use). "
+                   "One island per core, round-robin when islands outnumber cores.")
+@click.option("--device", default=None, metavar="cpu|cuda|cuda:N",
+              help="cpu (default); cuda gives each island one GPU round-robin; cuda:N puts all on GPU N.")
+@click.option("--vary", multiple=True, metavar="NAME=LOW:HIGH[:log]",
+              help="Spread a setting over the islands (seeded, recorded in the manifest); repeatable. "
+                   "NAME: mutation_sigma, mutation_rate, crossover_rate, tournament_size, sbx_eta, "
+                   "blx_alpha, elitism, population.")
+@click.option("--max-restarts", type=int, default=5, show_default=True,
+              help="Give an island up as failed after this many crashes within an hour "
+                   "(5 minutes without a crash resets the count).")
+@click.option("--hang-timeout", type=float, default=900.0, show_default=True,
+              help="Seconds without a heartbeat after which an island is killed and restarted "
+                   "(0: never; at least 120 s before its first heartbeat). Must exceed your slowest generation.")
+@click.option("--grace", type=float, default=30.0, show_default=True,
+              help="Seconds islands get to checkpoint and stop after Ctrl+C before they are killed.")
+@click.option("--progress-every", type=float, default=None,
+              help="Seconds between progress reports (default: 0.5 on a terminal, 10 otherwise).")
+@click.option("--plain", is_flag=True, help="Plain progress lines even on a terminal.")
+@run_options
+@guarded
+def launch(n_islands: int | None, run_dir: Path | None, cores: str | None, device: str | None,
+           vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
+           progress_every: float | None, plain: bool, **options: Any) -> None:
+    """Start N islands, one per core, supervise them and resume them when run again.
+
+    Each island is its own `islands evolve` process pinned to one core with one thread, its
+    output in RUN_DIR/islands/island-XX/island.log. Crashed or hung islands are restarted
+    from their checkpoint; Ctrl+C checkpoints every island and stops (a second Ctrl+C kills
+    them). Run the same command again to resume; finished islands are not rerun.
+    """
+    from launcher.progress import make_view
+    from launcher.session import LaunchRequest, launch as run_launch
+    from launcher.supervise import RestartPolicy
+
+    config, explicit = config_from_options(options)
+    root = run_dir or default_run_dir()
+    request = LaunchRequest(
+        root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
+        vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
+        grace_s=grace, resume_hint=_resume_hint(root),
+    )
+    view = make_view(live=False if plain else None, every_s=progress_every)
+    try:
+        result = run_launch(request, view)
+    finally:
+        view.close()
+    if result.state == "finished":
+        return
+    if result.signal is not None:
+        sys.exit(128 + result.signal)
+    sys.exit(EXIT_ERROR)
+
+
+def _resume_hint(root: Path) -> str:
+    """The command line that resumes this run: the one typed, with the run directory made explicit."""
+    args = sys.argv[1:]
+    if "--run-dir" not in args and not any(a.startswith("--run-dir=") for a in args):
+        args += ["--run-dir", str(root)]
+    return shlex.join(["islands", *args])

@@ -1,0 +1,295 @@
+"""Planning an archipelago: island ids, cores, GPUs and per-island hyperparameters.
+
+Everything here is pure (the machine's cores and GPUs are passed in), so a plan can be
+checked before anything is started: every bad input raises `PlanError` with one line that
+quotes the option. The plan is printed before the islands start and recorded in the run
+manifest (`Plan.manifest_fields`).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from islands.config import GAConfig, RunConfig, VARIABLE_SETTINGS, island_id
+from islands.errors import ConfigError
+from launcher.errors import PlanError
+
+THREADS_PER_ISLAND = 1
+
+
+# -- cores ----------------------------------------------------------------------------------
+def available_cores() -> tuple[int, ...]:
+    """Cores this process may run on (its own affinity, which may be narrower than the machine)."""
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    import psutil
+
+    return tuple(range(psutil.cpu_count() or 1))
+
+
+def parse_cores(spec: str, available: Sequence[int]) -> tuple[int, ...]:
+    """`"0-3,6"` -> (0, 1, 2, 3, 6), refusing cores that are not in `available`."""
+    cores: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        lo, dash, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi) if dash else int(lo)
+        except ValueError:
+            raise PlanError(f"--cores {spec!r}: {part!r} is not a core number or a range like 0-3") from None
+        if a < 0 or b < a:
+            raise PlanError(f"--cores {spec!r}: {part!r} is not a valid range (want LOW-HIGH with 0 <= LOW <= HIGH)")
+        cores.update(range(a, b + 1))
+    missing = sorted(cores - set(available))
+    if missing:
+        raise PlanError(
+            f"--cores {spec!r}: core(s) {format_cores(missing)} do not exist or are not available "
+            f"to this process (available: {format_cores(available)})"
+        )
+    return tuple(sorted(cores))
+
+
+def format_cores(cores: Sequence[int]) -> str:
+    """(0, 1, 2, 3, 6) -> "0-3,6"."""
+    out: list[str] = []
+    ordered = sorted(set(cores))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+# -- devices --------------------------------------------------------------------------------
+def visible_gpus() -> list[str]:
+    """Ids (for CUDA_VISIBLE_DEVICES) of the GPUs this process can use; [] without CUDA."""
+    import torch  # only for --device cuda: the launcher itself needs no torch otherwise
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [s.strip() for s in env.split(",") if s.strip()] if env else [str(i) for i in range(count)]
+    return ids[:count]
+
+
+def assign_devices(n: int, device: str, gpus: Sequence[str] | None) -> list[tuple[str, str | None]]:
+    """(device for the child, CUDA_VISIBLE_DEVICES or None) for each of `n` islands.
+
+    `cuda` spreads islands over every GPU round-robin; `cuda:N` puts them all on GPU N. Each
+    child sees only its GPU, as `cuda:0`.
+    """
+    if device == "cpu":
+        return [("cpu", None)] * n
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise PlanError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    if not gpus:
+        raise PlanError(f"--device {device!r}: CUDA is not available on this machine")
+    if index:
+        if int(index) >= len(gpus):
+            raise PlanError(f"--device {device!r}: GPU {index} does not exist ({len(gpus)} visible)")
+        return [("cuda:0", gpus[int(index)])] * n
+    return [("cuda:0", gpus[i % len(gpus)]) for i in range(n)]
+
+
+# -- --vary ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VarySpec:
+    """`NAME=LOW:HIGH[:log]`: spread one setting over the islands."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(_default(self.name), int)
+
+    def __str__(self) -> str:
+        return f"{self.name}={_num(self.low)}:{_num(self.high)}" + (":log" if self.log else "")
+
+
+def _default(name: str) -> Any:
+    return getattr(RunConfig(), name) if name == "population" else getattr(GAConfig(), name)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def parse_vary(text: str) -> VarySpec:
+    """Parse and check one `--vary` value; PlanError quoting it when it makes no sense."""
+    name, eq, rng = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not eq:
+        raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log]")
+    if name not in VARIABLE_SETTINGS:
+        raise PlanError(f"--vary {text!r}: cannot vary {name!r}; choose one of {', '.join(VARIABLE_SETTINGS)}")
+    parts = rng.split(":")
+    log = len(parts) == 3 and parts[2].strip().lower() == "log"
+    if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
+        raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH or NAME=LOW:HIGH:log")
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise PlanError(f"--vary {text!r}: LOW and HIGH must be numbers") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise PlanError(f"--vary {text!r}: LOW and HIGH must be finite")
+    if not low < high:
+        raise PlanError(f"--vary {text!r}: LOW ({_num(low)}) must be below HIGH ({_num(high)})")
+    if log and low <= 0:
+        raise PlanError(f"--vary {text!r}: a log range needs LOW > 0")
+    spec = VarySpec(name, low, high, log)
+    if spec.integer and math.ceil(low) > math.floor(high):
+        raise PlanError(f"--vary {text!r}: {name} is an integer and no integer lies in [{_num(low)}, {_num(high)}]")
+    return spec
+
+
+def sample_overrides(specs: Sequence[VarySpec], islands: Sequence[str], seed: int) -> dict[str, dict[str, Any]]:
+    """Per-island values of every varied setting: stratified, shuffled, seeded by the run seed.
+
+    Each island draws from its own 1/N slice of the range (a Latin hypercube over the varied
+    settings), so even a handful of islands covers the range evenly; the slices are shuffled
+    independently per setting so settings are not correlated across islands.
+    """
+    n = len(islands)
+    out: dict[str, dict[str, Any]] = {isl: {} for isl in islands}
+    for spec in specs:
+        # The seed depends on the run seed and the setting's name only, not on the order of
+        # the --vary options, so the same command line always gives the same values.
+        tag = int.from_bytes(hashlib.blake2b(spec.name.encode(), digest_size=8).digest(), "little")
+        rng = np.random.default_rng([seed, tag])
+        u = (rng.permutation(n) + rng.random(n)) / n
+        for isl, ui in zip(islands, u):
+            out[isl][spec.name] = _value(spec, float(ui))
+    return out
+
+
+def _value(spec: VarySpec, u: float) -> int | float:
+    """The value at quantile `u` in [0, 1] of the range (log-uniform with `log`)."""
+    low, high = spec.low, spec.high
+    if spec.integer:  # widen by half a step so that rounding makes every integer equally likely
+        low, high = math.ceil(low) - 0.499, math.floor(high) + 0.499
+    if spec.log:
+        x = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    else:
+        x = low + u * (high - low)
+    if spec.integer:
+        return int(min(max(round(x), math.ceil(spec.low)), math.floor(spec.high)))
+    return float(f"{min(max(x, spec.low), spec.high):.6g}")
+
+
+def check_overrides(config: RunConfig, overrides: Mapping[str, Mapping[str, Any]], specs: Sequence[VarySpec]) -> None:
+    """Every island's settings (and both ends of every range) must make a valid config."""
+    for spec in specs:
+        for u in (0.0, 1.0):  # both ends of the range, so the error never depends on the draw
+            try:
+                config.with_overrides({spec.name: _value(spec, u)})
+            except ConfigError as e:
+                raise PlanError(f"--vary {spec}: {e}") from None
+    for isl, values in overrides.items():
+        try:
+            config.with_overrides(values)
+        except ConfigError as e:
+            raise PlanError(f"--vary for {isl}: {e}") from None
+
+
+# -- the plan -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IslandPlan:
+    island: str
+    cores: tuple[int, ...]
+    device: str  # what the child is told (--device)
+    cuda_visible: str | None  # CUDA_VISIBLE_DEVICES for the child, None to leave it alone
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    islands: tuple[IslandPlan, ...]
+    device: str  # as the user asked: cpu, cuda or cuda:N
+    cores: tuple[int, ...]
+    vary: tuple[VarySpec, ...] = ()
+
+    @property
+    def ids(self) -> list[str]:
+        return [p.island for p in self.islands]
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """The fields `new_manifest` records: islands, overrides, devices and the plan itself."""
+        return {
+            "islands": self.ids,
+            "overrides": {p.island: dict(p.overrides) for p in self.islands if p.overrides},
+            "devices": {p.island: _physical(p) for p in self.islands},
+            "plan": {
+                "device": self.device,
+                "cores": {p.island: list(p.cores) for p in self.islands},
+                "cuda_visible_devices": {p.island: p.cuda_visible for p in self.islands if p.cuda_visible is not None},
+                "threads_per_island": THREADS_PER_ISLAND,
+                "vary": [str(v) for v in self.vary],
+                "host": socket.gethostname(),
+            },
+        }
+
+    def describe(self) -> list[str]:
+        """Human lines: one header, then one line per island."""
+        n, c = len(self.islands), len(self.cores)
+        head = (f"plan: {n} island(s) on {c} core(s) [{format_cores(self.cores)}]"
+                + (" (oversubscribed: round-robin)" if n > c else "")
+                + f", {THREADS_PER_ISLAND} thread each, device {self.device}")
+        if self.vary:
+            head += ", varying " + ", ".join(str(v) for v in self.vary)
+        lines = [head]
+        for p in self.islands:
+            extra = f" gpu {p.cuda_visible}" if p.cuda_visible is not None else ""
+            over = " ".join(f"{k}={v}" for k, v in sorted(p.overrides.items()))
+            lines.append(f"  {p.island}  core {format_cores(p.cores)}{extra}{'  ' + over if over else ''}")
+        return lines
+
+
+def _physical(p: IslandPlan) -> str:
+    """The device an island uses, as `islands evolve` run by hand would name it."""
+    return f"cuda:{p.cuda_visible}" if p.cuda_visible is not None and p.cuda_visible.isdigit() else p.device
+
+
+def island_ids(n: int) -> list[str]:
+    width = max(2, len(str(n - 1)))
+    return [island_id(i, width) for i in range(n)]
+
+
+def make_plan(
+    islands: Sequence[str],
+    cores: Sequence[int],
+    device: str = "cpu",
+    gpus: Sequence[str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    vary: Sequence[VarySpec] = (),
+) -> Plan:
+    """One core per island, round-robin over `cores` when the islands outnumber them."""
+    if not islands:
+        raise PlanError("-n/--islands must be at least 1")
+    if not cores:
+        raise PlanError("no cores to run on")
+    devices = assign_devices(len(islands), device, gpus)
+    overrides = overrides or {}
+    plans = tuple(
+        IslandPlan(isl, (cores[i % len(cores)],), dev, vis, dict(overrides.get(isl, {})))
+        for i, (isl, (dev, vis)) in enumerate(zip(islands, devices))
+    )
+    return Plan(plans, device, tuple(cores), tuple(vary))
+
+
+def plan_from_manifest(manifest: Mapping[str, Any], cores: Sequence[int], gpus: Sequence[str] | None) -> Plan:
+    """The plan of a run being resumed: its islands, overrides and device, on today's cores."""
+    recorded = manifest.get("plan") or {}
+    vary = tuple(parse_vary(v) for v in recorded.get("vary", ()))
+    device = recorded.get("device", "cpu")
+    return make_plan(list(manifest["islands"]), cores, device, gpus, manifest.get("overrides") or {}, vary)

@@ -1,0 +1,385 @@
+"""The launcher's controller: plan a run, start its islands, supervise them, stop them.
+
+`launch(request)` is the library form of `islands launch`. It checks every input before it
+touches anything, joins (or creates) the run's manifest, holds the run's launcher lock,
+starts each unfinished island as its own process and then loops: reap exits and apply the
+restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
+SIGINT/SIGTERM asks every island to checkpoint and stop, a second one (or the end of the
+grace period) kills them. Every child is reaped before `launch` returns.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from islands.cli import EXIT_ERROR
+from islands.config import RunConfig
+from islands.runs import Run, join_run, new_manifest
+from launcher import plan as planning
+from launcher.errors import PlanError
+from launcher.progress import PlainView, Row
+from launcher.spawn import Child, spawn_island
+from launcher.summary import champion_record, pick_champion, summarize, summary_lines
+from launcher.supervise import Action, IslandWatch, RestartPolicy
+from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
+from migration_pool.rundir import RunDir
+
+STATUS_EVERY_S = 0.5  # how often heartbeats are read (less often beyond 50 islands)
+STATE_EVERY_S = 2.0  # how often the launcher state file is rewritten without an event
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What `islands launch` was asked to do; None means "not given" (so it never conflicts)."""
+
+    root: Path
+    config: RunConfig = field(default_factory=RunConfig)
+    explicit: Mapping[str, Any] = field(default_factory=dict)
+    islands: int | None = None
+    cores: str | None = None
+    device: str | None = None
+    vary: tuple[str, ...] = ()
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    grace_s: float = 30.0
+    poll_s: float = 0.2
+    resume_hint: str | None = None  # the command to print for resuming
+
+    def __post_init__(self) -> None:
+        if self.islands is not None and self.islands < 1:
+            raise PlanError(f"-n/--islands must be at least 1, got {self.islands}")
+        if self.grace_s < 0:
+            raise PlanError(f"--grace must be >= 0 seconds, got {self.grace_s}")
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    state: str  # finished, failed or stopped
+    summary: dict[str, Any]
+    signal: int | None  # the signal that stopped the launch, if any
+
+
+def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
+    """Plan, start and supervise the run's islands until they end; see the module docstring.
+
+    Raises:
+        PlanError / ManifestConflict: bad input or a contradiction of the manifest (nothing started).
+        RunDirError: the run directory cannot be used. LauncherBusy: another launcher runs it.
+    """
+    view = view or PlainView()
+    cores = planning.parse_cores(request.cores, planning.available_cores()) if request.cores \
+        else planning.available_cores()
+    specs = [planning.parse_vary(v) for v in request.vary]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise PlanError(f"--vary names a setting twice: {', '.join(sorted(n for n in set(names) if names.count(n) > 1))}")
+    if request.device is not None:
+        planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
+    rundir = RunDir(request.root)
+    # A new run's plan is checked in full (against the config, and the GPUs) before the
+    # run directory is created; a resumed run's plan is checked against its manifest.
+    fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs)
+    lock = rundir.claim_launcher()
+    try:
+        run, plan = _join(rundir, request, cores, specs, fresh)
+        return _Session(rundir, run, plan, request, view).run()
+    finally:
+        lock.release()
+
+
+def _gpus(device: str) -> list[str] | None:
+    return None if device == "cpu" else planning.visible_gpus()
+
+
+def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: list,
+          fresh: planning.Plan | None) -> tuple[Run, planning.Plan]:
+    """The run (created with the `fresh` plan if new) and the plan to run it with."""
+    if rundir.read_manifest() is None:
+        config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs)
+        run, created = join_run(rundir.root, config, request.explicit,
+                                make_manifest=lambda: new_manifest(config, **plan.manifest_fields()))
+        if created:
+            return run, plan
+    else:
+        run, _ = join_run(rundir.root, request.config, request.explicit)
+    return run, _resume_plan(rundir, run, request, cores, specs)
+
+
+def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
+    ids = planning.island_ids(request.islands or len(cores))
+    overrides = planning.sample_overrides(specs, ids, config.seed)
+    planning.check_overrides(config, overrides, specs)
+    device = request.device or "cpu"
+    return planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
+
+
+def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
+    """The recorded plan on today's cores, refusing -n, --vary or --device that contradict it."""
+    m = run.manifest
+    recorded = m.get("plan") or {}
+    if not m.get("islands"):
+        # A run started by `islands evolve`: adopt it and record this launcher's plan.
+        if specs and rundir.island_ids():
+            raise PlanError("--vary cannot be added to a run whose islands have already started")
+        plan = _new_plan(run.config, request, cores, specs)
+        rundir.update_manifest(lambda cur: cur if cur.get("islands") else {**cur, **plan.manifest_fields()})
+        return plan
+    planned = list(m["islands"])
+    if request.islands is not None and request.islands != len(planned):
+        raise ManifestConflict("islands", len(planned), request.islands)
+    rec_vary = list(recorded.get("vary", []))
+    if specs and sorted(str(s) for s in specs) != sorted(rec_vary):
+        raise ManifestConflict("vary", rec_vary, [str(s) for s in specs])
+    device = recorded.get("device", "cpu")
+    if request.device is not None and request.device != device:
+        raise ManifestConflict("device", device, request.device)
+    return planning.plan_from_manifest(m, cores, _gpus(device))
+
+
+def read_status(rundir: RunDir, island: str) -> dict[str, Any] | None:
+    """An island's status, None when missing or unreadable (it is rewritten soon)."""
+    try:
+        return rundir.read_status(island)
+    except (FormatError, OSError):
+        return None
+
+
+class _Session:
+    """One launch of a planned run: the supervision loop and its bookkeeping."""
+
+    def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any) -> None:
+        self.rundir, self.run_, self.plan, self.request, self.view = rundir, run, plan, request, view
+        self.by_id = {p.island: p for p in plan.islands}
+        self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
+        self.children: dict[str, Child] = {}
+        self.statuses: dict[str, dict[str, Any] | None] = {i: read_status(rundir, i) for i in plan.ids}
+        self.baseline = {i: int(s.get("evaluations") or 0) if self._ours(s) else 0 for i, s in self.statuses.items()}
+        self.prior_restarts = self._prior_restarts()
+        self.signals: list[int] = []
+        self.stopping_since: float | None = None
+        self.killed = False
+        self.started_wall, self.started = time.time(), time.monotonic()
+        self._status_at = self._state_at = float("-inf")
+        # Statuses carry genomes: with many islands (or big genomes) read them less often.
+        self.status_every = max(STATUS_EVERY_S, len(plan.ids) / 100)
+
+    def _ours(self, status: Mapping[str, Any] | None) -> bool:
+        return bool(status) and status.get("run_id") == self.run_.run_id
+
+    def _prior_restarts(self) -> dict[str, int]:
+        try:
+            prev = self.rundir.read_launcher_state() or {}
+        except (FormatError, OSError):
+            prev = {}
+        if prev.get("run_id") != self.run_.run_id:
+            return {}
+        return {i: int((v or {}).get("restarts", 0)) for i, v in (prev.get("islands") or {}).items()}
+
+    # -- main loop ------------------------------------------------------------------------
+    def _check_not_running(self) -> None:
+        """Refuse to start while an island of this run still runs (an earlier launcher's
+        orphan, or `islands evolve` in a terminal): its claim lock is held."""
+        busy = []
+        for isl in self.plan.ids:
+            try:
+                self.rundir.claim(isl).release()
+            except IslandBusy:
+                pid = (self.statuses.get(isl) or {}).get("pid")
+                busy.append(f"{isl} (pid {pid})" if pid else isl)
+        if busy:
+            raise IslandBusy(f"already running in {self.rundir.root}: {', '.join(busy)}; stop them first")
+
+    def run(self) -> LaunchResult:
+        self._check_not_running()
+        for line in self.plan.describe():
+            self.view.message(line)
+        self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for isl in self.plan.ids:
+                st = self.statuses[isl]
+                if self._ours(st) and st.get("state") == "finished":
+                    self.watches[isl].state = "finished"
+                    self.view.message(f"{isl}: already finished ({st.get('reason')}), not rerun")
+            self._loop()
+        finally:
+            self._kill_all()  # only does something if the loop died of an exception
+            for s, h in old.items():
+                signal.signal(s, h)
+        return self._finish()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        # Only record it: the loop acts within one poll interval, outside the handler.
+        self.signals.append(signum)
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._handle_signals(now)
+            self._reap(now)
+            if now - self._status_at >= self.status_every:
+                self._status_at = now
+                self._heartbeats(now)
+            if self.stopping_since is None:
+                for isl, w in self.watches.items():
+                    if w.due(now) and isl not in self.children:
+                        self._start(isl, now)
+            waiting = any(w.state == "waiting" for w in self.watches.values())
+            if not self.children and (self.stopping_since is not None or not waiting):
+                break
+            if now - self._state_at >= STATE_EVERY_S:
+                self._write_state("stopping" if self.stopping_since is not None else "running")
+            self.view.update(self._rows(), now - self.started)
+            time.sleep(self.request.poll_s)
+
+    def _start(self, island: str, now: float) -> None:
+        p, w = self.by_id[island], self.watches[island]
+        try:
+            child = spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                                 cuda_visible=p.cuda_visible, attempt=w.starts + 1)
+        except (OSError, subprocess.SubprocessError) as e:  # fork/exec failed: a start failure
+            w.started(now)
+            d = w.exited(EXIT_ERROR, now, finished=False)
+            self.view.message(f"{island}: cannot start ({e}); "
+                              + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {d.reason}"))
+            return
+        self.children[island] = child
+        w.started(now)
+        self._state_at = float("-inf")  # record the new pid soon
+
+    def _reap(self, now: float) -> None:
+        for isl, child in list(self.children.items()):
+            code = child.poll()
+            if code is None:
+                continue
+            del self.children[isl]
+            self._state_at = float("-inf")
+            st = read_status(self.rundir, isl)
+            self.statuses[isl] = st if self._ours(st) else self.statuses[isl]
+            finished = bool(st) and child.owns(st) and st.get("state") == "finished"
+            w = self.watches[isl]
+            if self.stopping_since is not None:
+                if code == 0 and finished:
+                    w.exited(0, now, True)
+                else:
+                    w.stopped(code)
+                continue
+            d = w.exited(code, now, finished)
+            if d.action is Action.RESTART:
+                self.view.message(f"{isl}: {d.reason}; restarting in {d.delay:.1f} s (from its last checkpoint)")
+            elif d.action is Action.FAIL:
+                tail = self.rundir.read_log_tail(isl, 2000).strip().splitlines()[-3:]
+                self.view.message(f"{isl}: FAILED: {d.reason}; log {self.rundir.log_path(isl)}"
+                                  + "".join(f"\n    {line}" for line in tail))
+            elif finished:
+                self.view.message(f"{isl}: finished ({st.get('reason')}) at generation {st.get('generation')}, "
+                                  f"best {st.get('best_ever')}")
+            else:
+                self.view.message(f"{isl}: exited 0 without finishing; not restarted")
+
+    def _heartbeats(self, now: float) -> None:
+        for isl, child in self.children.items():
+            st = read_status(self.rundir, isl)
+            if st is None or not child.owns(st):
+                st = None
+            else:
+                self.statuses[isl] = st
+                self.watches[isl].beat((child.pid, st.get("beat")), now)
+            w = self.watches[isl]
+            if self.stopping_since is None and w.hung(now):
+                w.hang()
+                self.view.message(f"{isl}: hung (no heartbeat for {self.request.policy.hang_timeout_s:g} s); killing it")
+                child.signal(signal.SIGKILL)
+
+    def _handle_signals(self, now: float) -> None:
+        if self.signals and self.stopping_since is None:
+            self.stopping_since = now
+            self.view.message(f"{signal.Signals(self.signals[0]).name}: asking {len(self.children)} island(s) to "
+                              "checkpoint and stop (signal again to kill them at once)")
+            for w in self.watches.values():
+                if w.state == "waiting":
+                    w.stopped(w.last_exit if w.last_exit is not None else 0)
+            for child in self.children.values():
+                child.signal(signal.SIGTERM)
+        if self.killed or self.stopping_since is None:
+            return
+        if len(self.signals) > 1:
+            self.view.message("second signal: killing every island now")
+            self._kill_all()
+        elif now - self.stopping_since > self.request.grace_s:
+            self.view.message(f"grace period of {self.request.grace_s:g} s over: killing {', '.join(self.children)}")
+            self._kill_all()
+
+    def _kill_all(self) -> None:
+        """SIGKILL every island still running and reap it."""
+        self.killed = True
+        for child in self.children.values():
+            child.signal(signal.SIGKILL)
+        for isl, child in list(self.children.items()):
+            child.proc.wait()
+            child.poll()
+            self.watches[isl].stopped(child.exit_code if child.exit_code is not None else -9)
+            del self.children[isl]
+
+    # -- reporting ------------------------------------------------------------------------
+    def _rows(self) -> list[Row]:
+        rows = []
+        for isl in self.plan.ids:
+            st = self.statuses.get(isl) if self._ours(self.statuses.get(isl)) else None
+            st = st or {}
+            rows.append(Row(isl, self.watches[isl].state, st.get("generation"), st.get("generations"),
+                            st.get("best_ever"), st.get("evals_per_sec"), st.get("diversity"),
+                            self._restarts(isl), self.by_id[isl].cores))
+        return rows
+
+    def _restarts(self, island: str) -> int:
+        return self.prior_restarts.get(island, 0) + self.watches[island].restarts
+
+    def _write_state(self, state: str) -> None:
+        self._state_at = time.monotonic()
+        islands = {}
+        for isl, w in self.watches.items():
+            child = self.children.get(isl)
+            islands[isl] = {**w.snapshot(), "restarts": self._restarts(isl),
+                            "pid": child.pid if child else None, "cores": list(self.by_id[isl].cores)}
+        body = {"run_id": self.run_.run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                "started": self.started_wall, "updated": time.time(), "state": state, "islands": islands}
+        try:
+            self.rundir.write_launcher_state(body)
+        except OSError as e:  # bookkeeping only: a full disk must not stop supervision
+            self.view.message(f"warning: cannot write the launcher state: {e}")
+
+    def _finish(self) -> LaunchResult:
+        states = [w.state for w in self.watches.values()]
+        if self.signals:
+            state = "stopped"
+        elif "failed" in states:
+            state = "failed"
+        elif all(s == "finished" for s in states):
+            state = "finished"
+        else:
+            state = "stopped"
+        self.view.update(self._rows(), time.monotonic() - self.started, force=True)
+        self._write_state(state)
+        statuses = {i: read_status(self.rundir, i) for i in self.plan.ids}
+        cfg = self.run_.config
+        champ = pick_champion(statuses, self.run_.run_id)
+        if champ is not None:
+            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id))
+        watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}
+        summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,
+                            dim=cfg.dim, state=state, wall_s=time.monotonic() - self.started,
+                            statuses=statuses, baseline=self.baseline, watches=watches)
+        self.rundir.write_summary(summary)
+        for line in summary_lines(summary):
+            self.view.message(line)
+        if state == "stopped":
+            hint = self.request.resume_hint or f"islands launch --run-dir {self.rundir.root}"
+            self.view.message(f"stopped; to resume from the islands' checkpoints, run the same command: {hint}")
+        return LaunchResult(state, summary, self.signals[0] if self.signals else None)

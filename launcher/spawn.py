@@ -1,0 +1,152 @@
+"""Starting island processes that can never outlive the launcher.
+
+Each island is `python -m islands evolve island-XX --run-dir D` in its own process group
+(so the terminal's Ctrl+C reaches only the launcher, which forwards one SIGTERM, and a
+signal to the group also reaches anything the island started), pinned to its planned
+cores, with every thread variable set to 1, stdout and stderr appended to its log file.
+
+On Linux the child also arms PR_SET_PDEATHSIG: the kernel SIGKILLs it when the launcher
+dies, even by SIGKILL. Setting ISLANDS_TEST_NO_PDEATHSIG=1 in the launcher's environment
+disables that; it exists only so that a test can show the guard is what kills orphans.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import psutil
+
+from islands.threads import limit_env
+from migration_pool.rundir import RunDir
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+NO_PDEATHSIG_ENV = "ISLANDS_TEST_NO_PDEATHSIG"
+
+
+def pdeathsig_wanted(env: Mapping[str, str] = os.environ) -> bool:
+    return sys.platform.startswith("linux") and env.get(NO_PDEATHSIG_ENV, "") in ("", "0")
+
+
+def _preexec(parent: int, cores: Sequence[int], pdeathsig: bool) -> Callable[[], None]:
+    """The function the child runs between fork and exec (it must not allocate much)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if pdeathsig else None  # loaded before fork
+
+    def run() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            # prctl is variadic: pass full-width unsigned longs, as the kernel reads them.
+            if prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                     ctypes.c_ulong(0)) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+            # Race: if the launcher died between fork and prctl, the signal was never armed
+            # and the child is already an orphan (adopted by init or a subreaper): die now.
+            # Note the death signal follows the forking *thread*; the launcher forks from its
+            # main thread, which lives as long as the launcher.
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+        if cores and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cores)  # before exec, so torch starts on its own core
+
+    return run
+
+
+def child_env(base: Mapping[str, str], cuda_visible: str | None = None) -> dict[str, str]:
+    """The child's environment: the launcher's, every thread variable 1, its GPU if planned."""
+    env = dict(limit_env(dict(base)))
+    env.pop(NO_PDEATHSIG_ENV, None)
+    if cuda_visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = cuda_visible
+    return env
+
+
+def child_command(island: str, run_dir: Path, device: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "islands", "evolve", island, "--run-dir", str(run_dir)]
+    return cmd + ["--device", device] if device else cmd
+
+
+@dataclass
+class Child:
+    """One running incarnation of an island."""
+
+    island: str
+    proc: subprocess.Popen
+    started: float  # launcher's monotonic clock
+    create_time: float  # psutil's, to recognise the process (pid reuse)
+    cores: tuple[int, ...] = ()
+    exit_code: int | None = field(default=None)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        """The exit code once it exited (reaping it), else None."""
+        if self.exit_code is None:
+            self.exit_code = self.proc.poll()
+        return self.exit_code
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the island's process group, if the island has not been reaped.
+
+        Until we reap it, the pid (== its group id) cannot be reused, so this never hits a
+        stranger; once reaped, we no longer signal it.
+        """
+        if self.poll() is not None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # setpgid failed? fall back to the process itself
+            self.proc.send_signal(sig)
+
+    def owns(self, status: Mapping[str, Any]) -> bool:
+        """Whether a status file was written by this incarnation (same pid, started after it)."""
+        return status.get("pid") == self.pid and float(status.get("started") or 0.0) >= self.create_time - 1.0
+
+
+def spawn_island(
+    rundir: RunDir,
+    island: str,
+    *,
+    cores: Sequence[int] = (),
+    device: str | None = None,
+    cuda_visible: str | None = None,
+    env: Mapping[str, str] | None = None,
+    attempt: int = 1,
+    pdeathsig: bool = True,
+) -> Child:
+    """Start one island process with its log, affinity, thread limits and death signal."""
+    base = os.environ if env is None else env
+    with rundir.open_log(island) as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"--- launcher: start {attempt} of {island} at {stamp}, cores {list(cores)} ---\n".encode())
+        proc = subprocess.Popen(
+            child_command(island, rundir.root, device),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=child_env(base, cuda_visible), close_fds=True,
+            preexec_fn=_preexec(os.getpid(), tuple(cores), pdeathsig and pdeathsig_wanted(base)),
+        )
+    try:
+        created = psutil.Process(proc.pid).create_time()
+    except psutil.Error:  # already gone: poll() will report how
+        created = time.time()
+    return Child(island, proc, time.monotonic(), created, tuple(cores))
+
+
+def alive(pid: int, create_time: float | None = None) -> bool:
+    """Whether `pid` is a live (non-zombie) process, and the same one when `create_time` is given."""
+    try:
+        p = psutil.Process(pid)
+        if create_time is not None and abs(p.create_time() - create_time) > 1.0:
+            return False  # the pid was reused by another process
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,141 @@
+"""`islands launch` on bad input and on contradictions of the manifest: one clear line, the
+documented exit code, and nothing started (no process, no run directory, no log)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from islands.cli import main
+from islands.config import RunConfig
+from islands.runs import join_run, new_manifest
+from launcher.plan import island_ids, make_plan, parse_vary, sample_overrides
+from migration_pool.rundir import RunDir
+
+
+def run_cli(*args):
+    before = {p.pid for p in psutil.Process().children()}
+    result = CliRunner().invoke(main, ["launch", *args], catch_exceptions=False)
+    assert {p.pid for p in psutil.Process().children()} <= before, "a bad launch started processes"
+    return result
+
+
+def one_error_line(result):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-n", "0"], "-n/--islands must be at least 1, got 0"),
+    (["-n", "-3"], "at least 1"),
+    (["--cores", "0-4096"], "do not exist"),
+    (["--cores", "zero"], "not a core number"),
+    (["--vary", "nosuch=1:2"], "cannot vary 'nosuch'"),
+    (["--vary", "mutation_rate=0.5:0.1"], "must be below HIGH"),
+    (["--vary", "mutation_rate=0:2"], "mutation rate must be in [0, 1]"),
+    (["--vary", "mutation_sigma=0:1:log"], "LOW > 0"),
+    (["--vary", "population=1:40"], "population must be >= 2"),
+    (["--vary", "elitism=0:3", "--vary", "elitism=1:2"], "twice"),
+    (["--device", "tpu"], "expected cpu, cuda or cuda:N"),
+    (["--max-restarts", "-1"], "--max-restarts"),
+    (["--hang-timeout", "-1"], "--hang-timeout"),
+    (["--population", "1"], "population must be >= 2"),
+])
+def test_bad_input_exits_2_and_starts_nothing(tmp_path, args, words):
+    run_dir = tmp_path / "run"
+    result = run_cli("--run-dir", str(run_dir), "--problem", "sphere", *args)
+    assert result.exit_code == 2, result.output
+    assert words in one_error_line(result)
+    assert not run_dir.exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a CUDA-less Linux box")
+def test_cuda_asked_for_without_cuda_exits_2(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_cli("--run-dir", str(tmp_path / "run"), "--device", "cuda", "-n", "2")
+    assert result.exit_code == 2 and "CUDA is not available" in one_error_line(result)
+    assert not (tmp_path / "run" / "manifest.isld").exists()
+
+
+def test_run_dir_that_cannot_be_written_exits_1(tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    result = run_cli("--run-dir", str(tmp_path / "afile" / "run"), "-n", "2")
+    assert result.exit_code == 1 and "cannot use run directory" in one_error_line(result)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_run_dir_exits_1(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        result = run_cli("--run-dir", str(ro / "run"), "-n", "2")
+        assert result.exit_code == 1 and "cannot use run directory" in one_error_line(result)
+    finally:
+        ro.chmod(0o700)
+
+
+def recorded_run(root, n=2, vary=("mutation_sigma=0.01:0.2",), device="cpu"):
+    """A run as an earlier launch would have recorded it (without starting islands)."""
+    config = RunConfig(problem="sphere", dim=5, population=20, generations=50)
+    ids = island_ids(n)
+    specs = [parse_vary(v) for v in vary]
+    plan = make_plan(ids, (0,), device, ["0"], sample_overrides(specs, ids, config.seed), specs)
+    join_run(root, config, {}, make_manifest=lambda: new_manifest(config, **plan.manifest_fields()))
+    return RunDir(root).read_manifest()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-n", "3"], "islands=3 contradicts the run manifest, which records islands=2"),
+    (["--population", "40"], "population=40 contradicts the run manifest, which records population=20"),
+    (["--problem", "rastrigin"], "records problem='sphere'"),
+    (["--vary", "mutation_sigma=0.01:0.3"], "records vary=['mutation_sigma=0.01:0.2']"),
+    (["--device", "cuda"], "records device='cpu'"),
+])
+def test_resume_refuses_options_that_contradict_the_manifest(tmp_path, args, words):
+    before = recorded_run(tmp_path)
+    result = run_cli("--run-dir", str(tmp_path), *args)
+    assert result.exit_code == 2, result.output
+    assert words in one_error_line(result)
+    assert RunDir(tmp_path).read_manifest() == before
+    assert RunDir(tmp_path).island_ids() == [] and not list(tmp_path.rglob("island.log"))
+
+
+def test_a_second_launcher_on_the_same_run_exits_4(tmp_path, spawn):
+    import subprocess
+
+    holder = spawn("import sys, time; from migration_pool.rundir import RunDir; "
+                   "lock = RunDir(sys.argv[1]).claim_launcher(); print('held', flush=True); time.sleep(60)",
+                   str(tmp_path), stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    result = run_cli("--run-dir", str(tmp_path), "-n", "1", "--problem", "sphere")
+    assert result.exit_code == 4 and "another launcher" in one_error_line(result)
+    assert RunDir(tmp_path).read_manifest() is None
+
+
+def test_help_lists_the_launch_options():
+    result = CliRunner().invoke(main, ["launch", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--islands", "--cores", "--device", "--vary", "--max-restarts", "--hang-timeout",
+                 "--migrate-every", "--run-dir", "--grace"):
+        assert flag in result.output
+
+
+def test_an_island_still_running_from_before_is_refused_with_exit_4(tmp_path, spawn):
+    import subprocess
+
+    recorded_run(tmp_path)
+    holder = spawn("import sys, time; from migration_pool.rundir import RunDir; "
+                   "lock = RunDir(sys.argv[1]).claim('island-01'); print('held', flush=True); time.sleep(60)",
+                   str(tmp_path), stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    result = run_cli("--run-dir", str(tmp_path))
+    assert result.exit_code == 4 and "already running" in one_error_line(result) and "island-01" in result.output
+    assert "island-00" not in result.output and not list(tmp_path.rglob("island.log"))

@@ -1,0 +1,134 @@
+"""Launcher planning: cores, GPUs, --vary sampling, and what the manifest records."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from islands.config import RunConfig
+from launcher.errors import PlanError
+from launcher.plan import (
+    assign_devices, check_overrides, format_cores, island_ids, make_plan, parse_cores,
+    parse_vary, plan_from_manifest, sample_overrides,
+)
+from migration_pool import format as fmt
+
+
+# -- cores ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, want", [
+    ("0", (0,)), ("0-3,6", (0, 1, 2, 3, 6)), ("6,0-1", (0, 1, 6)), (" 2 , 2-3 ", (2, 3)),
+])
+def test_parse_cores(spec, want):
+    assert parse_cores(spec, range(8)) == want
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("0-9", "core(s) 8-9 do not exist"), ("3-1", "not a valid range"), ("a", "not a core number"),
+    ("", "not a core number"), ("-1", "not a core number"), ("0,,1", "not a core number"),
+])
+def test_parse_cores_refuses_with_one_line(spec, words):
+    with pytest.raises(PlanError) as e:
+        parse_cores(spec, range(8))
+    assert words in str(e.value) and "\n" not in str(e.value)
+    assert repr(spec) in str(e.value)
+
+
+@given(st.sets(st.integers(0, 300), min_size=1))
+def test_format_cores_round_trips(cores):
+    assert parse_cores(format_cores(sorted(cores)), range(301)) == tuple(sorted(cores))
+
+
+# -- devices --------------------------------------------------------------------------------
+def test_cpu_plan_round_robins_cores_and_leaves_gpus_alone():
+    plan = make_plan(island_ids(5), (2, 5), "cpu")
+    assert [p.cores for p in plan.islands] == [(2,), (5,), (2,), (5,), (2,)]
+    assert {p.device for p in plan.islands} == {"cpu"} and {p.cuda_visible for p in plan.islands} == {None}
+
+
+def test_cuda_gives_each_island_one_gpu_round_robin():
+    assert assign_devices(5, "cuda", ["0", "1"]) == [("cuda:0", g) for g in "01010"]
+    assert assign_devices(3, "cuda", ["4", "7"]) == [("cuda:0", "4"), ("cuda:0", "7"), ("cuda:0", "4")]
+    assert assign_devices(2, "cuda:1", ["4", "7"]) == [("cuda:0", "7")] * 2
+    fields = make_plan(island_ids(2), (0,), "cuda", ["0", "1"]).manifest_fields()
+    assert fields["devices"] == {"island-00": "cuda:0", "island-01": "cuda:1"}
+    assert fields["plan"]["cuda_visible_devices"] == {"island-00": "0", "island-01": "1"}
+
+
+@pytest.mark.parametrize("device, gpus, words", [
+    ("cuda", [], "CUDA is not available"), ("cuda:2", ["0", "1"], "GPU 2 does not exist"),
+    ("tpu", ["0"], "expected cpu, cuda or cuda:N"), ("cuda:x", ["0"], "expected cpu"),
+])
+def test_bad_devices(device, gpus, words):
+    with pytest.raises(PlanError, match=words):
+        assign_devices(2, device, gpus)
+
+
+def test_island_ids_widen_for_many_islands():
+    assert island_ids(3) == ["island-00", "island-01", "island-02"]
+    assert island_ids(101)[-1] == "island-100" and island_ids(101)[0] == "island-000"
+    with pytest.raises(PlanError, match="at least 1"):
+        make_plan([], (0,))
+
+
+# -- --vary ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, words", [
+    ("nosuch=1:2", "cannot vary 'nosuch'"), ("seed=1:2", "cannot vary 'seed'"),
+    ("mutation_rate", "expected NAME=LOW:HIGH"), ("mutation_rate=0.1", "expected NAME=LOW:HIGH"),
+    ("mutation_rate=0.1:0.2:cube", "expected NAME=LOW:HIGH"), ("mutation_rate=a:b", "must be numbers"),
+    ("mutation_rate=0.5:0.1", "must be below HIGH"), ("mutation_rate=0.2:0.2", "must be below HIGH"),
+    ("mutation_sigma=0:1:log", "LOW > 0"), ("mutation_rate=nan:1", "finite"),
+    ("population=10.2:10.8", "no integer"),
+])
+def test_parse_vary_refuses_nonsense(text, words):
+    with pytest.raises(PlanError, match=words):
+        parse_vary(text)
+
+
+def test_vary_names_accept_dashes_and_print_canonically():
+    assert str(parse_vary("mutation-sigma=0.01:0.2:log")) == "mutation_sigma=0.01:0.2:log"
+    assert str(parse_vary("tournament_size=2:6")) == "tournament_size=2:6"
+
+
+def test_sampling_is_seeded_stratified_and_in_range():
+    ids = island_ids(8)
+    specs = [parse_vary("mutation_sigma=0.01:0.3:log"), parse_vary("crossover_rate=0.2:1")]
+    a = sample_overrides(specs, ids, seed=7)
+    assert a == sample_overrides(list(reversed(specs)), ids, seed=7)  # option order is irrelevant
+    assert a != sample_overrides(specs, ids, seed=8)
+    sig = sorted(v["mutation_sigma"] for v in a.values())
+    rate = sorted(v["crossover_rate"] for v in a.values())
+    assert all(0.01 <= s <= 0.3 for s in sig) and all(0.2 <= r <= 1 for r in rate)
+    # Stratified: exactly one island in each eighth of the (log-)range.
+    assert sorted(int(8 * (math.log(s) - math.log(0.01)) / (math.log(0.3) - math.log(0.01))) for s in sig) == list(range(8))
+    assert sorted(min(7, int(8 * (r - 0.2) / 0.8)) for r in rate) == list(range(8))
+
+
+def test_integer_settings_are_rounded_and_cover_the_range():
+    ids = island_ids(5)
+    vals = sorted(v["tournament_size"] for v in sample_overrides([parse_vary("tournament_size=2:6")], ids, 0).values())
+    assert vals == [2, 3, 4, 5, 6]
+    pops = [v["population"] for v in sample_overrides([parse_vary("population=10:1000:log")], island_ids(20), 0).values()]
+    assert all(isinstance(p, int) and 10 <= p <= 1000 for p in pops)
+
+
+@pytest.mark.parametrize("text", ["mutation_rate=0:2", "population=1:50", "elitism=0:200"])
+def test_ranges_that_make_invalid_settings_are_refused(text):
+    spec = parse_vary(text)
+    config = RunConfig(population=100)
+    with pytest.raises(PlanError, match=r"--vary"):
+        check_overrides(config, sample_overrides([spec], island_ids(4), 0), [spec])
+
+
+def test_plan_is_recorded_and_rebuilt_from_the_manifest():
+    specs = [parse_vary("mutation_sigma=0.01:0.2")]
+    ids = island_ids(3)
+    plan = make_plan(ids, (0, 1), "cpu", None, sample_overrides(specs, ids, 3), specs)
+    fields = plan.manifest_fields()
+    manifest = fmt.decode(fmt.encode("manifest", fields), "manifest")  # msgpack-safe
+    again = plan_from_manifest(manifest, (1,), None)
+    assert again.ids == ids and again.vary == plan.vary
+    assert [dict(p.overrides) for p in again.islands] == [dict(p.overrides) for p in plan.islands]
+    assert [p.cores for p in again.islands] == [(1,)] * 3  # cores are today's, not recorded ones
+    text = "\n".join(plan.describe())
+    assert "3 island(s) on 2 core(s) [0-1]" in text and "oversubscribed" in text and "mutation_sigma=" in text

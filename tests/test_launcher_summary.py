@@ -1,0 +1,90 @@
+"""The champion, the summary and the progress views, from hand-made statuses."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from launcher.progress import LiveView, PlainView, Row, headline
+from launcher.summary import champion_record, pick_champion, summarize, summary_lines
+from migration_pool.rundir import RunDir
+
+
+def status(island, best, run_id="r1", genome=True, evaluations=100, migration=None):
+    return {"island": island, "run_id": run_id, "state": "finished", "reason": "generations",
+            "generation": 10, "best_ever": best, "best_ever_generation": 7,
+            "best_genome": np.full(3, best, dtype=np.float64) if genome else None,
+            "evaluations": evaluations, "overrides": {"mutation_sigma": 0.1},
+            "migration": migration or {"events": 1, "sent": 5, "received": 4, "adopted": 3, "rejected": 1, "bad_files": 0}}
+
+
+def test_champion_is_the_best_of_this_run_with_a_genome():
+    statuses = {"island-00": status("island-00", -3.0), "island-01": status("island-01", -1.0),
+                "island-02": status("island-02", 5.0, run_id="other"),  # another run's file
+                "island-03": status("island-03", 9.0, genome=False), "island-04": None}
+    assert pick_champion(statuses, "r1")["island"] == "island-01"
+    assert pick_champion({"island-00": None}, "r1") is None
+
+
+def test_champion_file_round_trips_without_pickle(tmp_path):
+    rec = champion_record(status("island-01", -1.0), "rastrigin", 3, "r1")
+    path = RunDir(tmp_path).write_champion(rec)
+    assert path.read_bytes()[:4] == b"ISLD"
+    back = RunDir(tmp_path).read_champion()
+    assert back["island"] == "island-01" and back["fitness"] == -1.0 and back["dim"] == 3
+    assert back["genome"].dtype == np.float64 and back["genome"].tolist() == [-1.0] * 3
+    assert back["overrides"] == {"mutation_sigma": 0.1} and back["generation"] == 7
+
+
+def test_summary_totals_and_rate_count_only_this_launch():
+    statuses = {"island-00": status("island-00", -3.0, evaluations=300),
+                "island-01": status("island-01", -1.0, evaluations=500)}
+    watches = {"island-00": {"state": "finished", "restarts": 2, "hangs": 1},
+               "island-01": {"state": "failed", "restarts": 5, "reason": "crashed 6 time(s)"}}
+    s = summarize(run_id="r1", run_dir="/x", problem="sphere", dim=3, state="failed", wall_s=10.0,
+                  statuses=statuses, baseline={"island-00": 100}, watches=watches)
+    json.dumps(s)  # summary.json must be plain JSON
+    assert s["evaluations"] == 800 and s["evaluations_this_launch"] == 700 and s["evals_per_sec"] == 70.0
+    assert s["restarts"] == 7 and s["hangs"] == 1 and s["finished"] == 1 and s["failed"] == 1
+    assert s["migration"] == {"events": 2, "sent": 10, "received": 8, "adopted": 6, "rejected": 2, "bad_files": 0}
+    assert s["champion"]["island"] == "island-01"
+    text = "\n".join(summary_lines(s))
+    assert "1/2 island(s) finished" in text and "failed: island-01: crashed 6 time(s)" in text
+    assert "700 in this launch" in text
+
+
+def rows():
+    return [Row("island-00", "running", 5, 10, -2.0, 100.0, 0.5, 1, (0,)),
+            Row("island-01", "failed", 3, 10, -1.0, 50.0, 0.4, 5, (1,)),
+            Row("island-02", "waiting")]
+
+
+def test_headline_names_states_generations_best_and_restarts():
+    line = headline(rows(), 3723.0)
+    assert line.startswith("[1:02:03] 1 running, 1 waiting, 1 failed")
+    assert "gen 3-5/10" in line and "best -1 (island-01)" in line and "100 evals/s" in line
+    assert "restarts 6" in line
+
+
+def test_plain_view_prints_at_most_once_per_interval():
+    out = io.StringIO()
+    view = PlainView(out, every_s=3600)
+    view.update(rows(), 1.0)
+    view.update(rows(), 2.0)
+    view.message("island-01: FAILED")
+    view.update(rows(), 3.0, force=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[1] == "island-01: FAILED"
+
+
+def test_live_view_draws_a_table_per_island():
+    from rich.console import Console
+
+    out = io.StringIO()
+    view = LiveView(every_s=0.0, console=Console(file=out, width=140, force_terminal=False))
+    view.update(rows(), 1.0, force=True)
+    view.message("hello")
+    view.close()
+    text = out.getvalue()
+    assert all(i in text for i in ("island-00", "island-01", "island-02", "hello")) and "failed" in text
