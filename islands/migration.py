@@ -2,7 +2,8 @@
 
 A thin shell between the algorithm (which picks and merges genomes) and the pool (which
 owns the files). It never waits for a neighbour: whatever is in the pool now is read, and a
-neighbour that has published nothing new simply contributes nothing this time.
+neighbour that has published nothing new simply contributes nothing this time. Migration is
+best effort: a pool that cannot be written or holds garbage costs migrants, never the island.
 """
 from __future__ import annotations
 
@@ -20,25 +21,39 @@ from migration_pool import topology
 from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
+COUNTERS = ("sent", "received", "adopted", "rejected", "bad_files")
+
 
 class PoolMigrator:
-    """Exchanges migrants for one island through the run's pool directory."""
+    """Exchanges migrants for one island through the run's pool directory.
+
+    Counters (cumulative in `progress.migration`, per event in `last_event`): sent (genomes
+    published), received (genomes read from neighbours), adopted (received genomes that
+    entered the population), rejected (received but not adopted: duplicates, out of bounds,
+    or not good enough for the replacement policy), bad_files (pool files skipped as corrupt,
+    foreign or unreadable, each counted once), micros (time spent in migration).
+    """
 
     def __init__(self, spec: Any, rundir: RunDir, log: Callable[[str], None]) -> None:
         self.spec, self.rundir, self.log = spec, rundir, log
         self.cfg = spec.effective.migration
         self.pool: Pool | None = None
         self.last_event: dict[str, Any] | None = None
+        self._sources_key: tuple[frozenset[str], int | None] | None = None
+        self._sources_cache: list[str] = []
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
-            genomes = np.asarray(em.genomes)
+            # Array genomes pin dtype and gene shape; per-genome maps (NEAT) have neither.
+            vector = isinstance(em.genomes, np.ndarray)
+            genomes = em.genomes if vector else None
             self.pool = Pool(
                 self.rundir,
                 self.spec.run_id,
                 genome_kind=algo.genome_kind,
-                dtype=str(genomes.dtype) if algo.genome_kind == "vector" else None,
-                gene_shape=tuple(genomes.shape[1:]) if algo.genome_kind == "vector" else None,
+                dtype=str(genomes.dtype) if vector else None,
+                gene_shape=tuple(genomes.shape[1:]) if vector else None,
+                warn=lambda message: self.log(f"warning: {message}"),
             )
         return self.pool
 
@@ -47,23 +62,8 @@ class PoolMigrator:
         started = time.perf_counter()
         em = algo.emigrants(state, self.cfg.migrants, self.cfg.emigrants, gen)
         pool = self._pool(algo, em)
-        pool.publish(fmt.MigrantBatch(
-            run_id=self.spec.run_id,
-            source=self.spec.island,
-            generation=progress.generation,
-            created=time.time(),
-            genome_kind=algo.genome_kind,
-            genomes=em.genomes,
-            fitness=np.asarray(em.fitness, dtype=np.float64),
-            origin=tuple(island_id(int(n)) for n in em.origin),
-            birth=np.asarray(em.birth, dtype=np.int64),
-            lineage=np.asarray(em.lineage, dtype=np.int64),
-        ))
-        everyone = sorted(set(self.spec.planned) | set(self.rundir.island_ids()) | {self.spec.island})
-        sources = topology.neighbours(
-            self.spec.island, everyone, self.cfg.topology,
-            seed=self.spec.config.seed, event=progress.generation,
-        )
+        sent = self._publish(pool, em, progress)
+        sources = self._sources(progress.generation)
         batches, bad_files = pool.read_new(sources)
         incoming = _concat(batches, algo.genome_kind)
         adopted = 0
@@ -72,7 +72,7 @@ class PoolMigrator:
         pool.collect(self.spec.island, self.cfg.keep_batches)
         received = 0 if incoming is None else len(incoming)
         event = {
-            "sent": len(em),
+            "sent": sent,
             "received": received,
             "adopted": adopted,
             "rejected": received - adopted,
@@ -82,7 +82,7 @@ class PoolMigrator:
         }
         m = progress.migration
         m["events"] = m.get("events", 0) + 1
-        for k in ("sent", "received", "adopted", "rejected", "bad_files"):
+        for k in COUNTERS:
             m[k] = m.get(k, 0) + event[k]
         m["micros"] = m.get("micros", 0) + int(event["seconds"] * 1e6)
         for b in batches:  # who received from whom, for the status report's matrix
@@ -90,6 +90,56 @@ class PoolMigrator:
             m[key] = m.get(key, 0) + len(b)
         self.last_event = event
         return state
+
+    def _sources(self, event: int) -> list[str]:
+        """The neighbours to read now; islands that appear in the run are discovered."""
+        everyone = frozenset(self.spec.planned).union(self.rundir.island_ids(), (self.spec.island,))
+        key = (everyone, event if self.cfg.topology == "random" else None)
+        if key != self._sources_key:  # the topology is a pure function: recompute on change only
+            self._sources_key = key
+            self._sources_cache = topology.neighbours(
+                self.spec.island, sorted(everyone), self.cfg.topology,
+                seed=self.spec.config.seed, event=event,
+            )
+        return self._sources_cache
+
+    def _publish(self, pool: Pool, em: Migrants, progress: Progress) -> int:
+        """Publish the emigrants with finite fitness; returns how many were published.
+
+        An I/O error (disk full, directory removed) is warned about and counted in
+        `publish_errors`: the island goes on evolving without sending this time.
+        """
+        generation = progress.generation
+        fitness = np.asarray(em.fitness, dtype=np.float64)
+        ok = np.flatnonzero(np.isfinite(fitness))  # the format refuses NaN/inf fitness
+        if ok.size == 0:
+            return 0
+        genomes = em.genomes
+        take = np.asarray
+        if ok.size < fitness.size:
+            take = lambda a: np.asarray(a)[ok]  # noqa: E731
+            # Vector genomes are one array; other kinds (NEAT) a list of per-genome maps.
+            genomes = genomes[ok] if isinstance(genomes, np.ndarray) else [genomes[i] for i in ok]
+        batch = fmt.MigrantBatch(
+            run_id=self.spec.run_id,
+            source=self.spec.island,
+            generation=generation,
+            created=time.time(),
+            genome_kind=pool.genome_kind,
+            genomes=genomes,
+            fitness=fitness[ok],
+            origin=tuple(island_id(int(n)) for n in take(em.origin)),
+            birth=take(em.birth).astype(np.int64, copy=False),
+            lineage=take(em.lineage).astype(np.int64, copy=False),
+        )
+        try:
+            pool.publish(batch)
+        except OSError as e:
+            self.log(f"warning: cannot publish the migrants of generation {generation}: {e}")
+            m = progress.migration
+            m["publish_errors"] = m.get("publish_errors", 0) + 1
+            return 0
+        return len(batch)
 
 
 def _concat(batches: list[fmt.MigrantBatch], kind: str) -> Migrants | None:

@@ -7,6 +7,7 @@ engine's job (only it knows what "the same genome" means); these functions see f
 from __future__ import annotations
 
 import numpy as np
+import numpy.random  # noqa: F401  (numpy loads it lazily: pay at import, not mid-run)
 
 from migration_pool.errors import PoolError
 
@@ -22,7 +23,8 @@ def _rankable(fitness: np.ndarray) -> np.ndarray:
 
 
 def select_emigrants(
-    fitness: np.ndarray, k: int, policy: str, rng: np.random.Generator, tournament_size: int = 3
+    fitness: np.ndarray, k: int, policy: str, rng: np.random.Generator | None = None,
+    tournament_size: int = 3,
 ) -> np.ndarray:
     """Indices of `min(k, len(fitness))` distinct individuals to publish.
 
@@ -31,7 +33,7 @@ def select_emigrants(
     but not only the very best genomes, so islands homogenise more slowly.
 
     Raises:
-        PoolError: unknown policy, k < 0 or tournament_size < 1.
+        PoolError: unknown policy, k < 0, tournament_size < 1, or no `rng` for "tournament".
     """
     if policy not in EMIGRANT_POLICIES:
         raise PoolError(f"unknown emigrant policy {policy!r}; known: {', '.join(EMIGRANT_POLICIES)}")
@@ -43,6 +45,8 @@ def select_emigrants(
     k = min(k, f.shape[0])
     if policy == "best":
         return np.argsort(-f, kind="stable")[:k]
+    if rng is None:
+        raise PoolError("the tournament policy needs a random generator")
     chosen: list[int] = []
     remaining = np.arange(f.shape[0])
     for _ in range(k):  # k is a handful of migrants, not the population
@@ -57,7 +61,7 @@ def replacement_plan(
     pop_fitness: np.ndarray,
     imm_fitness: np.ndarray,
     policy: str,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
     protect: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which population slots receive which immigrants.
@@ -70,7 +74,7 @@ def replacement_plan(
     never replaced and an immigrant with NaN fitness is never adopted.
 
     Raises:
-        PoolError: unknown policy or protect < 0.
+        PoolError: unknown policy, protect < 0, or no `rng` for "random".
     """
     if policy not in REPLACEMENT_POLICIES:
         raise PoolError(f"unknown replacement policy {policy!r}; "
@@ -87,10 +91,13 @@ def replacement_plan(
     if policy == "worst":
         return candidates[:n].astype(np.int64), chosen
     if policy == "random":
+        if rng is None:
+            raise PoolError("the random replacement policy needs a random generator")
         slots = rng.choice(candidates, size=n, replace=False) if n else candidates[:0]
         return np.asarray(slots, dtype=np.int64), chosen
     # "better": the best immigrant against the worst resident, the next against the next
-    # worst, ...; this pairing adopts the most immigrants that each beat whom they replace.
+    # worst, ...; kept pairs form a prefix, and the population becomes the best of residents
+    # and immigrants together (pagmo's fair_replace), elites aside.
     slots = candidates[:n].astype(np.int64)
     keep = imm[chosen] > pop[slots]
     return slots[keep], chosen[keep]

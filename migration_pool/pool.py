@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from migration_pool import atomic, format as fmt
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
@@ -91,10 +93,12 @@ class Pool:
     warn: Callable[[str], None] | None = None
     seen: dict[str, int] = field(default_factory=dict)  # neighbour -> newest generation read
     rejected: int = 0  # bad files met by read_new, each counted once
-    # island -> file name -> stamp, of files already judged; pruned to what still exists.
+    # island -> file name -> what was judged, keyed by stamp; pruned to what still exists.
+    # _bad: files read_new counted; _verdicts: collect()'s (stamp, valid?) per file.
     _bad: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
-    _valid: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
+    _verdicts: dict[str, dict[str, tuple[Stamp, bool]]] = field(default_factory=dict, repr=False)
     _warned: int = field(default=0, repr=False)
+    _dirs: dict[str, str] = field(default_factory=dict, repr=False)
 
     # -- writing --------------------------------------------------------------------------
     def publish(self, batch: fmt.MigrantBatch) -> Path:
@@ -103,20 +107,39 @@ class Pool:
         Raises:
             OSError: the pool directory cannot be written (the temporary file is removed).
         """
-        path = self.rundir.pool_dir(batch.source) / batch_name(batch.generation)
+        directory, name = self._dir(batch.source), batch_name(batch.generation)
+        path = os.path.join(directory, name)
         data = fmt.encode_batch(batch)
         storage = None if self.durable else _ATOMIC_ONLY
         try:
             atomic.publish(path, data, storage=storage)
         except FileNotFoundError:  # first batch of this island, or its directory was reset
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
             atomic.publish(path, data, storage=storage)
-        return path
+        if self._expects(batch):  # spare collect() from decoding what we just wrote
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:  # already collected by someone else
+                return Path(path)
+            self._verdicts.setdefault(batch.source, {})[name] = (
+                (st.st_ino, st.st_size, st.st_mtime_ns), True)
+        return Path(path)
+
+    def _expects(self, batch: fmt.MigrantBatch) -> bool:
+        """Whether a reader with this pool's expectations would accept `batch`."""
+        if batch.run_id != self.run_id or batch.genome_kind != self.genome_kind:
+            return False
+        genomes = batch.genomes
+        if not isinstance(genomes, np.ndarray):  # a list of per-genome maps (NEAT)
+            return self.dtype is None and self.gene_shape is None
+        return ((self.dtype is None or genomes.dtype.name == np.dtype(self.dtype).name)
+                and (self.gene_shape is None or genomes.shape[1:] == tuple(self.gene_shape)))
 
     # -- reading --------------------------------------------------------------------------
     def listing(self, island: str) -> list[tuple[int, Path]]:
         """An island's batch files, newest first; temporaries and other names are ignored."""
-        return self._scan(island)[0]
+        directory = self._dir(island)
+        return [(g, Path(directory, name)) for g, name in self._scan(island)[0]]
 
     def read_new(self, neighbours: list[str]) -> tuple[list[fmt.MigrantBatch], int]:
         """The newest unread valid batch of each neighbour, and how many bad files were met.
@@ -134,10 +157,10 @@ class Pool:
                 # Everything up to what we read is gone: only a reset island (--fresh) does
                 # that, since garbage collection always keeps the newest batches.
                 last = -1
-            for generation, path in listing:
+            for generation, name in listing:
                 if generation <= last:
                     break
-                batch = self._read(island, generation, path)
+                batch = self._read(island, generation, name)
                 if batch is not None:
                     batches.append(batch)
                     self.seen[island] = generation
@@ -146,15 +169,16 @@ class Pool:
             self._say(f"... and {self._warned - WARNINGS_PER_READ} more bad migrant file(s)")
         return batches, self.rejected - rejected_before
 
-    def _read(self, island: str, generation: int, path: Path) -> fmt.MigrantBatch | None:
-        """The batch at `path`, or None if it vanished, is known bad or turns out bad."""
+    def _read(self, island: str, generation: int, name: str) -> fmt.MigrantBatch | None:
+        """The batch in file `name`, or None if it vanished, is known bad or turns out bad."""
+        path = os.path.join(self._dir(island), name)
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:  # collected between listing and now
             return None
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
         bad = self._bad.setdefault(island, {})
-        if bad.get(path.name) == stamp:
+        if bad.get(name) == stamp:
             return None
         try:
             return self._decode(island, generation, path)
@@ -166,22 +190,22 @@ class Pool:
                 return None
             # Unreadable (EACCES, EIO) is as bad as corrupt; remembered by stamp so the
             # same file is neither read nor counted again.
-            bad[path.name] = stamp
+            bad[name] = stamp
             self.rejected += 1
             self._warned += 1
             if self._warned <= WARNINGS_PER_READ:
                 self._say(f"skipping bad migrant file: {e}")
             return None
 
-    def _decode(self, island: str, generation: int, path: Path) -> fmt.MigrantBatch:
+    def _decode(self, island: str, generation: int, path: str) -> fmt.MigrantBatch:
         batch = fmt.decode_batch(
             atomic.read_capped(path, self.max_bytes),
             run_id=self.run_id, genome_kind=self.genome_kind, dtype=self.dtype,
-            gene_shape=self.gene_shape, max_bytes=self.max_bytes, path=str(path),
+            gene_shape=self.gene_shape, max_bytes=self.max_bytes, path=path,
         )
         if batch.source != island or batch.generation != generation:
             raise FormatError(f"claims to be {batch.source} generation {batch.generation}, "
-                              f"but is named as {island} generation {generation}", str(path))
+                              f"but is named as {island} generation {generation}", path)
         return batch
 
     def _say(self, message: str) -> None:
@@ -204,10 +228,11 @@ class Pool:
         now = time.time() if now is None else now
         listing, temps = self._scan(island)
         removed, valid = 0, 0
-        for generation, path in listing:
+        directory = self._dir(island)
+        for generation, name in listing:
             if valid >= keep:
-                removed += self._unlink(path)
-            elif self._is_valid(island, generation, path):
+                removed += self._unlink(os.path.join(directory, name))
+            elif self._is_valid(island, generation, name):
                 valid += 1
         for entry in temps:
             try:
@@ -215,27 +240,36 @@ class Pool:
             except FileNotFoundError:  # the writer renamed it into place meanwhile
                 continue
             if age > self.temp_grace_s:
-                removed += self._unlink(Path(entry.path))
+                removed += self._unlink(entry.path)
         return removed
 
-    def _is_valid(self, island: str, generation: int, path: Path) -> bool:
-        """Whether the file decodes as this run's batch; cached by stamp, never counted."""
+    def _is_valid(self, island: str, generation: int, name: str) -> bool:
+        """Whether the file decodes as this run's batch; cached by stamp, never counted.
+
+        A transient error counts as invalid without being cached: collect() then keeps more
+        files, never fewer.
+        """
+        path = os.path.join(self._dir(island), name)
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
             return False
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        cache = self._valid.setdefault(island, {})
-        if cache.get(path.name) == stamp:
-            return True
+        cache = self._verdicts.setdefault(island, {})
+        known = cache.get(name)
+        if known is not None and known[0] == stamp:
+            return known[1]
         try:
             self._decode(island, generation, path)
-        except (FormatError, OSError):
-            return False
-        cache[path.name] = stamp
-        return True
+            ok = True
+        except (FormatError, OSError) as e:
+            if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS | {errno.ENOENT}:
+                return False
+            ok = False
+        cache[name] = (stamp, ok)
+        return ok
 
-    def _unlink(self, path: Path) -> int:
+    def _unlink(self, path: str) -> int:
         try:
             os.unlink(path)
             return 1
@@ -246,10 +280,17 @@ class Pool:
             return 0
 
     # -- listing --------------------------------------------------------------------------
-    def _scan(self, island: str) -> tuple[list[tuple[int, Path]], list[os.DirEntry]]:
-        """(batches newest first, temporaries) of an island; prunes the verdict caches."""
+    def _dir(self, island: str) -> str:
+        # A str, built once per island: pathlib objects cost more than the I/O here.
+        directory = self._dirs.get(island)
+        if directory is None:
+            directory = self._dirs[island] = os.fspath(self.rundir.pool_dir(island))
+        return directory
+
+    def _scan(self, island: str) -> tuple[list[tuple[int, str]], list[os.DirEntry]]:
+        """(batches as (generation, name) newest first, temporaries); prunes the caches."""
         try:
-            with os.scandir(self.rundir.pool_dir(island)) as it:
+            with os.scandir(self._dir(island)) as it:
                 entries = list(it)
         except OSError:  # missing, not a directory, unreadable: nothing to read there
             entries = []
@@ -257,11 +298,11 @@ class Pool:
         for e in entries:
             generation = batch_generation(e.name)
             if generation is not None:
-                batches.append((generation, Path(e.path)))
+                batches.append((generation, e.name))
                 names.add(e.name)
             elif atomic.is_temp_name(e.name):
                 temps.append(e)
-        for cache in (self._bad, self._valid):
+        for cache in (self._bad, self._verdicts):
             known = cache.get(island)
             if known and not names.issuperset(known):
                 cache[island] = {n: s for n, s in known.items() if n in names}

@@ -84,6 +84,7 @@ class GeneticAlgorithm(Algorithm[VectorPopulation]):
         self.problem, self.cfg = problem, cfg
         self.device, self.dtype = torch.device(device), dtype
         self.lower, self.upper = problem.bounds(self.device, dtype)
+        self.host_bounds = (self.lower.cpu().numpy(), self.upper.cpu().numpy())  # for immigrants
 
     def init(self, size: int, island: int, gen: torch.Generator) -> VectorPopulation:
         u = torch.rand((size, self.problem.dim), generator=gen, device=self.device, dtype=self.dtype)
@@ -126,60 +127,61 @@ class GeneticAlgorithm(Algorithm[VectorPopulation]):
         return state.genomes[index].detach().cpu().numpy().copy()
 
     def emigrants(self, state: VectorPopulation, k: int, policy: str, gen: torch.Generator) -> Migrants:
-        rng = _numpy_rng(gen)
         fit = state.fitness.detach().cpu().double().numpy()
+        rng = _numpy_rng(gen) if policy == "tournament" else None  # "best" draws nothing
         idx = policies.select_emigrants(fit, k, policy, rng, self.cfg.tournament_size)
         sel = torch.as_tensor(idx, device=self.device)
+        origin, birth, lineage = torch.stack([state.origin, state.birth, state.lineage])[:, sel].cpu().numpy()
         return Migrants(
             genomes=state.genomes[sel].cpu().numpy(),
             fitness=fit[idx],
-            origin=state.origin[sel].cpu().numpy(),
-            birth=state.birth[sel].cpu().numpy(),
-            lineage=state.lineage[sel].cpu().numpy(),
+            origin=origin,
+            birth=birth,
+            lineage=lineage,
         )
 
     def immigrate(
         self, state: VectorPopulation, incoming: Migrants, policy: str, gen: torch.Generator
     ) -> tuple[VectorPopulation, int]:
-        if len(incoming) == 0:
+        n = len(incoming)
+        if n == 0:
             return state, 0
-        genomes = torch.as_tensor(np.asarray(incoming.genomes), device=self.device).to(self.dtype)
-        genomes = genomes.reshape(len(incoming), self.problem.dim)
-        # Drop immigrants out of bounds or equal to a resident or to an earlier immigrant.
-        inside = ((genomes >= self.lower) & (genomes <= self.upper)).all(dim=1)
-        present = (genomes[:, None, :] == state.genomes[None, :, :]).all(dim=2).any(dim=1)
-        earlier = (genomes[:, None, :] == genomes[None, :, :]).all(dim=2).tril(-1).any(dim=1)
-        fresh = torch.nonzero(inside & ~present & ~earlier).flatten()
-        if fresh.numel() == 0:
+        # The K immigrants are checked in numpy on the host, where a handful of small array
+        # operations costs microseconds; torch's per-operation overhead dominated here.
+        imm = np.asarray(incoming.genomes).reshape(n, self.problem.dim).astype(_NUMPY[self.dtype], copy=False)
+        lower, upper = self.host_bounds
+        # Drop immigrants out of bounds (NaN included) or equal to a resident or to an earlier
+        # immigrant: a genome already present is not adopted twice.
+        ok = ((imm >= lower) & (imm <= upper)).all(axis=1)
+        ok &= ~_rows_present(imm, state.genomes)
+        ok &= ~np.tril((imm[:, None, :] == imm[None, :, :]).all(axis=2), -1).any(axis=1)
+        fresh = np.flatnonzero(ok)
+        if fresh.size == 0:
             return state, 0
-        genomes = genomes[fresh]
+        genomes = torch.as_tensor(imm[fresh], device=self.device)
         fitness = self.problem.evaluate(genomes).to(self.dtype)  # never trust a claimed fitness
         slots, chosen = policies.replacement_plan(
             state.fitness.detach().cpu().double().numpy(),
             fitness.detach().cpu().double().numpy(),
             policy,
-            _numpy_rng(gen),
+            _numpy_rng(gen) if policy == "random" else None,
             protect=self.cfg.elitism,
         )
         if slots.size == 0:
             return state, 0
         s = torch.as_tensor(slots, device=self.device)
         c = torch.as_tensor(chosen, device=self.device)
-        keep = fresh[c].cpu().numpy()
-
-        def put(old: Tensor, new: Tensor) -> Tensor:
-            out = old.clone()
-            out[s] = new
-            return out
-
-        as_long = lambda a: torch.as_tensor(np.asarray(a)[keep], dtype=torch.int64, device=self.device)  # noqa: E731
+        keep = fresh[chosen]
+        meta = np.stack([np.asarray(incoming.origin), np.asarray(incoming.birth),
+                         np.asarray(incoming.lineage)])[:, keep]
+        origin, birth, lineage = torch.as_tensor(meta, dtype=torch.int64, device=self.device)
         return (
-            VectorPopulation(
-                genomes=put(state.genomes, genomes[c]),
-                fitness=put(state.fitness, fitness[c]),
-                origin=put(state.origin, as_long(incoming.origin)),
-                birth=put(state.birth, as_long(incoming.birth)),
-                lineage=put(state.lineage, as_long(incoming.lineage)),
+            VectorPopulation(  # index_copy is out of place: the old state stays valid
+                genomes=state.genomes.index_copy(0, s, genomes[c]),
+                fitness=state.fitness.index_copy(0, s, fitness[c]),
+                origin=state.origin.index_copy(0, s, origin),
+                birth=state.birth.index_copy(0, s, birth),
+                lineage=state.lineage.index_copy(0, s, lineage),
             ),
             int(slots.size),
         )
@@ -222,6 +224,24 @@ class GeneticAlgorithm(Algorithm[VectorPopulation]):
             birth=to(record["birth"], torch.int64),
             lineage=to(record["lineage"], torch.int64),
         )
+
+
+def _rows_present(rows: np.ndarray, residents: Tensor) -> np.ndarray:
+    """For each row of `rows` [K, D], whether `residents` [P, D] holds an equal row (exactly).
+
+    Compares first genes (one column to the host), then whole rows only for the pairs that
+    agree there: O(K*P + hits*D) instead of O(K*P*D) tensor work.
+    """
+    first = residents[:, 0].detach().cpu().numpy()
+    i, j = np.nonzero(rows[:, None, 0] == first[None, :])
+    present = np.zeros(rows.shape[0], dtype=bool)
+    if i.size:
+        same = (rows[i] == residents[torch.as_tensor(j, device=residents.device)].cpu().numpy()).all(axis=1)
+        present[i[same]] = True
+    return present
+
+
+_NUMPY = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 
 def _numpy_rng(gen: torch.Generator) -> np.random.Generator:
