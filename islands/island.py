@@ -177,7 +177,10 @@ class _Loop:
         reason = self._finished(progress)
         while reason is None:
             g = progress.generation
-            if self.migrator is not None and g > 0 and g % self.cfg.migration.every == 0:
+            # A periodic checkpoint at g follows g's migration, a checkpoint on stop precedes it:
+            # the recorded last migration generation tells a resumed island which one it has.
+            if (self.migrator is not None and g > 0 and g % self.cfg.migration.every == 0
+                    and progress.migration.get("last_generation") != g):
                 state = self.migrator.exchange(self.algo, state, progress, self.gen)
                 self.event = self.migrator.last_event
                 self._record_best(state, progress)

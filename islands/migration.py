@@ -69,7 +69,8 @@ class PoolMigrator:
         adopted = 0
         if incoming is not None:
             state, adopted = algo.immigrate(state, incoming, self.cfg.replacement, gen)
-        pool.collect(self.spec.island, self.cfg.keep_batches)
+        if progress.migration.get("events", 0) % self.cfg.keep_batches == 0:
+            pool.collect(self.spec.island, self.cfg.keep_batches)  # amortised: at most 2K-1 files
         received = 0 if incoming is None else len(incoming)
         event = {
             "sent": sent,
@@ -85,6 +86,7 @@ class PoolMigrator:
         for k in COUNTERS:
             m[k] = m.get(k, 0) + event[k]
         m["micros"] = m.get("micros", 0) + int(event["seconds"] * 1e6)
+        m["last_generation"] = progress.generation  # a resumed island must not migrate twice
         for b in batches:  # who received from whom, for the status report's matrix
             key = f"from:{b.source}"
             m[key] = m.get(key, 0) + len(b)
@@ -93,7 +95,9 @@ class PoolMigrator:
 
     def _sources(self, event: int) -> list[str]:
         """The neighbours to read now; islands that appear in the run are discovered."""
-        everyone = frozenset(self.spec.planned).union(self.rundir.island_ids(), (self.spec.island,))
+        # A launched run knows its islands; islands started by hand are discovered on disk.
+        found = () if self.spec.planned else self.rundir.island_ids()
+        everyone = frozenset(self.spec.planned).union(found, (self.spec.island,))
         key = (everyone, event if self.cfg.topology == "random" else None)
         if key != self._sources_key:  # the topology is a pure function: recompute on change only
             self._sources_key = key

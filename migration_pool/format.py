@@ -26,6 +26,18 @@ Arrays are msgpack ExtType code ARRAY_EXT (= 1) whose data is::
     ndim x u64 dims, then prod(dims) * itemsize raw little-endian bytes in C order.
 
 Dims are unsigned, so they are non-negative by construction.
+
+Migrant batches ("migrants" files, schema SCHEMA_VERSION) carry K genomes of one kind:
+
+- any kind but "neat" ("vector", ...): ``genomes`` is one array ``[K, *gene_shape]`` of a
+  float dtype, described by the header fields ``dtype`` and ``gene_shape``.
+- "neat": variable-size graphs. ``genomes`` is a list of K maps, each with exactly the
+  arrays ``nodes`` int64[n] (unique node ids >= 0), ``conn_in``/``conn_out`` int64[c] (ids
+  of listed nodes, each (in, out) pair at most once), ``weight`` float32[c] (finite) and
+  ``enabled`` bool[c]; n <= NEAT_MAX_NODES and c <= NEAT_MAX_CONNS. The header's ``dtype``
+  and ``gene_shape`` are null, and the extra field ``genome_schema`` holds
+  NEAT_SCHEMA_VERSION (= 1), the version of this per-genome layout. What the ids mean
+  (inputs, outputs, cycles) is checked by the algorithm that adopts the genomes.
 """
 from __future__ import annotations
 
@@ -59,6 +71,13 @@ DTYPES: frozenset[str] = frozenset(
 )
 # Anchored with \Z and [0-9]: "$" would accept a trailing newline and \d non-ASCII digits.
 ISLAND_ID_RE = re.compile(r"^island-[0-9]{2,}\Z")
+
+NEAT_KIND = "neat"
+NEAT_SCHEMA_VERSION: int = 1
+NEAT_FIELDS: dict[str, str] = {"nodes": "int64", "conn_in": "int64", "conn_out": "int64",
+                               "weight": "float32", "enabled": "bool"}
+NEAT_MAX_NODES = 4096
+NEAT_MAX_CONNS = 65536
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # What the decoder itself may raise on bad bytes; anything else is a bug and propagates.
@@ -261,7 +280,7 @@ class MigrantBatch:
     generation: int
     created: float
     genome_kind: str
-    genomes: np.ndarray
+    genomes: np.ndarray | tuple[dict[str, np.ndarray], ...]  # a tuple of maps for "neat"
     fitness: np.ndarray
     origin: tuple[str, ...]
     birth: np.ndarray
@@ -271,6 +290,8 @@ class MigrantBatch:
         _validate_batch(self)
 
     def __len__(self) -> int:
+        if isinstance(self.genomes, tuple):
+            return len(self.genomes)
         return int(self.genomes.shape[0])
 
 
@@ -292,7 +313,9 @@ def _validate_batch(b: MigrantBatch) -> None:
             or not math.isfinite(b.created):
         raise FormatError(f"created must be a finite unix time, got {b.created!r}")
     set_("created", float(b.created))
-    if not isinstance(b.genomes, np.ndarray) or b.genomes.dtype.name not in _GENOME_DTYPES \
+    if b.genome_kind == NEAT_KIND:
+        set_("genomes", _neat_genomes(b.genomes))
+    elif not isinstance(b.genomes, np.ndarray) or b.genomes.dtype.name not in _GENOME_DTYPES \
             or not 1 <= b.genomes.ndim <= MAX_NDIM:
         raise FormatError(f"genomes must be a [K, *gene_shape] array of {_GENOME_DTYPES}, got "
                           f"{getattr(b.genomes, 'dtype', type(b.genomes).__name__)} "
@@ -314,6 +337,44 @@ def _validate_batch(b: MigrantBatch) -> None:
         _check_island_id("origin", island)
 
 
+def _neat_genomes(value: object) -> tuple[dict[str, np.ndarray], ...]:
+    """Validate NEAT genome maps (see the module docstring); returns them as a tuple."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
+        value = value.tolist()  # a sequence of maps that went through np.asarray
+    if not isinstance(value, (list, tuple)):
+        raise FormatError(f"neat genomes must be a list of maps, got {type(value).__name__}")
+    for i, g in enumerate(value):
+        if not isinstance(g, dict) or g.keys() != NEAT_FIELDS.keys():
+            keys = sorted(g) if isinstance(g, dict) else type(g).__name__
+            raise FormatError(f"neat genome {i} has fields {keys}, expected {sorted(NEAT_FIELDS)}")
+        for name, dtype in NEAT_FIELDS.items():
+            a = g[name]
+            if not isinstance(a, np.ndarray) or a.dtype.name != dtype or a.ndim != 1:
+                raise FormatError(f"neat genome {i}: {name} must be a 1-d {dtype} array, got "
+                                  f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        nodes, src, dst = g["nodes"], g["conn_in"], g["conn_out"]
+        c = src.size
+        if not dst.size == g["weight"].size == g["enabled"].size == c:
+            raise FormatError(f"neat genome {i}: connection arrays differ in length")
+        if nodes.size > NEAT_MAX_NODES or c > NEAT_MAX_CONNS:
+            raise FormatError(f"neat genome {i}: {nodes.size} nodes / {c} connections exceed "
+                              f"the caps {NEAT_MAX_NODES} / {NEAT_MAX_CONNS}")
+        ids = np.sort(nodes)
+        if ids.size and (ids[0] < 0 or (ids[1:] == ids[:-1]).any()):
+            raise FormatError(f"neat genome {i}: node ids must be unique and >= 0")
+        for end in (src, dst):
+            at = np.minimum(np.searchsorted(ids, end), max(ids.size - 1, 0))
+            if c and (ids.size == 0 or (ids[at] != end).any()):
+                raise FormatError(f"neat genome {i}: a connection refers to a node it does not list")
+        if c > 1:
+            pair = np.searchsorted(ids, src) * ids.size + np.searchsorted(ids, dst)
+            if np.unique(pair).size != c:
+                raise FormatError(f"neat genome {i}: a connection (in, out) appears twice")
+        if not np.isfinite(g["weight"]).all():
+            raise FormatError(f"neat genome {i}: a weight is NaN or inf")
+    return tuple(value)
+
+
 def _check_island_id(field: str, value: object) -> None:
     if not isinstance(value, str) or not ISLAND_ID_RE.match(value):
         raise FormatError(f"{field} {value!r} is not an island id like 'island-03'")
@@ -331,14 +392,19 @@ def _column(name: str, value: object, dtype: type, k: int) -> np.ndarray:
 
 def encode_batch(batch: MigrantBatch) -> bytes:
     """Serialise a migrant batch as a "migrants" file (schema SCHEMA_VERSION)."""
+    neat = batch.genome_kind == NEAT_KIND
     body = {
         "schema": SCHEMA_VERSION, "run_id": batch.run_id, "source": batch.source,
         "generation": batch.generation, "created": batch.created,
-        "genome_kind": batch.genome_kind, "dtype": batch.genomes.dtype.name,
-        "gene_shape": list(batch.genomes.shape[1:]), "count": len(batch),
-        "genomes": batch.genomes, "fitness": batch.fitness, "origin": list(batch.origin),
+        "genome_kind": batch.genome_kind,
+        "dtype": None if neat else batch.genomes.dtype.name,
+        "gene_shape": None if neat else list(batch.genomes.shape[1:]), "count": len(batch),
+        "genomes": list(batch.genomes) if neat else batch.genomes,
+        "fitness": batch.fitness, "origin": list(batch.origin),
         "birth": batch.birth, "lineage": batch.lineage,
     }
+    if neat:
+        body["genome_schema"] = NEAT_SCHEMA_VERSION
     return encode("migrants", body)
 
 
@@ -360,12 +426,16 @@ def decode_batch(data: bytes, *, run_id: str | None = None, genome_kind: str | N
 
 def _batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
                      dtype: str | None, gene_shape: tuple[int, ...] | None) -> MigrantBatch:
-    if body.keys() != _BATCH_KEYS:
-        missing, extra = _BATCH_KEYS - body.keys(), body.keys() - _BATCH_KEYS
+    neat = body.get("genome_kind") == NEAT_KIND
+    keys = _BATCH_KEYS | {"genome_schema"} if neat else _BATCH_KEYS
+    if body.keys() != keys:
+        missing, extra = keys - body.keys(), body.keys() - keys
         raise FormatError(f"migrant batch fields differ: missing {sorted(missing)}, "
                           f"unexpected {sorted(extra)}")
     if body["schema"] != SCHEMA_VERSION or type(body["schema"]) is not int:
         raise FormatError(f"schema version {body['schema']!r} is not {SCHEMA_VERSION}")
+    if neat:
+        return _neat_batch_from_body(body, run_id, genome_kind, dtype, gene_shape)
     for name in ("genomes", "fitness", "birth", "lineage"):
         if not isinstance(body[name], np.ndarray):
             raise FormatError(f"{name} is a {type(body[name]).__name__}, not an array")
@@ -399,4 +469,32 @@ def _batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
     if gene_shape is not None and batch.genomes.shape[1:] != tuple(gene_shape):
         raise FormatError(f"gene shape {batch.genomes.shape[1:]} is not this run's "
                           f"{tuple(gene_shape)}")
+    return batch
+
+
+def _neat_batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
+                          dtype: str | None, gene_shape: tuple[int, ...] | None) -> MigrantBatch:
+    if body["genome_schema"] != NEAT_SCHEMA_VERSION or type(body["genome_schema"]) is not int:
+        raise FormatError(f"neat genome schema {body['genome_schema']!r} is not {NEAT_SCHEMA_VERSION}")
+    if body["dtype"] is not None or body["gene_shape"] is not None:
+        raise FormatError("a neat batch must have null dtype and gene_shape")
+    if dtype is not None or gene_shape is not None:
+        raise FormatError(f"neat genomes have no dtype or gene shape; this run expects {dtype!r} {gene_shape!r}")
+    for name, want in (("fitness", "float64"), ("birth", "int64"), ("lineage", "int64")):
+        if not isinstance(body[name], np.ndarray) or body[name].dtype.name != want:
+            raise FormatError(f"{name} is not a {want} array")
+    if not isinstance(body["origin"], list) or not isinstance(body["genomes"], list):
+        raise FormatError("origin and genomes must be lists")
+    batch = MigrantBatch(
+        run_id=body["run_id"], source=body["source"], generation=body["generation"],
+        created=body["created"], genome_kind=NEAT_KIND, genomes=tuple(body["genomes"]),
+        fitness=body["fitness"], origin=tuple(body["origin"]), birth=body["birth"],
+        lineage=body["lineage"],
+    )
+    if body["count"] != len(batch) or type(body["count"]) is not int:
+        raise FormatError(f"header count {body['count']!r} disagrees with {len(batch)} genomes")
+    if run_id is not None and batch.run_id != run_id:
+        raise FormatError(f"run id {batch.run_id!r} is not this run's {run_id!r}")
+    if genome_kind is not None and genome_kind != NEAT_KIND:
+        raise FormatError(f"genome kind {NEAT_KIND!r} is not this run's {genome_kind!r}")
     return batch

@@ -22,7 +22,11 @@ from typing import Any, Callable
 
 from islands.errors import ConfigError, IslandsError, ProblemNotFound
 from islands.problems.base import Problem, check_dim
-from islands.problems.benchmarks import BUILTINS
+from islands.problems.benchmarks import BUILTINS as _BENCHMARKS
+from islands.problems.control import CONTROL
+
+# Every built-in: the classic benchmarks and the neuroevolution control tasks.
+BUILTINS = {**_BENCHMARKS, **CONTROL}
 
 __all__ = ["ENTRY_POINT_GROUP", "builtin_names", "describe_all", "make_problem"]
 
