@@ -26,6 +26,7 @@ TMP_PREFIX = ".tmp-"  # readers skip any name starting with "."
 CRASH_ENV = "ISLANDS_TEST_CRASH_AT"
 CRASH_STEPS = ("created", "half", "written", "fsynced", "replaced", "dir_fsynced")
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_PROBE = 4096
 _CHUNK = 1 << 20
 
 
@@ -192,7 +193,10 @@ def read_capped(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> byt
         chunks = [os.read(fd, min(info.st_size + 1, limit))]
         total = len(chunks[0])
         while chunks[-1] and total < limit:
-            chunks.append(os.read(fd, min(_CHUNK, limit - total)))
+            # Usually an EOF probe: os.read allocates its whole size up front, so a large
+            # probe cost ~0.9 ms per small migrant file (measured); grow only if data comes.
+            step = _PROBE if len(chunks) == 1 else _CHUNK
+            chunks.append(os.read(fd, min(step, limit - total)))
             total += len(chunks[-1])
         if total > max_bytes:
             raise FormatError(f"grew beyond the cap of {max_bytes} bytes while read",
