@@ -1,0 +1,312 @@
+"""Neuroevolution tasks, each simulating a whole population of networks at once in torch.
+
+A task drives a `Policy` (islands.nets): it feeds observations `[P, B, inputs]` and reads
+outputs in (0, 1), for every network and every episode in one tensor operation per time step.
+The same task serves both modes: "pure" evolves the weights of a fixed MLP (`NetworkProblem.fn`
+builds the MLP from the genome rows), "neat" compiles its graphs into a policy
+(`islands.algorithms.neat.compile`) and calls `task.evaluate` directly.
+
+- xor: fitness 4 - SSE over the four patterns for a network whose every output is on the right
+  side of 0.5 (then SSE < 1, so fitness > 3), and 0.75 * (4 - SSE) <= 2.8125 for one with a
+  wrong output. The rescaling keeps the order among unsolved networks (NEAT's shares are
+  invariant to it) and makes `solved_at = 3` mean exactly "every output right", so the
+  island stops there.
+- cartpole: the classic Barto-Sutton-Anderson constants (Euler, tau 0.02 s, +-10 N bang-bang,
+  fail at |x| > 2.4 m or |theta| > 12 degrees); fitness = mean steps balanced over fixed start
+  states; solved when every episode lasts `max_steps`.
+- double_pole / double_pole_nv: Wieland's two poles on one cart as in the NEAT paper (poles
+  1 m / 0.1 kg and 0.1 m / 0.01 kg, continuous force (out - 0.5) * 20 N, RK4 with two 0.01 s
+  steps per action, fail at |x| > 2.4 m or |theta| > 36 degrees, long pole starts at 1 degree).
+  With velocities: fitness = steps balanced, solved at 100,000 steps. Without velocities the
+  network sees x, theta1, theta2 only (it needs recurrent connections) and the fitness is
+  Gruau's 0.1 t/1000 + 0.9 * 0.75 / (sum of |x|+|x'|+|theta1|+|theta1'| over the last 100
+  steps) over 1,000 steps, with no automatic target (`fitness="steps"` gives steps and one).
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from islands.errors import ConfigError
+from islands.nets import MLP, MLPSpec, Policy, parse_layers
+from islands.problems.base import Problem, check_dim, optional_real, real_param
+from islands.problems.benchmarks import Builtin
+
+__all__ = ["CONTROL", "CartPole", "DoublePole", "NetworkProblem", "Task", "Xor", "network_problem"]
+
+XOR_UNSOLVED_SCALE = 0.75  # unsolved networks score 0.75 * (4 - SSE) < 3
+
+
+class Task(ABC):
+    """An environment that scores a population of policies, larger is better."""
+
+    name: str
+    inputs: int  # observation size, without a bias (networks bring their own)
+    outputs: int
+    solved_at: float | None  # fitness at which the island stops, if any
+    optimum: float | None  # best possible fitness, if known
+    memory: bool = False  # needs recurrent networks (NEAT then allows cycles by itself)
+
+    @abstractmethod
+    def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        """Fitness `[P]` (float64) of every network of `policy`."""
+
+
+@dataclass(frozen=True)
+class Xor(Task):
+    name: str = "xor"
+    inputs: int = 2
+    outputs: int = 1
+    solved_at: float | None = 3.0
+    optimum: float | None = 4.0
+
+    def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], device=device)
+        target = torch.tensor([0.0, 1.0, 1.0, 0.0], device=device, dtype=torch.float64)
+        policy.reset(4)
+        out = policy(x.expand(policy.size, 4, 2))[..., 0].double()
+        fit = 4.0 - ((out - target) ** 2).sum(dim=1)
+        right = ((out > 0.5) == (target > 0.5)).all(dim=1)
+        return torch.where(right, fit.clamp(min=3.0), XOR_UNSOLVED_SCALE * fit)
+
+
+# Classic cart-pole constants (Barto, Sutton & Anderson 1983).
+_G, _MC, _MP, _HALF, _FORCE, _TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+_TWELVE_DEG = 12 * math.pi / 180
+
+
+@dataclass(frozen=True)
+class CartPole(Task):
+    max_steps: int = 500
+    episodes: int = 4
+    seed: int = 0
+    name: str = "cartpole"
+    inputs: int = 4
+    outputs: int = 1
+
+    def __post_init__(self) -> None:
+        check_dim(self.max_steps, what="cartpole: max_steps")
+        check_dim(self.episodes, what="cartpole: episodes")
+
+    @property
+    def solved_at(self) -> float:  # type: ignore[override]
+        return float(self.max_steps)
+
+    optimum = solved_at
+
+    def starts(self, device: torch.device) -> Tensor:
+        """The fixed start states `[E, 4]`, uniform in +-0.05 like the usual benchmark."""
+        gen = torch.Generator().manual_seed(self.seed)
+        return ((torch.rand((self.episodes, 4), generator=gen, dtype=torch.float64) - 0.5) * 0.1).to(device)
+
+    def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        p, e = policy.size, self.episodes
+        state = self.starts(device).expand(p, e, 4).clone()
+        scale = torch.tensor([1 / 2.4, 1 / 2.0, 1 / _TWELVE_DEG, 1 / 2.0], device=device, dtype=torch.float64)
+        alive = torch.ones((p, e), dtype=torch.bool, device=device)
+        steps = torch.zeros((p, e), dtype=torch.float64, device=device)
+        policy.reset(e)
+        total, ml = _MC + _MP, _MP * _HALF
+        for t in range(self.max_steps):
+            push = policy((state * scale).float())[..., 0] > 0.5
+            force = torch.where(push, _FORCE, -_FORCE).double()
+            x, xd, th, thd = state.unbind(-1)
+            sin, cos = torch.sin(th), torch.cos(th)
+            temp = (force + ml * thd * thd * sin) / total
+            thdd = (_G * sin - cos * temp) / (_HALF * (4.0 / 3.0 - _MP * cos * cos / total))
+            xdd = temp - ml * thdd * cos / total
+            new = torch.stack([x + _TAU * xd, xd + _TAU * xdd, th + _TAU * thd, thd + _TAU * thdd], dim=-1)
+            alive = alive & (new[..., 0].abs() <= 2.4) & (new[..., 2].abs() <= _TWELVE_DEG)
+            steps += alive
+            state = torch.where(alive[..., None], new, state)  # failed episodes stay frozen
+            if t % 16 == 15 and not bool(alive.any()):
+                break
+        return steps.mean(dim=1)
+
+
+# Double pole (Wieland 1991) as in the NEAT paper's experiments.
+_THIRTY_SIX_DEG = 36 * math.pi / 180
+_POLE_MASS = (0.1, 0.01)
+_POLE_HALF = (0.5, 0.05)
+_MUP = 0.000002  # pivot friction
+
+
+@dataclass(frozen=True)
+class DoublePole(Task):
+    velocities: bool = True
+    max_steps: int = 100_000
+    fitness: str = "steps"  # or "gruau"
+    start_degrees: float = 1.0
+    outputs: int = 1
+
+    def __post_init__(self) -> None:
+        check_dim(self.max_steps, what=f"{self.name}: max_steps")
+        if self.fitness not in ("steps", "gruau"):
+            raise ConfigError(f"{self.name}: fitness must be steps or gruau, got {self.fitness!r}")
+        real_param(f"{self.name}: start_degrees", self.start_degrees)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "double_pole" if self.velocities else "double_pole_nv"
+
+    @property
+    def inputs(self) -> int:  # type: ignore[override]
+        return 6 if self.velocities else 3
+
+    @property
+    def memory(self) -> bool:  # type: ignore[override]
+        return not self.velocities  # velocities must be inferred from past positions
+
+    @property
+    def solved_at(self) -> float | None:  # type: ignore[override]
+        return float(self.max_steps) if self.fitness == "steps" else None
+
+    optimum = solved_at
+
+    def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        # The time loop is the cost (100,000 steps x ~100 tensor ops for RK4), so every op
+        # counts: operands are [3, P] (cart and both poles at once), folded with alpha=.
+        f64 = dict(device=device, dtype=torch.float64)
+        p = policy.size
+        q = torch.zeros((3, p), **f64)  # positions x, theta1, theta2
+        q[1] = self.start_degrees * math.pi / 180
+        v = torch.zeros((3, p), **f64)  # their velocities
+        mass = torch.tensor(_POLE_MASS, **f64)[:, None]
+        half = torch.tensor(_POLE_HALF, **f64)[:, None]
+        consts = (mass * half, 0.75 * mass, _MUP / (mass * half), -0.75 / half, 1.0 + float(mass.sum()))
+        limits = torch.tensor([[2.4], [_THIRTY_SIX_DEG], [_THIRTY_SIX_DEG]], **f64)
+        if self.velocities:
+            scale = torch.tensor([1 / 4.8, 1 / 2.0, 1 / 0.52, 1 / 2.0, 1 / 0.52, 1 / 2.0], **f64)
+            pick = torch.tensor([0, 3, 1, 4, 2, 5], device=device)  # x, x', t1, t1', t2, t2'
+        else:
+            scale = torch.tensor([1 / 4.8, 1 / 0.52, 1 / 0.52], **f64)
+            pick = torch.tensor([0, 1, 2], device=device)
+        alive = torch.ones(p, dtype=torch.bool, device=device)
+        steps = torch.zeros(p, **f64)
+        jiggle = torch.zeros((100, p), **f64) if self.fitness == "gruau" else None
+        policy.reset(1)
+        for t in range(self.max_steps):
+            obs = torch.cat([q, v]).index_select(0, pick).T * scale
+            force = (policy(obs[:, None, :])[:, 0, 0].double() - 0.5) * 20.0
+            for _ in range(2):
+                q, v = _rk4(q, v, force, 0.01, consts)
+            # A failed episode goes on integrating (possibly into NaN) but is never alive again.
+            alive &= (q.abs() <= limits).all(dim=0)
+            steps += alive
+            if jiggle is not None:  # ring buffer of the last 100 balanced steps
+                row = q[0].abs() + v[0].abs() + q[1].abs() + v[1].abs()
+                jiggle[t % 100] = torch.where(alive, row, jiggle[t % 100])
+            if t % 16 == 15 and not bool(alive.any()):
+                break
+        if jiggle is None:
+            return steps
+        f2 = torch.where(steps >= 100, 0.75 / jiggle.sum(dim=0).clamp(min=1e-12), 0.0)
+        return 0.1 * steps / 1000.0 + 0.9 * f2
+
+
+def _accel(q: Tensor, v: Tensor, force: Tensor, consts: tuple) -> Tensor:
+    """Accelerations `[3, P]` of cart and poles (Wieland's equations, no cart friction)."""
+    ml, m75, mup_ml, k, total = consts
+    th, thd = q[1:], v[1:]
+    sin, cos = torch.sin(th), torch.cos(th)
+    u = torch.add(mup_ml * thd, sin, alpha=-9.8)  # pivot friction + g sin(theta), g = -9.8 as in NEAT
+    m75cos = m75 * cos
+    fi = torch.addcmul(ml * thd * thd * sin, m75cos, u)
+    xdd = (force + fi.sum(dim=0)) / (total - (m75cos * cos).sum(dim=0))
+    return torch.cat([xdd[None], k * (xdd * cos + u)])
+
+
+def _rk4(q: Tensor, v: Tensor, force: Tensor, h: float, consts: tuple) -> tuple[Tensor, Tensor]:
+    """One classic Runge-Kutta step of (q' = v, v' = accel) with a constant force."""
+    a1 = _accel(q, v, force, consts)
+    v2 = torch.add(v, a1, alpha=0.5 * h)
+    a2 = _accel(torch.add(q, v, alpha=0.5 * h), v2, force, consts)
+    v3 = torch.add(v, a2, alpha=0.5 * h)
+    a3 = _accel(torch.add(q, v2, alpha=0.5 * h), v3, force, consts)
+    v4 = torch.add(v, a3, alpha=h)
+    a4 = _accel(torch.add(q, v3, alpha=h), v4, force, consts)
+    return (torch.add(q, torch.add(v + v4, v2 + v3, alpha=2.0), alpha=h / 6),
+            torch.add(v, torch.add(a1 + a4, a2 + a3, alpha=2.0), alpha=h / 6))
+
+
+# ----------------------------------------------------------------------------- problems
+
+@dataclass(frozen=True)
+class NetworkProblem(Problem):
+    """A control task as a problem: for "pure", the genome is the weights of `spec`'s MLP.
+
+    "neat" uses `task` directly with its own networks; `spec` then only sets `dim` for
+    algorithms that want vectors.
+    """
+
+    task: Task | None = None
+    spec: MLPSpec | None = None
+
+
+def network_problem(
+    task: Task, *, hidden: object = 4, activation: str = "tanh",
+    weight_bound: float = 5.0, solved_at: object = "task", description: str = "",
+) -> NetworkProblem:
+    """The problem of evolving an MLP `(task.inputs, *hidden, task.outputs)` on `task`."""
+    bound = real_param(f"{task.name}: weight_bound", weight_bound)
+    if bound <= 0:
+        raise ConfigError(f"{task.name}: weight_bound must be > 0, got {weight_bound!r}")
+    spec = MLPSpec((task.inputs, *parse_layers(hidden), task.outputs), activation)
+    target = task.solved_at if solved_at == "task" else optional_real(f"{task.name}: solved_at", solved_at)
+
+    def fn(genomes: Tensor) -> Tensor:
+        return task.evaluate(MLP(spec, genomes), genomes.device)
+
+    return NetworkProblem(
+        name=task.name, dim=spec.dim, lower=-bound, upper=bound, fn=fn,
+        optimum=task.optimum, solved_at=target, description=description, task=task, spec=spec,
+    )
+
+
+def xor(dim: int = 0, *, hidden: object = 2, activation: str = "tanh", weight_bound: float = 5.0,
+        solved_at: object = "task") -> NetworkProblem:
+    """XOR: fitness 4 - SSE; solved (>= 3) when every output is on the right side of 0.5."""
+    return network_problem(Xor(), hidden=hidden, activation=activation, weight_bound=weight_bound,
+                           solved_at=solved_at, description=_SUMMARY["xor"])
+
+
+def cartpole(dim: int = 0, *, hidden: object = 4, activation: str = "tanh", weight_bound: float = 5.0,
+             max_steps: int = 500, episodes: int = 4, seed: int = 0, solved_at: object = "task") -> NetworkProblem:
+    """Cart-pole (classic constants): mean steps balanced over fixed starts, up to max_steps."""
+    task = CartPole(max_steps=max_steps, episodes=episodes, seed=seed)
+    return network_problem(task, hidden=hidden, activation=activation, weight_bound=weight_bound,
+                           solved_at=solved_at, description=_SUMMARY["cartpole"])
+
+
+def double_pole(dim: int = 0, *, hidden: object = 5, activation: str = "tanh", weight_bound: float = 5.0,
+                max_steps: int = 100_000, fitness: str = "steps", start_degrees: float = 1.0,
+                solved_at: object = "task") -> NetworkProblem:
+    """Double pole balancing with velocities (NEAT paper): steps balanced, solved at 100,000."""
+    task = DoublePole(velocities=True, max_steps=max_steps, fitness=fitness, start_degrees=start_degrees)
+    return network_problem(task, hidden=hidden, activation=activation, weight_bound=weight_bound,
+                           solved_at=solved_at, description=_SUMMARY["double_pole"])
+
+
+def double_pole_nv(dim: int = 0, *, hidden: object = 5, activation: str = "tanh", weight_bound: float = 5.0,
+                   max_steps: int = 1000, fitness: str = "gruau", start_degrees: float = 1.0,
+                   solved_at: object = "task") -> NetworkProblem:
+    """Double pole balancing without velocities: needs memory (recurrent NEAT); Gruau fitness."""
+    task = DoublePole(velocities=False, max_steps=max_steps, fitness=fitness, start_degrees=start_degrees)
+    return network_problem(task, hidden=hidden, activation=activation, weight_bound=weight_bound,
+                           solved_at=solved_at, description=_SUMMARY["double_pole_nv"])
+
+
+_SUMMARY = {
+    "xor": "XOR network task (pure: MLP weights, neat: graphs); 4 - SSE, solved at 3; param hidden",
+    "cartpole": "Cart-pole balancing, classic constants; steps balanced; params hidden, max_steps, episodes",
+    "double_pole": "Double pole balancing with velocities (NEAT paper); solved at 100,000 steps",
+    "double_pole_nv": "Double pole balancing without velocities (needs recurrent NEAT); Gruau fitness",
+}
+
+
+_FACTORIES = {"xor": xor, "cartpole": cartpole, "double_pole": double_pole, "double_pole_nv": double_pole_nv}
+CONTROL: dict[str, Builtin] = {name: Builtin(f, _SUMMARY[name]) for name, f in _FACTORIES.items()}
