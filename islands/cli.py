@@ -97,7 +97,11 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option(flag, type=typ, default=None, help=help_)(fn)
     fn = click.option(
         "--param", "params", multiple=True, metavar="KEY=VALUE",
-        help="Problem parameter passed to its factory (repeatable).",
+        help="Problem parameter passed to its factory (repeatable), e.g. hidden=8 for network tasks.",
+    )(fn)
+    fn = click.option(
+        "--algorithm-param", "algorithm_params", multiple=True, metavar="KEY=VALUE",
+        help="Algorithm setting (repeatable), e.g. NEAT's recurrent=true or add_node_rate=0.05.",
     )(fn)
     return fn
 
@@ -111,14 +115,10 @@ def config_from_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         value = options.get(flag.lstrip("-").replace("-", "_"))
         if value is not None:
             explicit[path] = value
-    params = {}
-    for item in options.get("params") or ():
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--param {item!r} is not KEY=VALUE")
-        params[key] = _parse_value(raw)
-    if params:
-        explicit["problem_params"] = params
+    for name, flag in (("params", "--param"), ("algorithm_params", "--algorithm-param")):
+        pairs = _key_values(options.get(name) or (), flag)
+        if pairs:
+            explicit["problem_params" if name == "params" else "algorithm_params"] = pairs
     nested: dict[str, Any] = {}
     for path, value in explicit.items():
         head, _, tail = path.partition(".")
@@ -130,6 +130,16 @@ def config_from_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         return RunConfig.from_dict(nested), explicit
     except TypeError as e:
         raise ConfigError(str(e)) from None
+
+
+def _key_values(items: tuple[str, ...], flag: str) -> dict[str, Any]:
+    pairs = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE")
+        pairs[key] = _parse_value(raw)
+    return pairs
 
 
 def _parse_value(raw: str) -> Any:

@@ -97,7 +97,7 @@ CHAMPION = _obj(
         "fitness": {"type": "number"},
         "generation": _d(_int, "generation at which it was found (null from the champion file)"),
         "source": _d({"enum": ["status", "champion_file"]}, "where it was read"),
-        "genome": _d({"type": ["array", "null"]}, "the genome as nested lists of numbers (vector genomes)"),
+        "genome": _d({"type": ["array", "null"]}, "the genome as nested lists of numbers for vector genomes; null for structured genomes (NEAT), read those from champion.isld"),
     },
     "the best individual of the run",
 )

@@ -6,7 +6,8 @@ saved as `champion.isld` through `RunDir.write_champion`: the run directory's en
 
     island      str     e.g. "island-03"
     fitness     float   best-ever fitness (maximised; minimisation problems report -f(x))
-    genome      ndarray the genome, float, shape [dim]
+    genome      ndarray the genome, float, shape [dim]; for NEAT a map of arrays
+                        (nodes, conn_in, conn_out, weight, enabled)
     problem     str     the problem name or import path of the run
     dim         int
     run_id      str
@@ -45,7 +46,7 @@ def champion_record(status: Mapping[str, Any], problem: str, dim: int, run_id: s
     return {
         "island": status["island"],
         "fitness": float(status["best_ever"]),
-        "genome": np.asarray(status["best_genome"]),
+        "genome": _genome(status["best_genome"]),
         "problem": problem,
         "dim": int(dim),
         "run_id": run_id,
@@ -53,6 +54,11 @@ def champion_record(status: Mapping[str, Any], problem: str, dim: int, run_id: s
         "overrides": dict(status.get("overrides") or {}),
         "created": time.time(),
     }
+
+
+def _genome(genome: Any) -> Any:
+    """Vector genomes as one array; structured genomes (NEAT's map of arrays) as they are."""
+    return genome if isinstance(genome, Mapping) else np.asarray(genome)
 
 
 def summarize(

@@ -23,6 +23,9 @@ def make_algorithm(cfg: "RunConfig", problem: "Problem", device: torch.device | 
     if cfg.algorithm in ("ga", "pure"):
         from islands.algorithms.ga import GeneticAlgorithm
 
+        if cfg.algorithm_params:
+            raise ConfigError(f"algorithm {cfg.algorithm!r} takes no --algorithm-param "
+                              f"(got {', '.join(sorted(cfg.algorithm_params))}); its settings are the GA options")
         if problem.genome_kind != "vector":
             raise ConfigError(f"algorithm {cfg.algorithm!r} needs a vector problem; {problem.name!r} is {problem.genome_kind!r}")
         return GeneticAlgorithm(problem, cfg.ga, device)
