@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.procs import Reaper, child_env
 
 # "ci" is the default; HYPOTHESIS_PROFILE=nightly runs many more examples.
 settings.register_profile("ci", deadline=None)
@@ -19,31 +17,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
-def spawn():
+def reaper():
+    """A `support.procs.Reaper`: every child's process group is SIGKILLed and reaped at teardown."""
+    r = Reaper()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def spawn(reaper):
     """Start ``python -c code *args`` in its own session; every group is killed at teardown.
 
-    Returns a function (code, *args, env=None, **popen_kwargs) -> Popen. The repository
-    root is on PYTHONPATH so children import the working tree.
+    Returns a function (code, *args, env=None, **popen_kwargs) -> Popen. `env` is added to
+    ours, and the working tree and tests/support are on PYTHONPATH (see `procs.child_env`).
     """
-    children: list[subprocess.Popen] = []
 
     def start(code: str, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-        full_env = {**os.environ, **(env or {})}
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p)
-        proc = subprocess.Popen([sys.executable, "-c", code, *args], env=full_env,
-                                start_new_session=True, **kwargs)
-        children.append(proc)
-        return proc
+        return reaper.start([sys.executable, "-c", code, *args], env=child_env(**(env or {})), **kwargs)
 
-    yield start
-    for proc in children:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-            except ProcessLookupError:
-                pass
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    return start

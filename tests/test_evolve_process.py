@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from migration_pool.rundir import RunDir
-from support.procs import evolve_cmd, island_env, kill_group, run, start, status_generation, wait_for
+from support.procs import child_env, evolve_cmd, kill_group, run, start, status_generation, wait_for
 
 SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "40", "--seed", "11",
         "--checkpoint-every", "10"]
@@ -91,7 +91,7 @@ def test_sigint_checkpoints_exits_zero_and_resumes(tmp_path):
 def test_an_island_has_at_most_four_threads_at_population_500(tmp_path):
     cmd = evolve_cmd("island-00", tmp_path, "--problem", "slow_problem:make", "--dim", "100",
                      "--population", "500", "--generations", "100000", "--param", "delay=0.0005")
-    env = {**island_env(), "OMP_NUM_THREADS": "8"}  # the island must override what it inherits
+    env = child_env(OMP_NUM_THREADS="8")  # the island must override what it inherits
     proc = subprocess.Popen(cmd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -4,25 +4,17 @@ collection (R14), and real `islands evolve` processes migrating through one run 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from helpers_proc import Reaper, child_env, result, unreadable_files_possible, wait_for
 from islands.config import MigrationConfig, RunConfig
 from islands.runs import join_run
 from migration_pool import format as fmt
 from migration_pool.pool import TEMP_GRACE_S, Pool, batch_generation, batch_name
 from migration_pool.rundir import RunDir
-
-
-@pytest.fixture
-def reaper():
-    r = Reaper()
-    yield r
-    r.close()
+from support.procs import child_env, evolve_cmd, result, unreadable_files_possible, wait_for
 
 
 CHILD_COMMON = r"""
@@ -199,20 +191,16 @@ def test_concurrent_gc_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_
 
 # ----------------------------------------------------------------------------- real islands
 
-def evolve_args(island: str, root, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "islands", "evolve", island, "--run-dir", str(root), *extra]
-
-
 def run_islands(tmp_path, reaper, n: int, topology: str, generations: int = 60) -> RunDir:
     root = tmp_path / "run"
     barrier = tmp_path / "barrier"
-    options = ["--problem", "helpers_proc:slow_rastrigin", "--param", "delay=0.003",
+    options = ["--problem", "slow_problem:make", "--param", "delay=0.003",
                "--param", f"barrier={barrier}", "--param", f"parties={n}",
                "--dim", "10", "--population", "40", "--generations", str(generations),
                "--migrate-every", "5", "--migrants", "3", "--topology", topology,
                "--checkpoint-every", "20", "--seed", "3"]
     logs = [open(tmp_path / f"log-{i}", "w") for i in range(n)]
-    procs = [reaper.start(evolve_args(f"island-{i:02d}", root, *options), stdout=log, stderr=log)
+    procs = [reaper.start(evolve_cmd(f"island-{i:02d}", root, *options, quiet=False), stdout=log, stderr=log)
              for i, log in enumerate(logs)]
     for i, p in enumerate(procs):
         code = p.wait(timeout=120)
@@ -288,7 +276,7 @@ def neighbour_batch(run_id: str, generation: int, *, dim: int = 10) -> bytes:
 
 def evolve_beside(rd: RunDir, tmp_path, reaper, **popen) -> tuple[dict, str]:
     with open(tmp_path / "log", "w") as log:
-        proc = reaper.start(evolve_args("island-00", rd.root), stdout=log, stderr=log, **popen)
+        proc = reaper.start(evolve_cmd("island-00", rd.root, quiet=False), stdout=log, stderr=log, **popen)
         code = proc.wait(timeout=120)
     assert code == 0, (tmp_path / "log").read_text()[-2000:]
     status = rd.read_status("island-00")

@@ -1,6 +1,6 @@
 """The launcher with real island processes (R11, R12, restarts, pinning), sized for 2 cores.
 
-Islands run `test_launcher_slowproblem:make`, a sphere that sleeps per evaluation, so they
+Islands run `slow_problem:make` (tests/support) as a sphere that sleeps per evaluation, so they
 live long enough to be signalled mid-run without loading the CPU. Every launcher runs in its
 own session (the `spawn` fixture kills its group at teardown); islands are in their own
 process groups, so the `islands` fixture kills any island a test leaves behind.
@@ -20,15 +20,15 @@ import pytest
 from islands.threads import THREAD_VARS
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
+from support.procs import alive, wait_for
 
-TESTS = Path(__file__).resolve().parent
 LAUNCH = "import sys; sys.argv[0] = 'islands'; from islands.cli import main; main()"
 pytestmark = pytest.mark.timeout(180)
 
 
 def launch_args(run_dir: Path, n: int, generations: int, *extra: str, delay: float = 0.01) -> list[str]:
     return ["launch", "-n", str(n), "--run-dir", str(run_dir),
-            "--problem", "test_launcher_slowproblem:make", "--param", f"delay={delay}",
+            "--problem", "slow_problem:make", "--param", "base=sphere", "--param", f"delay={delay}",
             "--dim", "5", "--population", "20", "--generations", str(generations),
             "--checkpoint-every", "10", "--migrate-every", "10", "--plain", "--progress-every", "5",
             *extra]
@@ -64,21 +64,12 @@ def islands():
                 pass
 
 
-def alive(pid: int, created: float) -> bool:
-    try:
-        p = psutil.Process(pid)
-        return p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 @pytest.fixture
 def start(spawn, tmp_path):
     def run(args: list[str], env: dict | None = None) -> subprocess.Popen:
         out = tmp_path / f"launcher-{time.monotonic_ns()}.out"
         with open(out, "wb") as f:
-            proc = spawn(LAUNCH, *args, env={"PYTHONPATH": str(TESTS), **(env or {})}, stdout=f,
-                         stderr=subprocess.STDOUT)
+            proc = spawn(LAUNCH, *args, env=env, stdout=f, stderr=subprocess.STDOUT)
         proc.out = out
         return proc
     return run
@@ -89,13 +80,19 @@ def output(proc: subprocess.Popen) -> str:
 
 
 def wait_until(pred, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
+    """`wait_for` that fails at once, with the launcher's output, if the launcher exits first."""
+
+    def check() -> bool:
+        if pred():
+            return True
         if proc is not None and proc.poll() is not None:
             pytest.fail(f"launcher exited ({proc.returncode}) while waiting for {what}:\n{output(proc)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}" + (f":\n{output(proc)}" if proc else ""))
-        time.sleep(0.05)
+        return False
+
+    try:
+        wait_for(check, timeout, what, interval=0.05)
+    except AssertionError as e:
+        pytest.fail(f"{e}" + (f":\n{output(proc)}" if proc else ""))
 
 
 def status(run: Path, island: str) -> dict:

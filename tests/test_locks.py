@@ -13,16 +13,9 @@ import signal
 import pytest
 from filelock import Timeout
 
-from helpers_proc import Reaper, alive, result, wait_for
 from migration_pool.errors import IslandBusy
 from migration_pool.rundir import RunDir
-
-
-@pytest.fixture
-def reaper():
-    r = Reaper()
-    yield r
-    r.close()
+from support.procs import alive, result, wait_for
 
 
 # ----------------------------------------------------------------------------- R5

@@ -14,11 +14,11 @@ import zlib
 import numpy as np
 import pytest
 
-from helpers_proc import Reaper, result
 from migration_pool import atomic, pool as pool_mod
 from migration_pool import format as fmt
 from migration_pool.pool import WARNINGS_PER_READ, Pool, batch_generation, batch_name
 from migration_pool.rundir import RunDir
+from support.procs import result
 
 RUN = "run-a"
 DIM = 4
@@ -363,12 +363,8 @@ print(json.dumps({"baseline": baseline, "samples": samples, "received": received
 
 
 @pytest.mark.timeout(120)
-def test_descriptors_return_to_baseline_after_1000_cycles_under_a_low_fd_limit(tmp_path):
-    reaper = Reaper()
-    try:
-        out = result(reaper.python(FD_CYCLES, str(tmp_path)), timeout=110)
-    finally:
-        reaper.close()
+def test_descriptors_return_to_baseline_after_1000_cycles_under_a_low_fd_limit(tmp_path, reaper):
+    out = result(reaper.python(FD_CYCLES, str(tmp_path)), timeout=110)
     assert out["samples"] == [out["baseline"]] * 10
     assert out["control"] == out["baseline"] + 5  # the measurement sees a leak of 5
     assert out["received"] == 9 * 1000  # every island read each publishing neighbour every cycle

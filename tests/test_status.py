@@ -27,29 +27,13 @@ from islands import report_metrics as met
 from islands.status_cli import status as status_cmd
 from islands.status_schema import SCHEMA, STATES
 from migration_pool.rundir import RunDir
+from support.procs import child_env, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 HERE = socket.gethostname()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+WAIT = 120.0  # the deadline of every wait: it only guards against a hang
 SMALL = ["--problem", "rastrigin", "--dim", "5", "--population", "24", "--target", "1e9",
          "--checkpoint-every", "50", "--seed", "3"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _wait_for(cond, timeout: float = 120.0, what: str = "condition"):
-    """Poll until cond() is truthy; a generous deadline only guards against a hang."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _by_id(report: dict) -> dict[str, dict]:
@@ -89,7 +73,8 @@ def test_pid_alive_detects_reuse_exit_and_zombies():
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     try:
         started = time.time()
-        _wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, what="a zombie")
+        wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE,
+                 timeout=WAIT, what="a zombie")
         assert not met.pid_alive(child.pid, started)  # exited, not reaped yet
     finally:
         child.wait()
@@ -269,7 +254,7 @@ def test_report_does_not_import_torch(tmp_path):
     _fake_run(tmp_path)
     code = ("import sys; from islands.status_cli import status; from islands.report import build_report; "
             f"build_report({str(tmp_path)!r}); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
                          start_new_session=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -284,14 +269,14 @@ def runs(tmp_path_factory):
 
     def start(root: Path, island: str, *extra: str) -> None:
         cmd = [sys.executable, "-m", "islands", "evolve", island, "--run-dir", str(root), "--quiet", *SMALL, *extra]
-        procs[(root.name, island)] = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL,
+        procs[(root.name, island)] = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL,
                                                       stderr=subprocess.PIPE, start_new_session=True)
 
     try:
         # The first island of each run creates its manifest; the others join it.
         start(a, "island-00", "--generations", "200", "--migrate-every", "5", "--topology", "ring")
         start(b, "island-00", "--generations", "10000000", "--migrate-every", "5", "--topology", "none")
-        _wait_for(lambda: RunDir(a).is_run() and RunDir(b).is_run(), what="the manifests")
+        wait_for(lambda: RunDir(a).is_run() and RunDir(b).is_run(), timeout=WAIT, what="the manifests")
         for island in ("island-01", "island-02"):
             start(a, island)
         start(b, "island-01")
@@ -371,7 +356,7 @@ def test_real_cli_json_validates_and_plot_opens(runs, tmp_path):
 
     a, _, _ = runs
     out = subprocess.run([sys.executable, "-m", "islands", "status", "--run-dir", str(a), "--json"],
-                         env=_env(), capture_output=True, text=True, start_new_session=True, timeout=60)
+                         env=child_env(), capture_output=True, text=True, start_new_session=True, timeout=60)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     VALIDATOR.validate(report)
@@ -396,7 +381,7 @@ def test_isolated_islands_then_stopped_and_killed(runs):
         statuses = [rd.read_status(i) for i in ("island-00", "island-01")]
         return all(s and s["generation"] >= 30 and s["migration"].get("events", 0) >= 2 for s in statuses)
 
-    _wait_for(both_going, what="run B to get going")
+    wait_for(both_going, timeout=WAIT, what="run B to get going")
     report = rep.build_report(b)
     VALIDATOR.validate(report)
     islands = _by_id(report)
@@ -411,7 +396,8 @@ def test_isolated_islands_then_stopped_and_killed(runs):
     stopped.send_signal(signal.SIGTERM)  # checkpoint and exit 0
     assert stopped.wait(timeout=60) == 0
     killed.send_signal(signal.SIGKILL)
-    _wait_for(lambda: psutil.Process(killed.pid).status() == psutil.STATUS_ZOMBIE, what="the kill")
+    wait_for(lambda: psutil.Process(killed.pid).status() == psutil.STATUS_ZOMBIE,
+             timeout=WAIT, what="the kill")
     islands = _by_id(rep.build_report(b))  # the killed one is a zombie here: not yet reaped
     assert islands["island-00"]["state"] == "stopped" and islands["island-00"]["reason"] == "stopped"
     assert islands["island-01"]["state"] == "dead" and str(killed.pid) in islands["island-01"]["note"]
@@ -427,7 +413,7 @@ def test_json_watch_real_process_stops_cleanly(runs):
     a, _, _ = runs
     for sig in (signal.SIGINT, signal.SIGTERM):
         p = subprocess.Popen([sys.executable, "-m", "islands", "status", "--run-dir", str(a), "--json", "--watch", "0.1"],
-                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                             env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
             docs = [json.loads(p.stdout.readline()) for _ in range(2)]  # two refreshes: it is in the loop
             for doc in docs:
