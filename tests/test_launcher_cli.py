@@ -2,7 +2,7 @@
 documented exit code, and nothing started (no process, no run directory, no log)."""
 from __future__ import annotations
 
-import os
+import subprocess
 import sys
 
 import psutil
@@ -14,6 +14,7 @@ from islands.config import RunConfig
 from islands.runs import join_run, new_manifest
 from launcher.plan import island_ids, make_plan, parse_vary, sample_overrides
 from migration_pool.rundir import RunDir
+from support.procs import child_env, unreadable_files_possible
 
 
 def run_cli(*args):
@@ -70,16 +71,23 @@ def test_run_dir_that_cannot_be_written_exits_1(tmp_path):
     assert result.exit_code == 1 and "cannot use run directory" in one_error_line(result)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_read_only_run_dir_exits_1(tmp_path):
+    """A real `islands launch` on a read-only directory; as root the child drops the
+    capabilities that let root ignore file modes, so the check holds in CI too."""
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
+    possible, preexec, reason = unreadable_files_possible(tmp_path)
+    assert possible, f"cannot make file modes bind here: {reason}"
     try:
-        result = run_cli("--run-dir", str(ro / "run"), "-n", "2")
-        assert result.exit_code == 1 and "cannot use run directory" in one_error_line(result)
+        done = subprocess.run([sys.executable, "-m", "islands", "launch", "--run-dir", str(ro / "run"), "-n", "2"],
+                              env=child_env(), preexec_fn=preexec, capture_output=True, text=True, timeout=60,
+                              start_new_session=True)
     finally:
         ro.chmod(0o700)
+    assert done.returncode == 1, done.stderr
+    assert "cannot use run directory" in done.stderr and "Traceback" not in done.stderr
+    assert not (ro / "run").exists()
 
 
 def recorded_run(root, n=2, vary=("mutation_sigma=0.01:0.2",), device="cpu"):
