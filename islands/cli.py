@@ -51,7 +51,10 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ManifestConflict, ConfigError) as e:
+        except ManifestConflict as e:
+            raise Failure(f"{e}; leave the option out to join this run, or use another --run-dir "
+                          "for a new one", EXIT_USAGE) from None
+        except ConfigError as e:
             raise Failure(str(e), EXIT_USAGE) from None
         except CheckpointError as e:
             raise Failure(str(e), EXIT_CHECKPOINT) from None
