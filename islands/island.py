@@ -183,7 +183,8 @@ class _Loop:
                     and progress.migration.get("last_generation") != g):
                 state = self.migrator.exchange(self.algo, state, progress, self.gen)
                 self.event = self.migrator.last_event
-                self._record_best(state, progress)
+                if self.event is None or self.event.get("adopted", 1):
+                    self._record_best(state, progress)  # nothing adopted: state unchanged
             if g > 0 and g % self.cfg.checkpoint_every == 0 and g != resumed:
                 self._checkpoint(state, progress)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))

@@ -7,6 +7,7 @@ best effort: a pool that cannot be written or holds garbage costs migrants, neve
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
 COUNTERS = ("sent", "received", "adopted", "rejected", "bad_files")
+DISCOVERY_REFRESH_S = 1.0  # hand-started islands: relist the run's islands at least this often
 
 
 class PoolMigrator:
@@ -41,6 +43,10 @@ class PoolMigrator:
         self.last_event: dict[str, Any] | None = None
         self._sources_key: tuple[frozenset[str], int | None] | None = None
         self._sources_cache: list[str] = []
+        self._islands_dir = os.fspath(rundir.island_dir(spec.island).parent)
+        self._islands: tuple[str, ...] = ()
+        self._islands_sig: tuple[int, ...] | None = None
+        self._islands_at = float("-inf")
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
@@ -96,7 +102,7 @@ class PoolMigrator:
     def _sources(self, event: int) -> list[str]:
         """The neighbours to read now; islands that appear in the run are discovered."""
         # A launched run knows its islands; islands started by hand are discovered on disk.
-        found = () if self.spec.planned else self.rundir.island_ids()
+        found = () if self.spec.planned else self._discovered()
         everyone = frozenset(self.spec.planned).union(found, (self.spec.island,))
         key = (everyone, event if self.cfg.topology == "random" else None)
         if key != self._sources_key:  # the topology is a pure function: recompute on change only
@@ -106,6 +112,26 @@ class PoolMigrator:
                 seed=self.spec.config.seed, event=event,
             )
         return self._sources_cache
+
+    def _discovered(self) -> tuple[str, ...]:
+        """The islands with a directory in the run, relisted only when that directory changes.
+
+        One stat replaces the listing at most events. Adding or removing an island's
+        directory changes the directory's link count at once; other changes show in its
+        mtime, which two changes within one timestamp tick may leave equal, so the listing
+        is also refreshed every DISCOVERY_REFRESH_S: a new island is found by then at worst.
+        """
+        try:
+            st = os.stat(self._islands_dir)
+            sig: tuple[int, ...] | None = (st.st_ino, st.st_nlink, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            sig = None
+        now = time.monotonic()
+        if sig is None or sig != self._islands_sig or now - self._islands_at > DISCOVERY_REFRESH_S:
+            # Stat first, list second: a change in between shows as a new signature next time.
+            self._islands = tuple(self.rundir.island_ids())
+            self._islands_sig, self._islands_at = sig, now
+        return self._islands
 
     def _publish(self, pool: Pool, em: Migrants, progress: Progress) -> int:
         """Publish the emigrants with finite fitness; returns how many were published.
@@ -118,12 +144,12 @@ class PoolMigrator:
         ok = np.flatnonzero(np.isfinite(fitness))  # the format refuses NaN/inf fitness
         if ok.size == 0:
             return 0
-        genomes = em.genomes
-        take = np.asarray
+        genomes, origin, birth, lineage = em.genomes, em.origin, em.birth, em.lineage
         if ok.size < fitness.size:
-            take = lambda a: np.asarray(a)[ok]  # noqa: E731
             # Vector genomes are one array; other kinds (NEAT) a list of per-genome maps.
             genomes = genomes[ok] if isinstance(genomes, np.ndarray) else [genomes[i] for i in ok]
+            origin, birth, lineage = (np.asarray(a)[ok] for a in (origin, birth, lineage))
+            fitness = fitness[ok]
         batch = fmt.MigrantBatch(
             run_id=self.spec.run_id,
             source=self.spec.island,
@@ -131,10 +157,10 @@ class PoolMigrator:
             created=time.time(),
             genome_kind=pool.genome_kind,
             genomes=genomes,
-            fitness=fitness[ok],
-            origin=tuple(island_id(int(n)) for n in take(em.origin)),
-            birth=take(em.birth).astype(np.int64, copy=False),
-            lineage=take(em.lineage).astype(np.int64, copy=False),
+            fitness=fitness,
+            origin=tuple(island_id(n) for n in np.asarray(origin).tolist()),
+            birth=np.asarray(birth).astype(np.int64, copy=False),
+            lineage=np.asarray(lineage).astype(np.int64, copy=False),
         )
         try:
             pool.publish(batch)
@@ -149,6 +175,12 @@ class PoolMigrator:
 def _concat(batches: list[fmt.MigrantBatch], kind: str) -> Migrants | None:
     if not batches:
         return None
+    origin = np.asarray([island_number(o) for b in batches for o in b.origin], dtype=np.int64)
+    if len(batches) == 1:  # the batch is ours alone (decoded copies): no need to copy again
+        b = batches[0]
+        genomes = b.genomes if kind == "vector" else list(b.genomes)
+        return Migrants(genomes=genomes, fitness=b.fitness, origin=origin, birth=b.birth,
+                        lineage=b.lineage)
     if kind == "vector":
         genomes: Any = np.concatenate([b.genomes for b in batches])
     else:
@@ -156,7 +188,7 @@ def _concat(batches: list[fmt.MigrantBatch], kind: str) -> Migrants | None:
     return Migrants(
         genomes=genomes,
         fitness=np.concatenate([b.fitness for b in batches]),
-        origin=np.asarray([island_number(o) for b in batches for o in b.origin], dtype=np.int64),
+        origin=origin,
         birth=np.concatenate([b.birth for b in batches]),
         lineage=np.concatenate([b.lineage for b in batches]),
     )

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import sys
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,17 @@ DTYPES: frozenset[str] = frozenset(
     {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
      "float16", "float32", "float64"}
 )
+# np.dtype.name is a Python-level property costing ~1.5 us, read a dozen times per migration
+# event: the hot paths look the name up here (dtype hashing is C) and fall back to .name.
+_DTYPE_NAMES: dict[np.dtype, str] = {np.dtype(n): n for n in DTYPES}
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, cheaply for the dtypes the format allows."""
+    name = _DTYPE_NAMES.get(dtype)
+    return dtype.name if name is None else name
+
+
 # Anchored with \Z and [0-9]: "$" would accept a trailing newline and \d non-ASCII digits.
 ISLAND_ID_RE = re.compile(r"^island-[0-9]{2,}\Z")
 
@@ -79,6 +91,7 @@ NEAT_FIELDS: dict[str, str] = {"nodes": "int64", "conn_in": "int64", "conn_out":
 NEAT_MAX_NODES = 4096
 NEAT_MAX_CONNS = 65536
 
+_LITTLE = sys.byteorder == "little"
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # What the decoder itself may raise on bad bytes; anything else is a bug and propagates.
 _DECODER_ERRORS = (msgpack.UnpackException, ValueError, TypeError, OverflowError,
@@ -98,6 +111,11 @@ def encode(kind: str, body: dict) -> bytes:
     if not isinstance(body, dict):
         raise FormatError(f"body must be a dict, got {type(body).__name__}")
     _check_value(body, 1)
+    return _pack(kind, body)
+
+
+def _pack(kind: str, body: dict) -> bytes:
+    """The envelope around ``body``, which the caller has checked the format can carry."""
     try:
         payload = msgpack.packb(body, default=_pack_default, use_bin_type=True)
     except (OverflowError, ValueError, TypeError) as exc:  # belt and braces after _check_value
@@ -193,7 +211,7 @@ def _check_value(obj: Any, depth: int) -> None:
     elif isinstance(obj, np.ndarray):
         if isinstance(obj, np.ma.MaskedArray):
             raise FormatError("masked arrays are not supported (the mask would be lost)")
-        if obj.dtype.name not in DTYPES:
+        if dtype_name(obj.dtype) not in DTYPES:
             raise FormatError(f"array dtype {obj.dtype} is not one of {sorted(DTYPES)}")
         if obj.ndim > MAX_NDIM:
             raise FormatError(f"array has {obj.ndim} dims, more than {MAX_NDIM}")
@@ -204,9 +222,11 @@ def _check_value(obj: Any, depth: int) -> None:
 def _pack_default(obj: Any) -> Any:
     """msgpack hook for the types it does not know: arrays and numpy scalars."""
     if isinstance(obj, np.ndarray):
-        little = obj.dtype.newbyteorder("<")
-        raw = obj.astype(little, copy=False).tobytes(order="C")
-        name = obj.dtype.name.encode("ascii")
+        dtype = obj.dtype
+        if dtype.byteorder not in "<|=" or (dtype.byteorder == "=" and not _LITTLE):
+            obj = obj.astype(dtype.newbyteorder("<"))
+        raw = obj.tobytes(order="C")
+        name = dtype_name(dtype).encode("ascii")
         head = bytes([len(name)]) + name + bytes([obj.ndim])
         return msgpack.ExtType(ARRAY_EXT, head + struct.pack(f"<{obj.ndim}Q", *obj.shape) + raw)
     if isinstance(obj, np.generic):
@@ -251,15 +271,16 @@ def _pairs_hook(pairs: list) -> dict:
     return result
 
 
+_LEAVES = frozenset({type(None), bool, int, float, str, bytes, np.ndarray})
+
+
 def _check_decoded(obj: Any, depth: int) -> None:
     if isinstance(obj, (dict, list)) and depth > MAX_DEPTH:
         raise FormatError(f"nesting deeper than {MAX_DEPTH}")
-    if isinstance(obj, dict):
-        for value in obj.values():
-            _check_decoded(value, depth + 1)
-    elif isinstance(obj, list):
-        for value in obj:
-            _check_decoded(value, depth + 1)
+    if isinstance(obj, (dict, list)):
+        for value in obj.values() if isinstance(obj, dict) else obj:
+            if type(value) not in _LEAVES:  # exact leaf types need no call; others are judged
+                _check_decoded(value, depth + 1)
     elif not (obj is None or isinstance(obj, (bool, int, float, str, bytes, np.ndarray))):
         raise FormatError(f"unexpected value of type {type(obj).__name__}")
 
@@ -315,7 +336,7 @@ def _validate_batch(b: MigrantBatch) -> None:
     set_("created", float(b.created))
     if b.genome_kind == NEAT_KIND:
         set_("genomes", _neat_genomes(b.genomes))
-    elif not isinstance(b.genomes, np.ndarray) or b.genomes.dtype.name not in _GENOME_DTYPES \
+    elif not isinstance(b.genomes, np.ndarray) or dtype_name(b.genomes.dtype) not in _GENOME_DTYPES \
             or not 1 <= b.genomes.ndim <= MAX_NDIM:
         raise FormatError(f"genomes must be a [K, *gene_shape] array of {_GENOME_DTYPES}, got "
                           f"{getattr(b.genomes, 'dtype', type(b.genomes).__name__)} "
@@ -349,7 +370,7 @@ def _neat_genomes(value: object) -> tuple[dict[str, np.ndarray], ...]:
             raise FormatError(f"neat genome {i} has fields {keys}, expected {sorted(NEAT_FIELDS)}")
         for name, dtype in NEAT_FIELDS.items():
             a = g[name]
-            if not isinstance(a, np.ndarray) or a.dtype.name != dtype or a.ndim != 1:
+            if not isinstance(a, np.ndarray) or dtype_name(a.dtype) != dtype or a.ndim != 1:
                 raise FormatError(f"neat genome {i}: {name} must be a 1-d {dtype} array, got "
                                   f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
         nodes, src, dst = g["nodes"], g["conn_in"], g["conn_out"]
@@ -375,14 +396,29 @@ def _neat_genomes(value: object) -> tuple[dict[str, np.ndarray], ...]:
     return tuple(value)
 
 
+# Ids that matched ISLAND_ID_RE: a run has a few islands and every batch repeats them, so a
+# set lookup replaces the regex. Only exact str objects are remembered (bounded anyway).
+_KNOWN_IDS: set[str] = set()
+_KNOWN_IDS_MAX = 4096
+
+
 def _check_island_id(field: str, value: object) -> None:
+    if type(value) is str and value in _KNOWN_IDS:
+        return
     if not isinstance(value, str) or not ISLAND_ID_RE.match(value):
         raise FormatError(f"{field} {value!r} is not an island id like 'island-03'")
+    if type(value) is str:
+        if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
+            _KNOWN_IDS.clear()
+        _KNOWN_IDS.add(value)
 
 
 def _column(name: str, value: object, dtype: type, k: int) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype == dtype and value.shape == (k,):
+        return value  # the common case, already exact (what astype(copy=False) returns)
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "safe"):
+    if arr.dtype != dtype and (arr.dtype.kind not in "biuf"
+                               or not np.can_cast(arr.dtype, dtype, "safe")):
         raise FormatError(f"{name} has dtype {arr.dtype}, which does not cast safely to "
                           f"{np.dtype(dtype).name}")
     if arr.shape != (k,):
@@ -397,7 +433,7 @@ def encode_batch(batch: MigrantBatch) -> bytes:
         "schema": SCHEMA_VERSION, "run_id": batch.run_id, "source": batch.source,
         "generation": batch.generation, "created": batch.created,
         "genome_kind": batch.genome_kind,
-        "dtype": None if neat else batch.genomes.dtype.name,
+        "dtype": None if neat else dtype_name(batch.genomes.dtype),
         "gene_shape": None if neat else list(batch.genomes.shape[1:]), "count": len(batch),
         "genomes": list(batch.genomes) if neat else batch.genomes,
         "fitness": batch.fitness, "origin": list(batch.origin),
@@ -405,7 +441,14 @@ def encode_batch(batch: MigrantBatch) -> bytes:
     }
     if neat:
         body["genome_schema"] = NEAT_SCHEMA_VERSION
-    return encode("migrants", body)
+        return encode("migrants", body)  # per-genome maps: the full walk (not the hot path)
+    # A vector batch was validated on construction (types, dtypes, ranges, ids), so the
+    # generic _check_value walk of encode() would only repeat it; masked arrays are what it
+    # alone refuses, and they are refused here.
+    for array in (batch.genomes, batch.fitness, batch.birth, batch.lineage):
+        if isinstance(array, np.ma.MaskedArray):
+            raise FormatError("masked arrays are not supported (the mask would be lost)")
+    return _pack("migrants", body)
 
 
 def decode_batch(data: bytes, *, run_id: str | None = None, genome_kind: str | None = None,
@@ -441,7 +484,7 @@ def _batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
             raise FormatError(f"{name} is a {type(body[name]).__name__}, not an array")
     # On disk the column dtypes are exact; only in-memory construction may cast.
     for name, want in (("fitness", "float64"), ("birth", "int64"), ("lineage", "int64")):
-        if body[name].dtype.name != want:
+        if dtype_name(body[name].dtype) != want:
             raise FormatError(f"{name} has dtype {body[name].dtype}, expected {want}")
     if not isinstance(body["origin"], list):
         raise FormatError("origin is not a list")
@@ -452,7 +495,7 @@ def _batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
         lineage=body["lineage"],
     )
     shape = body["gene_shape"]
-    if body["dtype"] != batch.genomes.dtype.name:
+    if body["dtype"] != dtype_name(batch.genomes.dtype):
         raise FormatError(f"header dtype {body['dtype']!r} disagrees with the genomes' "
                           f"{batch.genomes.dtype.name!r}")
     if not isinstance(shape, list) or tuple(shape) != batch.genomes.shape[1:]:
@@ -464,7 +507,7 @@ def _batch_from_body(body: dict, run_id: str | None, genome_kind: str | None,
         raise FormatError(f"run id {batch.run_id!r} is not this run's {run_id!r}")
     if genome_kind is not None and batch.genome_kind != genome_kind:
         raise FormatError(f"genome kind {batch.genome_kind!r} is not this run's {genome_kind!r}")
-    if dtype is not None and batch.genomes.dtype.name != np.dtype(dtype).name:
+    if dtype is not None and dtype_name(batch.genomes.dtype) != dtype_name(np.dtype(dtype)):
         raise FormatError(f"genome dtype {batch.genomes.dtype.name!r} is not this run's {dtype!r}")
     if gene_shape is not None and batch.genomes.shape[1:] != tuple(gene_shape):
         raise FormatError(f"gene shape {batch.genomes.shape[1:]} is not this run's "
@@ -481,7 +524,7 @@ def _neat_batch_from_body(body: dict, run_id: str | None, genome_kind: str | Non
     if dtype is not None or gene_shape is not None:
         raise FormatError(f"neat genomes have no dtype or gene shape; this run expects {dtype!r} {gene_shape!r}")
     for name, want in (("fitness", "float64"), ("birth", "int64"), ("lineage", "int64")):
-        if not isinstance(body[name], np.ndarray) or body[name].dtype.name != want:
+        if not isinstance(body[name], np.ndarray) or dtype_name(body[name].dtype) != want:
             raise FormatError(f"{name} is not a {want} array")
     if not isinstance(body["origin"], list) or not isinstance(body["genomes"], list):
         raise FormatError("origin and genomes must be lists")

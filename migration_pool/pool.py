@@ -132,7 +132,8 @@ class Pool:
         genomes = batch.genomes
         if not isinstance(genomes, np.ndarray):  # a list of per-genome maps (NEAT)
             return self.dtype is None and self.gene_shape is None
-        return ((self.dtype is None or genomes.dtype.name == np.dtype(self.dtype).name)
+        return ((self.dtype is None
+                 or fmt.dtype_name(genomes.dtype) == fmt.dtype_name(np.dtype(self.dtype)))
                 and (self.gene_shape is None or genomes.shape[1:] == tuple(self.gene_shape)))
 
     # -- reading --------------------------------------------------------------------------
@@ -296,11 +297,12 @@ class Pool:
             entries = []
         batches, temps, names = [], [], set()
         for e in entries:
-            generation = batch_generation(e.name)
+            name = e.name
+            generation = batch_generation(name)
             if generation is not None:
-                batches.append((generation, e.name))
-                names.add(e.name)
-            elif atomic.is_temp_name(e.name):
+                batches.append((generation, name))
+                names.add(name)
+            elif atomic.is_temp_name(name):
                 temps.append(e)
         for cache in (self._bad, self._verdicts):
             known = cache.get(island)

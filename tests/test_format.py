@@ -213,7 +213,9 @@ def batches(draw) -> MigrantBatch:
     return MigrantBatch(
         run_id=draw(st.text(min_size=1, max_size=20)), source=draw(island_ids),
         generation=draw(st.integers(0, 2**63 - 1)), created=draw(finite),
-        genome_kind=draw(st.text(min_size=1, max_size=10)),
+        # Any kind name round-trips with array genomes, except "neat", whose genomes are maps
+        # (its own round trips are in test_neat_format.py).
+        genome_kind=draw(st.text(min_size=1, max_size=10).filter(lambda k: k != "neat")),
         genomes=draw(hnp.arrays(dtype, (k, *gene_shape))),
         fitness=draw(hnp.arrays("float64", (k,), elements=finite)),
         origin=tuple(draw(st.lists(island_ids, min_size=k, max_size=k))),

@@ -127,17 +127,15 @@ class GeneticAlgorithm(Algorithm[VectorPopulation]):
         return state.genomes[index].detach().cpu().numpy().copy()
 
     def emigrants(self, state: VectorPopulation, k: int, policy: str, gen: torch.Generator) -> Migrants:
-        fit = state.fitness.detach().cpu().double().numpy()
+        fit = _host(state.fitness).astype(np.float64)  # a copy: the state stays untouched
         rng = _numpy_rng(gen) if policy == "tournament" else None  # "best" draws nothing
         idx = policies.select_emigrants(fit, k, policy, rng, self.cfg.tournament_size)
-        sel = torch.as_tensor(idx, device=self.device)
-        origin, birth, lineage = torch.stack([state.origin, state.birth, state.lineage])[:, sel].cpu().numpy()
         return Migrants(
-            genomes=state.genomes[sel].cpu().numpy(),
+            genomes=_take(state.genomes, idx),
             fitness=fit[idx],
-            origin=origin,
-            birth=birth,
-            lineage=lineage,
+            origin=_take(state.origin, idx),
+            birth=_take(state.birth, idx),
+            lineage=_take(state.lineage, idx),
         )
 
     def immigrate(
@@ -154,37 +152,35 @@ class GeneticAlgorithm(Algorithm[VectorPopulation]):
         # immigrant: a genome already present is not adopted twice.
         ok = ((imm >= lower) & (imm <= upper)).all(axis=1)
         ok &= ~_rows_present(imm, state.genomes)
-        ok &= ~np.tril((imm[:, None, :] == imm[None, :, :]).all(axis=2), -1).any(axis=1)
+        ok &= ~_repeats(imm)
         fresh = np.flatnonzero(ok)
         if fresh.size == 0:
             return state, 0
         genomes = torch.as_tensor(imm[fresh], device=self.device)
         fitness = self.problem.evaluate(genomes).to(self.dtype)  # never trust a claimed fitness
         slots, chosen = policies.replacement_plan(
-            state.fitness.detach().cpu().double().numpy(),
-            fitness.detach().cpu().double().numpy(),
+            _host(state.fitness),  # policies rank in float64: same order as .double()
+            _host(fitness),
             policy,
             _numpy_rng(gen) if policy == "random" else None,
             protect=self.cfg.elitism,
         )
         if slots.size == 0:
             return state, 0
-        s = torch.as_tensor(slots, device=self.device)
-        c = torch.as_tensor(chosen, device=self.device)
         keep = fresh[chosen]
-        meta = np.stack([np.asarray(incoming.origin), np.asarray(incoming.birth),
-                         np.asarray(incoming.lineage)])[:, keep]
-        origin, birth, lineage = torch.as_tensor(meta, dtype=torch.int64, device=self.device)
-        return (
-            VectorPopulation(  # index_copy is out of place: the old state stays valid
-                genomes=state.genomes.index_copy(0, s, genomes[c]),
-                fitness=state.fitness.index_copy(0, s, fitness[c]),
-                origin=state.origin.index_copy(0, s, origin),
-                birth=state.birth.index_copy(0, s, birth),
-                lineage=state.lineage.index_copy(0, s, lineage),
-            ),
-            int(slots.size),
-        )
+        rows = (imm[keep], _host(fitness)[chosen], np.asarray(incoming.origin)[keep],
+                np.asarray(incoming.birth)[keep], np.asarray(incoming.lineage)[keep])
+        columns = (state.genomes, state.fitness, state.origin, state.birth, state.lineage)
+        # Out of place, so the old state stays valid.
+        if self.device.type == "cpu":  # numpy writes into torch clones: no per-op overhead
+            new = [t.clone() for t in columns]
+            for t, r in zip(new, rows):
+                t.numpy()[slots] = r  # same dtypes: imm and fitness are in self.dtype
+        else:
+            s = torch.as_tensor(slots, device=self.device)
+            new = [t.index_copy(0, s, torch.as_tensor(r, device=self.device).to(t.dtype))
+                   for t, r in zip(columns, rows)]
+        return VectorPopulation(*new), int(slots.size)
 
     def diversity(self, state: VectorPopulation) -> float:
         spread = state.genomes.std(dim=0, unbiased=False) / (self.upper - self.lower)
@@ -229,16 +225,49 @@ class GeneticAlgorithm(Algorithm[VectorPopulation]):
 def _rows_present(rows: np.ndarray, residents: Tensor) -> np.ndarray:
     """For each row of `rows` [K, D], whether `residents` [P, D] holds an equal row (exactly).
 
-    Compares first genes (one column to the host), then whole rows only for the pairs that
-    agree there: O(K*P + hits*D) instead of O(K*P*D) tensor work.
+    Compares first genes, then whole rows only for the pairs that agree there:
+    O(K*P + hits*D) instead of O(K*P*D).
     """
-    first = residents[:, 0].detach().cpu().numpy()
+    host = residents.detach().numpy() if residents.device.type == "cpu" else None
+    first = host[:, 0] if host is not None else residents[:, 0].cpu().numpy()
     i, j = np.nonzero(rows[:, None, 0] == first[None, :])
     present = np.zeros(rows.shape[0], dtype=bool)
     if i.size:
-        same = (rows[i] == residents[torch.as_tensor(j, device=residents.device)].cpu().numpy()).all(axis=1)
+        others = host[j] if host is not None else _take(residents, j)
+        same = (rows[i] == others).all(axis=1)
         present[i[same]] = True
     return present
+
+
+def _repeats(rows: np.ndarray) -> np.ndarray:
+    """For each row of `rows` [K, D], whether an earlier row equals it (as numbers).
+
+    Rows are compared by their bytes after `+ 0.0`, which turns -0.0 into 0.0: for
+    floats that are not NaN, equal values then have equal bytes. A NaN row may be
+    matched by its bytes where `==` would not match it, but NaN rows are out of bounds and
+    refused anyway. K is a handful, so a set of byte strings beats a [K, K, D] comparison.
+    """
+    seen: set[bytes] = set()
+    repeated = np.zeros(rows.shape[0], dtype=bool)
+    for i, row in enumerate(rows + 0.0):
+        key = row.tobytes()
+        if key in seen:
+            repeated[i] = True
+        else:
+            seen.add(key)
+    return repeated
+
+
+def _host(t: Tensor) -> np.ndarray:
+    """`t` as a numpy array: a view (no copy) of a CPU tensor, a host copy otherwise."""
+    return t.detach().numpy() if t.device.type == "cpu" else t.detach().cpu().numpy()
+
+
+def _take(t: Tensor, idx: np.ndarray) -> np.ndarray:
+    """Rows `idx` of `t` as a new host array (never a view of the population)."""
+    if t.device.type == "cpu":
+        return t.detach().numpy()[idx]  # fancy indexing copies
+    return t[torch.as_tensor(idx, device=t.device)].cpu().numpy()
 
 
 _NUMPY = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
