@@ -195,7 +195,9 @@ def main() -> None:
 @run_options
 @guarded
 def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, quiet: bool, **options: Any) -> None:
-    """Run one island (e.g. island-03) in the foreground, resuming from its checkpoint.
+    """Run one island in the foreground, resuming from its checkpoint.
+
+    ISLAND is an id like island-03.
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
     and refuses options that contradict it. Ctrl+C checkpoints and exits; a second one exits
