@@ -124,7 +124,17 @@ def run_island(
 class _Loop:
     """State of one run of the loop; split out of `run_island` for readability."""
 
-    def __init__(self, spec, cfg, device, rundir, stop, log, migrator_factory, on_status) -> None:
+    def __init__(
+        self,
+        spec: IslandSpec,
+        cfg: RunConfig,
+        device: torch.device,
+        rundir: RunDir,
+        stop: StopFlag,
+        log: Callable[[str], None],
+        migrator_factory: Callable[..., Any] | None,
+        on_status: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
         self.spec, self.cfg, self.rundir, self.stop, self.log = spec, cfg, rundir, stop, log
         self.on_status = on_status
         self.number = island_number(spec.island)
