@@ -17,6 +17,7 @@ limit_env()  # before anything imports torch (SPEC invariant 3)
 
 import click  # noqa: E402
 
+from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
 
@@ -72,7 +73,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
     ("--dim", "dim", click.IntRange(min=1), "Genome dimension of the problem."),
-    ("--algorithm", "algorithm", click.Choice(["ga", "pure", "neat"]), "Evolutionary algorithm."),
+    ("--algorithm", "algorithm", click.Choice(cfg.ALGORITHMS), "Evolutionary algorithm."),
     ("--population", "population", int, "Individuals per island (>= 2)."),
     ("--generations", "generations", int, "Generations per island."),
     ("--seed", "seed", click.IntRange(min=0), "Run seed; each island's seed derives from it and its id."),
@@ -81,16 +82,16 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--target", "target", float, "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
     ("--migrate-every", "migration.every", click.IntRange(min=0), "Generations between migrations (0: isolated)."),
     ("--migrants", "migration.migrants", click.IntRange(min=1), "Genomes published per migration."),
-    ("--topology", "migration.topology", click.Choice(["ring", "ring2", "full", "random", "star", "none"]), "Who reads whom."),
-    ("--emigrants", "migration.emigrants", click.Choice(["best", "tournament"]), "How emigrants are chosen."),
-    ("--replacement", "migration.replacement", click.Choice(["worst", "random", "better"]), "Which residents immigrants replace."),
+    ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), "Who reads whom."),
+    ("--emigrants", "migration.emigrants", click.Choice(cfg.EMIGRANT_POLICIES), "How emigrants are chosen."),
+    ("--replacement", "migration.replacement", click.Choice(cfg.REPLACEMENT_POLICIES), "Which residents immigrants replace."),
     ("--tournament-size", "ga.tournament_size", click.IntRange(min=1), "GA tournament size."),
-    ("--crossover", "ga.crossover", click.Choice(["sbx", "blx", "uniform"]), "GA crossover operator."),
+    ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", click.FloatRange(0, 1), "Probability that a pair is recombined."),
     ("--mutation-rate", "ga.mutation_rate", click.FloatRange(0, 1), "Per-gene mutation probability (default: 1/dim)."),
     ("--mutation-sigma", "ga.mutation_sigma", click.FloatRange(min=0, min_open=True), "Mutation step as a share of the box width."),
     ("--elitism", "ga.elitism", click.IntRange(min=0), "Best individuals copied unchanged."),
-    ("--bounds", "ga.bounds", click.Choice(["clip", "reflect"]), "Bound handling."),
+    ("--bounds", "ga.bounds", click.Choice(cfg.BOUND_HANDLING), "Bound handling."),
 ]
 
 
@@ -111,8 +112,6 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def config_from_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The RunConfig for these options and the settings the user gave explicitly."""
-    from islands.config import RunConfig
-
     explicit: dict[str, Any] = {}
     for flag, path, _typ, _help in RUN_OPTIONS:
         value = options.get(flag.lstrip("-").replace("-", "_"))
@@ -130,7 +129,7 @@ def config_from_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         else:
             nested[head] = value
     try:
-        return RunConfig.from_dict(nested), explicit
+        return cfg.RunConfig.from_dict(nested), explicit
     except TypeError as e:
         raise ConfigError(str(e)) from None
 
@@ -203,11 +202,10 @@ def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, q
     and refuses options that contradict it. Ctrl+C checkpoints and exits; a second one exits
     at once. Run the same command again to resume.
     """
-    from islands.config import island_number
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
     from islands.runs import evolve as run_evolve
 
-    island_number(island)
+    cfg.island_number(island)
     config, explicit = config_from_options(options)
     limit_torch_threads()
     stop = StopFlag()

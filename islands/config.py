@@ -17,6 +17,8 @@ from islands.errors import ConfigError
 from migration_pool.format import ISLAND_ID_RE
 from migration_pool.topology import TOPOLOGIES
 
+CROSSOVERS = ("sbx", "blx", "uniform")
+BOUND_HANDLING = ("clip", "reflect")
 EMIGRANT_POLICIES = ("best", "tournament")
 REPLACEMENT_POLICIES = ("worst", "random", "better")
 ALGORITHMS = ("ga", "pure", "neat")
@@ -65,7 +67,7 @@ class GAConfig:
 
     def __post_init__(self) -> None:
         _check(self.tournament_size >= 1, f"tournament size must be >= 1, got {self.tournament_size}")
-        _check(self.crossover in ("sbx", "blx", "uniform"), f"crossover must be sbx, blx or uniform, got {self.crossover!r}")
+        _check(self.crossover in CROSSOVERS, f"crossover must be one of {', '.join(CROSSOVERS)}, got {self.crossover!r}")
         _check(0.0 <= self.crossover_rate <= 1.0, f"crossover rate must be in [0, 1], got {self.crossover_rate}")
         _check(self.sbx_eta >= 0.0, f"SBX eta must be >= 0, got {self.sbx_eta}")
         _check(self.blx_alpha >= 0.0, f"BLX alpha must be >= 0, got {self.blx_alpha}")
@@ -73,7 +75,7 @@ class GAConfig:
                f"mutation rate must be in [0, 1], got {self.mutation_rate}")
         _check(self.mutation_sigma > 0.0, f"mutation sigma must be > 0, got {self.mutation_sigma}")
         _check(self.elitism >= 0, f"elitism must be >= 0, got {self.elitism}")
-        _check(self.bounds in ("clip", "reflect"), f"bounds must be clip or reflect, got {self.bounds!r}")
+        _check(self.bounds in BOUND_HANDLING, f"bounds must be one of {', '.join(BOUND_HANDLING)}, got {self.bounds!r}")
 
 
 @dataclass(frozen=True)

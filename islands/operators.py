@@ -88,4 +88,3 @@ def reflect(x: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
 
 
 BOUND_HANDLERS = {"clip": clip, "reflect": reflect}
-CROSSOVERS = ("sbx", "blx", "uniform")
