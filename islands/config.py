@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -124,6 +125,7 @@ class RunConfig:
         _check(0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}")
         _check(self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}")
         _check(self.stagnation_limit >= 0, f"stagnation limit must be >= 0, got {self.stagnation_limit}")
+        _check(self.target is None or math.isfinite(self.target), f"target must be a finite number, got {self.target}")
         _check(self.ga.elitism < self.population, f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
 
     def to_dict(self) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def test_checkpoint_of_other_settings_is_refused(tmp_path):
 
 @pytest.mark.parametrize("bad", [
     dict(population=1), dict(generations=-1), dict(dim=0), dict(checkpoint_every=0),
-    dict(algorithm="magic"), dict(ga=GAConfig(elitism=40)),
+    dict(algorithm="magic"), dict(ga=GAConfig(elitism=40)), dict(target=float("nan")),
 ])
 def test_bad_settings_raise_config_errors_quoting_the_value(bad):
     with pytest.raises(ConfigError):
