@@ -98,11 +98,7 @@ class RunDir:
 
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest, or None when this directory holds no run yet."""
-        try:
-            data = atomic.read_capped(self.manifest_path)
-        except FileNotFoundError:
-            return None
-        return fmt.decode(data, "manifest", path=str(self.manifest_path))
+        return _read(self.manifest_path, "manifest")
 
     def create_or_read_manifest(self, make: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
         """The existing manifest, or a new one from `make()`; True when it was created.
@@ -142,12 +138,7 @@ class RunDir:
         island never blocks its restart.
         """
         self.ensure(island)
-        lock = FileLock(str(self.island_dir(island) / ".claim"), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise IslandBusy(f"{island} is already running in {self.root}") from None
-        return lock
+        return _hold(self.island_dir(island) / ".claim", IslandBusy(f"{island} is already running in {self.root}"))
 
     # -- status ---------------------------------------------------------------------------
     def status_path(self, island: str) -> Path:
@@ -158,11 +149,7 @@ class RunDir:
 
     def read_status(self, island: str) -> dict[str, Any] | None:
         """The island's status, None if it has none yet; FormatError if it is corrupt."""
-        path = self.status_path(island)
-        try:
-            return fmt.decode(atomic.read_capped(path), "status", path=str(path))
-        except FileNotFoundError:
-            return None
+        return _read(self.status_path(island), "status")
 
     # -- history --------------------------------------------------------------------------
     def history_path(self, island: str) -> Path:
@@ -266,11 +253,7 @@ class RunDir:
         return path
 
     def read_champion(self) -> dict[str, Any] | None:
-        path = self.root / "champion.isld"
-        try:
-            return fmt.decode(atomic.read_capped(path), "champion", path=str(path))
-        except FileNotFoundError:
-            return None
+        return _read(self.root / "champion.isld", "champion")
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         path = self.root / "summary.json"
@@ -295,12 +278,8 @@ class RunDir:
     def claim_launcher(self) -> FileLock:
         """Hold the run for the calling launcher; LauncherBusy if another live launcher does."""
         self.ensure()
-        lock = FileLock(str(self.root / ".launcher.lock"), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise LauncherBusy(f"another launcher is already running the run in {self.root}") from None
-        return lock
+        return _hold(self.root / ".launcher.lock",
+                     LauncherBusy(f"another launcher is already running the run in {self.root}"))
 
     def write_launcher_state(self, body: dict[str, Any]) -> None:
         """The launcher's bookkeeping (pids, restarts), for `islands status` to show."""
@@ -308,8 +287,25 @@ class RunDir:
 
     def read_launcher_state(self) -> dict[str, Any] | None:
         """The launcher's bookkeeping, None if no launcher ran here; FormatError if corrupt."""
-        path = self.root / "launcher.isld"
-        try:
-            return fmt.decode(atomic.read_capped(path), "summary", path=str(path))
-        except FileNotFoundError:
-            return None
+        return _read(self.root / "launcher.isld", "summary")
+
+
+def _read(path: Path, kind: str) -> dict[str, Any] | None:
+    """An envelope file's body; None if the file does not exist, FormatError if it is bad."""
+    try:
+        return fmt.decode(atomic.read_capped(path), kind, path=str(path))
+    except FileNotFoundError:
+        return None
+
+
+def _hold(path: Path, busy: Exception) -> FileLock:
+    """A non-blocking flock on `path`, or `busy` raised if another process holds it.
+
+    flock is released by the kernel when the holder dies, even by SIGKILL.
+    """
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise busy from None
+    return lock
