@@ -1,7 +1,7 @@
 """The `islands` command line: a thin adapter over the library.
 
 Each command parses its options, calls one library function and turns the library's errors
-into a one-line message and an exit code (see `EXIT_CODES`). torch is imported only inside
+into a one-line message and an exit code (see `islands.exit_codes`). torch is imported only inside
 commands, after the thread variables are set.
 """
 from __future__ import annotations
@@ -19,11 +19,9 @@ import click  # noqa: E402
 
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
+from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
 
-# Exit codes: the launcher restarts an island only for codes outside NO_RESTART.
-EXIT_ERROR, EXIT_USAGE, EXIT_CHECKPOINT, EXIT_BUSY = 1, 2, 3, 4
-NO_RESTART = frozenset({0, EXIT_USAGE, EXIT_CHECKPOINT, EXIT_BUSY})
 
 
 def default_run_dir() -> Path:

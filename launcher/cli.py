@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from islands.cli import EXIT_ERROR, config_from_options, default_run_dir, guarded, run_options
+from islands.cli import config_from_options, default_run_dir, guarded, run_options
+from islands.exit_codes import EXIT_ERROR
 
 
 @click.command()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from islands.cli import EXIT_ERROR
+from islands.exit_codes import EXIT_ERROR
 from islands.config import RunConfig
 from islands.runs import Run, join_run, new_manifest
 from launcher import plan as planning

@@ -7,7 +7,7 @@ heartbeats, and acts on the `Decision`s it returns. Tests drive it with a fake c
 The rules (RELIABILITY rule 6):
 
 - exit 0 is never restarted (finished, or stopped on purpose), nor are the configuration
-  error codes of `islands.cli.NO_RESTART`: restarting cannot fix a bad option;
+  error codes of `islands.exit_codes.NO_RESTART`: restarting cannot fix a bad option;
 - any other exit (a non-zero code or a signal) is a crash and is restarted after a capped
   exponential backoff with jitter, while the island has crashed at most `max_restarts`
   times within `window_s`; a run that stayed up `healthy_s` clears that count;
@@ -27,10 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Hashable
 
-from islands.cli import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_USAGE, NO_RESTART
-
-_EXIT_MEANING = {EXIT_USAGE: "bad option or manifest conflict", EXIT_CHECKPOINT: "unusable checkpoint",
-                 EXIT_BUSY: "island already running elsewhere"}
+from islands.exit_codes import MEANING, NO_RESTART
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ def describe_exit(code: int) -> str:
             return f"signal {-code} ({signal.Signals(-code).name})"
         except ValueError:
             return f"signal {-code}"
-    meaning = _EXIT_MEANING.get(code)
+    meaning = MEANING.get(code)
     return f"exit {code}" + (f" ({meaning})" if meaning else "")
 
 

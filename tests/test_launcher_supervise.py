@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from islands.cli import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_USAGE
+from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_USAGE
 from launcher.errors import PlanError
 from launcher.supervise import Action, IslandWatch, RestartPolicy, describe_exit
 
