@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from islands.errors import CheckpointError
+from islands.status.record import MIGRATION_COUNTERS
 
 CHECKPOINT_VERSION = 1
 
@@ -27,9 +28,8 @@ class Progress:
     best_ever_genome: Any = None
     best_ever_generation: int = 0
     stale: int = 0  # generations without improving best_ever
-    migration: dict[str, int] = field(
-        default_factory=lambda: {"events": 0, "sent": 0, "received": 0, "adopted": 0, "rejected": 0}
-    )
+    # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
+    migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0))
 
 
 def make_record(

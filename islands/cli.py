@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from islands.threads import limit_env
 
-limit_env()  # before anything imports torch (SPEC invariant 3)
+limit_env()  # before anything imports torch (docs/DESIGN.md, "One thread per island")
 
 import click  # noqa: E402
 
@@ -21,6 +21,9 @@ from islands import config as cfg  # noqa: E402  (no torch: settings and their c
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
+
+if TYPE_CHECKING:
+    from islands.status.record import IslandStatus
 
 
 
@@ -221,22 +224,22 @@ def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, q
         click.echo(f"stopped; run the same command to resume (run directory {root})")
 
 
-def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[dict[str, Any]], None]:
+def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[IslandStatus], None]:
     """A status callback that prints one progress line every `every_s` seconds."""
     import time
 
     last = [0.0]
 
-    def show(status: dict[str, Any]) -> None:
+    def show(status: IslandStatus) -> None:
         now = time.monotonic()
-        if now - last[0] < every_s and status["state"] == "running":
+        if now - last[0] < every_s and status.state == "running":
             return
         last[0] = now
-        best = status["best_ever"]
+        best = status.best_ever
         echo(
-            f"{status['island']}  gen {status['generation']}/{status['generations']}  "
+            f"{status.island}  gen {status.generation}/{status.generations}  "
             f"best {best if best is None else format(best, '.6g')}  "
-            f"{status['evals_per_sec']:,.0f} evals/s  diversity {status['diversity']:.3g}"
+            f"{status.evals_per_sec or 0.0:,.0f} evals/s  diversity {status.diversity:.3g}"
         )
 
     return show

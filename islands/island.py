@@ -3,6 +3,10 @@
 One generation: (migrate when due) -> checkpoint when due -> breed -> evaluate -> record.
 Everything here is bookkeeping and I/O at the edge; the evolution itself is the algorithm's
 `step` and `evaluate`. Files are written through `migration_pool.RunDir` only.
+
+What an island records for others is declared in `islands.status.record`: an `IslandStatus`
+(the heartbeat) and one `HistoryLine` per generation; what it keeps for itself is the
+checkpoint (`islands.checkpoint`).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from islands.algorithms import make_algorithm
 from islands.config import RunConfig, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.problems import make_problem
+from islands.status.record import HistoryLine, IslandStatus, Migration, MigrationEvent
 from migration_pool.rundir import RunDir
 
 STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
@@ -78,7 +83,8 @@ def install_stop_handlers(stop: StopFlag) -> None:
 
 
 def limit_torch_threads() -> None:
-    """One thread per island (SPEC invariant 3); the environment is set before torch loads."""
+    """One thread per island (docs/DESIGN.md, "One thread per island"); the environment
+    variables are set before torch loads (`islands.threads`)."""
     torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
@@ -107,7 +113,7 @@ def run_island(
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
     migrator_factory: Callable[..., Any] | None = None,
-    on_status: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[IslandStatus], None] | None = None,
 ) -> IslandResult:
     """Evolve one island to the end (or until `stop`), resuming from its checkpoint if any."""
     stop = stop if stop is not None else StopFlag()
@@ -133,7 +139,7 @@ class _Loop:
         stop: StopFlag,
         log: Callable[[str], None],
         migrator_factory: Callable[..., Any] | None,
-        on_status: Callable[[dict[str, Any]], None] | None,
+        on_status: Callable[[IslandStatus], None] | None,
     ) -> None:
         self.spec, self.cfg, self.rundir, self.stop, self.log = spec, cfg, rundir, stop, log
         self.on_status = on_status
@@ -147,8 +153,8 @@ class _Loop:
         self.migrator = None
         if cfg.migration.every and migrator_factory is not None:
             self.migrator = migrator_factory(spec, self.rundir, self.log)
-        self.pending: list[dict[str, Any]] = []
-        self.event: dict[str, Any] | None = None  # last migration, for the next history line
+        self.pending: list[HistoryLine] = []
+        self.event: MigrationEvent | None = None  # last migration, for the next history line
         self.last_status = 0.0
         self.beat = 0
         self.started = time.time()
@@ -193,7 +199,7 @@ class _Loop:
                     and progress.migration.get("last_generation") != g):
                 state = self.migrator.exchange(self.algo, state, progress, self.gen)
                 self.event = self.migrator.last_event
-                if self.event is None or self.event.get("adopted", 1):
+                if self.event is None or self.event.adopted:
                     self._record_best(state, progress)  # nothing adopted: state unchanged
             if g > 0 and g % self.cfg.checkpoint_every == 0 and g != resumed:
                 self._checkpoint(state, progress)
@@ -232,19 +238,19 @@ class _Loop:
         stats = self._record_best(state, progress)
         if progress.best_ever == before and progress.generation > 0:
             progress.stale += 1
-        self.pending.append({
-            "generation": progress.generation,
-            "best": _finite(stats.best),
-            "mean": _finite(stats.mean),
-            "best_ever": _finite(progress.best_ever),
-            "evaluations": progress.evaluations,
-            "time": round(time.time(), 3),
-        })
-        if self.event is not None:
-            self.pending[-1]["migration"], self.event = self.event, None
-        if progress.generation % DIVERSITY_EVERY == 0:
-            self.pending[-1].update(diversity=round(self.algo.diversity(state), 6),
-                                    foreign=round(self.algo.foreign_share(state, self.number), 4))
+        sampled = progress.generation % DIVERSITY_EVERY == 0
+        self.pending.append(HistoryLine(
+            generation=progress.generation,
+            best=_finite(stats.best),
+            mean=_finite(stats.mean),
+            best_ever=_finite(progress.best_ever),
+            evaluations=progress.evaluations,
+            time=round(time.time(), 3),
+            migration=self.event,
+            diversity=round(self.algo.diversity(state), 6) if sampled else None,
+            foreign=round(self.algo.foreign_share(state, self.number), 4) if sampled else None,
+        ))
+        self.event = None
         if time.monotonic() - self.last_status >= STATUS_INTERVAL_S:
             self._status(state, progress, "running", None)
 
@@ -259,42 +265,42 @@ class _Loop:
         """Flush pending history lines and rewrite the status file (the heartbeat)."""
         diversity = self.algo.diversity(state)
         foreign = self.algo.foreign_share(state, self.number)
-        self.rundir.append_history(self.spec.island, self.pending)
+        self.rundir.append_history(self.spec.island, [line.to_body() for line in self.pending])
         self.pending = []
         now = time.time()
         elapsed = max(now - self.started, 1e-9)
         stats = self.algo.stats(state)
         self.beat += 1
         self.last_status = time.monotonic()
-        status = {
-            "island": self.spec.island,
-            "run_id": self.spec.run_id,
-            "state": phase,
-            "reason": reason,
-            "generation": progress.generation,
-            "generations": self.cfg.generations,
-            "best": _finite(stats.best),
-            "mean": _finite(stats.mean),
-            "best_ever": _finite(progress.best_ever),
-            "best_ever_generation": progress.best_ever_generation,
-            "best_genome": progress.best_ever_genome,
-            "evaluations": progress.evaluations,
-            "evals_per_sec": (progress.evaluations - self.evals_at_start) / elapsed,
-            "diversity": diversity,
-            "foreign_share": foreign,
-            "centroid": self.algo.centroid(state),
-            "migration": dict(progress.migration),
-            "overrides": dict(self.spec.overrides),
-            "device": self.spec.device,
-            "torch_threads": torch.get_num_threads(),
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": self.started,
-            "heartbeat": now,
-            "beat": self.beat,
-            "target": self.target,
-        }
-        self.rundir.write_status(self.spec.island, status)
+        status = IslandStatus(
+            island=self.spec.island,
+            run_id=self.spec.run_id,
+            state=phase,
+            reason=reason,
+            generation=progress.generation,
+            generations=self.cfg.generations,
+            best=_finite(stats.best),
+            mean=_finite(stats.mean),
+            best_ever=_finite(progress.best_ever),
+            best_ever_generation=progress.best_ever_generation,
+            best_genome=progress.best_ever_genome,
+            evaluations=progress.evaluations,
+            evals_per_sec=(progress.evaluations - self.evals_at_start) / elapsed,
+            diversity=diversity,
+            foreign_share=foreign,
+            centroid=self.algo.centroid(state),
+            migration=Migration.from_body(progress.migration),
+            overrides=dict(self.spec.overrides),
+            device=self.spec.device,
+            torch_threads=torch.get_num_threads(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=self.started,
+            heartbeat=now,
+            beat=self.beat,
+            target=self.target,
+        )
+        self.rundir.write_status(self.spec.island, status.to_body())
         if self.on_status is not None:
             self.on_status(status)
 

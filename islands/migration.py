@@ -17,30 +17,29 @@ import torch
 from islands.algorithms.base import Algorithm, Migrants
 from islands.checkpoint import Progress
 from islands.config import island_id, island_number
+from islands.status.record import EVENT_COUNTERS, MigrationEvent
 from migration_pool import format as fmt
 from migration_pool import topology
 from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
-COUNTERS = ("sent", "received", "adopted", "rejected", "bad_files")
 DISCOVERY_REFRESH_S = 1.0  # hand-started islands: relist the run's islands at least this often
 
 
 class PoolMigrator:
     """Exchanges migrants for one island through the run's pool directory.
 
-    Counters (cumulative in `progress.migration`, per event in `last_event`): sent (genomes
-    published), received (genomes read from neighbours), adopted (received genomes that
-    entered the population), rejected (received but not adopted: duplicates, out of bounds,
-    or not good enough for the replacement policy), bad_files (pool files skipped as corrupt,
-    foreign or unreadable, each counted once), micros (time spent in migration).
+    Counters (cumulative in `progress.migration`, per event in `last_event`) are declared in
+    `islands.status.record` (`Migration`, `MigrationEvent`); rejected migrants are duplicates,
+    out of bounds, or not good enough for the replacement policy, and a bad file is counted
+    once.
     """
 
     def __init__(self, spec: Any, rundir: RunDir, log: Callable[[str], None]) -> None:
         self.spec, self.rundir, self.log = spec, rundir, log
         self.cfg = spec.effective.migration
         self.pool: Pool | None = None
-        self.last_event: dict[str, Any] | None = None
+        self.last_event: MigrationEvent | None = None
         self._sources_key: tuple[frozenset[str], int | None] | None = None
         self._sources_cache: list[str] = []
         self._islands_dir = os.fspath(rundir.island_dir(spec.island).parent)
@@ -78,20 +77,20 @@ class PoolMigrator:
         if progress.migration.get("events", 0) % self.cfg.keep_batches == 0:
             pool.collect(self.spec.island, self.cfg.keep_batches)  # amortised: at most 2K-1 files
         received = 0 if incoming is None else len(incoming)
-        event = {
-            "sent": sent,
-            "received": received,
-            "adopted": adopted,
-            "rejected": received - adopted,
-            "bad_files": bad_files,
-            "sources": [b.source for b in batches],
-            "seconds": round(time.perf_counter() - started, 6),
-        }
+        event = MigrationEvent(
+            sent=sent,
+            received=received,
+            adopted=adopted,
+            rejected=received - adopted,
+            bad_files=bad_files,
+            sources=tuple(b.source for b in batches),
+            seconds=round(time.perf_counter() - started, 6),
+        )
         m = progress.migration
         m["events"] = m.get("events", 0) + 1
-        for k in COUNTERS:
-            m[k] = m.get(k, 0) + event[k]
-        m["micros"] = m.get("micros", 0) + int(event["seconds"] * 1e6)
+        for k in EVENT_COUNTERS:
+            m[k] = m.get(k, 0) + getattr(event, k)
+        m["micros"] = m.get("micros", 0) + int(event.seconds * 1e6)
         m["last_generation"] = progress.generation  # a resumed island must not migrate twice
         for b in batches:  # who received from whom, for the status report's matrix
             key = f"from:{b.source}"

@@ -3,6 +3,9 @@
 `join_run` is the one place that decides the effective settings of an island: the manifest
 when one exists (refusing explicit options that contradict it), otherwise the given settings,
 recorded as a new manifest. `evolve` is the library form of `islands evolve`.
+
+The launcher joins runs through this module, so it imports torch only inside `evolve`
+(through `islands.island`): a launcher never loads torch (docs/DESIGN.md, "Layers").
 """
 from __future__ import annotations
 
@@ -10,13 +13,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from islands.config import RunConfig, island_number
 from islands.errors import ConfigError
-from islands.island import IslandResult, IslandSpec, StopFlag, run_island
 from migration_pool.errors import FormatError, ManifestConflict, RunDirError
 from migration_pool.rundir import RunDir
+
+if TYPE_CHECKING:
+    from islands.island import IslandResult, StopFlag
+    from islands.status.record import IslandStatus
 
 MANIFEST_SCHEMA = 1
 
@@ -130,7 +136,7 @@ def evolve(
     fresh: bool = False,
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
-    on_status: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[IslandStatus], None] | None = None,
 ) -> IslandResult:
     """Run (or resume) one island of the run at `root`, creating the run if needed."""
     island_number(island)  # validate the id before touching the disk
@@ -138,6 +144,7 @@ def evolve(
     run, _ = join_run(root, config, explicit or {})
     if fresh:
         RunDir(root).reset_island(island)
+    from islands.island import IslandSpec, run_island
     from islands.migration import PoolMigrator
 
     spec = IslandSpec(

@@ -22,11 +22,12 @@ from typing import Any, Mapping, Sequence
 from islands.exit_codes import EXIT_ERROR
 from islands.config import RunConfig
 from islands.runs import Run, join_run, new_manifest
+from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.progress import PlainView, Row
 from launcher.spawn import Child, spawn_island
-from launcher.summary import champion_record, pick_champion, summarize, summary_lines
+from launcher.summary import champion_record, summarize, summary_lines
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
 from migration_pool.rundir import RunDir
@@ -142,12 +143,13 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
     return planning.plan_from_manifest(m, cores, _gpus(device))
 
 
-def read_status(rundir: RunDir, island: str) -> dict[str, Any] | None:
+def read_status(rundir: RunDir, island: str) -> IslandStatus | None:
     """An island's status, None when missing or unreadable (it is rewritten soon)."""
     try:
-        return rundir.read_status(island)
+        body = rundir.read_status(island)
     except (FormatError, OSError):
         return None
+    return None if body is None else IslandStatus.from_body(body)
 
 
 class _Session:
@@ -158,8 +160,9 @@ class _Session:
         self.by_id = {p.island: p for p in plan.islands}
         self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
         self.children: dict[str, Child] = {}
-        self.statuses: dict[str, dict[str, Any] | None] = {i: read_status(rundir, i) for i in plan.ids}
-        self.baseline = {i: int(s.get("evaluations") or 0) if self._ours(s) else 0 for i, s in self.statuses.items()}
+        self.statuses: dict[str, IslandStatus | None] = {i: read_status(rundir, i) for i in plan.ids}
+        self.baseline = {i: (s.evaluations or 0) if s is not None and self._ours(s) else 0
+                         for i, s in self.statuses.items()}
         self.prior_restarts = self._prior_restarts()
         self.signals: list[int] = []
         self.stopping_since: float | None = None
@@ -169,8 +172,8 @@ class _Session:
         # Statuses carry genomes: with many islands (or big genomes) read them less often.
         self.status_every = max(STATUS_EVERY_S, len(plan.ids) / 100)
 
-    def _ours(self, status: Mapping[str, Any] | None) -> bool:
-        return bool(status) and status.get("run_id") == self.run_.run_id
+    def _ours(self, status: IslandStatus | None) -> bool:
+        return status is not None and status.run_id == self.run_.run_id
 
     def _prior_restarts(self) -> dict[str, int]:
         try:
@@ -190,7 +193,8 @@ class _Session:
             try:
                 self.rundir.claim(isl).release()
             except IslandBusy:
-                pid = (self.statuses.get(isl) or {}).get("pid")
+                st = self.statuses.get(isl)
+                pid = st.pid if st is not None else None
                 busy.append(f"{isl} (pid {pid})" if pid else isl)
         if busy:
             raise IslandBusy(f"already running in {self.rundir.root}: {', '.join(busy)}; stop them first")
@@ -204,9 +208,9 @@ class _Session:
         try:
             for isl in self.plan.ids:
                 st = self.statuses[isl]
-                if self._ours(st) and st.get("state") == "finished":
+                if st is not None and self._ours(st) and st.state == "finished":
                     self.watches[isl].state = "finished"
-                    self.view.message(f"{isl}: already finished ({st.get('reason')}), not rerun")
+                    self.view.message(f"{isl}: already finished ({st.reason}), not rerun")
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception
@@ -262,7 +266,7 @@ class _Session:
             self._state_at = float("-inf")
             st = read_status(self.rundir, isl)
             self.statuses[isl] = st if self._ours(st) else self.statuses[isl]
-            finished = bool(st) and child.owns(st) and st.get("state") == "finished"
+            finished = st is not None and child.owns(st) and st.state == "finished"
             w = self.watches[isl]
             if self.stopping_since is not None:
                 if code == 0 and finished:
@@ -277,9 +281,9 @@ class _Session:
                 tail = self.rundir.read_log_tail(isl, 2000).strip().splitlines()[-3:]
                 self.view.message(f"{isl}: FAILED: {d.reason}; log {self.rundir.log_path(isl)}"
                                   + "".join(f"\n    {line}" for line in tail))
-            elif finished:
-                self.view.message(f"{isl}: finished ({st.get('reason')}) at generation {st.get('generation')}, "
-                                  f"best {st.get('best_ever')}")
+            elif finished and st is not None:
+                self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
+                                  f"best {st.best_ever}")
             else:
                 self.view.message(f"{isl}: exited 0 without finishing; not restarted")
 
@@ -290,7 +294,7 @@ class _Session:
                 st = None
             else:
                 self.statuses[isl] = st
-                self.watches[isl].beat((child.pid, st.get("beat")), now)
+                self.watches[isl].beat((child.pid, st.beat), now)
             w = self.watches[isl]
             if self.stopping_since is None and w.hung(now):
                 w.hang()
@@ -331,11 +335,10 @@ class _Session:
     def _rows(self) -> list[Row]:
         rows = []
         for isl in self.plan.ids:
-            st = self.statuses.get(isl) if self._ours(self.statuses.get(isl)) else None
-            st = st or {}
-            rows.append(Row(isl, self.watches[isl].state, st.get("generation"), st.get("generations"),
-                            st.get("best_ever"), st.get("evals_per_sec"), st.get("diversity"),
-                            self._restarts(isl), self.by_id[isl].cores))
+            st = self.statuses.get(isl)
+            st = st if st is not None and self._ours(st) else IslandStatus()
+            rows.append(Row(isl, self.watches[isl].state, st.generation, st.generations, st.best_ever,
+                            st.evals_per_sec, st.diversity, self._restarts(isl), self.by_id[isl].cores))
         return rows
 
     def _restarts(self, island: str) -> int:
@@ -369,7 +372,7 @@ class _Session:
         self._write_state(state)
         statuses = {i: read_status(self.rundir, i) for i in self.plan.ids}
         cfg = self.run_.config
-        champ = pick_champion(statuses, self.run_.run_id)
+        champ = champion(statuses.values(), self.run_.run_id)
         if champ is not None:
             self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id))
         watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}

@@ -19,10 +19,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import psutil
 
+from islands.status.record import IslandStatus
 from islands.threads import limit_env
 from migration_pool.rundir import RunDir
 
@@ -77,9 +78,7 @@ class Child:
 
     island: str
     proc: subprocess.Popen
-    started: float  # launcher's monotonic clock
     create_time: float  # psutil's, to recognise the process (pid reuse)
-    cores: tuple[int, ...] = ()
     exit_code: int | None = field(default=None)
 
     @property
@@ -107,9 +106,9 @@ class Child:
         except PermissionError:  # setpgid failed? fall back to the process itself
             self.proc.send_signal(sig)
 
-    def owns(self, status: Mapping[str, Any]) -> bool:
+    def owns(self, status: IslandStatus) -> bool:
         """Whether a status file was written by this incarnation (same pid, started after it)."""
-        return status.get("pid") == self.pid and float(status.get("started") or 0.0) >= self.create_time - 1.0
+        return status.pid == self.pid and (status.started or 0.0) >= self.create_time - 1.0
 
 
 def spawn_island(
@@ -138,15 +137,5 @@ def spawn_island(
         created = psutil.Process(proc.pid).create_time()
     except psutil.Error:  # already gone: poll() will report how
         created = time.time()
-    return Child(island, proc, time.monotonic(), created, tuple(cores))
+    return Child(island, proc, created)
 
-
-def alive(pid: int, create_time: float | None = None) -> bool:
-    """Whether `pid` is a live (non-zombie) process, and the same one when `create_time` is given."""
-    try:
-        p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - create_time) > 1.0:
-            return False  # the pid was reused by another process
-        return p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False

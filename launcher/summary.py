@@ -1,6 +1,6 @@
 """The end of a launch: the champion and the run's summary, from the islands' statuses.
 
-The champion is the island status with the highest `best_ever` (fitness is maximised). It is
+The champion is picked by the one rule of `islands.status.record.champion`. It is
 saved as `champion.isld` through `RunDir.write_champion`: the run directory's envelope of kind
 "champion" around one msgpack map, never pickle::
 
@@ -24,34 +24,20 @@ from typing import Any, Mapping
 
 import numpy as np
 
-MIGRATION_KEYS = ("events", "sent", "received", "adopted", "rejected", "bad_files")
+from islands.status.record import MIGRATION_COUNTERS, IslandStatus, champion
 
 
-def pick_champion(statuses: Mapping[str, Mapping[str, Any] | None], run_id: str) -> Mapping[str, Any] | None:
-    """The status of this run with the best `best_ever` that carries a genome; None if none does."""
-    best = None
-    for status in statuses.values():
-        if not status or status.get("run_id") != run_id:
-            continue
-        fit, genome = status.get("best_ever"), status.get("best_genome")
-        if fit is None or genome is None:
-            continue
-        if best is None or fit > best["best_ever"]:
-            best = status
-    return best
-
-
-def champion_record(status: Mapping[str, Any], problem: str, dim: int, run_id: str) -> dict[str, Any]:
-    """The champion file's body (see the module docstring)."""
+def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str) -> dict[str, Any]:
+    """The champion file's body (see the module docstring) from the champion's status."""
     return {
-        "island": status["island"],
-        "fitness": float(status["best_ever"]),
-        "genome": _genome(status["best_genome"]),
+        "island": status.island,
+        "fitness": float(status.best_ever),  # type: ignore[arg-type]  # a champion has one
+        "genome": _genome(status.best_genome),
         "problem": problem,
         "dim": int(dim),
         "run_id": run_id,
-        "generation": int(status.get("best_ever_generation") or 0),
-        "overrides": dict(status.get("overrides") or {}),
+        "generation": status.best_ever_generation or 0,
+        "overrides": dict(status.overrides),
         "created": time.time(),
     }
 
@@ -69,7 +55,7 @@ def summarize(
     dim: int,
     state: str,
     wall_s: float,
-    statuses: Mapping[str, Mapping[str, Any] | None],
+    statuses: Mapping[str, IslandStatus | None],
     baseline: Mapping[str, int],
     watches: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
@@ -79,29 +65,29 @@ def summarize(
     only the work done now; `watches` holds the launcher's per-island bookkeeping.
     """
     islands: dict[str, Any] = {}
-    migration = dict.fromkeys(MIGRATION_KEYS, 0)
+    migration = dict.fromkeys(MIGRATION_COUNTERS, 0)
     total = done_now = 0
     for isl in sorted(set(statuses) | set(watches)):
-        st = statuses.get(isl) or {}
-        if st.get("run_id") not in (None, run_id):
-            st = {}
+        st = statuses.get(isl) or IslandStatus()
+        if st.run_id not in (None, run_id):
+            st = IslandStatus()
         w = watches.get(isl, {})
-        evals = int(st.get("evaluations") or 0)
+        evals = st.evaluations or 0
         total += evals
         done_now += max(0, evals - int(baseline.get(isl, 0)))
-        for k in MIGRATION_KEYS:
-            migration[k] += int((st.get("migration") or {}).get(k, 0))
+        for k in MIGRATION_COUNTERS:
+            migration[k] += getattr(st.migration, k)
         islands[isl] = {
-            "state": w.get("state", st.get("state", "unknown")),
-            "reason": w.get("reason") or st.get("reason"),
-            "generation": st.get("generation"),
-            "best_ever": st.get("best_ever"),
+            "state": w.get("state", st.state or "unknown"),
+            "reason": w.get("reason") or st.reason,
+            "generation": st.generation,
+            "best_ever": st.best_ever,
             "evaluations": evals,
             "restarts": int(w.get("restarts", 0)),
             "hangs": int(w.get("hangs", 0)),
-            "overrides": dict(st.get("overrides") or {}),
+            "overrides": dict(st.overrides),
         }
-    champ = pick_champion(statuses, run_id)
+    champ = champion(statuses.values(), run_id)
     counts = {s: sum(1 for v in islands.values() if v["state"] == s) for s in ("finished", "stopped", "failed")}
     return {
         "run_id": run_id,
@@ -113,8 +99,8 @@ def summarize(
         "islands": islands,
         **counts,
         "champion": None if champ is None else {
-            "island": champ["island"], "fitness": champ["best_ever"],
-            "generation": champ.get("best_ever_generation"), "file": "champion.isld"},
+            "island": champ.island, "fitness": champ.best_ever,
+            "generation": champ.best_ever_generation, "file": "champion.isld"},
         "evaluations": total,
         "evaluations_this_launch": done_now,
         "evals_per_sec": round(done_now / wall_s, 3) if wall_s > 0 else 0.0,
@@ -138,7 +124,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     lines.append(f"evaluations: {summary['evaluations']:,} in total, {summary['evaluations_this_launch']:,} "
                  f"in this launch over {summary['wall_s']:.1f} s ({summary['evals_per_sec']:,.0f}/s)")
     lines.append(f"migration: {m['events']} events, {m['sent']} sent, {m['received']} received, "
-                 f"{m['adopted']} adopted, {m['bad_files']} bad files; restarts {summary['restarts']}, "
+                 f"{m['adopted']} adopted, {m['bad_files']} bad files"
+                 + (f", {m['publish_errors']} failed publishes" if m["publish_errors"] else "")
+                 + f"; restarts {summary['restarts']}, "
                  f"hangs {summary['hangs']}")
     for isl, v in summary["islands"].items():
         if v["state"] == "failed":

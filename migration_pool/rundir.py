@@ -11,7 +11,7 @@
         history.jsonl          one JSON line per generation, append-only
         checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
         island.log             stdout/stderr when started by the launcher
-      launcher.isld            the launcher's bookkeeping: pids, restarts (envelope "summary")
+      launcher.isld            the launcher's bookkeeping: pids, restarts (envelope "launcher")
       .launcher.lock           flock held by the live launcher of this run
       pool/island-03/          migrant batches, see `pool.py`
 
@@ -34,7 +34,9 @@ from migration_pool import atomic, format as fmt
 from migration_pool.errors import FormatError, IslandBusy, LauncherBusy, RunDirError
 
 MANIFEST = "manifest.isld"
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{8,})\.isld$")
+# [0-9], not \d (which matches non-ASCII digits), and \Z, not $ (which allows a newline),
+# as pool.BATCH_RE: a name another process chose must match exactly or not at all.
+CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 KEEP_CHECKPOINTS = 3
 LOCK_TIMEOUT_S = 30.0
 
@@ -283,11 +285,11 @@ class RunDir:
 
     def write_launcher_state(self, body: dict[str, Any]) -> None:
         """The launcher's bookkeeping (pids, restarts), for `islands status` to show."""
-        atomic.publish(self.root / "launcher.isld", fmt.encode("summary", body))
+        atomic.publish(self.root / "launcher.isld", fmt.encode("launcher", body))
 
     def read_launcher_state(self) -> dict[str, Any] | None:
         """The launcher's bookkeeping, None if no launcher ran here; FormatError if corrupt."""
-        return _read(self.root / "launcher.isld", "summary")
+        return _read(self.root / "launcher.isld", "launcher")
 
 
 def _read(path: Path, kind: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from islands.runs import join_run
 from migration_pool import format as fmt
 from migration_pool.pool import TEMP_GRACE_S, Pool, batch_generation, batch_name
 from migration_pool.rundir import RunDir
+from support.factories import migrant_batch
 from support.procs import child_env, evolve_cmd, result, unreadable_files_possible, wait_for
 
 
@@ -23,6 +24,7 @@ import numpy as np
 from migration_pool import format as fmt
 from migration_pool.pool import Pool, batch_name
 from migration_pool.rundir import RunDir
+from factories import migrant_batch
 
 K, D = int(os.environ["K"]), int(os.environ["D"])
 
@@ -30,9 +32,7 @@ def genomes(source, g):
     return (np.arange(K * D, dtype=np.float32).reshape(K, D) + int(source[-2:]) * 1e4 + g)
 
 def batch(source, g):
-    return fmt.MigrantBatch(run_id="run-a", source=source, generation=g, created=time.time(),
-        genome_kind="vector", genomes=genomes(source, g), fitness=np.zeros(K),
-        origin=[source] * K, birth=np.zeros(K, np.int64), lineage=np.zeros(K, np.int64))
+    return migrant_batch(genomes(source, g), source=source, generation=g, created=time.time())
 
 def start_together(root, name):
     open(os.path.join(root, "ready-" + name), "w").close()
@@ -144,10 +144,7 @@ def test_concurrent_gc_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_
         k = int(island[-2:])
         for g in range(1, 61):
             genomes = np.arange(8, dtype=np.float32).reshape(2, 4) + k * 1e4 + g
-            data = fmt.encode_batch(fmt.MigrantBatch(
-                run_id="run-a", source=island, generation=g, created=now, genome_kind="vector",
-                genomes=genomes, fitness=np.zeros(2), origin=[island] * 2,
-                birth=np.zeros(2, np.int64), lineage=np.zeros(2, np.int64)))
+            data = fmt.encode_batch(migrant_batch(genomes, source=island, generation=g, created=now))
             (d / batch_name(g)).write_bytes(data if g != 30 else b"garbage among the old ones")
         (d / batch_name(10**6)).write_bytes(b"garbage newer than everything")
         for j, age in enumerate((3 * TEMP_GRACE_S, 2 * TEMP_GRACE_S, 0, 1)):
@@ -268,10 +265,8 @@ def hostile_run(tmp_path) -> tuple[RunDir, str]:
 
 def neighbour_batch(run_id: str, generation: int, *, dim: int = 10) -> bytes:
     genomes = np.linspace(-1, 1, 3 * dim, dtype=np.float32).reshape(3, dim) * (generation + 1) / 10
-    return fmt.encode_batch(fmt.MigrantBatch(
-        run_id=run_id, source="island-01", generation=generation, created=time.time(),
-        genome_kind="vector", genomes=genomes, fitness=np.zeros(3), origin=["island-01"] * 3,
-        birth=np.zeros(3, np.int64), lineage=np.full(3, 1 << 32)))
+    return fmt.encode_batch(migrant_batch(genomes, run_id=run_id, generation=generation, created=time.time(),
+                                          lineage=np.full(3, 1 << 32)))
 
 
 def evolve_beside(rd: RunDir, tmp_path, reaper, **popen) -> tuple[dict, str]:

@@ -19,6 +19,7 @@ from migration_pool.errors import FormatError
 from migration_pool.format import (DTYPES, HEADER_SIZE, ISLAND_ID_RE, KINDS, MAX_DEPTH,
                                    MAX_FILE_BYTES, SCHEMA_VERSION, MigrantBatch, decode,
                                    decode_batch, encode, encode_batch)
+from support.factories import migrant_batch
 
 CORPUS = pathlib.Path(__file__).resolve().parent / "corpus"
 sys.path.insert(0, str(CORPUS))
@@ -43,13 +44,12 @@ def same(orig, got) -> bool:
 
 def make_batch(k: int = 3, gene_shape=(4,), dtype="float32", **changes) -> MigrantBatch:
     fields = dict(
-        run_id="run-a", source="island-01", generation=10, created=1.7e9, genome_kind="vector",
         genomes=np.arange(k * math.prod(gene_shape), dtype=dtype).reshape(k, *gene_shape),
         fitness=np.linspace(-1.0, 1.0, k), origin=tuple(f"island-{i:02d}" for i in range(k)),
         birth=np.arange(k, dtype=np.int64), lineage=np.arange(100, 100 + k, dtype=np.int64),
     )
     fields.update(changes)
-    return MigrantBatch(**fields)
+    return migrant_batch(fields.pop("genomes"), **fields)
 
 
 def same_batch(a: MigrantBatch, b: MigrantBatch) -> bool:
@@ -84,7 +84,7 @@ def test_unknown_kind_is_refused_both_ways():
         encode("pickle", {})
     with pytest.raises(FormatError, match="unknown kind"):
         decode(encode("status", {}), "pickle")
-    assert KINDS == {"migrants", "checkpoint", "manifest", "status", "champion", "summary"}
+    assert KINDS == {"migrants", "checkpoint", "manifest", "status", "champion", "launcher"}
 
 
 def test_size_cap_boundary():

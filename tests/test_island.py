@@ -74,8 +74,8 @@ def test_stop_flag_checkpoints_and_the_next_call_resumes_to_the_same_end(tmp_pat
     seen = []
 
     def on_status(status):
-        seen.append(status["generation"])
-        if status["generation"] >= 23:
+        seen.append(status.generation)
+        if status.generation >= 23:
             stop.requested = True
 
     first = evolve("island-00", tmp_path / "x", small(), stop=stop, on_status=on_status, **QUIET)
@@ -92,7 +92,7 @@ def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
     """R10's control: the generator state in the checkpoint is what makes resume exact."""
     stop = StopFlag()
     evolve("island-00", tmp_path / "x", small(), stop=stop,
-           on_status=lambda s: setattr(stop, "requested", s["generation"] >= 20), **QUIET)
+           on_status=lambda s: setattr(stop, "requested", s.generation >= 20), **QUIET)
     rundir = RunDir(tmp_path / "x")
     record, _ = rundir.load_checkpoint("island-00")
     fresh = torch.Generator()
@@ -107,7 +107,7 @@ def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
 def test_a_corrupt_newest_checkpoint_falls_back_and_all_corrupt_is_a_clear_error(tmp_path):
     stop = StopFlag()
     evolve("island-00", tmp_path, small(), stop=stop,
-           on_status=lambda s: setattr(stop, "requested", s["generation"] >= 35), **QUIET)
+           on_status=lambda s: setattr(stop, "requested", s.generation >= 35), **QUIET)
     rundir = RunDir(tmp_path)
     paths = rundir.checkpoint_paths("island-00")
     assert len(paths) == 3

@@ -5,6 +5,7 @@ import sys
 import types
 
 from islands.threads import THREAD_VARS
+from islands.status.record import IslandStatus
 from launcher.spawn import NO_PDEATHSIG_ENV, Child, child_command, child_env, pdeathsig_wanted
 
 
@@ -30,8 +31,8 @@ def test_pdeathsig_switch():
 
 
 def test_a_status_belongs_to_the_incarnation_with_its_pid_started_after_it():
-    child = Child("island-00", types.SimpleNamespace(pid=4242), started=0.0, create_time=1000.0)
-    assert child.owns({"pid": 4242, "started": 1001.5})
-    assert not child.owns({"pid": 4243, "started": 1001.5})  # another process
-    assert not child.owns({"pid": 4242, "started": 900.0})  # an earlier process with a reused pid
-    assert not child.owns({"pid": 4242})
+    child = Child("island-00", types.SimpleNamespace(pid=4242), create_time=1000.0)
+    assert child.owns(IslandStatus(pid=4242, started=1001.5))
+    assert not child.owns(IslandStatus(pid=4243, started=1001.5))  # another process
+    assert not child.owns(IslandStatus(pid=4242, started=900.0))  # an earlier process with a reused pid
+    assert not child.owns(IslandStatus(pid=4242))

@@ -6,25 +6,25 @@ import json
 
 import numpy as np
 
+from islands.status.record import champion
 from launcher.progress import LiveView, PlainView, Row, headline
-from launcher.summary import champion_record, pick_champion, summarize, summary_lines
+from launcher.summary import champion_record, summarize, summary_lines
 from migration_pool.rundir import RunDir
+from support.factories import status as make_status
 
 
-def status(island, best, run_id="r1", genome=True, evaluations=100, migration=None):
-    return {"island": island, "run_id": run_id, "state": "finished", "reason": "generations",
-            "generation": 10, "best_ever": best, "best_ever_generation": 7,
-            "best_genome": np.full(3, best, dtype=np.float64) if genome else None,
-            "evaluations": evaluations, "overrides": {"mutation_sigma": 0.1},
-            "migration": migration or {"events": 1, "sent": 5, "received": 4, "adopted": 3, "rejected": 1, "bad_files": 0}}
+def status(island, best, run_id="r1", genome=True, evaluations=100):
+    return make_status(island, run_id=run_id, best_ever=best, evaluations=evaluations,
+                       best_genome=np.full(3, best, dtype=np.float64) if genome else None,
+                       migration={"events": 1, "sent": 5, "received": 4, "adopted": 3, "rejected": 1, "bad_files": 0})
 
 
 def test_champion_is_the_best_of_this_run_with_a_genome():
     statuses = {"island-00": status("island-00", -3.0), "island-01": status("island-01", -1.0),
                 "island-02": status("island-02", 5.0, run_id="other"),  # another run's file
                 "island-03": status("island-03", 9.0, genome=False), "island-04": None}
-    assert pick_champion(statuses, "r1")["island"] == "island-01"
-    assert pick_champion({"island-00": None}, "r1") is None
+    assert champion(statuses.values(), "r1").island == "island-01"
+    assert champion([None], "r1") is None
 
 
 def test_champion_file_round_trips_without_pickle(tmp_path):
@@ -47,7 +47,8 @@ def test_summary_totals_and_rate_count_only_this_launch():
     json.dumps(s)  # summary.json must be plain JSON
     assert s["evaluations"] == 800 and s["evaluations_this_launch"] == 700 and s["evals_per_sec"] == 70.0
     assert s["restarts"] == 7 and s["hangs"] == 1 and s["finished"] == 1 and s["failed"] == 1
-    assert s["migration"] == {"events": 2, "sent": 10, "received": 8, "adopted": 6, "rejected": 2, "bad_files": 0}
+    assert s["migration"] == {"events": 2, "sent": 10, "received": 8, "adopted": 6, "rejected": 2, "bad_files": 0,
+                              "publish_errors": 0}
     assert s["champion"]["island"] == "island-01"
     text = "\n".join(summary_lines(s))
     assert "1/2 island(s) finished" in text and "failed: island-01: crashed 6 time(s)" in text

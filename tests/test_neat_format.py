@@ -10,6 +10,7 @@ from migration_pool import format as fmt
 from migration_pool.errors import FormatError
 from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
+from support.factories import migrant_batch
 
 
 def genome(nodes, conns, weight_dtype="float32") -> dict[str, np.ndarray]:
@@ -24,11 +25,10 @@ GOOD = genome([0, 1, 2, 3, 2**40], [(0, 3), (1, 3), (0, 2**40), (2**40, 3)])
 
 def batch(genomes, **changes) -> fmt.MigrantBatch:
     k = len(genomes)
-    fields = dict(run_id="run-n", source="island-02", generation=40, created=1.7e9, genome_kind="neat",
-                  genomes=genomes, fitness=np.linspace(0, 1, k), origin=["island-01"] * k,
-                  birth=np.arange(k), lineage=np.arange(k) + 7)
+    fields = dict(run_id="run-n", source="island-02", generation=40, genome_kind="neat",
+                  fitness=np.linspace(0, 1, k), origin=["island-01"] * k, birth=np.arange(k), lineage=np.arange(k) + 7)
     fields.update(changes)
-    return fmt.MigrantBatch(**fields)
+    return migrant_batch(fields.pop("genomes", genomes), **fields)
 
 
 def same_genomes(a, b) -> bool:

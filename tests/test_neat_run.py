@@ -18,6 +18,7 @@ from islands.problems import make_problem
 from islands.runs import evolve
 from migration_pool import format as fmt
 from migration_pool.rundir import RunDir
+from support.factories import migrant_batch
 
 QUIET = dict(log=lambda _m: None)
 XOR = make_problem("xor")
@@ -36,10 +37,9 @@ def grown(island: int, seed: int, generations: int = 12, size: int = 60):
 
 def through_the_pool(em: Migrants, source: str) -> Migrants:
     """Emigrants encoded as a pool file and decoded again, as a neighbour would read them."""
-    data = fmt.encode_batch(fmt.MigrantBatch(
-        run_id="r", source=source, generation=12, created=0.0, genome_kind="neat",
-        genomes=em.genomes, fitness=em.fitness, origin=[f"island-{o:02d}" for o in em.origin],
-        birth=em.birth, lineage=em.lineage))
+    data = fmt.encode_batch(migrant_batch(
+        em.genomes, run_id="r", source=source, generation=12, created=0.0, genome_kind="neat",
+        fitness=em.fitness, origin=[f"island-{o:02d}" for o in em.origin], birth=em.birth, lineage=em.lineage))
     b = fmt.decode_batch(data, run_id="r", genome_kind="neat")
     return Migrants(list(b.genomes), b.fitness, np.array([int(o[7:]) for o in b.origin]), b.birth, b.lineage)
 
@@ -166,7 +166,7 @@ def test_a_stopped_neat_island_resumes_to_the_same_end(tmp_path):
     stop = StopFlag()
 
     def on_status(status):
-        if status["generation"] >= 13:
+        if status.generation >= 13:
             stop.requested = True
 
     first = evolve("island-00", tmp_path / "cut", cfg, stop=stop, on_status=on_status, **QUIET)

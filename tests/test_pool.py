@@ -19,6 +19,7 @@ from migration_pool import format as fmt
 from migration_pool.pool import WARNINGS_PER_READ, Pool, batch_generation, batch_name
 from migration_pool.rundir import RunDir
 from support.procs import result
+from support.factories import migrant_batch
 
 RUN = "run-a"
 DIM = 4
@@ -29,11 +30,9 @@ def make_batch(source: str = "island-01", generation: int = 10, *, run_id: str =
     """A batch whose genomes encode its source and generation, so a reader can check them."""
     base = int(source.rsplit("-", 1)[1]) * 1000 + generation
     genomes = (base + np.arange(k * dim).reshape(k, dim) / 1000).astype(dtype)
-    return fmt.MigrantBatch(
-        run_id=run_id, source=source, generation=generation, created=1.7e9, genome_kind="vector",
-        genomes=genomes, fitness=-np.arange(k, dtype=np.float64), origin=[source] * k,
-        birth=np.full(k, generation), lineage=np.arange(k) + base,
-    )
+    return migrant_batch(genomes, run_id=run_id, source=source, generation=generation,
+                         fitness=-np.arange(k, dtype=np.float64), birth=np.full(k, generation),
+                         lineage=np.arange(k) + base)
 
 
 def reader(tmp_path, **kw) -> Pool:
@@ -149,9 +148,8 @@ def test_genomes_of_other_kinds_travel_too(tmp_path):
     genome = {"nodes": np.arange(3, dtype=np.int64), "conn_in": np.array([0, 1], np.int64),
               "conn_out": np.array([2, 2], np.int64), "weight": np.array([0.5, -1], np.float32),
               "enabled": np.array([True, False])}
-    batch = fmt.MigrantBatch(run_id=RUN, source="island-01", generation=4, created=0.0,
-                             genome_kind=fmt.NEAT_KIND, genomes=[genome], fitness=[1.0],
-                             origin=["island-01"], birth=[0], lineage=[1])
+    batch = migrant_batch([genome], run_id=RUN, generation=4, created=0.0, genome_kind=fmt.NEAT_KIND,
+                          fitness=[1.0], birth=[0], lineage=[1])
     writer = Pool(RunDir(tmp_path), RUN, genome_kind=fmt.NEAT_KIND)
     writer.publish(batch)
     got, bad = Pool(RunDir(tmp_path), RUN, genome_kind=fmt.NEAT_KIND).read_new(["island-01"])
@@ -329,6 +327,7 @@ import numpy as np
 from migration_pool import format as fmt
 from migration_pool.pool import Pool, batch_name
 from migration_pool.rundir import RunDir
+from factories import migrant_batch
 
 root = sys.argv[1]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -336,9 +335,7 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
 rd = RunDir(root)
 
 def batch(source, g):
-    return fmt.MigrantBatch(run_id="run-a", source=source, generation=g, created=0.0,
-        genome_kind="vector", genomes=np.full((3, 4), g, np.float32), fitness=np.zeros(3),
-        origin=[source] * 3, birth=np.zeros(3, np.int64), lineage=np.zeros(3, np.int64))
+    return migrant_batch(np.full((3, 4), g, np.float32), source=source, generation=g, created=0.0)
 
 islands = ["island-00", "island-01", "island-02", "island-03"]
 pools = {i: Pool(rd, "run-a", dtype="float32", gene_shape=(4,)) for i in islands}

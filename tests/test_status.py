@@ -22,11 +22,14 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from islands import report as rep
-from islands import report_metrics as met
-from islands.status_cli import status as status_cmd
-from islands.status_schema import SCHEMA, STATES
+from islands.status import metrics as met
+from islands.status import report as rep
+from islands.status.cli import status as status_cmd
+from islands.status.liveness import pid_alive
+from islands.status.record import IslandStatus, Migration
+from islands.status.schema import SCHEMA, STATES
 from migration_pool.rundir import RunDir
+from support.factories import status_body
 from support.procs import child_env, wait_for
 
 HERE = socket.gethostname()
@@ -60,25 +63,25 @@ def _status(**kw) -> dict:
     (_status(state="exploded"), True, "unreadable"),
 ])
 def test_classify(status, alive, expected):
-    state, note = met.classify(status, now=1_000_000.0, here=HERE, alive=lambda pid, started: alive, stale_after=60)
+    state, note = met.classify(IslandStatus.from_body(status), now=1_000_000.0, here=HERE, alive=lambda pid, started: alive, stale_after=60)
     assert state == expected
     assert (note is None) == (expected in ("running", "finished"))
 
 
 def test_pid_alive_detects_reuse_exit_and_zombies():
     me = psutil.Process()
-    assert met.pid_alive(os.getpid(), time.time())
+    assert pid_alive(os.getpid(), time.time())
     # A status written before this process existed: its pid now belongs to someone else.
-    assert not met.pid_alive(os.getpid(), me.create_time() - 100)
+    assert not pid_alive(os.getpid(), me.create_time() - 100)
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     try:
         started = time.time()
         wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE,
                  timeout=WAIT, what="a zombie")
-        assert not met.pid_alive(child.pid, started)  # exited, not reaped yet
+        assert not pid_alive(child.pid, started)  # exited, not reaped yet
     finally:
         child.wait()
-    assert not met.pid_alive(child.pid, started)  # reaped: gone
+    assert not pid_alive(child.pid, started)  # reaped: gone
 
 
 def test_between_island_diversity():
@@ -94,11 +97,11 @@ def test_between_island_diversity():
 
 
 def test_migration_matrix():
-    m = met.migration_matrix({
+    m = met.migration_matrix({i: Migration.from_body(c) for i, c in {
         "island-01": {"from:island-00": 7, "from:island-02": 3, "sent": 9},
         "island-00": {"from:island-05": 2},
         "island-02": {},
-    })
+    }.items()})
     assert m["receivers"] == ["island-00", "island-01", "island-02"]
     assert m["sources"] == ["island-00", "island-01", "island-02", "island-05"]
     assert m["counts"] == [[0, 0, 0, 2], [7, 0, 3, 0], [0, 0, 0, 0]]
@@ -122,12 +125,12 @@ def test_history_sampling(tmp_path):
                                     for g in range(101)])
     with open(rd.history_path("island-00"), "ab") as f:
         f.write(b'not json\n{"generation": 999, "diversity": 1')  # a bad line, then a torn one
-    lines = rep.history_lines(rd, "island-00")
+    lines = rd.history_lines("island-00")
     assert len(lines) == 102  # the torn line is not a line
     sample = rep.sample_records(lines, 10, b'"diversity"')
     assert 2 <= len(sample) <= 10
-    assert sample[0]["generation"] == 1 and sample[-1]["generation"] == 99
-    assert all("diversity" in r for r in sample)
+    assert sample[0].generation == 1 and sample[-1].generation == 99
+    assert all(r.diversity is not None for r in sample)
     assert len(rep.sample_records(lines, 1000)) == 101  # everything but the bad line
 
 
@@ -140,12 +143,10 @@ def _fake_run(root: Path, islands: int = 2) -> RunDir:
                                                                     "migration": {"every": 0}}})
     for n, island in enumerate(ids):
         rd.ensure(island)
-        rd.write_status(island, {"island": island, "run_id": "r1", "state": "finished", "reason": "generations",
-                                 "generation": 10, "generations": 10, "best": -1.0 - n, "mean": -2.0,
-                                 "best_ever": -0.5 - n, "best_ever_generation": 7, "best_genome": np.arange(3.0),
-                                 "evaluations": 100, "evals_per_sec": 50.0, "diversity": 0.1, "foreign_share": 0.0,
-                                 "centroid": np.full(3, 0.5), "migration": {}, "overrides": {"mutation_sigma": 0.1},
-                                 "host": HERE, "pid": 1, "started": 0.0, "heartbeat": time.time()})
+        rd.write_status(island, status_body(island, best=-1.0 - n, mean=-2.0, best_ever=-0.5 - n,
+                                            best_genome=np.arange(3.0), evals_per_sec=50.0, diversity=0.1,
+                                            foreign_share=0.0, centroid=np.full(3, 0.5), host=HERE, pid=1,
+                                            started=0.0, heartbeat=time.time()))
     return rd
 
 
@@ -243,8 +244,8 @@ def test_watch_refreshes_and_ctrl_c_exits_zero(tmp_path, monkeypatch):
         if len(calls) >= 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("islands.status_cli.build_report", counting)
-    monkeypatch.setattr("islands.status_cli.time.sleep", sleep)
+    monkeypatch.setattr("islands.status.cli.build_report", counting)
+    monkeypatch.setattr("islands.status.cli.time.sleep", sleep)
     result = _invoke("--run-dir", str(tmp_path), "--watch", "0.5")
     assert result.exit_code == 0 and len(calls) == 3
     assert "island-01" in result.output
@@ -252,7 +253,7 @@ def test_watch_refreshes_and_ctrl_c_exits_zero(tmp_path, monkeypatch):
 
 def test_report_does_not_import_torch(tmp_path):
     _fake_run(tmp_path)
-    code = ("import sys; from islands.status_cli import status; from islands.report import build_report; "
+    code = ("import sys; from islands.status.cli import status; from islands.status.report import build_report; "
             f"build_report({str(tmp_path)!r}); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
                          start_new_session=True, timeout=60)

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from islands.report import history_lines, sample_records
+from islands.status.report import sample_records
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
@@ -24,16 +24,16 @@ def series(root: str | Path, islands: list[str], points: int = POINTS) -> dict[s
     out: dict[str, dict[str, np.ndarray]] = {}
     for island in islands:
         try:
-            lines = history_lines(rundir, island)
+            lines = rundir.history_lines(island)
         except (FormatError, OSError):
             continue
-        recs = [r for r in sample_records(lines, points) if isinstance(r.get("generation"), int)]
-        div = [r for r in sample_records(lines, points, b'"diversity"') if isinstance(r.get("generation"), int)]
+        recs = [r for r in sample_records(lines, points) if r.generation is not None]
+        div = [r for r in sample_records(lines, points, b'"diversity"') if r.generation is not None]
         out[island] = {
-            "generation": np.array([r["generation"] for r in recs], dtype=np.int64),
-            "best_ever": np.array([_f(r.get("best_ever")) for r in recs], dtype=np.float64),
-            "div_generation": np.array([r["generation"] for r in div], dtype=np.int64),
-            "diversity": np.array([_f(r.get("diversity")) for r in div], dtype=np.float64),
+            "generation": np.array([r.generation for r in recs], dtype=np.int64),
+            "best_ever": np.array([_nan(r.best_ever) for r in recs], dtype=np.float64),
+            "div_generation": np.array([r.generation for r in div], dtype=np.int64),
+            "diversity": np.array([_nan(r.diversity) for r in div], dtype=np.float64),
         }
     return out
 
@@ -88,5 +88,6 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     return out
 
 
-def _f(x: Any) -> float:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else np.nan
+def _nan(x: float | None) -> float:
+    """A missing number as NaN, which matplotlib leaves out of a line."""
+    return np.nan if x is None else x

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from islands.status.record import MIGRATION_COUNTERS, Migration, counter_help
+
 SCHEMA_VERSION = 1
 
 STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "unreadable")
@@ -50,17 +52,8 @@ def _d(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {**schema, "description": description}
 
 
-_MIGRATION = _obj(
-    {
-        "events": _d(_count, "migration events so far"),
-        "sent": _d(_count, "migrants published"),
-        "received": _d(_count, "migrants read from neighbours"),
-        "adopted": _d(_count, "received migrants that entered the population"),
-        "rejected": _d(_count, "received migrants not adopted (duplicates, not better)"),
-        "bad_files": _d(_count, "corrupt or foreign pool files skipped"),
-    },
-    "the island's cumulative migration counters",
-)
+_MIGRATION = _obj({k: _d(_count, v) for k, v in counter_help(Migration).items()},
+                  "the island's cumulative migration counters")
 
 ISLAND = _obj(
     {
@@ -149,7 +142,7 @@ SCHEMA: dict[str, Any] = {
                               "0 when every island sits on the same point, 1 at most"),
                     "mean_diversity": _d(_num, "mean within-island diversity"),
                     "mean_foreign_share": _num,
-                    "migrants": _obj({k: _count for k in ("sent", "received", "adopted", "rejected", "bad_files")},
+                    "migrants": _obj({k: _count for k in MIGRATION_COUNTERS if k != "events"},
                                      "migration counters summed over islands"),
                     "migration_matrix": _obj(
                         {

@@ -1,7 +1,7 @@
 """Pure measures of a run for the status report: island health, diversity, migration flows.
 
-Plain data in, plain data out (numpy arrays at most), so each is tested without a run; only
-`pid_alive` looks at the machine (psutil), and `classify` takes it as a parameter.
+Records and plain data in, plain data out (numpy arrays at most), so each is tested without a
+run; `classify` is given the pid check (`islands.status.liveness.pid_alive`) as a parameter.
 """
 from __future__ import annotations
 
@@ -10,37 +10,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from islands.status_schema import STATES
+from islands.status.record import IslandStatus, Migration
+from islands.status.schema import STATES
 
 STALE_AFTER_S = 60.0  # default heartbeat age beyond which a silent island is "stale"
 DIVERSITY_BINS = 50
-REUSE_SLACK_S = 2.0  # clock rounding between psutil's create_time and time.time()
-
-
-def pid_alive(pid: int, started: float | None) -> bool:
-    """Whether `pid` on this host is still the process that wrote a status at `started`.
-
-    A pid the kernel has handed to a newer process (created after the island started) or a
-    zombie (killed, not yet reaped by its parent) counts as not alive.
-    """
-    import psutil
-
-    if pid <= 0:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created = proc.create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, OverflowError):
-        return False
-    except psutil.AccessDenied:  # it exists but is not ours to inspect: assume it is the island
-        return True
-    return started is None or created <= started + REUSE_SLACK_S
 
 
 def classify(
-    status: Mapping[str, Any],
+    status: IslandStatus,
     *,
     now: float,
     here: str,
@@ -52,25 +30,25 @@ def classify(
     Heartbeats are wall-clock times of the writer, so across hosts clock skew adds to the
     age; a pid is checked only when the status was written on this host.
     """
-    phase = status.get("state")
+    phase = status.state
     if phase == "finished":
         return "finished", None
     if phase == "stopped":
         return "stopped", "stopped on request"
     if phase != "running":
         return "unreadable", f"status has an unknown state {phase!r}"
-    beat = _as_float(status.get("heartbeat"))
+    beat = status.heartbeat
     age = None if beat is None else max(0.0, now - beat)
     silent = age is None or age > stale_after
-    pid = _as_int(status.get("pid"))
-    if status.get("host") == here and pid is not None:
-        if not alive(pid, _as_float(status.get("started"))):
+    pid = status.pid
+    if status.host == here and pid is not None:
+        if not alive(pid, status.started):
             return "dead", f"process {pid} is gone without finishing (killed or crashed)"
         if silent:
             return "stale", f"process {pid} is alive but silent for {_age(age)} (hung?)"
         return "running", None
     if silent:
-        return "stale", f"no heartbeat for {_age(age)} from host {status.get('host')!r}"
+        return "stale", f"no heartbeat for {_age(age)} from host {status.host!r}"
     return "running", None
 
 
@@ -96,17 +74,17 @@ def between_island_diversity(centroids: Sequence[Any]) -> float | None:
     return float(np.sqrt(d2[iu]).mean() / math.sqrt(dim))
 
 
-def migration_matrix(counters: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Who received from whom, from each island's `from:island-NN` counters.
+def migration_matrix(counters: Mapping[str, Migration]) -> dict[str, Any]:
+    """Who received from whom, from each island's `received_from` counters.
 
     Rows are the receivers given, columns every island seen as receiver or source.
     """
     receivers = sorted(counters, key=island_order)
     sources = set(receivers)
     for m in counters.values():
-        sources.update(k[5:] for k in m if k.startswith("from:"))
+        sources.update(m.received_from)
     cols = sorted(sources, key=island_order)
-    counts = [[max(0, _as_int(counters[r].get(f"from:{s}")) or 0) for s in cols] for r in receivers]
+    counts = [[counters[r].received_from.get(s, 0) for s in cols] for r in receivers]
     return {"receivers": receivers, "sources": cols, "counts": counts}
 
 
@@ -151,17 +129,6 @@ def island_order(island: str) -> tuple[int, str]:
     """Sort key: island-2 before island-10; odd names last."""
     tail = island.rsplit("-", 1)[-1]
     return (int(tail), island) if tail.isdigit() else (1 << 62, island)
-
-
-def _as_float(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _as_int(x: Any) -> int | None:
-    return None if isinstance(x, bool) or not isinstance(x, (int, np.integer)) else int(x)
 
 
 def _age(age: float | None) -> str:

@@ -1,7 +1,7 @@
 """`islands status`: the health, progress and diversity report of a run, for people or scripts.
 
-A thin adapter over `islands.report.build_report`: a rich table by default, `--json` for
-scripts (schema in `islands.status_schema`, printed by `--schema`), `--watch` to refresh in
+A thin adapter over `islands.status.report.build_report`: a rich table by default, `--json` for
+scripts (schema in `islands.status.schema`, printed by `--schema`), `--watch` to refresh in
 place, `--plot` for a PNG. Registered as a plug-in command (entry point `islands.commands`).
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 import click
 
-from islands.cli import EXIT_ERROR, Failure, default_run_dir, guarded
-from islands.report import STALE_AFTER_S, build_report
+from islands.cli import Failure, default_run_dir, guarded
+from islands.exit_codes import EXIT_ERROR
+from islands.status.report import STALE_AFTER_S, build_report
 from migration_pool.errors import PoolError
 
 STATE_STYLE = {
@@ -53,12 +54,12 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
 
     Columns: gen done/planned; best and mean fitness of the current population (maximised:
     minimisation problems show -f(x)); evals/s; restarts by the launcher; migrants
-    sent/received/adopted/rejected; div, the within-island diversity (mean gene standard
+    sent/received/adopted/rejected (then bad pool files and failed publishes, when any); div, the within-island diversity (mean gene standard
     deviation / bound width); foreign, the share of the population whose lineage began on
     another island; seen, the age of the last heartbeat.
     """
     if show_schema:
-        from islands.status_schema import SCHEMA
+        from islands.status.schema import SCHEMA
 
         click.echo(json.dumps(SCHEMA, indent=2))
         return
@@ -139,7 +140,7 @@ def _install_sigterm() -> None:
 
 
 def _plot(root: Path, report: dict[str, Any], path: Path) -> None:
-    from islands.plot import write_plot
+    from islands.status.plot import write_plot
 
     try:
         write_plot(root, report, path)
@@ -172,12 +173,13 @@ def render(report: dict[str, Any]) -> Any:
 
     isl_rows = report["islands"]
     bad = any(i["migration"]["bad_files"] for i in isl_rows)
+    unpublished = any(i["migration"]["publish_errors"] for i in isl_rows)
     restarts = any(i["restarts"] for i in isl_rows)
     notes = [" · ".join(x for x in (", ".join(f"{k}={_num(v)}" for k, v in i["overrides"].items()), i["note"]) if x)
              for i in isl_rows]
     table = Table(box=None, pad_edge=False, header_style="bold underline")
     columns = ["island", "state", "gen", "best", "mean", "evals/s"] + (["restarts"] if restarts else []) + \
-        ["sent/recv/adopt/rej" + ("/bad" if bad else ""), "div", "foreign", "seen"]
+        ["sent/recv/adopt/rej" + ("/bad" if bad else "") + ("/unpub" if unpublished else ""), "div", "foreign", "seen"]
     keep = {"island": max((len(i["island"]) for i in isl_rows), default=6), "state": 10, "best": 10}
     for name in columns:
         table.add_column(name, justify="left" if name in ("island", "state") else "right", no_wrap=True,
@@ -186,7 +188,8 @@ def render(report: dict[str, Any]) -> Any:
         table.add_column("overrides · note", overflow="fold", min_width=12)
     for isl, note in zip(isl_rows, notes):
         m = isl["migration"]
-        counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else [])
+        counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else []) \
+            + ([m["publish_errors"]] if unpublished else [])
         cells = [isl["island"], Text(isl["state"], STATE_STYLE.get(isl["state"], "")),
                  "-" if isl["generation"] is None else f"{isl['generation']}/{isl['generations']}",
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
@@ -228,7 +231,8 @@ def _archipelago(arch: dict[str, Any]) -> Any:
     m = arch["migrants"]
     lines.append("migrants ", "bold")
     lines.append(f"{m['sent']} sent, {m['received']} received, {m['adopted']} adopted, {m['rejected']} rejected"
-                 + (f", {m['bad_files']} bad files" if m["bad_files"] else ""))
+                 + (f", {m['bad_files']} bad files" if m["bad_files"] else "")
+                 + (f", {m['publish_errors']} failed publishes" if m["publish_errors"] else ""))
     mat = arch["migration_matrix"]
     if not any(any(row) for row in mat["counts"]):
         return lines

@@ -2,8 +2,9 @@
 
 `build_report(root)` reads only the run directory (through `migration_pool`) and, for islands
 on this host, whether their recorded pid is still alive; it returns a JSON-ready dict whose
-schema is `islands.status_schema.SCHEMA`. The measures themselves (health, diversity, flows)
-are pure functions in `islands.report_metrics`; this module only reads and assembles.
+schema is `islands.status.schema.SCHEMA`. The islands' files are decoded into the records of
+`islands.status.record`; the measures (health, diversity, flows) are pure functions in
+`islands.status.metrics`; this module only reads and assembles.
 
 Speed: the report must stay well under a second for 128 islands with long histories, so it
 never loads checkpoints (only lists them) and never parses a whole history: it splits the raw
@@ -13,7 +14,6 @@ spaced sample of them. Nothing here imports torch.
 from __future__ import annotations
 
 import json
-import math
 import socket
 import time
 from pathlib import Path
@@ -21,25 +21,22 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from islands.report_metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
-                                    diversity_over_time, island_order, migration_matrix, pid_alive)
-from islands.status_schema import SCHEMA_VERSION
+from islands.status.liveness import pid_alive
+from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
+                                    diversity_over_time, island_order, migration_matrix)
+from islands.status.record import (MIGRATION_COUNTERS, HistoryLine, IslandStatus, as_float, as_int, as_mapping,
+                                   as_str, champion)
+from islands.status.schema import SCHEMA_VERSION
 from migration_pool import format as fmt
 from migration_pool.errors import FormatError, RunDirError
 from migration_pool.rundir import RunDir
 
 HISTORY_POINTS = 100  # diversity samples decoded per island (2 per bin of diversity_over_time)
-_COUNTERS = ("events", "sent", "received", "adopted", "rejected", "bad_files")
 _DIVERSITY_KEY = b'"diversity"'
 
 
 # -- reading the run ----------------------------------------------------------------------
-def history_lines(rundir: RunDir, island: str) -> list[bytes]:
-    """Complete history lines of an island (a torn last line is dropped), undecoded."""
-    return rundir.history_lines(island)
-
-
-def sample_records(lines: Sequence[bytes], points: int, key: bytes | None = None) -> list[dict[str, Any]]:
+def sample_records(lines: Sequence[bytes], points: int, key: bytes | None = None) -> list[HistoryLine]:
     """Decode at most `points` evenly spaced lines (those containing `key`), always the last."""
     if key is not None:
         lines = [ln for ln in lines if key in ln]
@@ -55,7 +52,7 @@ def sample_records(lines: Sequence[bytes], points: int, key: bytes | None = None
         except ValueError:
             continue
         if isinstance(rec, dict):
-            out.append(rec)
+            out.append(HistoryLine.from_body(rec))
     return out
 
 
@@ -68,11 +65,8 @@ def launcher_info(
     {"restarts": n, "state": ..., "reason": ...}}} through `RunDir.write_launcher_state`; a
     state from another run in the same directory is ignored. No state: nothing recorded.
     """
-    read = getattr(rundir, "read_launcher_state", None)  # came with the launcher; tolerate its absence
-    if read is None:
-        return {}, {}, []
     try:
-        state = read()
+        state = rundir.read_launcher_state()
     except FileNotFoundError:
         return {}, {}, []
     except (FormatError, OSError) as e:
@@ -81,15 +75,15 @@ def launcher_info(
     failed: dict[str, str] = {}
     if not isinstance(state, Mapping) or state.get("run_id") not in (None, run_id):
         return restarts, failed, []
-    for island, info in _mapping(state.get("islands")).items():
+    for island, info in as_mapping(state.get("islands")).items():
         if isinstance(info, Mapping):
-            restarts[str(island)] = max(0, _int(info.get("restarts")) or 0)
+            restarts[str(island)] = max(0, as_int(info.get("restarts")) or 0)
             if info.get("state") == "failed":
-                failed[str(island)] = _str(info.get("reason")) or ""
+                failed[str(island)] = as_str(info.get("reason")) or ""
     notes = []
-    pid = _int(state.get("pid"))
+    pid = as_int(state.get("pid"))
     if state.get("state") in ("running", "stopping") and state.get("host") == socket.gethostname() \
-            and pid is not None and not alive(pid, _float(state.get("started"))):
+            and pid is not None and not alive(pid, as_float(state.get("started"))):
         notes.append(f"the launcher (pid {pid}) is gone without finishing: nothing restarts crashed islands; "
                      "run the same launch command to resume")
     return restarts, failed, notes
@@ -117,7 +111,7 @@ def build_report(
     history_points: int = HISTORY_POINTS,
     alive: Callable[[int, float | None], bool] = pid_alive,
 ) -> dict[str, Any]:
-    """The report of the run at `root` (see `islands.status_schema.SCHEMA`).
+    """The report of the run at `root` (see `islands.status.schema.SCHEMA`).
 
     Raises:
         RunDirError: `root` does not exist or holds no run.
@@ -131,15 +125,17 @@ def build_report(
     planned = {i for i in run["planned_islands"] if fmt.ISLAND_ID_RE.match(i)}
     ids = sorted(set(rundir.island_ids()) | planned, key=island_order)
     restarts, failed, notes = launcher_info(rundir, run_id, alive)
-    planned_overrides = _mapping(manifest.get("overrides"))
-    islands, statuses, div_points = [], {}, {}
+    planned_overrides = as_mapping(manifest.get("overrides"))
+    islands: list[dict[str, Any]] = []
+    statuses: dict[str, IslandStatus] = {}
+    div_points = {}
     for island in ids:
         status, problem = _read_status(rundir, island, run_id)
         entry = _island_entry(island, status, problem, now=now, here=here, alive=alive,
                               stale_after=stale_after, restarts=restarts.get(island, 0),
                               failed=failed.get(island))
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
-            entry["overrides"] = {str(k): _plain(v) for k, v in _mapping(planned_overrides.get(island)).items()}
+            entry["overrides"] = {str(k): _plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
         entry["checkpoint_generation"] = ckpt = _checkpoint_generation(rundir, island)
         if entry["state"] in ("dead", "stale", "stopped", "failed") and ckpt is not None:
             entry["note"] = f"{entry['note']}; resumes from its checkpoint at generation {ckpt}"
@@ -149,12 +145,11 @@ def build_report(
         if status is not None:
             statuses[island] = status
         try:
-            recs = sample_records(history_lines(rundir, island), history_points, _DIVERSITY_KEY)
+            recs = sample_records(rundir.history_lines(island), history_points, _DIVERSITY_KEY)
         except (FormatError, OSError) as e:
             notes.append(f"{island}: history unreadable: {e}")
             recs = []
-        gens = [(r.get("generation"), r.get("diversity")) for r in recs]
-        gens = [(g, d) for g, d in gens if isinstance(g, int) and isinstance(d, (int, float))]
+        gens = [(r.generation, r.diversity) for r in recs if r.generation is not None and r.diversity is not None]
         div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
     champion, note = _champion(rundir, statuses, run_id)
     if note:
@@ -170,37 +165,38 @@ def build_report(
         "islands": islands,
         "archipelago": {
             "champion": champion,
-            "between_island_diversity": _finite(between_island_diversity([s.get("centroid") for s in statuses.values()])),
+            "between_island_diversity": as_float(between_island_diversity([s.centroid for s in statuses.values()])),
             "mean_diversity": _mean(i["diversity"] for i in islands),
             "mean_foreign_share": _mean(i["foreign_share"] for i in islands),
-            "migrants": {k: sum(i["migration"][k] for i in islands) for k in _COUNTERS if k != "events"},
-            "migration_matrix": migration_matrix({i: _mapping(s.get("migration")) for i, s in statuses.items()}),
+            "migrants": {k: sum(i["migration"][k] for i in islands) for k in MIGRATION_COUNTERS if k != "events"},
+            "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}),
             "diversity_over_time": diversity_over_time(div_points),
         },
         "notes": notes,
     }
 
 
-def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[IslandStatus | None, str | None]:
     try:
-        status = rundir.read_status(island)
+        body = rundir.read_status(island)
     except FormatError as e:
         return None, f"status file corrupt: {e}"
     except OSError as e:
         return None, f"status file unreadable: {e.strerror or e}"
-    if status is None:
+    if body is None:
         return None, None
-    if status.get("island") not in (None, island):
-        return None, f"status file names another island ({status.get('island')!r})"
-    if run_id is not None and status.get("run_id") not in (None, run_id):
-        return None, f"status file is from another run ({status.get('run_id')!r})"
+    status = IslandStatus.from_body(body)
+    if status.island not in (None, island):
+        return None, f"status file names another island ({status.island!r})"
+    if run_id is not None and status.run_id not in (None, run_id):
+        return None, f"status file is from another run ({status.run_id!r})"
     return status, None
 
 
-def _island_entry(island: str, status: Mapping[str, Any] | None, problem: str | None, *, now: float, here: str,
+def _island_entry(island: str, status: IslandStatus | None, problem: str | None, *, now: float, here: str,
                   alive: Callable[[int, float | None], bool], stale_after: float, restarts: int,
                   failed: str | None) -> dict[str, Any]:
-    s: Mapping[str, Any] = status or {}
+    s = status or IslandStatus()
     if problem is not None:
         state, note = "unreadable", problem
     elif status is None:
@@ -209,31 +205,29 @@ def _island_entry(island: str, status: Mapping[str, Any] | None, problem: str | 
         state, note = classify(status, now=now, here=here, alive=alive, stale_after=stale_after)
     if failed is not None and state != "finished":  # the launcher gave up on it
         state, note = "failed", "; ".join(x for x in ("the launcher gave up restarting it", failed, note) if x)
-    beat = _float(s.get("heartbeat"))
-    gen, total = _int(s.get("generation")), _int(s.get("generations"))
-    mig = _mapping(s.get("migration"))
+    beat, gen, total = s.heartbeat, s.generation, s.generations
     return {
         "island": island,
         "state": state,
         "note": note,
-        "reason": s.get("reason") if isinstance(s.get("reason"), str) else None,
-        "host": _str(s.get("host")),
-        "pid": _int(s.get("pid")),
-        "device": _str(s.get("device")),
+        "reason": s.reason,
+        "host": s.host,
+        "pid": s.pid,
+        "device": s.device,
         "generation": gen,
         "generations": total,
         "progress": min(1.0, gen / total) if gen is not None and total else (1.0 if state == "finished" else None),
-        "best": _float(s.get("best")),
-        "mean": _float(s.get("mean")),
-        "best_ever": _float(s.get("best_ever")),
-        "best_ever_generation": _int(s.get("best_ever_generation")),
-        "evaluations": _int(s.get("evaluations")),
-        "evals_per_sec": _float(s.get("evals_per_sec")),
+        "best": s.best,
+        "mean": s.mean,
+        "best_ever": s.best_ever,
+        "best_ever_generation": s.best_ever_generation,
+        "evaluations": s.evaluations,
+        "evals_per_sec": s.evals_per_sec,
         "restarts": restarts,
-        "migration": {k: max(0, _int(mig.get(k)) or 0) for k in _COUNTERS},
-        "diversity": _float(s.get("diversity")),
-        "foreign_share": _float(s.get("foreign_share")),
-        "overrides": {str(k): _plain(v) for k, v in _mapping(s.get("overrides")).items()},
+        "migration": {k: getattr(s.migration, k) for k in MIGRATION_COUNTERS},
+        "diversity": s.diversity,
+        "foreign_share": s.foreign_share,
+        "overrides": {k: _plain(v) for k, v in s.overrides.items()},
         "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
     }
 
@@ -246,21 +240,21 @@ def _checkpoint_generation(rundir: RunDir, island: str) -> int | None:
     return int(paths[0].name.split("-")[1].split(".")[0]) if paths else None
 
 
-def _champion(rundir: RunDir, statuses: Mapping[str, Mapping[str, Any]], run_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """The best of the islands' best-ever and the launcher's champion file, if any."""
+def _champion(rundir: RunDir, statuses: Mapping[str, IslandStatus], run_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The better of the islands' champion (`record.champion`) and the launcher's champion file."""
     best: dict[str, Any] | None = None
-    for island, s in statuses.items():
-        fit = _float(s.get("best_ever"))
-        if fit is not None and (best is None or fit > best["fitness"]):
-            best = {"island": island, "fitness": fit, "generation": _int(s.get("best_ever_generation")),
-                    "source": "status", "genome": _genome(s.get("best_genome"))}
+    top = champion(statuses.values())
+    if top is not None:
+        island = next(i for i, s in statuses.items() if s is top)
+        best = {"island": island, "fitness": top.best_ever, "generation": top.best_ever_generation,
+                "source": "status", "genome": _genome(top.best_genome)}
     note = None
     try:
         champ = rundir.read_champion()
     except FormatError as e:
         champ, note = None, f"champion file unreadable: {e}"
     if isinstance(champ, Mapping) and champ.get("run_id") in (None, run_id):
-        fit = _float(champ.get("fitness"))
+        fit = as_float(champ.get("fitness"))
         if fit is not None and (best is None or fit > best["fitness"]):
             best = {"island": str(champ.get("island")), "fitness": fit, "generation": None,
                     "source": "champion_file", "genome": _genome(champ.get("genome"))}
@@ -268,19 +262,19 @@ def _champion(rundir: RunDir, statuses: Mapping[str, Mapping[str, Any]], run_id:
 
 
 def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    cfg = _mapping(manifest.get("config"))
-    mig = _mapping(cfg.get("migration"))
+    cfg = as_mapping(manifest.get("config"))
+    mig = as_mapping(cfg.get("migration"))
     planned = manifest.get("islands")
     return {
-        "run_id": _str(manifest.get("run_id")),
-        "created": _float(manifest.get("created")),
-        "problem": _str(cfg.get("problem")),
-        "dim": _int(cfg.get("dim")),
-        "algorithm": _str(cfg.get("algorithm")),
-        "population": _int(cfg.get("population")),
-        "generations": _int(cfg.get("generations")),
-        "migration": {"every": _int(mig.get("every")), "topology": _str(mig.get("topology")),
-                      "migrants": _int(mig.get("migrants"))},
+        "run_id": as_str(manifest.get("run_id")),
+        "created": as_float(manifest.get("created")),
+        "problem": as_str(cfg.get("problem")),
+        "dim": as_int(cfg.get("dim")),
+        "algorithm": as_str(cfg.get("algorithm")),
+        "population": as_int(cfg.get("population")),
+        "generations": as_int(cfg.get("generations")),
+        "migration": {"every": as_int(mig.get("every")), "topology": as_str(mig.get("topology")),
+                      "migrants": as_int(mig.get("migrants"))},
         "planned_islands": [str(i) for i in planned] if isinstance(planned, (list, tuple)) else [],
     }
 
@@ -298,32 +292,6 @@ def _totals(islands: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# -- tolerant field access: status files come from other processes -----------------------
-def _float(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None else _float(x)
-
-
-def _int(x: Any) -> int | None:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
-        return None
-    return int(x)
-
-
-def _str(x: Any) -> str | None:
-    return x if isinstance(x, str) else None
-
-
-def _mapping(x: Any) -> Mapping[str, Any]:
-    return x if isinstance(x, Mapping) else {}
-
-
 def _mean(values: Iterable[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(sum(vals) / len(vals)) if vals else None
@@ -336,7 +304,7 @@ def _plain(v: Any) -> Any:
     if isinstance(v, (int, np.integer)):
         return int(v)
     if isinstance(v, (float, np.floating)):
-        return _float(v)
+        return as_float(v)
     if isinstance(v, (list, tuple, np.ndarray)):
         return [_plain(x) for x in v]
     return str(v)

@@ -1,0 +1,48 @@
+"""The one factory of hand-made records for tests: migrant batches and island statuses.
+
+Each test passes only what it is about; everything else takes a plain default here (a
+batch's fitness 0, its migrants born on its source island at generation 0; a status of a
+finished island of run "r1"). Children started by tests import it too (tests/support is on
+their PYTHONPATH).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from islands.status.record import IslandStatus
+from migration_pool import format as fmt
+
+
+def migrant_batch(genomes: Any, *, run_id: str = "run-a", source: str = "island-01", generation: int = 10,
+                  created: float = 1.7e9, genome_kind: str = "vector", fitness: Any = None,
+                  origin: Sequence[str] | None = None, birth: Any = None, lineage: Any = None) -> fmt.MigrantBatch:
+    """A batch of `genomes` (an array of k rows, or k per-genome maps for NEAT).
+
+    `genomes` may be anything at all (a test of what the format refuses); it then counts as 0.
+    """
+    try:
+        k = len(genomes)
+    except TypeError:
+        k = 0
+    return fmt.MigrantBatch(
+        run_id=run_id, source=source, generation=generation, created=created, genome_kind=genome_kind,
+        genomes=genomes,
+        fitness=np.zeros(k) if fitness is None else fitness,
+        origin=[source] * k if origin is None else origin,
+        birth=np.zeros(k, np.int64) if birth is None else birth,
+        lineage=np.zeros(k, np.int64) if lineage is None else lineage,
+    )
+
+
+def status_body(island: str = "island-00", **changes: Any) -> dict[str, Any]:
+    """The map an island writes into status.isld (through `IslandStatus.to_body`), with `changes`."""
+    base = IslandStatus(island=island, run_id="r1", state="finished", reason="generations", generation=10,
+                        generations=10, best_ever_generation=7, evaluations=100, overrides={"mutation_sigma": 0.1})
+    return {**base.to_body(), **changes}
+
+
+def status(island: str = "island-00", **changes: Any) -> IslandStatus:
+    """An `IslandStatus` as a reader decodes it from `status_body(island, **changes)`."""
+    return IslandStatus.from_body(status_body(island, **changes))
