@@ -1,4 +1,4 @@
-"""Thread hygiene: one compute thread per island process (SPEC invariant 3).
+"""Thread hygiene: one compute thread per island process (docs/DESIGN.md, "One thread per island").
 
 Native thread pools read these variables once, when the library loads, so they must be set
 before torch (or numpy's BLAS) is imported: the CLI entry point calls `limit_env` first.

@@ -16,6 +16,10 @@ import click
 
 from islands.cli import config_from_options, default_run_dir, guarded, run_options
 from islands.exit_codes import EXIT_ERROR
+from launcher.session import LaunchRequest
+from launcher.supervise import RestartPolicy
+
+_POLICY = RestartPolicy()  # the defaults below are the library's, never restated here
 
 
 @click.command()
@@ -32,13 +36,14 @@ from islands.exit_codes import EXIT_ERROR
               help="Spread a setting over the islands (seeded, recorded in the manifest); repeatable. "
                    "NAME: mutation_sigma, mutation_rate, crossover_rate, tournament_size, sbx_eta, "
                    "blx_alpha, elitism, population.")
-@click.option("--max-restarts", type=int, default=5, show_default=True,
-              help="Give an island up as failed after this many crashes within an hour "
-                   "(5 minutes without a crash resets the count).")
-@click.option("--hang-timeout", type=float, default=900.0, show_default=True,
+@click.option("--max-restarts", type=int, default=_POLICY.max_restarts, show_default=True,
+              help=f"Give an island up as failed after this many crashes within {_POLICY.window_s:g} s "
+                   f"({_POLICY.healthy_s:g} s without a crash resets the count).")
+@click.option("--hang-timeout", type=float, default=_POLICY.hang_timeout_s, show_default=True,
               help="Seconds without a heartbeat after which an island is killed and restarted "
-                   "(0: never; at least 120 s before its first heartbeat). Must exceed your slowest generation.")
-@click.option("--grace", type=float, default=30.0, show_default=True,
+                   f"(0: never; at least {_POLICY.startup_s:g} s before its first heartbeat). "
+                   "Must exceed your slowest generation.")
+@click.option("--grace", type=float, default=LaunchRequest.grace_s, show_default=True,
               help="Seconds islands get to checkpoint and stop after Ctrl+C before they are killed.")
 @click.option("--progress-every", type=float, default=None,
               help="Seconds between progress reports (default: 0.5 on a terminal, 10 otherwise).")
@@ -56,8 +61,7 @@ def launch(n_islands: int | None, run_dir: Path | None, cores: str | None, devic
     them). Run the same command again to resume; finished islands are not rerun.
     """
     from launcher.progress import make_view
-    from launcher.session import LaunchRequest, launch as run_launch
-    from launcher.supervise import RestartPolicy
+    from launcher.session import launch as run_launch
 
     config, explicit = config_from_options(options)
     root = run_dir or default_run_dir()

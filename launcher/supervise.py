@@ -4,7 +4,7 @@
 a process itself: the launcher feeds it times (its own monotonic clock), exit codes and
 heartbeats, and acts on the `Decision`s it returns. Tests drive it with a fake clock.
 
-The rules (RELIABILITY rule 6):
+The rules (docs/DESIGN.md, "Restart policy"):
 
 - exit 0 is never restarted (finished, or stopped on purpose), nor are the configuration
   error codes of `islands.exit_codes.NO_RESTART`: restarting cannot fix a bad option;

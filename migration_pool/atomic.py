@@ -1,6 +1,6 @@
 """Atomic publish and safe reading of run-directory files.
 
-publish() is the protocol of RELIABILITY rule 2: a temporary file in the same directory,
+publish() is the protocol of docs/DESIGN.md, "Atomic files": a temporary file in the same directory,
 all bytes written, fsync(file), close, os.replace, fsync(directory). A reader therefore sees
 the old file or the new one, never a partial one (atomicity), and once publish returns the
 new file survives power loss (durability). Every OS step goes through a ``Storage`` so a

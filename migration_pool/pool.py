@@ -1,13 +1,13 @@
 """Publishing, reading and collecting migrant batches.
 
 Each island writes only its own write-once files `pool/<island>/gen-<generation>.isld`
-(RELIABILITY rule 1), so publishing needs no lock. A reader lists a neighbour's directory,
+(docs/DESIGN.md, "Write-once migrants"), so publishing needs no lock. A reader lists a neighbour's directory,
 takes the newest batch it has not read yet, and skips (and counts, once) anything bad. A
 file deleted by garbage collection between listing and opening is simply gone.
 
 Batches are published atomically but not durably: a reader never sees a partial file
-(os.replace), but no fsync is paid on the hot path. Migrants need atomicity only (RELIABILITY
-rule 2): after a power cut a batch may come back empty, which its envelope rejects, and the
+(os.replace), but no fsync is paid on the hot path. Migrants need atomicity only (docs/DESIGN.md,
+"Atomic files"): after a power cut a batch may come back empty, which its envelope rejects, and the
 cost is one missed migration. `Pool(durable=True)` fsyncs like every other run file.
 """
 from __future__ import annotations

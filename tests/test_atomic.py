@@ -1,4 +1,4 @@
-"""Tests of the publish protocol and safe reading (RELIABILITY R1, R2, R3, R9 readers)."""
+"""Tests of the publish protocol and safe reading (docs/DESIGN.md: "Atomic files", "Crash-safe", "Untrusted pool")."""
 from __future__ import annotations
 
 import errno
@@ -220,7 +220,7 @@ def test_read_capped_never_leaks_descriptors(tmp_path):
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-# ----------------------------------------------------------------------------- R1 crash points
+# ----------------------------------------------------------------------------- crash points
 
 PUBLISH_V2 = """
 import sys
@@ -270,7 +270,7 @@ def test_control_in_place_write_killed_midway_is_corrupt(tmp_path, spawn):
         version_of(target)
 
 
-# ----------------------------------------------------------------------------- R2 random kills
+# ----------------------------------------------------------------------------- random kills
 
 WRITER_LOOP = """
 import sys
@@ -338,7 +338,7 @@ def test_control_random_sigkill_of_in_place_writer_tears(tmp_path, spawn):
     assert torn >= 1
 
 
-# ----------------------------------------------------------------------------- R3 power loss
+# ----------------------------------------------------------------------------- power loss
 
 class PowerCut(Exception):
     """The machine lost power; nothing after this point happened."""

@@ -49,7 +49,7 @@ def test_sigkill_mid_run_then_the_same_command_resumes_from_the_checkpoint(tmp_p
 
 
 def test_resume_equivalence_under_repeated_sigkill(tmp_path):
-    """R10: killed at random generations and resumed, it ends exactly as an uninterrupted run."""
+    """Crash-safe (docs/DESIGN.md): killed at random generations and resumed, it ends exactly as an uninterrupted run."""
     rng = random.Random(7)
     killed, uninterrupted = tmp_path / "killed", tmp_path / "whole"
     cmd = evolve_cmd("island-00", killed, *SLOW, "--generations", "200")

@@ -1,5 +1,5 @@
-"""Genome exchange across processes: many writers and readers (R4), concurrent garbage
-collection (R14), and real `islands evolve` processes migrating through one run directory.
+"""Genome exchange across processes: many writers and readers (docs/DESIGN.md,
+"Asynchronous"), concurrent garbage collection, and real `islands evolve` processes migrating through one run directory.
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_control_in_place_writes_give_corrupt_reads(tmp_path, reaper):
     assert sum(r["wrong"] for r in readers) == 0  # the CRC still keeps torn data out
 
 
-# ----------------------------------------------------------------------------- R14 concurrent GC
+# ----------------------------------------------------------------------------- concurrent GC
 
 COLLECTOR = CHILD_COMMON + r"""
 islands, seconds, order = sys.argv[2].split(","), float(sys.argv[3]), sys.argv[4]

@@ -1,4 +1,4 @@
-"""Tests of the envelope, the value codec and the migrant batch schema (R7, R8)."""
+"""Tests of the envelope, the value codec and the migrant batch schema."""
 from __future__ import annotations
 
 import math
@@ -284,7 +284,7 @@ def test_island_id_pattern():
         assert not ISLAND_ID_RE.match(bad), bad
 
 
-# ----------------------------------------------------------------------------- R8 fuzzing
+# ----------------------------------------------------------------------------- fuzzing
 
 def valid_files() -> list[bytes]:
     return [encode_batch(make_batch()), encode_batch(make_batch(k=1, gene_shape=(2, 2))),

@@ -1,26 +1,16 @@
-"""The island loop in-process: reproducibility, stopping rules, checkpoints, manifest."""
+"""The island loop in-process: reproducibility, stopping rules, stop and resume."""
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from islands.config import GAConfig, RunConfig, island_seed
-from islands.errors import CheckpointError, ConfigError
+from islands.config import island_seed
 from islands.island import StopFlag
-from islands.runs import evolve, open_run
-from migration_pool.errors import ManifestConflict
+from islands.runs import evolve
 from migration_pool.rundir import RunDir
-
-QUIET = dict(log=lambda _m: None)
-
-
-def small(**kw) -> RunConfig:
-    base = dict(problem="rastrigin", dim=8, population=30, generations=60, seed=3, checkpoint_every=10)
-    base.update(kw)
-    return RunConfig(**base)
+from support.factories import QUIET
+from support.factories import small_config as small
 
 
 def history(root, island="island-00", drop=("time",)):
@@ -89,7 +79,7 @@ def test_stop_flag_checkpoints_and_the_next_call_resumes_to_the_same_end(tmp_pat
 
 
 def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
-    """R10's control: the generator state in the checkpoint is what makes resume exact."""
+    """Resume's negative control (docs/DESIGN.md, "Crash-safe"): the generator state in the checkpoint is what makes resume exact."""
     stop = StopFlag()
     evolve("island-00", tmp_path / "x", small(), stop=stop,
            on_status=lambda s: setattr(stop, "requested", s.generation >= 20), **QUIET)
@@ -102,61 +92,3 @@ def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
     evolve("island-00", tmp_path / "x", small(), **QUIET)
     evolve("island-00", tmp_path / "y", small(), **QUIET)
     assert not np.array_equal(final_population(tmp_path / "x"), final_population(tmp_path / "y"))
-
-
-def test_a_corrupt_newest_checkpoint_falls_back_and_all_corrupt_is_a_clear_error(tmp_path):
-    stop = StopFlag()
-    evolve("island-00", tmp_path, small(), stop=stop,
-           on_status=lambda s: setattr(stop, "requested", s.generation >= 35), **QUIET)
-    rundir = RunDir(tmp_path)
-    paths = rundir.checkpoint_paths("island-00")
-    assert len(paths) == 3
-    newest_gen = int(paths[0].stem.split("-")[1])
-    paths[0].write_bytes(paths[0].read_bytes()[:-7])  # torn
-    result = evolve("island-00", tmp_path, small(), **QUIET)
-    assert result.resumed_from == int(paths[1].stem.split("-")[1]) < newest_gen
-    for p in rundir.checkpoint_paths("island-00"):
-        p.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="--fresh"):
-        evolve("island-00", tmp_path, small(), **QUIET)
-    again = evolve("island-00", tmp_path, small(), fresh=True, **QUIET)
-    assert again.resumed_from is None and again.generation == 60
-
-
-def test_the_manifest_is_shared_and_contradictions_are_refused(tmp_path):
-    evolve("island-00", tmp_path, small(), **QUIET)
-    run = open_run(tmp_path)
-    assert run.config == small()
-    # Joining with no explicit options takes the manifest's settings.
-    joined = evolve("island-01", tmp_path, RunConfig(), **QUIET)
-    assert joined.evaluations == 30 * 61
-    with pytest.raises(ManifestConflict, match="population") as info:
-        evolve("island-02", tmp_path, small(population=31), explicit={"population": 31}, **QUIET)
-    assert info.value.recorded == 30
-    evolve("island-02", tmp_path, small(), explicit={"population": 30, "ga.crossover": "sbx"}, **QUIET)
-
-
-def test_checkpoint_of_other_settings_is_refused(tmp_path):
-    evolve("island-00", tmp_path, small(), **QUIET)
-    rundir = RunDir(tmp_path)
-    record, _ = rundir.load_checkpoint("island-00")
-    record["settings_hash"] = "0" * 16
-    rundir.save_checkpoint("island-00", record["generation"], record)
-    with pytest.raises(CheckpointError, match="different settings"):
-        evolve("island-00", tmp_path, small(), **QUIET)
-
-
-@pytest.mark.parametrize("bad", [
-    dict(population=1), dict(generations=-1), dict(dim=0), dict(checkpoint_every=0),
-    dict(algorithm="magic"), dict(ga=GAConfig(elitism=40)), dict(target=float("nan")),
-])
-def test_bad_settings_raise_config_errors_quoting_the_value(bad):
-    with pytest.raises(ConfigError):
-        small(**bad) if "ga" not in bad else dataclasses.replace(small(), **bad)
-
-
-def test_unknown_config_keys_are_rejected():
-    with pytest.raises(ConfigError, match="unknown GA setting"):
-        RunConfig.from_dict({"ga": {"mutation_sgima": 0.1}})
-    assert small().trajectory_hash() == small(generations=999, target=-1.0).trajectory_hash()
-    assert small().trajectory_hash() != small(seed=4).trajectory_hash()

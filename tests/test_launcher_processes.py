@@ -1,4 +1,4 @@
-"""The launcher with real island processes (R11, R12, restarts, pinning), sized for 2 cores.
+"""The launcher with real island processes (orphans, signals, restarts, pinning), sized for 2 cores.
 
 Islands run `slow_problem:make` (tests/support) as a sphere that sleeps per evaluation, so they
 live long enough to be signalled mid-run without loading the CPU. Every launcher runs in its

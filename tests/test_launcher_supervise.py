@@ -1,4 +1,4 @@
-"""R13: the restart policy, driven by a fake clock (no processes, no sleeping)."""
+"""The restart policy (docs/DESIGN.md, "Restart policy"), driven by a fake clock (no processes, no sleeping)."""
 from __future__ import annotations
 
 import random

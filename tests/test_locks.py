@@ -1,4 +1,4 @@
-"""The run's locks: exclusion (R5) and lifecycle (R6), each with a negative control.
+"""The run's locks: exclusion and lifecycle, each with a negative control.
 
 The manifest lock is the only lock of a run (migration needs none) and `RunDir.claim` keeps
 one live process per island id; both are flocks, so the kernel releases them when the
@@ -18,7 +18,7 @@ from migration_pool.rundir import RunDir
 from support.procs import alive, result, wait_for
 
 
-# ----------------------------------------------------------------------------- R5
+# ----------------------------------------------------------------------------- exclusion
 
 HOLDER = r"""
 import contextlib, json, os, sys, time
@@ -74,7 +74,7 @@ def test_control_without_the_lock_the_holds_overlap(tmp_path, reaper):
     assert overlaps > 0
 
 
-# ----------------------------------------------------------------------------- R6
+# ----------------------------------------------------------------------------- lifecycle
 
 SLEEP_HOLDING = r"""
 import os, sys, time

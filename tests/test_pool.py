@@ -1,7 +1,7 @@
 """The migrant pool: publish, read newest, count bad files once, garbage-collect.
 
-RELIABILITY R9 (hostile directory) and the descriptor half of R14 are here; the concurrent
-halves (many writers and readers, concurrent GC) are in test_exchange.py.
+A hostile directory (docs/DESIGN.md, "Untrusted pool") and the file-descriptor half of garbage
+collection are here; the concurrent halves (many writers and readers, concurrent GC) are in test_exchange.py.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_migrant_batches_are_not_fsynced_unless_durable(tmp_path, monkeypatch):
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
     reader(tmp_path).publish(make_batch(generation=1))
-    assert calls == []  # atomic only: migrants need no durability (RELIABILITY rule 2)
+    assert calls == []  # atomic only: migrants need no durability (docs/DESIGN.md, "Write-once migrants")
     reader(tmp_path, durable=True).publish(make_batch(generation=2))
     assert len(calls) == 2  # the file, then its directory
     got, _ = reader(tmp_path).read_new(["island-01"])
@@ -158,7 +158,7 @@ def test_genomes_of_other_kinds_travel_too(tmp_path):
     assert writer.collect("island-01", keep=1) == 0
 
 
-# ----------------------------------------------------------------------------- R9
+# ----------------------------------------------------------------------------- hostile directory
 
 def hostile_directory(tmp_path) -> tuple[fmt.MigrantBatch, list[str]]:
     """A neighbour's directory with one good batch among every kind of bad file."""
@@ -319,7 +319,7 @@ def test_collect_validates_other_writers_files_once(tmp_path, monkeypatch):
         batch_name(4), batch_name(5), batch_name(9)]
 
 
-# ----------------------------------------------------------------------------- R14 descriptors
+# ----------------------------------------------------------------------------- GC descriptors
 
 FD_CYCLES = r"""
 import json, os, resource, sys

@@ -1,4 +1,4 @@
-"""The one factory of hand-made records for tests: migrant batches and island statuses.
+"""The one factory of hand-made records for tests: migrant batches, island statuses, small runs.
 
 Each test passes only what it is about; everything else takes a plain default here (a
 batch's fitness 0, its migrants born on its source island at generation 0; a status of a
@@ -11,8 +11,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from islands.config import RunConfig
 from islands.status.record import IslandStatus
 from migration_pool import format as fmt
+
+
+QUIET = dict(log=lambda _m: None)  # `evolve(..., **QUIET)`: no progress lines in the test output
+
+
+def small_config(**changes: Any) -> RunConfig:
+    """A run that evolves in well under a second: 30 x Rastrigin-8 for 60 generations."""
+    base: dict[str, Any] = dict(problem="rastrigin", dim=8, population=30, generations=60, seed=3,
+                                checkpoint_every=10)
+    return RunConfig(**{**base, **changes})
 
 
 def migrant_batch(genomes: Any, *, run_id: str = "run-a", source: str = "island-01", generation: int = 10,

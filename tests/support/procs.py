@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import psutil
-
+from islands.status.liveness import pid_alive
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
@@ -92,14 +91,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "c
 
 
 def alive(pid: int, created: float | None = None) -> bool:
-    """Whether `pid` runs and is not a zombie; with `created`, only the process started then."""
-    try:
-        proc = psutil.Process(pid)
-        if created is not None and proc.create_time() != created:
-            return False  # the pid was reused by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    """Whether `pid` runs and is not a zombie; with `created`, only the process started then
+    (the engine's one rule, `islands.status.liveness.pid_alive`)."""
+    return pid_alive(pid, created)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

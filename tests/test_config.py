@@ -1,0 +1,26 @@
+"""Run settings (islands/config.py): bad values and unknown keys are refused, the trajectory hash."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from islands.config import GAConfig, RunConfig
+from islands.errors import ConfigError
+from support.factories import small_config as small
+
+
+@pytest.mark.parametrize("bad", [
+    dict(population=1), dict(generations=-1), dict(dim=0), dict(checkpoint_every=0),
+    dict(algorithm="magic"), dict(ga=GAConfig(elitism=40)), dict(target=float("nan")),
+])
+def test_bad_settings_raise_config_errors_quoting_the_value(bad):
+    with pytest.raises(ConfigError):
+        small(**bad) if "ga" not in bad else dataclasses.replace(small(), **bad)
+
+
+def test_unknown_config_keys_are_rejected():
+    with pytest.raises(ConfigError, match="unknown GA setting"):
+        RunConfig.from_dict({"ga": {"mutation_sgima": 0.1}})
+    assert small().trajectory_hash() == small(generations=999, target=-1.0).trajectory_hash()
+    assert small().trajectory_hash() != small(seed=4).trajectory_hash()

@@ -1,0 +1,36 @@
+"""The layers of docs/DESIGN.md ("Layers"), checked in a fresh interpreter.
+
+The launcher supervises islands and reads their records; it must not pay for torch (seconds
+and hundreds of MB per launcher) nor for click outside its CLI module.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from support.procs import child_env
+
+LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.progress",
+            "launcher.summary", "launcher.errors"]
+RECORDS = ["islands.status.record", "islands.status.liveness", "islands.exit_codes", "islands.runs"]
+
+
+def loaded_after(module: str) -> dict[str, bool]:
+    code = (f"import json, sys; import {module}; "
+            "print(json.dumps({m: m in sys.modules for m in ('torch', 'click')}))")
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
+                         timeout=120, start_new_session=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("module", LAUNCHER + RECORDS)
+def test_no_torch_nor_click_outside_the_cli(module):
+    assert loaded_after(module) == {"torch": False, "click": False}
+
+
+def test_the_launcher_cli_needs_click_but_not_torch():
+    assert loaded_after("launcher.cli") == {"torch": False, "click": True}
