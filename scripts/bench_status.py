@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from islands.config import RunConfig, island_id  # noqa: E402
-from islands.report import build_report  # noqa: E402
+from islands.status.report import build_report  # noqa: E402
 from migration_pool.rundir import RunDir  # noqa: E402
 
 TARGET_S = 1.0
