@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from islands.config import island_seed
+from islands.config import GAConfig, island_seed
 from islands.island import StopFlag
 from islands.runs import evolve
 from migration_pool.rundir import RunDir
