@@ -48,7 +48,7 @@ class IslandSpec:
 @dataclass(frozen=True)
 class IslandResult:
     island: str
-    reason: str  # "generations", "target", "stagnation" or "stopped"
+    reason: str  # "generations", "evaluations", "target", "stagnation" or "stopped"
     generation: int
     best: float
     evaluations: int
@@ -142,6 +142,7 @@ class _Loop:
         self.algo = make_algorithm(cfg, self.problem, device)
         self.gen = torch.Generator(device=device)
         self.gen.manual_seed(island_seed(cfg.seed, spec.island))
+        self.population = cfg.population or self.algo.default_population()
         self.target = cfg.target if cfg.target is not None else self.problem.solved_at
         self.hash = cfg.trajectory_hash()
         self.migrator = None
@@ -175,8 +176,8 @@ class _Loop:
             self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
             return state, progress, progress.generation
         progress = ckpt.Progress()
-        state = self.algo.evaluate(self.algo.init(self.cfg.population, self.number, self.gen))
-        progress.evaluations = self.cfg.population
+        state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
+        progress.evaluations = self.algo.evaluated(state)
         self._record(state, progress)
         return state, progress, None
 
@@ -199,7 +200,7 @@ class _Loop:
                 self._checkpoint(state, progress)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
-            progress.evaluations += self.cfg.population
+            progress.evaluations += self.algo.evaluated(state)
             self._record(state, progress)
             reason = "stopped" if self.stop else self._finished(progress)
         self._checkpoint(state, progress, status=False)
@@ -214,6 +215,8 @@ class _Loop:
             return "stagnation"
         if progress.generation >= self.cfg.generations:
             return "generations"
+        if self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations:
+            return "evaluations"
         if self.stop:
             return "stopped"
         return None
@@ -242,6 +245,9 @@ class _Loop:
         })
         if self.event is not None:
             self.pending[-1]["migration"], self.event = self.event, None
+        info = self.algo.info(state)
+        if info:
+            self.pending[-1]["algo"] = info
         if progress.generation % DIVERSITY_EVERY == 0:
             self.pending[-1].update(diversity=round(self.algo.diversity(state), 6),
                                     foreign=round(self.algo.foreign_share(state, self.number), 4))
