@@ -56,7 +56,14 @@ def island_id(number: int, width: int = 2) -> str:
 
 @dataclass(frozen=True)
 class GAConfig:
-    """Operators and rates of the genetic algorithm (step sizes relative to the box width)."""
+    """Operators and rates of the genetic algorithm (step sizes relative to the box width).
+
+    `mutation_rate` and `mutation_sigma` set the classic mutation: each gene moves by
+    N(0, mutation_sigma) with probability mutation_rate (None: 1/D). With `mutation`
+    "self-adaptive" (the default) every other child uses its own self-adapted step instead of
+    mutation_sigma (starting at mutation_sigma, never below `step_floor`), which lets the GA
+    converge below 1e-8; "fixed" is the classic mutation alone (see islands.algorithms.ga).
+    """
 
     tournament_size: int = 3
     crossover: str = "sbx"
@@ -64,7 +71,7 @@ class GAConfig:
     sbx_eta: float = 15.0
     blx_alpha: float = 0.5
     mutation_rate: float | None = None  # None means 1/D, the classic default
-    mutation_sigma: float = 0.05  # the (initial, when self-adaptive) step, a share of the box
+    mutation_sigma: float = 0.05  # the classic step and the initial self-adaptive one, a share of the box
     mutation: str = "self-adaptive"
     step_floor: float = 1e-12  # self-adaptive steps never shrink below this share of the box
     elitism: int = 2

@@ -5,11 +5,25 @@ in a handful of tensor operations over the population. `GeneticAlgorithm` wraps 
 `Algorithm` interface; provenance (origin island, birth generation, lineage) and everything
 else that only looks at the population come from `VectorAlgorithm`.
 
-Mutation is self-adaptive by default: every individual carries its own step size (relative
-to the box width), which its children inherit multiplied by exp(tau * N(0, 1)) before they
-use it, so selection keeps the step sizes that produced good children and the population
-can converge to any precision (a fixed step of 5% of the box stalled near 1e-6 on
-Rastrigin). `mutation="fixed"` keeps one step for the whole run.
+Mutation is self-adaptive by default, and mixes two strategies. Every individual carries its
+own step (relative to the box width), which its child inherits from its first parent
+multiplied by exp(tau * N(0, 1)), tau = 1/sqrt(D), kept in [step_floor, STEP_CAP]. Every
+other child mutates with that step; the rest mutate with the fixed `mutation_sigma`, as the
+fixed GA does (each gene with probability `mutation_rate`, 1/D by default). Self-adapted
+steps alone shrink faster than a generational GA finds the right basin; the fixed scale
+alone cannot refine below its own size. Measured (D=10, population 100, 200k evaluations,
+float64, 3 seeds: median final f, and evaluations until f < 1e-8):
+
+    variant       sphere          rastrigin       rosenbrock  ackley           schwefel
+    fixed         1.4e-9 / 147k   1.1e-7 / never  3.9         9.7e-5 / never   118 (1 seed 1e-6)
+    steps only    2.2e-30 / 8k    3.0 / never     0.31        1.6e-14 / 18k    118 (1 seed 0)
+    alternating   1.6e-28 / 12k   2.6e-29 / 20k   0.084       5.2e-14 / 29k    237 (1 seed 0)
+
+"Steps only" converged prematurely on Rastrigin whatever tau (1/sqrt(D), 1/sqrt(2D),
+1/sqrt(2 sqrt(D))), inheritance (first parent or geometric mean of both) or share of genes
+mutated (1/D or all); mutating every gene at both scales at once lost the precision
+instead. Schwefel differs by one gene left in a wrong basin (118.4 each) between seeds.
+`mutation="fixed"` keeps the classic operator alone.
 """
 from __future__ import annotations
 
@@ -25,6 +39,8 @@ from islands import operators as ops
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.config import GAConfig
 from islands.problems import Problem
+
+STEP_CAP = 0.5  # a self-adaptive step never exceeds half the box width
 
 
 @dataclass(frozen=True)
@@ -75,14 +91,17 @@ def breed(
     rate = 1.0 / dim if cfg.mutation_rate is None else cfg.mutation_rate
     elite = ops.top_k(fitness, n_elite)
     parents = torch.cat([elite, picks[:n_pairs], picks[n_pairs:]])[: n_elite + n_kids]
-    steps = None
+    width = upper - lower
     if step is None:
-        sigma: Tensor = cfg.mutation_sigma * (upper - lower)
+        steps = None
+        kids = ops.gaussian_mutation(kids, rate, cfg.mutation_sigma * width, gen)
     else:
-        steps = ops.lognormal_step(step[parents], 1.0 / math.sqrt(dim), cfg.step_floor, gen)
+        steps = ops.lognormal_step(step[parents], 1.0 / math.sqrt(dim), cfg.step_floor, gen, STEP_CAP)
         steps = torch.cat([step[elite], steps[n_elite:]])  # elites keep theirs
-        sigma = steps[n_elite:, None] * (upper - lower)
-    kids = ops.gaussian_mutation(kids, rate, sigma, gen)
+        # Every other child mutates at the classic fixed scale: see the module docstring.
+        classic = (torch.arange(n_kids, device=kids.device) % 2 == 1)[:, None]
+        own = steps[n_elite:, None] * width
+        kids = ops.gaussian_mutation(kids, rate, torch.where(classic, cfg.mutation_sigma * width, own), gen)
     kids = ops.BOUND_HANDLERS[cfg.bounds](kids, lower, upper)
     return torch.cat([genomes[elite], kids]), parents, n_elite, steps
 
