@@ -44,16 +44,16 @@ def de(problem: Problem, **params) -> DifferentialEvolution:
 
 @pytest.mark.parametrize("problem", [make_problem("sphere", 10, solved_at=None), ellipsoid(10)],
                          ids=["sphere", "ellipsoid"])
-def test_shade_reaches_1e_minus_8_at_d10_within_40000_evaluations(problem):
+def test_shade_reaches_1e_minus_8_at_d10_within_30000_evaluations(problem):
     algo = de(problem)
-    assert algo.default_population() == 100
-    state, _ = run(algo, 399)  # 100 + 399 * 100 = 40,000 evaluations
+    assert algo.default_population() == 50
+    state, _ = run(algo, 599)  # 50 + 599 * 50 = 30,000 evaluations
     assert algo.stats(state).best > -1e-8
 
 
-def test_jde_rand_1_reaches_1e_minus_8_on_sphere_d10_within_40000_evaluations():
+def test_jde_rand_1_reaches_1e_minus_8_on_sphere_d10_within_30000_evaluations():
     algo = de(make_problem("sphere", 10, solved_at=None), strategy="rand/1")
-    state, _ = run(algo, 399)
+    state, _ = run(algo, 599)
     assert algo.stats(state).best > -1e-8
 
 
