@@ -31,7 +31,7 @@ parameters, under jDE). The memory and archive are left alone: they describe thi
 search, and the archive only supplies difference vectors.
 
 Default population 5 D within [20, 100], H = 6 (L-SHADE's choice). Evaluations until f < 1e-8
-(3 seeds, float64; every run with a number reached 0 to within 1e-100 at 2e4 D evaluations):
+(3 seeds, float64; every run that reached 1e-8 ended below 1e-20 at 2e4 D evaluations):
 
     D   P            sphere  rosenbrock     rastrigin  schwefel  ackley
     10  20 (SHADE)   3k      10k (2 seeds stuck at 3.99)  7k  7k (1 seed stuck)  6k
