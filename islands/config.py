@@ -22,7 +22,9 @@ CROSSOVERS = ("sbx", "blx", "uniform")
 BOUND_HANDLING = ("clip", "reflect")
 EMIGRANT_POLICIES = ("best", "tournament")
 REPLACEMENT_POLICIES = ("worst", "random", "better")
-ALGORITHMS = ("ga", "pure", "neat")
+ALGORITHMS = ("ga", "pure", "cmaes", "sep-cmaes", "de", "es", "neat")
+MUTATIONS = ("self-adaptive", "fixed")
+DTYPES = ("float64", "float32")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -54,7 +56,14 @@ def island_id(number: int, width: int = 2) -> str:
 
 @dataclass(frozen=True)
 class GAConfig:
-    """Operators and rates of the genetic algorithm (step sizes relative to the box width)."""
+    """Operators and rates of the genetic algorithm (step sizes relative to the box width).
+
+    `mutation_rate` and `mutation_sigma` set the classic mutation: each gene moves by
+    N(0, mutation_sigma) with probability mutation_rate (None: 1/D). With `mutation`
+    "self-adaptive" (the default) every other child uses its own self-adapted step instead of
+    mutation_sigma (starting at mutation_sigma, never below `step_floor`), which lets the GA
+    converge below 1e-8; "fixed" is the classic mutation alone (see islands.algorithms.ga).
+    """
 
     tournament_size: int = 3
     crossover: str = "sbx"
@@ -62,7 +71,9 @@ class GAConfig:
     sbx_eta: float = 15.0
     blx_alpha: float = 0.5
     mutation_rate: float | None = None  # None means 1/D, the classic default
-    mutation_sigma: float = 0.05
+    mutation_sigma: float = 0.05  # the classic step and the initial self-adaptive one, a share of the box
+    mutation: str = "self-adaptive"
+    step_floor: float = 1e-12  # self-adaptive steps never shrink below this share of the box
     elitism: int = 2
     bounds: str = "clip"
 
@@ -74,7 +85,10 @@ class GAConfig:
         _check(self.blx_alpha >= 0.0, f"BLX alpha must be >= 0, got {self.blx_alpha}")
         _check(self.mutation_rate is None or 0.0 <= self.mutation_rate <= 1.0,
                f"mutation rate must be in [0, 1], got {self.mutation_rate}")
-        _check(self.mutation_sigma > 0.0, f"mutation sigma must be > 0, got {self.mutation_sigma}")
+        _check(0.0 < self.mutation_sigma < math.inf, f"mutation sigma must be a finite number > 0, got {self.mutation_sigma}")
+        _check(self.mutation in MUTATIONS, f"mutation must be one of {', '.join(MUTATIONS)}, got {self.mutation!r}")
+        _check(0.0 < self.step_floor <= self.mutation_sigma,
+               f"step floor must be in (0, mutation sigma], got {self.step_floor}")
         _check(self.elitism >= 0, f"elitism must be >= 0, got {self.elitism}")
         _check(self.bounds in BOUND_HANDLING, f"bounds must be one of {', '.join(BOUND_HANDLING)}, got {self.bounds!r}")
 
@@ -107,12 +121,14 @@ class RunConfig:
     dim: int = 10
     problem_params: Mapping[str, Any] = field(default_factory=dict)
     algorithm: str = "ga"
-    population: int = 100
+    population: int | None = None  # None: the algorithm's default (GA 100, CMA-ES 4 + 3 ln D, ...)
     generations: int = 200
     seed: int = 0
     checkpoint_every: int = 25
     stagnation_limit: int = 0  # 0: never stop for stagnation
     target: float | None = None  # None: the problem's own "solved" threshold
+    max_evaluations: int | None = None  # None: no evaluation budget per island
+    dtype: str | None = None  # None: the problem's own (float64 benchmarks, float32 networks)
     ga: GAConfig = field(default_factory=GAConfig)
     migration: MigrationConfig = field(default_factory=MigrationConfig)
     algorithm_params: Mapping[str, Any] = field(default_factory=dict)
@@ -120,13 +136,16 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
         _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
-        _check(self.population >= 2, f"population must be >= 2, got {self.population}")
+        _check(self.population is None or self.population >= 2, f"population must be >= 2, got {self.population}")
+        _check(self.max_evaluations is None or self.max_evaluations >= 1,
+               f"max evaluations must be >= 1, got {self.max_evaluations}")
+        _check(self.dtype is None or self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         _check(self.generations >= 0, f"generations must be >= 0, got {self.generations}")
         _check(0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}")
         _check(self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}")
         _check(self.stagnation_limit >= 0, f"stagnation limit must be >= 0, got {self.stagnation_limit}")
         _check(self.target is None or math.isfinite(self.target), f"target must be a finite number, got {self.target}")
-        _check(self.ga.elitism < self.population, f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
+        _check(self.population is None or self.ga.elitism < self.population, f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -161,7 +180,7 @@ class RunConfig:
         changing them must not invalidate a checkpoint.
         """
         d = self.to_dict()
-        for k in ("generations", "target", "stagnation_limit", "checkpoint_every"):
+        for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "max_evaluations"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -53,7 +53,7 @@ class IslandSpec:
 @dataclass(frozen=True)
 class IslandResult:
     island: str
-    reason: str  # "generations", "target", "stagnation" or "stopped"
+    reason: str  # "generations", "evaluations", "target", "stagnation" or "stopped"
     generation: int
     best: float
     evaluations: int
@@ -148,6 +148,7 @@ class _Loop:
         self.algo = make_algorithm(cfg, self.problem, device)
         self.gen = torch.Generator(device=device)
         self.gen.manual_seed(island_seed(cfg.seed, spec.island))
+        self.population = cfg.population or self.algo.default_population()
         self.target = cfg.target if cfg.target is not None else self.problem.solved_at
         self.hash = cfg.trajectory_hash()
         self.migrator = None
@@ -181,8 +182,8 @@ class _Loop:
             self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
             return state, progress, progress.generation
         progress = ckpt.Progress()
-        state = self.algo.evaluate(self.algo.init(self.cfg.population, self.number, self.gen))
-        progress.evaluations = self.cfg.population
+        state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
+        progress.evaluations = self.algo.evaluated(state)
         self._record(state, progress)
         return state, progress, None
 
@@ -205,7 +206,7 @@ class _Loop:
                 self._checkpoint(state, progress)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
-            progress.evaluations += self.cfg.population
+            progress.evaluations += self.algo.evaluated(state)
             self._record(state, progress)
             reason = "stopped" if self.stop else self._finished(progress)
         self._checkpoint(state, progress, status=False)
@@ -220,6 +221,8 @@ class _Loop:
             return "stagnation"
         if progress.generation >= self.cfg.generations:
             return "generations"
+        if self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations:
+            return "evaluations"
         if self.stop:
             return "stopped"
         return None
@@ -249,6 +252,7 @@ class _Loop:
             migration=self.event,
             diversity=round(self.algo.diversity(state), 6) if sampled else None,
             foreign=round(self.algo.foreign_share(state, self.number), 4) if sampled else None,
+            algo=self.algo.info(state),
         ))
         self.event = None
         if time.monotonic() - self.last_status >= STATUS_INTERVAL_S:
@@ -299,6 +303,7 @@ class _Loop:
             heartbeat=now,
             beat=self.beat,
             target=self.target,
+            algo=self.algo.info(state),
         )
         self.rundir.write_status(self.spec.island, status.to_body())
         if self.on_status is not None:

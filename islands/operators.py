@@ -88,3 +88,16 @@ def reflect(x: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
 
 
 BOUND_HANDLERS = {"clip": clip, "reflect": reflect}
+
+
+def lognormal_step(step: Tensor, tau: float, floor: float, gen: torch.Generator,
+                   cap: float = float("inf")) -> Tensor:
+    """Self-adaptation of step sizes: each multiplied by exp(tau * N(0, 1)), kept in [floor, cap].
+
+    The floor keeps a converged population able to move at all; without it steps underflow
+    to 0 in a few hundred generations of bad luck. The cap keeps a step from outgrowing the
+    box, where every move would be clipped onto a face.
+    """
+    noise = torch.randn(step.shape, generator=gen, device=step.device, dtype=step.dtype)
+    return (step * torch.exp(tau * noise)).clamp(floor, cap)
+

@@ -80,9 +80,9 @@ def test_same_generator_seed_gives_the_same_children_and_other_seeds_differ():
     pop = lo + torch.rand((50, 10), generator=g) * (hi - lo)
     fit = problem.evaluate(pop)
     cfg = GAConfig()
-    one, _, _ = breed(pop, fit, cfg, lo, hi, gen(1))
-    two, _, _ = breed(pop, fit, cfg, lo, hi, gen(1))
-    other, _, _ = breed(pop, fit, cfg, lo, hi, gen(2))
+    one, *_ = breed(pop, fit, cfg, lo, hi, gen(1))
+    two, *_ = breed(pop, fit, cfg, lo, hi, gen(1))
+    other, *_ = breed(pop, fit, cfg, lo, hi, gen(2))
     assert torch.equal(one, two)
     assert not torch.equal(one, other)
 
@@ -94,7 +94,7 @@ def test_breed_keeps_elites_bounds_and_parent_indices(crossover):
     pop = lo + torch.rand((31, 6), generator=gen(9)) * (hi - lo)
     fit = problem.evaluate(pop)
     cfg = GAConfig(crossover=crossover, elitism=3, mutation_sigma=0.5, bounds="reflect")
-    children, parents_idx, n_elite = breed(pop, fit, cfg, lo, hi, gen(3))
+    children, parents_idx, n_elite, _ = breed(pop, fit, cfg, lo, hi, gen(3))
     assert children.shape == pop.shape and n_elite == 3
     assert torch.equal(children[:3], pop[ops.top_k(fit, 3)])
     assert torch.all(children >= lo) and torch.all(children <= hi)

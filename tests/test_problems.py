@@ -18,6 +18,8 @@ from islands.problems.benchmarks import SCHWEFEL_C, SCHWEFEL_X
 TESTS_DIR = Path(__file__).resolve().parent
 BUILTINS = ["ackley", "griewank", "rastrigin", "rosenbrock", "schwefel", "sphere"]
 CONTROL = ["cartpole", "double_pole", "double_pole_nv", "xor"]  # tested in test_control.py
+# Ill-conditioned, rotated and deceptive landscapes, tested in test_problems_rotated.py.
+LANDSCAPES = ["bent_cigar", "ellipsoid", "lunacek", "rotated_ellipsoid", "rotated_rastrigin", "rotated_schwefel"]
 DTYPES = [torch.float32, torch.float64]
 # Documented in benchmarks.py: fitness at optimum_x is exactly the optimum, 0.0, in
 # both dtypes (the formulas are arranged so rounding cannot leave a residue).
@@ -42,8 +44,8 @@ def fit(name: str, rows: list[list[float]], dtype: torch.dtype = torch.float64, 
 # --------------------------------------------------------------------------- built-ins
 
 
-def test_builtin_names_are_the_six_benchmarks_and_the_control_tasks() -> None:
-    assert builtin_names() == sorted(BUILTINS + CONTROL)
+def test_builtin_names_are_the_benchmarks_and_the_control_tasks() -> None:
+    assert builtin_names() == sorted(BUILTINS + LANDSCAPES + CONTROL)
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -342,7 +344,7 @@ def test_describe_all_lists_builtins_and_plugins(installed_plugin) -> None:
     rows = describe_all()
     names = [name for name, _ in rows]
     assert names == sorted(names) and len(names) == len(set(names))
-    assert set(BUILTINS + CONTROL) | {"toy", "toy_nested", "toy_bad", "toy_broken"} == set(names)
+    assert set(BUILTINS + LANDSCAPES + CONTROL) | {"toy", "toy_nested", "toy_bad", "toy_broken"} == set(names)
     text = dict(rows)
     assert text["toy"] == "Toy plug-in: a scaled sphere centred at (1, ..., 1)."
     assert "cannot load" in text["toy_broken"] and "plug-in exploded" in text["toy_broken"]

@@ -58,6 +58,25 @@ class Algorithm(ABC, Generic[State]):
         """The state with the fitness of every individual filled in."""
 
     @abstractmethod
+    def evaluated(self, state: State) -> int:
+        """How many fitness evaluations the last `evaluate` of `state` cost.
+
+        The island loop counts evaluations with this, not with the configured population:
+        an algorithm may change its population size as it runs (IPOP restarts).
+        """
+
+    def default_population(self) -> int:
+        """Population size used when the run does not set one (`--population`)."""
+        return 100
+
+    def info(self, state: State) -> dict[str, float | int]:
+        """Algorithm-specific figures for history lines (step size, restarts, ...).
+
+        Small scalars only; the default has none.
+        """
+        return {}
+
+    @abstractmethod
     def step(self, state: State, generation: int, gen: torch.Generator) -> State:
         """The next, not yet evaluated, generation bred from an evaluated state."""
 
@@ -102,3 +121,9 @@ class Algorithm(ABC, Generic[State]):
     @abstractmethod
     def from_record(self, record: dict[str, Any]) -> State:
         """Rebuild a state from `to_record` output; raises ValueError if it does not fit."""
+
+
+def numpy_rng(gen: torch.Generator) -> np.random.Generator:
+    """A numpy generator seeded from the torch one, so a checkpointed torch state replays it."""
+    seed = torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item()
+    return np.random.default_rng(seed)

@@ -69,7 +69,8 @@ class Problem:
     Attributes:
         name: Short name, e.g. "rastrigin".
         dim: Genome length D.
-        lower, upper: Bound of every gene (the same for all genes), lower < upper.
+        lower, upper: Bounds of the genes, lower < upper: one number for every gene, or a
+            sequence of D numbers (one per gene).
         fn: genomes [P, D] -> fitness [P], maximised; a handful of tensor ops over the
             whole population, never a Python loop over individuals. NaN is allowed
             (the engine ranks NaN as the worst fitness).
@@ -79,30 +80,39 @@ class Problem:
         description: One line for `islands problems`.
         genome_kind: "vector" for real vectors; other kinds (e.g. NEAT graphs) skip
             the [P, D] shape check in `evaluate`.
+        dtype: "float64" or "float32", the precision genomes and fitness are evolved in
+            unless the run asks for another (`--dtype`). float64 lets a benchmark report
+            precision below 1e-7; network weights need no more than float32.
     """
 
     name: str
     dim: int
-    lower: float
-    upper: float
+    lower: float | tuple[float, ...]
+    upper: float | tuple[float, ...]
     fn: FitnessFn
     optimum: float | None = None
     optimum_x: Callable[[int], torch.Tensor] | None = None
     solved_at: float | None = None
     description: str = ""
     genome_kind: str = "vector"
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"problem name must be a non-empty string, got {self.name!r}")
         # frozen: coerce through object.__setattr__ so the stored values are canonical.
         object.__setattr__(self, "dim", check_dim(self.dim, what=f"{self.name}: dim"))
-        lower = real_param(f"{self.name}: lower", self.lower)
-        upper = real_param(f"{self.name}: upper", self.upper)
-        if not lower < upper:
-            raise ConfigError(f"{self.name}: lower bound {lower} must be below upper bound {upper}")
+        lower = self._bound("lower", self.lower)
+        upper = self._bound("upper", self.upper)
+        pairs = zip(*(b if isinstance(b, tuple) else (b,) * self.dim for b in (lower, upper)))
+        for i, (lo, hi) in enumerate(pairs):
+            if not lo < hi:
+                where = "" if not isinstance(lower, tuple) and not isinstance(upper, tuple) else f" of gene {i}"
+                raise ConfigError(f"{self.name}: lower bound {lo} must be below upper bound {hi}{where}")
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
+        if self.dtype not in ("float64", "float32"):
+            raise ConfigError(f"{self.name}: dtype must be float64 or float32, got {self.dtype!r}")
         if not callable(self.fn):
             raise ConfigError(f"{self.name}: fn must be callable, got {self.fn!r}")
         if self.optimum_x is not None and not callable(self.optimum_x):
@@ -121,6 +131,18 @@ class Problem:
             raise ConfigError(f"{self.name}: description must be a string")
         if not isinstance(self.genome_kind, str) or not self.genome_kind:
             raise ConfigError(f"{self.name}: genome_kind must be a non-empty string")
+
+    def _bound(self, which: str, value: Any) -> float | tuple[float, ...]:
+        """One finite number, or a tuple of D finite numbers (per-gene bounds)."""
+        if isinstance(value, (numbers.Real, str)) or (hasattr(value, "ndim") and value.ndim == 0):
+            return real_param(f"{self.name}: {which}", value.item() if hasattr(value, "item") else value)
+        try:
+            items = [real_param(f"{self.name}: {which}[{i}]", v) for i, v in enumerate(list(value))]
+        except TypeError:
+            raise ConfigError(f"{self.name}: {which} must be a number or {self.dim} numbers, got {value!r}") from None
+        if len(items) != self.dim:
+            raise ConfigError(f"{self.name}: {which} has {len(items)} bounds for {self.dim} genes")
+        return tuple(items)
 
     def evaluate(self, genomes: torch.Tensor) -> torch.Tensor:
         """Fitness of a population, checked.
@@ -170,9 +192,13 @@ class Problem:
         `dtype` defaults to torch's default dtype, `device` to the CPU.
         """
         dtype = dtype or torch.get_default_dtype()
-        lower = torch.full((self.dim,), self.lower, device=device, dtype=dtype)
-        upper = torch.full((self.dim,), self.upper, device=device, dtype=dtype)
-        return lower, upper
+
+        def column(b: float | tuple[float, ...]) -> torch.Tensor:
+            if isinstance(b, tuple):
+                return torch.tensor(b, device=device, dtype=dtype)
+            return torch.full((self.dim,), b, device=device, dtype=dtype)
+
+        return column(self.lower), column(self.upper)
 
     def optimum_point(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None

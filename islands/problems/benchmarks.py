@@ -6,7 +6,7 @@ non-negative quantity (e.g. A*(1 - cos) rather than A*D - sum(A*cos), and expm1 
 Ackley): rounding then cannot push fitness above the optimum, and fitness at the
 optimum point is exactly 0.0 in float32 and float64 (Schwefel: see below).
 
-Default targets (`solved_at`): sphere -1e-8; all others -1e-4. For any practical D,
+Default targets (`solved_at`): sphere and ellipsoid (unimodal) -1e-8; all others -1e-4. For any practical D,
 -1e-4 lies above every local optimum (best local minima of f: Rastrigin ~0.995,
 Ackley ~0.4 at D=100 and more for fewer genes, Griewank ~7e-3, Schwefel ~118.4,
 Rosenbrock with D >= 4 ~3.7), so an island at or above it has found the global
@@ -23,7 +23,7 @@ import torch
 from islands.errors import ConfigError
 from islands.problems.base import Problem, check_dim, optional_real, real_param
 
-__all__ = ["BUILTINS", "Builtin", "SCHWEFEL_C", "SCHWEFEL_X"]
+__all__ = ["BUILTINS", "Builtin", "SCHWEFEL_C", "SCHWEFEL_X", "ellipsoid_f"]
 
 # Schwefel 2.26: max of x*sin(sqrt|x|) on [-500, 500], and where (computed to 30
 # digits with mpmath). The classic rounded constant 418.9829 leaves f(x*) ~1.3e-5*D
@@ -164,6 +164,35 @@ def schwefel(dim: int = 10, *, solved_at: float | None = _DEFAULT_SOLVED) -> Pro
     )
 
 
+def ellipsoid_f(z: torch.Tensor) -> torch.Tensor:
+    """sum 10^(6 (i-1)/(D-1)) z_i^2 over the rows of z [P, D] (weight 1 when D = 1).
+
+    Shared with the rotated ellipsoid. The weights are made in float64 on z's device (D
+    numbers, no host copy) and rounded once to z's dtype, so both dtypes weigh alike.
+    """
+    d = z.shape[1]
+    exponent = torch.arange(d, device=z.device, dtype=torch.float64) * (6.0 / max(d - 1, 1))
+    weights = torch.pow(10.0, exponent).to(z.dtype)
+    return (weights * z * z).sum(dim=1)
+
+
+def ellipsoid(dim: int = 10, *, solved_at: float | None = -1e-8) -> Problem:
+    """Ellipsoid: f = sum 10^(6 (i-1)/(D-1)) x_i^2 on [-5, 5]^D; unimodal, separable, condition 1e6.
+
+    The sphere's counterpart for step-size and covariance adaptation: a search that keeps
+    one step size for every gene crawls along the 1e6-times-flatter axes.
+    """
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return _fitness(ellipsoid_f(x))
+
+    return Problem(
+        name="ellipsoid", dim=check_dim(dim), lower=-5.0, upper=5.0, fn=fn,
+        optimum=0.0, optimum_x=_zeros, solved_at=_target(solved_at),
+        description=BUILTINS["ellipsoid"].summary,
+    )
+
+
 class Builtin(NamedTuple):
     """A built-in problem factory and its one-line summary."""
 
@@ -173,6 +202,7 @@ class Builtin(NamedTuple):
 
 BUILTINS: dict[str, Builtin] = {
     "ackley": Builtin(ackley, "Ackley on [-32.768, 32.768]^D; optimum 0 at 0; params a, b, c"),
+    "ellipsoid": Builtin(ellipsoid, "Ellipsoid on [-5, 5]^D, separable, condition 1e6; optimum 0 at 0"),
     "griewank": Builtin(griewank, "Griewank on [-600, 600]^D; optimum 0 at 0"),
     "rastrigin": Builtin(rastrigin, "Rastrigin on [-5.12, 5.12]^D, highly multimodal; optimum 0 at 0; param a"),
     "rosenbrock": Builtin(rosenbrock, "Rosenbrock valley on [-5, 10]^D, D >= 2; optimum 0 at (1, ..., 1)"),

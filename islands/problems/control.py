@@ -264,6 +264,7 @@ def network_problem(
     return NetworkProblem(
         name=task.name, dim=spec.dim, lower=-bound, upper=bound, fn=fn,
         optimum=task.optimum, solved_at=target, description=description, task=task, spec=spec,
+        dtype="float32",
     )
 
 

@@ -24,9 +24,12 @@ from islands.errors import ConfigError, IslandsError, ProblemNotFound
 from islands.problems.base import Problem, check_dim
 from islands.problems.benchmarks import BUILTINS as _BENCHMARKS
 from islands.problems.control import CONTROL
+from islands.problems.landscapes import LANDSCAPES
+from islands.problems.rotated import ROTATED
 
-# Every built-in: the classic benchmarks and the neuroevolution control tasks.
-BUILTINS = {**_BENCHMARKS, **CONTROL}
+# Every built-in: the classic benchmarks, their rotated (non-separable) versions, the
+# deceptive landscapes and the neuroevolution control tasks.
+BUILTINS = {**_BENCHMARKS, **ROTATED, **LANDSCAPES, **CONTROL}
 
 __all__ = ["ENTRY_POINT_GROUP", "builtin_names", "describe_all", "make_problem"]
 

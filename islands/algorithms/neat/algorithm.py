@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from islands.algorithms.base import Algorithm, Migrants, Stats
+from islands.algorithms.base import Algorithm, Migrants, Stats, numpy_rng
 from islands.algorithms.neat import genome as gn
 from islands.algorithms.neat import reproduction as rep
 from islands.algorithms.neat import speciation as spc
@@ -59,7 +59,7 @@ class NeatAlgorithm(Algorithm[NeatState]):
 
     # -- evolution ------------------------------------------------------------------------
     def init(self, size: int, island: int, gen: torch.Generator) -> NeatState:
-        rng = _numpy_rng(gen)
+        rng = numpy_rng(gen)
         idx = np.arange(size, dtype=np.int64)
         return NeatState(
             genomes=gn.minimal(size, self.n_in, self.n_out, rng, self.cfg.weight_init_std),
@@ -81,9 +81,12 @@ class NeatAlgorithm(Algorithm[NeatState]):
     def evaluate(self, state: NeatState) -> NeatState:
         return dataclasses.replace(state, fitness=self.fitness_of(state.genomes))
 
+    def evaluated(self, state: NeatState) -> int:
+        return len(state.origin)
+
     def step(self, state: NeatState, generation: int, gen: torch.Generator) -> NeatState:
         assert state.fitness is not None, "step needs an evaluated population"
-        cfg, rng, size = self.cfg, _numpy_rng(gen), len(state.genomes)
+        cfg, rng, size = self.cfg, numpy_rng(gen), len(state.genomes)
         row, table, next_id = spc.speciate(state.genomes, state.species, state.threshold,
                                            state.next_species, generation, cfg)
         table, counts = rep.offspring_counts(state.fitness, row, table, generation, size, cfg)
@@ -138,7 +141,7 @@ class NeatAlgorithm(Algorithm[NeatState]):
 
     # -- migration ------------------------------------------------------------------------
     def emigrants(self, state: NeatState, k: int, policy: str, gen: torch.Generator) -> Migrants:
-        rng = _numpy_rng(gen)
+        rng = numpy_rng(gen)
         idx = policies.select_emigrants(state.fitness, k, policy, rng)
         return Migrants(
             genomes=[state.genomes.record(int(i)) for i in idx],
@@ -157,7 +160,7 @@ class NeatAlgorithm(Algorithm[NeatState]):
         records = list(incoming.genomes)
         if not records:
             return state, 0
-        rng = _numpy_rng(gen)
+        rng = numpy_rng(gen)
         seen = set(state.genomes.fingerprints())
         fresh: list[int] = []
         for i, r in enumerate(records):  # a handful of migrants
@@ -225,9 +228,3 @@ def _put(old: np.ndarray, slots: np.ndarray, new: np.ndarray) -> np.ndarray:
     out = old.copy()
     out[slots] = np.asarray(new, dtype=old.dtype)
     return out
-
-
-def _numpy_rng(gen: torch.Generator) -> np.random.Generator:
-    """A numpy generator seeded from the torch one, so a checkpointed torch state replays it."""
-    seed = torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item()
-    return np.random.default_rng(seed)

@@ -1,0 +1,411 @@
+"""CMA-ES with IPOP restarts (`cmaes`) and its diagonal variant (`sep-cmaes`).
+
+The search runs in normalised coordinates z in [0, 1]^D (genome = lower + width * z), so
+per-gene bounds need nothing special and `sigma0` is a share of the box. Updates follow
+Hansen's tutorial ("The CMA Evolution Strategy: A Tutorial", positive weights
+log(mu + 1/2) - log(i), mu = lambda // 2, CSA with the h_sigma stall, rank-one + rank-mu);
+the step-size change per generation is capped at a factor e as pycma does.
+`sep-cmaes` (Ros & Hansen 2008) adapts only the diagonal of C, with c1 and c_mu scaled by
+(D + 2) / 3: O(D) per sample, for network weights. `cmaes` itself switches to the diagonal
+form when D > `diagonal_above`, where a D x D matrix and its eigendecomposition would
+dominate the run. The eigendecomposition is redone lazily, every 1 / ((c1 + c_mu) D 10)
+generations (pycma's gap), and B and D live in the state, so a restored run never redoes it.
+
+Bounds: a sample outside the box is clipped onto it and the clipped point is evaluated; the
+update uses the clipped point's step y = (z_clipped - m) / sigma, shortened to Mahalanobis
+length sqrt(D) + 2D/(D+2) if longer, the rule Hansen (2011, "Injecting external solutions
+into CMA-ES") gives for solutions not drawn from the distribution. The mean, a convex
+combination of points in the box, never leaves it.
+
+Migration: `emigrants` are the best of the generation just evaluated. `immigrate` is
+Hansen's injection: screened immigrants (in bounds, not already present, fitness recomputed,
+not NaN; at most lambda // 2 pending, best first; the replacement policy has no meaning here)
+wait in the state and replace the first samples of the NEXT generation, with their step
+clipped like a repaired sample. They are evaluated with that generation, so they move the
+mean and C only if they rank among the mu best. Returns how many were accepted.
+
+Provenance: every sample of a generation is born on this island at that generation and
+carries the origin and lineage of the mean's ancestry: the rank-1 individual of the last
+update (an injected immigrant keeps its own provenance). An immigrant that wins a ranking
+thus shows as foreign lineage from then on; a restart begins a new local lineage.
+
+IPOP restarts (Auger & Hansen 2005) within the island, after pycma's criteria: tolfun
+(best fitness over the last 10 + 30D/lambda generations and the current generation both
+span < tolfun * max(1, |best|)), tolx (sigma * max(|pc|, sqrt(diag C)) < tolx everywhere,
+in box widths), stagnation (median of the best and of the median fitness of the latest 20
+of the last 120 + 30D/lambda generations no better than of the first 20), condition of
+C > max_condition, NoEffectAxis/NoEffectCoord, or non-finite numbers. A restart doubles
+lambda (`ipop_factor`, capped at `max_population`) and draws a new mean uniform in the box.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from islands import operators as ops
+from islands.algorithms.base import Migrants
+from islands.algorithms.vector import VectorAlgorithm, VectorPopulation, host
+from islands.errors import ConfigError
+from islands.problems import Problem
+
+STOPS = ("tolfun", "tolx", "stagnation", "condition", "noeffectaxis", "noeffectcoord", "nonfinite")
+
+
+@dataclass(frozen=True)
+class CMAESConfig:
+    """Settings of `cmaes` / `sep-cmaes` (`--algorithm-param KEY=VALUE`).
+
+    Attributes:
+        sigma0: initial step size, a share of the box width (per gene).
+        ipop_factor: population growth factor at each restart (1 keeps lambda).
+        max_population: lambda never grows beyond this.
+        max_restarts: restarts allowed per island (0 disables IPOP).
+        tolfun, tolx, max_condition: restart thresholds (see the module docstring).
+        diagonal_above: full `cmaes` adapts only the diagonal of C when D exceeds this.
+    """
+
+    sigma0: float = 0.3
+    ipop_factor: float = 2.0
+    max_population: int = 2048
+    max_restarts: int = 1000
+    tolfun: float = 1e-12
+    tolx: float = 1e-12
+    max_condition: float = 1e14
+    diagonal_above: int = 1000
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = int if f.type == "int" else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    kind is int and not isinstance(value, int)) or not math.isfinite(value):
+                raise ConfigError(f"cmaes: {f.name} must be a finite {kind.__name__}, got {value!r}")
+        _need(0.0 < self.sigma0 <= 1.0, "sigma0 must be in (0, 1]", self.sigma0)
+        _need(self.ipop_factor >= 1.0, "ipop_factor must be >= 1", self.ipop_factor)
+        _need(self.max_population >= 2, "max_population must be >= 2", self.max_population)
+        _need(self.max_restarts >= 0, "max_restarts must be >= 0", self.max_restarts)
+        for name in ("tolfun", "tolx", "max_condition"):
+            _need(getattr(self, name) > 0, f"{name} must be > 0", getattr(self, name))
+        _need(self.diagonal_above >= 1, "diagonal_above must be >= 1", self.diagonal_above)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> "CMAESConfig":
+        """Build from `RunConfig.algorithm_params`; text values are parsed, unknown keys refused."""
+        params = dict(params or {})
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown cmaes setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        values = {}
+        for name, value in params.items():
+            if isinstance(value, str):
+                try:
+                    value = int(value) if known[name] == "int" else float(value)
+                except ValueError:
+                    raise ConfigError(f"cmaes: {name} must be a {known[name]}, got {value!r}") from None
+            elif known[name] == "float" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            values[name] = value
+        return cls(**values)
+
+
+def _need(cond: bool, what: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(f"cmaes: {what}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CMAState:
+    """One CMA-ES generation: the samples and the distribution they were drawn from.
+
+    Vectors are in normalised coordinates (box = [0, 1]^D); `pop` holds the genomes in the
+    problem's coordinates. `C` is [D, D], or [D] in the diagonal form (then `B` is [0, 0]).
+    """
+
+    pop: VectorPopulation  # the last sampled generation
+    y: Tensor  # [lambda, D] each sample's step (z - mean) / sigma, as the update uses it
+    mean: Tensor  # [D]
+    sigma: Tensor  # [] step size
+    C: Tensor
+    pc: Tensor  # [D]
+    ps: Tensor  # [D]
+    B: Tensor  # [D, D] eigenvectors of C as of generation `eigen_at`
+    Ddiag: Tensor  # [D] square roots of C's eigenvalues (diagonal form: sqrt(C))
+    count: int  # updates since the last (re)start
+    eigen_at: int  # `count` at the last eigendecomposition
+    restarts: int
+    best_hist: Tensor  # [H] best fitness per generation since the (re)start, newest last
+    median_hist: Tensor  # [H] median fitness, likewise
+    hist_len: int  # valid (newest) entries of the histories
+    inject: VectorPopulation  # immigrants waiting for the next generation (fitness screened)
+    ancestry: Tensor  # [2] int64: origin and lineage of the mean (the last rank-1 individual)
+    island: int
+    last_stop: str = ""  # criteria that caused the last restart, comma-separated
+
+    @property
+    def lam(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class _Params:
+    """Strategy parameters for one lambda (Hansen's tutorial, Table 1)."""
+
+    mu: int
+    weights: Tensor
+    mueff: float
+    cs: float
+    ds: float
+    cc: float
+    c1: float
+    cmu: float
+    chi_n: float
+    gap: int  # generations between eigendecompositions
+    tol_window: int  # generations of best fitness that tolfun looks at
+    stag_window: int
+
+
+class CMAES(VectorAlgorithm[CMAState]):
+    """CMA-ES (full or diagonal covariance) with IPOP restarts, on a box-bounded problem."""
+
+    def __init__(self, problem: Problem, cfg: CMAESConfig, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float64, separable: bool = False) -> None:
+        super().__init__(problem, device, dtype)
+        self.cfg = cfg
+        self.dim = problem.dim
+        self.separable = separable or problem.dim > cfg.diagonal_above
+        self._cache: dict[int, _Params] = {}
+
+    def default_population(self) -> int:
+        return 4 + int(math.floor(3.0 * math.log(self.dim)))
+
+    def params(self, lam: int) -> _Params:
+        """The strategy parameters for population `lam` (cached)."""
+        if lam not in self._cache:
+            n, mu = self.dim, max(1, lam // 2)
+            w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
+            w = w / w.sum()
+            mueff = float(1.0 / (w * w).sum())
+            cs = (mueff + 2.0) / (n + mueff + 5.0)
+            c1 = 2.0 / ((n + 1.3) ** 2 + mueff)
+            cmu = min(1.0 - c1, 2.0 * (mueff - 2.0 + 1.0 / mueff) / ((n + 2.0) ** 2 + mueff))
+            if self.separable:  # Ros & Hansen 2008: diagonal learning can be faster
+                c1, cmu = c1 * (n + 2.0) / 3.0, cmu * (n + 2.0) / 3.0
+                c1, cmu = min(c1, 1.0), min(cmu, 1.0 - min(c1, 1.0))
+            self._cache[lam] = _Params(
+                mu=mu, weights=torch.as_tensor(w, device=self.device, dtype=self.dtype), mueff=mueff,
+                cs=cs, ds=1.0 + 2.0 * max(0.0, math.sqrt((mueff - 1.0) / (n + 1.0)) - 1.0) + cs,
+                cc=(4.0 + mueff / n) / (n + 4.0 + 2.0 * mueff / n), c1=c1, cmu=cmu,
+                chi_n=math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n)),
+                gap=1 if self.separable else max(1, int(1.0 / ((c1 + cmu) * n * 10.0))),
+                tol_window=10 + math.ceil(30.0 * n / lam), stag_window=120 + math.ceil(30.0 * n / lam),
+            )
+        return self._cache[lam]
+
+    # -- population hooks ------------------------------------------------------------------
+    def population(self, state: CMAState) -> VectorPopulation:
+        return state.pop
+
+    def with_population(self, state: CMAState, pop: VectorPopulation) -> CMAState:
+        return dataclasses.replace(state, pop=pop)
+
+    # -- the distribution --------------------------------------------------------------------
+    def _fresh(self, lam: int, island: int, restarts: int, hist: int, gen: torch.Generator,
+               inject: VectorPopulation | None = None) -> CMAState:
+        """A new distribution (random mean, sigma0, C = I), before its first sample."""
+        n, kw = self.dim, dict(device=self.device, dtype=self.dtype)
+        mean = torch.rand((n,), generator=gen, **kw)
+        empty = self._empty(0)
+        return CMAState(
+            pop=empty, y=torch.zeros((lam, n), **kw), mean=mean,
+            sigma=torch.tensor(self.cfg.sigma0, **kw),
+            C=torch.ones(n, **kw) if self.separable else torch.eye(n, **kw),
+            pc=torch.zeros(n, **kw), ps=torch.zeros(n, **kw),
+            B=torch.zeros((0, 0), **kw) if self.separable else torch.eye(n, **kw),
+            Ddiag=torch.ones(n, **kw), count=0, eigen_at=0, restarts=restarts,
+            best_hist=torch.zeros(hist, **kw), median_hist=torch.zeros(hist, **kw), hist_len=0,
+            inject=empty if inject is None else inject,
+            ancestry=torch.tensor([island, (island << 32) + restarts], device=self.device, dtype=torch.int64),
+            island=island,
+        )
+
+    def _empty(self, rows: int) -> VectorPopulation:
+        i64 = torch.zeros(rows, device=self.device, dtype=torch.int64)
+        return VectorPopulation(torch.zeros((rows, self.dim), device=self.device, dtype=self.dtype),
+                                torch.zeros(rows, device=self.device, dtype=self.dtype), i64, i64, i64)
+
+    def _whiten(self, s: CMAState, v: Tensor) -> Tensor:
+        """C^(-1/2) v for the rows of v (B and D of the last eigendecomposition)."""
+        if self.separable:
+            return v / s.Ddiag
+        return ((v @ s.B) / s.Ddiag) @ s.B.T
+
+    def _clip_steps(self, s: CMAState, y: Tensor) -> Tensor:
+        """Rows of y shortened to Mahalanobis length sqrt(D) + 2D/(D+2) (Hansen 2011)."""
+        n = self.dim
+        cap = math.sqrt(n) + 2.0 * n / (n + 2.0)
+        w = y / s.Ddiag if self.separable else (y @ s.B) / s.Ddiag
+        length = torch.linalg.vector_norm(w, dim=1, keepdim=True)
+        return y * torch.clamp(cap / length, max=1.0).nan_to_num(1.0)
+
+    def _sample(self, s: CMAState, generation: int, gen: torch.Generator) -> CMAState:
+        """Draw `s.lam` samples (pending immigrants replace the first ones), clipped to the box."""
+        lam, kw = s.lam, dict(device=self.device, dtype=self.dtype)
+        y = torch.randn((lam, self.dim), generator=gen, **kw) * s.Ddiag
+        if not self.separable:
+            y = y @ s.B.T
+        z = s.mean + s.sigma * y
+        inside = torch.clamp(z, 0.0, 1.0)
+        repaired = (inside != z).any(dim=1, keepdim=True)
+        y = torch.where(repaired, self._clip_steps(s, (inside - s.mean) / s.sigma), y)
+        genomes = torch.clamp(self.lower + self.width * inside, self.lower, self.upper)
+        full = torch.full((lam,), 1, device=self.device, dtype=torch.int64)
+        origin, lineage, birth = full * s.ancestry[0], full * s.ancestry[1], full * generation
+        k = min(int(s.inject.genomes.shape[0]), lam)
+        if k:
+            inj = s.inject
+            y_inj = self._clip_steps(s, ((inj.genomes[:k] - self.lower) / self.width - s.mean) / s.sigma)
+            y, genomes = torch.cat([y_inj, y[k:]]), torch.cat([inj.genomes[:k], genomes[k:]])
+            origin, birth = torch.cat([inj.origin[:k], origin[k:]]), torch.cat([inj.birth[:k], birth[k:]])
+            lineage = torch.cat([inj.lineage[:k], lineage[k:]])
+        pop = VectorPopulation(genomes, None, origin, birth, lineage)
+        return dataclasses.replace(s, pop=pop, y=y, inject=self._empty(0))
+
+    def init(self, size: int, island: int, gen: torch.Generator) -> CMAState:
+        if size < 2:
+            raise ConfigError(f"cmaes needs a population of at least 2, got {size}")
+        hist = min(20000, self.params(size).stag_window)
+        return self._sample(self._fresh(size, island, 0, hist, gen), 0, gen)
+
+    def step(self, state: CMAState, generation: int, gen: torch.Generator) -> CMAState:
+        s, p, n = state, self.params(state.lam), self.dim
+        assert s.pop.fitness is not None, "step needs an evaluated population"
+        fit = ops.rankable(s.pop.fitness)
+        order = torch.argsort(fit, descending=True, stable=True)
+        best_hist = torch.cat([s.best_hist[1:], fit[order[0]].reshape(1)])
+        median_hist = torch.cat([s.median_hist[1:], fit.median().reshape(1)])
+        sel = s.y[order[: p.mu]]
+        yw = p.weights @ sel
+        mean = s.mean + s.sigma * yw  # c_m = 1
+        ps = (1.0 - p.cs) * s.ps + math.sqrt(p.cs * (2.0 - p.cs) * p.mueff) * self._whiten(s, yw)
+        ps_norm = torch.linalg.vector_norm(ps)
+        hsig = (ps_norm / math.sqrt(1.0 - (1.0 - p.cs) ** (2 * (s.count + 1)))
+                < (1.4 + 2.0 / (n + 1.0)) * p.chi_n).to(self.dtype)
+        pc = (1.0 - p.cc) * s.pc + hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff) * yw
+        decay = 1.0 - p.c1 - p.cmu + (1.0 - hsig) * p.c1 * p.cc * (2.0 - p.cc)
+        if self.separable:
+            C = decay * s.C + p.c1 * pc * pc + p.cmu * (p.weights @ (sel * sel))
+        else:
+            C = decay * s.C + p.c1 * torch.outer(pc, pc) + p.cmu * (sel.T * p.weights) @ sel
+            C = 0.5 * (C + C.T)
+        sigma = s.sigma * torch.exp(torch.clamp((p.cs / p.ds) * (ps_norm / p.chi_n - 1.0), max=1.0))
+        ancestry = torch.stack([s.pop.origin[order[0]], s.pop.lineage[order[0]]])
+        s = dataclasses.replace(s, mean=mean, sigma=sigma, C=C, pc=pc, ps=ps, count=s.count + 1,
+                                best_hist=best_hist, median_hist=median_hist,
+                                hist_len=min(s.hist_len + 1, int(best_hist.shape[0])), ancestry=ancestry)
+        stops = self._stops(s, p, fit)
+        if stops and s.restarts < self.cfg.max_restarts:
+            lam = min(max(s.lam, int(s.lam * self.cfg.ipop_factor)), max(self.cfg.max_population, s.lam))
+            fresh = self._fresh(lam, s.island, s.restarts + 1, int(best_hist.shape[0]), gen, s.inject)
+            return self._sample(dataclasses.replace(fresh, last_stop=",".join(stops)), generation + 1, gen)
+        if s.count - s.eigen_at >= p.gap:
+            s = self._decompose(s)
+        return self._sample(s, generation + 1, gen)
+
+    def _decompose(self, s: CMAState) -> CMAState:
+        if self.separable:
+            return dataclasses.replace(s, Ddiag=torch.sqrt(s.C.clamp_min(0.0)), eigen_at=s.count)
+        evals, B = torch.linalg.eigh(s.C)
+        tiny = torch.finfo(self.dtype).tiny
+        return dataclasses.replace(s, B=B, Ddiag=torch.sqrt(evals.clamp_min(tiny)), eigen_at=s.count)
+
+    def _stops(self, s: CMAState, p: _Params, fit: Tensor) -> list[str]:
+        """Names of the restart criteria that hold (one host sync for all of them)."""
+        cfg, n, i = self.cfg, self.dim, s.count % self.dim
+        diag = s.C if self.separable else torch.diagonal(s.C)
+        recent = s.best_hist[-p.tol_window:]
+        tol = cfg.tolfun * torch.clamp(recent[-1].abs(), min=1.0)
+        tolfun = ((recent.max() - recent.min()) < tol) & ((fit.max() - fit.min()) < tol)
+        tolx = (s.sigma * torch.maximum(s.pc.abs(), diag.clamp_min(0.0).sqrt()) < cfg.tolx).all()
+        w = min(p.stag_window, int(s.best_hist.shape[0]))
+        b, m = s.best_hist[-w:], s.median_hist[-w:]
+        stagnation = (b[-20:].median() <= b[:20].median()) & (m[-20:].median() <= m[:20].median())
+        cond = (s.Ddiag.max() / s.Ddiag.min()) ** 2 > cfg.max_condition
+        if self.separable:  # the principal axes are the coordinates
+            noaxis = s.mean[i] + 0.1 * s.sigma * s.Ddiag[i] == s.mean[i]
+        else:
+            noaxis = (s.mean + 0.1 * s.sigma * s.Ddiag[i] * s.B[:, i] == s.mean).all()
+        nocoord = (s.mean + 0.2 * s.sigma * diag.clamp_min(0.0).sqrt() == s.mean).any()
+        nonfinite = ~(torch.isfinite(s.sigma) & torch.isfinite(s.C).all() & torch.isfinite(s.mean).all())
+        flags = torch.stack([tolfun, tolx, stagnation, cond, noaxis, nocoord, nonfinite]).cpu().tolist()
+        flags[0] = flags[0] and s.hist_len >= p.tol_window
+        flags[2] = flags[2] and s.hist_len >= w and w >= 40
+        return [name for name, hit in zip(STOPS, flags) if hit]
+
+    # -- migration ----------------------------------------------------------------------------
+    def immigrate(self, state: CMAState, incoming: Migrants, policy: str,
+                  gen: torch.Generator) -> tuple[CMAState, int]:
+        """Queue screened immigrants for injection into the next generation (module docstring)."""
+        found = self.screen(state, incoming)
+        pending = state.inject
+        room = max(1, state.lam // 2) - int(pending.genomes.shape[0])
+        if not len(found) or room <= 0:
+            return state, 0
+        ok = ~np.isnan(found.fitness)
+        held = host(pending.genomes)
+        if held.shape[0]:
+            ok &= ~(found.genomes[:, None, :] == held[None]).all(axis=2).any(axis=1)
+        idx = np.flatnonzero(ok)
+        idx = idx[np.argsort(-found.fitness[idx], kind="stable")][:room]
+        if idx.size == 0:
+            return state, 0
+        rows = found.rows[idx]
+        new = self.population_from_record({
+            "genomes": found.genomes[idx], "fitness": found.fitness[idx],
+            **{k: np.asarray(getattr(incoming, k))[rows] for k in ("origin", "birth", "lineage")}})
+        merged = VectorPopulation(*(torch.cat([getattr(pending, k), getattr(new, k)])
+                                    for k in ("genomes", "fitness", "origin", "birth", "lineage")))
+        return dataclasses.replace(state, inject=merged), int(idx.size)
+
+    # -- reporting ------------------------------------------------------------------------------
+    def info(self, state: CMAState) -> dict[str, float | int]:
+        return {"sigma": float(state.sigma), "restarts": state.restarts, "lambda": state.lam}
+
+    def centroid(self, state: CMAState) -> np.ndarray:
+        return state.mean.double().cpu().numpy()  # the mean is already in normalised units
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    _TENSORS = ("y", "mean", "sigma", "C", "pc", "ps", "B", "Ddiag", "best_hist", "median_hist", "ancestry")
+    _INTS = ("count", "eigen_at", "restarts", "hist_len", "island")
+
+    def to_record(self, state: CMAState) -> dict[str, Any]:
+        record: dict[str, Any] = {"pop": self.population_record(state.pop),
+                                  "inject": self.population_record(state.inject),
+                                  "separable": self.separable, "last_stop": state.last_stop}
+        record.update({k: getattr(state, k).detach().cpu().numpy() for k in self._TENSORS})
+        record.update({k: int(getattr(state, k)) for k in self._INTS})
+        return record
+
+    def from_record(self, record: dict[str, Any]) -> CMAState:
+        if bool(record["separable"]) != self.separable:
+            raise ValueError("the checkpoint's covariance form (full or diagonal) differs from this run's")
+        pop = self.population_from_record(record["pop"])
+        n, lam = self.dim, int(pop.genomes.shape[0])
+        arrays = {k: np.asarray(record[k]) for k in self._TENSORS}
+        hist = arrays["best_hist"].shape
+        shapes = {"y": (lam, n), "mean": (n,), "sigma": (), "C": (n,) if self.separable else (n, n),
+                  "pc": (n,), "ps": (n,), "B": (0, 0) if self.separable else (n, n), "Ddiag": (n,),
+                  "best_hist": hist, "median_hist": hist, "ancestry": (2,)}
+        for k, shape in shapes.items():
+            if arrays[k].shape != shape or len(hist) != 1:
+                raise ValueError(f"{k} has shape {arrays[k].shape}, expected {shape}")
+        ints = {k: int(record[k]) for k in self._INTS}
+        tensors = {k: self.tensor(v, torch.int64 if k == "ancestry" else None) for k, v in arrays.items()}
+        return CMAState(pop=pop, inject=self.population_from_record(record["inject"]),
+                        last_stop=str(record.get("last_stop", "")), **tensors, **ints)

@@ -1,0 +1,202 @@
+"""Runners for search-quality benchmarks: islands algorithms and archipelagos, and the peers.
+
+Every runner spends at most `budget` evaluations of one problem and reports through a
+`Trace`: the best f - f_opt seen after each evaluation count, so evaluations to any target
+and the final precision come from the same record for every method.
+
+- `run_islands`: N islands of one (or several) islands algorithms in one process, ring
+  migration every `every` generations with the run's default migration policies, the same
+  algorithm code and the same `emigrants`/`immigrate` calls the island process makes; only
+  the file exchange is replaced by handing the batch over in memory (what the files add is
+  measured by bench_migration.py). Immigrants are counted as evaluations (they are
+  re-evaluated on arrival).
+- `run_pycma`: pycma's `fmin2` with BIPOP restarts, the whole population evaluated per call.
+- `run_pygmo`: N pygmo populations evolved by `de` or `sade` for `every` generations at a
+  time, then the best of each replaces the worst of the next on a ring if it is better
+  (pygmo's default `select_best(1)` / `fair_replace(1)` over a ring). Run one population at a
+  time in this process: pygmo's own archipelago would put a Python problem in worker
+  processes, which measures pickling rather than search.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from islands.algorithms import make_algorithm
+from islands.config import MigrationConfig, RunConfig, island_id, island_seed
+from islands.problems import Problem, make_problem
+
+TARGETS = tuple(10.0 ** e for e in range(2, -9, -1))  # 1e2 ... 1e-8, as COCO's runtime targets
+FLOOR = 1e-8  # precision below this counts as solved: runs stop there
+
+
+class BudgetSpent(Exception):
+    """Raised inside a peer's objective once the budget is spent or the floor reached."""
+
+
+@dataclass
+class Trace:
+    """Best precision (f - f_opt >= 0) against evaluations spent."""
+
+    budget: int
+    evaluations: int = 0
+    best: float = math.inf
+    hits: dict[float, int] = field(default_factory=dict)  # target -> evaluations to reach it
+
+    def add(self, f: np.ndarray) -> None:
+        """Record one batch of f - f_opt values (in evaluation order)."""
+        f = np.asarray(f, dtype=np.float64).ravel()
+        f = np.where(np.isnan(f), np.inf, f)
+        running = np.minimum.accumulate(f)
+        for t in TARGETS:
+            if t not in self.hits and self.best > t:
+                idx = np.flatnonzero(running <= t)
+                if idx.size:
+                    self.hits[t] = self.evaluations + int(idx[0]) + 1
+        self.best = min(self.best, float(running[-1]) if f.size else self.best)
+        self.evaluations += f.size
+
+    @property
+    def done(self) -> bool:
+        return self.evaluations >= self.budget or self.best <= FLOOR
+
+    def summary(self) -> dict[str, Any]:
+        return {"evaluations": self.evaluations, "precision": max(self.best, 0.0),
+                "hits": {f"{t:.0e}": e for t, e in sorted(self.hits.items(), reverse=True)}}
+
+
+def precision(problem: Problem, fitness: torch.Tensor) -> np.ndarray:
+    """f - f_opt from a maximised fitness (optimum 0 for every benchmark here)."""
+    return (problem.optimum or 0.0) - fitness.detach().double().cpu().numpy()
+
+
+def run_islands(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
+                every: int = 10, migration: MigrationConfig | None = None,
+                params: dict[str, Any] | None = None) -> Trace:
+    """len(algorithms) islands (one algorithm each) sharing `budget`, ring migration every `every`."""
+    mig = migration or MigrationConfig()
+    trace = Trace(budget)
+    islands = []
+    for n, algo_name in enumerate(algorithms):
+        cfg = RunConfig(problem=problem_name, dim=dim, algorithm=algo_name, seed=seed,
+                        algorithm_params=(params or {}).get(algo_name, {}))
+        problem = make_problem(problem_name, dim, solved_at=None)
+        algo = make_algorithm(cfg, problem)
+        gen = torch.Generator()
+        gen.manual_seed(island_seed(seed, island_id(n)))
+        state = algo.evaluate(algo.init(cfg.population or algo.default_population(), n, gen))
+        trace.add(precision(problem, algo.population(state).fitness))
+        islands.append([algo, gen, state, problem])
+    generation = 0
+    while not trace.done:
+        for isl in islands:
+            algo, gen, state, problem = isl
+            state = algo.evaluate(algo.step(state, generation, gen))
+            trace.add(precision(problem, algo.population(state).fitness))
+            isl[2] = state
+            if trace.done:
+                return trace
+        generation += 1
+        if every and len(islands) > 1 and generation % every == 0:
+            batches = [algo.emigrants(state, mig.migrants, mig.emigrants, gen) for algo, gen, state, _ in islands]
+            for i, isl in enumerate(islands):
+                incoming = batches[i - 1]  # ring: island i reads island i-1
+                isl[2], _ = isl[0].immigrate(isl[2], incoming, mig.replacement, isl[1])
+                trace.add(np.full(len(incoming), np.inf))  # re-evaluated on arrival: count them
+    return trace
+
+
+def _objective(problem: Problem, trace: Trace):
+    def f(xs: Any) -> list[float]:
+        if trace.done:
+            raise BudgetSpent
+        x = torch.as_tensor(np.atleast_2d(np.asarray(xs, dtype=np.float64)))
+        values = precision(problem, problem.evaluate(x))
+        trace.add(values)
+        return values.tolist()
+    return f
+
+
+def run_pycma(problem_name: str, dim: int, budget: int, seed: int) -> Trace:
+    """pycma with BIPOP restarts from a uniform random start in the box, sigma0 = 0.3 x width."""
+    import cma
+
+    problem = make_problem(problem_name, dim, solved_at=None)
+    trace = Trace(budget)
+    lower, upper = (b.double().numpy() for b in problem.bounds(dtype=torch.float64))
+    rng = np.random.default_rng(seed)
+    objective = _objective(problem, trace)
+    opts = {"bounds": [lower.tolist(), upper.tolist()], "seed": seed + 1, "verbose": -9,
+            "maxfevals": budget, "ftarget": FLOOR}
+    try:
+        cma.fmin2(None, lambda: lower + (upper - lower) * rng.random(dim), 0.3 * float(np.mean(upper - lower)),
+                  opts, restarts=9, bipop=True, parallel_objective=lambda xs: objective(xs))
+    except BudgetSpent:
+        pass
+    return trace
+
+
+class _PygmoProblem:
+    """A problem as pygmo's user-defined problem (minimisation of f - f_opt)."""
+
+    def __init__(self, problem: Problem, trace: Trace) -> None:
+        self.problem, self.trace = problem, trace
+        lo, hi = problem.bounds(dtype=torch.float64)
+        self.lo, self.hi = lo.numpy(), hi.numpy()
+        self.f = _objective(problem, trace)
+
+    def fitness(self, x: np.ndarray) -> list[float]:
+        return self.f(x)
+
+    def get_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.lo, self.hi
+
+
+def run_pygmo(problem_name: str, dim: int, budget: int, seed: int, algorithm: str = "de",
+              islands: int = 4, pop: int = 20, every: int = 10) -> Trace:
+    """`islands` pygmo populations of `pop` evolved by `algorithm`, ring migration every `every`."""
+    import pygmo as pg
+
+    problem = make_problem(problem_name, dim, solved_at=None)
+    trace = Trace(budget)
+    prob = pg.problem(_PygmoProblem(problem, trace))
+    make = {"de": lambda s: pg.de(gen=every, seed=s), "sade": lambda s: pg.sade(gen=every, seed=s)}[algorithm]
+    try:
+        pops = [pg.population(prob, pop, seed=seed * 100 + i) for i in range(islands)]
+        algos = [pg.algorithm(make(seed * 100 + i)) for i in range(islands)]
+        while not trace.done:
+            pops = [a.evolve(p) for a, p in zip(algos, pops)]
+            best = [(p.get_x()[p.best_idx()], p.get_f()[p.best_idx()]) for p in pops]
+            for i, p in enumerate(pops):
+                x, f = best[i - 1]
+                worst = p.worst_idx()
+                if f[0] < p.get_f()[worst][0]:
+                    p.set_xf(worst, x, f)  # fair_replace: only if better than the one it replaces
+    except (BudgetSpent, RuntimeError) as e:  # pygmo re-raises the objective's exception as RuntimeError
+        if not trace.done:
+            raise RuntimeError(f"pygmo {algorithm} failed on {problem_name}: {e}") from None
+    return trace
+
+
+def method_runner(name: str):
+    """A callable (problem, dim, budget, seed) -> Trace for a method name of the benchmark."""
+    if name == "pycma-bipop":
+        return run_pycma
+    if name.startswith("pygmo-"):
+        algorithm = name.split("-", 1)[1].split(" ")[0]
+        return lambda p, d, b, s: run_pygmo(p, d, b, s, algorithm)
+    algorithms = _archipelago(name)
+    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms)
+
+
+def _archipelago(name: str) -> list[str]:
+    """'cmaes' -> one island; 'de x4' -> four; 'mixed cmaes,de,ga x6' -> cycled over six."""
+    parts = name.split()
+    count = int(parts[-1][1:]) if parts[-1].startswith("x") else 1
+    algos = (parts[1] if parts[0] == "mixed" else parts[0]).split(",")
+    return [algos[i % len(algos)] for i in range(count)]
+

@@ -1,0 +1,318 @@
+"""CMA-ES / sep-CMA-ES: convergence, the update against hand formulas, restarts, migration."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from islands.algorithms import make_algorithm
+from islands.algorithms.base import Migrants
+from islands.algorithms.cmaes import CMAES, CMAESConfig, CMAState
+from islands.config import RunConfig
+from islands.errors import ConfigError
+from islands.problems import make_problem
+from islands.problems.base import Problem
+from migration_pool import format as fmt
+
+D = 10
+
+
+def _ellipsoid(rotated: bool, dim: int = D) -> Problem:
+    """f = sum 10^(6 i/(D-1)) z_i^2, z = R x for a fixed random rotation R when `rotated`."""
+    rot = torch.as_tensor(np.linalg.qr(np.random.default_rng(0).standard_normal((dim, dim)))[0])
+    scale = 10.0 ** (6.0 * torch.arange(dim, dtype=torch.float64) / (dim - 1))
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        z = x @ rot.T.to(x) if rotated else x
+        return -(scale.to(x) * z * z).sum(dim=1)
+
+    return Problem("ellipsoid", dim, -5.0, 5.0, fn)
+
+
+def _run(algo: CMAES, seed: int, budget: int, target: float = -1e-8,
+         state: CMAState | None = None, gen: torch.Generator | None = None):
+    """Evolve until best fitness >= target or `budget` evaluations; returns (state, evals, best)."""
+    if gen is None:
+        gen = torch.Generator().manual_seed(seed)
+    s = state if state is not None else algo.evaluate(algo.init(algo.default_population(), 0, gen))
+    evals, best, g = algo.evaluated(s), algo.stats(s).best, 0
+    while best < target and evals < budget:
+        s = algo.evaluate(algo.step(s, g, gen))
+        g += 1
+        evals += algo.evaluated(s)
+        best = max(best, algo.stats(s).best)
+    return s, evals, best
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def test_config_coerces_text_and_rejects_unknown_or_bad_values():
+    cfg = CMAESConfig.from_params({"sigma0": "0.2", "max_population": "64", "ipop_factor": 3})
+    assert (cfg.sigma0, cfg.max_population, cfg.ipop_factor) == (0.2, 64, 3.0)
+    for bad in ({"sigmaa": 1}, {"sigma0": "big"}, {"sigma0": 0}, {"max_population": 2.5},
+                {"ipop_factor": 0.5}, {"tolx": "nan"}):
+        with pytest.raises(ConfigError, match="cmaes"):
+            CMAESConfig.from_params(bad)
+
+
+def test_registry_builds_full_and_diagonal_variants():
+    prob = make_problem("sphere", 20)
+    full = make_algorithm(RunConfig(problem="sphere", dim=20, algorithm="cmaes"), prob)
+    sep = make_algorithm(RunConfig(problem="sphere", dim=20, algorithm="sep-cmaes"), prob)
+    auto = make_algorithm(RunConfig(problem="sphere", dim=20, algorithm="cmaes",
+                                    algorithm_params={"diagonal_above": "10"}), prob)
+    assert (full.separable, sep.separable, auto.separable) == (False, True, True)
+    assert full.default_population() == 4 + int(3 * math.log(20)) == 12
+    assert auto.init(12, 0, torch.Generator().manual_seed(0)).C.shape == (20,)
+
+
+# -- convergence --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_converges_on_sphere_within_5000_evaluations(separable):
+    algo = CMAES(make_problem("sphere", D), CMAESConfig(), separable=separable)
+    _, evals, best = _run(algo, seed=1, budget=5000)
+    assert best >= -1e-8, (best, evals)
+
+
+@pytest.mark.parametrize("rotated,separable", [(False, False), (True, False), (False, True)])
+def test_converges_on_ellipsoid_within_30000_evaluations(rotated, separable):
+    algo = CMAES(_ellipsoid(rotated), CMAESConfig(), separable=separable)
+    s, evals, best = _run(algo, seed=2, budget=30000)
+    assert best >= -1e-8, (best, evals)
+    assert s.restarts == 0
+
+
+# -- the update against Hansen's tutorial, in plain numpy -------------------------------------
+
+def _reference_update(m, sigma, C, pc, ps, g, Y, f):
+    """One CMA-ES generation written from the tutorial; Y: steps [lam, n], f: fitness (max)."""
+    lam, n = Y.shape
+    mu = lam // 2
+    w = np.array([math.log(mu + 0.5) - math.log(i + 1) for i in range(mu)])
+    w /= w.sum()
+    mueff = 1.0 / np.sum(w ** 2)
+    cs = (mueff + 2) / (n + mueff + 5)
+    ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+    cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
+    c1 = 2 / ((n + 1.3) ** 2 + mueff)
+    cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+    chi = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
+    best = np.argsort(-f)[:mu]
+    yw = sum(w[k] * Y[i] for k, i in enumerate(best))
+    evals, vecs = np.linalg.eigh(C)
+    c_inv_sqrt = vecs @ np.diag(evals ** -0.5) @ vecs.T
+    m2 = m + sigma * yw
+    ps2 = (1 - cs) * ps + math.sqrt(cs * (2 - cs) * mueff) * (c_inv_sqrt @ yw)
+    h = float(np.linalg.norm(ps2) / math.sqrt(1 - (1 - cs) ** (2 * (g + 1))) < (1.4 + 2 / (n + 1)) * chi)
+    pc2 = (1 - cc) * pc + h * math.sqrt(cc * (2 - cc) * mueff) * yw
+    rank_mu = sum(w[k] * np.outer(Y[i], Y[i]) for k, i in enumerate(best))
+    C2 = (1 - c1 - cmu) * C + c1 * (np.outer(pc2, pc2) + (1 - h) * cc * (2 - cc) * C) + cmu * rank_mu
+    sigma2 = sigma * math.exp(min(1.0, cs / ds * (np.linalg.norm(ps2) / chi - 1)))
+    return m2, sigma2, C2, pc2, ps2
+
+
+def test_first_generations_match_hand_computed_update_in_2d():
+    prob = Problem("shifted", 2, (-5.0, 0.0), (5.0, 20.0),
+                   lambda x: -((x[:, 0] - 1.0) ** 2 + 3.0 * (x[:, 1] - 12.0) ** 2))
+    algo = CMAES(prob, CMAESConfig(sigma0=0.02))
+    gen = torch.Generator().manual_seed(3)
+    s = algo.evaluate(algo.init(algo.default_population(), 0, gen))
+    assert s.lam == 6 and float(s.sigma) == 0.02 and torch.equal(s.C, torch.eye(2, dtype=torch.float64))
+    lo, width = np.array([-5.0, 0.0]), np.array([10.0, 20.0])
+    m, sigma, C = s.mean.numpy().copy(), 0.02, np.eye(2)
+    pc, ps = np.zeros(2), np.zeros(2)
+    for g in range(3):
+        X, f = s.pop.genomes.numpy(), s.pop.fitness.numpy()
+        assert ((X > lo) & (X < lo + width)).all()  # no sample was repaired
+        Y = ((X - lo) / width - m) / sigma  # the steps, recomputed from the evaluated genomes
+        np.testing.assert_allclose(s.y.numpy(), Y, rtol=0, atol=1e-9)
+        m, sigma, C, pc, ps = _reference_update(m, sigma, C, pc, ps, g, Y, f)
+        s = algo.step(s, g, gen)
+        for got, want in ((s.mean, m), (s.sigma, sigma), (s.C, C), (s.pc, pc), (s.ps, ps)):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
+        s = algo.evaluate(s)
+    assert sigma != 0.02 and not np.allclose(C, np.eye(2))  # the update did something
+
+
+# -- restarts ---------------------------------------------------------------------------------------
+
+def test_ipop_restart_on_rastrigin_doubles_lambda_and_is_counted():
+    calls = []
+    base = make_problem("rastrigin", 5)
+    prob = Problem("counted", 5, -5.12, 5.12, lambda x: calls.append(x.shape[0]) or base.fn(x))
+    algo = CMAES(prob, CMAESConfig())
+    gen = torch.Generator().manual_seed(1)
+    s = algo.evaluate(algo.init(algo.default_population(), 0, gen))
+    evals, lams, g = algo.evaluated(s), [algo.info(s)["lambda"]], 0
+    while algo.info(s)["restarts"] < 2 and g < 2000:
+        s = algo.evaluate(algo.step(s, g, gen))
+        g, evals = g + 1, evals + algo.evaluated(s)
+        if algo.info(s)["lambda"] != lams[-1]:
+            lams.append(algo.info(s)["lambda"])
+            assert s.last_stop  # some criterion fired
+    assert lams == [8, 16, 32]
+    assert evals == sum(calls)  # evaluated() follows the population size
+    assert algo.info(s)["sigma"] == pytest.approx(0.3, rel=0.5)  # sigma reset at the restart
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+
+def _roundtrip(algo: CMAES, state: CMAState) -> CMAState:
+    body = fmt.decode(fmt.encode("checkpoint", {"state": algo.to_record(state)}), "checkpoint")
+    return algo.from_record(body["state"])
+
+
+def _assert_same(a: CMAState, b: CMAState) -> None:
+    for name in ("y", "mean", "sigma", "C", "pc", "ps", "B", "Ddiag", "best_hist", "median_hist", "ancestry"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for name in ("genomes", "fitness", "origin", "birth", "lineage"):
+        assert torch.equal(getattr(a.pop, name), getattr(b.pop, name)), name
+    assert (a.count, a.eigen_at, a.restarts, a.hist_len, a.island) == (b.count, b.eigen_at, b.restarts,
+                                                                       b.hist_len, b.island)
+
+
+def _generations(algo, s, gen, start, stop):
+    for g in range(start, stop):
+        s = algo.evaluate(algo.step(s, g, gen))
+    return s
+
+
+@pytest.mark.parametrize("problem,dim,dtype,separable,cut,end", [
+    ("rastrigin", 5, torch.float64, False, 170, 215),  # the first restart falls in between
+    ("sphere", 30, torch.float32, True, 10, 25),
+])
+def test_resumed_run_is_bit_identical(problem, dim, dtype, separable, cut, end):
+    algo = CMAES(make_problem(problem, dim), CMAESConfig(), dtype=dtype, separable=separable)
+    gen = torch.Generator().manual_seed(1)
+    s = _generations(algo, algo.evaluate(algo.init(algo.default_population(), 3, gen)), gen, 0, cut)
+    s = s if separable else algo.immigrate(s, _migrants(np.zeros((1, dim)), 9), "worst", gen)[0]
+    saved, gen_state = _roundtrip(algo, s), gen.get_state()
+    straight = _generations(algo, s, gen, cut, end)
+    fresh = CMAES(make_problem(problem, dim), CMAESConfig(), dtype=dtype, separable=separable)
+    gen2 = torch.Generator()
+    gen2.set_state(gen_state)
+    resumed = _generations(fresh, saved, gen2, cut, end)
+    _assert_same(straight, resumed)
+    assert straight.y.dtype == dtype
+    if not separable:
+        assert s.restarts == 0 and straight.restarts >= 1
+
+
+def test_from_record_rejects_records_that_do_not_fit():
+    algo = CMAES(make_problem("sphere", 4), CMAESConfig())
+    rec = algo.to_record(algo.init(6, 0, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError):
+        CMAES(make_problem("sphere", 5), CMAESConfig()).from_record(rec)
+    with pytest.raises(ValueError):
+        CMAES(make_problem("sphere", 4), CMAESConfig(), separable=True).from_record(rec)
+    with pytest.raises(ValueError):
+        algo.from_record({**rec, "C": np.eye(3)})
+
+
+# -- migration: Hansen's injection ------------------------------------------------------------------
+
+def _migrants(genomes: np.ndarray, origin: int) -> Migrants:
+    k = genomes.shape[0]
+    return Migrants(genomes=genomes, fitness=np.zeros(k), origin=np.full(k, origin),
+                    birth=np.full(k, 2), lineage=(origin << 32) + np.arange(k))
+
+
+def test_immigrate_screens_and_caps_injections():
+    algo = CMAES(make_problem("sphere", D), CMAESConfig())
+    gen = torch.Generator().manual_seed(0)
+    s = algo.evaluate(algo.init(10, 0, gen))
+    offered = np.vstack([np.full((7, D), 0.1) * np.arange(1, 8)[:, None],  # 7 valid, better first
+                         np.full((1, D), 9.0),  # out of bounds
+                         s.pop.genomes[:1].numpy()])  # already present
+    s2, n = algo.immigrate(s, _migrants(offered, 4), "worst", gen)
+    assert n == 5  # at most lambda // 2 pending
+    np.testing.assert_array_equal(s2.inject.genomes.numpy(), offered[:5])
+    assert algo.immigrate(s2, _migrants(offered[5:7], 4), "worst", gen)[1] == 0  # no room left
+    assert torch.equal(s2.pop.genomes, s.pop.genomes)  # the evaluated generation is untouched
+    s3 = algo.evaluate(algo.step(s2, 0, gen))
+    np.testing.assert_array_equal(s3.pop.genomes[:5].numpy(), offered[:5])
+    assert s3.pop.origin[:5].tolist() == [4] * 5 and s3.pop.origin[5:].tolist() == [0] * 5
+    assert s3.inject.genomes.shape[0] == 0
+
+
+def test_good_immigrant_steers_mean_and_its_lineage_shows():
+    algo = CMAES(make_problem("sphere", D), CMAESConfig())
+    gen = torch.Generator().manual_seed(5)
+    s = _generations(algo, algo.evaluate(algo.init(10, 0, gen)), gen, 0, 3)
+    gen_b = torch.Generator()
+    gen_b.set_state(gen.get_state())
+    with_imm, n = algo.immigrate(s, _migrants(np.zeros((1, D)), 7), "worst", gen)
+    assert n == 1
+    a = _generations(algo, with_imm, gen, 3, 5)
+    b = _generations(algo, s, gen_b, 3, 5)
+    dist = lambda st: float(torch.linalg.vector_norm(st.mean - 0.5))  # noqa: E731 (optimum at 0.5)
+    assert dist(a) < 0.75 * dist(b)  # one clipped step of weight w_1 toward the optimum
+    assert algo.foreign_share(a, 0) == 1.0 and algo.foreign_share(b, 0) == 0.0
+    assert set(a.pop.lineage.tolist()) == {7 << 32}
+
+
+def test_bad_immigrants_do_not_harm_convergence():
+    algo = CMAES(make_problem("sphere", D), CMAESConfig())
+    gen = torch.Generator().manual_seed(1)
+    s = algo.evaluate(algo.init(10, 0, gen))
+    corners = np.random.default_rng(0).choice([-5.12, 5.12], size=(400, D))
+    evals, g = algo.evaluated(s), 0
+    while algo.stats(s).best < -1e-8 and evals < 5000:
+        s, n = algo.immigrate(s, _migrants(corners[g % 400: g % 400 + 1], 2), "worst", gen)
+        assert n == 1
+        s = algo.evaluate(algo.step(s, g, gen))
+        g, evals = g + 1, evals + algo.evaluated(s)
+        assert s.pop.fitness[0] < -10.0  # the injected corner was evaluated with the generation
+    assert algo.stats(s).best >= -1e-8, evals
+    assert algo.foreign_share(s, 0) == pytest.approx(0.1)  # only the injected row itself
+
+
+# -- robustness ------------------------------------------------------------------------------------
+
+def test_nan_fitness_ranks_worst():
+    nans = []
+
+    def fn(x):
+        f = -(x * x).sum(dim=1)
+        bad = x[:, 0] > 0.5
+        nans.append(int(bad.sum()))
+        return torch.where(bad, torch.nan, f)
+
+    algo = CMAES(Problem("nan-half", 5, -5.0, 5.0, fn), CMAESConfig())
+    gen = torch.Generator().manual_seed(4)
+    s = algo.evaluate(algo.init(8, 0, gen))
+    s, evals, best = _run(algo, 4, 5000, state=s, gen=gen)
+    assert best >= -1e-8 and sum(nans) > 0
+    assert torch.isfinite(s.mean).all() and torch.isfinite(s.C).all()
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_every_evaluated_genome_is_inside_the_box(separable):
+    lower, upper = np.array([-1.0, 0.0, 2.0, -5.0]), np.array([1.0, 3.0, 2.5, 5.0])
+    seen = []
+
+    def fn(x):  # optimum at a corner of the box, so samples keep hitting the walls
+        seen.append(x.clone())
+        return -((x - torch.as_tensor(upper)) ** 2).sum(dim=1)
+
+    algo = CMAES(Problem("corner", 4, tuple(lower), tuple(upper), fn), CMAESConfig(), separable=separable)
+    _, evals, best = _run(algo, 6, 5000)
+    x = torch.cat(seen).numpy()
+    assert (x >= lower).all() and (x <= upper).all()
+    assert (x == upper).any()  # repairs did happen
+    assert best >= -1e-8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_runs_on_cuda(dtype):
+    algo = CMAES(make_problem("rastrigin", 5), CMAESConfig(), device="cuda", dtype=dtype)
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    s = algo.evaluate(algo.init(8, 0, gen))
+    s = _generations(algo, s, gen, 0, 300)
+    assert s.pop.genomes.device.type == "cuda" and s.y.dtype == dtype
+    assert algo.info(s)["restarts"] >= 1
+    assert _roundtrip(algo, s).mean.device.type == "cuda"
