@@ -23,6 +23,9 @@ BOUND_HANDLING = ("clip", "reflect")
 EMIGRANT_POLICIES = ("best", "tournament")
 REPLACEMENT_POLICIES = ("worst", "random", "better")
 ALGORITHMS = ("ga", "pure", "cmaes", "sep-cmaes", "de", "es", "neat")
+# Population when none is given: fixed for these; the others size it from the genome length
+# (CMA-ES 4 + 3 ln D, DE 5 D, ...), which only the built problem knows, so they record None.
+FIXED_DEFAULT_POPULATION = {"ga": 100, "pure": 100, "neat": 100}
 MUTATIONS = ("self-adaptive", "fixed")
 DTYPES = ("float64", "float32")
 
@@ -134,6 +137,8 @@ class RunConfig:
     algorithm_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.population is None and self.algorithm in FIXED_DEFAULT_POPULATION:
+            object.__setattr__(self, "population", FIXED_DEFAULT_POPULATION[self.algorithm])
         _check(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
         _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         _check(self.population is None or self.population >= 2, f"population must be >= 2, got {self.population}")

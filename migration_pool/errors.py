@@ -30,9 +30,8 @@ class ManifestConflict(PoolError, ValueError):
 
     def __init__(self, name: str, recorded: object, given: object) -> None:
         self.name, self.recorded, self.given = name, recorded, given
-        super().__init__(
-            f"{name}={given!r} contradicts the run manifest, which records {name}={recorded!r}"
-        )
+        have = "the default" if recorded is None else f"{name}={recorded!r}"
+        super().__init__(f"{name}={given!r} contradicts the run manifest, which records {have}")
 
     def __reduce__(self):
         return (type(self), (self.name, self.recorded, self.given))

@@ -264,7 +264,8 @@ def hostile_run(tmp_path) -> tuple[RunDir, str]:
 
 
 def neighbour_batch(run_id: str, generation: int, *, dim: int = 10) -> bytes:
-    genomes = np.linspace(-1, 1, 3 * dim, dtype=np.float32).reshape(3, dim) * (generation + 1) / 10
+    # In the run's dtype (rastrigin evolves in float64): the pool pins a run's genome dtype.
+    genomes = np.linspace(-1, 1, 3 * dim, dtype=np.float64).reshape(3, dim) * (generation + 1) / 10
     return fmt.encode_batch(migrant_batch(genomes, run_id=run_id, generation=generation, created=time.time(),
                                           lineage=np.full(3, 1 << 32)))
 
