@@ -21,7 +21,7 @@ SNES 11,900-12,800; PGPE never (ClipUp's fixed step length leaves it near f = 5e
 rastrigin D=10 to 1e-4: SNES 17,500-22,200 (3/3); PGPE never (f 20-30). xor, seeds 0-9:
 SNES 10/10, median 2,700; PGPE 10/10, median 2,300. cartpole: both <= 700 (networks near
 zero weights often balance already). double_pole: SNES 3,800-5,300 (3/3); PGPE
-seed 2 at 9,000. SNES is as good on networks and the only one that converges
+8,300-9,900. SNES is as good on networks and the only one that converges
 on vector problems. The population: SNES's usual 4 + 3 ln D (12 at D=10) is 6x cheaper on
 sphere but collapsed onto local optima on xor (5/10 unsolved) and rastrigin (0/3; 2/3 at
 50), so the default is 100.
