@@ -74,8 +74,16 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
     ("--dim", "dim", click.IntRange(min=1), "Genome dimension of the problem."),
-    ("--algorithm", "algorithm", click.Choice(cfg.ALGORITHMS), "Evolutionary algorithm."),
-    ("--population", "population", int, "Individuals per island (>= 2)."),
+    ("--algorithm", "algorithm", click.Choice(cfg.ALGORITHMS),
+     "Search algorithm (default ga). cmaes/sep-cmaes: CMA-ES with IPOP restarts (sep: diagonal, for "
+     "thousands of genes); de: SHADE differential evolution; es: SNES natural evolution strategy; "
+     "pure: the GA on a network task's weights; neat: topology evolution. Any vector algorithm "
+     "runs on a network task's weights too."),
+    ("--population", "population", int,
+     "Individuals per island (>= 2). Default: 100 for ga/pure/neat/es, 4 + 3 ln D for cmaes, 5 D in [20, 100] for de."),
+    ("--dtype", "dtype", click.Choice(cfg.DTYPES),
+     "Precision of genomes and fitness (default: the problem's; float64 benchmarks, float32 networks)."),
+    ("--max-evaluations", "max_evaluations", click.IntRange(min=1), "Stop an island after this many evaluations."),
     ("--generations", "generations", int, "Generations per island."),
     ("--seed", "seed", click.IntRange(min=0), "Run seed; each island's seed derives from it and its id."),
     ("--checkpoint-every", "checkpoint_every", click.IntRange(min=1), "Generations between checkpoints."),
@@ -90,7 +98,9 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", click.FloatRange(0, 1), "Probability that a pair is recombined."),
     ("--mutation-rate", "ga.mutation_rate", click.FloatRange(0, 1), "Per-gene mutation probability (default: 1/dim)."),
-    ("--mutation-sigma", "ga.mutation_sigma", click.FloatRange(min=0, min_open=True), "Mutation step as a share of the box width."),
+    ("--mutation", "ga.mutation", click.Choice(cfg.MUTATIONS),
+     "GA mutation step: self-adaptive per individual (default) or fixed."),
+    ("--mutation-sigma", "ga.mutation_sigma", click.FloatRange(min=0, min_open=True), "Mutation step (initial step if self-adaptive) as a share of the box width."),
     ("--elitism", "ga.elitism", click.IntRange(min=0), "Best individuals copied unchanged."),
     ("--bounds", "ga.bounds", click.Choice(cfg.BOUND_HANDLING), "Bound handling."),
 ]

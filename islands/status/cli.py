@@ -159,7 +159,7 @@ def render(report: dict[str, Any]) -> Any:
     mig = run["migration"]
     header = Text.assemble(
         ("run ", "bold"), (f"{(run['run_id'] or '?')[:12]}", "cyan"),
-        f"  {run['problem']} dim {run['dim']}  {run['algorithm']} pop {run['population']}  "
+        f"  {run['problem']} dim {run['dim']}  {run['algorithm']} pop {run['population'] or 'default'}  "
         f"{run['generations']} generations  ",
         "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrants)",
         f"\n{report['run_dir']}\n",
