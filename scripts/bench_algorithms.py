@@ -9,7 +9,10 @@ against the better peer. Writes JSON, a Markdown table and an ECDF plot (share o
 (problem, seed, target) pairs reached against evaluations / D, per method), as COCO draws them.
 
     python scripts/bench_algorithms.py [--quick] [--out DIR] [--dims 10,20] [--seeds 5]
-        [--problems a,b] [--methods "cmaes,de x4,pycma-bipop"] [--budget-per-dim 20000]
+        [--problems a,b] [--methods "cmaes,de x4,cmaes+de+ga x4,pycma-bipop"] [--budget-per-dim 20000]
+
+Methods: an algorithm name is one island with the whole budget; "NAME xN" is N islands on a
+ring (the run's default migration settings); "A+B+C xN" mixes algorithms over N islands.
 
 Peers come from the optional extra (`pip install -e ".[peers]"`); a missing one is skipped.
 """
@@ -36,7 +39,8 @@ from quality_runners import TARGETS, method_runner  # noqa: E402
 PROBLEMS = ("sphere", "ellipsoid", "rotated_ellipsoid", "bent_cigar", "rosenbrock", "rastrigin",
             "rotated_rastrigin", "schwefel", "rotated_schwefel", "lunacek")
 QUICK_PROBLEMS = ("ellipsoid", "rosenbrock", "rastrigin", "rotated_rastrigin", "schwefel")
-METHODS = ("ga", "cmaes", "de", "ga x4", "cmaes x4", "de x4", "pycma-bipop", "pygmo-de x4", "pygmo-sade x4")
+METHODS = ("ga", "cmaes", "de", "ga x4", "cmaes x4", "de x4", "cmaes+de+ga x4", "pycma-bipop", "pygmo-de x4",
+           "pygmo-sade x4")
 PEERS = ("pycma-bipop", "pygmo-de x4", "pygmo-sade x4")
 
 
@@ -140,7 +144,7 @@ def main() -> None:
     ap.add_argument("--dims", help="comma-separated dimensions (default 10,20; quick 10)")
     ap.add_argument("--seeds", type=int, help="seeds per cell (default 5; quick 3)")
     ap.add_argument("--problems", help="comma-separated problem names")
-    ap.add_argument("--methods", help="comma-separated methods (e.g. 'cmaes,de x4,pycma-bipop')")
+    ap.add_argument("--methods", help="comma-separated methods (e.g. 'cmaes,de x4,cmaes+de+ga x4,pycma-bipop')")
     ap.add_argument("--budget-per-dim", type=int, default=20000, help="evaluations per run / D (default 20000)")
     args = ap.parse_args()
     torch.set_num_threads(1)

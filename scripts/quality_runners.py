@@ -194,9 +194,9 @@ def method_runner(name: str):
 
 
 def _archipelago(name: str) -> list[str]:
-    """'cmaes' -> one island; 'de x4' -> four; 'mixed cmaes,de,ga x6' -> cycled over six."""
+    """'cmaes' -> one island; 'de x4' -> four; 'cmaes+de+ga x6' -> the three cycled over six."""
     parts = name.split()
     count = int(parts[-1][1:]) if parts[-1].startswith("x") else 1
-    algos = (parts[1] if parts[0] == "mixed" else parts[0]).split(",")
+    algos = parts[0].split("+")
     return [algos[i % len(algos)] for i in range(count)]
 
