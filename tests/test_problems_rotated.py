@@ -149,7 +149,7 @@ def test_problems_evaluate_on_cuda_like_on_cpu() -> None:
     for name in NEW:
         problem = make_problem(name, 12)
         x = torch.rand((32, 12), generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 8 - 4
-        x[0] = problem.optimum_point()
+        x[0] = problem.optimum_point(dtype=torch.float64)  # the float32 default would round it
         on_gpu = problem.evaluate(x.cuda())
         assert on_gpu.device.type == "cuda" and on_gpu[0].item() == 0.0
         assert torch.allclose(on_gpu.cpu(), problem.evaluate(x), rtol=1e-10), name
