@@ -44,14 +44,14 @@ def machine() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the under-3-minute variant")
+    ap.add_argument("--quick", action="store_true", help="the under-5-minute variant")
     ap.add_argument("--out", default="bench-out", help="output directory (default bench-out/)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
     cores = len(os.sched_getaffinity(0))
-    results: dict = {"quick": quick, "machine": machine()}
+    results: dict = {"quick": quick, "machine": machine(), "out": str(out)}
 
     engine = run("bench_engine.py", out / "engine.json", "--out", str(out / "engine.json"),
                  *(["--rounds", "3", "--gens", "30"] if quick else ["--rounds", "9", "--gens", "60"]))
@@ -80,6 +80,12 @@ def main() -> None:
     peers = run("bench_peers.py", out / "peers.json", "--out", str(out / "peers.json"),
                 *(["--quick"] if quick else []))
     results["peers"] = peers
+
+    algorithms = run("bench_algorithms.py", out / "algorithms.json", "--out", str(out),
+                     *(["--seeds", "2", "--problems", "rosenbrock,rastrigin",
+                        "--methods", "cmaes,de,ga x4,pycma-bipop,pygmo-de x4"] if quick else ["--quick"]))
+    results["algorithms"] = {"rows": algorithms["rows"], "targets": algorithms["targets"],
+                             "skipped": algorithms["skipped"]}
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(markdown(results))
@@ -115,6 +121,7 @@ def markdown(r: dict) -> str:
         ev = q["median_evals_to_target"]
         lines.append(f"| {q['problem']} | {q['mode']} | {q['median_best']:.3f} | {q['reached_target']}/{q['seeds']} "
                      f"(target {q['target']}) | {'-' if ev is None else f'{ev:,.0f}'} |")
+    lines += ["", (Path(r["out"]) / "algorithms.md").read_text()] if r.get("out") else []
     lines += ["", "| library | ms per generation | time ratio to islands | best fitness |", "|---|---|---|---|"]
     for p in r["peers"]["peers"]:
         if "skipped" in p:
