@@ -199,7 +199,7 @@ def test_config_coerces_command_line_strings_and_refuses_bad_values():
     assert cfg == DEConfig(strategy="rand/1", memory_size=10, archive_rate=2.6, p_best=0.1)
     for bad in ({"strategy": "best/2"}, {"memory_size": "2.5"}, {"memory_size": 0}, {"archive_rate": "x"},
                 {"p_best": "0"}, {"p_best": "nan"}, {"populaton": 5}):
-        with pytest.raises(ConfigError, match="de: "):
+        with pytest.raises(ConfigError, match=r"\bde\b"):
             DEConfig.from_params(bad)
     with pytest.raises(ConfigError):
         de(make_problem("sphere", 3), strategy="rand/1").init(3, 0, gen())

@@ -50,6 +50,7 @@ from torch import Tensor
 
 from islands import operators as ops
 from islands.algorithms.base import Migrants
+from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation, host
 from islands.errors import ConfigError
 from islands.problems import Problem
@@ -97,23 +98,7 @@ class CMAESConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> "CMAESConfig":
         """Build from `RunConfig.algorithm_params`; text values are parsed, unknown keys refused."""
-        params = dict(params or {})
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown cmaes setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-        values = {}
-        for name, value in params.items():
-            if isinstance(value, str):
-                try:
-                    value = int(value) if known[name] == "int" else float(value)
-                except ValueError:
-                    raise ConfigError(f"cmaes: {name} must be a {known[name]}, got {value!r}") from None
-            elif known[name] == "float" and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            values[name] = value
-        return cls(**values)
-
+        return config_from_params(cls, params, "cmaes")
 
 def _need(cond: bool, what: str, value: Any) -> None:
     if not cond:
@@ -327,7 +312,7 @@ class CMAES(VectorAlgorithm[CMAState]):
 
     def _stops(self, s: CMAState, p: _Params, fit: Tensor) -> list[str]:
         """Names of the restart criteria that hold (one host sync for all of them)."""
-        cfg, n, i = self.cfg, self.dim, s.count % self.dim
+        cfg, i = self.cfg, s.count % self.dim
         diag = s.C if self.separable else torch.diagonal(s.C)
         recent = s.best_hist[-p.tol_window:]
         tol = cfg.tolfun * torch.clamp(recent[-1].abs(), min=1.0)

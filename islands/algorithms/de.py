@@ -60,6 +60,7 @@ import torch
 from torch import Tensor
 
 from islands import operators as ops
+from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
 from islands.problems import Problem
@@ -101,44 +102,7 @@ class DEConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "DEConfig":
         """Build from `--algorithm-param` values (strings or numbers); unknown keys are refused."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ConfigError(f"de: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
-        values: dict[str, Any] = {}
-        for key, raw in params.items():
-            if key == "strategy":
-                values[key] = raw
-            elif key == "memory_size":
-                values[key] = _integer(key, raw)
-            else:
-                values[key] = _real(key, raw)
-        return cls(**values)
-
-
-def _integer(key: str, raw: Any) -> Any:
-    if isinstance(raw, bool):
-        return raw  # refused by __post_init__ with the value quoted
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"de: {key} must be an integer, got {raw!r}") from None
-    if not value.is_integer():
-        raise ConfigError(f"de: {key} must be an integer, got {raw!r}")
-    return int(value)
-
-
-def _real(key: str, raw: Any) -> float:
-    if isinstance(raw, bool):
-        raise ConfigError(f"de: {key} must be a number, got {raw!r}")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"de: {key} must be a number, got {raw!r}") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"de: {key} must be a finite number, got {raw!r}")
-    return value
-
+        return config_from_params(cls, params, "de")
 
 @dataclass(frozen=True)
 class Trials:

@@ -59,6 +59,7 @@ import torch
 from torch import Tensor
 
 from islands import operators as ops
+from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
 from islands.problems import Problem
@@ -115,25 +116,7 @@ class ESConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> "ESConfig":
         """Build from `--algorithm-param` values (strings or numbers); rejects unknown names."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(f"unknown es setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values: dict[str, Any] = {}
-        for name, value in params.items():
-            if name in ("variant", "center_init"):
-                values[name] = value.strip().lower() if isinstance(value, str) else value
-            elif isinstance(value, str):
-                text = value.strip().lower()
-                try:
-                    values[name] = None if text in ("none", "auto", "") else float(text)
-                except ValueError:
-                    raise ConfigError(f"es: {name} must be a number, got {value!r}") from None
-            else:
-                values[name] = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        return cls(**values)
-
+        return config_from_params(cls, params, "es")
 
 @dataclass(frozen=True)
 class ESState:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from islands.algorithms.params import config_from_params
 from islands.errors import ConfigError
 
 MAX_NODES = 4096  # per genome; also the pool format's cap for "neat" genomes
@@ -108,31 +109,7 @@ class NeatConfig:
         Values may arrive as strings from a command line ("true", "0.05"); they are parsed to
         the field's type so that a manifest written by hand works too.
         """
-        params = dict(params or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown neat setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-        values = {name: _coerce(name, known[name].type, v) for name, v in params.items()}
-        return cls(**values)
+        return config_from_params(cls, params, "neat")
 
     def to_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _coerce(name: str, typ: Any, value: Any) -> Any:
-    if not isinstance(value, str):
-        if typ == "float" and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
-    text = value.strip().lower()
-    try:
-        if typ == "bool":
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        return int(text) if typ == "int" else float(text)
-    except ValueError:
-        raise ConfigError(f"neat: {name} must be a {typ}, got {value!r}") from None
