@@ -74,16 +74,6 @@ def name_origins(counts: Mapping[int, int], known: Sequence[str]) -> dict[str, i
     return {ids.get(n, f"island-{n:02d}"): c for n, c in sorted(counts.items())}
 
 
-def summary_line(counts: Mapping[str, int], islands: int) -> str:
-    """One line for people: "lineages: 6.3 effective origins of 20 islands; largest ..."."""
-    eff = effective_origins(counts)
-    key, share = dominant(counts)
-    line = f"lineages: {eff:.1f} effective origins of {islands} island{'s' if islands != 1 else ''}"
-    if key is not None and share is not None:
-        line += f"; largest: {key} {share:.0%}"
-    return line
-
-
 def takeover_warning(counts: Mapping[str, int], contributors: int) -> str | None:
     """The warning shown when one origin holds more than half of the archipelago, else None."""
     key, share = takeover(counts, contributors)
@@ -91,3 +81,36 @@ def takeover_warning(counts: Mapping[str, int], contributors: int) -> str | None
         return None
     return (f"warning: {key}'s lineage holds {share:.0%} of the archipelago (takeover: "
             "migrate less often, fewer migrants, or a sparser topology)")
+
+
+def over_time(points: Mapping[str, Sequence[tuple[int, Mapping[int, int]]]], bins: int = 50) -> list[dict[str, Any]]:
+    """The archipelago's effective origins over generations, from the islands' sampled histories.
+
+    `points` maps an island to its (generation, origin counts) samples. Generations are cut
+    into at most `bins` equal bins; in each, every island contributes its latest sample, the
+    contributions are pooled, and the bin is labelled with the mean generation of those
+    samples (islands sample at their own pace, so the same generation is rarely in all).
+    """
+    series = [[(g, c) for g, c in pts if g >= 0 and c] for pts in points.values()]
+    series = [s for s in series if s]
+    if not series:
+        return []
+    last = max(g for s in series for g, _ in s)
+    width = max(1, math.ceil((last + 1) / max(1, bins)))
+    per_bin: dict[int, list[tuple[int, Mapping[int, int]]]] = {}
+    for s in series:
+        latest: dict[int, tuple[int, Mapping[int, int]]] = {}
+        for g, c in s:
+            b = g // width
+            if b not in latest or g >= latest[b][0]:
+                latest[b] = (g, c)
+        for b, sample in latest.items():
+            per_bin.setdefault(b, []).append(sample)
+    out = []
+    for b in sorted(per_bin):
+        samples = per_bin[b]
+        counts = pooled(c for _, c in samples)
+        out.append({"generation": round(sum(g for g, _ in samples) / len(samples)),
+                    "effective_origins": effective_origins(counts),
+                    "dominant_share": dominant_share(counts), "islands": len(samples)})
+    return out
