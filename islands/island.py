@@ -30,7 +30,7 @@ from islands.status.record import HistoryLine, IslandStatus, Migration, Migratio
 from migration_pool.rundir import RunDir
 
 STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
-DIVERSITY_EVERY = 10  # history lines of every 10th generation carry diversity and foreign share
+DIVERSITY_EVERY = 10  # history lines of every 10th generation carry diversity, foreign share, origins
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,7 @@ class _Loop:
             migration=self.event,
             diversity=round(self.algo.diversity(state), 6) if sampled else None,
             foreign=round(self.algo.foreign_share(state, self.number), 4) if sampled else None,
+            origins=self.algo.origins(state) if sampled else {},
             algo=self.algo.info(state),
         ))
         self.event = None
@@ -293,6 +294,7 @@ class _Loop:
             diversity=diversity,
             foreign_share=foreign,
             centroid=self.algo.centroid(state),
+            origins=self.algo.origins(state),
             migration=Migration.from_body(progress.migration),
             overrides=dict(self.spec.overrides),
             device=self.spec.device,

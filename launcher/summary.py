@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from islands.status import lineage
 from islands.status.record import MIGRATION_COUNTERS, IslandStatus, champion
 
 
@@ -65,6 +66,7 @@ def summarize(
     only the work done now; `watches` holds the launcher's per-island bookkeeping.
     """
     islands: dict[str, Any] = {}
+    origins: list[dict[int, int]] = []
     migration = dict.fromkeys(MIGRATION_COUNTERS, 0)
     total = done_now = 0
     for isl in sorted(set(statuses) | set(watches)):
@@ -77,6 +79,8 @@ def summarize(
         done_now += max(0, evals - int(baseline.get(isl, 0)))
         for k in MIGRATION_COUNTERS:
             migration[k] += getattr(st.migration, k)
+        if st.origins:
+            origins.append(dict(st.origins))
         islands[isl] = {
             "state": w.get("state", st.state or "unknown"),
             "reason": w.get("reason") or st.reason,
@@ -105,10 +109,20 @@ def summarize(
         "evaluations_this_launch": done_now,
         "evals_per_sec": round(done_now / wall_s, 3) if wall_s > 0 else 0.0,
         "migration": migration,
+        "lineage": _lineage(origins, sorted(set(statuses) | set(watches))),
         "restarts": sum(v["restarts"] for v in islands.values()),
         "hangs": sum(v["hangs"] for v in islands.values()),
         "ended": time.time(),
     }
+
+
+def _lineage(origins: list[dict[int, int]], ids: list[str]) -> dict[str, Any]:
+    """The archipelago's effective origins at the end (`islands.status.lineage`)."""
+    counts = lineage.name_origins(lineage.pooled(origins), ids)
+    top, share = lineage.dominant(counts)
+    return {"effective_origins": lineage.effective_origins(counts) if counts else None,
+            "islands_counted": len(origins), "dominant_origin": top, "dominant_share": share,
+            "warning": lineage.takeover_warning(counts, len(origins))}
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -128,6 +142,12 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
                  + (f", {m['publish_errors']} failed publishes" if m["publish_errors"] else "")
                  + f"; restarts {summary['restarts']}, "
                  f"hangs {summary['hangs']}")
+    lin = summary["lineage"]
+    if lin["effective_origins"] is not None:
+        lines.append(f"lineages: {lin['effective_origins']:.1f} effective origins of {lin['islands_counted']} "
+                     f"island(s); largest: {lin['dominant_origin']} {lin['dominant_share']:.0%}")
+        if lin["warning"]:
+            lines.append(lin["warning"])
     for isl, v in summary["islands"].items():
         if v["state"] == "failed":
             lines.append(f"failed: {isl}: {v['reason']}")

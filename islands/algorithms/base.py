@@ -111,6 +111,13 @@ class Algorithm(ABC, Generic[State]):
         """Share of the population whose lineage began on another island."""
 
     @abstractmethod
+    def origins(self, state: State) -> dict[int, int]:
+        """How many individuals descend from each origin island (island number -> count).
+
+        The archipelago's lineage diversity (`islands.status.lineage`) is built from these.
+        """
+
+    @abstractmethod
     def centroid(self, state: State) -> np.ndarray | None:
         """Mean genome in normalised units, for between-island diversity (None if meaningless)."""
 

@@ -198,6 +198,10 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
     def foreign_share(self, state: S, island: int) -> float:
         return float((self.population(state).origin != island).double().mean())
 
+    def origins(self, state: S) -> dict[int, int]:
+        keys, counts = torch.unique(self.population(state).origin, return_counts=True)
+        return dict(zip(keys.tolist(), counts.tolist()))
+
     def centroid(self, state: S) -> np.ndarray:
         norm = (self.population(state).genomes.mean(dim=0) - self.lower) / self.width
         return norm.double().cpu().numpy()

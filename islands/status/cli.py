@@ -56,7 +56,10 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
     minimisation problems show -f(x)); evals/s; restarts by the launcher; migrants
     sent/received/adopted/rejected (then bad pool files and failed publishes, when any); div, the within-island diversity (mean gene standard
     deviation / bound width); foreign, the share of the population whose lineage began on
-    another island; seen, the age of the last heartbeat.
+    another island; origins, the effective number of origins of the population (exp of the
+    entropy of its lineages' origin islands: 1 = one lineage); seen, the age of the last
+    heartbeat. Below the table: the archipelago's effective origins, and a warning when one
+    island's lineage holds more than half of all individuals.
     """
     if show_schema:
         from islands.status.schema import SCHEMA
@@ -179,7 +182,8 @@ def render(report: dict[str, Any]) -> Any:
              for i in isl_rows]
     table = Table(box=None, pad_edge=False, header_style="bold underline")
     columns = ["island", "state", "gen", "best", "mean", "evals/s"] + (["restarts"] if restarts else []) + \
-        ["sent/recv/adopt/rej" + ("/bad" if bad else "") + ("/unpub" if unpublished else ""), "div", "foreign", "seen"]
+        ["sent/recv/adopt/rej" + ("/bad" if bad else "") + ("/unpub" if unpublished else ""), "div", "foreign", "origins",
+         "seen"]
     keep = {"island": max((len(i["island"]) for i in isl_rows), default=6), "state": 10, "best": 10}
     for name in columns:
         table.add_column(name, justify="left" if name in ("island", "state") else "right", no_wrap=True,
@@ -195,7 +199,7 @@ def render(report: dict[str, Any]) -> Any:
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
         cells += [str(isl["restarts"])] if restarts else []
         cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
-                  _ago(isl["heartbeat_age_s"])]
+                  _num(isl["effective_origins"], ".2f"), _ago(isl["heartbeat_age_s"])]
         table.add_row(*cells, *([note] if any(notes) else []))
     parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
     if report["notes"]:
@@ -221,7 +225,22 @@ def _archipelago(arch: dict[str, Any]) -> Any:
     lines.append("diversity ", "bold")
     lines.append(f"between islands {_num(arch['between_island_diversity'], '.3f')}, "
                  f"within islands {_num(arch['mean_diversity'], '.3f')} (mean), "
-                 f"foreign share {_pct(arch['mean_foreign_share'])} (mean)\n")
+                 f"foreign share {_pct(arch['mean_foreign_share'])} (mean)"
+                 + (f", separation {arch['separation']:.2f} (between / within)" if arch["separation"] is not None else "")
+                 + "\n")
+    lin = arch["lineage"]
+    if lin["effective_origins"] is not None:
+        lines.append("lineages ", "bold")
+        lines.append(f"{lin['effective_origins']:.1f} effective origins of {lin['islands_counted']} islands"
+                     f" (largest: {lin['dominant_origin']} {_pct(lin['dominant_share'])})")
+        trend = lin["over_time"]
+        if len(trend) > 1:
+            lines.append(f"  gen {trend[0]['generation']} {trend[0]['effective_origins']:.1f} ")
+            lines.append(_spark([p["effective_origins"] for p in trend]), "cyan")
+            lines.append(f" gen {trend[-1]['generation']} {trend[-1]['effective_origins']:.1f}")
+        lines.append("\n")
+        if lin["warning"]:
+            lines.append(lin["warning"] + "\n", "bold yellow")
     series = arch["diversity_over_time"]
     if series:
         lines.append("diversity over time ", "bold")

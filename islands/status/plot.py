@@ -1,4 +1,4 @@
-"""`islands status --plot FILE.png`: fitness per island and diversity over time.
+"""`islands status --plot FILE.png`: fitness per island, diversity and lineages over time.
 
 matplotlib is imported here only, with the non-interactive Agg backend, so the report itself
 stays fast and works without a display. Histories are sampled (at most `POINTS` lines per
@@ -52,7 +52,8 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     data = series(root, [i["island"] for i in report["islands"]], points)
     finite = np.concatenate([s["best_ever"][np.isfinite(s["best_ever"])] for s in data.values()] or [np.zeros(0)])
     minimise = finite.size > 0 and bool(np.all(finite <= 0))
-    fig, (ax_fit, ax_div) = plt.subplots(2, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
+    fig, (ax_fit, ax_div, ax_lin) = plt.subplots(3, 1, figsize=(10, 11), sharex=True, constrained_layout=True,
+                                                 gridspec_kw={"height_ratios": [3, 2, 2]})
     many = len(data) > 12
     for island, s in data.items():
         y = -s["best_ever"] if minimise else s["best_ever"]
@@ -74,11 +75,24 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     else:
         ax_fit.set_ylabel("fitness (best so far)")
     ax_div.set_ylabel("within-island diversity\n(mean gene std / bound width)")
-    ax_div.set_xlabel("generation")
+    lineage = report["archipelago"]["lineage"]
+    trend = lineage["over_time"]
+    if trend:
+        ax_lin.plot([p["generation"] for p in trend], [p["effective_origins"] for p in trend],
+                    color="tab:purple", lw=2.0, marker=".", label="effective origins (archipelago)")
+    counted = max((p["islands"] for p in trend), default=lineage["islands_counted"])
+    if counted:
+        ax_lin.axhline(counted, color="grey", ls="--", lw=1.0, label=f"{counted} islands: every lineage alive")
+    ax_lin.set_ylim(bottom=0)
+    ax_lin.set_ylabel("effective number of origins\n(exp entropy of lineage origins)")
+    now = lineage["effective_origins"]
+    ax_lin.set_title("lineages over time" + (f" (now {now:.1f}, largest {lineage['dominant_origin']} "
+                                             f"{lineage['dominant_share']:.0%})" if now is not None else ""))
+    ax_lin.set_xlabel("generation")
     between = report["archipelago"]["between_island_diversity"]
     if between is not None:
         ax_div.set_title(f"diversity over time (between islands now: {between:.3f})")
-    for ax in (ax_fit, ax_div):
+    for ax in (ax_fit, ax_div, ax_lin):
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small", ncol=2 if not many else 1)

@@ -64,6 +64,21 @@ def _figures(x: Any) -> dict[str, float | int]:
     return out
 
 
+def origins_body(origins: Mapping[int, int]) -> dict[str, int]:
+    """Origin counts as written: island numbers as string keys (JSON and msgpack maps agree)."""
+    return {str(int(k)): int(v) for k, v in sorted(origins.items()) if v > 0}
+
+
+def origin_counts(x: Any) -> dict[int, int]:
+    """Decoded origin counts: island number -> individuals; bad keys and counts are dropped."""
+    out: dict[int, int] = {}
+    for k, v in as_mapping(x).items():
+        n = as_int(v)
+        if isinstance(k, str) and k.isdigit() and len(k) < 10 and n is not None and n > 0:
+            out[int(k)] = n
+    return out
+
+
 def _counter(help: str) -> Any:
     """A migration counter field; `MIGRATION_COUNTERS` lists the fields made with it."""
     return field(default=0, metadata={"counter": help})
@@ -162,6 +177,7 @@ class IslandStatus:
     diversity: float | None = None  # within-island: mean per-gene std / bound width
     foreign_share: float | None = None  # of the population whose lineage began elsewhere
     centroid: Any = None  # the population's mean genome, normalised to [0, 1] by the bounds
+    origins: Mapping[int, int] = field(default_factory=dict)  # island number -> individuals whose lineage began there
     migration: Migration = field(default_factory=Migration)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # this island's --vary values
     device: str | None = None
@@ -179,6 +195,7 @@ class IslandStatus:
         """The map written into status.isld (`algo` only when there is something in it)."""
         body = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("algo", "migration")}
         body["migration"] = self.migration.to_body()
+        body["origins"] = origins_body(self.origins)
         body["overrides"] = dict(self.overrides)
         if self.algo:
             body["algo"] = dict(self.algo)
@@ -197,7 +214,7 @@ class IslandStatus:
             evaluations=as_int(b.get("evaluations")), evals_per_sec=as_float(b.get("evals_per_sec")),
             diversity=as_float(b.get("diversity")), foreign_share=as_float(b.get("foreign_share")),
             centroid=centroid if isinstance(centroid, (np.ndarray, list, tuple)) else None,
-            migration=Migration.from_body(b.get("migration")),
+            origins=origin_counts(b.get("origins")), migration=Migration.from_body(b.get("migration")),
             overrides={str(k): v for k, v in as_mapping(b.get("overrides")).items()},
             device=as_str(b.get("device")), torch_threads=as_int(b.get("torch_threads")), pid=as_int(b.get("pid")),
             host=as_str(b.get("host")), started=as_float(b.get("started")), heartbeat=as_float(b.get("heartbeat")),
@@ -209,7 +226,7 @@ class IslandStatus:
 # -- the history ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HistoryLine:
-    """One line of history.jsonl: one generation (diversity and foreign on every Nth only)."""
+    """One line of history.jsonl: one generation (diversity, foreign, origins on every Nth only)."""
 
     generation: int | None = None
     best: float | None = None
@@ -220,6 +237,7 @@ class HistoryLine:
     migration: MigrationEvent | None = None  # the event this generation began with, if any
     diversity: float | None = None
     foreign: float | None = None  # share of the population of foreign lineage
+    origins: Mapping[int, int] = field(default_factory=dict)  # island number -> individuals of that lineage
     algo: Mapping[str, float | int] = field(default_factory=dict)
 
     def to_body(self) -> dict[str, Any]:
@@ -230,6 +248,8 @@ class HistoryLine:
             body["migration"] = self.migration.to_body()
         if self.diversity is not None:
             body.update(diversity=self.diversity, foreign=self.foreign)
+        if self.origins:
+            body["origins"] = origins_body(self.origins)
         if self.algo:
             body["algo"] = dict(self.algo)
         return body
@@ -242,7 +262,7 @@ class HistoryLine:
                    time=as_float(b.get("time")),
                    migration=MigrationEvent.from_body(b["migration"]) if isinstance(b.get("migration"), Mapping) else None,
                    diversity=as_float(b.get("diversity")), foreign=as_float(b.get("foreign")),
-                   algo=_figures(b.get("algo")))
+                   origins=origin_counts(b.get("origins")), algo=_figures(b.get("algo")))
 
 
 # -- the one champion rule ------------------------------------------------------------------

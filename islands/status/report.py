@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from islands.status import lineage
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, migration_matrix)
@@ -129,6 +130,7 @@ def build_report(
     islands: list[dict[str, Any]] = []
     statuses: dict[str, IslandStatus] = {}
     div_points = {}
+    origin_points: dict[str, list[tuple[int, Mapping[int, int]]]] = {}
     for island in ids:
         status, problem = _read_status(rundir, island, run_id)
         entry = _island_entry(island, status, problem, now=now, here=here, alive=alive,
@@ -150,10 +152,13 @@ def build_report(
             notes.append(f"{island}: history unreadable: {e}")
             recs = []
         gens = [(r.generation, r.diversity) for r in recs if r.generation is not None and r.diversity is not None]
+        origin_points[island] = [(r.generation, r.origins) for r in recs if r.generation is not None and r.origins]
         div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
     champion, note = _champion(rundir, statuses, run_id)
     if note:
         notes.append(note)
+    between = as_float(between_island_diversity([s.centroid for s in statuses.values()]))
+    within = _mean(i["diversity"] for i in islands)
     return {
         "schema_version": SCHEMA_VERSION,
         "generated": now,
@@ -165,8 +170,10 @@ def build_report(
         "islands": islands,
         "archipelago": {
             "champion": champion,
-            "between_island_diversity": as_float(between_island_diversity([s.centroid for s in statuses.values()])),
-            "mean_diversity": _mean(i["diversity"] for i in islands),
+            "between_island_diversity": between,
+            "mean_diversity": within,
+            "separation": between / within if between is not None and within else None,
+            "lineage": _lineage(statuses, ids, origin_points),
             "mean_foreign_share": _mean(i["foreign_share"] for i in islands),
             "migrants": {k: sum(i["migration"][k] for i in islands) for k in MIGRATION_COUNTERS if k != "events"},
             "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}),
@@ -227,8 +234,27 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
         "migration": {k: getattr(s.migration, k) for k in MIGRATION_COUNTERS},
         "diversity": s.diversity,
         "foreign_share": s.foreign_share,
+        "effective_origins": lineage.effective_origins(s.origins) if s.origins else None,
         "overrides": {k: _plain(v) for k, v in s.overrides.items()},
         "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
+    }
+
+
+def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str],
+             points: Mapping[str, Sequence[tuple[int, Mapping[int, int]]]]) -> dict[str, Any]:
+    """The archipelago's lineage diversity: the islands' latest origin counts pooled."""
+    counted = [s.origins for s in statuses.values() if s.origins]
+    counts = lineage.name_origins(lineage.pooled(counted), ids)
+    top, share = lineage.dominant(counts)
+    return {
+        "effective_origins": lineage.effective_origins(counts) if counts else None,
+        "islands_counted": len(counted),
+        "individuals": sum(counts.values()),
+        "origins": counts,
+        "dominant_origin": top,
+        "dominant_share": share,
+        "warning": lineage.takeover_warning(counts, len(counted)),
+        "over_time": lineage.over_time(points),
     }
 
 

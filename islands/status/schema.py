@@ -52,12 +52,38 @@ def _d(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {**schema, "description": description}
 
 
+_ISLAND_ID = {"type": "string", "pattern": "^island-[0-9]{2,}$"}
+
+LINEAGE = _obj(
+    {
+        "effective_origins": _d(_num, "effective number of origins of the whole archipelago: exp of the "
+                                      "Shannon entropy of the origin island over all individuals of the islands' "
+                                      "latest statuses (k islands whose lineages all survive equally: k; a "
+                                      "takeover: near 1); null before any island reported"),
+        "islands_counted": _d(_count, "islands whose status carries origin counts"),
+        "individuals": _d(_count, "individuals counted"),
+        "origins": _d({"type": "object", "propertyNames": {"pattern": "^island-[0-9]{2,}$"},
+                       "additionalProperties": _count}, "individuals per origin island"),
+        "dominant_origin": _d({"oneOf": [{"type": "null"}, _ISLAND_ID]}, "the origin holding the most individuals"),
+        "dominant_share": _d(_num, "its share of all individuals counted"),
+        "warning": _d(_str, "set when one origin holds more than half of the archipelago (a takeover) "
+                            "and two or more islands are counted"),
+        "over_time": _d({"type": "array", "items": _obj({
+            "generation": _d({"type": "integer"}, "mean generation of the samples in the bin"),
+            "effective_origins": {"type": "number"},
+            "dominant_share": _num,
+            "islands": _d(_count, "islands with a sample in the bin (each contributes its latest)"),
+        })}, "archipelago effective origins from the histories' sampled origin counts, binned by generation"),
+    },
+    "lineage diversity: how many islands' lineages survive (docs/DESIGN.md, \"Diversity is a figure\")",
+)
+
 _MIGRATION = _obj({k: _d(_count, v) for k, v in counter_help(Migration).items()},
                   "the island's cumulative migration counters")
 
 ISLAND = _obj(
     {
-        "island": _d({"type": "string", "pattern": "^island-[0-9]{2,}$"}, "island id"),
+        "island": _d(_ISLAND_ID, "island id"),
         "state": _d({"enum": list(STATES)}, "health: " + "; ".join(f"{k}: {v}" for k, v in STATE_HELP.items())),
         "note": _d(_str, "why the state is what it is, or what is wrong (corrupt file, silence)"),
         "reason": _d(_str, "why it ended: generations, target, stagnation or stopped"),
@@ -77,6 +103,9 @@ ISLAND = _obj(
         "migration": _MIGRATION,
         "diversity": _d(_num, "within-island diversity: mean per-gene standard deviation / bound width"),
         "foreign_share": _d(_num, "share of the population whose lineage began on another island"),
+        "effective_origins": _d(_num, "effective number of origins of the population: exp of the Shannon "
+                                      "entropy of the islands where its individuals' lineages began (1: one "
+                                      "lineage; k: k lineages of equal size)"),
         "overrides": _d({"type": "object"}, "this island's hyperparameter overrides (launch --vary)"),
         "heartbeat_age_s": _d(_num, "seconds since the island last wrote its status"),
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
@@ -141,6 +170,12 @@ SCHEMA: dict[str, Any] = {
                               "(genes normalised to [0, 1] by the bounds), divided by sqrt(dim): "
                               "0 when every island sits on the same point, 1 at most"),
                     "mean_diversity": _d(_num, "mean within-island diversity"),
+                    "separation": _d(_num, "between_island_diversity / mean_diversity: a genotypic measure "
+                                           "of how apart the islands are that needs no lineage bookkeeping; "
+                                           "about sqrt(2 / population) when every island samples one population, "
+                                           "well above 1 when islands search separate regions; null when "
+                                           "either is unknown or within-island diversity is 0"),
+                    "lineage": LINEAGE,
                     "mean_foreign_share": _num,
                     "migrants": _obj({k: _count for k in MIGRATION_COUNTERS if k != "events"},
                                      "migration counters summed over islands"),

@@ -136,6 +136,10 @@ class NeatAlgorithm(Algorithm[NeatState]):
     def foreign_share(self, state: NeatState, island: int) -> float:
         return float((state.origin != island).mean())
 
+    def origins(self, state: NeatState) -> dict[int, int]:
+        keys, counts = np.unique(state.origin, return_counts=True)
+        return dict(zip(keys.tolist(), counts.tolist()))
+
     def centroid(self, state: NeatState) -> None:
         return None  # graphs of different shapes have no mean
 
