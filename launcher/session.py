@@ -26,7 +26,7 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.progress import PlainView, Row
-from launcher.spawn import Child, spawn_island
+from launcher.spawn import Child, check_islands_build, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
@@ -116,6 +116,10 @@ def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], s
     ids = planning.island_ids(request.islands or len(cores))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
+    if any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs):
+        error = check_islands_build(config.to_dict(), overrides)
+        if error is not None:
+            raise PlanError(f"--vary: {error}")
     device = request.device or "cpu"
     return planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
 
