@@ -126,3 +126,12 @@ def test_cmaes_de_and_ga_islands_exchange_migrants_and_resume_with_their_own_alg
         res = subprocess.run([sys.executable, "-m", "islands", "evolve", isl, "--run-dir", str(run), "--quiet"],
                              env=child_env(), capture_output=True, text=True, timeout=120, start_new_session=True)
         assert res.returncode == 0 and "resumed from generation 40" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_parallel_ipop_is_cmaes_islands_of_growing_populations():
+    specs = [parse_vary("population=8,16,32,64")]
+    over = sample_overrides(specs, island_ids(4), seed=0)
+    cfg = RunConfig(algorithm="cmaes", migration=RunConfig().migration.__class__(every=10))
+    check_overrides(cfg, over, specs)
+    assert [cfg.with_overrides(o).population for o in over.values()] == [8, 16, 32, 64]
+    assert len({cfg.with_overrides(o).trajectory_hash() for o in over.values()}) == 4
