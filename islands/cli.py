@@ -89,6 +89,8 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--checkpoint-every", "checkpoint_every", click.IntRange(min=1), "Generations between checkpoints."),
     ("--stagnation-limit", "stagnation_limit", click.IntRange(min=0), "Stop after this many generations without improvement (0: never)."),
     ("--target", "target", float, "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
+    ("--stop-when", "stop_when", click.Choice(cfg.STOP_WHEN),
+     "all (default): each island stops at its own target; first: the whole run stops once any island reaches it."),
     ("--migrate-every", "migration.every", click.IntRange(min=0), "Generations between migrations (0: isolated)."),
     ("--migrants", "migration.migrants", click.IntRange(min=1), "Genomes published per migration."),
     ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), "Who reads whom."),

@@ -28,6 +28,12 @@ ALGORITHMS = ("ga", "pure", "cmaes", "sep-cmaes", "de", "es", "neat")
 FIXED_DEFAULT_POPULATION = {"ga": 100, "pure": 100, "neat": 100}
 MUTATIONS = ("self-adaptive", "fixed")
 DTYPES = ("float64", "float32")
+STOP_WHEN = ("all", "first")  # first: every island stops once any island reaches its target
+# Per-island overrides name an algorithm setting as `algo.KEY` (what --algorithm-param KEY=..
+# sets) and a problem parameter as `param.KEY` (what --param KEY=.. sets); plain names are
+# `algorithm`, `population` and the GA fields.
+ALGO_PREFIX = "algo."
+PARAM_PREFIX = "param."
 
 
 def _check(cond: bool, message: str) -> None:
@@ -135,8 +141,10 @@ class RunConfig:
     ga: GAConfig = field(default_factory=GAConfig)
     migration: MigrationConfig = field(default_factory=MigrationConfig)
     algorithm_params: Mapping[str, Any] = field(default_factory=dict)
+    stop_when: str = "all"  # "first": the whole run stops once one island reaches the target
 
     def __post_init__(self) -> None:
+        _check(self.stop_when in STOP_WHEN, f"stop-when must be one of {', '.join(STOP_WHEN)}, got {self.stop_when!r}")
         if self.population is None and self.algorithm in FIXED_DEFAULT_POPULATION:
             object.__setattr__(self, "population", FIXED_DEFAULT_POPULATION[self.algorithm])
         _check(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
@@ -168,15 +176,34 @@ class RunConfig:
         return _from_mapping(cls, data, "run")
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "RunConfig":
-        """This config with per-island overrides (`population` or any GA field) applied."""
+        """This config with per-island overrides applied (see `VARIABLE_SETTINGS`).
+
+        `algo.KEY` / `param.KEY` add to (or replace in) `algorithm_params` / `problem_params`.
+        An island whose override switches the algorithm away from one with a fixed default
+        population (GA 100) gets the new algorithm's default unless `population` is overridden
+        too or differs from that default, so `--vary algorithm=cmaes,de,ga` does not run
+        CMA-ES with the GA's 100.
+        """
         if not overrides:
             return self
         ga_names = {f.name for f in fields(GAConfig)}
         ga = {k: v for k, v in overrides.items() if k in ga_names}
-        top = {k: v for k, v in overrides.items() if k not in ga_names}
-        bad = sorted(set(top) - {"population"})
+        algo = {k[len(ALGO_PREFIX):]: v for k, v in overrides.items() if k.startswith(ALGO_PREFIX)}
+        param = {k[len(PARAM_PREFIX):]: v for k, v in overrides.items() if k.startswith(PARAM_PREFIX)}
+        top = {k: v for k, v in overrides.items()
+               if k not in ga_names and not k.startswith((ALGO_PREFIX, PARAM_PREFIX))}
+        bad = sorted(set(top) - {"population", "algorithm"})
         _check(not bad, f"cannot vary {', '.join(bad)} per island")
-        return dataclasses.replace(self, ga=dataclasses.replace(self.ga, **ga), **top)
+        _check(all(k for k in (*algo, *param)), "an algo./param. override needs a name after the dot")
+        if ("algorithm" in top and top["algorithm"] != self.algorithm and "population" not in top
+                and self.population == FIXED_DEFAULT_POPULATION.get(self.algorithm)):
+            top["population"] = None
+        extra: dict[str, Any] = {}
+        if algo:
+            extra["algorithm_params"] = {**dict(self.algorithm_params), **algo}
+        if param:
+            extra["problem_params"] = {**dict(self.problem_params), **param}
+        return dataclasses.replace(self, ga=dataclasses.replace(self.ga, **ga), **top, **extra)
 
     def trajectory_hash(self) -> str:
         """Hash of the settings that shape an island's trajectory.
@@ -185,7 +212,8 @@ class RunConfig:
         changing them must not invalidate a checkpoint.
         """
         d = self.to_dict()
-        for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "max_evaluations"):
+        for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "max_evaluations",
+                  "stop_when"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -205,4 +233,9 @@ VARIABLE_SETTINGS = (
     "blx_alpha",
     "elitism",
     "population",
+    "algorithm",
+    "crossover",
+    "mutation",
+    "bounds",
 )
+"""Plain names `--vary` accepts; besides these, any `algo.KEY` and `param.KEY`."""

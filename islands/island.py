@@ -30,6 +30,7 @@ from islands.status.record import HistoryLine, IslandStatus, Migration, Migratio
 from migration_pool.rundir import RunDir
 
 STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
+MARKER_CHECK_S = 0.5  # with --stop-when first, look for another island's target marker this often
 DIVERSITY_EVERY = 10  # history lines of every 10th generation carry diversity, foreign share, origins
 
 
@@ -53,7 +54,7 @@ class IslandSpec:
 @dataclass(frozen=True)
 class IslandResult:
     island: str
-    reason: str  # "generations", "evaluations", "target", "stagnation" or "stopped"
+    reason: str  # "generations", "evaluations", "target", "target-elsewhere", "stagnation" or "stopped"
     generation: int
     best: float
     evaluations: int
@@ -160,6 +161,7 @@ class _Loop:
         self.beat = 0
         self.started = time.time()
         self.evals_at_start = 0
+        self.marker_checked = float("-inf")  # first check at once, so a resumed island sees it
 
     # -- start ----------------------------------------------------------------------------
     def _start(self) -> tuple[Any, ckpt.Progress, int | None]:
@@ -216,7 +218,11 @@ class _Loop:
 
     def _finished(self, progress: ckpt.Progress) -> str | None:
         if self.target is not None and progress.best_ever >= self.target:
+            if self.cfg.stop_when == "first":
+                self._mark_target(progress)
             return "target"
+        if self.cfg.stop_when == "first" and self._target_elsewhere():
+            return "target-elsewhere"
         if self.cfg.stagnation_limit and progress.stale >= self.cfg.stagnation_limit:
             return "stagnation"
         if progress.generation >= self.cfg.generations:
@@ -226,6 +232,24 @@ class _Loop:
         if self.stop:
             return "stopped"
         return None
+
+    def _mark_target(self, progress: ckpt.Progress) -> None:
+        """Tell the other islands (`--stop-when first`) that the run's target is reached."""
+        body = {"island": self.spec.island, "run_id": self.spec.run_id, "generation": progress.generation,
+                "evaluations": progress.evaluations, "best_ever": progress.best_ever, "time": time.time()}
+        try:
+            if self.rundir.mark_target_reached(body):
+                self.log(f"{self.spec.island}: target reached; asking the other islands to stop")
+        except OSError as e:  # the others then run to their own ends: wasteful, not wrong
+            self.log(f"warning: cannot write the target marker: {e}")
+
+    def _target_elsewhere(self) -> bool:
+        """One stat at most every MARKER_CHECK_S: has another island reached the target?"""
+        now = time.monotonic()
+        if now - self.marker_checked < MARKER_CHECK_S:
+            return False
+        self.marker_checked = now
+        return self.rundir.target_reached()
 
     def _record_best(self, state: Any, progress: ckpt.Progress) -> Any:
         stats = self.algo.stats(state)

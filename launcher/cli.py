@@ -32,10 +32,13 @@ _POLICY = RestartPolicy()  # the defaults below are the library's, never restate
                    "One island per core, round-robin when islands outnumber cores.")
 @click.option("--device", default=None, metavar="cpu|cuda|cuda:N",
               help="cpu (default); cuda gives each island one GPU round-robin; cuda:N puts all on GPU N.")
-@click.option("--vary", multiple=True, metavar="NAME=LOW:HIGH[:log]",
-              help="Spread a setting over the islands (seeded, recorded in the manifest); repeatable. "
-                   "NAME: mutation_sigma, mutation_rate, crossover_rate, tournament_size, sbx_eta, "
-                   "blx_alpha, elitism, population.")
+@click.option("--vary", multiple=True, metavar="NAME=LOW:HIGH[:log]|NAME=A,B,C",
+              help="Spread a setting over the islands (recorded in the manifest); repeatable. A range is "
+                   "sampled (seeded), a list is dealt round-robin. NAME: algorithm, population, a GA "
+                   "setting (mutation_sigma, mutation_rate, crossover_rate, tournament_size, sbx_eta, "
+                   "blx_alpha, elitism, crossover, mutation, bounds), algo.KEY (an algorithm setting, "
+                   "e.g. algo.sigma0) or param.KEY (a problem parameter, e.g. param.hidden). "
+                   "--algorithm-param must suit every algorithm of the run.")
 @click.option("--max-restarts", type=int, default=_POLICY.max_restarts, show_default=True,
               help=f"Give an island up as failed after this many crashes within {_POLICY.window_s:g} s "
                    f"({_POLICY.healthy_s:g} s without a crash resets the count).")

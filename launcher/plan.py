@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from islands.config import GAConfig, RunConfig, VARIABLE_SETTINGS, island_id
+from islands.config import ALGO_PREFIX, PARAM_PREFIX, GAConfig, RunConfig, VARIABLE_SETTINGS, island_id
 from islands.errors import ConfigError
 from launcher.errors import PlanError
 
@@ -102,41 +102,84 @@ def assign_devices(n: int, device: str, gpus: Sequence[str] | None) -> list[tupl
 # -- --vary ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VarySpec:
-    """`NAME=LOW:HIGH[:log]`: spread one setting over the islands."""
+    """Spread one setting over the islands: `NAME=LOW:HIGH[:log]` or `NAME=A,B,C`.
+
+    NAME is `algorithm`, `population`, a GA field, `algo.KEY` (an algorithm setting, as
+    `--algorithm-param KEY=`) or `param.KEY` (a problem parameter, as `--param KEY=`). A range
+    of an `algo.`/`param.` setting is integer when both ends are written as integers.
+    A list is dealt round-robin over the islands in order.
+    """
 
     name: str
-    low: float
-    high: float
+    low: float = 0.0
+    high: float = 0.0
     log: bool = False
+    values: tuple[Any, ...] | None = None  # a categorical list
+    whole: bool = False  # an algo./param. range written with integer ends
 
     @property
     def integer(self) -> bool:
-        return isinstance(_default(self.name), int)
+        if self.name.startswith((ALGO_PREFIX, PARAM_PREFIX)):
+            return self.whole
+        return isinstance(_default(self.name), int) and not isinstance(_default(self.name), bool)
 
     def __str__(self) -> str:
+        if self.values is not None:
+            return f"{self.name}=" + ",".join(_text(v) for v in self.values)
         return f"{self.name}={_num(self.low)}:{_num(self.high)}" + (":log" if self.log else "")
 
 
 def _default(name: str) -> Any:
-    return getattr(RunConfig(), name) if name == "population" else getattr(GAConfig(), name)
+    return getattr(RunConfig(), name) if name in ("population", "algorithm") else getattr(GAConfig(), name)
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
+def _text(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _parse_value(raw: str) -> Any:
+    """A list item as the command line means it: int, float, true/false, else text."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
 def parse_vary(text: str) -> VarySpec:
     """Parse and check one `--vary` value; PlanError quoting it when it makes no sense."""
     name, eq, rng = text.partition("=")
-    name = name.strip().replace("-", "_")
+    name = name.strip()
+    prefixed = name.startswith((ALGO_PREFIX, PARAM_PREFIX))
+    if not prefixed:
+        name = name.replace("-", "_")
     if not eq:
-        raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log]")
-    if name not in VARIABLE_SETTINGS:
-        raise PlanError(f"--vary {text!r}: cannot vary {name!r}; choose one of {', '.join(VARIABLE_SETTINGS)}")
+        raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log] or NAME=A,B,C")
+    if prefixed and not name.split(".", 1)[1]:
+        raise PlanError(f"--vary {text!r}: {name!r} needs a setting name after the dot")
+    if not prefixed and name not in VARIABLE_SETTINGS:
+        raise PlanError(f"--vary {text!r}: cannot vary {name!r}; choose one of {', '.join(VARIABLE_SETTINGS)}, "
+                        f"{ALGO_PREFIX}KEY (an algorithm setting) or {PARAM_PREFIX}KEY (a problem parameter)")
+    if ":" not in rng:
+        items = [v.strip() for v in rng.split(",")]
+        if len(items) < 2 or any(not v for v in items):
+            raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log] or a list of two or more values "
+                            "NAME=A,B[,...] (one value for every island: set it as a run option)")
+        values = tuple(_parse_value(v) for v in items)
+        if not prefixed:
+            values = tuple(_coerce(name, v, text) for v in values)
+        return VarySpec(name, values=values)
     parts = rng.split(":")
     log = len(parts) == 3 and parts[2].strip().lower() == "log"
     if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
         raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH or NAME=LOW:HIGH:log")
+    if not prefixed and not isinstance(_default(name), (int, float, type(None))) or name == "algorithm":
+        raise PlanError(f"--vary {text!r}: {name} is not a number; give a list like {name}=A,B")
     try:
         low, high = float(parts[0]), float(parts[1])
     except ValueError:
@@ -147,10 +190,32 @@ def parse_vary(text: str) -> VarySpec:
         raise PlanError(f"--vary {text!r}: LOW ({_num(low)}) must be below HIGH ({_num(high)})")
     if log and low <= 0:
         raise PlanError(f"--vary {text!r}: a log range needs LOW > 0")
-    spec = VarySpec(name, low, high, log)
+    whole = prefixed and all(_is_int_text(p) for p in parts[:2])
+    spec = VarySpec(name, low, high, log, whole=whole)
     if spec.integer and math.ceil(low) > math.floor(high):
         raise PlanError(f"--vary {text!r}: {name} is an integer and no integer lies in [{_num(low)}, {_num(high)}]")
     return spec
+
+
+def _is_int_text(raw: str) -> bool:
+    try:
+        int(raw.strip())
+        return True
+    except ValueError:
+        return False
+
+
+def _coerce(name: str, value: Any, text: str) -> Any:
+    """A list item of a plain setting in that setting's type (5 for a float field is 5.0)."""
+    default = _default(name)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if name == "algorithm" or isinstance(default, str):
+        if not isinstance(value, str):
+            raise PlanError(f"--vary {text!r}: {name} takes names, got {value!r}")
+    elif isinstance(value, str) or isinstance(value, bool):
+        raise PlanError(f"--vary {text!r}: {name} takes numbers, got {value!r}")
+    return value
 
 
 def sample_overrides(specs: Sequence[VarySpec], islands: Sequence[str], seed: int) -> dict[str, dict[str, Any]]:
@@ -165,6 +230,10 @@ def sample_overrides(specs: Sequence[VarySpec], islands: Sequence[str], seed: in
     for spec in specs:
         # The seed depends on the run seed and the setting's name only, not on the order of
         # the --vary options, so the same command line always gives the same values.
+        if spec.values is not None:  # a list: round-robin over the islands in order
+            for i, isl in enumerate(islands):
+                out[isl][spec.name] = spec.values[i % len(spec.values)]
+            continue
         tag = int.from_bytes(hashlib.blake2b(spec.name.encode(), digest_size=8).digest(), "little")
         rng = np.random.default_rng([seed, tag])
         u = (rng.permutation(n) + rng.random(n)) / n
@@ -190,6 +259,13 @@ def _value(spec: VarySpec, u: float) -> int | float:
 def check_overrides(config: RunConfig, overrides: Mapping[str, Mapping[str, Any]], specs: Sequence[VarySpec]) -> None:
     """Every island's settings (and both ends of every range) must make a valid config."""
     for spec in specs:
+        if spec.values is not None:
+            for v in spec.values:  # every value, so the error never depends on the island count
+                try:
+                    config.with_overrides({spec.name: v})
+                except (ConfigError, TypeError) as e:
+                    raise PlanError(f"--vary {spec}: {e}") from None
+            continue
         for u in (0.0, 1.0):  # both ends of the range, so the error never depends on the draw
             try:
                 config.with_overrides({spec.name: _value(spec, u)})
@@ -198,7 +274,7 @@ def check_overrides(config: RunConfig, overrides: Mapping[str, Mapping[str, Any]
     for isl, values in overrides.items():
         try:
             config.with_overrides(values)
-        except ConfigError as e:
+        except (ConfigError, TypeError) as e:
             raise PlanError(f"--vary for {isl}: {e}") from None
 
 

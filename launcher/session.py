@@ -26,8 +26,8 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.progress import PlainView, Row
-from launcher.spawn import Child, spawn_island
-from launcher.summary import champion_record, summarize, summary_lines
+from launcher.spawn import Child, check_islands_build, spawn_island
+from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
 from migration_pool.rundir import RunDir
@@ -116,6 +116,10 @@ def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], s
     ids = planning.island_ids(request.islands or len(cores))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
+    if any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs):
+        error = check_islands_build(config.to_dict(), overrides)
+        if error is not None:
+            raise PlanError(f"--vary: {error}")
     device = request.device or "cpu"
     return planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
 
@@ -358,6 +362,14 @@ class _Session:
         except OSError as e:  # bookkeeping only: a full disk must not stop supervision
             self.view.message(f"warning: cannot write the launcher state: {e}")
 
+    def _to_target(self, statuses: Mapping[str, IslandStatus | None]) -> dict[str, Any] | None:
+        """Evaluations and wall time until the first island reached its target (from histories)."""
+        targets = {i: s.target for i, s in statuses.items() if s is not None and self._ours(s)}
+        if not any(s is not None and s.reason == "target" for s in statuses.values()):
+            return None  # no island stopped at its target: skip reading every history
+        started = float(self.run_.manifest.get("created") or self.started_wall)
+        return time_to_target({i: self.rundir.iter_history(i) for i in targets}, targets, started)
+
     def _finish(self) -> LaunchResult:
         states = [w.state for w in self.watches.values()]
         if self.signals:
@@ -378,7 +390,8 @@ class _Session:
         watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}
         summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,
                             dim=cfg.dim, state=state, wall_s=time.monotonic() - self.started,
-                            statuses=statuses, baseline=self.baseline, watches=watches)
+                            statuses=statuses, baseline=self.baseline, watches=watches,
+                            to_target=self._to_target(statuses))
         self.rundir.write_summary(summary)
         for line in summary_lines(summary):
             self.view.message(line)

@@ -139,3 +139,28 @@ def spawn_island(
         created = time.time()
     return Child(island, proc, created)
 
+
+
+CHECK_TIMEOUT_S = 300.0
+
+
+def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]]) -> str | None:
+    """Build every island's config in a child (`islands.plancheck`); None if all build, else why not.
+
+    A child, because judging algorithm and problem settings needs torch, which the launcher
+    never loads. Used before a new run writes anything, when `--vary` reaches beyond settings
+    `RunConfig` checks by itself.
+    """
+    import json
+
+    request = json.dumps({"config": config, "overrides": overrides})
+    try:
+        out = subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
+                             text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S, start_new_session=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot check the islands' settings ({e})"
+    try:
+        return json.loads(out.stdout)["error"]
+    except (ValueError, KeyError, TypeError):
+        tail = (out.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        return f"cannot check the islands' settings (exit {out.returncode}: {tail[0]})"

@@ -20,12 +20,12 @@ Load it with `migration_pool.rundir.RunDir(run_dir).read_champion()`.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from islands.status import lineage
-from islands.status.record import MIGRATION_COUNTERS, IslandStatus, champion
+from islands.status.record import MIGRATION_COUNTERS, HistoryLine, IslandStatus, champion
 
 
 def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str) -> dict[str, Any]:
@@ -48,6 +48,38 @@ def _genome(genome: Any) -> Any:
     return genome if isinstance(genome, Mapping) else np.asarray(genome)
 
 
+def time_to_target(
+    histories: Mapping[str, Iterable[Any]],
+    targets: Mapping[str, float | None],
+    started: float,
+) -> dict[str, Any] | None:
+    """When the run first reached its target: the island, and the run's cost until then.
+
+    `histories` holds each island's history records (in order), `targets` each island's
+    target, `started` the run's start (unix time). The cost is every island's evaluations at
+    that instant (each island's last history line at or before it), summed, which is what
+    `--stop-when first` saves on; None when no island reached its target.
+    """
+    lines = {isl: [HistoryLine.from_body(b) for b in recs] for isl, recs in histories.items()}
+    first: tuple[float, str, HistoryLine] | None = None
+    for isl, hist in lines.items():
+        target = targets.get(isl)
+        if target is None:
+            continue
+        hit = next((h for h in hist if h.best_ever is not None and h.time is not None and h.best_ever >= target), None)
+        if hit is not None and (first is None or hit.time < first[0]):  # type: ignore[operator]
+            first = (hit.time, isl, hit)  # type: ignore[assignment]
+    if first is None:
+        return None
+    at, island, line = first
+    evaluations = 0
+    for hist in lines.values():
+        before = [h.evaluations for h in hist if h.time is not None and h.time <= at and h.evaluations is not None]
+        evaluations += before[-1] if before else 0
+    return {"island": island, "generation": line.generation, "evaluations": evaluations,
+            "wall_s": round(max(0.0, at - started), 3)}
+
+
 def summarize(
     *,
     run_id: str,
@@ -59,6 +91,7 @@ def summarize(
     statuses: Mapping[str, IslandStatus | None],
     baseline: Mapping[str, int],
     watches: Mapping[str, Mapping[str, Any]],
+    to_target: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary of one launch, JSON-ready.
 
@@ -106,6 +139,7 @@ def summarize(
             "island": champ.island, "fitness": champ.best_ever,
             "generation": champ.best_ever_generation, "file": "champion.isld"},
         "evaluations": total,
+        "to_target": None if to_target is None else dict(to_target),
         "evaluations_this_launch": done_now,
         "evals_per_sec": round(done_now / wall_s, 3) if wall_s > 0 else 0.0,
         "migration": migration,
@@ -134,6 +168,10 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     if champ:
         lines.append(f"champion: {champ['island']} fitness {champ['fitness']:.6g} "
                      f"(generation {champ['generation']}), genome in {summary['run_dir']}/champion.isld")
+    hit = summary.get("to_target")
+    if hit:
+        lines.append(f"target first reached by {hit['island']} at generation {hit['generation']}: "
+                     f"{hit['evaluations']:,} evaluations over all islands, {hit['wall_s']:.1f} s after the run started")
     m = summary["migration"]
     lines.append(f"evaluations: {summary['evaluations']:,} in total, {summary['evaluations_this_launch']:,} "
                  f"in this launch over {summary['wall_s']:.1f} s ({summary['evals_per_sec']:,.0f}/s)")

@@ -262,7 +262,31 @@ class RunDir:
         atomic.publish(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
         return path
 
-    # -- launcher -------------------------------------------------------------------------
+    # -- stopping the whole run (--stop-when first) ---------------------------------------
+    @property
+    def target_marker_path(self) -> Path:
+        return self.root / "target-reached.isld"
+
+    def mark_target_reached(self, body: dict[str, Any]) -> bool:
+        """Record that an island reached the target; False (and nothing written) if one did first.
+
+        The marker is written atomically and only when absent, so normally the first island's
+        record stays; two islands reaching the target within the same instant may leave the
+        later one's (either way the run stops, and the summary reads times from histories).
+        """
+        if self.target_marker_path.exists():
+            return False
+        atomic.publish(self.target_marker_path, fmt.encode("target", body))
+        return True
+
+    def target_reached(self) -> bool:
+        """A single stat: whether some island of the run reached the target (cheap enough to poll)."""
+        return self.target_marker_path.exists()
+
+    def read_target_reached(self) -> dict[str, Any] | None:
+        """The marker's body (island, run_id, generation, evaluations, time); None if none."""
+        return _read(self.target_marker_path, "target")
+
     def open_log(self, island: str) -> BinaryIO:
         """The island's log file opened for appending, unbuffered, for a child's stdout/stderr."""
         self.ensure(island)

@@ -1,0 +1,71 @@
+"""Checking a planned archipelago's islands before any of them starts.
+
+`--vary algorithm=...`, `algo.KEY=...` and `param.KEY=...` give islands settings that only
+the algorithm's and problem's own configs can judge, and those live beside torch code. The
+launcher never loads torch (docs/DESIGN.md, "Layers"), so it runs this module once in a child
+(`python -m islands.plancheck`, JSON in on stdin, JSON out on stdout) before it writes
+anything: every island's effective config is built (problem and algorithm, no evaluation) and
+the first refusal is reported. With migration on, every island must also publish genomes of
+one kind, length and dtype (the run's pool pins them), so a `param.hidden` spread that changes
+the network's weight count is refused rather than left to count foreign batches as bad files.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Mapping
+
+from islands.threads import limit_env
+
+limit_env()  # before torch loads
+
+
+def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """None when every island's config builds (and genomes agree under migration), else why not."""
+    from islands.algorithms import make_algorithm, resolve_dtype
+    from islands.config import RunConfig
+    from islands.errors import ConfigError
+    from islands.problems import make_problem
+
+    base = RunConfig.from_dict(config)
+    shapes: dict[tuple[Any, ...], str] = {}
+    seen: dict[str, str] = {}
+    for isl in sorted(overrides) or ["(every island)"]:
+        try:
+            cfg = base.with_overrides(overrides.get(isl, {}))
+            key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+            if key in seen:
+                continue
+            problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
+            make_algorithm(cfg, problem, "cpu")
+        except (ConfigError, TypeError, ValueError) as e:
+            return f"{isl} ({_describe(overrides.get(isl, {}))}): {e}"
+        seen[key] = isl
+        if cfg.algorithm == "neat":
+            shape: tuple[Any, ...] = ("neat",)
+        else:
+            shape = (problem.genome_kind, problem.dim, str(resolve_dtype(cfg, problem)).replace("torch.", ""))
+        shapes.setdefault(shape, isl)
+    if base.migration.every and len(shapes) > 1:
+        what = "; ".join(f"{isl}: {' '.join(map(str, s))}" for s, isl in shapes.items())
+        return (f"islands would exchange genomes of different kinds or lengths ({what}); "
+                "migrants cannot cross them: vary only settings that keep the genome, or use --migrate-every 0")
+    return None
+
+
+def _describe(values: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "no overrides"
+
+
+def main() -> int:
+    request = json.load(sys.stdin)
+    try:
+        error = check(request["config"], request.get("overrides") or {})
+    except Exception as e:  # noqa: BLE001 - a plug-in problem may raise anything: report it
+        error = f"{type(e).__name__}: {e}"
+    json.dump({"error": error}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
