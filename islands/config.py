@@ -109,15 +109,15 @@ class MigrationConfig:
     rejected as a near-duplicate.
     """
 
-    every: int = 0
-    migrants: int = 5
+    every: int = 10
+    migrants: int = 1
     topology: str = "ring"
     emigrants: str = "best"
     replacement: str = "worst"
     keep_batches: int = 4
     probability: float = 1.0
     start: int = 0
-    min_distance: float = 0.0
+    min_distance: float = 0.01
 
     def __post_init__(self) -> None:
         _check(self.every >= 0, f"migrate-every must be >= 0, got {self.every}")
