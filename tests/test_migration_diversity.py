@@ -132,11 +132,12 @@ def test_near_duplicates_are_rejected_and_counted(tmp_path):
 
 def test_default_migration_keeps_more_origins_than_the_takeover_policy():
     takeover = MigrationConfig(every=10, migrants=5, emigrants="best", replacement="worst")
-    budget = 8 * 50 * 121
+    budget = 8 * 100 * 201  # the default run's islands (GA 100 x 200 generations), 8 of them
     figures = {}
     for name, mig in (("default", MigrationConfig()), ("takeover", takeover)):
-        runs = [run_archipelago("rastrigin", 10, budget, seed, ["ga"] * 8, mig, population=50, floor=-math.inf)
+        runs = [run_archipelago("rastrigin", 10, budget, seed, ["ga"] * 8, mig, population=100, floor=-math.inf)
                 for seed in (0, 1)]
         assert all(r.adopted > 0 for r in runs)  # both really migrate
-        figures[name] = min(effective_origins(r.origins) for r in runs)
-    assert figures["default"] >= figures["takeover"] + 1.5, figures
+        figures[name] = [effective_origins(r.origins) for r in runs]
+    # Measured: default 6.7 and 4.8, takeover 2.6 and 2.5 (of 8).
+    assert min(figures["default"]) >= max(figures["takeover"]) + 1.5, figures
