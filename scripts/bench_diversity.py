@@ -34,7 +34,8 @@ from islands.config import MigrationConfig  # noqa: E402
 from scripts.quality_runners import FLOOR, effective_origins, run_archipelago  # noqa: E402
 
 PROBLEMS = ("rastrigin", "schwefel", "rotated_rastrigin", "rosenbrock", "lunacek", "ellipsoid")
-TAKEOVER = dict(every=10, migrants=5, emigrants="best", replacement="worst")
+TAKEOVER = dict(every=10, migrants=5, emigrants="best", replacement="worst", probability=1.0, start=0,
+                min_distance=0.0)  # the takeover default before bench_diversity
 
 
 def policies(generations: int) -> dict[str, MigrationConfig | None]:

@@ -131,7 +131,7 @@ def test_near_duplicates_are_rejected_and_counted(tmp_path):
 
 
 def test_default_migration_keeps_more_origins_than_the_takeover_policy():
-    takeover = MigrationConfig(every=10, migrants=5, emigrants="best", replacement="worst")
+    takeover = MigrationConfig(every=10, migrants=5, emigrants="best", replacement="worst", min_distance=0.0)
     budget = 8 * 100 * 201  # the default run's islands (GA 100 x 200 generations), 8 of them
     figures = {}
     for name, mig in (("default", MigrationConfig()), ("takeover", takeover)):
