@@ -141,3 +141,16 @@ def test_default_migration_keeps_more_origins_than_the_takeover_policy():
         figures[name] = [effective_origins(r.origins) for r in runs]
     # Measured: default 6.7 and 4.8, takeover 2.6 and 2.5 (of 8).
     assert min(figures["default"]) >= max(figures["takeover"]) + 1.5, figures
+
+
+def test_the_plan_spells_out_the_effective_migration():
+    from launcher.plan import migration_line
+
+    line = migration_line(MigrationConfig(), 20)
+    d = MigrationConfig()
+    assert line.startswith(f"migration: every {d.every} generations, {d.migrants} migrant(s), topology ring")
+    assert f"near-duplicates below {d.min_distance:g} rejected" in line
+    assert "probability 0.5" in migration_line(MigrationConfig(probability=0.5), 4)
+    assert "from generation 30" in migration_line(MigrationConfig(start=30), 4)
+    assert migration_line(MigrationConfig(every=0), 4).startswith("migration: none")
+    assert migration_line(MigrationConfig(), 1).startswith("migration: none")
