@@ -100,7 +100,7 @@ class GAConfig:
 class MigrationConfig:
     """When and how islands exchange genomes; `every == 0` disables migration.
 
-    The defaults were chosen by scripts/bench_diversity.py (see docs/BENCHMARKS.md): the old
+    The defaults were chosen by scripts/bench_diversity.py (docs/MIGRATION_DIVERSITY.md): the old
     ones (every 10, 5 best replacing the 5 worst) let one island's lineage take over the
     archipelago; these keep many lineages alive at no loss in median quality.
     `probability`, `start` and `min_distance` soften migration further: an event that is due
@@ -117,7 +117,7 @@ class MigrationConfig:
     keep_batches: int = 4
     probability: float = 1.0
     start: int = 0
-    min_distance: float = 0.01
+    min_distance: float = 0.05
 
     def __post_init__(self) -> None:
         _check(self.every >= 0, f"migrate-every must be >= 0, got {self.every}")
