@@ -71,6 +71,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # (option name, config path, click type, help). Defaults come from RunConfig; an option the
 # user did not type is None here and so never contradicts an existing manifest.
+_MIG = cfg.MigrationConfig()
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
     ("--dim", "dim", click.IntRange(min=1), "Genome dimension of the problem."),
@@ -91,11 +92,22 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--target", "target", float, "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
     ("--stop-when", "stop_when", click.Choice(cfg.STOP_WHEN),
      "all (default): each island stops at its own target; first: the whole run stops once any island reaches it."),
-    ("--migrate-every", "migration.every", click.IntRange(min=0), "Generations between migrations (0: isolated)."),
-    ("--migrants", "migration.migrants", click.IntRange(min=1), "Genomes published per migration."),
-    ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), "Who reads whom."),
-    ("--emigrants", "migration.emigrants", click.Choice(cfg.EMIGRANT_POLICIES), "How emigrants are chosen."),
-    ("--replacement", "migration.replacement", click.Choice(cfg.REPLACEMENT_POLICIES), "Which residents immigrants replace."),
+    ("--migrate-every", "migration.every", click.IntRange(min=0),
+     f"Generations between migrations (0: isolated; default {_MIG.every})."),
+    ("--migrants", "migration.migrants", click.IntRange(min=1), f"Genomes published per migration (default {_MIG.migrants})."),
+    ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), f"Who reads whom (default {_MIG.topology})."),
+    ("--emigrants", "migration.emigrants", click.Choice(cfg.EMIGRANT_POLICIES),
+     f"How emigrants are chosen (default {_MIG.emigrants})."),
+    ("--replacement", "migration.replacement", click.Choice(cfg.REPLACEMENT_POLICIES),
+     f"Which residents immigrants replace: worst, random (non-elite), or better (the worst, only "
+     f"by a better immigrant: pygmo's fair replace) (default {_MIG.replacement})."),
+    ("--migration-probability", "migration.probability", click.FloatRange(0, 1, min_open=True),
+     f"Chance that a due migration happens, drawn reproducibly per island and generation (default {_MIG.probability:g})."),
+    ("--migration-start", "migration.start", click.IntRange(min=0),
+     f"No migration before this generation (default {_MIG.start})."),
+    ("--migration-min-distance", "migration.min_distance", click.FloatRange(min=0),
+     "Reject an immigrant closer than this to a resident (RMS over genes, share of the box "
+     f"width; 0: only exact copies) (default {_MIG.min_distance:g})."),
     ("--tournament-size", "ga.tournament_size", click.IntRange(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", click.FloatRange(0, 1), "Probability that a pair is recombined."),

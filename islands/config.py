@@ -104,14 +104,26 @@ class GAConfig:
 
 @dataclass(frozen=True)
 class MigrationConfig:
-    """When and how islands exchange genomes; `every == 0` disables migration."""
+    """When and how islands exchange genomes; `every == 0` disables migration.
 
-    every: int = 0
-    migrants: int = 5
+    The defaults were chosen by scripts/bench_diversity.py (docs/MIGRATION_DIVERSITY.md): the old
+    ones (every 10, 5 best replacing the 5 worst) let one island's lineage take over the
+    archipelago; these keep many lineages alive at no loss in median quality.
+    `probability`, `start` and `min_distance` soften migration further: an event that is due
+    happens with `probability`, none happens before generation `start`, and an immigrant
+    closer than `min_distance` (RMS over genes, as a share of the box width) to a resident is
+    rejected as a near-duplicate.
+    """
+
+    every: int = 10
+    migrants: int = 1
     topology: str = "ring"
     emigrants: str = "best"
     replacement: str = "worst"
     keep_batches: int = 4
+    probability: float = 1.0
+    start: int = 0
+    min_distance: float = 0.05
 
     def __post_init__(self) -> None:
         _check(self.every >= 0, f"migrate-every must be >= 0, got {self.every}")
@@ -120,6 +132,30 @@ class MigrationConfig:
         _check(self.emigrants in EMIGRANT_POLICIES, f"emigrant policy must be one of {', '.join(EMIGRANT_POLICIES)}, got {self.emigrants!r}")
         _check(self.replacement in REPLACEMENT_POLICIES, f"replacement must be one of {', '.join(REPLACEMENT_POLICIES)}, got {self.replacement!r}")
         _check(self.keep_batches >= 1, f"keep-batches must be >= 1, got {self.keep_batches}")
+        _check(isinstance(self.probability, (int, float)) and 0.0 < self.probability <= 1.0,
+               f"migration probability must be in (0, 1], got {self.probability}")
+        _check(self.start >= 0, f"migration start must be >= 0, got {self.start}")
+        _check(isinstance(self.min_distance, (int, float)) and 0.0 <= self.min_distance < math.inf,
+               f"migration min-distance must be a finite number >= 0, got {self.min_distance}")
+
+    def due(self, generation: int, island_seed: int) -> bool:
+        """Whether this island migrates at `generation`: the one rule of the loop and the benchmarks.
+
+        Due every `every` generations from `start` on (never at generation 0); a due event
+        then happens with `probability`, drawn from a torch generator seeded by the island's
+        seed and the generation. Drawing there rather than from the island's own stream
+        keeps the decision a pure function: a resumed island repeats it exactly, and the
+        island's breeding stream is the same whatever the probability.
+        """
+        if not self.every or generation <= 0 or generation < self.start or generation % self.every:
+            return False
+        if self.probability >= 1.0:
+            return True
+        import torch  # config is imported by light modules; torch only when a draw is needed
+
+        g = torch.Generator()
+        g.manual_seed((island_seed * 1_000_003 + generation) % 2**63)
+        return bool(torch.rand((), generator=g) < self.probability)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ class _Loop:
         self.problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
         self.algo = make_algorithm(cfg, self.problem, device)
         self.gen = torch.Generator(device=device)
-        self.gen.manual_seed(island_seed(cfg.seed, spec.island))
+        self.seed = island_seed(cfg.seed, spec.island)
+        self.gen.manual_seed(self.seed)
         self.population = cfg.population or self.algo.default_population()
         self.target = cfg.target if cfg.target is not None else self.problem.solved_at
         self.hash = cfg.trajectory_hash()
@@ -198,7 +199,7 @@ class _Loop:
             g = progress.generation
             # A periodic checkpoint at g follows g's migration, a checkpoint on stop precedes it:
             # the recorded last migration generation tells a resumed island which one it has.
-            if (self.migrator is not None and g > 0 and g % self.cfg.migration.every == 0
+            if (self.migrator is not None and self.cfg.migration.due(g, self.seed)
                     and progress.migration.get("last_generation") != g):
                 state = self.migrator.exchange(self.algo, state, progress, self.gen)
                 self.event = self.migrator.last_event

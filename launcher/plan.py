@@ -331,6 +331,22 @@ class Plan:
         return lines
 
 
+def migration_line(mig: Any, islands: int) -> str:
+    """The migration a run will do, every effective setting spelled out (defaults included)."""
+    if islands < 2 or not mig.every:
+        why = "a single island" if islands < 2 else "--migrate-every 0"
+        return f"migration: none ({why}: islands evolve in isolation)"
+    parts = [f"every {mig.every} generations", f"{mig.migrants} migrant(s)", f"topology {mig.topology}",
+             f"emigrants {mig.emigrants}", f"replacement {mig.replacement}"]
+    if mig.probability < 1:
+        parts.append(f"probability {mig.probability:g}")
+    if mig.start:
+        parts.append(f"from generation {mig.start}")
+    if mig.min_distance:
+        parts.append(f"near-duplicates below {mig.min_distance:g} rejected")
+    return "migration: " + ", ".join(parts)
+
+
 def _physical(p: IslandPlan) -> str:
     """The device an island uses, as `islands evolve` run by hand would name it."""
     return f"cuda:{p.cuda_visible}" if p.cuda_visible is not None and p.cuda_visible.isdigit() else p.device

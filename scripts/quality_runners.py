@@ -19,6 +19,7 @@ and the final precision come from the same record for every method.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from islands.algorithms import make_algorithm
+from islands.algorithms import Migrants, make_algorithm
 from islands.config import MigrationConfig, RunConfig, island_id, island_seed
 from islands.problems import Problem, make_problem
 
@@ -46,6 +47,7 @@ class Trace:
     evaluations: int = 0
     best: float = math.inf
     hits: dict[float, int] = field(default_factory=dict)  # target -> evaluations to reach it
+    floor: float = FLOOR  # precision that counts as solved and stops the run (-inf: never)
 
     def add(self, f: np.ndarray) -> None:
         """Record one batch of f - f_opt values (in evaluation order)."""
@@ -62,7 +64,7 @@ class Trace:
 
     @property
     def done(self) -> bool:
-        return self.evaluations >= self.budget or self.best <= FLOOR
+        return self.evaluations >= self.budget or self.best <= self.floor
 
     def summary(self) -> dict[str, Any]:
         return {"evaluations": self.evaluations, "precision": max(self.best, 0.0),
@@ -74,40 +76,111 @@ def precision(problem: Problem, fitness: torch.Tensor) -> np.ndarray:
     return (problem.optimum or 0.0) - fitness.detach().double().cpu().numpy()
 
 
-def run_islands(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
-                every: int = 10, migration: MigrationConfig | None = None,
-                params: dict[str, Any] | None = None) -> Trace:
-    """len(algorithms) islands (one algorithm each) sharing `budget`, ring migration every `every`."""
+@dataclass
+class Archipelago:
+    """What an in-process archipelago run leaves: the trace and where its lineages began."""
+
+    trace: Trace
+    origins: dict[int, int]  # origin island -> individuals descended from it, over all islands
+    timeline: list[tuple[int, float]]  # (generation, effective origins) every `sample_every`
+    events: int = 0  # migration events (island x due generation that happened)
+    received: int = 0
+    adopted: int = 0
+
+
+def effective_origins(counts: dict[int, int] | np.ndarray) -> float:
+    """exp(Shannon entropy) of the origin distribution: how many equally common lineages it is worth."""
+    c = np.asarray(list(counts.values()) if isinstance(counts, dict) else counts, dtype=np.float64)
+    c = c[c > 0]
+    if c.size == 0:
+        return 0.0
+    p = c / c.sum()
+    return float(math.exp(-(p * np.log(p)).sum()))
+
+
+def _origin_counts(islands: list[list[Any]]) -> dict[int, int]:
+    origin = torch.cat([isl[0].population(isl[2]).origin.reshape(-1).cpu() for isl in islands])
+    values, counts = torch.unique(origin, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
+
+
+def run_archipelago(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
+                    migration: MigrationConfig | None = None, params: dict[str, Any] | None = None,
+                    population: int | None = None, sample_every: int = 0,
+                    floor: float = FLOOR) -> Archipelago:
+    """len(algorithms) islands (one algorithm each) sharing `budget`, migrating on a ring.
+
+    Migration follows `migration` exactly as an island process does: the same due rule
+    (`MigrationConfig.due`, with the island's seed), emigrant and replacement policies, and
+    near-duplicate threshold (`make_algorithm` sets it from the config). `population`
+    overrides every island's population (for one big population at equal evaluations).
+    """
     mig = migration or MigrationConfig()
-    trace = Trace(budget)
+    trace = Trace(budget, floor=floor)
     islands = []
     for n, algo_name in enumerate(algorithms):
         cfg = RunConfig(problem=problem_name, dim=dim, algorithm=algo_name, seed=seed,
+                        population=population, migration=mig,
                         algorithm_params=(params or {}).get(algo_name, {}))
         problem = make_problem(problem_name, dim, solved_at=None)
         algo = make_algorithm(cfg, problem)
         gen = torch.Generator()
-        gen.manual_seed(island_seed(seed, island_id(n)))
+        key = island_seed(seed, island_id(n))
+        gen.manual_seed(key)
         state = algo.evaluate(algo.init(cfg.population or algo.default_population(), n, gen))
         trace.add(precision(problem, algo.population(state).fitness))
-        islands.append([algo, gen, state, problem])
+        islands.append([algo, gen, state, problem, key])
+    out = Archipelago(trace, {}, [])
+    outbox: list[list[Migrants]] = [[] for _ in islands]
     generation = 0
     while not trace.done:
+        if sample_every and generation % sample_every == 0:
+            out.timeline.append((generation, effective_origins(_origin_counts(islands))))
         for isl in islands:
-            algo, gen, state, problem = isl
+            algo, gen, state, problem, _ = isl
             state = algo.evaluate(algo.step(state, generation, gen))
             trace.add(precision(problem, algo.population(state).fitness))
             isl[2] = state
             if trace.done:
-                return trace
+                break
+        if trace.done:
+            break
         generation += 1
-        if every and len(islands) > 1 and generation % every == 0:
-            batches = [algo.emigrants(state, mig.migrants, mig.emigrants, gen) for algo, gen, state, _ in islands]
+        if len(islands) > 1:
+            due = [mig.due(generation, isl[4]) for isl in islands]
+            # As through the pool: an island publishes at its own events, and at its next
+            # event island i adopts what island i-1 (the ring) published since (the last
+            # keep_batches batches at most).
+            for j, isl in enumerate(islands):
+                if due[j]:
+                    outbox[j].append(isl[0].emigrants(isl[2], mig.migrants, mig.emigrants, isl[1]))
+                    del outbox[j][:-mig.keep_batches]
             for i, isl in enumerate(islands):
-                incoming = batches[i - 1]  # ring: island i reads island i-1
-                isl[2], _ = isl[0].immigrate(isl[2], incoming, mig.replacement, isl[1])
+                if not due[i]:
+                    continue
+                out.events += 1
+                unread, outbox[i - 1] = outbox[i - 1], []
+                if not unread:
+                    continue
+                incoming = unread[0] if len(unread) == 1 else Migrants(
+                    *(np.concatenate([getattr(b, f) for b in unread])
+                      for f in ("genomes", "fitness", "origin", "birth", "lineage")))
+                isl[2], adopted = isl[0].immigrate(isl[2], incoming, mig.replacement, isl[1])
+                out.received += len(incoming)
+                out.adopted += adopted
                 trace.add(np.full(len(incoming), np.inf))  # re-evaluated on arrival: count them
-    return trace
+    out.origins = _origin_counts(islands)
+    if sample_every:
+        out.timeline.append((generation, effective_origins(out.origins)))
+    return out
+
+
+def run_islands(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
+                every: int = 10, migration: MigrationConfig | None = None,
+                params: dict[str, Any] | None = None) -> Trace:
+    """len(algorithms) islands (one algorithm each) sharing `budget`, ring migration every `every`."""
+    mig = dataclasses.replace(migration or MigrationConfig(), every=every)
+    return run_archipelago(problem_name, dim, budget, seed, algorithms, mig, params).trace
 
 
 def _objective(problem: Problem, trace: Trace):

@@ -14,7 +14,12 @@ from support.factories import small_config as small
 
 
 def history(root, island="island-00", drop=("time",)):
-    return [{k: v for k, v in r.items() if k not in drop} for r in RunDir(root).read_history(island)]
+    """History lines without wall-clock fields (a migration event's duration included)."""
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in RunDir(root).read_history(island)]
+    for r in rows:
+        if "migration" in r:
+            r["migration"] = {k: v for k, v in r["migration"].items() if k != "seconds"}
+    return rows
 
 
 def final_population(root, island="island-00") -> np.ndarray:

@@ -56,6 +56,14 @@ def make_algorithm(cfg: "RunConfig", problem: "Problem", device: torch.device | 
     if problem.genome_kind != "vector":
         raise ConfigError(f"algorithm {cfg.algorithm!r} needs a vector problem; {problem.name!r} is {problem.genome_kind!r}")
     dtype = resolve_dtype(cfg, problem)
+    algo = _vector_algorithm(cfg, problem, device, dtype)
+    algo.min_distance = cfg.migration.min_distance  # the near-duplicate rule of `screen`
+    return algo
+
+
+def _vector_algorithm(cfg: "RunConfig", problem: "Problem", device: torch.device | str,
+                      dtype: torch.dtype) -> Any:
+    """The vector algorithm named by `cfg.algorithm`."""
     if cfg.algorithm in ("ga", "pure"):
         from islands.algorithms.ga import GeneticAlgorithm
 

@@ -69,6 +69,7 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
 
     genome_kind = "vector"
     emigrant_tournament = 3  # tournament size of the "tournament" emigrant policy
+    min_distance = 0.0  # near-duplicate threshold of `screen`; make_algorithm sets the run's
 
     def __init__(self, problem: Problem, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:
@@ -132,13 +133,17 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
             birth=take(pop.birth, idx), lineage=take(pop.lineage, idx),
         )
 
-    def screen(self, state: S, incoming: Migrants) -> Screened:
+    def screen(self, state: S, incoming: Migrants, min_distance: float | None = None) -> Screened:
         """The immigrants worth adopting, with fitness recomputed here.
 
         Drops immigrants out of bounds (NaN included) or equal to a resident or to an
-        earlier immigrant: a genome already present is not adopted twice. The K immigrants
-        are checked in numpy on the host, where a handful of small array operations costs
-        microseconds; torch's per-operation overhead dominated here.
+        earlier immigrant: a genome already present is not adopted twice. With
+        `min_distance` > 0 (default: the run's `migration.min_distance`) it also drops a
+        near-duplicate: an immigrant whose RMS distance over genes, as a share of the box
+        width, to its nearest resident is below it; such an immigrant adds no diversity, only
+        more copies of a lineage the island already has. The K immigrants are checked in
+        numpy on the host, where a handful of small array operations costs microseconds;
+        torch's per-operation overhead dominated here.
         """
         n = len(incoming)
         empty = Screened(np.zeros((0, self.problem.dim)), np.zeros(0), np.zeros(0, dtype=np.int64))
@@ -149,12 +154,25 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
         ok = ((imm >= lower) & (imm <= upper)).all(axis=1)
         ok &= ~_rows_present(imm, self.population(state).genomes)
         ok &= ~_repeats(imm)
+        threshold = self.min_distance if min_distance is None else min_distance
+        if threshold > 0 and ok.any():
+            ok &= self._nearest_resident(state, imm) >= threshold
         fresh = np.flatnonzero(ok)
         if fresh.size == 0:
             return empty
         genomes = torch.as_tensor(imm[fresh], device=self.device)
         fitness = self.problem.evaluate(genomes).to(self.dtype)  # never trust a claimed fitness
         return Screened(imm[fresh], host(fitness), fresh)
+
+    def _nearest_resident(self, state: S, imm: np.ndarray) -> np.ndarray:
+        """For each immigrant, the normalised (by box width) RMS distance to its nearest resident."""
+        width = np.where(self.host_bounds[1] > self.host_bounds[0],
+                         self.host_bounds[1] - self.host_bounds[0], 1.0).astype(np.float64)
+        a = imm.astype(np.float64) / width
+        b = host(self.population(state).genomes).astype(np.float64) / width
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: a [K, P] matrix, never [K, P, D]
+        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return np.sqrt(np.maximum(sq.min(axis=1), 0.0) / imm.shape[1])
 
     def immigrate(self, state: S, incoming: Migrants, policy: str, gen: torch.Generator,
                   protect: int = 0) -> tuple[S, int]:
