@@ -48,36 +48,66 @@ def _genome(genome: Any) -> Any:
     return genome if isinstance(genome, Mapping) else np.asarray(genome)
 
 
+MILESTONE_DECADES = range(6, -9, -1)  # distances to the target: 1e6 ... 1e-8
+
+
 def time_to_target(
     histories: Mapping[str, Iterable[Any]],
     targets: Mapping[str, float | None],
     started: float,
 ) -> dict[str, Any] | None:
-    """When the run first reached its target: the island, and the run's cost until then.
+    """When the run first reached its target and each milestone before it, and the cost.
 
     `histories` holds each island's history records (in order), `targets` each island's
-    target, `started` the run's start (unix time). The cost is every island's evaluations at
-    that instant (each island's last history line at or before it), summed, which is what
-    `--stop-when first` saves on; None when no island reached its target.
+    target, `started` the run's start (unix time). The cost of a level is every island's
+    evaluations at the instant one island first reached it (each island's last history line
+    at or before it), summed, which is what `--stop-when first` saves on. Milestones are the
+    levels `target - 10^k` (k from 6 down to -8) that the run's first generation had not yet
+    reached, so the list reads as the run's progress in decades. None when no island has a
+    target or no island reached it.
     """
     lines = {isl: [HistoryLine.from_body(b) for b in recs] for isl, recs in histories.items()}
+    goals = [t for t in targets.values() if t is not None]
+    if not goals:
+        return None
+    target = min(goals)  # islands share the run's target; the hardest one if they differ
+    hit = _first_reach(lines, target)
+    if hit is None:
+        return None
+    at, island, line = hit
+    start_best = max((h[0].best_ever for h in lines.values() if h and h[0].best_ever is not None),
+                     default=float("-inf"))
+    milestones = []
+    for k in MILESTONE_DECADES:
+        level = target - 10.0 ** k
+        if level <= start_best or level >= target:
+            continue
+        reached = _first_reach(lines, level)
+        if reached is not None:
+            milestones.append({"level": level, "island": reached[1], "generation": reached[2].generation,
+                               "evaluations": _cost_at(lines, reached[0]),
+                               "wall_s": round(max(0.0, reached[0] - started), 3)})
+    return {"island": island, "generation": line.generation, "evaluations": _cost_at(lines, at),
+            "wall_s": round(max(0.0, at - started), 3), "target": target, "milestones": milestones}
+
+
+def _first_reach(lines: Mapping[str, list[HistoryLine]], level: float) -> tuple[float, str, HistoryLine] | None:
+    """The earliest history line of any island whose best-ever is at least `level`."""
     first: tuple[float, str, HistoryLine] | None = None
     for isl, hist in lines.items():
-        target = targets.get(isl)
-        if target is None:
-            continue
-        hit = next((h for h in hist if h.best_ever is not None and h.time is not None and h.best_ever >= target), None)
+        hit = next((h for h in hist if h.best_ever is not None and h.time is not None and h.best_ever >= level), None)
         if hit is not None and (first is None or hit.time < first[0]):  # type: ignore[operator]
             first = (hit.time, isl, hit)  # type: ignore[assignment]
-    if first is None:
-        return None
-    at, island, line = first
-    evaluations = 0
+    return first
+
+
+def _cost_at(lines: Mapping[str, list[HistoryLine]], at: float) -> int:
+    """Evaluations of all islands at instant `at`, each from its last line at or before it."""
+    total = 0
     for hist in lines.values():
         before = [h.evaluations for h in hist if h.time is not None and h.time <= at and h.evaluations is not None]
-        evaluations += before[-1] if before else 0
-    return {"island": island, "generation": line.generation, "evaluations": evaluations,
-            "wall_s": round(max(0.0, at - started), 3)}
+        total += before[-1] if before else 0
+    return total
 
 
 def summarize(
@@ -172,6 +202,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     if hit:
         lines.append(f"target first reached by {hit['island']} at generation {hit['generation']}: "
                      f"{hit['evaluations']:,} evaluations over all islands, {hit['wall_s']:.1f} s after the run started")
+        if hit.get("milestones"):
+            lines.append("milestones (best >= level: evaluations over all islands, seconds): " + ", ".join(
+                f"{m['level']:.4g}: {m['evaluations']:,}, {m['wall_s']:.1f} s" for m in hit["milestones"]))
     m = summary["migration"]
     lines.append(f"evaluations: {summary['evaluations']:,} in total, {summary['evaluations_this_launch']:,} "
                  f"in this launch over {summary['wall_s']:.1f} s ({summary['evals_per_sec']:,.0f}/s)")

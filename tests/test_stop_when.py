@@ -47,7 +47,14 @@ def test_time_to_target_sums_every_island_at_the_first_hit():
         "island-02": [{"generation": 0, "best_ever": -3, "evaluations": 40, "time": 100.2}],
     }
     hit = time_to_target(hist, {"island-00": 0.0, "island-01": 0.0, "island-02": 0.0}, started=99.0)
-    assert hit == {"island": "island-01", "generation": 1, "evaluations": 20 + 20 + 40, "wall_s": 3.0}
+    assert {k: hit[k] for k in ("island", "generation", "evaluations", "wall_s")} == \
+        {"island": "island-01", "generation": 1, "evaluations": 20 + 20 + 40, "wall_s": 3.0}
+    # Milestones: decades of distance to the target not reached at the start (best -3 there).
+    first = hit["milestones"][0]
+    assert first == {"level": -1.0, "island": "island-00", "generation": 1, "evaluations": 20 + 10 + 40,
+                     "wall_s": 2.0}
+    assert [m["level"] for m in hit["milestones"]][:3] == [-1.0, -0.1, -0.01]
+    assert hit["milestones"][2]["island"] == "island-01"  # -0.01 first reached by island-01's 0.5
     assert time_to_target(hist, {"island-00": 9.0, "island-01": None, "island-02": 9.0}, 99.0) is None
 
 
