@@ -9,17 +9,11 @@ from islands.config import GAConfig, island_seed
 from islands.island import StopFlag
 from islands.runs import evolve
 from migration_pool.rundir import RunDir
-from support.factories import QUIET
+from support.factories import QUIET, timeless_history
 from support.factories import small_config as small
 
 
-def history(root, island="island-00", drop=("time",)):
-    """History lines without wall-clock fields (a migration event's duration included)."""
-    rows = [{k: v for k, v in r.items() if k not in drop} for r in RunDir(root).read_history(island)]
-    for r in rows:
-        if "migration" in r:
-            r["migration"] = {k: v for k, v in r["migration"].items() if k != "seconds"}
-    return rows
+history = timeless_history
 
 
 def final_population(root, island="island-00") -> np.ndarray:

@@ -20,7 +20,7 @@ from migration_pool import format as fmt
 from migration_pool.rundir import RunDir
 from support.factories import migrant_batch
 
-QUIET = dict(log=lambda _m: None)
+from support.factories import QUIET, timeless_history  # noqa: E402
 XOR = make_problem("xor")
 NEAT_PAPER_XOR_EVALUATIONS = 4755
 
@@ -173,9 +173,7 @@ def test_a_stopped_neat_island_resumes_to_the_same_end(tmp_path):
     assert first.reason == "stopped" and first.generation < 24
     second = evolve("island-00", tmp_path / "cut", cfg, **QUIET)
     assert second.resumed_from == first.generation and second.generation == 24
-    rows = lambda root: [{k: v for k, v in r.items() if k != "time"}  # noqa: E731
-                         for r in RunDir(root).read_history("island-00")]
-    assert rows(tmp_path / "whole") == rows(tmp_path / "cut")
+    assert timeless_history(tmp_path / "whole") == timeless_history(tmp_path / "cut")
 
 
 @pytest.mark.slow

@@ -57,3 +57,16 @@ def status_body(island: str = "island-00", **changes: Any) -> dict[str, Any]:
 def status(island: str = "island-00", **changes: Any) -> IslandStatus:
     """An `IslandStatus` as a reader decodes it from `status_body(island, **changes)`."""
     return IslandStatus.from_body(status_body(island, **changes))
+
+
+def timeless_history(root, island: str = "island-00", drop: tuple[str, ...] = ("time",)) -> list[dict]:
+    """An island's history lines without wall-clock fields (a migration event's duration too),
+    for comparing a resumed run with an uninterrupted one."""
+    from migration_pool.rundir import RunDir
+
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in RunDir(root).read_history(island)]
+    for r in rows:
+        if "migration" in r:
+            r["migration"] = {k: v for k, v in r["migration"].items() if k != "seconds"}
+    return rows
+
