@@ -35,6 +35,10 @@ class Progress:
     adopted_gain: float = 0.0
     own_improvements: int = 0
     adopted_improvements: int = 0
+    # The same in orders of magnitude of f(x) = -fitness, while fitness stays <= 0 (minimisation
+    # benchmarks): scale-free, so a worse first population does not earn its island more gain.
+    own_log_gain: float = 0.0
+    adopted_log_gain: float = 0.0
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0))
 
@@ -63,6 +67,8 @@ def make_record(
         "adopted_gain": progress.adopted_gain,
         "own_improvements": progress.own_improvements,
         "adopted_improvements": progress.adopted_improvements,
+        "own_log_gain": progress.own_log_gain,
+        "adopted_log_gain": progress.adopted_log_gain,
         "migration": dict(progress.migration),
         "generator": gen.get_state().cpu().numpy(),
         "state": state_record,
@@ -102,6 +108,8 @@ def restore(
             adopted_gain=float(record.get("adopted_gain", 0.0)),
             own_improvements=int(record.get("own_improvements", 0)),
             adopted_improvements=int(record.get("adopted_improvements", 0)),
+            own_log_gain=float(record.get("own_log_gain", 0.0)),
+            adopted_log_gain=float(record.get("adopted_log_gain", 0.0)),
         )
         state = dict(record["state"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:

@@ -262,11 +262,14 @@ class _Loop:
         if stats.best > progress.best_ever:
             gain = stats.best - progress.best_ever
             if math.isfinite(gain):
+                decades = _decades(progress.best_ever, stats.best)
                 if adopted:
                     progress.adopted_gain += gain
+                    progress.adopted_log_gain += decades
                     progress.adopted_improvements += 1
                 else:
                     progress.own_gain += gain
+                    progress.own_log_gain += decades
                     progress.own_improvements += 1
             progress.best_ever = stats.best
             progress.best_ever_genome = self.algo.genome(state, stats.best_index)
@@ -336,6 +339,8 @@ class _Loop:
             migration=Migration.from_body(progress.migration),
             own_gain=_finite(progress.own_gain),
             adopted_gain=_finite(progress.adopted_gain),
+            own_log_gain=_finite(progress.own_log_gain),
+            adopted_log_gain=_finite(progress.adopted_log_gain),
             own_improvements=progress.own_improvements,
             adopted_improvements=progress.adopted_improvements,
             overrides=dict(self.spec.overrides),
@@ -352,6 +357,17 @@ class _Loop:
         self.rundir.write_status(self.spec.island, status.to_body())
         if self.on_status is not None:
             self.on_status(status)
+
+
+LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly
+
+
+def _decades(before: float, after: float) -> float:
+    """Orders of magnitude of f(x) = -fitness gained from `before` to `after` (fitness <= 0);
+    0.0 once fitness is positive (no minimisation scale to measure on)."""
+    if not before < 0 or after > 0:
+        return 0.0
+    return math.log10(-before / max(-after, LOG_FLOOR))
 
 
 def _finite(x: float) -> float | None:

@@ -1,6 +1,7 @@
 """Which setting won (islands/status/settings.py): own gain, confounding by migration, the table."""
 from __future__ import annotations
 
+import math
 import time
 
 import jsonschema
@@ -65,6 +66,20 @@ def test_not_confounded_without_adopted_gain_ranks_by_best_ever(every, adopted):
     assert (low["rank"], high["rank"]) == (2, 1) and sec["settings"][0]["best_value"] == 0.2
 
 
+def test_minimisation_gains_compare_in_orders_of_magnitude():
+    # sigma 0.01 started from a worse population: more absolute gain, fewer orders of magnitude.
+    logs = {"island-00": (0.8, 0.0), "island-01": (2.0, 1.0), "island-02": (0.6, 0.2), "island-03": (1.8, 0.5)}
+    islands = [{**e, "own_log_gain": logs[e["island"]][0], "adopted_log_gain": logs[e["island"]][1]} for e in STUDY]
+    sec = settings_section(islands, migration_every=10, champion="island-01")
+    assert sec["rank_by"] == "own_log_gain" and sec["immigrant_share"] == pytest.approx(1.7 / 6.9)
+    assert "orders of magnitude of f(x)" in sec["note"]
+    low, high = sec["settings"][0]["values"]
+    assert (low["median_own_log_gain"], high["median_own_log_gain"]) == (pytest.approx(0.7), pytest.approx(1.9))
+    assert (low["rank"], high["rank"]) == (2, 1) and sec["settings"][0]["best_value"] == 0.2
+    positive = [{**e, "best_ever": 1.0} for e in islands]  # not a minimisation benchmark: absolute gains
+    assert settings_section(positive, migration_every=10, champion=None)["rank_by"] == "own_gain"
+
+
 def test_islands_without_recorded_gains_say_scores_may_be_confounded():
     islands = [{**e, "own_gain": None, "adopted_gain": None} for e in STUDY]
     sec = settings_section(islands, migration_every=10, champion=None)
@@ -96,8 +111,10 @@ def test_what_counts_as_varied():
 
 
 def test_status_gains_decode_tolerantly():
-    s = IslandStatus.from_body(status_body(own_gain=3.5, adopted_gain=0.0, own_improvements=4, adopted_improvements=0))
+    s = IslandStatus.from_body(status_body(own_gain=3.5, adopted_gain=0.0, own_improvements=4, adopted_improvements=0,
+                                           own_log_gain=1.25))
     assert (s.own_gain, s.adopted_gain, s.own_improvements, s.adopted_improvements) == (3.5, 0.0, 4, 0)
+    assert (s.own_log_gain, s.adopted_log_gain) == (1.25, None)
     assert IslandStatus.from_body(s.to_body()) == s
     bad = IslandStatus.from_body(status_body(own_gain="x", adopted_gain=-1.0, own_improvements=True,
                                              adopted_improvements=-2))
@@ -159,11 +176,13 @@ def test_real_study_with_migration_is_confounded(migrating, tmp_path):
     assert all(i["own_gain"] > 0 and i["own_improvements"] > 0 for i in islands.values())
     assert islands["island-00"]["adopted_gain"] == 0.0  # it ran first: nothing to adopt
     assert sum(i["adopted_gain"] for i in islands.values()) > 0
-    assert sec["confounded"] and sec["rank_by"] == "own_gain" and "came from immigrants" in sec["note"]
+    assert sec["confounded"] and sec["rank_by"] == "own_log_gain" and "came from immigrants" in sec["note"]
     assert 0 < sec["immigrant_share"] < 1
     for island, entry in islands.items():  # own + adopted gains add up to best_ever's rise from generation 0
         first = RunDir(root).read_history(island)[0]["best_ever"]
         assert entry["own_gain"] + entry["adopted_gain"] == pytest.approx(entry["best_ever"] - first, rel=1e-9)
+        decades = math.log10(first / entry["best_ever"])
+        assert entry["own_log_gain"] + entry["adopted_log_gain"] == pytest.approx(decades, rel=1e-9)
     champ = report["archipelago"]["champion"]["island"]
     assert sec["settings"][0]["champion_value"] == islands[champ]["overrides"]["mutation_sigma"]
     png = write_plot(root, report, tmp_path / "study.png")
@@ -174,7 +193,7 @@ def test_real_study_without_migration_is_not_confounded(tmp_path):
     report = _study(tmp_path, every=0)
     sec = report["settings"]
     assert not sec["confounded"] and sec["note"] is None and sec["rank_by"] == "best_ever"
-    assert all(i["adopted_gain"] == 0.0 and i["own_gain"] > 0 for i in report["islands"])
+    assert all(i["adopted_gain"] == 0.0 == i["adopted_log_gain"] and i["own_gain"] > 0 for i in report["islands"])
     table = CliRunner().invoke(status_cmd, ["--run-dir", str(tmp_path)])
     assert table.exit_code == 0 and "ranked by median best_ever" in table.output
     assert "confounded" not in table.output
@@ -192,6 +211,7 @@ def test_resume_keeps_own_gain(tmp_path):
     assert resumed.resumed_from == ckpt["generation"] and resumed.best == whole.best
     a, b = (IslandStatus.from_body(RunDir(tmp_path / d).read_status("island-00")) for d in ("whole", "split"))
     assert a.own_gain > ckpt["own_gain"] and (b.own_gain, b.own_improvements) == (a.own_gain, a.own_improvements)
+    assert 0 < ckpt["own_log_gain"] < a.own_log_gain == b.own_log_gain
 
 
 def test_checkpoint_without_gains_resumes_from_zero(tmp_path):
@@ -201,7 +221,8 @@ def test_checkpoint_without_gains_resumes_from_zero(tmp_path):
            on_status=lambda s: setattr(stop, "requested", s.generation >= 35), **QUIET)
     rundir = RunDir(tmp_path)
     record, _ = rundir.load_checkpoint("island-00")
-    for key in ("own_gain", "adopted_gain", "own_improvements", "adopted_improvements"):
+    for key in ("own_gain", "adopted_gain", "own_improvements", "adopted_improvements", "own_log_gain",
+                "adopted_log_gain"):
         record.pop(key)
     rundir.save_checkpoint("island-00", record["generation"], record)
     evolve("island-00", tmp_path, cfg, **QUIET)

@@ -281,16 +281,20 @@ def _settings(sec: dict[str, Any]) -> Any:
     from islands.status.settings import display
 
     head = Text("settings ", "bold")
-    head.append(f"ranked by median {'own gain' if sec['rank_by'] == 'own_gain' else 'best_ever'}")
+    log = sec["rank_by"] == "own_log_gain"
+    head.append("ranked by median " + {"own_log_gain": "own gain (orders of magnitude of f(x))",
+                                       "own_gain": "own gain"}.get(sec["rank_by"], "best_ever"))
     if sec["note"]:
         head.append("\n" + sec["note"], "bold yellow")
     grid = Table(box=None, pad_edge=False, header_style="bold underline")
-    for name in ("setting", "value", "islands", "best_ever", "own gain", "adopted", "rank", ""):
+    gain = ("median_own_log_gain", "median_adopted_log_gain") if log else ("median_own_gain", "median_adopted_gain")
+    for name in ("setting", "value", "islands", "best_ever", "own gain" + (" (log10)" if log else ""), "adopted",
+                 "rank", ""):
         grid.add_column(name, justify="left" if name in ("setting", "value", "") else "right")
     for setting in sec["settings"]:
         for n, v in enumerate(setting["values"]):
             grid.add_row(setting["name"] if n == 0 else "", display(v["value"]), str(v["islands"]),
-                         _num(v["median_best_ever"]), _num(v["median_own_gain"]), _num(v["median_adopted_gain"]),
+                         _num(v["median_best_ever"]), _num(v[gain[0]], ".3g"), _num(v[gain[1]], ".3g"),
                          _num(v["rank"]), "champion" if v["champion"] else "")
     return Group(head, grid, Text("(medians over each value's islands)", style="dim"))
 

@@ -116,6 +116,7 @@ def _strip(ax: Any, setting: Mapping[str, Any], report: Mapping[str, Any], minim
 
     values = [v["value"] for v in setting["values"]]
     name = setting["name"]
+    gain_key = "own_log_gain" if rank_by == "own_log_gain" else "own_gain"
     best_x, best_y, gain_x, gain_y = [], [], [], []
     for n, isl in enumerate(report["islands"]):
         if isl["overrides"].get(name) not in values:
@@ -124,9 +125,9 @@ def _strip(ax: Any, setting: Mapping[str, Any], report: Mapping[str, Any], minim
         if isl["best_ever"] is not None:
             best_x.append(x - 0.08)
             best_y.append(-isl["best_ever"] if minimise else isl["best_ever"])
-        if isl.get("own_gain") is not None:
+        if isl.get(gain_key) is not None:
             gain_x.append(x + 0.08)
-            gain_y.append(isl["own_gain"])
+            gain_y.append(isl[gain_key])
     ax.scatter(best_x, best_y, s=18, color="tab:blue", label="f(x) = -best_ever" if minimise else "best_ever")
     if minimise and best_y and min(best_y) > 0:
         ax.set_yscale("log")
@@ -140,7 +141,8 @@ def _strip(ax: Any, setting: Mapping[str, Any], report: Mapping[str, Any], minim
     if gain_y:
         twin = ax.twinx()
         twin.scatter(gain_x, gain_y, s=18, marker="^", color="tab:orange", label="own gain")
-        twin.set_ylabel("own gain", color="tab:orange")
+        twin.set_ylabel("own gain" + (" (orders of magnitude)" if gain_key == "own_log_gain" else ""),
+                        color="tab:orange")
     ax.set_title(f"{name}: ranked by {rank_by.replace('_', ' ')}", fontsize="medium")
 
 

@@ -194,6 +194,8 @@ class IslandStatus:
     # best_ever's improvements by cause (None: written by a version that did not record them):
     own_gain: float | None = None  # summed improvements after the island's own breeding steps
     adopted_gain: float | None = None  # summed improvements right after adopting migrants
+    own_log_gain: float | None = None  # own_gain in orders of magnitude of f(x) = -fitness (fitness <= 0)
+    adopted_log_gain: float | None = None
     own_improvements: int | None = None
     adopted_improvements: int | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)  # this island's --vary values
@@ -233,6 +235,7 @@ class IslandStatus:
             centroid=centroid if isinstance(centroid, (np.ndarray, list, tuple)) else None,
             origins=origin_counts(b.get("origins")), migration=Migration.from_body(b.get("migration")),
             own_gain=_gain(b.get("own_gain")), adopted_gain=_gain(b.get("adopted_gain")),
+            own_log_gain=_gain(b.get("own_log_gain")), adopted_log_gain=_gain(b.get("adopted_log_gain")),
             own_improvements=_maybe_count(b.get("own_improvements")),
             adopted_improvements=_maybe_count(b.get("adopted_improvements")),
             overrides={str(k): v for k, v in as_mapping(b.get("overrides")).items()},

@@ -36,12 +36,14 @@ def settings_section(islands: Sequence[Mapping[str, Any]], *, migration_every: i
     if not names:
         return None
     known = [i for i in islands if i.get("own_gain") is not None]
-    own = sum(i["own_gain"] for i in known)
-    adopted = sum(i.get("adopted_gain") or 0.0 for i in known)
+    own_key = "own_log_gain" if _minimising(islands, known) else "own_gain"
+    adopted_key = own_key.replace("own", "adopted")
+    own = sum(i[own_key] for i in known)
+    adopted = sum(i.get(adopted_key) or 0.0 for i in known)
     share = adopted / (own + adopted) if own + adopted > 0 else None
     migrating = bool(migration_every)
     confounded = migrating and (adopted > 0 or not known)
-    rank_by = "own_gain" if confounded and known else "best_ever"
+    rank_by = own_key if confounded and known else "best_ever"
     starts = [i["started"] for i in islands if i.get("started") is not None]
     spread = max(starts) - min(starts) if len(starts) > 1 else None
     return {
@@ -67,6 +69,8 @@ def _setting(name: str, islands: Sequence[Mapping[str, Any]], rank_by: str, cham
             "median_best_ever": _median(i.get("best_ever") for i in members),
             "median_own_gain": _median(i.get("own_gain") for i in members),
             "median_adopted_gain": _median(i.get("adopted_gain") for i in members),
+            "median_own_log_gain": _median(i.get("own_log_gain") for i in members),
+            "median_adopted_log_gain": _median(i.get("adopted_log_gain") for i in members),
             "champion": champion is not None and any(i["island"] == champion for i in members),
         })
     score = f"median_{rank_by}"
@@ -87,14 +91,23 @@ def _note(confounded: bool, share: float | None, rank_by: str, spread: float | N
     if rank_by == "best_ever":
         return ("scores may be confounded by migration (these islands do not record their own improvement); "
                 "rank with care, or re-run the top settings with --migrate-every 0")
+    unit = "orders of magnitude of f(x)" if rank_by == "own_log_gain" else "best_ever gained"
     text = (f"confounded: {share:.0%} of the improvement came from immigrants; ranked by own improvement "
-            "(best_ever gains after the island's own breeding steps), not by best_ever")
+            f"({unit} after the island's own breeding steps), not by best_ever")
     if spread is not None and spread > LATE_START_S:
         text += (f"; islands started up to {spread:.0f} s apart, and a late starter adopts its neighbours' "
                  "evolved genomes at its first migration (counted as adopted)")
     if known < total:
         text += f"; {total - known} island(s) without a recorded own gain are not ranked"
     return text
+
+
+def _minimising(islands: Sequence[Mapping[str, Any]], known: Sequence[Mapping[str, Any]]) -> bool:
+    """A minimisation benchmark (every best_ever <= 0) whose islands record log gains: gains are
+    then compared in orders of magnitude, where a worse first population earns no extra credit."""
+    bests = [i.get("best_ever") for i in islands if i.get("best_ever") is not None]
+    return bool(known) and bool(bests) and all(b <= 0 for b in bests) \
+        and all(i.get("own_log_gain") is not None for i in known)
 
 
 def _key(value: Any) -> str:
