@@ -28,6 +28,17 @@ class Progress:
     best_ever_genome: Any = None
     best_ever_generation: int = 0
     stale: int = 0  # generations without improving best_ever
+    # Improvements of best_ever, attributed (`islands.island`): "own" after the island's own
+    # breeding step, "adopted" right after a migration event; the first population counts for
+    # neither. Under migration an island's best says little of its settings; its own gain does.
+    own_gain: float = 0.0
+    adopted_gain: float = 0.0
+    own_improvements: int = 0
+    adopted_improvements: int = 0
+    # The same in orders of magnitude of f(x) = -fitness, while fitness stays <= 0 (minimisation
+    # benchmarks): scale-free, so a worse first population does not earn its island more gain.
+    own_log_gain: float = 0.0
+    adopted_log_gain: float = 0.0
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0))
 
@@ -52,6 +63,12 @@ def make_record(
         "best_ever_genome": progress.best_ever_genome,
         "best_ever_generation": progress.best_ever_generation,
         "stale": progress.stale,
+        "own_gain": progress.own_gain,
+        "adopted_gain": progress.adopted_gain,
+        "own_improvements": progress.own_improvements,
+        "adopted_improvements": progress.adopted_improvements,
+        "own_log_gain": progress.own_log_gain,
+        "adopted_log_gain": progress.adopted_log_gain,
         "migration": dict(progress.migration),
         "generator": gen.get_state().cpu().numpy(),
         "state": state_record,
@@ -86,6 +103,13 @@ def restore(
             best_ever_generation=int(record["best_ever_generation"]),
             stale=int(record["stale"]),
             migration={k: int(v) for k, v in dict(record["migration"]).items()},
+            # checkpoints written before these were recorded: counted from the resume on
+            own_gain=float(record.get("own_gain", 0.0)),
+            adopted_gain=float(record.get("adopted_gain", 0.0)),
+            own_improvements=int(record.get("own_improvements", 0)),
+            adopted_improvements=int(record.get("adopted_improvements", 0)),
+            own_log_gain=float(record.get("own_log_gain", 0.0)),
+            adopted_log_gain=float(record.get("adopted_log_gain", 0.0)),
         )
         state = dict(record["state"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:

@@ -204,7 +204,7 @@ class _Loop:
                 state = self.migrator.exchange(self.algo, state, progress, self.gen)
                 self.event = self.migrator.last_event
                 if self.event is None or self.event.adopted:
-                    self._record_best(state, progress)  # nothing adopted: state unchanged
+                    self._record_best(state, progress, adopted=True)  # nothing adopted: state unchanged
             if g > 0 and g % self.cfg.checkpoint_every == 0 and g != resumed:
                 self._checkpoint(state, progress)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
@@ -252,9 +252,25 @@ class _Loop:
         self.marker_checked = now
         return self.rundir.target_reached()
 
-    def _record_best(self, state: Any, progress: ckpt.Progress) -> Any:
+    def _record_best(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> Any:
+        """Update best_ever; attribute the gain to immigrants (`adopted`) or to own breeding.
+
+        The first population's best is no gain (best_ever is -inf before it), so own_gain
+        measures what the island's settings achieved from where it started.
+        """
         stats = self.algo.stats(state)
         if stats.best > progress.best_ever:
+            gain = stats.best - progress.best_ever
+            if math.isfinite(gain):
+                decades = _decades(progress.best_ever, stats.best)
+                if adopted:
+                    progress.adopted_gain += gain
+                    progress.adopted_log_gain += decades
+                    progress.adopted_improvements += 1
+                else:
+                    progress.own_gain += gain
+                    progress.own_log_gain += decades
+                    progress.own_improvements += 1
             progress.best_ever = stats.best
             progress.best_ever_genome = self.algo.genome(state, stats.best_index)
             progress.best_ever_generation = progress.generation
@@ -321,6 +337,12 @@ class _Loop:
             centroid=self.algo.centroid(state),
             origins=self.algo.origins(state),
             migration=Migration.from_body(progress.migration),
+            own_gain=_finite(progress.own_gain),
+            adopted_gain=_finite(progress.adopted_gain),
+            own_log_gain=_finite(progress.own_log_gain),
+            adopted_log_gain=_finite(progress.adopted_log_gain),
+            own_improvements=progress.own_improvements,
+            adopted_improvements=progress.adopted_improvements,
             overrides=dict(self.spec.overrides),
             device=self.spec.device,
             torch_threads=torch.get_num_threads(),
@@ -335,6 +357,17 @@ class _Loop:
         self.rundir.write_status(self.spec.island, status.to_body())
         if self.on_status is not None:
             self.on_status(status)
+
+
+LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly
+
+
+def _decades(before: float, after: float) -> float:
+    """Orders of magnitude of f(x) = -fitness gained from `before` to `after` (fitness <= 0);
+    0.0 once fitness is positive (no minimisation scale to measure on)."""
+    if not before < 0 or after > 0:
+        return 0.0
+    return math.log10(-before / max(-after, LOG_FLOOR))
 
 
 def _finite(x: float) -> float | None:

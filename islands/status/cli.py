@@ -202,6 +202,8 @@ def render(report: dict[str, Any]) -> Any:
                   _num(isl["effective_origins"], ".2f"), _ago(isl["heartbeat_age_s"])]
         table.add_row(*cells, *([note] if any(notes) else []))
     parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
+    if report["settings"]:
+        parts += [Text(""), _settings(report["settings"])]
     if report["notes"]:
         parts.append(Text("\n".join(f"note: {n}" for n in report["notes"]), style="yellow"))
     return Group(*parts)
@@ -268,6 +270,33 @@ def _archipelago(arch: dict[str, Any]) -> Any:
     top = ", ".join(f"{s}→{r} {c}" for c, r, s in flows[:8])
     lines.append(f"\nlargest flows ({len(flows)} in all): {top}")
     return lines
+
+
+def _settings(sec: dict[str, Any]) -> Any:
+    """Which setting won: one row per value of each varied setting, ranked, the champion's marked."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from islands.status.settings import display
+
+    head = Text("settings ", "bold")
+    log = sec["rank_by"] == "own_log_gain"
+    head.append("ranked by median " + {"own_log_gain": "own gain (orders of magnitude of f(x))",
+                                       "own_gain": "own gain"}.get(sec["rank_by"], "best_ever"))
+    if sec["note"]:
+        head.append("\n" + sec["note"], "bold yellow")
+    grid = Table(box=None, pad_edge=False, header_style="bold underline")
+    gain = ("median_own_log_gain", "median_adopted_log_gain") if log else ("median_own_gain", "median_adopted_gain")
+    for name in ("setting", "value", "islands", "best_ever", "own gain" + (" (log10)" if log else ""), "adopted",
+                 "rank", ""):
+        grid.add_column(name, justify="left" if name in ("setting", "value", "") else "right")
+    for setting in sec["settings"]:
+        for n, v in enumerate(setting["values"]):
+            grid.add_row(setting["name"] if n == 0 else "", display(v["value"]), str(v["islands"]),
+                         _num(v["median_best_ever"]), _num(v[gain[0]], ".3g"), _num(v[gain[1]], ".3g"),
+                         _num(v["rank"]), "champion" if v["champion"] else "")
+    return Group(head, grid, Text("(medians over each value's islands)", style="dim"))
 
 
 def _spark(values: list[float]) -> str:

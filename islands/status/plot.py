@@ -16,6 +16,7 @@ from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
 POINTS = 400
+MAX_STRIPS = 4  # varied settings drawn as strip plots (the JSON and the table carry them all)
 
 
 def series(root: str | Path, islands: list[str], points: int = POINTS) -> dict[str, dict[str, np.ndarray]]:
@@ -52,8 +53,15 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     data = series(root, [i["island"] for i in report["islands"]], points)
     finite = np.concatenate([s["best_ever"][np.isfinite(s["best_ever"])] for s in data.values()] or [np.zeros(0)])
     minimise = finite.size > 0 and bool(np.all(finite <= 0))
-    fig, (ax_fit, ax_div, ax_lin) = plt.subplots(3, 1, figsize=(10, 11), sharex=True, constrained_layout=True,
-                                                 gridspec_kw={"height_ratios": [3, 2, 2]})
+    settings = report.get("settings")
+    strips = settings["settings"][:MAX_STRIPS] if settings else []
+    fig = plt.figure(figsize=(10, 11 + (3.5 if strips else 0)), constrained_layout=True)
+    grid = fig.add_gridspec(4 if strips else 3, max(1, len(strips)), height_ratios=[3, 2, 2] + ([2.5] if strips else []))
+    ax_fit = fig.add_subplot(grid[0, :])
+    ax_div = fig.add_subplot(grid[1, :], sharex=ax_fit)
+    ax_lin = fig.add_subplot(grid[2, :], sharex=ax_fit)
+    for k, setting in enumerate(strips):
+        _strip(fig.add_subplot(grid[3, k]), setting, report, minimise, settings["rank_by"])
     many = len(data) > 12
     for island, s in data.items():
         y = -s["best_ever"] if minimise else s["best_ever"]
@@ -100,6 +108,42 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _strip(ax: Any, setting: Mapping[str, Any], report: Mapping[str, Any], minimise: bool, rank_by: str) -> None:
+    """One varied setting: each island as a point at its value, best_ever left, own gain right."""
+    from islands.status.settings import display
+
+    values = [v["value"] for v in setting["values"]]
+    name = setting["name"]
+    gain_key = "own_log_gain" if rank_by == "own_log_gain" else "own_gain"
+    best_x, best_y, gain_x, gain_y = [], [], [], []
+    for n, isl in enumerate(report["islands"]):
+        if isl["overrides"].get(name) not in values:
+            continue
+        x = values.index(isl["overrides"].get(name)) + ((n * 0.618) % 1 - 0.5) * 0.3  # jitter, no RNG
+        if isl["best_ever"] is not None:
+            best_x.append(x - 0.08)
+            best_y.append(-isl["best_ever"] if minimise else isl["best_ever"])
+        if isl.get(gain_key) is not None:
+            gain_x.append(x + 0.08)
+            gain_y.append(isl[gain_key])
+    ax.scatter(best_x, best_y, s=18, color="tab:blue", label="f(x) = -best_ever" if minimise else "best_ever")
+    if minimise and best_y and min(best_y) > 0:
+        ax.set_yscale("log")
+    ax.set_ylabel("f(x) (log)" if minimise else "best_ever", color="tab:blue")
+    ax.set_xticks(range(len(values)), [display(v) for v in values], rotation=30 if len(values) > 4 else 0)
+    ax.set_xlabel(name + ("  (champion: " + display(setting["champion_value"]) + ")"
+                          if setting["champion_value"] is not None or any(v["champion"] for v in setting["values"])
+                          else ""))
+    ax.set_xlim(-0.6, len(values) - 0.4)
+    ax.grid(True, alpha=0.3)
+    if gain_y:
+        twin = ax.twinx()
+        twin.scatter(gain_x, gain_y, s=18, marker="^", color="tab:orange", label="own gain")
+        twin.set_ylabel("own gain" + (" (orders of magnitude)" if gain_key == "own_log_gain" else ""),
+                        color="tab:orange")
+    ax.set_title(f"{name}: ranked by {rank_by.replace('_', ' ')}", fontsize="medium")
 
 
 def _nan(x: float | None) -> float:

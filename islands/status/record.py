@@ -54,6 +54,18 @@ def _count(x: Any) -> int:
     return max(0, as_int(x) or 0)
 
 
+def _gain(x: Any) -> float | None:
+    """A summed improvement: a finite number >= 0, or None (not recorded, or bad)."""
+    g = as_float(x)
+    return None if g is None or g < 0 else g
+
+
+def _maybe_count(x: Any) -> int | None:
+    """A counter that older writers did not record: a non-negative int, or None."""
+    n = as_int(x)
+    return None if n is None or n < 0 else n
+
+
 def _figures(x: Any) -> dict[str, float | int]:
     """Algorithm-specific figures (`Algorithm.info`): names to finite numbers, others dropped."""
     out: dict[str, float | int] = {}
@@ -179,6 +191,13 @@ class IslandStatus:
     centroid: Any = None  # the population's mean genome, normalised to [0, 1] by the bounds
     origins: Mapping[int, int] = field(default_factory=dict)  # island number -> individuals whose lineage began there
     migration: Migration = field(default_factory=Migration)
+    # best_ever's improvements by cause (None: written by a version that did not record them):
+    own_gain: float | None = None  # summed improvements after the island's own breeding steps
+    adopted_gain: float | None = None  # summed improvements right after adopting migrants
+    own_log_gain: float | None = None  # own_gain in orders of magnitude of f(x) = -fitness (fitness <= 0)
+    adopted_log_gain: float | None = None
+    own_improvements: int | None = None
+    adopted_improvements: int | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)  # this island's --vary values
     device: str | None = None
     torch_threads: int | None = None
@@ -215,6 +234,10 @@ class IslandStatus:
             diversity=as_float(b.get("diversity")), foreign_share=as_float(b.get("foreign_share")),
             centroid=centroid if isinstance(centroid, (np.ndarray, list, tuple)) else None,
             origins=origin_counts(b.get("origins")), migration=Migration.from_body(b.get("migration")),
+            own_gain=_gain(b.get("own_gain")), adopted_gain=_gain(b.get("adopted_gain")),
+            own_log_gain=_gain(b.get("own_log_gain")), adopted_log_gain=_gain(b.get("adopted_log_gain")),
+            own_improvements=_maybe_count(b.get("own_improvements")),
+            adopted_improvements=_maybe_count(b.get("adopted_improvements")),
             overrides={str(k): v for k, v in as_mapping(b.get("overrides")).items()},
             device=as_str(b.get("device")), torch_threads=as_int(b.get("torch_threads")), pid=as_int(b.get("pid")),
             host=as_str(b.get("host")), started=as_float(b.get("started")), heartbeat=as_float(b.get("heartbeat")),

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from islands.status import lineage
+from islands.status.settings import settings_section
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, migration_matrix)
@@ -179,6 +180,8 @@ def build_report(
             "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}),
             "diversity_over_time": diversity_over_time(div_points),
         },
+        "settings": settings_section(islands, migration_every=run["migration"]["every"],
+                                     champion=champion["island"] if champion else None),
         "notes": notes,
     }
 
@@ -236,6 +239,13 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
         "foreign_share": s.foreign_share,
         "effective_origins": lineage.effective_origins(s.origins) if s.origins else None,
         "overrides": {k: _plain(v) for k, v in s.overrides.items()},
+        "own_gain": s.own_gain,
+        "adopted_gain": s.adopted_gain,
+        "own_log_gain": s.own_log_gain,
+        "adopted_log_gain": s.adopted_log_gain,
+        "own_improvements": s.own_improvements,
+        "adopted_improvements": s.adopted_improvements,
+        "started": s.started,
         "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
     }
 

@@ -107,6 +107,15 @@ ISLAND = _obj(
                                       "entropy of the islands where its individuals' lineages began (1: one "
                                       "lineage; k: k lineages of equal size)"),
         "overrides": _d({"type": "object"}, "this island's hyperparameter overrides (launch --vary)"),
+        "own_gain": _d(_num, "summed improvements of best_ever after the island's own breeding steps (its "
+                             "settings' work, from its first population on); null if not recorded"),
+        "adopted_gain": _d(_num, "summed improvements of best_ever right after adopting migrants; null if not recorded"),
+        "own_log_gain": _d(_num, "own_gain in orders of magnitude of f(x) = -fitness, counted while fitness <= 0 "
+                                 "(minimisation benchmarks; an exact optimum counts as 1e-12): scale-free"),
+        "adopted_log_gain": _d(_num, "adopted_gain in orders of magnitude of f(x) = -fitness"),
+        "own_improvements": _d(_int, "how many times its own breeding improved best_ever"),
+        "adopted_improvements": _d(_int, "how many migration events improved best_ever"),
+        "started": _d(_num, "Unix time its (latest) process started"),
         "heartbeat_age_s": _d(_num, "seconds since the island last wrote its status"),
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
     },
@@ -122,6 +131,42 @@ CHAMPION = _obj(
         "genome": _d({"type": ["array", "null"]}, "the genome as nested lists of numbers for vector genomes; null for structured genomes (NEAT), read those from champion.isld"),
     },
     "the best individual of the run",
+)
+
+_VALUE = {"type": ["number", "string", "boolean", "array", "object", "null"]}
+
+SETTINGS = _obj(
+    {
+        "varied": _d({"type": "array", "items": {"type": "string"}}, "override names whose value differs between islands"),
+        "confounded": _d({"type": "boolean"}, "true when migration brought part of the improvement (or may have: "
+                                              "islands that do not record it): best_ever then says little of the settings"),
+        "immigrant_share": _d(_num, "share of all improvement of best_ever (on the scale of rank_by's gain) that "
+                                    "came right after adopting migrants; null without migration or recorded gains"),
+        "rank_by": _d({"enum": ["own_log_gain", "own_gain", "best_ever"]},
+                      "the median the values are ranked by: when confounded, own_log_gain on a minimisation "
+                      "benchmark (every best_ever <= 0), own_gain otherwise; best_ever when not confounded"),
+        "note": _d(_str, "the plain sentence on confounding (null when the scores are not confounded)"),
+        "start_spread_s": _d(_num, "latest minus earliest island start (late starters adopt evolved genomes)"),
+        "settings": {"type": "array", "items": _obj(
+            {
+                "name": {"type": "string"},
+                "values": {"type": "array", "items": _obj({
+                    "value": _d(_VALUE, "the override value (null: the run's default)"),
+                    "islands": _d(_count, "islands with this value"),
+                    "median_best_ever": _num,
+                    "median_own_gain": _num,
+                    "median_adopted_gain": _num,
+                    "median_own_log_gain": _num,
+                    "median_adopted_log_gain": _num,
+                    "rank": _d(_int, "1 = best by rank_by; null when no island of it has the figure"),
+                    "champion": _d({"type": "boolean"}, "the run's champion island has this value"),
+                })},
+                "champion_value": _d(_VALUE, "the champion island's value"),
+                "best_value": _d(_VALUE, "the value ranked first"),
+            },
+        )},
+    },
+    "which setting won: per varied setting, each value's islands and scores (launch --vary)",
 )
 
 SCHEMA: dict[str, Any] = {
@@ -197,6 +242,7 @@ SCHEMA: dict[str, Any] = {
                     })}, "within-island diversity from the histories, binned by generation"),
                 },
             ),
+            "settings": {"oneOf": [{"type": "null"}, SETTINGS]},
             "notes": _d({"type": "array", "items": {"type": "string"}}, "run-level problems found while reading"),
         },
     ),
