@@ -80,8 +80,8 @@ def time_to_target(
     milestones = []
     for k in MILESTONE_DECADES:
         level = target - 10.0 ** k
-        if level <= start_best or level >= target:
-            continue
+        if level <= start_best or level >= target or (target and 10.0 ** k < abs(target) / 10):
+            continue  # reached at the start, or too close to the target to be a step of its own
         reached = _first_reach(lines, level)
         if reached is not None:
             milestones.append({"level": level, "island": reached[1], "generation": reached[2].generation,
