@@ -64,7 +64,11 @@ def policies(generations: int) -> dict[str, MigrationConfig | None]:
 def one_run(problem: str, dim: int, algo: str, n: int, pop: int, generations: int, seed: int,
             mig: MigrationConfig | None, sample_every: int) -> dict[str, Any]:
     budget = n * pop * (generations + 1)
-    if mig is None:
+    if "+" in algo:  # a mixed archipelago: the algorithms cycled over the islands, each at its default size
+        names = algo.split("+")
+        a = run_archipelago(problem, dim, budget, seed, [names[i % len(names)] for i in range(n)],
+                            mig or MigrationConfig(every=0), sample_every=sample_every, floor=-math.inf)
+    elif mig is None:
         a = run_archipelago(problem, dim, budget, seed, [algo], MigrationConfig(every=0),
                             population=n * pop, floor=-math.inf)
     else:
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dim", type=int, default=10)
     ap.add_argument("--generations", type=int, default=200)
     ap.add_argument("--islands", type=int, nargs="+", default=[20, 4])
-    ap.add_argument("--algorithms", nargs="+", default=["ga", "de"])
+    ap.add_argument("--algorithms", nargs="+", default=["ga", "de", "cmaes+de+ga"],
+                    help="algorithms; A+B+C is a mixed archipelago (the algorithms cycled over the islands)")
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
     ap.add_argument("--only", nargs="*", default=None, help="policy names to run (default all)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/diversity"))
@@ -103,13 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     pols = policies(args.generations)
     if args.only:
         pols = {k: v for k, v in pols.items() if k in args.only or k == "takeover (10, 5, best->worst)"}
-    pop = {"ga": 100, "de": 50, "cmaes": 10, "es": 100}
+    pop = {"ga": 100, "de": 50, "cmaes": 10, "es": 100, "cmaes+de+ga": 53}  # mixed: their mean default
     results: list[dict[str, Any]] = []
     started = time.time()
     for algo in args.algorithms:
         for n in args.islands:
             for problem in args.problems:
                 for name, mig in pols.items():
+                    if mig is None and "+" in algo:
+                        continue  # one population of a mixed archipelago means nothing
                     runs = [one_run(problem, args.dim, algo, n, pop.get(algo, 100), args.generations, s, mig,
                                     sample_every=10 if s == 0 else 0) for s in range(args.seeds)]
                     row = {"algorithm": algo, "islands": n, "problem": problem, "policy": name,
