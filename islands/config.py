@@ -41,6 +41,11 @@ def _check(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_int(value: Any) -> bool:
+    """An integer proper: 16, not 16.0, 16.5 or True (a manifest edited by hand may hold any)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
     """Build a dataclass, rejecting unknown keys so a typo never passes silently."""
     known = {f.name for f in fields(cls)}
@@ -87,7 +92,8 @@ class GAConfig:
     bounds: str = "clip"
 
     def __post_init__(self) -> None:
-        _check(self.tournament_size >= 1, f"tournament size must be >= 1, got {self.tournament_size}")
+        _check(_is_int(self.tournament_size) and self.tournament_size >= 1,
+               f"tournament size must be an integer >= 1, got {self.tournament_size!r}")
         _check(self.crossover in CROSSOVERS, f"crossover must be one of {', '.join(CROSSOVERS)}, got {self.crossover!r}")
         _check(0.0 <= self.crossover_rate <= 1.0, f"crossover rate must be in [0, 1], got {self.crossover_rate}")
         _check(self.sbx_eta >= 0.0, f"SBX eta must be >= 0, got {self.sbx_eta}")
@@ -98,7 +104,7 @@ class GAConfig:
         _check(self.mutation in MUTATIONS, f"mutation must be one of {', '.join(MUTATIONS)}, got {self.mutation!r}")
         _check(0.0 < self.step_floor <= self.mutation_sigma,
                f"step floor must be in (0, mutation sigma], got {self.step_floor}")
-        _check(self.elitism >= 0, f"elitism must be >= 0, got {self.elitism}")
+        _check(_is_int(self.elitism) and self.elitism >= 0, f"elitism must be an integer >= 0, got {self.elitism!r}")
         _check(self.bounds in BOUND_HANDLING, f"bounds must be one of {', '.join(BOUND_HANDLING)}, got {self.bounds!r}")
 
 
@@ -185,7 +191,8 @@ class RunConfig:
             object.__setattr__(self, "population", FIXED_DEFAULT_POPULATION[self.algorithm])
         _check(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
         _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
-        _check(self.population is None or self.population >= 2, f"population must be >= 2, got {self.population}")
+        _check(self.population is None or (_is_int(self.population) and self.population >= 2),
+               f"population must be >= 2 and an integer, got {self.population!r}")
         _check(self.max_evaluations is None or self.max_evaluations >= 1,
                f"max evaluations must be >= 1, got {self.max_evaluations}")
         _check(self.dtype is None or self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
@@ -194,7 +201,8 @@ class RunConfig:
         _check(self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}")
         _check(self.stagnation_limit >= 0, f"stagnation limit must be >= 0, got {self.stagnation_limit}")
         _check(self.target is None or math.isfinite(self.target), f"target must be a finite number, got {self.target}")
-        _check(self.population is None or self.ga.elitism < self.population, f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
+        _check(self.population is None or self.algorithm not in ("ga", "pure") or self.ga.elitism < self.population,
+               f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

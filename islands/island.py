@@ -207,10 +207,13 @@ class _Loop:
                     self._record_best(state, progress, adopted=True)  # nothing adopted: state unchanged
             if g > 0 and g % self.cfg.checkpoint_every == 0 and g != resumed:
                 self._checkpoint(state, progress)
+            # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
+            # generation's gain theirs; the count lives in the state, so a resume agrees.
+            deferred = self.algo.pending_immigrants(state) > 0
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
             progress.evaluations += self.algo.evaluated(state)
-            self._record(state, progress)
+            self._record(state, progress, adopted=deferred)
             reason = "stopped" if self.stop else self._finished(progress)
         self._checkpoint(state, progress, status=False)
         self._status(state, progress, "stopped" if reason == "stopped" else "finished", reason)
@@ -277,9 +280,9 @@ class _Loop:
             progress.stale = 0
         return stats
 
-    def _record(self, state: Any, progress: ckpt.Progress) -> None:
+    def _record(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> None:
         before = progress.best_ever
-        stats = self._record_best(state, progress)
+        stats = self._record_best(state, progress, adopted=adopted)
         if progress.best_ever == before and progress.generation > 0:
             progress.stale += 1
         sampled = progress.generation % DIVERSITY_EVERY == 0
@@ -367,7 +370,8 @@ def _decades(before: float, after: float) -> float:
     0.0 once fitness is positive (no minimisation scale to measure on)."""
     if not before < 0 or after > 0:
         return 0.0
-    return math.log10(-before / max(-after, LOG_FLOOR))
+    # Both ends floored: past the floor an improvement gains nothing rather than a negative amount.
+    return math.log10(max(-before, LOG_FLOOR) / max(-after, LOG_FLOOR))
 
 
 def _finite(x: float) -> float | None:

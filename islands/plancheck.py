@@ -39,7 +39,8 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]])
             problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
             make_algorithm(cfg, problem, "cpu")
         except (ConfigError, TypeError, ValueError) as e:
-            return f"{isl} ({_describe(overrides.get(isl, {}))}): {e}"
+            own = overrides.get(isl)
+            return f"{isl} ({_describe(own)}): {e}" if own else str(e)
         seen[key] = isl
         if cfg.algorithm == "neat":
             shape: tuple[Any, ...] = ("neat",)

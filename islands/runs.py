@@ -126,6 +126,14 @@ def join_run(
     return run, created
 
 
+def _has_manifest(root: str | Path) -> bool:
+    """Whether `root` already holds a run; an unusable path is left to `join_run` to report."""
+    try:
+        return RunDir(root).read_manifest() is not None
+    except OSError:
+        return True
+
+
 def evolve(
     island: str,
     root: str | Path,
@@ -141,6 +149,14 @@ def evolve(
     """Run (or resume) one island of the run at `root`, creating the run if needed."""
     island_number(island)  # validate the id before touching the disk
     config = config or RunConfig()
+    if not _has_manifest(root):
+        # A new run: build its problem and algorithm first, so a typo writes no manifest that
+        # the corrected command would then contradict.
+        from islands.plancheck import check
+
+        error = check(config.to_dict(), {})
+        if error is not None:
+            raise ConfigError(error)
     run, _ = join_run(root, config, explicit or {})
     if fresh:
         RunDir(root).reset_island(island)

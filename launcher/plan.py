@@ -210,6 +210,10 @@ def _coerce(name: str, value: Any, text: str) -> Any:
     default = _default(name)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+        if not value.is_integer():
+            raise PlanError(f"--vary {text!r}: {name} takes integers, got {value!r}")
+        return int(value)
     if name == "algorithm" or isinstance(default, str):
         if not isinstance(value, str):
             raise PlanError(f"--vary {text!r}: {name} takes names, got {value!r}")

@@ -116,10 +116,12 @@ def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], s
     ids = planning.island_ids(request.islands or len(cores))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
-    if any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs):
-        error = check_islands_build(config.to_dict(), overrides)
-        if error is not None:
-            raise PlanError(f"--vary: {error}")
+    # Every island's problem and algorithm are built once (in a child: no torch here) before
+    # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
+    error = check_islands_build(config.to_dict(), overrides)
+    if error is not None:
+        varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
+        raise PlanError(f"--vary: {error}" if varied else error)
     device = request.device or "cpu"
     return planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
 

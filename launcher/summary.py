@@ -70,7 +70,7 @@ def time_to_target(
     goals = [t for t in targets.values() if t is not None]
     if not goals:
         return None
-    target = min(goals)  # islands share the run's target; the hardest one if they differ
+    target = max(goals)  # islands share the run's target; the hardest (highest: fitness is maximised) if not
     hit = _first_reach(lines, target)
     if hit is None:
         return None

@@ -236,6 +236,8 @@ def test_immigrate_screens_and_caps_injections():
     np.testing.assert_array_equal(s3.pop.genomes[:5].numpy(), offered[:5])
     assert s3.pop.origin[:5].tolist() == [4] * 5 and s3.pop.origin[5:].tolist() == [0] * 5
     assert s3.inject.genomes.shape[0] == 0
+    # The island loop credits the injected generation's gain to migration from this count.
+    assert (algo.pending_immigrants(s), algo.pending_immigrants(s2), algo.pending_immigrants(s3)) == (0, 5, 0)
 
 
 def test_good_immigrant_steers_mean_and_its_lineage_shows():

@@ -24,3 +24,19 @@ def test_unknown_config_keys_are_rejected():
         RunConfig.from_dict({"ga": {"mutation_sgima": 0.1}})
     assert small().trajectory_hash() == small(generations=999, target=-1.0).trajectory_hash()
     assert small().trajectory_hash() != small(seed=4).trajectory_hash()
+
+
+@pytest.mark.parametrize("bad", [dict(population=16.5), dict(population=True), dict(population=16.0)])
+def test_population_must_be_an_integer(bad):
+    with pytest.raises(ConfigError, match="population must be >= 2 and an integer"):
+        RunConfig(**bad)
+
+
+def test_integer_ga_settings_refuse_fractions_and_elitism_binds_only_the_ga():
+    with pytest.raises(ConfigError, match="tournament size"):
+        GAConfig(tournament_size=2.5)
+    with pytest.raises(ConfigError, match="elitism"):
+        GAConfig(elitism=1.5)
+    with pytest.raises(ConfigError, match="elitism"):
+        RunConfig(algorithm="ga", population=2)
+    assert RunConfig(algorithm="cmaes", population=2).population == 2  # CMA-ES keeps no elites

@@ -147,3 +147,10 @@ def test_an_island_still_running_from_before_is_refused_with_exit_4(tmp_path, sp
     result = run_cli("--run-dir", str(tmp_path))
     assert result.exit_code == 4 and "already running" in one_error_line(result) and "island-01" in result.output
     assert "island-00" not in result.output and not list(tmp_path.rglob("island.log"))
+
+
+def test_a_typo_in_the_problem_starts_nothing_and_exits_2(tmp_path):
+    root = tmp_path / "run"
+    result = run_cli("--run-dir", str(root), "-n", "2", "--problem", "rastrign", "--generations", "2")
+    assert result.exit_code == 2 and "unknown problem 'rastrign'" in result.output
+    assert "Did you mean 'rastrigin'" in result.output and not root.exists()

@@ -132,3 +132,11 @@ def test_plan_is_recorded_and_rebuilt_from_the_manifest():
     assert [p.cores for p in again.islands] == [(1,)] * 3  # cores are today's, not recorded ones
     text = "\n".join(plan.describe())
     assert "3 island(s) on 2 core(s) [0-1]" in text and "oversubscribed" in text and "mutation_sigma=" in text
+
+
+def test_vary_lists_of_integer_settings_take_integers_only():
+    assert parse_vary("population=8,1e1").values == (8, 10)
+    with pytest.raises(PlanError, match="population takes integers, got 16.5"):
+        parse_vary("population=8,16.5")
+    with pytest.raises(PlanError, match="takes integers"):
+        parse_vary("tournament_size=2,3.5")

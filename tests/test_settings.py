@@ -228,3 +228,12 @@ def test_checkpoint_without_gains_resumes_from_zero(tmp_path):
     evolve("island-00", tmp_path, cfg, **QUIET)
     s = IslandStatus.from_body(rundir.read_status("island-00"))
     assert s.generation == 60 and s.adopted_gain == 0.0 and s.own_gain is not None and s.own_gain >= 0
+
+
+def test_orders_of_magnitude_are_floored_at_both_ends():
+    from islands.island import LOG_FLOOR, _decades
+
+    assert _decades(-10.0, -1.0) == pytest.approx(1.0)
+    assert _decades(-10.0, -1e-28) == pytest.approx(13.0)  # to the floor, not beyond
+    assert _decades(-1e-14, -1e-20) == 0.0  # below the floor an improvement gains nothing, never < 0
+    assert _decades(-LOG_FLOOR * 10, 0.0) == pytest.approx(1.0)

@@ -69,6 +69,14 @@ class Algorithm(ABC, Generic[State]):
         """Population size used when the run does not set one (`--population`)."""
         return 100
 
+    def pending_immigrants(self, state: State) -> int:
+        """Immigrants adopted into `state` that join the population only at the next `step`.
+
+        Most algorithms place immigrants at once (0); CMA-ES injects them into its next
+        generation, whose gain the island then credits to migration.
+        """
+        return 0
+
     def info(self, state: State) -> dict[str, float | int]:
         """Algorithm-specific figures for history lines (step size, restarts, ...).
 

@@ -334,6 +334,9 @@ class CMAES(VectorAlgorithm[CMAState]):
         return [name for name, hit in zip(STOPS, flags) if hit]
 
     # -- migration ----------------------------------------------------------------------------
+    def pending_immigrants(self, state: CMAState) -> int:
+        return int(state.inject.genomes.shape[0])
+
     def immigrate(self, state: CMAState, incoming: Migrants, policy: str,
                   gen: torch.Generator) -> tuple[CMAState, int]:
         """Queue screened immigrants for injection into the next generation (module docstring)."""

@@ -56,10 +56,11 @@ def takeover(counts: Mapping[K, int], contributors: int) -> tuple[K | None, floa
     """The origin that took the archipelago over (and its share), or (None, None).
 
     Only with two or more islands counted: a lone island (or the first to report) is all of
-    one origin by construction.
+    one origin by construction. The share must also exceed 1.5x an even share (1/islands):
+    of two islands of 8 and 10, the larger holds 56% without any migrant having spread.
     """
     key, share = dominant(counts)
-    if contributors < 2 or share is None or share <= TAKEOVER_SHARE:
+    if contributors < 2 or share is None or share <= max(TAKEOVER_SHARE, 1.5 / contributors):
         return None, None
     return key, share
 
