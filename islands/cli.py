@@ -148,6 +148,21 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+def _run_dir(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    # click.Path turns "" into Path("."), the current directory: refuse it while it is still "".
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name a directory for the run")
+    return None if value is None else Path(value)
+
+
+run_dir_option = click.option(
+    "--run-dir", type=click.Path(), default=None, callback=_run_dir,
+    help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+allow_nonempty_option = click.option(
+    "--allow-nonempty", is_flag=True,
+    help="Create a run in a directory that already holds other files (refused by default).")
+
+
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the run-setting options shared by `evolve` and `launch`."""
     for flag, _path, typ, help_ in reversed(RUN_OPTIONS):
@@ -239,14 +254,15 @@ def main() -> None:
 
 @main.command()
 @click.argument("island")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@run_dir_option
+@allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
 @click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
 @click.option("--quiet", is_flag=True, help="Print only the final line.")
 @run_options
 @guarded
-def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, quiet: bool, **options: Any) -> None:
+def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool, quiet: bool,
+           **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -256,10 +272,11 @@ def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, q
     at once. Run the same command again to resume.
     """
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
-    from islands.runs import evolve as run_evolve
+    from islands.runs import check_run_dir, evolve as run_evolve
 
     cfg.island_number(island)
     config, explicit = config_from_options(options)
+    check_run_dir(run_dir or default_run_dir(), allow_nonempty)
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)

@@ -14,8 +14,10 @@ from typing import Any
 
 import click
 
-from islands.cli import FiniteFloat, Int64, config_from_options, default_run_dir, guarded, run_options
+from islands.cli import (FiniteFloat, Int64, allow_nonempty_option, config_from_options, default_run_dir, guarded,
+                         run_dir_option, run_options)
 from islands.exit_codes import EXIT_ERROR
+from islands.runs import check_run_dir
 from launcher.errors import PlanError
 from launcher.session import LaunchRequest
 from launcher.supervise import RestartPolicy
@@ -27,8 +29,8 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.command()
 @click.option("-n", "--islands", "n_islands", type=Int64(max=MAX_ISLANDS), default=None,
               help="Number of islands (default: one per available core; on resume: the recorded number).")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@run_dir_option
+@allow_nonempty_option
 @click.option("--cores", default=None, metavar="LIST",
               help="Cores to pin islands to, e.g. 0-15,32-47 (default: every core this process may use). "
                    "One island per core, round-robin when islands outnumber cores.")
@@ -55,7 +57,7 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--plain", is_flag=True, help="Plain progress lines even on a terminal.")
 @run_options
 @guarded
-def launch(n_islands: int | None, run_dir: Path | None, cores: str | None, device: str | None,
+def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
            progress_every: float | None, plain: bool, **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
@@ -72,6 +74,7 @@ def launch(n_islands: int | None, run_dir: Path | None, cores: str | None, devic
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
     config, explicit = config_from_options(options)
     root = run_dir or default_run_dir()
+    check_run_dir(root, allow_nonempty)
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),

@@ -37,6 +37,10 @@ MANIFEST = "manifest.isld"
 # [0-9], not \d (which matches non-ASCII digits), and \Z, not $ (which allows a newline),
 # as pool.BATCH_RE: a name another process chose must match exactly or not at all.
 CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
+# Names a run creates at its top level: a directory holding only these (or atomic's temp files)
+# is a run being created, not someone's folder (`foreign_entries`).
+RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.isld", "islands", "pool",
+                         "launcher.isld", ".launcher.lock", "target-reached.isld"})
 KEEP_CHECKPOINTS = 3
 LOCK_TIMEOUT_S = 30.0
 
@@ -73,6 +77,20 @@ class RunDir:
                 return sorted(e.name for e in it if fmt.ISLAND_ID_RE.match(e.name) and e.is_dir())
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+    def foreign_entries(self) -> list[str]:
+        """Top-level names that no run creates: a directory with any is someone's folder
+        (`--run-dir /`, `--run-dir ""`), not a run to create files in."""
+        try:
+            with os.scandir(self.root) as it:
+                return sorted(e.name for e in it
+                              if e.name not in RUN_ENTRIES and not e.name.startswith(atomic.TMP_PREFIX))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def islands_with_checkpoints(self) -> list[str]:
+        """Islands holding at least one checkpoint file (readable or not)."""
+        return [i for i in self.island_ids() if self.checkpoint_paths(i)]
 
     def ensure(self, island: str | None = None) -> None:
         """Create the directories (of one island too) and check they can be written."""
