@@ -118,7 +118,10 @@ def check_run_dir(root: str | Path, allow_nonempty: bool = False) -> None:
     if str(root) == "":
         raise ConfigError("--run-dir is empty; name a directory for the run")
     rundir = RunDir(root)
-    if rundir.read_manifest() is not None:
+    try:
+        if rundir.read_manifest() is not None:
+            return
+    except (OSError, FormatError):  # unusable or corrupt: joining the run says so in one line
         return
     _refuse_orphaned_checkpoints(root)
     if allow_nonempty:
