@@ -6,6 +6,7 @@ commands, after the thread variables are set.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -65,6 +66,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise Failure(str(e), EXIT_BUSY) from None
         except (IslandsError, PoolError) as e:
             raise Failure(str(e), EXIT_ERROR) from None
+        except OSError as e:  # disk full, a run dir made read-only, a file replaced by a directory
+            raise Failure(os_error_line(e), EXIT_ERROR) from None
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
@@ -95,6 +98,18 @@ def Int64(min: int | None = None, max: int = INT64_MAX) -> click.IntRange:  # no
     """An integer option bounded to 64 bits, so an absurd count fails here, naming the option,
     not later while encoding the manifest."""
     return click.IntRange(min=min, max=max)
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an I/O error of the run directory, with what to do about it. Files are
+    replaced atomically, so the last checkpoint is intact whatever failed."""
+    name = getattr(e, "filename2", None) or e.filename  # os.replace(tmp, path): path is the one that matters
+    where = f" ({name})" if name else ""
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "make the run directory writable", errno.EACCES: "make the run directory writable",
+            errno.EPERM: "make the run directory writable"}.get(e.errno or 0, "fix it")
+    return (f"{e.strerror or e}{where}; {hint}, then run the same command again to resume "
+            "from the last checkpoint")
 
 
 # (option name, config path, click type, help). Defaults come from RunConfig; an option the
@@ -272,10 +287,11 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     at once. Run the same command again to resume.
     """
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
-    from islands.runs import check_run_dir, evolve as run_evolve
+    from islands.runs import check_memory, check_run_dir, evolve as run_evolve
 
     cfg.island_number(island)
     config, explicit = config_from_options(options)
+    check_memory(config)
     check_run_dir(run_dir or default_run_dir(), allow_nonempty)
     limit_torch_threads()
     stop = StopFlag()

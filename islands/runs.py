@@ -9,6 +9,7 @@ The launcher joins runs through this module, so it imports torch only inside `ev
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -135,6 +136,34 @@ def check_run_dir(root: str | Path, allow_nonempty: bool = False) -> None:
                           "or new directory, or pass --allow-nonempty to create the run there anyway")
 
 
+BYTES_PER_GENE = 8 * 6  # float64 genomes, offspring, provenance and the breeding step's temporaries
+
+
+def machine_memory() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: RunConfig, memory: int | None = None) -> None:
+    """Refuse a population that cannot fit in memory before anything is allocated or written
+    (`--population 1000000000` would otherwise be recorded, then die allocating).
+
+    The estimate is a floor (genes only, a few copies); None for the algorithm's default
+    population, which is always small.
+    """
+    memory = memory if memory is not None else machine_memory()
+    if config.population is None or memory is None:
+        return
+    need = config.population * (config.dim * BYTES_PER_GENE + 64)
+    if need > memory:
+        raise ConfigError(
+            f"population {config.population} x dim {config.dim} needs at least {need / 2**30:,.1f} GiB, "
+            f"more than this machine's {memory / 2**30:,.1f} GiB; lower --population or --dim")
+
+
 def _refuse_orphaned_checkpoints(root: str | Path) -> None:
     """A run whose manifest was deleted must not be silently restarted over its checkpoints
     (the new run id would make every checkpoint "another run's", and --fresh would delete them)."""
@@ -156,6 +185,7 @@ def join_run(
 
     Returns the run and whether this call created it.
     """
+    check_memory(config)
     rundir = RunDir(root)
     make = make_manifest or (lambda: new_manifest(config))
 
@@ -203,4 +233,4 @@ def evolve(
     return run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
 
 
-__all__ = ["check_run_dir", "Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "ConfigError"]
+__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "ConfigError"]

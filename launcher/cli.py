@@ -17,7 +17,7 @@ import click
 from islands.cli import (FiniteFloat, Int64, allow_nonempty_option, config_from_options, default_run_dir, guarded,
                          run_dir_option, run_options)
 from islands.exit_codes import EXIT_ERROR
-from islands.runs import check_run_dir
+from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
 from launcher.session import LaunchRequest
 from launcher.supervise import RestartPolicy
@@ -74,6 +74,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
     config, explicit = config_from_options(options)
     root = run_dir or default_run_dir()
+    check_memory(config)
     check_run_dir(root, allow_nonempty)
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,

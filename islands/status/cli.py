@@ -27,6 +27,7 @@ STATE_STYLE = {
 }
 SPARK = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 160
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as its top flows
 
 
@@ -66,6 +67,9 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
 
         click.echo(json.dumps(SCHEMA, indent=2))
         return
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise click.BadParameter(f"{str(plot)!r} must end in {', '.join(PLOT_SUFFIXES)} (the format is "
+                                 "taken from the name)", param_hint="'--plot'")
     root = run_dir or default_run_dir()
 
     def make() -> dict[str, Any]:
