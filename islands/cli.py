@@ -6,6 +6,8 @@ commands, after the thread variables are set.
 """
 from __future__ import annotations
 
+import errno
+import math
 import os
 import sys
 from pathlib import Path
@@ -64,9 +66,50 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise Failure(str(e), EXIT_BUSY) from None
         except (IslandsError, PoolError) as e:
             raise Failure(str(e), EXIT_ERROR) from None
+        except OSError as e:  # disk full, a run dir made read-only, a file replaced by a directory
+            raise Failure(os_error_line(e), EXIT_ERROR) from None
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
+
+
+INT64_MAX = 2**63 - 1  # what the manifest, checkpoints and pool files can hold (msgpack int64)
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan (which passes every range check) and, unless
+    allowed, ±inf: `--grace inf` would never kill a stopped island, `--mutation-sigma inf`
+    would fill the population with NaN."""
+
+    name = "finite float"
+
+    def __init__(self, *args: Any, allow_inf: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allow_inf = allow_inf
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if math.isnan(rv) or (math.isinf(rv) and not self.allow_inf):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+def Int64(min: int | None = None, max: int = INT64_MAX) -> click.IntRange:  # noqa: N802 (a type)
+    """An integer option bounded to 64 bits, so an absurd count fails here, naming the option,
+    not later while encoding the manifest."""
+    return click.IntRange(min=min, max=max)
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an I/O error of the run directory, with what to do about it. Files are
+    replaced atomically, so the last checkpoint is intact whatever failed."""
+    name = getattr(e, "filename2", None) or e.filename  # os.replace(tmp, path): path is the one that matters
+    where = f" ({name})" if name else ""
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "make the run directory writable", errno.EACCES: "make the run directory writable",
+            errno.EPERM: "make the run directory writable"}.get(e.errno or 0, "fix it")
+    return (f"{e.strerror or e}{where}; {hint}, then run the same command again to resume "
+            "from the last checkpoint")
 
 
 # (option name, config path, click type, help). Defaults come from RunConfig; an option the
@@ -74,50 +117,65 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 _MIG = cfg.MigrationConfig()
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
-    ("--dim", "dim", click.IntRange(min=1), "Genome dimension of the problem."),
+    ("--dim", "dim", Int64(min=1), "Genome dimension of the problem."),
     ("--algorithm", "algorithm", click.Choice(cfg.ALGORITHMS),
      "Search algorithm (default ga). cmaes/sep-cmaes: CMA-ES with IPOP restarts (sep: diagonal, for "
      "thousands of genes); de: SHADE differential evolution; es: SNES natural evolution strategy; "
      "pure: the GA on a network task's weights; neat: topology evolution. Any vector algorithm "
      "runs on a network task's weights too."),
-    ("--population", "population", int,
+    ("--population", "population", Int64(),
      "Individuals per island (>= 2). Default: 100 for ga/pure/neat/es, 4 + 3 ln D for cmaes, 5 D in [20, 100] for de."),
     ("--dtype", "dtype", click.Choice(cfg.DTYPES),
      "Precision of genomes and fitness (default: the problem's; float64 benchmarks, float32 networks)."),
-    ("--max-evaluations", "max_evaluations", click.IntRange(min=1), "Stop an island after this many evaluations."),
-    ("--generations", "generations", int, "Generations per island."),
-    ("--seed", "seed", click.IntRange(min=0), "Run seed; each island's seed derives from it and its id."),
-    ("--checkpoint-every", "checkpoint_every", click.IntRange(min=1), "Generations between checkpoints."),
-    ("--stagnation-limit", "stagnation_limit", click.IntRange(min=0), "Stop after this many generations without improvement (0: never)."),
-    ("--target", "target", float, "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
+    ("--max-evaluations", "max_evaluations", Int64(min=1), "Stop an island after this many evaluations."),
+    ("--generations", "generations", Int64(), "Generations per island."),
+    ("--seed", "seed", Int64(min=0), "Run seed; each island's seed derives from it and its id."),
+    ("--checkpoint-every", "checkpoint_every", Int64(min=1), "Generations between checkpoints."),
+    ("--stagnation-limit", "stagnation_limit", Int64(min=0), "Stop after this many generations without improvement (0: never)."),
+    ("--target", "target", FiniteFloat(allow_inf=True), "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
     ("--stop-when", "stop_when", click.Choice(cfg.STOP_WHEN),
      "all (default): each island stops at its own target; first: the whole run stops once any island reaches it."),
-    ("--migrate-every", "migration.every", click.IntRange(min=0),
+    ("--migrate-every", "migration.every", Int64(min=0),
      f"Generations between migrations (0: isolated; default {_MIG.every})."),
-    ("--migrants", "migration.migrants", click.IntRange(min=1), f"Genomes published per migration (default {_MIG.migrants})."),
+    ("--migrants", "migration.migrants", Int64(min=1), f"Genomes published per migration (default {_MIG.migrants})."),
     ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), f"Who reads whom (default {_MIG.topology})."),
     ("--emigrants", "migration.emigrants", click.Choice(cfg.EMIGRANT_POLICIES),
      f"How emigrants are chosen (default {_MIG.emigrants})."),
     ("--replacement", "migration.replacement", click.Choice(cfg.REPLACEMENT_POLICIES),
      f"Which residents immigrants replace: worst, random (non-elite), or better (the worst, only "
      f"by a better immigrant: pygmo's fair replace) (default {_MIG.replacement})."),
-    ("--migration-probability", "migration.probability", click.FloatRange(0, 1, min_open=True),
+    ("--migration-probability", "migration.probability", FiniteFloat(0, 1, min_open=True),
      f"Chance that a due migration happens, drawn reproducibly per island and generation (default {_MIG.probability:g})."),
-    ("--migration-start", "migration.start", click.IntRange(min=0),
+    ("--migration-start", "migration.start", Int64(min=0),
      f"No migration before this generation (default {_MIG.start})."),
-    ("--migration-min-distance", "migration.min_distance", click.FloatRange(min=0),
+    ("--migration-min-distance", "migration.min_distance", FiniteFloat(min=0),
      "Reject an immigrant closer than this to a resident (RMS over genes, share of the box "
      f"width; 0: only exact copies) (default {_MIG.min_distance:g})."),
-    ("--tournament-size", "ga.tournament_size", click.IntRange(min=1), "GA tournament size."),
+    ("--tournament-size", "ga.tournament_size", Int64(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
-    ("--crossover-rate", "ga.crossover_rate", click.FloatRange(0, 1), "Probability that a pair is recombined."),
-    ("--mutation-rate", "ga.mutation_rate", click.FloatRange(0, 1), "Per-gene mutation probability (default: 1/dim)."),
+    ("--crossover-rate", "ga.crossover_rate", FiniteFloat(0, 1), "Probability that a pair is recombined."),
+    ("--mutation-rate", "ga.mutation_rate", FiniteFloat(0, 1), "Per-gene mutation probability (default: 1/dim)."),
     ("--mutation", "ga.mutation", click.Choice(cfg.MUTATIONS),
      "GA mutation step: self-adaptive per individual (default) or fixed."),
-    ("--mutation-sigma", "ga.mutation_sigma", click.FloatRange(min=0, min_open=True), "Mutation step (initial step if self-adaptive) as a share of the box width."),
-    ("--elitism", "ga.elitism", click.IntRange(min=0), "Best individuals copied unchanged."),
+    ("--mutation-sigma", "ga.mutation_sigma", FiniteFloat(min=0, min_open=True), "Mutation step (initial step if self-adaptive) as a share of the box width."),
+    ("--elitism", "ga.elitism", Int64(min=0), "Best individuals copied unchanged."),
     ("--bounds", "ga.bounds", click.Choice(cfg.BOUND_HANDLING), "Bound handling."),
 ]
+
+
+def _run_dir(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    # click.Path turns "" into Path("."), the current directory: refuse it while it is still "".
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name a directory for the run")
+    return None if value is None else Path(value)
+
+
+run_dir_option = click.option(
+    "--run-dir", type=click.Path(), default=None, callback=_run_dir,
+    help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+allow_nonempty_option = click.option(
+    "--allow-nonempty", is_flag=True,
+    help="Create a run in a directory that already holds other files (refused by default).")
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -211,14 +269,15 @@ def main() -> None:
 
 @main.command()
 @click.argument("island")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@run_dir_option
+@allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
 @click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
 @click.option("--quiet", is_flag=True, help="Print only the final line.")
 @run_options
 @guarded
-def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, quiet: bool, **options: Any) -> None:
+def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool, quiet: bool,
+           **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -228,10 +287,12 @@ def evolve(island: str, run_dir: Path | None, device: str | None, fresh: bool, q
     at once. Run the same command again to resume.
     """
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
-    from islands.runs import evolve as run_evolve
+    from islands.runs import check_memory, check_run_dir, evolve as run_evolve
 
     cfg.island_number(island)
     config, explicit = config_from_options(options)
+    check_memory(config)
+    check_run_dir(run_dir or default_run_dir(), allow_nonempty)
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)

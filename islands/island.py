@@ -184,6 +184,9 @@ class _Loop:
             self.rundir.truncate_history(self.spec.island, progress.generation)
             self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
             return state, progress, progress.generation
+        # No checkpoint: generation 0 again, so lines an earlier attempt wrote before it was
+        # killed (before its first checkpoint) would make the history mix two trajectories.
+        self.rundir.truncate_history(self.spec.island, -1)
         progress = ckpt.Progress()
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
         progress.evaluations = self.algo.evaluated(state)

@@ -9,6 +9,7 @@ The launcher joins runs through this module, so it imports torch only inside `ev
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -108,6 +109,72 @@ def _as_run(root: Path, manifest: dict[str, Any]) -> Run:
     return Run(root, run_id, config, manifest)
 
 
+def check_run_dir(root: str | Path, allow_nonempty: bool = False) -> None:
+    """Refuse a run directory that would scatter run files where they do not belong.
+
+    An empty path (which would mean the current directory) always; a directory holding no
+    run but other files (`/`, a home folder) unless `allow_nonempty`. Called before anything
+    is written, so a refusal leaves the directory as it was.
+    """
+    if str(root) == "":
+        raise ConfigError("--run-dir is empty; name a directory for the run")
+    rundir = RunDir(root)
+    try:
+        if rundir.read_manifest() is not None:
+            return
+    except (OSError, FormatError):  # unusable or corrupt: joining the run says so in one line
+        return
+    _refuse_orphaned_checkpoints(root)
+    if allow_nonempty:
+        return
+    if rundir.root.exists() and not rundir.root.is_dir():
+        raise ConfigError(f"--run-dir {root} is not a directory")
+    foreign = rundir.foreign_entries()
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(f"--run-dir {root} holds no run but other files ({shown}); name an empty "
+                          "or new directory, or pass --allow-nonempty to create the run there anyway")
+
+
+BYTES_PER_GENE = 8 * 6  # float64 genomes, offspring, provenance and the breeding step's temporaries
+
+
+def machine_memory() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: RunConfig, memory: int | None = None) -> None:
+    """Refuse a population that cannot fit in memory before anything is allocated or written
+    (`--population 1000000000` would otherwise be recorded, then die allocating).
+
+    The estimate is a floor (genes only, a few copies); None for the algorithm's default
+    population, which is always small.
+    """
+    memory = memory if memory is not None else machine_memory()
+    if config.population is None or memory is None:
+        return
+    need = config.population * (config.dim * BYTES_PER_GENE + 64)
+    if need > memory:
+        raise ConfigError(
+            f"population {config.population} x dim {config.dim} needs at least {need / 2**30:,.1f} GiB, "
+            f"more than this machine's {memory / 2**30:,.1f} GiB; lower --population or --dim")
+
+
+def _refuse_orphaned_checkpoints(root: str | Path) -> None:
+    """A run whose manifest was deleted must not be silently restarted over its checkpoints
+    (the new run id would make every checkpoint "another run's", and --fresh would delete them)."""
+    held = RunDir(root).islands_with_checkpoints()
+    if held:
+        raise RunDirError(
+            f"{root} has no manifest but {len(held)} island(s) hold checkpoints ({held[0]}, ...): "
+            f"restore {RunDir(root).manifest_path.name} from a backup to resume, or move the islands/ "
+            "folder aside (nothing was changed)")
+
+
 def join_run(
     root: str | Path,
     config: RunConfig,
@@ -118,8 +185,15 @@ def join_run(
 
     Returns the run and whether this call created it.
     """
+    check_memory(config)
     rundir = RunDir(root)
-    manifest, created = rundir.create_or_read_manifest(make_manifest or (lambda: new_manifest(config)))
+    make = make_manifest or (lambda: new_manifest(config))
+
+    def make_checked() -> dict[str, Any]:  # under the manifest lock, before anything is written
+        _refuse_orphaned_checkpoints(root)
+        return make()
+
+    manifest, created = rundir.create_or_read_manifest(make_checked)
     run = _as_run(Path(root), manifest)
     if not created:
         check_against(run.config, explicit)
@@ -175,4 +249,4 @@ def evolve(
     return run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
 
 
-__all__ = ["Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "ConfigError"]
+__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "ConfigError"]

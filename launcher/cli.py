@@ -14,19 +14,23 @@ from typing import Any
 
 import click
 
-from islands.cli import config_from_options, default_run_dir, guarded, run_options
+from islands.cli import (FiniteFloat, Int64, allow_nonempty_option, config_from_options, default_run_dir, guarded,
+                         run_dir_option, run_options)
 from islands.exit_codes import EXIT_ERROR
+from islands.runs import check_memory, check_run_dir
+from launcher.errors import PlanError
 from launcher.session import LaunchRequest
 from launcher.supervise import RestartPolicy
 
 _POLICY = RestartPolicy()  # the defaults below are the library's, never restated here
+MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 must not plan for an hour
 
 
 @click.command()
-@click.option("-n", "--islands", "n_islands", type=int, default=None,
+@click.option("-n", "--islands", "n_islands", type=Int64(max=MAX_ISLANDS), default=None,
               help="Number of islands (default: one per available core; on resume: the recorded number).")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+@run_dir_option
+@allow_nonempty_option
 @click.option("--cores", default=None, metavar="LIST",
               help="Cores to pin islands to, e.g. 0-15,32-47 (default: every core this process may use). "
                    "One island per core, round-robin when islands outnumber cores.")
@@ -39,21 +43,21 @@ _POLICY = RestartPolicy()  # the defaults below are the library's, never restate
                    "blx_alpha, elitism, crossover, mutation, bounds), algo.KEY (an algorithm setting, "
                    "e.g. algo.sigma0) or param.KEY (a problem parameter, e.g. param.hidden). "
                    "--algorithm-param must suit every algorithm of the run.")
-@click.option("--max-restarts", type=int, default=_POLICY.max_restarts, show_default=True,
+@click.option("--max-restarts", type=Int64(), default=_POLICY.max_restarts, show_default=True,
               help=f"Give an island up as failed after this many crashes within {_POLICY.window_s:g} s "
                    f"({_POLICY.healthy_s:g} s without a crash resets the count).")
-@click.option("--hang-timeout", type=float, default=_POLICY.hang_timeout_s, show_default=True,
+@click.option("--hang-timeout", type=FiniteFloat(), default=_POLICY.hang_timeout_s, show_default=True,
               help="Seconds without a heartbeat after which an island is killed and restarted "
                    f"(0: never; at least {_POLICY.startup_s:g} s before its first heartbeat). "
                    "Must exceed your slowest generation.")
-@click.option("--grace", type=float, default=LaunchRequest.grace_s, show_default=True,
+@click.option("--grace", type=FiniteFloat(), default=LaunchRequest.grace_s, show_default=True,
               help="Seconds islands get to checkpoint and stop after Ctrl+C before they are killed.")
-@click.option("--progress-every", type=float, default=None,
+@click.option("--progress-every", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Seconds between progress reports (default: 0.5 on a terminal, 10 otherwise).")
 @click.option("--plain", is_flag=True, help="Plain progress lines even on a terminal.")
 @run_options
 @guarded
-def launch(n_islands: int | None, run_dir: Path | None, cores: str | None, device: str | None,
+def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
            progress_every: float | None, plain: bool, **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
@@ -66,8 +70,12 @@ def launch(n_islands: int | None, run_dir: Path | None, cores: str | None, devic
     from launcher.progress import make_view
     from launcher.session import launch as run_launch
 
+    if cores is not None and not cores.strip():
+        raise PlanError("--cores '' names no core (leave the option out to use every core)")
     config, explicit = config_from_options(options)
     root = run_dir or default_run_dir()
+    check_memory(config)
+    check_run_dir(root, allow_nonempty)
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),

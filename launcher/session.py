@@ -74,7 +74,7 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         RunDirError: the run directory cannot be used. LauncherBusy: another launcher runs it.
     """
     view = view or PlainView()
-    cores = planning.parse_cores(request.cores, planning.available_cores()) if request.cores \
+    cores = planning.parse_cores(request.cores, planning.available_cores()) if request.cores is not None \
         else planning.available_cores()
     specs = [planning.parse_vary(v) for v in request.vary]
     names = [s.name for s in specs]

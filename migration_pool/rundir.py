@@ -21,10 +21,12 @@ ignore a last line without its newline, so a crash mid-append loses at most that
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -37,7 +39,13 @@ MANIFEST = "manifest.isld"
 # [0-9], not \d (which matches non-ASCII digits), and \Z, not $ (which allows a newline),
 # as pool.BATCH_RE: a name another process chose must match exactly or not at all.
 CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
+# Names a run creates at its top level: a directory holding only these (or atomic's temp files)
+# is a run being created, not someone's folder (`foreign_entries`).
+RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.isld", "islands", "pool",
+                         "launcher.isld", ".launcher.lock", "target-reached.isld"})
 KEEP_CHECKPOINTS = 3
+HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
+MAX_HISTORY_LINE = 1 << 20  # a longer line is not a history record
 LOCK_TIMEOUT_S = 30.0
 
 
@@ -73,6 +81,20 @@ class RunDir:
                 return sorted(e.name for e in it if fmt.ISLAND_ID_RE.match(e.name) and e.is_dir())
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+    def foreign_entries(self) -> list[str]:
+        """Top-level names that no run creates: a directory with any is someone's folder
+        (`--run-dir /`, `--run-dir ""`), not a run to create files in."""
+        try:
+            with os.scandir(self.root) as it:
+                return sorted(e.name for e in it
+                              if e.name not in RUN_ENTRIES and not e.name.startswith(atomic.TMP_PREFIX))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def islands_with_checkpoints(self) -> list[str]:
+        """Islands holding at least one checkpoint file (readable or not)."""
+        return [i for i in self.island_ids() if self.checkpoint_paths(i)]
 
     def ensure(self, island: str | None = None) -> None:
         """Create the directories (of one island too) and check they can be written."""
@@ -172,9 +194,7 @@ class RunDir:
         """History records in order, skipping a torn last line and any line that is not JSON."""
         try:
             with open(self.history_path(island), "rb") as f:
-                for line in f:
-                    if not line.endswith(b"\n"):
-                        break
+                for line in _lines(f):
                     try:
                         rec = json.loads(line)
                     except ValueError:
@@ -187,25 +207,55 @@ class RunDir:
     def read_history(self, island: str) -> list[dict[str, Any]]:
         return list(self.iter_history(island))
 
-    def history_lines(self, island: str) -> list[bytes]:
-        """Complete history lines, undecoded (a torn last line is dropped).
+    def history_lines(self, island: str, max_bytes: int = HISTORY_TAIL_BYTES) -> list[bytes]:
+        """Complete history lines of the last `max_bytes` of the file, undecoded (a torn
+        last line, and the first line cut by the tail, are dropped).
 
         For readers of many islands that decode only a sample: parsing every line of 128
-        islands x 1,000 generations costs more than the whole status report may take.
+        islands x 1,000 generations costs more than the whole status report may take, and a
+        history of millions of generations must not be read whole (the tail is what matters).
         """
         try:
-            data = atomic.read_capped(self.history_path(island))
+            fd = os.open(self.history_path(island), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return []
-        return data.split(b"\n")[:-1]  # the last piece is empty or a line still being written
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FormatError("is a symlink, refused", str(self.history_path(island))) from None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise FormatError("is not a regular file", str(self.history_path(island)))
+            start = max(0, info.st_size - max_bytes)
+            f.seek(start)
+            data = f.read(max_bytes)
+        lines = data.split(b"\n")[:-1]  # the last piece is empty or a line still being written
+        return lines[1:] if start > 0 else lines
 
     def truncate_history(self, island: str, generation: int) -> None:
-        """Keep only records up to `generation` (a resume replays what came after)."""
-        if not self.history_path(island).exists():
+        """Keep only records up to `generation` (a resume replays what came after; a fresh
+        start, generation -1, keeps none).
+
+        Streams the file into a new one and renames it over the old: a history of millions of
+        lines is never held in memory, and a crash leaves the old file or the new one whole.
+        Lines without an integer generation (torn, or edited by hand) are dropped.
+        """
+        path = self.history_path(island)
+        if not path.exists():
             return
-        kept = [r for r in self.iter_history(island) if r.get("generation", -1) <= generation]
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
-        atomic.publish(self.history_path(island), text.encode())
+        tmp = path.with_name(f"{atomic.TMP_PREFIX}{path.name}.{os.getpid()}")
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                for line in _lines(src):
+                    gen = _generation(line)
+                    if gen is not None and gen <= generation:
+                        dst.write(line)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint_paths(self, island: str) -> list[Path]:
@@ -314,6 +364,31 @@ class RunDir:
     def read_launcher_state(self) -> dict[str, Any] | None:
         """The launcher's bookkeeping, None if no launcher ran here; FormatError if corrupt."""
         return _read(self.root / "launcher.isld", "launcher")
+
+
+def _lines(f: BinaryIO) -> Iterator[bytes]:
+    """Complete lines of `f` (with their newline), skipping any longer than MAX_HISTORY_LINE."""
+    while True:
+        line = f.readline(MAX_HISTORY_LINE + 1)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            if len(line) <= MAX_HISTORY_LINE:
+                return  # a torn last line
+            while line and not line.endswith(b"\n"):  # skip the rest of an absurd line
+                line = f.readline(MAX_HISTORY_LINE + 1)
+            continue
+        yield line
+
+
+def _generation(line: bytes) -> int | None:
+    """The integer generation of a history line; None for a line that is not a record of one."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    gen = rec.get("generation") if isinstance(rec, dict) else None
+    return gen if isinstance(gen, int) and not isinstance(gen, bool) else None
 
 
 def _read(path: Path, kind: str) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from islands.cli import Failure, default_run_dir, guarded
+from islands.cli import FiniteFloat, Failure, default_run_dir, guarded
 from islands.exit_codes import EXIT_ERROR
 from islands.status.report import STALE_AFTER_S, build_report
 from migration_pool.errors import PoolError
@@ -27,6 +27,7 @@ STATE_STYLE = {
 }
 SPARK = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 160
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as its top flows
 
 
@@ -35,11 +36,11 @@ MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as it
               help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (schema: `islands status --schema`); with --watch, one line per refresh.")
-@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0, default=None,
+@click.option("--watch", type=FiniteFloat(min=0.1), is_flag=False, flag_value=2.0, default=None,
               metavar="[SECONDS]", help="Refresh in place every SECONDS (default 2) until Ctrl+C.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
               help="Also draw fitness per island and diversity over time into FILE.png.")
-@click.option("--stale-after", type=click.FloatRange(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
+@click.option("--stale-after", type=FiniteFloat(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
               metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale.")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the JSON schema of --json and exit.")
 @guarded
@@ -66,6 +67,9 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
 
         click.echo(json.dumps(SCHEMA, indent=2))
         return
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise click.BadParameter(f"{str(plot)!r} must end in {', '.join(PLOT_SUFFIXES)} (the format is "
+                                 "taken from the name)", param_hint="'--plot'")
     root = run_dir or default_run_dir()
 
     def make() -> dict[str, Any]:

@@ -37,8 +37,11 @@ def as_float(x: Any) -> float | None:
 
 
 def as_int(x: Any) -> int | None:
-    """An int, or None for anything else (bools and floats included)."""
-    return None if isinstance(x, bool) or not isinstance(x, (int, np.integer)) else int(x)
+    """An int, or None for anything else (bools and floats included, and ints beyond 64 bits,
+    which no island writes: a hand-edited line must not break numpy arrays of the whole run)."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        return None
+    return int(x) if -2**63 <= int(x) < 2**63 else None
 
 
 def as_str(x: Any) -> str | None:
