@@ -138,13 +138,14 @@ def decode(data: bytes, kind: str, *, max_bytes: int = MAX_FILE_BYTES,
         _check_kind(kind)
         view = memoryview(data).cast("B")
         payload = _open_envelope(view, kind, max_bytes)
+        budget = _Budget(len(payload))
         body = msgpack.unpackb(
             payload, raw=False, strict_map_key=True, use_list=True,
-            object_pairs_hook=_pairs_hook, ext_hook=_ext_hook,
-            # Every declared length is bounded by the bytes actually present, so a lying
-            # header cannot make msgpack preallocate more than ~8 bytes per payload byte.
+            object_pairs_hook=budget.pairs, list_hook=budget.list, ext_hook=_ext_hook,
+            # Every declared length is bounded by the bytes present, and a container by the
+            # element budget, so a lying header cannot make msgpack preallocate much.
             max_str_len=len(payload), max_bin_len=len(payload), max_ext_len=len(payload),
-            max_array_len=len(payload), max_map_len=len(payload) // 2,
+            max_array_len=budget.limit, max_map_len=budget.limit // 2,
         )
         if not isinstance(body, dict):
             raise FormatError(f"body is a {type(body).__name__}, not a map")
@@ -259,6 +260,42 @@ def _ext_hook(code: int, data: bytes) -> np.ndarray:
         raise FormatError("bool array holds bytes other than 0 and 1")
     flat = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
     return flat.reshape(shape).astype(dtype)  # astype copies: writable, owns its memory
+
+
+# Decoding cost bound (R15). Valid bodies hold few containers (arrays travel as one ext
+# value), so a payload of S bytes may hold at most S // ELEMENT_BYTES + ELEMENT_SLACK
+# "element units": each list or map costs CONTAINER_UNITS plus one unit per element (two
+# per map entry). The 16 MiB "array of empty maps" bomb is refused at its header; any other
+# shape is refused after at most S / 64 containers. Measured with tracemalloc over the
+# crafted files (tests/test_format.py): peak <= DECODE_BYTES_PER_BYTE x S + 1 MiB.
+ELEMENT_BYTES = 4
+ELEMENT_SLACK = 4096
+CONTAINER_UNITS = 16
+DECODE_BYTES_PER_BYTE = 16
+
+
+class _Budget:
+    """The msgpack hooks of one decode: count containers and elements, refuse past the limit."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, payload_bytes: int) -> None:
+        self.limit = payload_bytes // ELEMENT_BYTES + ELEMENT_SLACK
+        self.used = 0
+
+    def _charge(self, units: int) -> None:
+        self.used += units
+        if self.used > self.limit:
+            raise FormatError(f"more than {self.limit} containers and elements for "
+                              f"{(self.limit - ELEMENT_SLACK) * ELEMENT_BYTES} payload bytes")
+
+    def list(self, items: list) -> list:
+        self._charge(CONTAINER_UNITS + len(items))
+        return items
+
+    def pairs(self, pairs: list) -> dict:
+        self._charge(CONTAINER_UNITS + 2 * len(pairs))
+        return _pairs_hook(pairs)
 
 
 def _pairs_hook(pairs: list) -> dict:
