@@ -82,7 +82,11 @@ def dtype_name(dtype: np.dtype) -> str:
 
 
 # Anchored with \Z and [0-9]: "$" would accept a trailing newline and \d non-ASCII digits.
-ISLAND_ID_RE = re.compile(r"^island-[0-9]{2,}\Z")
+# One spelling per number: exactly two digits below 100 ("island-03"), no leading zero above
+# ("island-100", never "island-0100"), so two ids never share a lineage number; at most
+# MAX_ISLAND_DIGITS digits, so the number is small and an id is a short, safe path component.
+MAX_ISLAND_DIGITS = 6
+ISLAND_ID_RE = re.compile(r"^island-(?:[0-9]{2}|[1-9][0-9]{2,%d})\Z" % (MAX_ISLAND_DIGITS - 1))
 
 NEAT_KIND = "neat"
 NEAT_SCHEMA_VERSION: int = 1

@@ -281,8 +281,12 @@ def test_decode_batch_checks_the_run_it_belongs_to(kwargs, message):
 
 
 def test_island_id_pattern():
-    assert ISLAND_ID_RE.match("island-03") and ISLAND_ID_RE.match("island-127")
-    for bad in ("island-3", "island-03\n", "Island-03", "island-03x", " island-03"):
+    for good in ("island-00", "island-03", "island-99", "island-100", "island-127", "island-999999"):
+        assert ISLAND_ID_RE.match(good), good
+    # One spelling per number (island-001 and island-01 would share lineage number 1), and
+    # no absurd numbers.
+    for bad in ("island-3", "island-03\n", "Island-03", "island-03x", " island-03", "island-001",
+                "island-000", "island-0100", "island-1000000", "island-" + "9" * 29):
         assert not ISLAND_ID_RE.match(bad), bad
 
 
