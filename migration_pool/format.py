@@ -443,6 +443,12 @@ _KNOWN_IDS: set[str] = set()
 _KNOWN_IDS_MAX = 4096
 
 
+def check_island_id(island: object) -> str:
+    """`island` if it is a canonical island id (a safe path component); FormatError if not."""
+    _check_island_id("island id", island)
+    return island  # type: ignore[return-value]
+
+
 def _check_island_id(field: str, value: object) -> None:
     if type(value) is str and value in _KNOWN_IDS:
         return

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from migration_pool import atomic, format as fmt
-from migration_pool.errors import FormatError
+from migration_pool.errors import FormatError, RunDirError
 from migration_pool.rundir import RunDir
 
 log = logging.getLogger("migration_pool")
@@ -115,10 +115,12 @@ class Pool:
         path = os.path.join(directory, name)
         data = fmt.encode_batch(batch)
         storage = None if self.durable else _ATOMIC_ONLY
+        self.rundir.checked_dir(directory)  # a symlinked pool/<island> leads out of the run
         try:
             atomic.publish(path, data, storage=storage)
         except FileNotFoundError:  # first batch of this island, or its directory was reset
             os.makedirs(directory, exist_ok=True)
+            self.rundir.checked_dir(directory)
             atomic.publish(path, data, storage=storage)
         try:
             st = os.stat(path, follow_symlinks=False)
@@ -232,8 +234,13 @@ class Pool:
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         now = time.time() if now is None else now
-        listing, temps = self._scan(island)
         directory = self._dir(island)
+        try:
+            self.rundir.checked_dir(directory)
+        except RunDirError as e:  # never delete through a symlink: nothing to collect here
+            self._say(f"not collecting {directory}: {e}")
+            return 0
+        listing, temps = self._scan(island)
         present = {name: inode for _, name, inode in listing}
         record = self._published.get(island, {})
         kept: list[int] = []
