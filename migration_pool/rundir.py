@@ -87,7 +87,7 @@ class RunDir:
             dirs += [self.island_dir(island), self.pool_dir(island)]
         try:
             for d in dirs:
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=0o755, parents=True, exist_ok=True)  # never group-writable
                 self.checked_dir(d)
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise PermissionError(f"no write permission on {self.root}")
@@ -128,6 +128,34 @@ class RunDir:
             if not stat.S_ISDIR(mode):
                 raise RunDirError(f"{current} is not a directory")
         return path
+
+    def check_private(self) -> None:
+        """Refuse a run directory or manifest that another user could write.
+
+        Whoever can write a run's manifest can run code in its islands (the manifest names
+        the problem as `pkg.mod:factory`, which every island imports), and whoever can
+        write the run directory can replace the manifest. `launch` and `evolve` call this
+        unless given --allow-shared-run.
+
+        Raises:
+            RunDirError: group or other may write the directory or the manifest, or another
+                user (not root) owns them.
+        """
+        me = os.geteuid()
+        for path in (self.root, self.manifest_path):
+            try:
+                st = os.stat(path)
+            except OSError:  # missing or unusable: whoever uses it next says why
+                continue
+            writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            foreign = st.st_uid not in (me, 0)
+            if writable or foreign:
+                why = (f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})" if writable
+                       else f"belongs to another user (uid {st.st_uid})")
+                raise RunDirError(
+                    f"{path} {why}: whoever can write a run's manifest can run code in its "
+                    f"islands; run 'chmod go-w {path}', or pass --allow-shared-run if you trust "
+                    f"everyone who can write it")
 
     # -- manifest -------------------------------------------------------------------------
     def manifest_lock(self, timeout: float = LOCK_TIMEOUT_S) -> FileLock:
