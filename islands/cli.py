@@ -114,6 +114,7 @@ def os_error_line(e: OSError) -> str:
 
 # (option name, config path, click type, help). Defaults come from RunConfig; an option the
 # user did not type is None here and so never contradicts an existing manifest.
+ALLOW_SHARED_ENV = "ISLANDS_ALLOW_SHARED_RUN"  # set by `launch --allow-shared-run` for its islands
 _MIG = cfg.MigrationConfig()
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
@@ -274,10 +275,13 @@ def main() -> None:
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
 @click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
 @click.option("--quiet", is_flag=True, help="Print only the final line.")
+@click.option("--allow-shared-run", is_flag=True, envvar=ALLOW_SHARED_ENV,
+              help="Accept a run directory or manifest that other users can write (they can "
+                   "run code in this island through the manifest's problem).")
 @run_options
 @guarded
 def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool, quiet: bool,
-           **options: Any) -> None:
+           allow_shared_run: bool, **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -299,7 +303,7 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     root = run_dir or default_run_dir()
     echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
-                        stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
+                        allow_shared=allow_shared_run, stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
     click.echo(
         f"{result.island}: {result.reason} at generation {result.generation}, "
         f"best fitness {result.best:.6g}, {result.evaluations} evaluations"

@@ -58,14 +58,15 @@ def island_number(island_id: str) -> int:
     """The integer in an island id (`island-03` -> 3), after validating the id."""
     _check(
         bool(ISLAND_ID_RE.match(island_id)),
-        f"island id {island_id!r} is not like 'island-03' (the word island, a dash, two or more digits)",
+        f"island id {island_id[:40]!r} is not like 'island-03' (the word island, a dash, then "
+        f"two digits below 100 and no leading zero above, at most 6 digits: island-07, island-100)",
     )
     return int(island_id.split("-", 1)[1])
 
 
-def island_id(number: int, width: int = 2) -> str:
-    """The canonical id of island `number`."""
-    return f"island-{number:0{width}d}"
+def island_id(number: int) -> str:
+    """The canonical id of island `number`: one spelling per number (island-07, island-100)."""
+    return f"island-{number:02d}"
 
 
 @dataclass(frozen=True)

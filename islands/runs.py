@@ -180,10 +180,13 @@ def join_run(
     config: RunConfig,
     explicit: Mapping[str, Any],
     make_manifest: Callable[[], dict[str, Any]] | None = None,
+    allow_shared: bool = False,
 ) -> tuple[Run, bool]:
     """The run at `root`, created from `config` if it has no manifest yet.
 
-    Returns the run and whether this call created it.
+    Returns the run and whether this call created it. Unless `allow_shared`, a run directory
+    or manifest that other users can write is refused (RunDirError): its manifest decides
+    what code the islands import.
     """
     check_memory(config)
     rundir = RunDir(root)
@@ -193,7 +196,11 @@ def join_run(
         _refuse_orphaned_checkpoints(root)
         return make()
 
+    if not allow_shared:
+        rundir.check_private()
     manifest, created = rundir.create_or_read_manifest(make_checked)
+    if not allow_shared:
+        rundir.check_private()
     run = _as_run(Path(root), manifest)
     if not created:
         check_against(run.config, explicit)
@@ -216,6 +223,7 @@ def evolve(
     explicit: Mapping[str, Any] | None = None,
     device: str | None = None,
     fresh: bool = False,
+    allow_shared: bool = False,
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
     on_status: Callable[[IslandStatus], None] | None = None,
@@ -231,7 +239,7 @@ def evolve(
         error = check(config.to_dict(), {})
         if error is not None:
             raise ConfigError(error)
-    run, _ = join_run(root, config, explicit or {})
+    run, _ = join_run(root, config, explicit or {}, allow_shared=allow_shared)
     if fresh:
         RunDir(root).reset_island(island)
     from islands.island import IslandSpec, run_island

@@ -7,6 +7,7 @@ already runs this run directory; 128+N stopped by signal N (130 for Ctrl+C).
 """
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import Any
 
 import click
 
-from islands.cli import (FiniteFloat, Int64, allow_nonempty_option, config_from_options, default_run_dir, guarded,
-                         run_dir_option, run_options)
+from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
+                         default_run_dir, guarded, run_dir_option, run_options)
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
@@ -55,11 +56,14 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--progress-every", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Seconds between progress reports (default: 0.5 on a terminal, 10 otherwise).")
 @click.option("--plain", is_flag=True, help="Plain progress lines even on a terminal.")
+@click.option("--allow-shared-run", is_flag=True,
+              help="Accept a run directory or manifest that other users can write (whoever "
+                   "can write the manifest can run code in every island).")
 @run_options
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, **options: Any) -> None:
+           progress_every: float | None, plain: bool, allow_shared_run: bool, **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -79,8 +83,10 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
-        grace_s=grace, resume_hint=_resume_hint(root),
+        grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
     )
+    if allow_shared_run:
+        os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent
     view = make_view(live=False if plain else None, every_s=progress_every)
     try:
         result = run_launch(request, view)

@@ -357,8 +357,7 @@ def _physical(p: IslandPlan) -> str:
 
 
 def island_ids(n: int) -> list[str]:
-    width = max(2, len(str(n - 1)))
-    return [island_id(i, width) for i in range(n)]
+    return [island_id(i) for i in range(n)]
 
 
 def make_plan(

@@ -29,6 +29,7 @@ from launcher.progress import PlainView, Row
 from launcher.spawn import Child, check_islands_build, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
+from migration_pool import format as fmt
 from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
 from migration_pool.rundir import RunDir
 
@@ -51,6 +52,7 @@ class LaunchRequest:
     grace_s: float = 30.0
     poll_s: float = 0.2
     resume_hint: str | None = None  # the command to print for resuming
+    allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
 
     def __post_init__(self) -> None:
         if self.islands is not None and self.islands < 1:
@@ -83,6 +85,8 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
     if request.device is not None:
         planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
     rundir = RunDir(request.root)
+    if not request.allow_shared_run:
+        rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
     fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs)
@@ -104,11 +108,13 @@ def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: l
     if rundir.read_manifest() is None:
         config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs)
         run, created = join_run(rundir.root, config, request.explicit,
-                                make_manifest=lambda: new_manifest(config, **plan.manifest_fields()))
+                                make_manifest=lambda: new_manifest(config, **plan.manifest_fields()),
+                                allow_shared=request.allow_shared_run)
         if created:
             return run, plan
     else:
-        run, _ = join_run(rundir.root, request.config, request.explicit)
+        run, _ = join_run(rundir.root, request.config, request.explicit,
+                          allow_shared=request.allow_shared_run)
     return run, _resume_plan(rundir, run, request, cores, specs)
 
 
@@ -138,6 +144,10 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
         rundir.update_manifest(lambda cur: cur if cur.get("islands") else {**cur, **plan.manifest_fields()})
         return plan
     planned = list(m["islands"])
+    for island in planned:  # ids become paths (island.log is opened before a child checks)
+        if not isinstance(island, str) or not fmt.ISLAND_ID_RE.match(island):
+            raise FormatError(f"manifest lists island {str(island)[:40]!r}, which is not an "
+                              f"island id like 'island-03'", str(rundir.manifest_path))
     if request.islands is not None and request.islands != len(planned):
         raise ManifestConflict("islands", len(planned), request.islands)
     rec_vary = list(recorded.get("vary", []))

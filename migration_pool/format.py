@@ -82,7 +82,11 @@ def dtype_name(dtype: np.dtype) -> str:
 
 
 # Anchored with \Z and [0-9]: "$" would accept a trailing newline and \d non-ASCII digits.
-ISLAND_ID_RE = re.compile(r"^island-[0-9]{2,}\Z")
+# One spelling per number: exactly two digits below 100 ("island-03"), no leading zero above
+# ("island-100", never "island-0100"), so two ids never share a lineage number; at most
+# MAX_ISLAND_DIGITS digits, so the number is small and an id is a short, safe path component.
+MAX_ISLAND_DIGITS = 6
+ISLAND_ID_RE = re.compile(r"^island-(?:[0-9]{2}|[1-9][0-9]{2,%d})\Z" % (MAX_ISLAND_DIGITS - 1))
 
 NEAT_KIND = "neat"
 NEAT_SCHEMA_VERSION: int = 1
@@ -138,13 +142,14 @@ def decode(data: bytes, kind: str, *, max_bytes: int = MAX_FILE_BYTES,
         _check_kind(kind)
         view = memoryview(data).cast("B")
         payload = _open_envelope(view, kind, max_bytes)
+        budget = _Budget(len(payload))
         body = msgpack.unpackb(
             payload, raw=False, strict_map_key=True, use_list=True,
-            object_pairs_hook=_pairs_hook, ext_hook=_ext_hook,
-            # Every declared length is bounded by the bytes actually present, so a lying
-            # header cannot make msgpack preallocate more than ~8 bytes per payload byte.
+            object_pairs_hook=budget.pairs, list_hook=budget.list, ext_hook=_ext_hook,
+            # Every declared length is bounded by the bytes present, and a container by the
+            # element budget, so a lying header cannot make msgpack preallocate much.
             max_str_len=len(payload), max_bin_len=len(payload), max_ext_len=len(payload),
-            max_array_len=len(payload), max_map_len=len(payload) // 2,
+            max_array_len=budget.limit, max_map_len=budget.limit // 2,
         )
         if not isinstance(body, dict):
             raise FormatError(f"body is a {type(body).__name__}, not a map")
@@ -259,6 +264,42 @@ def _ext_hook(code: int, data: bytes) -> np.ndarray:
         raise FormatError("bool array holds bytes other than 0 and 1")
     flat = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
     return flat.reshape(shape).astype(dtype)  # astype copies: writable, owns its memory
+
+
+# Decoding cost bound (R15). Valid bodies hold few containers (arrays travel as one ext
+# value), so a payload of S bytes may hold at most S // ELEMENT_BYTES + ELEMENT_SLACK
+# "element units": each list or map costs CONTAINER_UNITS plus one unit per element (two
+# per map entry). The 16 MiB "array of empty maps" bomb is refused at its header; any other
+# shape is refused after at most S / 64 containers. Measured with tracemalloc over the
+# crafted files (tests/test_format.py): peak <= DECODE_BYTES_PER_BYTE x S + 1 MiB.
+ELEMENT_BYTES = 4
+ELEMENT_SLACK = 4096
+CONTAINER_UNITS = 16
+DECODE_BYTES_PER_BYTE = 16
+
+
+class _Budget:
+    """The msgpack hooks of one decode: count containers and elements, refuse past the limit."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, payload_bytes: int) -> None:
+        self.limit = payload_bytes // ELEMENT_BYTES + ELEMENT_SLACK
+        self.used = 0
+
+    def _charge(self, units: int) -> None:
+        self.used += units
+        if self.used > self.limit:
+            raise FormatError(f"more than {self.limit} containers and elements for "
+                              f"{(self.limit - ELEMENT_SLACK) * ELEMENT_BYTES} payload bytes")
+
+    def list(self, items: list) -> list:
+        self._charge(CONTAINER_UNITS + len(items))
+        return items
+
+    def pairs(self, pairs: list) -> dict:
+        self._charge(CONTAINER_UNITS + 2 * len(pairs))
+        return _pairs_hook(pairs)
 
 
 def _pairs_hook(pairs: list) -> dict:
@@ -400,6 +441,12 @@ def _neat_genomes(value: object) -> tuple[dict[str, np.ndarray], ...]:
 # set lookup replaces the regex. Only exact str objects are remembered (bounded anyway).
 _KNOWN_IDS: set[str] = set()
 _KNOWN_IDS_MAX = 4096
+
+
+def check_island_id(island: object) -> str:
+    """`island` if it is a canonical island id (a safe path component); FormatError if not."""
+    _check_island_id("island id", island)
+    return island  # type: ignore[return-value]
 
 
 def _check_island_id(field: str, value: object) -> None:

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from migration_pool import atomic, format as fmt
-from migration_pool.errors import FormatError
+from migration_pool.errors import FormatError, RunDirError
 from migration_pool.rundir import RunDir
 
 log = logging.getLogger("migration_pool")
@@ -33,6 +31,7 @@ log = logging.getLogger("migration_pool")
 BATCH_RE = re.compile(r"^gen-([0-9]{8,})\.isld\Z")
 DEFAULT_MAX_BATCH_BYTES = 64 * 1024 * 1024
 TEMP_GRACE_S = 600.0  # a temporary file older than this belongs to a dead writer
+MAX_RECORD = 1024  # own batches remembered per island for collect()
 WARNINGS_PER_READ = 5  # further bad files of one read_new call are summed up in one line
 # Errors that say nothing about the file (the reader is short of descriptors or memory, or
 # was interrupted): the file is tried again next time instead of being marked bad forever.
@@ -71,6 +70,7 @@ class _AtomicOnly(atomic.OsStorage):
 
 
 _ATOMIC_ONLY = _AtomicOnly()
+_RETRY = object()  # _read's answer for a file to try again at the next read
 
 
 @dataclass
@@ -91,13 +91,17 @@ class Pool:
     durable: bool = False
     temp_grace_s: float = TEMP_GRACE_S
     warn: Callable[[str], None] | None = None
-    seen: dict[str, int] = field(default_factory=dict)  # neighbour -> newest generation read
+    seen: dict[str, int] = field(default_factory=dict)  # neighbour -> generation last read
     rejected: int = 0  # bad files met by read_new, each counted once
     # island -> file name -> what was judged, keyed by stamp; pruned to what still exists.
-    # _bad: files read_new counted; _verdicts: collect()'s (stamp, valid?) per file.
+    # _bad: files read_new counted.
     _bad: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
-    _verdicts: dict[str, dict[str, tuple[Stamp, bool]]] = field(default_factory=dict, repr=False)
     _warned: int = field(default=0, repr=False)
+    # neighbour -> (name, inode) of the batch files listed at the last read_new.
+    _listed: dict[str, frozenset[tuple[str, int]]] = field(default_factory=dict, repr=False)
+    # island -> {name: stamp} of the batches this pool published, oldest first: the only
+    # files collect() counts as kept (docs: a forged file must not make it delete real ones).
+    _published: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
     _dirs: dict[str, str] = field(default_factory=dict, repr=False)
 
     # -- writing --------------------------------------------------------------------------
@@ -111,36 +115,29 @@ class Pool:
         path = os.path.join(directory, name)
         data = fmt.encode_batch(batch)
         storage = None if self.durable else _ATOMIC_ONLY
+        self.rundir.checked_dir(directory)  # a symlinked pool/<island> leads out of the run
         try:
             atomic.publish(path, data, storage=storage)
         except FileNotFoundError:  # first batch of this island, or its directory was reset
             os.makedirs(directory, exist_ok=True)
+            self.rundir.checked_dir(directory)
             atomic.publish(path, data, storage=storage)
-        if self._expects(batch):  # spare collect() from decoding what we just wrote
-            try:
-                st = os.stat(path, follow_symlinks=False)
-            except FileNotFoundError:  # already collected by someone else
-                return Path(path)
-            self._verdicts.setdefault(batch.source, {})[name] = (
-                (st.st_ino, st.st_size, st.st_mtime_ns), True)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:  # already removed by someone else
+            return Path(path)
+        record = self._published.setdefault(batch.source, {})
+        record.pop(name, None)  # re-publishing a generation makes it the newest again
+        record[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if len(record) > MAX_RECORD:  # collect() never called: forget the oldest
+            del record[next(iter(record))]
         return Path(path)
-
-    def _expects(self, batch: fmt.MigrantBatch) -> bool:
-        """Whether a reader with this pool's expectations would accept `batch`."""
-        if batch.run_id != self.run_id or batch.genome_kind != self.genome_kind:
-            return False
-        genomes = batch.genomes
-        if not isinstance(genomes, np.ndarray):  # a list of per-genome maps (NEAT)
-            return self.dtype is None and self.gene_shape is None
-        return ((self.dtype is None
-                 or fmt.dtype_name(genomes.dtype) == fmt.dtype_name(np.dtype(self.dtype)))
-                and (self.gene_shape is None or genomes.shape[1:] == tuple(self.gene_shape)))
 
     # -- reading --------------------------------------------------------------------------
     def listing(self, island: str) -> list[tuple[int, Path]]:
         """An island's batch files, newest first; temporaries and other names are ignored."""
         directory = self._dir(island)
-        return [(g, Path(directory, name)) for g, name in self._scan(island)[0]]
+        return [(g, Path(directory, name)) for g, name, _ in self._scan(island)[0]]
 
     def read_new(self, neighbours: list[str]) -> tuple[list[fmt.MigrantBatch], int]:
         """The newest unread valid batch of each neighbour, and how many bad files were met.
@@ -153,25 +150,30 @@ class Pool:
         rejected_before, self._warned = self.rejected, 0
         for island in dict.fromkeys(neighbours):
             listing = self._scan(island)[0]
-            last = self.seen.get(island, -1)
-            if listing and listing[0][0] < last:
-                # Everything up to what we read is gone: only a reset island (--fresh) does
-                # that, since garbage collection always keeps the newest batches.
-                last = -1
-            for generation, name in listing:
-                if generation <= last:
-                    break
+            # What was listed last time counts as read (or passed over as older than what was
+            # read): tracked per file, not as one generation watermark, so a forged file with
+            # an absurd generation is read once and silences nothing. The inode tells a file
+            # republished under a known name (a reset or resumed neighbour) from the old one.
+            known = self._listed.get(island, frozenset())
+            retry: set[tuple[str, int]] = set()
+            for generation, name, inode in listing:
+                if (name, inode) in known:
+                    continue
                 batch = self._read(island, generation, name)
-                if batch is not None:
+                if batch is _RETRY:
+                    retry.add((name, inode))
+                elif batch is not None:
                     batches.append(batch)
                     self.seen[island] = generation
                     break
+            self._listed[island] = frozenset((n, i) for _, n, i in listing) - retry
         if self._warned > WARNINGS_PER_READ:
             self._say(f"... and {self._warned - WARNINGS_PER_READ} more bad migrant file(s)")
         return batches, self.rejected - rejected_before
 
-    def _read(self, island: str, generation: int, name: str) -> fmt.MigrantBatch | None:
-        """The batch in file `name`, or None if it vanished, is known bad or turns out bad."""
+    def _read(self, island: str, generation: int, name: str) -> fmt.MigrantBatch | None | object:
+        """The batch in file `name`, None if it vanished, is known bad or turns out bad,
+        _RETRY if it could not be read now."""
         path = os.path.join(self._dir(island), name)
         try:
             st = os.stat(path, follow_symlinks=False)
@@ -188,7 +190,7 @@ class Pool:
         except (FormatError, OSError) as e:
             if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS:
                 self._say(f"cannot read migrant file {path} now, will retry: {e}")
-                return None
+                return _RETRY
             # Unreadable (EACCES, EIO) is as bad as corrupt; remembered by stamp so the
             # same file is neither read nor counted again.
             bad[name] = stamp
@@ -217,24 +219,44 @@ class Pool:
 
     # -- garbage collection ---------------------------------------------------------------
     def collect(self, island: str, keep: int, now: float | None = None) -> int:
-        """Delete `island`'s batches older than its `keep` newest valid ones, and stale temporaries.
+        """Delete `island`'s batches older than the `keep` newest this pool published, and
+        stale temporaries.
 
-        Meant for an island's own directory. Invalid files newer than the kept ones stay
-        (readers skip them); temporaries younger than `temp_grace_s` stay, since a live
-        writer may be filling them. Returns how many files this call removed: a file that
-        vanished first (another collector, a reset) is not an error and not counted.
+        Meant for an island's own directory, and trusting only this pool's record of what it
+        wrote (name and stamp), never the names found there: a forged or replaced file newer
+        than its own is never counted as kept, so it cannot make the owner delete its real
+        batches. Places left after its own batches go to the newest older files (an earlier
+        process's), the rest of the older ones is removed; newer files this pool did not write
+        stay (readers judge them), and a pool that published nothing removes no batch; temporaries younger than
+        `temp_grace_s` stay, since a live writer may be filling them. Returns how many files
+        this call removed: a file that vanished first (a reset) is not an error and not counted.
         """
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         now = time.time() if now is None else now
-        listing, temps = self._scan(island)
-        removed, valid = 0, 0
         directory = self._dir(island)
-        for generation, name in listing:
-            if valid >= keep:
+        try:
+            self.rundir.checked_dir(directory)
+        except RunDirError as e:  # never delete through a symlink: nothing to collect here
+            self._say(f"not collecting {directory}: {e}")
+            return 0
+        listing, temps = self._scan(island)
+        present = {name: inode for _, name, inode in listing}
+        record = self._published.get(island, {})
+        kept: list[int] = []
+        for name, stamp in reversed(record.items()):  # newest first
+            if len(kept) == keep:
+                break
+            if present.get(name) == stamp[0] and self._unchanged(directory, name, stamp):
+                kept.append(batch_generation(name))
+        removed = 0
+        if kept:  # older files fill the remaining places (an earlier life's), the rest goes
+            older = [(g, name) for g, name, _ in listing if g < kept[-1]]
+            for generation, name in older[keep - len(kept):]:
                 removed += self._unlink(os.path.join(directory, name))
-            elif self._is_valid(island, generation, name):
-                valid += 1
+                record.pop(name, None)
+        for gone in [n for n in record if n not in present]:
+            del record[gone]
         for entry in temps:
             try:
                 age = now - entry.stat(follow_symlinks=False).st_mtime
@@ -244,31 +266,14 @@ class Pool:
                 removed += self._unlink(entry.path)
         return removed
 
-    def _is_valid(self, island: str, generation: int, name: str) -> bool:
-        """Whether the file decodes as this run's batch; cached by stamp, never counted.
-
-        A transient error counts as invalid without being cached: collect() then keeps more
-        files, never fewer.
-        """
-        path = os.path.join(self._dir(island), name)
+    @staticmethod
+    def _unchanged(directory: str, name: str, stamp: Stamp) -> bool:
+        """Whether the file is still the one this pool wrote (nobody replaced it)."""
         try:
-            st = os.stat(path, follow_symlinks=False)
-        except FileNotFoundError:
+            st = os.stat(os.path.join(directory, name), follow_symlinks=False)
+        except OSError:
             return False
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        cache = self._verdicts.setdefault(island, {})
-        known = cache.get(name)
-        if known is not None and known[0] == stamp:
-            return known[1]
-        try:
-            self._decode(island, generation, path)
-            ok = True
-        except (FormatError, OSError) as e:
-            if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS | {errno.ENOENT}:
-                return False
-            ok = False
-        cache[name] = (stamp, ok)
-        return ok
+        return (st.st_ino, st.st_size, st.st_mtime_ns) == stamp
 
     def _unlink(self, path: str) -> int:
         try:
@@ -288,8 +293,8 @@ class Pool:
             directory = self._dirs[island] = os.fspath(self.rundir.pool_dir(island))
         return directory
 
-    def _scan(self, island: str) -> tuple[list[tuple[int, str]], list[os.DirEntry]]:
-        """(batches as (generation, name) newest first, temporaries); prunes the caches."""
+    def _scan(self, island: str) -> tuple[list[tuple[int, str, int]], list[os.DirEntry]]:
+        """(batches as (generation, name, inode) newest first, temporaries); prunes the caches."""
         try:
             with os.scandir(self._dir(island)) as it:
                 entries = list(it)
@@ -300,13 +305,12 @@ class Pool:
             name = e.name
             generation = batch_generation(name)
             if generation is not None:
-                batches.append((generation, name))
+                batches.append((generation, name, e.inode()))  # d_ino: no stat
                 names.add(name)
             elif atomic.is_temp_name(name):
                 temps.append(e)
-        for cache in (self._bad, self._verdicts):
-            known = cache.get(island)
-            if known and not names.issuperset(known):
-                cache[island] = {n: s for n, s in known.items() if n in names}
+        known = self._bad.get(island)
+        if known and not names.issuperset(known):
+            self._bad[island] = {n: s for n, s in known.items() if n in names}
         batches.sort(reverse=True)
         return batches, temps

@@ -61,10 +61,10 @@ class RunDir:
         return self.root / MANIFEST
 
     def island_dir(self, island: str) -> Path:
-        return self.root / "islands" / island
+        return self.root / "islands" / _valid_id(island)
 
     def pool_dir(self, island: str | None = None) -> Path:
-        return self.root / "pool" / island if island else self.root / "pool"
+        return self.root / "pool" / _valid_id(island) if island else self.root / "pool"
 
     def log_path(self, island: str) -> Path:
         return self.island_dir(island) / "island.log"
@@ -97,17 +97,86 @@ class RunDir:
         return [i for i in self.island_ids() if self.checkpoint_paths(i)]
 
     def ensure(self, island: str | None = None) -> None:
-        """Create the directories (of one island too) and check they can be written."""
+        """Create the directories (of one island too) and check they can be written.
+
+        Raises:
+            RunDirError: a directory cannot be made or written, or one inside the run is a
+                symlink (it would make this process write and delete outside the run).
+        """
         dirs = [self.root, self.root / "islands", self.pool_dir()]
         if island:
             dirs += [self.island_dir(island), self.pool_dir(island)]
         try:
             for d in dirs:
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=0o755, parents=True, exist_ok=True)  # never group-writable
+                self.checked_dir(d)
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise PermissionError(f"no write permission on {self.root}")
+        except RunDirError:
+            raise
         except OSError as e:
             raise RunDirError(f"cannot use run directory {self.root}: {e.strerror or e}") from None
+
+    def checked_dir(self, directory: str | os.PathLike) -> str:
+        """`directory` (inside the run) as a str, after checking that no component below the
+        root is a symlink or something other than a directory.
+
+        The root itself may be a symlink (the user chose it); below it, a symlinked
+        `pool/island-00` or `islands/island-00` would make an island publish into, and
+        collect from, another run's pool (docs/DESIGN.md, "Containment"). A missing
+        component is fine (FileNotFoundError comes from whoever uses it).
+
+        Raises:
+            RunDirError: a component is a symlink or not a directory.
+        """
+        path = os.fspath(directory)
+        root = os.fspath(self.root)
+        rel = os.path.relpath(path, root)
+        if rel == ".":
+            return path
+        if rel.startswith(".."):
+            raise RunDirError(f"{path} is outside the run directory {root}")
+        current = root
+        for part in rel.split(os.sep):
+            current = os.path.join(current, part)
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return path
+            if stat.S_ISLNK(mode):
+                raise RunDirError(f"{current} is a symlink; refusing to write through it "
+                                  f"(it would leave the run directory)")
+            if not stat.S_ISDIR(mode):
+                raise RunDirError(f"{current} is not a directory")
+        return path
+
+    def check_private(self) -> None:
+        """Refuse a run directory or manifest that another user could write.
+
+        Whoever can write a run's manifest can run code in its islands (the manifest names
+        the problem as `pkg.mod:factory`, which every island imports), and whoever can
+        write the run directory can replace the manifest. `launch` and `evolve` call this
+        unless given --allow-shared-run.
+
+        Raises:
+            RunDirError: group or other may write the directory or the manifest, or another
+                user (not root) owns them.
+        """
+        me = os.geteuid()
+        for path in (self.root, self.manifest_path):
+            try:
+                st = os.stat(path)
+            except OSError:  # missing or unusable: whoever uses it next says why
+                continue
+            writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            foreign = st.st_uid not in (me, 0)
+            if writable or foreign:
+                why = (f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})" if writable
+                       else f"belongs to another user (uid {st.st_uid})")
+                raise RunDirError(
+                    f"{path} {why}: whoever can write a run's manifest can run code in its "
+                    f"islands; run 'chmod go-w {path}', or pass --allow-shared-run if you trust "
+                    f"everyone who can write it")
 
     # -- manifest -------------------------------------------------------------------------
     def manifest_lock(self, timeout: float = LOCK_TIMEOUT_S) -> FileLock:
@@ -115,7 +184,7 @@ class RunDir:
 
         Held only around manifest creation and updates, never on the publish path.
         """
-        return FileLock(str(self.root / ".manifest.lock"), timeout=timeout)
+        return FileLock(_no_symlink(self.root / ".manifest.lock"), timeout=timeout)
 
     def _lock(self) -> FileLock:
         return self.manifest_lock()
@@ -169,6 +238,7 @@ class RunDir:
         return self.island_dir(island) / "status.isld"
 
     def write_status(self, island: str, status: dict[str, Any]) -> None:
+        self.checked_dir(self.island_dir(island))
         atomic.publish(self.status_path(island), fmt.encode("status", status))
 
     def read_status(self, island: str) -> dict[str, Any] | None:
@@ -184,7 +254,8 @@ class RunDir:
         if not records:
             return
         text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
-        fd = os.open(self.history_path(island), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.history_path(island),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, text.encode())
         finally:
@@ -268,7 +339,7 @@ class RunDir:
 
     def save_checkpoint(self, island: str, generation: int, body: dict[str, Any]) -> Path:
         """Write a durable checkpoint, then drop all but the newest few."""
-        path = self.island_dir(island) / f"checkpoint-{generation:08d}.isld"
+        path = Path(self.checked_dir(self.island_dir(island)), f"checkpoint-{generation:08d}.isld")
         atomic.publish(path, fmt.encode("checkpoint", body))
         for old in self.checkpoint_paths(island)[KEEP_CHECKPOINTS:]:
             old.unlink(missing_ok=True)
@@ -293,6 +364,8 @@ class RunDir:
     def reset_island(self, island: str) -> None:
         """Forget an island's checkpoints, history and status (`--fresh`)."""
         d = self.island_dir(island)
+        self.checked_dir(d)
+        self.checked_dir(self.pool_dir(island))
         for p in self.checkpoint_paths(island) + [self.history_path(island), self.status_path(island)]:
             p.unlink(missing_ok=True)
         shutil.rmtree(self.pool_dir(island), ignore_errors=True)
@@ -340,7 +413,9 @@ class RunDir:
     def open_log(self, island: str) -> BinaryIO:
         """The island's log file opened for appending, unbuffered, for a child's stdout/stderr."""
         self.ensure(island)
-        return open(self.log_path(island), "ab", buffering=0)
+        fd = os.open(self.log_path(island),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        return open(fd, "ab", buffering=0)
 
     def read_log_tail(self, island: str, max_bytes: int = 4096) -> str:
         """The last `max_bytes` of an island's log as text ("" if it has none)."""
@@ -399,12 +474,32 @@ def _read(path: Path, kind: str) -> dict[str, Any] | None:
         return None
 
 
+def _valid_id(island: str) -> str:
+    """`island` if it is a canonical island id; RunDirError otherwise.
+
+    Ids come from manifests, command lines and directory listings, and every one becomes a
+    path component: "../../x" must never reach the file system.
+    """
+    try:
+        return fmt.check_island_id(island)
+    except FormatError as e:
+        raise RunDirError(e.args[0]) from None
+
+
+def _no_symlink(path: Path) -> str:
+    """`path` as a str; RunDirError if it is a symlink (opening a lock file follows links
+    and truncates the target)."""
+    if os.path.islink(path):
+        raise RunDirError(f"{path} is a symlink; refusing to open it")
+    return str(path)
+
+
 def _hold(path: Path, busy: Exception) -> FileLock:
     """A non-blocking flock on `path`, or `busy` raised if another process holds it.
 
     flock is released by the kernel when the holder dies, even by SIGKILL.
     """
-    lock = FileLock(str(path), timeout=0)
+    lock = FileLock(_no_symlink(path), timeout=0)
     try:
         lock.acquire()
     except Timeout:

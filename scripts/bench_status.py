@@ -40,7 +40,7 @@ def build(root: Path, islands: int, generations: int, dim: int, seed: int = 0) -
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     rundir = RunDir(root)
-    ids = [island_id(i, width=3) for i in range(islands)]
+    ids = [island_id(i) for i in range(islands)]
     config = RunConfig(problem="rastrigin", dim=dim, population=100, generations=generations)
     config_dict = config.to_dict()
     config_dict["migration"]["every"] = 10

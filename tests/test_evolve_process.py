@@ -121,6 +121,8 @@ def test_same_island_twice_in_one_run_is_refused(tmp_path):
 
 @pytest.mark.parametrize("args, code, message", [
     (["island-3"], 2, "is not like 'island-03'"),
+    (["island-001"], 2, "is not like 'island-03'"),  # island-01's number: one spelling each
+    (["island-" + "9" * 29], 2, "at most 6 digits"),
     (["island-00", "--problem", "nosuch"], 2, "rastrigin"),
     (["island-00", "--problem", "nosuch_module_xyz:make"], 2, "nosuch_module_xyz"),
     (["island-00", "--population", "1"], 2, "population must be >= 2"),
@@ -135,6 +137,8 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, args, code, me
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+    if args[0] != "island-00":  # a refused id leaves no island directory behind
+        assert not (tmp_path / "r" / "islands").exists() or not os.listdir(tmp_path / "r" / "islands")
 
 
 def test_unwritable_run_dir_corrupt_checkpoint_and_manifest_conflict(tmp_path):

@@ -6,6 +6,7 @@ import pathlib
 import random
 import struct
 import sys
+import time
 import tracemalloc
 import zlib
 
@@ -15,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from migration_pool import format as fmt
 from migration_pool.errors import FormatError
 from migration_pool.format import (DTYPES, HEADER_SIZE, ISLAND_ID_RE, KINDS, MAX_DEPTH,
                                    MAX_FILE_BYTES, SCHEMA_VERSION, MigrantBatch, decode,
@@ -279,8 +281,12 @@ def test_decode_batch_checks_the_run_it_belongs_to(kwargs, message):
 
 
 def test_island_id_pattern():
-    assert ISLAND_ID_RE.match("island-03") and ISLAND_ID_RE.match("island-127")
-    for bad in ("island-3", "island-03\n", "Island-03", "island-03x", " island-03"):
+    for good in ("island-00", "island-03", "island-99", "island-100", "island-127", "island-999999"):
+        assert ISLAND_ID_RE.match(good), good
+    # One spelling per number (island-001 and island-01 would share lineage number 1), and
+    # no absurd numbers.
+    for bad in ("island-3", "island-03\n", "Island-03", "island-03x", " island-03", "island-001",
+                "island-000", "island-0100", "island-1000000", "island-" + "9" * 29):
         assert not ISLAND_ID_RE.match(bad), bad
 
 
@@ -359,7 +365,11 @@ EXPECTED = {
     "empty": "truncated", "header_only": "truncated", "truncated_half": "truncated",
     "truncated_last_byte": "truncated", "trailing_garbage": "trailing", "bad_magic": "magic",
     "bad_crc": "CRC", "future_version": "format version 2", "flags_set": "flags",
-    "wrong_kind": "file kind 'status'", "length_2_63": "truncated", "length_short": "trailing",
+    "wrong_kind": "file kind 'status'", "bomb_empty_maps": "max_array_len",
+    "bomb_empty_maps_padded": "containers and elements",
+    "bomb_empty_lists_padded": "containers and elements",
+    "bomb_one_entry_maps": "containers and elements",
+    "bomb_negative_ints_nested": "containers and elements", "length_2_63": "truncated", "length_short": "trailing",
     "array_2_32_elements": "needs", "array_huge_dims_product": "needs",
     "msgpack_array_2_32": "max_array_len", "msgpack_str_2_32": "incomplete",
     "msgpack_map_2_32": "max_map_len", "nesting_2000": "StackError", "nesting_40": "nesting",
@@ -424,3 +434,47 @@ def test_declared_length_beyond_the_cap_is_refused_before_parsing():
     big = encode("migrants", {"blob": b"x" * 5000})
     with pytest.raises(FormatError, match="exceeds the cap"):
         decode(big, "migrants", max_bytes=4096)
+
+
+# ----------------------------------------------------------------------------- crafted bombs (R15)
+
+def decode_peak(data: bytes) -> tuple[int, str]:
+    """(tracemalloc peak of decoding ``data`` as a batch, the FormatError's message)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError) as info:
+            decode_batch(data)
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+def memory_bound(size: int) -> int:
+    """The stated bound: decoding a file of ``size`` bytes costs at most c x size + 1 MiB."""
+    return fmt.DECODE_BYTES_PER_BYTE * size + (1 << 20)
+
+
+@pytest.mark.parametrize("shape", make_corpus.BOMBS)
+def test_a_crafted_16_mib_envelope_costs_at_most_c_times_its_size(shape):
+    data = make_corpus.crafted(shape, 16 << 20)
+    started = time.perf_counter()
+    peak, message = decode_peak(data)
+    elapsed = time.perf_counter() - started  # reported, not asserted (tracemalloc slows it)
+    assert peak <= memory_bound(len(data)), f"{shape}: {peak / len(data):.1f} x the file size"
+    print(f"{shape}: peak {peak / len(data):.2f} x {len(data)} bytes, {elapsed:.2f} s: {message}")
+    if shape == "empty_maps":  # the issue's bomb: refused at the array header, before any object
+        assert "max_array_len" in message and peak < (1 << 20)
+
+
+def test_every_corpus_file_costs_at_most_c_times_its_size():
+    for path in sorted(CORPUS.glob("*.bin")):
+        data = path.read_bytes()
+        peak, _ = decode_peak(data)
+        assert peak <= memory_bound(len(data)), f"{path.name}: {peak} bytes"
+
+
+def test_the_budget_admits_large_valid_bodies():
+    # Positive control: a NEAT-sized body of many small maps and a long list still decode.
+    body = {"genomes": [{"nodes": np.arange(3, dtype=np.int64), "w": np.ones(2, np.float32)}
+                        for _ in range(5000)], "floats": [0.5] * 20000}
+    assert len(decode(encode("checkpoint", body), "checkpoint")["genomes"]) == 5000

@@ -91,3 +91,42 @@ def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
     evolve("island-00", tmp_path / "x", small(), **QUIET)
     evolve("island-00", tmp_path / "y", small(), **QUIET)
     assert not np.array_equal(final_population(tmp_path / "x"), final_population(tmp_path / "y"))
+
+
+def test_stagnation_counts_generations_since_the_last_improvement(tmp_path):
+    """The counter restarts at every improvement: the run stops exactly `limit` generations
+    after its last improvement, although it had many more non-improving generations before."""
+    limit = 3
+    result = evolve("island-00", tmp_path, small(stagnation_limit=limit, generations=5000), **QUIET)
+    rows = history(tmp_path)
+    improved = [b["generation"] for a, b in zip(rows, rows[1:]) if b["best_ever"] > a["best_ever"]]
+    flat = sum(1 for a, b in zip(rows, rows[1:]) if b["best_ever"] == a["best_ever"])
+    assert result.reason == "stagnation" and result.generation == improved[-1] + limit
+    assert flat - limit > 2 * limit  # a counter that never restarted would have stopped far sooner
+
+
+def test_a_resumed_island_does_not_repeat_the_migration_of_its_checkpoint(tmp_path):
+    """Resume equivalence with migration: the periodic checkpoint at 40 follows generation
+    40's migration, so an island resumed from it must not migrate at 40 again."""
+    from islands.config import MigrationConfig
+
+    config = small(migration=MigrationConfig(every=10))
+    evolve("island-00", tmp_path / "x", config, **QUIET)
+    rundir = RunDir(tmp_path / "x")
+    checkpoints = rundir.checkpoint_paths("island-00")
+    assert [p.name for p in checkpoints][-1] == "checkpoint-00000040.isld"
+    for newer in checkpoints[:-1]:  # as if killed just after writing the checkpoint at 40
+        newer.unlink()
+    resumed = evolve("island-00", tmp_path / "x", config, **QUIET)
+    assert resumed.resumed_from == 40
+    evolve("island-00", tmp_path / "y", config, **QUIET)
+    assert np.array_equal(final_population(tmp_path / "x"), final_population(tmp_path / "y"))
+    # The line after a migration carries its summary, which the checkpoint does not hold:
+    # line 41 of the resumed run lacks it; everything else is identical.
+    x, y = history(tmp_path / "x"), history(tmp_path / "y")
+    assert "migration" in y[41] and "migration" not in x[41]
+    y[41].pop("migration")
+    assert x == y
+    counters = [{k: v for k, v in RunDir(tmp_path / r).read_status("island-00")["migration"].items()
+                 if k != "micros"} for r in ("x", "y")]
+    assert counters[0] == counters[1] and counters[0]["last_generation"] == 50

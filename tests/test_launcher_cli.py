@@ -154,3 +154,32 @@ def test_a_typo_in_the_problem_starts_nothing_and_exits_2(tmp_path):
     result = run_cli("--run-dir", str(root), "-n", "2", "--problem", "rastrign", "--generations", "2")
     assert result.exit_code == 2 and "unknown problem 'rastrign'" in result.output
     assert "Did you mean 'rastrigin'" in result.output and not root.exists()
+
+
+def test_a_manifest_island_id_that_is_a_path_is_refused_before_anything_is_opened(tmp_path):
+    root = tmp_path / "a" / "b" / "run"
+    root.parent.mkdir(parents=True)
+    recorded_run(root)
+    RunDir(root).update_manifest(lambda m: {**m, "islands": ["../../../x", "island-01"]})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = run_cli("--run-dir", str(root))
+    assert result.exit_code == 1 and "'../../../x', which is not an island id" in one_error_line(result)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
+                  if ".launcher.lock" not in p.name) == [p for p in before if ".launcher.lock" not in p.name]
+
+
+@pytest.mark.parametrize("what", ["directory", "manifest"])
+def test_a_run_others_can_write_is_refused_unless_allowed(tmp_path, what):
+    root = tmp_path / "run"
+    recorded_run(root)
+    (root if what == "directory" else root / "manifest.isld").chmod(0o777 if what == "directory" else 0o666)
+    result = run_cli("--run-dir", str(root))
+    assert result.exit_code == 1 and "writable by other users" in one_error_line(result)
+    assert "--allow-shared-run" in result.output
+    evolve = CliRunner().invoke(main, ["evolve", "island-00", "--run-dir", str(root), "--quiet"])
+    assert evolve.exit_code == 1 and "writable by other users" in evolve.output
+    assert not RunDir(root).island_dir("island-00").exists()  # refused before anything was written
+    allowed = subprocess.run([sys.executable, "-m", "islands", "evolve", "island-00", "--run-dir",
+                              str(root), "--quiet", "--allow-shared-run"], env=child_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert allowed.returncode == 0, allowed.stderr

@@ -66,7 +66,7 @@ def test_bad_devices(device, gpus, words):
 
 def test_island_ids_widen_for_many_islands():
     assert island_ids(3) == ["island-00", "island-01", "island-02"]
-    assert island_ids(101)[-1] == "island-100" and island_ids(101)[0] == "island-000"
+    assert island_ids(101)[-1] == "island-100" and island_ids(101)[0] == "island-00"
     with pytest.raises(PlanError, match="at least 1"):
         make_plan([], (0,))
 

@@ -132,3 +132,23 @@ def test_the_pool_carries_neat_batches(tmp_path):
     assert bad == 0 and len(got) == 1 and same_genomes(got[0].genomes, (GOOD, GOOD))
     vector_reader = Pool(rundir, "run-n", genome_kind="vector", dtype="float32", gene_shape=(4,))
     assert vector_reader.read_new(["island-02"]) == ([], 1)
+
+
+def dense(connections: int) -> dict[str, np.ndarray]:
+    """A genome of 257 nodes with `connections` distinct (in, out) pairs among them."""
+    pairs = np.arange(connections)
+    src, dst = pairs // 257, pairs % 257
+    return {"nodes": np.arange(257, dtype=np.int64), "conn_in": src.astype(np.int64),
+            "conn_out": dst.astype(np.int64), "weight": np.zeros(connections, np.float32),
+            "enabled": np.ones(connections, bool)}
+
+
+def test_the_connection_cap_holds_in_construction_and_on_disk():
+    at_cap = batch([dense(fmt.NEAT_MAX_CONNS)])  # positive control: exactly the cap is fine
+    assert fmt.decode_batch(fmt.encode_batch(at_cap)).genomes[0]["conn_in"].size == fmt.NEAT_MAX_CONNS
+    with pytest.raises(FormatError, match="65537 connections exceed the caps"):
+        batch([dense(fmt.NEAT_MAX_CONNS + 1)])
+    body = fmt.decode(fmt.encode_batch(at_cap), "migrants")
+    body["genomes"] = [dense(fmt.NEAT_MAX_CONNS + 1)]  # a file written without the constructor
+    with pytest.raises(FormatError, match="exceed the caps"):
+        fmt.decode_batch(fmt.encode("migrants", body))

@@ -143,8 +143,6 @@ def test_a_file_collected_between_listing_and_reading_is_simply_gone(tmp_path, m
 
 
 def test_genomes_of_other_kinds_travel_too(tmp_path):
-    if not hasattr(fmt, "NEAT_KIND"):
-        pytest.skip("this format has no per-genome-map kind yet")
     genome = {"nodes": np.arange(3, dtype=np.int64), "conn_in": np.array([0, 1], np.int64),
               "conn_out": np.array([2, 2], np.int64), "weight": np.array([0.5, -1], np.float32),
               "enabled": np.array([True, False])}
@@ -300,23 +298,63 @@ def test_collect_tolerates_files_vanishing_under_it(tmp_path, monkeypatch):
     assert sorted(os.listdir(RunDir(tmp_path).pool_dir("island-03"))) == [batch_name(7), batch_name(8)]
 
 
-def test_collect_validates_other_writers_files_once(tmp_path, monkeypatch):
+def test_collect_trusts_only_what_this_pool_wrote(tmp_path, monkeypatch):
     writer = reader(tmp_path)
     for g in range(1, 5):
         writer.publish(make_batch("island-03", g))
     put(tmp_path, "island-03", batch_name(9), b"junk, newer than the kept ones")
-    gc = reader(tmp_path)
     decoded = []
     real = fmt.decode_batch
     monkeypatch.setattr(fmt, "decode_batch", lambda *a, **k: decoded.append(1) or real(*a, **k))
-    gc.collect("island-03", keep=2)
-    gc.collect("island-03", keep=2)
-    assert len(decoded) == 3  # the junk and the two kept files, each checked once
+    assert reader(tmp_path).collect("island-03", keep=2) == 0  # wrote nothing: removes nothing
     writer.publish(make_batch("island-03", 5))
-    writer.collect("island-03", keep=2)
-    assert len(decoded) == 4  # the publisher knows the files it wrote: only the junk is new to it
+    assert writer.collect("island-03", keep=2) == 3
+    assert decoded == []  # judged by its own record, not by reading the files
     assert sorted(os.listdir(RunDir(tmp_path).pool_dir("island-03"))) == [
         batch_name(4), batch_name(5), batch_name(9)]
+
+
+def forged(source: str, generation: int) -> bytes:
+    """A valid batch of this run under `source`'s name, as anyone who can write the pool can make."""
+    genomes = np.full((3, DIM), 666.0, np.float32)
+    return fmt.encode(  # written with the generic encoder, not through a Pool
+        "migrants", {"schema": fmt.SCHEMA_VERSION, "run_id": RUN, "source": source,
+                     "generation": generation, "created": 0.0, "genome_kind": "vector",
+                     "dtype": "float32", "gene_shape": [DIM], "count": 3, "genomes": genomes,
+                     "fitness": np.zeros(3), "origin": [source] * 3,
+                     "birth": np.zeros(3, np.int64), "lineage": np.zeros(3, np.int64)})
+
+
+def test_a_forged_far_future_batch_does_not_silence_its_source(tmp_path):
+    owner, r = reader(tmp_path), reader(tmp_path)
+    owner.publish(make_batch(generation=10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    put(tmp_path, "island-01", batch_name(99999992), forged("island-01", 99999992))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [99999992]  # read once
+    for g in (15, 20):
+        owner.publish(make_batch(generation=g))
+        got, bad = r.read_new(["island-01"])
+        assert bad == 0 and [b.generation for b in got] == [g]  # the real batches still come
+    assert r.read_new(["island-01"]) == ([], 0)
+
+
+def test_forged_batches_do_not_make_the_owner_collect_its_real_ones(tmp_path):
+    owner = reader(tmp_path)
+    for g in range(99999990, 99999994):
+        put(tmp_path, "island-01", batch_name(g), forged("island-01", g))
+    for g in range(1, 4):
+        owner.publish(make_batch(generation=g))
+        owner.collect("island-01", keep=2)
+    left = sorted(os.listdir(RunDir(tmp_path).pool_dir("island-01")))
+    assert left == sorted([batch_name(2), batch_name(3)]
+                          + [batch_name(g) for g in range(99999990, 99999994)])
+    got, _ = reader(tmp_path).read_new(["island-01"])
+    assert [b.generation for b in got] == [99999993]  # a reader meets the forgery once ...
+    r = reader(tmp_path)
+    r.read_new(["island-01"])
+    owner.publish(make_batch(generation=4))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [4]  # ... then the real ones
+
 
 
 # ----------------------------------------------------------------------------- GC descriptors

@@ -119,7 +119,38 @@ def cases() -> dict[str, bytes]:
         "missing_field": envelope(pack(batch_body(lineage=None))),
         "unexpected_field": envelope(pack(batch_body(extra=1))),
         "genomes_int": envelope(pack(batch_body(genomes=ext("int32", (2, 3), b"\0" * 24)))),
+        **{f"bomb_{shape}": crafted(shape, SMALL_BOMB) for shape in BOMBS},
     }
+
+
+SMALL_BOMB = 256 * 1024  # the committed versions; tests/test_format.py also builds 16 MiB ones
+BOMBS = ("empty_maps", "empty_maps_padded", "empty_lists_padded", "one_entry_maps",
+         "negative_ints_nested")
+
+
+def crafted(shape: str, size: int) -> bytes:
+    """A correct envelope around a payload of about ``size`` bytes built to be costly to decode.
+
+    Each shape is a body map {"a": [...]}: millions of 1-byte empty maps (the whole payload,
+    or a fifth of it padded with a bin), empty lists, {"a": 0} maps, or 64 lists of negative
+    fixints (1 byte each, a fresh 28-byte int object each in CPython).
+    """
+    arr = lambda n: b"\xdd" + struct.pack(">I", n)  # noqa: E731 (array32 header)
+    pad = lambda n: b"\xc6" + struct.pack(">I", n) + b"\0" * n  # noqa: E731 (bin32)
+    head = b"\x82\xa1b" + pad(0) + b"\xa1a"
+    if shape == "empty_maps":
+        return envelope(head + arr(size) + b"\x80" * size)
+    if shape == "empty_maps_padded":
+        return envelope(head[:1] + b"\xa1b" + pad(size - size // 5) + b"\xa1a" + arr(size // 5)
+                        + b"\x80" * (size // 5))
+    if shape == "empty_lists_padded":
+        return envelope(head[:1] + b"\xa1b" + pad(size - size // 5) + b"\xa1a" + arr(size // 5)
+                        + b"\x90" * (size // 5))
+    if shape == "one_entry_maps":
+        return envelope(head + arr(size // 4) + b"\x81\xa1a\x00" * (size // 4))
+    if shape == "negative_ints_nested":
+        return envelope(head + arr(64) + (arr(size // 64) + b"\xec" * (size // 64)) * 64)
+    raise ValueError(f"unknown shape {shape!r}")
 
 
 def _with_raw_run_id(raw: bytes) -> bytes:
