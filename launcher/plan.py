@@ -335,6 +335,13 @@ class Plan:
         return lines
 
 
+def settings_line(config: Any) -> str:
+    """What each island runs, defaults included (a --vary spread shows on the island lines)."""
+    population = config.population if config.population is not None else "the algorithm's default"
+    return (f"settings: problem {config.problem}, dim {config.dim}, algorithm {config.algorithm}, "
+            f"population {population}, {config.generations} generations")
+
+
 def migration_line(mig: Any, islands: int) -> str:
     """The migration a run will do, every effective setting spelled out (defaults included)."""
     if islands < 2 or not mig.every:

@@ -209,6 +209,7 @@ class _Session:
         self._check_not_running()
         for line in self.plan.describe():
             self.view.message(line)
+        self.view.message(planning.settings_line(self.run_.config))
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

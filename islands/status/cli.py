@@ -33,7 +33,7 @@ MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as it
 
 @click.command()
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+              help="Run directory (default: $ISLANDS_RUN_DIR, else the newest run under ~/.local/share/islands/runs).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (schema: `islands status --schema`); with --watch, one line per refresh.")
 @click.option("--watch", type=FiniteFloat(min=0.1), is_flag=False, flag_value=2.0, default=None,
