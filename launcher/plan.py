@@ -298,6 +298,7 @@ class Plan:
     device: str  # as the user asked: cpu, cuda or cuda:N
     cores: tuple[int, ...]
     vary: tuple[VarySpec, ...] = ()
+    notes: tuple[str, ...] = ()  # notices found while checking the plan (e.g. an unused --dim)
 
     @property
     def ids(self) -> list[str]:
