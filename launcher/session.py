@@ -295,7 +295,7 @@ class _Session:
                                   + "".join(f"\n    {line}" for line in tail))
             elif finished and st is not None:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
-                                  f"best {st.best_ever}")
+                                  f"best {'?' if st.best_ever is None else format(st.best_ever, '.6g')}")
             else:
                 self.view.message(f"{isl}: exited 0 without finishing; not restarted")
 
