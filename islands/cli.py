@@ -29,13 +29,44 @@ if TYPE_CHECKING:
 
 
 
-def default_run_dir() -> Path:
-    """`$ISLANDS_RUN_DIR`, else a per-user data folder (never a folder of the source tree)."""
+RUNS_FOLDER = "runs"  # new runs without --run-dir get a timestamped folder under this
+
+
+def runs_root() -> Path:
+    """The per-user folder that holds runs made without `--run-dir` (never a folder of the source tree)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "islands" / RUNS_FOLDER
+
+
+def new_run_dir(problem: str, now: float | None = None) -> Path:
+    """`$ISLANDS_RUN_DIR` (an explicit choice), else a new timestamped folder under `runs_root()`,
+    so a second experiment with other settings never meets the first one's manifest."""
+    import re
+    import time
+
     env = os.environ.get("ISLANDS_RUN_DIR")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "islands" / "run"
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(now))
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", problem.split(":")[-1]).strip("-.")[:40] or "run"
+    root, path = runs_root(), runs_root() / f"{stamp}-{slug}"
+    n = 2
+    while path.exists():  # two runs started within one second
+        path, n = root / f"{stamp}-{slug}-{n}", n + 1
+    return path
+
+
+def default_run_dir() -> Path:
+    """The run a command that reads runs looks at without `--run-dir`: `$ISLANDS_RUN_DIR`, else
+    the newest folder under `runs_root()` (the name sorts by time), else `runs_root()` itself."""
+    env = os.environ.get("ISLANDS_RUN_DIR")
+    if env:
+        return Path(env)
+    try:
+        runs = sorted(p for p in runs_root().iterdir() if p.is_dir())
+    except OSError:
+        runs = []
+    return runs[-1] if runs else runs_root()
 
 
 class Failure(click.ClickException):
@@ -87,6 +118,10 @@ class FiniteFloat(click.FloatRange):
         super().__init__(*args, **kwargs)
         self.allow_inf = allow_inf
 
+    def _describe_range(self) -> str:
+        # click would show an unbounded range as "x<=None"
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         rv = super().convert(value, param, ctx)
         if math.isnan(rv) or (math.isinf(rv) and not self.allow_inf):
@@ -115,49 +150,48 @@ def os_error_line(e: OSError) -> str:
 # (option name, config path, click type, help). Defaults come from RunConfig; an option the
 # user did not type is None here and so never contradicts an existing manifest.
 ALLOW_SHARED_ENV = "ISLANDS_ALLOW_SHARED_RUN"  # set by `launch --allow-shared-run` for its islands
-_MIG = cfg.MigrationConfig()
 RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
     ("--dim", "dim", Int64(min=1), "Genome dimension of the problem."),
     ("--algorithm", "algorithm", click.Choice(cfg.ALGORITHMS),
-     "Search algorithm (default ga). cmaes/sep-cmaes: CMA-ES with IPOP restarts (sep: diagonal, for "
+     "Search algorithm. cmaes/sep-cmaes: CMA-ES with IPOP restarts (sep: diagonal, for "
      "thousands of genes); de: SHADE differential evolution; es: SNES natural evolution strategy; "
      "pure: the GA on a network task's weights; neat: topology evolution. Any vector algorithm "
      "runs on a network task's weights too."),
     ("--population", "population", Int64(),
-     "Individuals per island (>= 2). Default: 100 for ga/pure/neat/es, 4 + 3 ln D for cmaes, 5 D in [20, 100] for de."),
+     "Individuals per island (>= 2); the algorithm's default is 100 for ga/pure/neat/es, 4 + 3 ln D for cmaes, 5 D in [20, 100] for de."),
     ("--dtype", "dtype", click.Choice(cfg.DTYPES),
-     "Precision of genomes and fitness (default: the problem's; float64 benchmarks, float32 networks)."),
+     "Precision of genomes and fitness (float64 benchmarks, float32 networks)."),
     ("--max-evaluations", "max_evaluations", Int64(min=1), "Stop an island after this many evaluations."),
     ("--generations", "generations", Int64(), "Generations per island."),
     ("--seed", "seed", Int64(min=0), "Run seed; each island's seed derives from it and its id."),
     ("--checkpoint-every", "checkpoint_every", Int64(min=1), "Generations between checkpoints."),
     ("--stagnation-limit", "stagnation_limit", Int64(min=0), "Stop after this many generations without improvement (0: never)."),
-    ("--target", "target", FiniteFloat(allow_inf=True), "Stop when the best fitness reaches this (default: the problem's solved threshold)."),
+    ("--target", "target", FiniteFloat(allow_inf=True), "Stop when the best fitness reaches this."),
     ("--stop-when", "stop_when", click.Choice(cfg.STOP_WHEN),
-     "all (default): each island stops at its own target; first: the whole run stops once any island reaches it."),
+     "all: each island stops at its own target; first: the whole run stops once any island reaches it."),
     ("--migrate-every", "migration.every", Int64(min=0),
-     f"Generations between migrations (0: isolated; default {_MIG.every})."),
-    ("--migrants", "migration.migrants", Int64(min=1), f"Genomes published per migration (default {_MIG.migrants})."),
-    ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), f"Who reads whom (default {_MIG.topology})."),
+     "Generations between migrations (0: isolated)."),
+    ("--migrants", "migration.migrants", Int64(min=1), "Genomes published per migration."),
+    ("--topology", "migration.topology", click.Choice(cfg.TOPOLOGIES), "Who reads whom."),
     ("--emigrants", "migration.emigrants", click.Choice(cfg.EMIGRANT_POLICIES),
-     f"How emigrants are chosen (default {_MIG.emigrants})."),
+     "How emigrants are chosen."),
     ("--replacement", "migration.replacement", click.Choice(cfg.REPLACEMENT_POLICIES),
-     f"Which residents immigrants replace: worst, random (non-elite), or better (the worst, only "
-     f"by a better immigrant: pygmo's fair replace) (default {_MIG.replacement})."),
+     "Which residents immigrants replace: worst, random (non-elite), or better (the worst, only "
+     "by a better immigrant: pygmo's fair replace)."),
     ("--migration-probability", "migration.probability", FiniteFloat(0, 1, min_open=True),
-     f"Chance that a due migration happens, drawn reproducibly per island and generation (default {_MIG.probability:g})."),
+     "Chance that a due migration happens, drawn reproducibly per island and generation."),
     ("--migration-start", "migration.start", Int64(min=0),
-     f"No migration before this generation (default {_MIG.start})."),
+     "No migration before this generation."),
     ("--migration-min-distance", "migration.min_distance", FiniteFloat(min=0),
      "Reject an immigrant closer than this to a resident (RMS over genes, share of the box "
-     f"width; 0: only exact copies) (default {_MIG.min_distance:g})."),
+     "width; 0: only exact copies)."),
     ("--tournament-size", "ga.tournament_size", Int64(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", FiniteFloat(0, 1), "Probability that a pair is recombined."),
-    ("--mutation-rate", "ga.mutation_rate", FiniteFloat(0, 1), "Per-gene mutation probability (default: 1/dim)."),
+    ("--mutation-rate", "ga.mutation_rate", FiniteFloat(0, 1), "Per-gene mutation probability."),
     ("--mutation", "ga.mutation", click.Choice(cfg.MUTATIONS),
-     "GA mutation step: self-adaptive per individual (default) or fixed."),
+     "GA mutation step: self-adaptive per individual or fixed."),
     ("--mutation-sigma", "ga.mutation_sigma", FiniteFloat(min=0, min_open=True), "Mutation step (initial step if self-adaptive) as a share of the box width."),
     ("--elitism", "ga.elitism", Int64(min=0), "Best individuals copied unchanged."),
     ("--bounds", "ga.bounds", click.Choice(cfg.BOUND_HANDLING), "Bound handling."),
@@ -173,16 +207,41 @@ def _run_dir(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 run_dir_option = click.option(
     "--run-dir", type=click.Path(), default=None, callback=_run_dir,
-    help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+    help="Run directory. To resume or join a run, name its folder. Default for a new run: "
+         "$ISLANDS_RUN_DIR, else a new timestamped folder under ~/.local/share/islands/runs "
+         "(printed at the start).")
 allow_nonempty_option = click.option(
     "--allow-nonempty", is_flag=True,
     help="Create a run in a directory that already holds other files (refused by default).")
 
 
+# What a setting whose default is None means (the config resolves it later).
+_NONE_DEFAULTS = {"population": "the algorithm's default", "dtype": "the problem's",
+                  "target": "the problem's solved threshold", "max_evaluations": "no limit",
+                  "ga.mutation_rate": "1/dim"}
+
+
+def option_default(path: str) -> str:
+    """The default of a dotted config path as help shows it, read from RunConfig (never restated)."""
+    import dataclasses
+
+    value: Any = cfg.RunConfig
+    for part in path.split("."):  # the declared defaults, before __post_init__ resolves any
+        field = {f.name: f for f in dataclasses.fields(value)}[part]
+        value = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+    if value is None:
+        return _NONE_DEFAULTS.get(path, "none")
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the run-setting options shared by `evolve` and `launch`."""
-    for flag, _path, typ, help_ in reversed(RUN_OPTIONS):
-        fn = click.option(flag, type=typ, default=None, help=help_)(fn)
+    """Add the run-setting options shared by `evolve` and `launch`, each help with its default.
+
+    The option itself defaults to None (an option the user did not type never contradicts a
+    manifest), so the default is written into the help text rather than given to click.
+    """
+    for flag, path, typ, help_ in reversed(RUN_OPTIONS):
+        fn = click.option(flag, type=typ, default=None, help=f"{help_}  [default: {option_default(path)}]")(fn)
     fn = click.option(
         "--param", "params", multiple=True, metavar="KEY=VALUE",
         help="Problem parameter passed to its factory (repeatable), e.g. hidden=8 for network tasks.",
@@ -287,8 +346,9 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     ISLAND is an id like island-03.
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
-    and refuses options that contradict it. Ctrl+C checkpoints and exits; a second one exits
-    at once. Run the same command again to resume.
+    and refuses options that contradict it. Without --run-dir, a new run gets a new folder
+    (printed). Ctrl+C checkpoints and exits; a second one exits at once. Run the same command
+    with --run-dir again to resume.
     """
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
@@ -296,12 +356,14 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     cfg.island_number(island)
     config, explicit = config_from_options(options)
     check_memory(config)
-    check_run_dir(run_dir or default_run_dir(), allow_nonempty)
+    root = run_dir or new_run_dir(config.problem)
+    check_run_dir(root, allow_nonempty)
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)
-    root = run_dir or default_run_dir()
     echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    if run_dir is None:
+        click.echo(f"run directory {root} (to resume: the same command with --run-dir {root})", err=True)
     result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
                         allow_shared=allow_shared_run, stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
     click.echo(
@@ -310,7 +372,8 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
         + (f" (resumed from generation {result.resumed_from})" if result.resumed_from is not None else "")
     )
     if result.reason == "stopped":
-        click.echo(f"stopped; run the same command to resume (run directory {root})")
+        again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
+        click.echo(f"stopped; run {again} to resume (run directory {root})")
 
 
 def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[IslandStatus], None]:

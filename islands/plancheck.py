@@ -20,8 +20,21 @@ from islands.threads import limit_env
 limit_env()  # before torch loads
 
 
-def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """None when every island's config builds (and genomes agree under migration), else why not."""
+def dim_note(problem_name: str, dim: int, built_dim: int) -> str | None:
+    """The notice for a --dim the problem's factory did not use (it fixes its own genome length)."""
+    if built_dim == dim:
+        return None
+    return (f"note: problem {problem_name!r} fixes its own genome length ({built_dim} genes); "
+            f"--dim {dim} is not used")
+
+
+def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
+          notes: list[str] | None = None) -> str | None:
+    """None when every island's config builds (and genomes agree under migration), else why not.
+
+    With `notes` (the user typed --dim), a problem that ignored the asked dimension adds a
+    notice there, so the flag is never silently dropped.
+    """
     from islands.algorithms import make_algorithm, resolve_dtype
     from islands.config import RunConfig
     from islands.errors import ConfigError
@@ -38,6 +51,9 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]])
                 continue
             problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
             make_algorithm(cfg, problem, "cpu")
+            note = dim_note(cfg.problem, cfg.dim, problem.dim) if notes is not None else None
+            if note is not None and note not in notes:  # type: ignore[operator]
+                notes.append(note)  # type: ignore[union-attr]
         except (ConfigError, TypeError, ValueError) as e:
             own = overrides.get(isl)
             return f"{isl} ({_describe(own)}): {e}" if own else str(e)
@@ -60,11 +76,12 @@ def _describe(values: Mapping[str, Any]) -> str:
 
 def main() -> int:
     request = json.load(sys.stdin)
+    notes: list[str] | None = [] if request.get("dim_given") else None
     try:
-        error = check(request["config"], request.get("overrides") or {})
+        error = check(request["config"], request.get("overrides") or {}, notes)
     except Exception as e:  # noqa: BLE001 - a plug-in problem may raise anything: report it
         error = f"{type(e).__name__}: {e}"
-    json.dump({"error": error}, sys.stdout)
+    json.dump({"error": error, "notes": notes or []}, sys.stdout)
     return 0
 
 

@@ -231,14 +231,17 @@ def evolve(
     """Run (or resume) one island of the run at `root`, creating the run if needed."""
     island_number(island)  # validate the id before touching the disk
     config = config or RunConfig()
+    notes: list[str] | None = [] if "dim" in (explicit or {}) else None
     if not _has_manifest(root):
         # A new run: build its problem and algorithm first, so a typo writes no manifest that
         # the corrected command would then contradict.
         from islands.plancheck import check
 
-        error = check(config.to_dict(), {})
+        error = check(config.to_dict(), {}, notes)
         if error is not None:
             raise ConfigError(error)
+    for note in notes or ():
+        log(note)
     run, _ = join_run(root, config, explicit or {}, allow_shared=allow_shared)
     if fresh:
         RunDir(root).reset_island(island)

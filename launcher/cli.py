@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
-                         default_run_dir, guarded, run_dir_option, run_options)
+                         guarded, new_run_dir, run_dir_option, run_options)
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
@@ -69,7 +69,8 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     Each island is its own `islands evolve` process pinned to one core with one thread, its
     output in RUN_DIR/islands/island-XX/island.log. Crashed or hung islands are restarted
     from their checkpoint; Ctrl+C checkpoints every island and stops (a second Ctrl+C kills
-    them). Run the same command again to resume; finished islands are not rerun.
+    them). Without --run-dir a new run gets a new folder (printed); to resume, run the same
+    command with --run-dir naming it; finished islands are not rerun.
     """
     from launcher.progress import make_view
     from launcher.session import launch as run_launch
@@ -77,7 +78,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     if cores is not None and not cores.strip():
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
     config, explicit = config_from_options(options)
-    root = run_dir or default_run_dir()
+    root = run_dir or new_run_dir(config.problem)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
     request = LaunchRequest(

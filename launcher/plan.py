@@ -298,6 +298,7 @@ class Plan:
     device: str  # as the user asked: cpu, cuda or cuda:N
     cores: tuple[int, ...]
     vary: tuple[VarySpec, ...] = ()
+    notes: tuple[str, ...] = ()  # notices found while checking the plan (e.g. an unused --dim)
 
     @property
     def ids(self) -> list[str]:
@@ -333,6 +334,13 @@ class Plan:
             over = " ".join(f"{k}={v}" for k, v in sorted(p.overrides.items()))
             lines.append(f"  {p.island}  core {format_cores(p.cores)}{extra}{'  ' + over if over else ''}")
         return lines
+
+
+def settings_line(config: Any) -> str:
+    """What each island runs, defaults included (a --vary spread shows on the island lines)."""
+    population = config.population if config.population is not None else "the algorithm's default"
+    return (f"settings: problem {config.problem}, dim {config.dim}, algorithm {config.algorithm}, "
+            f"population {population}, {config.generations} generations")
 
 
 def migration_line(mig: Any, islands: int) -> str:

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -124,12 +124,14 @@ def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], s
     planning.check_overrides(config, overrides, specs)
     # Every island's problem and algorithm are built once (in a child: no torch here) before
     # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
-    error = check_islands_build(config.to_dict(), overrides)
+    notes: list[str] | None = [] if "dim" in request.explicit else None
+    error = check_islands_build(config.to_dict(), overrides, notes)
     if error is not None:
         varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
         raise PlanError(f"--vary: {error}" if varied else error)
     device = request.device or "cpu"
-    return planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
+    plan = planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
+    return replace(plan, notes=tuple(notes or ()))
 
 
 def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
@@ -219,6 +221,9 @@ class _Session:
         self._check_not_running()
         for line in self.plan.describe():
             self.view.message(line)
+        self.view.message(planning.settings_line(self.run_.config))
+        for note in self.plan.notes:
+            self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -300,7 +305,7 @@ class _Session:
                                   + "".join(f"\n    {line}" for line in tail))
             elif finished and st is not None:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
-                                  f"best {st.best_ever}")
+                                  f"best {'?' if st.best_ever is None else format(st.best_ever, '.6g')}")
             else:
                 self.view.message(f"{isl}: exited 0 without finishing; not restarted")
 

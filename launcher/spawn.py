@@ -131,6 +131,7 @@ def spawn_island(
             child_command(island, rundir.root, device),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=child_env(base, cuda_visible), close_fds=True,
+            cwd=os.getcwd(),  # explicitly the launcher's: `--problem mymodule:factory` resolves there
             preexec_fn=_preexec(os.getpid(), tuple(cores), pdeathsig and pdeathsig_wanted(base)),
         )
     try:
@@ -144,8 +145,12 @@ def spawn_island(
 CHECK_TIMEOUT_S = 300.0
 
 
-def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]]) -> str | None:
+def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]],
+                        notes: list[str] | None = None) -> str | None:
     """Build every island's config in a child (`islands.plancheck`); None if all build, else why not.
+
+    With `notes` (the user typed --dim), the child's notices (a problem that fixes its own
+    genome length) are appended there.
 
     A child, because judging algorithm and problem settings needs torch, which the launcher
     never loads. Used before a new run writes anything, when `--vary` reaches beyond settings
@@ -153,14 +158,17 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
     """
     import json
 
-    request = json.dumps({"config": config, "overrides": overrides})
+    request = json.dumps({"config": config, "overrides": overrides, "dim_given": notes is not None})
     try:
         out = subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
                              text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S, start_new_session=True)
     except (OSError, subprocess.SubprocessError) as e:
         return f"cannot check the islands' settings ({e})"
     try:
-        return json.loads(out.stdout)["error"]
+        answer = json.loads(out.stdout)
+        if notes is not None:
+            notes.extend(str(n) for n in answer.get("notes") or ())
+        return answer["error"]
     except (ValueError, KeyError, TypeError):
         tail = (out.stderr or "").strip().splitlines()[-1:] or ["no output"]
         return f"cannot check the islands' settings (exit {out.returncode}: {tail[0]})"

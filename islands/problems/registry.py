@@ -17,6 +17,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
+import sys
 from importlib import metadata
 from typing import Any, Callable
 
@@ -95,12 +97,26 @@ def describe_all() -> list[tuple[str, str]]:
     return sorted(rows.items())
 
 
+def _search_current_folder() -> None:
+    """Let "module:factory" name a module in the current folder from every entry point.
+
+    `python -m islands` (and so every island `launch` spawns, in the launcher's folder) has the
+    current folder on sys.path; the `islands` console script and a script elsewhere do not.
+    Appended, not prepended: an installed module of the same name still wins, as it does for
+    plug-ins, and nothing imported later is shadowed by a stray file in the folder.
+    """
+    cwd = os.getcwd()
+    if not any(entry in ("", ".", cwd) for entry in sys.path):
+        sys.path.append(cwd)
+
+
 def _load_import_path(spec: str) -> Factory:
     """Resolve "package.module:attr[.attr]" to an object, or raise ProblemNotFound."""
     module_name, _, attr_path = spec.partition(":")
     module_name, attr_path = module_name.strip(), attr_path.strip()
     if not module_name or not attr_path:
         raise ProblemNotFound(f"bad problem import path {spec!r}: expected package.module:factory")
+    _search_current_folder()
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # the user's module may fail in any way while importing

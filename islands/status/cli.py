@@ -18,7 +18,7 @@ import click
 
 from islands.cli import FiniteFloat, Failure, default_run_dir, guarded
 from islands.exit_codes import EXIT_ERROR
-from islands.status.report import STALE_AFTER_S, build_report
+from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from migration_pool.errors import PoolError
 
 STATE_STYLE = {
@@ -33,18 +33,20 @@ MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as it
 
 @click.command()
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR or ~/.local/share/islands/run).")
+              help="Run directory (default: $ISLANDS_RUN_DIR, else the newest run under ~/.local/share/islands/runs).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (schema: `islands status --schema`); with --watch, one line per refresh.")
 @click.option("--watch", type=FiniteFloat(min=0.1), is_flag=False, flag_value=2.0, default=None,
               metavar="[SECONDS]", help="Refresh in place every SECONDS (default 2) until Ctrl+C.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
-              help="Also draw fitness per island and diversity over time into FILE.png.")
+              help="Also draw fitness per island and diversity over time into FILE.png (its path is printed).")
+@click.option("--plot-x", type=click.Choice(["generation", "time"]), default="generation", show_default=True,
+              help="The plot's x axis: generations, or wall-clock time since the run began.")
 @click.option("--stale-after", type=FiniteFloat(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
               metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale.")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the JSON schema of --json and exit.")
 @guarded
-def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path | None,
+def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path | None, plot_x: str,
            stale_after: float, show_schema: bool) -> None:
     """Is every island alive, how far along is it, is diversity kept, do migrants flow?
 
@@ -82,7 +84,8 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
 
     report = make()  # a missing or bad run fails here, once, with a clear message
     if plot is not None:
-        _plot(root, report, plot)
+        _plot(root, report, plot, plot_x)
+        click.echo(f"plot written to {plot.resolve()}", err=True)  # stderr: --json stays parseable
     try:
         if watch is None:
             _emit(report, as_json)
@@ -94,7 +97,7 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
                 time.sleep(watch)
                 report = make()
         else:
-            _watch_table(report, make, watch, root, plot)
+            _watch_table(report, make, watch, root, plot, plot_x)
     except KeyboardInterrupt:  # Ctrl+C ends a watch normally (and interrupts a one-shot report)
         if watch is None:
             raise
@@ -111,7 +114,8 @@ def _emit(report: dict[str, Any], as_json: bool, compact: bool = False) -> None:
     _console().print(render(report))
 
 
-def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, plot: Path | None) -> None:
+def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, plot: Path | None,
+                 plot_x: str = "generation") -> None:
     from rich.live import Live
     from rich.text import Text
 
@@ -121,7 +125,7 @@ def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, pl
             try:
                 report = make()
                 if plot is not None:
-                    _plot(root, report, plot)
+                    _plot(root, report, plot, plot_x)
                 live.update(render(report), refresh=True)
             except (PoolError, Failure) as e:  # the run vanished or broke mid-watch: say so, go on
                 live.update(Text(f"error: {e} (retrying every {every:g} s)", style="bold red"), refresh=True)
@@ -146,11 +150,11 @@ def _install_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _plot(root: Path, report: dict[str, Any], path: Path) -> None:
+def _plot(root: Path, report: dict[str, Any], path: Path, x_axis: str = "generation") -> None:
     from islands.status.plot import write_plot
 
     try:
-        write_plot(root, report, path)
+        write_plot(root, report, path, x_axis=x_axis)
     except OSError as e:
         raise Failure(f"cannot write the plot {path}: {e.strerror or e}", EXIT_ERROR) from None
 
@@ -166,7 +170,7 @@ def render(report: dict[str, Any]) -> Any:
     mig = run["migration"]
     header = Text.assemble(
         ("run ", "bold"), (f"{(run['run_id'] or '?')[:12]}", "cyan"),
-        f"  {run['problem']} dim {run['dim']}  {run['algorithm']} pop {run['population'] or 'default'}  "
+        f"  {problem_label(run)}  {run['algorithm']} pop {run['population'] or 'default'}  "
         f"{run['generations']} generations  ",
         "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrants)",
         f"\n{report['run_dir']}\n",

@@ -1,5 +1,10 @@
 """`islands status --plot FILE.png`: fitness per island, diversity and lineages over time.
 
+The champion's island is drawn on top, thick and labelled; diversity is on a log axis (it
+falls by orders of magnitude as islands converge, which a linear axis flattens into one
+line); `--plot-x time` draws against wall-clock time since the run began instead of
+generations (islands of different speeds then line up as they really ran).
+
 matplotlib is imported here only, with the non-interactive Agg backend, so the report itself
 stays fast and works without a display. Histories are sampled (at most `POINTS` lines per
 island), which keeps the plot of a long 128-island run quick and its lines readable.
@@ -11,11 +16,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from islands.status.report import sample_records
+from islands.status.report import problem_label, sample_records
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
 POINTS = 400
+X_AXES = ("generation", "time")
+CHAMPION_STYLE = {"color": "crimson", "lw": 2.6, "zorder": 5}
 MAX_STRIPS = 4  # varied settings drawn as strip plots (the JSON and the table carry them all)
 
 
@@ -32,15 +39,34 @@ def series(root: str | Path, islands: list[str], points: int = POINTS) -> dict[s
         div = [r for r in sample_records(lines, points, b'"diversity"') if r.generation is not None]
         out[island] = {
             "generation": np.array([r.generation for r in recs], dtype=np.int64),
+            "time": np.array([_nan(r.time) for r in recs], dtype=np.float64),
             "best_ever": np.array([_nan(r.best_ever) for r in recs], dtype=np.float64),
             "div_generation": np.array([r.generation for r in div], dtype=np.int64),
+            "div_time": np.array([_nan(r.time) for r in div], dtype=np.float64),
             "diversity": np.array([_nan(r.diversity) for r in div], dtype=np.float64),
         }
     return out
 
 
-def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, points: int = POINTS) -> Path:
+def _time_axis(data: Mapping[str, Mapping[str, np.ndarray]], created: float | None) -> tuple[float, float, str]:
+    """Start (Unix time), divisor and unit of a time axis that reads well for this run's length."""
+    times = np.concatenate([s["time"][np.isfinite(s["time"])] for s in data.values()] or [np.zeros(0)])
+    start = float(times.min()) if times.size else 0.0
+    if created is not None and times.size and created <= start:
+        start = float(created)
+    span = float(times.max()) - start if times.size else 0.0
+    if span >= 2 * 3600:
+        return start, 3600.0, "hours"
+    if span >= 120:
+        return start, 60.0, "minutes"
+    return start, 1.0, "seconds"
+
+
+def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, points: int = POINTS,
+               x_axis: str = "generation") -> Path:
     """Draw the run's fitness and diversity curves into a PNG at `path`; returns the path.
+
+    `x_axis` is "generation" or "time" (seconds, minutes or hours since the run began).
 
     A minimisation benchmark (every fitness <= 0) is drawn as f(x) = -fitness on a log
     axis, where progress over many orders of magnitude stays visible.
@@ -50,7 +76,29 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if x_axis not in X_AXES:
+        raise ValueError(f"x_axis must be one of {X_AXES}, got {x_axis!r}")
     data = series(root, [i["island"] for i in report["islands"]], points)
+    champion = (report["archipelago"].get("champion") or {}).get("island")
+    by_time = x_axis == "time"
+    t0, t_div, t_unit = _time_axis(data, report["run"].get("created"))
+
+    def xs(s: Mapping[str, np.ndarray], div: bool = False) -> np.ndarray:
+        if not by_time:
+            return s["div_generation" if div else "generation"]
+        return (s["div_time" if div else "time"] - t0) / t_div
+
+    # Archipelago figures are per generation: on a time axis, place a generation at the time
+    # the islands (pooled) reached it.
+    pooled = sorted((int(g), float(t)) for s in data.values() for g, t in zip(s["generation"], s["time"]) if np.isfinite(t))
+
+    def gen_x(gens: list[int]) -> np.ndarray:
+        if not by_time:
+            return np.asarray(gens, dtype=np.float64)
+        if not pooled:
+            return np.full(len(gens), np.nan)
+        g, t = np.array(pooled, dtype=np.float64).T
+        return (np.interp(gens, g, t) - t0) / t_div
     finite = np.concatenate([s["best_ever"][np.isfinite(s["best_ever"])] for s in data.values()] or [np.zeros(0)])
     minimise = finite.size > 0 and bool(np.all(finite <= 0))
     settings = report.get("settings")
@@ -68,25 +116,31 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
         if minimise:
             y = np.where(y > 0, y, np.nan)  # log axis: an exact optimum (0) cannot be drawn
         kw = {"lw": 0.7, "alpha": 0.6} if many else {"lw": 1.2, "label": island}
-        ax_fit.plot(s["generation"], y, **kw)
+        if island == champion:
+            kw = {**CHAMPION_STYLE, "label": f"{island} (champion)"}
+        ax_fit.plot(xs(s), y, **kw)
         if s["div_generation"].size:
-            ax_div.plot(s["div_generation"], s["diversity"], **({"lw": 0.5, "alpha": 0.4, "color": "grey"} if many else kw))
+            ax_div.plot(xs(s, div=True), s["diversity"],
+                        **({"lw": 0.5, "alpha": 0.4, "color": "grey"} if many and island != champion else kw))
     over_time = report["archipelago"]["diversity_over_time"]
     if over_time:
-        ax_div.plot([p["generation"] for p in over_time], [p["mean"] for p in over_time],
+        ax_div.plot(gen_x([p["generation"] for p in over_time]), [p["mean"] for p in over_time],
                     color="black", lw=2.2, label="mean over islands")
+    if any(np.any(s["diversity"] > 0) for s in data.values()):
+        ax_div.set_yscale("log", nonpositive="mask")  # converging islands fall by orders of magnitude
     run = report["run"]
-    ax_fit.set_title(f"{run['problem']} dim {run['dim']}: best fitness per island ({len(data)} islands)")
+    ax_fit.set_title(f"{problem_label(run)}: best fitness per island ({len(data)} islands)"
+                     + (f", champion {champion}" if champion else ""))
     if minimise:
         ax_fit.set_yscale("log")
         ax_fit.set_ylabel("f(x) = -fitness (best so far, log)")
     else:
         ax_fit.set_ylabel("fitness (best so far)")
-    ax_div.set_ylabel("within-island diversity\n(mean gene std / bound width)")
+    ax_div.set_ylabel("within-island diversity, log\n(mean gene std / bound width)")
     lineage = report["archipelago"]["lineage"]
     trend = lineage["over_time"]
     if trend:
-        ax_lin.plot([p["generation"] for p in trend], [p["effective_origins"] for p in trend],
+        ax_lin.plot(gen_x([p["generation"] for p in trend]), [p["effective_origins"] for p in trend],
                     color="tab:purple", lw=2.0, marker=".", label="effective origins (archipelago)")
     counted = max((p["islands"] for p in trend), default=lineage["islands_counted"])
     if counted:
@@ -96,7 +150,7 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     now = lineage["effective_origins"]
     ax_lin.set_title("lineages over time" + (f" (now {now:.1f}, largest {lineage['dominant_origin']} "
                                              f"{lineage['dominant_share']:.0%})" if now is not None else ""))
-    ax_lin.set_xlabel("generation")
+    ax_lin.set_xlabel(f"{t_unit} since the run began" if by_time else "generation")
     between = report["archipelago"]["between_island_diversity"]
     if between is not None:
         ax_div.set_title(f"diversity over time (between islands now: {between:.3f})")

@@ -155,6 +155,7 @@ def build_report(
         gens = [(r.generation, r.diversity) for r in recs if r.generation is not None and r.diversity is not None]
         origin_points[island] = [(r.generation, r.origins) for r in recs if r.generation is not None and r.origins]
         div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
+    run["genome_kind"], run["genome_size"] = _genome_size(statuses.values())
     champion, note = _champion(rundir, statuses, run_id)
     if note:
         notes.append(note)
@@ -226,7 +227,8 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
         "device": s.device,
         "generation": gen,
         "generations": total,
-        "progress": min(1.0, gen / total) if gen is not None and total else (1.0 if state == "finished" else None),
+        # A finished island is done whatever generation it stopped at (a target, a stagnation limit).
+        "progress": 1.0 if state == "finished" else (min(1.0, gen / total) if gen is not None and total else None),
         "best": s.best,
         "mean": s.mean,
         "best_ever": s.best_ever,
@@ -306,6 +308,8 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "created": as_float(manifest.get("created")),
         "problem": as_str(cfg.get("problem")),
         "dim": as_int(cfg.get("dim")),
+        "genome_kind": None,  # from the islands' statuses, once read
+        "genome_size": None,
         "algorithm": as_str(cfg.get("algorithm")),
         "population": as_int(cfg.get("population")),
         "generations": as_int(cfg.get("generations")),
@@ -344,6 +348,30 @@ def _plain(v: Any) -> Any:
     if isinstance(v, (list, tuple, np.ndarray)):
         return [_plain(x) for x in v]
     return str(v)
+
+
+def problem_label(run: Mapping[str, Any]) -> str:
+    """"rastrigin dim 10", "cartpole dim 25" (the genome's real length, not an unused --dim) or
+    "xor NEAT 12 connections": how the header and the plot title name the task."""
+    kind, size = run.get("genome_kind"), run.get("genome_size")
+    if kind == "neat":
+        return f"{run['problem']} NEAT" + (f" {size} connections" if size is not None else "")
+    return f"{run['problem']} dim {size if size is not None else run['dim']}"
+
+
+def _genome_size(statuses: Iterable[IslandStatus]) -> tuple[str | None, int | None]:
+    """The kind and length of the islands' genomes, read from their best genomes (the manifest's
+    dim is what was asked; a network task fixes its own weight count). The most common wins."""
+    sizes: list[tuple[str, int]] = []
+    for s in statuses:
+        g = s.best_genome
+        if isinstance(g, np.ndarray):
+            sizes.append(("vector", int(g.size)))
+        elif isinstance(g, Mapping) and isinstance(g.get("weight"), np.ndarray):
+            sizes.append(("neat", int(g["weight"].size)))
+    if not sizes:
+        return None, None
+    return max(set(sizes), key=sizes.count)
 
 
 def _genome(g: Any) -> list[Any] | None:

@@ -185,7 +185,10 @@ SCHEMA: dict[str, Any] = {
                     "run_id": _str,
                     "created": _num,
                     "problem": _str,
-                    "dim": _int,
+                    "dim": _d(_int, "the configured --dim (a problem may fix its own length: see genome_size)"),
+                    "genome_size": _d(_int, "genes of the recorded best genomes: the real length, e.g. a network "
+                                            "task's weight count; NEAT: its connection genes; null before any status"),
+                    "genome_kind": _d({"enum": ["vector", "neat", None]}, "vector (fixed length) or neat (a graph)"),
                     "algorithm": _str,
                     "population": _int,
                     "generations": _int,
