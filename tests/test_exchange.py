@@ -12,7 +12,7 @@ import pytest
 from islands.config import MigrationConfig, RunConfig
 from islands.runs import join_run
 from migration_pool import format as fmt
-from migration_pool.pool import TEMP_GRACE_S, Pool, batch_generation, batch_name
+from migration_pool.pool import TEMP_GRACE_S, batch_generation, batch_name
 from migration_pool.rundir import RunDir
 from support.factories import migrant_batch
 from support.procs import child_env, evolve_cmd, result, unreadable_files_possible, wait_for
