@@ -91,3 +91,14 @@ def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
     evolve("island-00", tmp_path / "x", small(), **QUIET)
     evolve("island-00", tmp_path / "y", small(), **QUIET)
     assert not np.array_equal(final_population(tmp_path / "x"), final_population(tmp_path / "y"))
+
+
+def test_periodic_checkpoints_wait_for_checkpoint_seconds_too_and_never_change_the_trajectory(tmp_path):
+    by_generations = evolve("island-00", tmp_path / "g", small(checkpoint_seconds=0), **QUIET)
+    by_time = evolve("island-00", tmp_path / "t", small(checkpoint_seconds=1e6), **QUIET)
+    gens = lambda root: sorted(int(p.stem.split("-")[1]) for p in RunDir(root).checkpoint_paths("island-00"))
+    assert gens(tmp_path / "g")[-2:] == [50, 60]  # every 10 generations, the newest few kept
+    assert gens(tmp_path / "t") == [60]  # 1e6 s never pass: only the checkpoint at the end
+    assert by_time.best == by_generations.best
+    assert history(tmp_path / "t") == history(tmp_path / "g")
+    assert np.array_equal(final_population(tmp_path / "t"), final_population(tmp_path / "g"))
