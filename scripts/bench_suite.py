@@ -77,6 +77,10 @@ def main() -> None:
         migration.append(data)
     results["migration"] = migration
 
+    memory = run("bench_memory.py", out / "memory.json", "--json", str(out / "memory.json"),
+                 "--generations", "10" if quick else "30")
+    results["memory"] = memory["rows"]
+
     quality = run("bench_quality.py", out / "quality.json", "--out", str(out / "quality.json"),
                   *(["--quick"] if quick else []))
     results["search_quality"] = quality["search_quality"]
@@ -131,6 +135,10 @@ def markdown(r: dict) -> str:
     lines += ["", "| --migrate-every | migration share of island wall time (target < 1% at 10) |", "|---|---|"]
     for mig in r["migration"]:
         lines.append(f"| {mig['settings']['every']} | {100 * _share(mig):.2f}% |")
+    if r.get("memory"):
+        lines += ["", "| island process | P | peak RSS (MiB) | RSS near the end (MiB) |", "|---|---|---|---|"]
+        lines += [f"| {m['algorithm']} | {m['population']} | {m['max_rss_mib']:.0f} | {m['rss_end_mib']:.0f} |"
+                  for m in r["memory"]]
     lines += ["", "| problem | mode | median best | reached target | median evals to target |", "|---|---|---|---|---|"]
     for q in r["search_quality"]:
         ev = q["median_evals_to_target"]
