@@ -314,6 +314,9 @@ class _Loop:
         return time.monotonic() - self.last_checkpoint >= self.cfg.checkpoint_seconds
 
     def _checkpoint(self, state: Any, progress: ckpt.Progress, status: bool = True) -> None:
+        # History first, and durably: a resume cuts the history back to the checkpoint and
+        # replays from there, so every line up to it must be on disk before the checkpoint is.
+        self._flush_history(durable=True)
         body = ckpt.make_record(self.spec.run_id, self.spec.island, self.hash,
                                 self.algo.to_record(state), self.gen, progress)
         self.rundir.save_checkpoint(self.spec.island, progress.generation, body)
@@ -321,12 +324,16 @@ class _Loop:
         if status:
             self._status(state, progress, "running", None)
 
+    def _flush_history(self, durable: bool = False) -> None:
+        """Append the buffered history lines (one write; fsynced only when `durable`)."""
+        self.rundir.append_history(self.spec.island, [line.to_body() for line in self.pending], durable=durable)
+        self.pending = []
+
     def _status(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
         """Flush pending history lines and rewrite the status file (the heartbeat)."""
         diversity = self.algo.diversity(state)
         foreign = self.algo.foreign_share(state, self.number)
-        self.rundir.append_history(self.spec.island, [line.to_body() for line in self.pending])
-        self.pending = []
+        self._flush_history()
         now = time.time()
         elapsed = max(now - self.started, 1e-9)
         stats = self.algo.stats(state)

@@ -182,14 +182,22 @@ class RunDir:
     def history_path(self, island: str) -> Path:
         return self.island_dir(island) / "history.jsonl"
 
-    def append_history(self, island: str, records: list[dict[str, Any]]) -> None:
-        """Append records as JSON lines in a single write, so a crash tears at most the last."""
-        if not records:
+    def append_history(self, island: str, records: list[dict[str, Any]], durable: bool = False) -> None:
+        """Append records as JSON lines in a single write, so a crash tears at most the last.
+
+        Appends are not fsynced (they come with every status rewrite); `durable` fsyncs the
+        file, which an island does right before each checkpoint, so that a checkpoint that
+        survived a power cut never finds its history missing lines it already counts.
+        """
+        if not records and not durable:
             return
         text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
         fd = os.open(self.history_path(island), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, text.encode())
+            if text:
+                os.write(fd, text.encode())
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -102,3 +102,20 @@ def test_periodic_checkpoints_wait_for_checkpoint_seconds_too_and_never_change_t
     assert by_time.best == by_generations.best
     assert history(tmp_path / "t") == history(tmp_path / "g")
     assert np.array_equal(final_population(tmp_path / "t"), final_population(tmp_path / "g"))
+
+
+def test_every_history_line_up_to_a_checkpoint_is_on_disk_before_the_checkpoint(tmp_path, monkeypatch):
+    """A resume cuts the history back to the checkpoint and replays after it: lines still
+    buffered when the checkpoint was written would leave a gap after a crash."""
+    save = RunDir.save_checkpoint
+    seen = []
+
+    def checked(self, island, generation, body):
+        on_disk = [r["generation"] for r in self.read_history(island)]
+        seen.append((generation, on_disk[-1] if on_disk else None))
+        return save(self, island, generation, body)
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", checked)
+    evolve("island-00", tmp_path, small(), **QUIET)
+    assert [g for g, _ in seen] == [10, 20, 30, 40, 50, 60]
+    assert all(last == g for g, last in seen), seen
