@@ -4,7 +4,8 @@
     python scripts/bench_suite.py [--quick] [--out DIR]      (or: scripts/bench [--quick])
 
 Writes into DIR (default bench-out/): `results.json` (headline keys: `engine_overhead_ratio`,
-and `scaling` points with `islands` and `parallel_efficiency`), `results.md` (the tables the
+`loop_overhead_ratio`, `memory` rows, and `scaling` points with `islands`, `parallel_efficiency`
+and its spread, and `noise` where an efficiency above 1.05 cannot be real), `results.md` (the tables the
 README shows), `scaling.png`, `migration.png`, `quality.png`, and each script's own JSON.
 Every figure is a ratio or a rate measured within one run; the machine is named in the output.
 """
