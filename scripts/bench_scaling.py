@@ -61,7 +61,8 @@ def run_point(n: int, cores: list[int], args: argparse.Namespace, generations: i
                "--cores", ",".join(map(str, cores[: min(n, len(cores))])), "--problem", args.problem, "--dim", str(args.dim),
                "--population", str(args.population), "--generations", str(generations),
                "--migrate-every", "0", "--checkpoint-every", str(generations), "--plain",
-               "--progress-every", "3600"]
+               "--progress-every", "3600",
+               "--target", "1e300"]  # unreachable: an island that solved the problem would stop early
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
         launched = time.time()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
