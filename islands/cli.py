@@ -166,6 +166,9 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--generations", "generations", Int64(), "Generations per island."),
     ("--seed", "seed", Int64(min=0), "Run seed; each island's seed derives from it and its id."),
     ("--checkpoint-every", "checkpoint_every", Int64(min=1), "Generations between checkpoints."),
+    ("--checkpoint-seconds", "checkpoint_seconds", FiniteFloat(min=0),
+     "A periodic checkpoint also waits until this many seconds passed since the last one "
+     "(default 30; 0: by --checkpoint-every alone). A crash loses at most max(both)."),
     ("--stagnation-limit", "stagnation_limit", Int64(min=0), "Stop after this many generations without improvement (0: never)."),
     ("--target", "target", FiniteFloat(allow_inf=True), "Stop when the best fitness reaches this."),
     ("--stop-when", "stop_when", click.Choice(cfg.STOP_WHEN),

@@ -3,7 +3,11 @@
 publish() is the protocol of docs/DESIGN.md, "Atomic files": a temporary file in the same directory,
 all bytes written, fsync(file), close, os.replace, fsync(directory). A reader therefore sees
 the old file or the new one, never a partial one (atomicity), and once publish returns the
-new file survives power loss (durability). Every OS step goes through a ``Storage`` so a
+new file survives power loss (durability). ``durable=False`` skips both fsyncs: still atomic
+for readers and across a crash of the writer (the page cache outlives the process), but a
+power loss may leave the old version or an empty file; for files rewritten a few times a
+second whose loss is harmless (the status heartbeat), where the fsyncs cost more than the
+rest of the island loop together. Every OS step goes through a ``Storage`` so a
 test can model power loss, and a test-only hook (env ISLANDS_TEST_CRASH_AT) SIGKILLs the
 writer at a named step.
 
@@ -98,8 +102,9 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def publish(path: str | os.PathLike, data: bytes, *, storage: Storage | None = None) -> None:
-    """Atomically and durably make ``path`` hold exactly ``data``.
+def publish(path: str | os.PathLike, data: bytes, *, storage: Storage | None = None,
+            durable: bool = True) -> None:
+    """Atomically and (unless ``durable`` is False) durably make ``path`` hold exactly ``data``.
 
     Raises:
         ValueError: the final name starts with "." (readers would never see it).
@@ -124,14 +129,16 @@ def publish(path: str | os.PathLike, data: bytes, *, storage: Storage | None = N
         _crash_if(crash_at, "half")
         _write_all(storage, fd, view[half:])
         _crash_if(crash_at, "written")
-        storage.fsync(fd)
+        if durable:
+            storage.fsync(fd)
         _crash_if(crash_at, "fsynced")
         closing, fd = fd, None  # never close twice, even if close() itself fails
         storage.close(closing)
         storage.replace(tmp, path)
         replaced = True
         _crash_if(crash_at, "replaced")
-        storage.fsync_dir(directory or ".")
+        if durable:
+            storage.fsync_dir(directory or ".")
         _crash_if(crash_at, "dir_fsynced")
     except BaseException:
         # Also on KeyboardInterrupt: never leave a temporary behind if we can help it.

@@ -238,8 +238,11 @@ class RunDir:
         return self.island_dir(island) / "status.isld"
 
     def write_status(self, island: str, status: dict[str, Any]) -> None:
+        """Replace the heartbeat atomically but without fsync: it is rewritten twice a second,
+        a power loss can at worst cost the last one (readers treat a missing or unreadable
+        status as "no heartbeat yet"), and the fsyncs cost more than the island loop itself."""
         self.checked_dir(self.island_dir(island))
-        atomic.publish(self.status_path(island), fmt.encode("status", status))
+        atomic.publish(self.status_path(island), fmt.encode("status", status), durable=False)
 
     def read_status(self, island: str) -> dict[str, Any] | None:
         """The island's status, None if it has none yet; FormatError if it is corrupt."""
@@ -249,15 +252,23 @@ class RunDir:
     def history_path(self, island: str) -> Path:
         return self.island_dir(island) / "history.jsonl"
 
-    def append_history(self, island: str, records: list[dict[str, Any]]) -> None:
-        """Append records as JSON lines in a single write, so a crash tears at most the last."""
-        if not records:
+    def append_history(self, island: str, records: list[dict[str, Any]], durable: bool = False) -> None:
+        """Append records as JSON lines in a single write, so a crash tears at most the last.
+
+        Appends are not fsynced (they come with every status rewrite); `durable` fsyncs the
+        file, which an island does right before each checkpoint, so that a checkpoint that
+        survived a power cut never finds its history missing lines it already counts.
+        """
+        if not records and not durable:
             return
         text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
         fd = os.open(self.history_path(island),
                      os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
-            os.write(fd, text.encode())
+            if text:
+                os.write(fd, text.encode())
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

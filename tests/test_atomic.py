@@ -103,6 +103,15 @@ def test_publish_uses_unique_temp_names_in_the_same_directory(tmp_path):
     assert storage.calls[:5] == ["create", "write", "fsync", "replace", "fsync_dir"]
 
 
+def test_publish_not_durable_skips_both_fsyncs_but_still_replaces(tmp_path):
+    storage = RecordingStorage()
+    publish(tmp_path / "t", payload(1), storage=storage)
+    publish(tmp_path / "t", payload(2), storage=storage, durable=False)
+    assert storage.calls == ["create", "write", "fsync", "replace", "fsync_dir", "create", "write", "replace"]
+    assert (tmp_path / "t").read_bytes() == payload(2)
+    assert sorted(os.listdir(tmp_path)) == ["t"]
+
+
 def test_publish_loops_on_short_writes(tmp_path):
     storage = RecordingStorage(short=7)
     data = payload(3, size=100)

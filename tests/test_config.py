@@ -13,6 +13,8 @@ from support.factories import small_config as small
 @pytest.mark.parametrize("bad", [
     dict(population=1), dict(generations=-1), dict(dim=0), dict(checkpoint_every=0),
     dict(algorithm="magic"), dict(ga=GAConfig(elitism=40)), dict(target=float("nan")),
+    dict(checkpoint_seconds=-1), dict(checkpoint_seconds=float("nan")), dict(checkpoint_seconds=float("inf")),
+    dict(checkpoint_seconds="30"),
 ])
 def test_bad_settings_raise_config_errors_quoting_the_value(bad):
     with pytest.raises(ConfigError):
@@ -23,6 +25,8 @@ def test_unknown_config_keys_are_rejected():
     with pytest.raises(ConfigError, match="unknown GA setting"):
         RunConfig.from_dict({"ga": {"mutation_sgima": 0.1}})
     assert small().trajectory_hash() == small(generations=999, target=-1.0).trajectory_hash()
+    # The checkpoint interval, by generations or by time, never shapes the trajectory.
+    assert small().trajectory_hash() == small(checkpoint_every=7, checkpoint_seconds=60).trajectory_hash()
     assert small().trajectory_hash() != small(seed=4).trajectory_hash()
 
 
@@ -40,3 +44,10 @@ def test_integer_ga_settings_refuse_fractions_and_elitism_binds_only_the_ga():
     with pytest.raises(ConfigError, match="elitism"):
         RunConfig(algorithm="ga", population=2)
     assert RunConfig(algorithm="cmaes", population=2).population == 2  # CMA-ES keeps no elites
+
+
+def test_checkpoints_wait_30_seconds_by_default_and_old_manifests_get_that_default():
+    assert RunConfig().checkpoint_seconds == 30.0
+    recorded = small().to_dict()
+    del recorded["checkpoint_seconds"]  # a manifest written before the setting existed
+    assert RunConfig.from_dict(recorded).checkpoint_seconds == 30.0

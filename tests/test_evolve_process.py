@@ -16,7 +16,7 @@ from migration_pool.rundir import RunDir
 from support.procs import child_env, evolve_cmd, kill_group, run, start, status_generation, wait_for
 
 SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "40", "--seed", "11",
-        "--checkpoint-every", "10"]
+        "--checkpoint-every", "10", "--checkpoint-seconds", "0"]
 
 
 def population(run_dir, island="island-00") -> np.ndarray:

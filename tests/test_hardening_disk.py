@@ -19,7 +19,7 @@ from migration_pool.rundir import RunDir
 from support.procs import (child_env, evolve_cmd, kill_group, run, status_generation,
                            unreadable_files_possible, wait_for)
 
-BIG = ["--dim", "100", "--population", "200", "--generations", "40", "--checkpoint-every", "5", "--seed", "3"]
+BIG = ["--dim", "100", "--population", "200", "--generations", "40", "--checkpoint-every", "5", "--checkpoint-seconds", "0", "--seed", "3"]
 
 
 def error_lines(text: str) -> list[str]:
@@ -88,7 +88,7 @@ def test_run_dir_made_read_only_mid_run(tmp_path):
     possible, preexec, reason = unreadable_files_possible(tmp_path)
     assert possible, f"cannot make file modes bind here: {reason}"
     cmd = evolve_cmd("island-00", tmp_path, "--problem", "slow_problem:make", "--dim", "10",
-                     "--population", "20", "--generations", "400", "--checkpoint-every", "5")
+                     "--population", "20", "--generations", "400", "--checkpoint-every", "5", "--checkpoint-seconds", "0")
     proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True, preexec_fn=preexec,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     island_dir = RunDir(tmp_path).island_dir("island-00")
@@ -110,7 +110,7 @@ def test_run_dir_made_read_only_mid_run(tmp_path):
 
 def _finished_run(tmp_path):
     args = ["evolve", "island-00", "--quiet", "--run-dir", str(tmp_path), "--problem", "sphere",
-            "--generations", "20", "--checkpoint-every", "5"]
+            "--generations", "20", "--checkpoint-every", "5", "--checkpoint-seconds", "0"]
     assert CliRunner().invoke(main, args).exit_code == 0
     return RunDir(tmp_path)
 

@@ -130,3 +130,31 @@ def test_a_resumed_island_does_not_repeat_the_migration_of_its_checkpoint(tmp_pa
     counters = [{k: v for k, v in RunDir(tmp_path / r).read_status("island-00")["migration"].items()
                  if k != "micros"} for r in ("x", "y")]
     assert counters[0] == counters[1] and counters[0]["last_generation"] == 50
+
+
+def test_periodic_checkpoints_wait_for_checkpoint_seconds_too_and_never_change_the_trajectory(tmp_path):
+    by_generations = evolve("island-00", tmp_path / "g", small(checkpoint_seconds=0), **QUIET)
+    by_time = evolve("island-00", tmp_path / "t", small(checkpoint_seconds=1e6), **QUIET)
+    gens = lambda root: sorted(int(p.stem.split("-")[1]) for p in RunDir(root).checkpoint_paths("island-00"))
+    assert gens(tmp_path / "g")[-2:] == [50, 60]  # every 10 generations, the newest few kept
+    assert gens(tmp_path / "t") == [60]  # 1e6 s never pass: only the checkpoint at the end
+    assert by_time.best == by_generations.best
+    assert history(tmp_path / "t") == history(tmp_path / "g")
+    assert np.array_equal(final_population(tmp_path / "t"), final_population(tmp_path / "g"))
+
+
+def test_every_history_line_up_to_a_checkpoint_is_on_disk_before_the_checkpoint(tmp_path, monkeypatch):
+    """A resume cuts the history back to the checkpoint and replays after it: lines still
+    buffered when the checkpoint was written would leave a gap after a crash."""
+    save = RunDir.save_checkpoint
+    seen = []
+
+    def checked(self, island, generation, body):
+        on_disk = [r["generation"] for r in self.read_history(island)]
+        seen.append((generation, on_disk[-1] if on_disk else None))
+        return save(self, island, generation, body)
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", checked)
+    evolve("island-00", tmp_path, small(), **QUIET)
+    assert [g for g, _ in seen] == [10, 20, 30, 40, 50, 60]
+    assert all(last == g for g, last in seen), seen

@@ -30,7 +30,7 @@ def launch_args(run_dir: Path, n: int, generations: int, *extra: str, delay: flo
     return ["launch", "-n", str(n), "--run-dir", str(run_dir),
             "--problem", "slow_problem:make", "--param", "base=sphere", "--param", f"delay={delay}",
             "--dim", "5", "--population", "20", "--generations", str(generations),
-            "--checkpoint-every", "10", "--migrate-every", "10", "--plain", "--progress-every", "5",
+            "--checkpoint-every", "10", "--checkpoint-seconds", "0", "--migrate-every", "10", "--plain", "--progress-every", "5",
             *extra]
 
 

@@ -150,7 +150,7 @@ def test_neat_solves_xor_in_fewer_evaluations_than_the_neat_paper(tmp_path):
 
 def test_two_neat_islands_exchange_genomes_through_the_pool(tmp_path):
     cfg = RunConfig(problem="xor", algorithm="neat", population=60, generations=20, seed=4, target=5.0,
-                    checkpoint_every=5, migration=MigrationConfig(every=4, migrants=3))
+                    checkpoint_every=5, checkpoint_seconds=0, migration=MigrationConfig(every=4, migrants=3))
     evolve("island-00", tmp_path, cfg, **QUIET)
     evolve("island-01", tmp_path, cfg, **QUIET)
     status = RunDir(tmp_path).read_status("island-01")
@@ -161,7 +161,7 @@ def test_two_neat_islands_exchange_genomes_through_the_pool(tmp_path):
 
 def test_a_stopped_neat_island_resumes_to_the_same_end(tmp_path):
     cfg = RunConfig(problem="xor", algorithm="neat", population=50, generations=24, seed=6, target=5.0,
-                    checkpoint_every=5)
+                    checkpoint_every=5, checkpoint_seconds=0)
     evolve("island-00", tmp_path / "whole", cfg, **QUIET)
     stop = StopFlag()
 

@@ -20,9 +20,12 @@ QUIET = dict(log=lambda _m: None)  # `evolve(..., **QUIET)`: no progress lines i
 
 
 def small_config(**changes: Any) -> RunConfig:
-    """A run that evolves in well under a second: 30 x Rastrigin-8 for 60 generations."""
+    """A run that evolves in well under a second: 30 x Rastrigin-8 for 60 generations.
+
+    Checkpoints by generations alone (`checkpoint_seconds=0`): resume tests need them every
+    `checkpoint_every` generations, not once 30 s have passed."""
     base: dict[str, Any] = dict(problem="rastrigin", dim=8, population=30, generations=60, seed=3,
-                                checkpoint_every=10)
+                                checkpoint_every=10, checkpoint_seconds=0)
     return RunConfig(**{**base, **changes})
 
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Memory of one island process (RSS), per algorithm and population size.
+
+Runs a real `islands evolve` child for each case (GA and CMA-ES on Rastrigin, the pure GA on
+the `cartpole` network task, NEAT on `xor`) at P=100 and P=500 and reports two figures:
+
+- max_rss_mib: the kernel's peak resident set of the child (wait4's ru_maxrss), exact;
+- rss_end_mib: the resident set sampled (psutil, every 50 ms) last before the child exited,
+  i.e. what an island holds once it evolves; most of it is the Python interpreter and torch.
+
+Each island is one process, so a run of N islands needs about N times these figures: this
+is what `islands launch` can fit into a machine's memory.
+
+    python scripts/bench_memory.py [--generations 30] [--populations 100,500] [--json FILE] [--md FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+import psutil  # noqa: E402
+
+# (label, evolve options): the four kinds of island the issue asks about.
+CASES = (
+    ("ga", ["--algorithm", "ga", "--problem", "rastrigin", "--dim", "10"]),
+    ("cmaes", ["--algorithm", "cmaes", "--problem", "rastrigin", "--dim", "10"]),
+    ("pure", ["--algorithm", "pure", "--problem", "cartpole"]),
+    ("neat", ["--algorithm", "neat", "--problem", "xor"]),
+)
+
+
+def measure(label: str, options: list[str], population: int, generations: int) -> dict:
+    """One island run to its end; its peak and final RSS in MiB."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        cmd = [sys.executable, "-m", "islands", "evolve", "island-00", "--run-dir", os.path.join(tmp, "run"),
+               "--quiet", *options, "--population", str(population), "--generations", str(generations),
+               "--migrate-every", "0", "--target", "1e300"]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+        t = time.perf_counter()
+        errors = open(os.path.join(tmp, "stderr"), "w+b")  # a file: a full pipe would block the child
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        last, done, status, usage = 0, 0, 0, None
+        try:
+            watched = psutil.Process(proc.pid)
+            while not done:
+                try:
+                    rss = watched.memory_info().rss  # 0 once it exited (a zombie until wait4 reaps it)
+                    last = rss or last
+                except psutil.Error:
+                    pass
+                done, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if not done:
+                    time.sleep(0.05)
+        finally:
+            if not done:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
+        errors.close()
+        if proc.returncode != 0:
+            raise SystemExit(f"{label} P={population} failed ({proc.returncode}): {err.strip()[-500:]}")
+        return {"algorithm": label, "population": population, "generations": generations,
+                "max_rss_mib": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+                "rss_end_mib": round(last / 2**20, 1), "wall_s": round(time.perf_counter() - t, 2),
+                "options": options}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| island | P | peak RSS (MiB) | RSS near the end (MiB) |", "|---|---|---|---|"]
+    for r in rows:
+        what = " ".join(r["options"][1::2][:2])
+        lines.append(f"| {what} | {r['population']} | {r['max_rss_mib']:.0f} | {r['rss_end_mib']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--generations", type=int, default=30)
+    ap.add_argument("--populations", default="100,500")
+    ap.add_argument("--algorithms", default=",".join(c[0] for c in CASES))
+    ap.add_argument("--json", dest="json_path")
+    ap.add_argument("--md", dest="md_path")
+    args = ap.parse_args()
+    chosen = set(args.algorithms.split(","))
+    rows = [measure(label, options, int(p), args.generations)
+            for label, options in CASES if label in chosen for p in args.populations.split(",")]
+    table = markdown(rows)
+    print(table, end="")
+    result = {"benchmark": "memory", "python": sys.version.split()[0], "rows": rows}
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump(result, f, indent=2)
+    if args.md_path:
+        with open(args.md_path, "w") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()
