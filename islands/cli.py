@@ -286,17 +286,10 @@ def _key_values(items: tuple[str, ...], flag: str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"{flag} {item!r} is not KEY=VALUE")
-        pairs[key] = _parse_value(raw)
+        pairs[key] = cfg.parse_cli_value(raw)
     return pairs
 
 
-def _parse_value(raw: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(raw.lower(), raw)
 
 
 class _Commands(click.Group):

@@ -54,6 +54,16 @@ def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
     return cls(**dict(data))
 
 
+def parse_cli_value(raw: str) -> Any:
+    """A KEY=VALUE value as the command line means it: int, float, true/false, else text."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
 def island_number(island_id: str) -> int:
     """The integer in an island id (`island-03` -> 3), after validating the id."""
     _check(

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from islands.config import ALGO_PREFIX, PARAM_PREFIX, GAConfig, RunConfig, VARIABLE_SETTINGS, island_id
+from islands.config import (ALGO_PREFIX, PARAM_PREFIX, VARIABLE_SETTINGS, GAConfig, RunConfig, island_id,
+                            parse_cli_value)
 from islands.errors import ConfigError
 from launcher.errors import PlanError
 
@@ -141,16 +142,6 @@ def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _parse_value(raw: str) -> Any:
-    """A list item as the command line means it: int, float, true/false, else text."""
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(raw.lower(), raw)
-
-
 def parse_vary(text: str) -> VarySpec:
     """Parse and check one `--vary` value; PlanError quoting it when it makes no sense."""
     name, eq, rng = text.partition("=")
@@ -170,7 +161,7 @@ def parse_vary(text: str) -> VarySpec:
         if len(items) < 2 or any(not v for v in items):
             raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log] or a list of two or more values "
                             "NAME=A,B[,...] (one value for every island: set it as a run option)")
-        values = tuple(_parse_value(v) for v in items)
+        values = tuple(parse_cli_value(v) for v in items)
         if not prefixed:
             values = tuple(_coerce(name, v, text) for v in values)
         return VarySpec(name, values=values)
