@@ -51,7 +51,7 @@ def test_the_defaults_migrate_and_the_help_shows_them():
     text = " ".join(result.output.split())
     for flag in ("--migration-probability", "--migration-start", "--migration-min-distance"):
         assert flag in text
-    assert f"default {d.every})" in text and f"default {d.replacement})" in text
+    assert f"[default: {d.every}]" in text and f"[default: {d.replacement}]" in text
 
 
 def test_due_is_every_from_start_and_never_at_generation_zero():
