@@ -172,7 +172,7 @@ def render(report: dict[str, Any]) -> Any:
         ("run ", "bold"), (f"{(run['run_id'] or '?')[:12]}", "cyan"),
         f"  {problem_label(run)}  {run['algorithm']} pop {run['population'] or 'default'}  "
         f"{run['generations']} generations  ",
-        "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrants)",
+        "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrant{'' if mig['migrants'] == 1 else 's'})",
         f"\n{report['run_dir']}\n",
     )
     for i, (state, n) in enumerate(tot["states"].items()):
