@@ -31,7 +31,7 @@ from migration_pool.rundir import RunDir
 
 STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
 MARKER_CHECK_S = 0.5  # with --stop-when first, look for another island's target marker this often
-DIVERSITY_EVERY = 10  # history lines of every 10th generation carry diversity, foreign share, origins
+DIVERSITY_EVERY = 10  # every 10th history line carries diversity, foreign share, origins, algorithm figures
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,7 @@ class _Loop:
             diversity=round(self.algo.diversity(state), 6) if sampled else None,
             foreign=round(self.algo.foreign_share(state, self.number), 4) if sampled else None,
             origins=self.algo.origins(state) if sampled else {},
-            algo=self.algo.info(state),
+            algo=self.algo.info(state) if sampled else {},  # step size, restarts: on sampled lines
         ))
         self.event = None
         if time.monotonic() - self.last_status >= STATUS_INTERVAL_S:
