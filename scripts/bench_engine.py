@@ -66,8 +66,8 @@ def bare_generation(x: torch.Tensor, f: torch.Tensor, g: torch.Generator, lo: fl
 def measure(dim: int, population: int, rounds: int, gens: int) -> dict:
     limit_torch_threads()
     problem = make_problem("rastrigin", dim)
-    cfg = GAConfig()
-    algo = GeneticAlgorithm(problem, cfg)
+    cfg = GAConfig(mutation="fixed")  # the bare loop's operators, in its float32
+    algo = GeneticAlgorithm(problem, cfg, dtype=torch.float32)
     g1, g2 = torch.Generator(), torch.Generator()
     g1.manual_seed(0)
     g2.manual_seed(0)
@@ -104,8 +104,10 @@ def island_loop(dim: int, population: int, generations: int, migrate_every: int 
     """Seconds per generation of a whole island run (start-up included: a real run pays it)."""
     with tempfile.TemporaryDirectory() as root:
         # target 1.0: fitness is -f <= 0, so no run stops early at Rastrigin's solved threshold
+        # The bare loop does the classic fixed-step GA in float32: the island runs the same.
         cfg = RunConfig(problem="rastrigin", dim=dim, population=population, generations=generations,
-                        target=1.0, migration=MigrationConfig(every=migrate_every))
+                        target=1.0, migration=MigrationConfig(every=migrate_every),
+                        ga=GAConfig(mutation="fixed"), dtype="float32")
         t = time.perf_counter()
         result = evolve("island-00", root, cfg, log=lambda _m: None)
         wall = time.perf_counter() - t
@@ -119,7 +121,7 @@ def bare_loop(dim: int, population: int, generations: int) -> float:
     cfg = GAConfig()
     g = torch.Generator()
     g.manual_seed(1)
-    x = torch.rand((population, dim), generator=g, dtype=torch.float64) * (problem.upper - problem.lower) + problem.lower
+    x = torch.rand((population, dim), generator=g) * (problem.upper - problem.lower) + problem.lower
     f = -(10 * dim + (x * x - 10 * torch.cos(2 * math.pi * x)).sum(1))
     t = time.perf_counter()
     for _ in range(generations):
