@@ -12,6 +12,7 @@ from islands.algorithms.neat import NeatAlgorithm, NeatConfig
 from islands.algorithms.neat import genome as gn
 from islands.cli import main
 from islands.config import RunConfig
+from islands.errors import IslandsError
 from islands.problems import make_problem
 from islands.results import HISTORY_KEYS, NoChampion, load_policy, open_run
 from islands.runs import evolve
@@ -54,6 +55,19 @@ def test_evolve_only_run_champion_is_the_best_islands_best_ever(ga_run):
     other = "island-01" if best == "island-00" else "island-00"
     assert run.champion(other).island == other
     assert run.config.problem == "rastrigin"
+
+
+def test_a_launchers_champion_file_is_preferred_and_plain_vectors_have_no_policy(tmp_path):
+    evolve("island-00", tmp_path, small_config(generations=3), **QUIET)
+    from launcher.summary import champion_record
+    from islands.status.record import IslandStatus
+
+    run = open_run(tmp_path)
+    status = IslandStatus.from_body(RunDir(tmp_path).read_status("island-00"))
+    RunDir(tmp_path).write_champion(champion_record(status, "rastrigin", 8, run.run_id) | {"fitness": 1.5})
+    assert open_run(tmp_path).champion().fitness == 1.5  # the file, not the status
+    with pytest.raises(IslandsError, match="not a network task"):
+        load_policy(tmp_path)
 
 
 def test_export_npz_and_json_hold_the_recorded_champion(ga_run, tmp_path):
