@@ -406,5 +406,10 @@ def problems() -> None:
     click.echo("\nA problem of your own: --problem package.module:factory (factory(dim=..., **params) -> Problem)")
 
 
+from islands.export_cli import export  # noqa: E402  (built in: works without reinstalling the entry points)
+
+main.add_command(export)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,226 @@
+"""Results out: a finished (or running) run's history, champion and policy as plain data.
+
+The public reading API for a run directory, so that analysis never needs internal modules::
+
+    from islands.results import open_run, load_policy
+    run = open_run("runs/xor")
+    rows = run.history()             # list of flat dicts: pandas.DataFrame(rows) takes it as is
+    genome, fitness, island = run.champion()
+    policy = load_policy(run)        # network tasks: observations [B, inputs] -> outputs [B, outputs]
+
+The champion is `champion.isld` when the launcher wrote one, else the best island's best-ever
+genome from its status (an `evolve`-only run), picked by the one rule of
+`islands.status.record.champion`. Everything is read through `migration_pool.rundir.RunDir`;
+nothing here writes to the run. torch is imported only by `load_policy`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from islands.config import RunConfig
+from islands.errors import IslandsError
+from islands.runs import Run
+from islands.runs import open_run as _open
+from islands.status.record import EVENT_COUNTERS, HistoryLine, IslandStatus, champion
+from migration_pool.rundir import RunDir
+
+if TYPE_CHECKING:
+    import torch
+
+    from islands.problems.base import Problem
+
+__all__ = ["Champion", "RunResults", "open_run", "load_policy", "NoChampion", "HISTORY_KEYS"]
+
+# Every history row has exactly these keys (None where a generation did not record one).
+HISTORY_KEYS = ("island", "generation", "best", "mean", "best_ever", "evaluations", "time",
+                "diversity", "foreign", *(f"migration_{k}" for k in EVENT_COUNTERS))
+
+
+class NoChampion(IslandsError):
+    """The run (or the island asked for) has no recorded best genome yet."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A recorded best genome: an array, or for NEAT a dict of arrays (nodes, conn_in, ...)."""
+
+    genome: Any
+    fitness: float
+    island: str
+    generation: int | None = None
+
+    def __iter__(self):  # `genome, fitness, island = run.champion()`
+        return iter((self.genome, self.fitness, self.island))
+
+
+class RunResults:
+    """Read-only view of one run directory."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.root, self.rundir = run, run.root, RunDir(run.root)
+
+    @property
+    def config(self) -> RunConfig:
+        return self.run.config
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def islands(self) -> list[str]:
+        """Islands that wrote anything (planned ones first, in their order)."""
+        found = set(self.rundir.island_ids())
+        planned = [i for i in self.run.planned() if i in found]
+        return planned + sorted(found - set(planned))
+
+    def island_config(self, island: str) -> RunConfig:
+        """The run's settings with that island's `--vary` overrides applied."""
+        return self.config.with_overrides(self.run.overrides(island))
+
+    def status(self, island: str) -> IslandStatus | None:
+        body = self.rundir.read_status(island)
+        return None if body is None else IslandStatus.from_body(body)
+
+    def history(self, island: str | None = None) -> list[dict[str, Any]]:
+        """One flat row per island generation, all with the keys `HISTORY_KEYS`."""
+        rows: list[dict[str, Any]] = []
+        for isl in [island] if island else self.islands():
+            for body in self.rundir.iter_history(isl):
+                line = HistoryLine.from_body(body)
+                ev = line.migration
+                rows.append({
+                    "island": isl, "generation": line.generation, "best": line.best, "mean": line.mean,
+                    "best_ever": line.best_ever, "evaluations": line.evaluations, "time": line.time,
+                    "diversity": line.diversity, "foreign": line.foreign,
+                    **{f"migration_{k}": (getattr(ev, k) if ev is not None else 0) for k in EVENT_COUNTERS},
+                })
+        return rows
+
+    def champion(self, island: str | None = None) -> Champion:
+        """The run's champion, or with `island` that island's best-ever genome."""
+        if island is None:
+            body = self.rundir.read_champion()
+            if body is not None and body.get("run_id", self.run_id) == self.run_id and "genome" in body:
+                return Champion(body["genome"], float(body["fitness"]), str(body["island"]),
+                                body.get("generation"))
+            best = champion((self.status(i) for i in self.islands()), self.run_id)
+        else:
+            best = self.status(island)
+            if best is not None and (best.best_genome is None or best.best_ever is None):
+                best = None
+        if best is None:
+            raise NoChampion(f"{self.root}: {'island ' + island if island else 'the run'} has no recorded best genome yet")
+        return Champion(best.best_genome, float(best.best_ever), str(best.island), best.best_ever_generation)
+
+    def problem(self, island: str | None = None) -> Problem:
+        """The problem the island (default: the champion's) evolved on, built as it built it."""
+        from islands.problems import make_problem
+
+        cfg = self.island_config(island or self.champion().island)
+        return make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
+
+    def network(self, island: str | None = None) -> dict[str, Any] | None:
+        """The champion's network as plain arrays (None for a task that is not a network).
+
+        MLP: `kind`, `layer_sizes`, `activation`, `output_activation` and per layer
+        `weights[i]` `[in, out]` and `biases[i]` `[out]` (y = act(x @ W + b)). NEAT: `nodes`
+        with their `node_kind` (input, bias, output, hidden), the connections and `steepness`
+        (a node computes sigmoid(steepness * sum(w * x))), `recurrent`.
+        """
+        champ = self.champion(island)
+        cfg = self.island_config(champ.island)
+        prob = self.problem(champ.island)
+        if isinstance(champ.genome, Mapping):
+            from islands.algorithms.neat import NeatConfig
+
+            task = prob.task  # type: ignore[attr-defined]
+            neat = NeatConfig.from_params(cfg.algorithm_params)
+            nodes = np.asarray(champ.genome["nodes"], dtype=np.int64)
+            n_in, n_out = int(task.inputs), int(task.outputs)
+            kind = np.where(nodes < n_in, "input", np.where(nodes == n_in, "bias",
+                            np.where(nodes <= n_in + n_out, "output", "hidden")))
+            return {"kind": "neat", "inputs": n_in, "outputs": n_out, "nodes": nodes, "node_kind": kind,
+                    "conn_in": np.asarray(champ.genome["conn_in"], dtype=np.int64),
+                    "conn_out": np.asarray(champ.genome["conn_out"], dtype=np.int64),
+                    "weight": np.asarray(champ.genome["weight"], dtype=np.float32),
+                    "enabled": np.asarray(champ.genome["enabled"], dtype=bool),
+                    "steepness": float(neat.steepness),
+                    "recurrent": bool(neat.recurrent or getattr(task, "memory", False))}
+        spec = getattr(prob, "spec", None)
+        if spec is None:
+            return None
+        g = np.asarray(champ.genome).reshape(-1)
+        weights, biases, at = [], [], 0
+        for a, b in zip(spec.sizes, spec.sizes[1:]):
+            weights.append(g[at: at + a * b].reshape(a, b))
+            at += a * b
+            biases.append(g[at: at + b])
+            at += b
+        return {"kind": "mlp", "layer_sizes": np.asarray(spec.sizes, dtype=np.int64),
+                "activation": spec.activation, "output_activation": "sigmoid",
+                "weights": weights, "biases": biases}
+
+
+def open_run(path: str | Path) -> RunResults:
+    """The run at `path`; RunDirError if it holds none, FormatError if its manifest is bad."""
+    return RunResults(_open(path))
+
+
+class _Policy:
+    """One network as a callable: `[B, inputs] -> [B, outputs]` (also `[inputs] -> [outputs]`).
+
+    It also follows the population `Policy` protocol with size 1 (`reset`, `[1, B, in] ->
+    [1, B, out]`), so a task replays it directly: `problem.task.evaluate(policy, device)`.
+    """
+
+    size = 1
+
+    def __init__(self, net: Any, inputs: int, outputs: int) -> None:
+        self.net, self.inputs, self.outputs = net, inputs, outputs
+
+    def reset(self, batch: int = 1) -> None:
+        """Clear recurrent state (NEAT recurrent networks) before a new episode."""
+        self.net.reset(batch)
+
+    def __call__(self, obs: Any) -> torch.Tensor:
+        import torch
+
+        x = torch.as_tensor(obs)
+        if x.ndim == 3:
+            return self.net(x)
+        single = x.ndim == 1
+        out = self.net(x.reshape(1, -1, self.inputs))[0]
+        return out[0] if single else out
+
+
+def load_policy(run: RunResults | str | Path, island: str | None = None,
+                device: str = "cpu") -> _Policy:
+    """The champion (or `island`'s best) of a network task as a callable policy.
+
+    `pure` genomes become the problem's MLP (islands.nets); NEAT genomes are compiled by the
+    run's own NEAT algorithm, so the outputs are exactly those the island scored.
+    """
+    import torch
+
+    from islands.algorithms import make_algorithm
+    from islands.nets import MLP
+
+    res = run if isinstance(run, RunResults) else open_run(run)
+    champ = res.champion(island)
+    prob = res.problem(champ.island)
+    task = getattr(prob, "task", None)
+    if task is None:
+        raise IslandsError(f"problem {prob.name!r} is not a network task; its champion is a plain vector")
+    if isinstance(champ.genome, Mapping):
+        from islands.algorithms.neat import genome as gn
+
+        algo = make_algorithm(res.island_config(champ.island), prob, device)
+        net = algo.compile(gn.from_records([dict(champ.genome)]))  # type: ignore[attr-defined]
+    else:
+        genome = torch.as_tensor(np.asarray(champ.genome), device=device).reshape(1, -1)
+        net = MLP(prob.spec, genome)  # type: ignore[attr-defined]
+    return _Policy(net, int(task.inputs), int(task.outputs))
