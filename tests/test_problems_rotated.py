@@ -143,9 +143,8 @@ def test_lunacek_needs_two_genes() -> None:
         make_problem("lunacek", 1)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible)")
 def test_problems_evaluate_on_cuda_like_on_cpu() -> None:
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     for name in NEW:
         problem = make_problem(name, 12)
         x = torch.rand((32, 12), generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 8 - 4
