@@ -7,11 +7,11 @@ algorithm, so `--vary` and the CLI accept the same spellings everywhere.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import fields
 from typing import Any, Mapping, TypeVar
 
 from islands.errors import ConfigError
+from islands.problems.base import real_param
 
 C = TypeVar("C")
 
@@ -45,12 +45,7 @@ def _parse(where: str, name: str, typ: str, value: Any) -> Any:
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
         raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
-    try:
-        number = float(text)
-    except ValueError:
-        raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
+    number = real_param(f"{where}: {name}", value)  # finite, or a ConfigError quoting the value
     if base == "int":
         if not number.is_integer():
             raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
