@@ -26,6 +26,7 @@ from islands.algorithms import make_algorithm
 from islands.config import RunConfig, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.problems import make_problem
+from islands.problems.base import episode_seed
 from islands.status.record import HistoryLine, IslandStatus, Migration, MigrationEvent
 from migration_pool.rundir import RunDir
 
@@ -183,12 +184,14 @@ class _Loop:
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"checkpoint {where} does not fit this island ({e}); use --fresh") from None
             self.rundir.truncate_history(self.spec.island, progress.generation)
+            self._episodes(progress.generation)  # immigrants screened before the next step meet these
             self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
             return state, progress, progress.generation
         # No checkpoint: generation 0 again, so lines an earlier attempt wrote before it was
         # killed (before its first checkpoint) would make the history mix two trajectories.
         self.rundir.truncate_history(self.spec.island, -1)
         progress = ckpt.Progress()
+        self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
         progress.evaluations = self.algo.evaluated(state)
         self._record(state, progress)
@@ -214,6 +217,7 @@ class _Loop:
             # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
             # generation's gain theirs; the count lives in the state, so a resume agrees.
             deferred = self.algo.pending_immigrants(state) > 0
+            self._episodes(g + 1)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
             progress.evaluations += self.algo.evaluated(state)
@@ -223,6 +227,13 @@ class _Loop:
         self._status(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
                             progress.evaluations, resumed)
+
+    def _episodes(self, generation: int) -> None:
+        """Fresh episode starts for `generation` (problems with `reseed`; docs/DESIGN.md,
+        "Episode seeds"): derived from the island's seed and the generation only, so a resumed
+        island meets the very starts it would have met."""
+        if self.problem.reseed is not None:
+            self.problem.reseed(episode_seed(self.seed, generation))
 
     def _finished(self, progress: ckpt.Progress) -> str | None:
         if self.target is not None and progress.best_ever >= self.target:

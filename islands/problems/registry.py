@@ -2,7 +2,8 @@
 
 Lookup order for `make_problem(name)`:
 1. a built-in name ("rastrigin");
-2. an import path "package.module:factory" (any name containing a colon);
+2. a gymnasium environment "gym:ENV-ID" (`islands.problems.gym`, the `gym` extra);
+   otherwise an import path "package.module:factory" (any name containing a colon);
 3. an entry point named `name` in the group "islands.problems" of an installed
    distribution (e.g. `[options.entry_points] islands.problems = xor = mypkg.xor:make`).
 
@@ -15,6 +16,7 @@ is fixed (e.g. the weights of a given network) may ignore `dim`: the returned
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import os
@@ -36,6 +38,7 @@ BUILTINS = {**_BENCHMARKS, **ROTATED, **LANDSCAPES, **CONTROL}
 __all__ = ["ENTRY_POINT_GROUP", "builtin_names", "describe_all", "make_problem"]
 
 ENTRY_POINT_GROUP = "islands.problems"
+GYM_PREFIX = "gym:"
 
 Factory = Callable[..., Any]
 
@@ -215,6 +218,10 @@ def make_problem(name: str, dim: int = 10, **params: Any) -> Problem:
     dim = check_dim(dim)
     if name in BUILTINS:
         return _call_factory(name, BUILTINS[name].factory, dim, params)
+    if name.startswith(GYM_PREFIX):  # gymnasium environments: gym:ENV-ID (islands.problems.gym)
+        from islands.problems.gym import gym_problem
+
+        return _call_factory(name, functools.partial(gym_problem, name[len(GYM_PREFIX):]), dim, params)
     if ":" in name:
         return _call_factory(name, _load_import_path(name), dim, params)
     plugins = _plugins()

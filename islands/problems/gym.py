@@ -1,0 +1,273 @@
+"""gymnasium environments as network problems: `--problem gym:CartPole-v1`.
+
+Any registered environment with a Box observation space and a Box or Discrete action space
+becomes a "pure" (or NEAT) network task: the network is the MLP of `islands.nets` with
+`--param hidden=...` (the same code as the built-in control tasks), its inputs the flattened
+observation (scaled to [-1, 1] along every dimension whose bounds are finite, unless
+`normalize=false`), its outputs read as an argmax over the Discrete actions or mapped from
+(0, 1) onto the Box's bounds ([-1, 1] where a bound is infinite).
+
+One evaluation runs `episodes` (K) episodes for every network of the population at once in one
+gymnasium vector environment of P x K copies, stepped together until every episode has ended
+or `max_steps` (default: the environment's own time limit) is reached. Fitness is the mean (or
+`statistic=median|min`) return over the K episodes, so one lucky start no longer wins.
+
+Seeds (docs/DESIGN.md, "Episode seeds"): the island reseeds the task before each generation
+from its own seed and the generation number (`Problem.reseed`), so every generation meets fresh
+starts, a run repeats exactly and a resumed island continues bit for bit. Training seeds lie in
+[0, 2^31); `islands evaluate` and `islands replay` use seeds from 2^31 up, so the champion is
+judged on starts it never trained on.
+
+Vectorisation (`vectorize=auto|native|sync|loop`): "native" is the environment's own vector
+class where gymnasium has one (CartPole: ~60x faster than "sync"); it draws all P x K starts
+from one seed per generation, so networks meet different starts. "sync" is
+`gymnasium.vector.SyncVectorEnv`: episode k of every network starts from seed s_k (common
+starts: a fairer comparison), and an episode with seed s is exactly `env.reset(seed=s)` of a
+plain `gymnasium.make`. "loop" steps single environments (the fallback, with a warning, when
+the environment cannot be vectorised). "auto" picks native where available, else sync.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from islands.errors import ConfigError, ProblemNotFound
+from islands.nets import Policy
+from islands.problems.base import check_dim
+from islands.problems.control import NetworkProblem, Task, network_problem
+
+__all__ = ["PREFIX", "GymTask", "gym_problem", "training_seeds", "evaluation_seeds"]
+
+PREFIX = "gym:"
+STATISTICS = ("mean", "median", "min")
+MODES = ("auto", "native", "sync", "loop")
+SEED_SPAN = 2**31  # training seeds in [0, 2^31), evaluation seeds in [2^31, 2^32)
+MAX_EVAL_EPISODES = 2**20
+SCALE_LIMIT = 1e6  # bounds wider than this are "unbounded" for observation scaling
+
+
+def _gymnasium() -> Any:
+    try:
+        import gymnasium
+    except ImportError:
+        raise ConfigError("gym:* problems need gymnasium: pip install 'islands[gym]' (or pip install gymnasium)") from None
+    return gymnasium
+
+
+def training_seeds(seed: int, count: int) -> list[int]:
+    """`count` episode seeds in [0, 2^31) for a generation whose task seed is `seed`."""
+    state = np.random.SeedSequence([int(seed) % 2**64, 0x67796D]).generate_state(count, dtype=np.uint32)
+    return [int(s) % SEED_SPAN for s in state]
+
+
+def evaluation_seeds(seed: int, count: int) -> list[int]:
+    """`count` consecutive seeds in [2^31, 2^32) for `islands evaluate --seed`: never training seeds."""
+    check_dim(count, what="episodes")
+    if count > MAX_EVAL_EPISODES:
+        raise ConfigError(f"episodes must be at most {MAX_EVAL_EPISODES}, got {count}")
+    start = (int(seed) * MAX_EVAL_EPISODES) % SEED_SPAN
+    return [SEED_SPAN + (start + i) % SEED_SPAN for i in range(count)]
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+class GymTask(Task):
+    """A gymnasium environment driving a population of policies (see the module docstring)."""
+
+    memory = False
+
+    def __init__(self, env_id: str, *, episodes: int = 5, max_steps: int | None = None,
+                 statistic: str = "mean", vectorize: str = "auto", normalize: bool = True) -> None:
+        gym = _gymnasium()
+        self.env_id = env_id
+        self.name = PREFIX + env_id
+        self.episodes = check_dim(episodes, what=f"{self.name}: episodes")
+        if statistic not in STATISTICS:
+            raise ConfigError(f"{self.name}: statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+        if vectorize not in MODES:
+            raise ConfigError(f"{self.name}: vectorize must be one of {', '.join(MODES)}, got {vectorize!r}")
+        self.statistic, self.normalize = statistic, _flag(f"{self.name}: normalize", normalize)
+        try:
+            self.spec = gym.spec(env_id)
+        except Exception as e:  # gymnasium raises its own NameNotFound/VersionNotFound/Error types
+            raise ProblemNotFound(f"problem {self.name!r}: {' '.join(str(e).split())}") from None
+        self._describe_spaces(gym)
+        limit = self.spec.max_episode_steps if max_steps is None else max_steps
+        if limit is None:
+            raise ConfigError(f"{self.name} has no time limit of its own: give --param max_steps=N")
+        self.max_steps = check_dim(limit, what=f"{self.name}: max_steps")
+        native = self.spec.vector_entry_point is not None
+        if vectorize == "native" and not native:
+            raise ConfigError(f"{self.name} has no native vector environment; use vectorize=sync or auto")
+        self.mode = ("native" if native else "sync") if vectorize == "auto" else vectorize
+        self.seed = 0  # the generation's seed, set by the island through `reseed`
+        self._envs: tuple[tuple[str, int], Any] | None = None  # one cached vector env
+        self._warned = False
+
+    # -- spaces ---------------------------------------------------------------------------
+    def _describe_spaces(self, gym: Any) -> None:
+        try:
+            env = gym.make(self.env_id)
+        except Exception as e:  # a missing extra (box2d, mujoco) or a broken environment
+            raise ConfigError(f"problem {self.name!r} cannot be made: {' '.join(str(e).split())[:300]}") from None
+        try:
+            obs, act = env.observation_space, env.action_space
+        finally:
+            env.close()
+        spaces = gym.spaces
+        if not isinstance(obs, spaces.Box):
+            raise ConfigError(f"{self.name}: observation space {obs} is not a Box; only Box observations are supported")
+        if isinstance(act, spaces.Discrete):
+            self.discrete, self.outputs, self.action_start = True, int(act.n), int(act.start)
+        elif isinstance(act, spaces.Box):
+            self.discrete, self.outputs = False, int(np.prod(act.shape))
+            self.action_shape, self.action_dtype = tuple(act.shape), act.dtype
+            low, high = act.low.reshape(-1).astype(np.float64), act.high.reshape(-1).astype(np.float64)
+            finite = np.isfinite(low) & np.isfinite(high)
+            self.action_low = np.where(finite, low, -1.0)
+            self.action_width = np.where(finite, high - low, 2.0)
+        else:
+            raise ConfigError(f"{self.name}: action space {act} is neither Box nor Discrete")
+        self.inputs = int(np.prod(obs.shape))
+        bound = np.maximum(np.abs(obs.low.reshape(-1)), np.abs(obs.high.reshape(-1))).astype(np.float64)
+        usable = np.isfinite(bound) & (bound > 0) & (bound <= SCALE_LIMIT)
+        self.obs_scale = np.where(usable, 1.0 / np.where(usable, bound, 1.0), 1.0).astype(np.float32)
+
+    @property
+    def solved_at(self) -> float | None:  # type: ignore[override]
+        """The environment's reward threshold (gymnasium's "solved"), if it declares one."""
+        value = self.spec.reward_threshold
+        return None if value is None else float(value)
+
+    optimum = None
+
+    # -- seeds ----------------------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        """Use the starts of `seed` from now on (the island calls this once per generation)."""
+        self.seed = int(seed)
+
+    # -- evaluation -----------------------------------------------------------------------
+    def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        returns = torch.from_numpy(self.returns(policy, device, training_seeds(self.seed, self.episodes)))
+        if self.statistic == "mean":
+            return returns.mean(dim=1).to(device)
+        if self.statistic == "median":
+            return returns.median(dim=1).values.to(device)
+        return returns.min(dim=1).values.to(device)
+
+    def returns(self, policy: Policy, device: torch.device, seeds: Sequence[int],
+                mode: str | None = None) -> np.ndarray:
+        """Return of every network on every episode, float64 `[P, len(seeds)]`.
+
+        Episode k of every network starts from `seeds[k]` (modes sync and loop); the native
+        mode seeds its whole batch with `seeds[0]`.
+        """
+        mode = mode or self.mode
+        p, k = policy.size, len(seeds)
+        n = p * k
+        if mode != "loop":
+            envs = self._vector(mode, n)
+            if envs is None:
+                mode = "loop"
+        policy.reset(k)
+        if mode == "loop":
+            return self._loop(policy, device, seeds).reshape(p, k)
+        obs, _ = envs.reset(seed=int(seeds[0]) if mode == "native" else [int(s) for s in seeds] * p)
+        total = np.zeros(n, dtype=np.float64)
+        alive = np.ones(n, dtype=bool)
+        for _ in range(self.max_steps):
+            action = self._actions(policy, obs, p, k, device)
+            obs, reward, terminated, truncated, _ = envs.step(action)
+            total += np.where(alive, np.asarray(reward, dtype=np.float64), 0.0)
+            alive &= ~(np.asarray(terminated) | np.asarray(truncated))
+            if not alive.any():
+                break
+        return total.reshape(p, k)
+
+    def _actions(self, policy: Policy, obs: np.ndarray, p: int, k: int, device: torch.device) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float32).reshape(p * k, -1)
+        if self.normalize:
+            x = x * self.obs_scale
+        out = policy(torch.from_numpy(x).to(device).reshape(p, k, self.inputs))
+        out = out.reshape(p * k, self.outputs).detach().cpu()
+        if self.discrete:
+            return (out.argmax(dim=1).numpy() + self.action_start).astype(np.int64)
+        act = self.action_low + out.double().numpy() * self.action_width
+        return act.astype(self.action_dtype).reshape((p * k, *self.action_shape))
+
+    def _vector(self, mode: str, n: int) -> Any:
+        """The cached vector environment of `n` copies, or None when it cannot be made."""
+        if self._envs is not None and self._envs[0] == (mode, n):
+            return self._envs[1]
+        self.close()
+        gym = _gymnasium()
+        kind = "vector_entry_point" if mode == "native" else "sync"
+        try:
+            envs = gym.make_vec(self.env_id, num_envs=n, vectorization_mode=kind, max_episode_steps=self.max_steps)
+        except Exception as e:  # noqa: BLE001 - any environment may refuse to vectorise
+            if not self._warned:
+                self._warned = True
+                print(f"warning: {self.name} cannot be vectorised ({' '.join(str(e).split())[:200]}); "
+                      "stepping its environments one by one", file=sys.stderr, flush=True)
+            return None
+        self._envs = ((mode, n), envs)
+        return envs
+
+    def _loop(self, policy: Policy, device: torch.device, seeds: Sequence[int]) -> np.ndarray:
+        """The fallback: single environments, stepped while their episode lasts."""
+        gym = _gymnasium()
+        p, k = policy.size, len(seeds)
+        envs = [gym.make(self.env_id, max_episode_steps=self.max_steps) for _ in range(p * k)]
+        try:
+            obs = np.stack([np.asarray(e.reset(seed=int(seeds[i % k]))[0], dtype=np.float32).reshape(-1)
+                            for i, e in enumerate(envs)])
+            total = np.zeros(p * k, dtype=np.float64)
+            alive = np.ones(p * k, dtype=bool)
+            for _ in range(self.max_steps):
+                action = self._actions(policy, obs, p, k, device)
+                for i in np.flatnonzero(alive):
+                    o, r, term, trunc, _ = envs[i].step(action[i])
+                    obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
+                    total[i] += float(r)
+                    alive[i] = not (term or trunc)
+                if not alive.any():
+                    break
+            return total
+        finally:
+            for e in envs:
+                e.close()
+
+    def close(self) -> None:
+        if self._envs is not None:
+            self._envs[1].close()
+            self._envs = None
+
+
+def gym_problem(env_id: str, dim: int = 0, *, hidden: object = 8, activation: str = "tanh",
+                weight_bound: float = 5.0, episodes: int = 5, max_steps: int | None = None,
+                statistic: str = "mean", vectorize: str = "auto", normalize: object = True,
+                solved_at: object = "task") -> NetworkProblem:
+    """A gymnasium environment as an MLP task; `reseed` gives each generation fresh starts."""
+    if not isinstance(env_id, str) or not env_id.strip():
+        raise ProblemNotFound("gym: needs an environment id, e.g. --problem gym:CartPole-v1")
+    task = GymTask(env_id.strip(), episodes=episodes, max_steps=max_steps, statistic=statistic,
+                   vectorize=vectorize, normalize=normalize)  # type: ignore[arg-type]
+    problem = network_problem(task, hidden=hidden, activation=activation, weight_bound=weight_bound,
+                              solved_at=solved_at,
+                              description=f"gymnasium {env_id}: {statistic} return over {task.episodes} episode(s)")
+    return dataclasses.replace(problem, reseed=task.reseed)
+
+
+def is_gym(name: str) -> bool:
+    return isinstance(name, str) and name.strip().startswith(PREFIX)
