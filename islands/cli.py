@@ -403,12 +403,18 @@ def problems() -> None:
     width = max((len(name) for name, _ in rows), default=0)
     for name, text in rows:
         click.echo(f"{name:<{width}}  {text}")
-    click.echo("\nA problem of your own: --problem package.module:factory (factory(dim=..., **params) -> Problem)")
+    click.echo("\nA gymnasium environment: --problem gym:ENV-ID (e.g. gym:CartPole-v1; pip install 'islands[gym]')")
+    click.echo("A problem of your own: --problem package.module:factory (factory(dim=..., **params) -> Problem)")
 
 
 from islands.export_cli import export  # noqa: E402  (built in: works without reinstalling the entry points)
 
 main.add_command(export)
+
+from islands.evaluate_cli import evaluate, replay  # noqa: E402  (built in, like export)
+
+main.add_command(evaluate)
+main.add_command(replay)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -56,6 +56,10 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--progress-every", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Seconds between progress reports (default: 0.5 on a terminal, 10 otherwise).")
 @click.option("--plain", is_flag=True, help="Plain progress lines even on a terminal.")
+@click.option("--evaluate", "evaluate_episodes", type=Int64(min=0, max=2**20), default=LaunchRequest.evaluate_episodes,
+              show_default=True,
+              help="After a finished run of a gym:* or cartpole problem, run the champion on this many "
+                   "unseen starts (islands evaluate); 0: skip.")
 @click.option("--allow-shared-run", is_flag=True,
               help="Accept a run directory or manifest that other users can write (whoever "
                    "can write the manifest can run code in every island).")
@@ -63,7 +67,8 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, allow_shared_run: bool, **options: Any) -> None:
+           progress_every: float | None, plain: bool, evaluate_episodes: int, allow_shared_run: bool,
+           **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -85,6 +90,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
         grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
+        evaluate_episodes=evaluate_episodes,
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent

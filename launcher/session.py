@@ -26,7 +26,8 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.progress import PlainView, Row
-from launcher.spawn import Child, check_islands_build, spawn_island
+from launcher.spawn import Child, check_islands_build, evaluate_champion, spawn_island
+from islands.evaluate import evaluates, recorded
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool import format as fmt
@@ -53,6 +54,7 @@ class LaunchRequest:
     poll_s: float = 0.2
     resume_hint: str | None = None  # the command to print for resuming
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
+    evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
 
     def __post_init__(self) -> None:
         if self.islands is not None and self.islands < 1:
@@ -388,6 +390,15 @@ class _Session:
         started = float(self.run_.manifest.get("created") or self.started_wall)
         return time_to_target({i: self.rundir.iter_history(i) for i in targets}, targets, started)
 
+    def _evaluate(self, summary: dict[str, Any]) -> None:
+        """The champion on unseen starts, in a child (`islands evaluate`: torch stays out of the
+        launcher); it records the figure in the run and summary.json, and we show its line."""
+        ok, text = evaluate_champion(self.rundir.root, self.request.evaluate_episodes)
+        self.view.message(text if ok else f"warning: could not evaluate the champion on unseen starts: {text}")
+        if ok:
+            result = recorded(self.rundir, self.run_.run_id)
+            summary["generalisation"] = None if result is None else result.summary()
+
     def _finish(self) -> LaunchResult:
         states = [w.state for w in self.watches.values()]
         if self.signals:
@@ -413,6 +424,8 @@ class _Session:
         self.rundir.write_summary(summary)
         for line in summary_lines(summary):
             self.view.message(line)
+        if state == "finished" and champ is not None and self.request.evaluate_episodes and evaluates(cfg.problem):
+            self._evaluate(summary)
         if state == "stopped":
             hint = self.request.resume_hint or f"islands launch --run-dir {self.rundir.root}"
             self.view.message(f"stopped; to resume from the islands' checkpoints, run the same command: {hint}")

@@ -172,3 +172,21 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
     except (ValueError, KeyError, TypeError):
         tail = (out.stderr or "").strip().splitlines()[-1:] or ["no output"]
         return f"cannot check the islands' settings (exit {out.returncode}: {tail[0]})"
+
+
+EVALUATE_TIMEOUT_S = 600.0
+
+
+def evaluate_champion(root: Path, episodes: int) -> tuple[bool, str]:
+    """Run `islands evaluate ROOT --episodes N` in a child; (succeeded, its last line or why not).
+
+    A child for the same reason as `check_islands_build`: the evaluation runs the policy in torch.
+    """
+    cmd = [sys.executable, "-m", "islands", "evaluate", str(root), "--episodes", str(episodes)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(os.environ),
+                             timeout=EVALUATE_TIMEOUT_S, start_new_session=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, str(e)
+    lines = ((out.stdout if out.returncode == 0 else out.stderr) or "").strip().splitlines()
+    return out.returncode == 0, (lines[-1] if lines else f"exit {out.returncode}, no output")

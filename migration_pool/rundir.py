@@ -5,6 +5,7 @@
       .manifest.lock           flock for manifest creation and updates
       summary.json             written by the launcher at the end (plain JSON, for people)
       champion.isld            the run's best genome (envelope "champion")
+      evaluation.isld          the champion on unseen starts (envelope "evaluation", `islands evaluate`)
       islands/island-03/
         .claim                 flock held by the live process running this island
         status.isld            rewritten atomically, a few times a second at most
@@ -41,7 +42,8 @@ MANIFEST = "manifest.isld"
 CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 # Names a run creates at its top level: a directory holding only these (or atomic's temp files)
 # is a run being created, not someone's folder (`foreign_entries`).
-RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.isld", "islands", "pool",
+RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.isld", "evaluation.isld",
+                         "islands", "pool",
                          "launcher.isld", ".launcher.lock", "target-reached.isld"})
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
@@ -395,6 +397,28 @@ class RunDir:
         path = self.root / "summary.json"
         atomic.publish(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
         return path
+
+    def write_evaluation(self, body: dict[str, Any]) -> Path:
+        """The champion's evaluation on unseen starts (`islands evaluate`), replacing the last."""
+        path = self.root / "evaluation.isld"
+        atomic.publish(path, fmt.encode("evaluation", body))
+        return path
+
+    def read_evaluation(self) -> dict[str, Any] | None:
+        return _read(self.root / "evaluation.isld", "evaluation")
+
+    def merge_summary(self, key: str, value: Any) -> Path | None:
+        """Set `key` in summary.json if the launcher wrote one (None otherwise, or if it is not
+        a JSON object); a later figure of the run (its champion's evaluation) joins the summary."""
+        path = self.root / "summary.json"
+        try:
+            summary = json.loads(atomic.read_capped(path))
+        except (FileNotFoundError, FormatError, ValueError):  # none yet, or not a file we wrote
+            return None
+        if not isinstance(summary, dict):
+            return None
+        summary[key] = value
+        return self.write_summary(summary)
 
     # -- stopping the whole run (--stop-when first) ---------------------------------------
     @property

@@ -232,6 +232,15 @@ def _archipelago(arch: dict[str, Any]) -> Any:
         if champ["generation"] is not None:
             lines.append(f" at generation {champ['generation']}")
         lines.append("\n")
+    gen = arch.get("generalisation")
+    if gen:
+        lines.append("unseen starts ", "bold")
+        lines.append(f"mean return {_num(gen['mean'], '.6g')} over {gen['episodes']} episodes (--seed {gen['seed']})")
+        if gen["solved"] is not None:
+            lines.append(f", solved {gen['solved']}/{gen['episodes']} (return >= {gen['threshold']:g})")
+        if not gen["current"]:
+            lines.append(" [an earlier champion: run islands evaluate again]", "yellow")
+        lines.append("\n")
     lines.append("diversity ", "bold")
     lines.append(f"between islands {_num(arch['between_island_diversity'], '.3f')}, "
                  f"within islands {_num(arch['mean_diversity'], '.3f')} (mean), "

@@ -172,6 +172,7 @@ def build_report(
         "islands": islands,
         "archipelago": {
             "champion": champion,
+            "generalisation": _generalisation(rundir, run_id, champion, notes),
             "between_island_diversity": between,
             "mean_diversity": within,
             "separation": between / within if between is not None and within else None,
@@ -297,6 +298,26 @@ def _champion(rundir: RunDir, statuses: Mapping[str, IslandStatus], run_id: str 
             best = {"island": str(champ.get("island")), "fitness": fit, "generation": None,
                     "source": "champion_file", "genome": _genome(champ.get("genome"))}
     return best, note
+
+
+def _generalisation(rundir: RunDir, run_id: str | None, champ: Mapping[str, Any] | None,
+                    notes: list[str]) -> dict[str, Any] | None:
+    """The champion's recorded evaluation on unseen starts (`islands evaluate`), if any."""
+    from islands.evaluate import Generalisation
+
+    try:
+        body = rundir.read_evaluation()
+    except (FormatError, OSError) as e:
+        notes.append(f"evaluation file unreadable: {e}")
+        return None
+    if body is None or body.get("run_id") != run_id:
+        return None
+    result = Generalisation.from_body(body)
+    if result is None:
+        notes.append("evaluation file unreadable: not an evaluation record")
+        return None
+    current = champ is None or (champ["island"] == result.island and champ["fitness"] == result.fitness)
+    return {**result.summary(), "current": current}
 
 
 def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,27 @@ CHAMPION = _obj(
     "the best individual of the run",
 )
 
+GENERALISATION = _obj(
+    {
+        "problem": {"type": "string"},
+        "island": _d({"type": "string"}, "the champion's island when it was evaluated"),
+        "fitness": _d(_num, "the champion's training fitness"),
+        "episodes": _d(_count, "unseen seeded starts the champion ran on"),
+        "seed": _d(_count, "`islands evaluate --seed`: which set of unseen starts (seeds from 2^31 up, never "
+                           "a training seed)"),
+        "mean": _d(_num, "mean return over the episodes"),
+        "std": _d(_num, "standard deviation of the returns"),
+        "worst": _d(_num, "lowest return"),
+        "threshold": _d(_num, "return at which an episode counts as solved (the environment's reward "
+                              "threshold, the task's solved level, or --solved); null when unknown"),
+        "solved": _d(_int, "episodes with return >= threshold; null without a threshold"),
+        "solved_share": _d(_num, "solved / episodes"),
+        "time": _d(_num, "when it was evaluated"),
+        "current": _d({"type": "boolean"}, "false when the champion has changed since (run `islands evaluate` again)"),
+    },
+    "the champion on unseen starts (`islands evaluate`, run by `launch` at the end for gym:* and cartpole)",
+)
+
 _VALUE = {"type": ["number", "string", "boolean", "array", "object", "null"]}
 
 SETTINGS = _obj(
@@ -213,6 +234,7 @@ SCHEMA: dict[str, Any] = {
             "archipelago": _obj(
                 {
                     "champion": {"oneOf": [{"type": "null"}, CHAMPION]},
+                    "generalisation": {"oneOf": [{"type": "null"}, GENERALISATION]},
                     "between_island_diversity": _d(
                         _num, "mean pairwise distance of the islands' population centroids "
                               "(genes normalised to [0, 1] by the bounds), divided by sqrt(dim): "
