@@ -132,9 +132,8 @@ def episode_returns(problem: Any, policy: Any, seeds: Sequence[int], device: str
 
     task = _task(problem)
     dev = torch.device(device)
-    if hasattr(task, "returns"):  # gym: one vector env of len(seeds) copies, episode k from seeds[k]
-        mode = "loop" if task.mode == "loop" else "sync"
-        return np.asarray(task.returns(policy, dev, list(seeds), mode=mode), dtype=np.float64).reshape(-1)
+    if hasattr(task, "returns"):  # gym: episode k is `env.reset(seed=seeds[k])` of a plain gymnasium env
+        return np.asarray(task.returns(policy, dev, list(seeds), mode="loop"), dtype=np.float64).reshape(-1)
     # A seeded built-in: its starts come from (seed, episodes); one episode per seed.
     out = [float(dataclasses.replace(task, episodes=1, seed=int(s)).evaluate(policy, dev)[0]) for s in seeds]
     return np.asarray(out, dtype=np.float64)

@@ -64,7 +64,7 @@ def plain_gym_return(genome: torch.Tensor, seed: int) -> float:
     return total
 
 
-@pytest.mark.parametrize("env, mode", [("CartPole-v1", "native"), ("Pendulum-v1", "sync")])
+@pytest.mark.parametrize("env, mode", [("CartPole-v1", "native"), ("Pendulum-v1", "loop")])
 def test_adapter_evolves_a_small_population(tmp_path, env, mode):
     result = evolve("island-00", tmp_path, gym_config(env), **QUIET)
     assert result.generation == 3 and result.evaluations == 4 * 8
@@ -105,6 +105,22 @@ def test_episodes_for_the_whole_population_match_plain_gymnasium():
     native = make_problem("gym:CartPole-v1", hidden=0)
     native.reseed(7)
     assert native.task.mode == "native" and native.evaluate(genomes)[1] == 500.0
+
+
+def test_an_environment_that_cannot_be_vectorised_falls_back_with_one_warning(monkeypatch, capsys):
+    import gymnasium
+
+    def refuse(*_a, **_k):
+        raise RuntimeError("no vector env for you")
+
+    genomes = torch.cat([linear_cartpole([0, 0, 0.1, 1]), linear_cartpole([0, 0, 1, 0])])
+    problem = make_problem("gym:CartPole-v1", hidden=0, vectorize="sync")
+    monkeypatch.setattr(gymnasium, "make_vec", refuse)
+    for _ in range(2):
+        got = problem.task.returns(MLP(problem.spec, genomes), CPU, [3, 4])
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and "cannot be vectorised (no vector env for you)" in warning
+    assert got.tolist() == [[plain_gym_return(genomes[p:p + 1], s) for s in (3, 4)] for p in range(2)]
 
 
 class StopAfter(StopFlag):

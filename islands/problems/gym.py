@@ -18,13 +18,18 @@ starts, a run repeats exactly and a resumed island continues bit for bit. Traini
 [0, 2^31); `islands evaluate` and `islands replay` use seeds from 2^31 up, so the champion is
 judged on starts it never trained on.
 
-Vectorisation (`vectorize=auto|native|sync|loop`): "native" is the environment's own vector
-class where gymnasium has one (CartPole: ~60x faster than "sync"); it draws all P x K starts
-from one seed per generation, so networks meet different starts. "sync" is
-`gymnasium.vector.SyncVectorEnv`: episode k of every network starts from seed s_k (common
-starts: a fairer comparison), and an episode with seed s is exactly `env.reset(seed=s)` of a
-plain `gymnasium.make`. "loop" steps single environments (the fallback, with a warning, when
-the environment cannot be vectorised). "auto" picks native where available, else sync.
+Vectorisation (`vectorize=auto|native|sync|loop`); the network always runs on the whole
+population at once, one batched forward pass per time step:
+- "native": the environment's own vector class where gymnasium has one (CartPole-v1). It
+  draws all P x K starts from one seed per generation, so networks meet different starts.
+- "sync": `gymnasium.vector.SyncVectorEnv`. Episode k of every network starts from seed s_k
+  (common starts: a fairer comparison), and an episode with seed s is exactly
+  `env.reset(seed=s)` of a plain `gymnasium.make`.
+- "loop": the same episodes as sync, in single environments of which only the live ones are
+  stepped: SyncVectorEnv also steps every finished episode until the longest one ends, which
+  cost 11x on CartPole-v1 (P=100, K=5, random networks: 11.9 s against 1.1 s per generation).
+  It is also the fallback, with a one-line warning, when native or sync cannot be made.
+- "auto" (default): native where gymnasium has it (CartPole-v1: 0.39 s per generation), else loop.
 """
 from __future__ import annotations
 
@@ -110,7 +115,7 @@ class GymTask(Task):
         native = self.spec.vector_entry_point is not None
         if vectorize == "native" and not native:
             raise ConfigError(f"{self.name} has no native vector environment; use vectorize=sync or auto")
-        self.mode = ("native" if native else "sync") if vectorize == "auto" else vectorize
+        self.mode = ("native" if native else "loop") if vectorize == "auto" else vectorize
         self.seed = 0  # the generation's seed, set by the island through `reseed`
         self._envs: tuple[tuple[str, int], Any] | None = None  # one cached vector env
         self._warned = False
@@ -225,32 +230,41 @@ class GymTask(Task):
         return envs
 
     def _loop(self, policy: Policy, device: torch.device, seeds: Sequence[int]) -> np.ndarray:
-        """The fallback: single environments, stepped while their episode lasts."""
-        gym = _gymnasium()
+        """Single environments, only those whose episode lasts stepped (the network still runs
+        on the whole population at once)."""
         p, k = policy.size, len(seeds)
-        envs = [gym.make(self.env_id, max_episode_steps=self.max_steps) for _ in range(p * k)]
-        try:
-            obs = np.stack([np.asarray(e.reset(seed=int(seeds[i % k]))[0], dtype=np.float32).reshape(-1)
-                            for i, e in enumerate(envs)])
-            total = np.zeros(p * k, dtype=np.float64)
-            alive = np.ones(p * k, dtype=bool)
-            for _ in range(self.max_steps):
-                action = self._actions(policy, obs, p, k, device)
-                for i in np.flatnonzero(alive):
-                    o, r, term, trunc, _ = envs[i].step(action[i])
-                    obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
-                    total[i] += float(r)
-                    alive[i] = not (term or trunc)
-                if not alive.any():
-                    break
-            return total
-        finally:
-            for e in envs:
-                e.close()
+        envs = self._singles(p * k)
+        obs = np.stack([np.asarray(e.reset(seed=int(seeds[i % k]))[0], dtype=np.float32).reshape(-1)
+                        for i, e in enumerate(envs)])
+        total = np.zeros(p * k, dtype=np.float64)
+        alive = np.ones(p * k, dtype=bool)
+        for _ in range(self.max_steps):
+            action = self._actions(policy, obs, p, k, device)
+            for i in np.flatnonzero(alive):
+                o, r, term, trunc, _ = envs[i].step(action[i])
+                obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
+                total[i] += float(r)
+                alive[i] = not (term or trunc)
+            if not alive.any():
+                break
+        return total
+
+    def _singles(self, n: int) -> list[Any]:
+        """The cached list of `n` single environments."""
+        if self._envs is not None and self._envs[0] == ("loop", n):
+            return self._envs[1]
+        self.close()
+        gym = _gymnasium()
+        envs = [gym.make(self.env_id, max_episode_steps=self.max_steps) for _ in range(n)]
+        self._envs = (("loop", n), envs)
+        return envs
 
     def close(self) -> None:
+        """Close the cached environments (a new batch size, or the end of the task)."""
         if self._envs is not None:
-            self._envs[1].close()
+            held = self._envs[1]
+            for env in held if isinstance(held, list) else [held]:
+                env.close()
             self._envs = None
 
 
