@@ -211,6 +211,9 @@ def replay(run: "RunResults | str | os.PathLike[str]", episodes: int = 1, seed: 
                           "(replay it without --render)")
     if render == "human" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise ConfigError("--render human needs a display (DISPLAY is not set); use --render rgb to count frames")
+    if render == "rgb":  # off-screen: SDL (pygame) would otherwise look for a display and sound card
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     returns = []
     for i, s in enumerate(seeds):
         total, frames = _rendered_episode(task, policy, s, RENDER_MODES[render], device)
