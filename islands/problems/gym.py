@@ -10,7 +10,8 @@ observation (scaled to [-1, 1] along every dimension whose bounds are finite, un
 One evaluation runs `episodes` (K) episodes for every network of the population at once in one
 gymnasium vector environment of P x K copies, stepped together until every episode has ended
 or `max_steps` (default: the environment's own time limit) is reached. Fitness is the mean (or
-`statistic=median|min`) return over the K episodes, so one lucky start no longer wins.
+`statistic=median|min`; the lower middle value for an even K) return over the K episodes, so
+one lucky start no longer wins.
 
 Seeds (docs/DESIGN.md, "Episode seeds"): the island reseeds the task before each generation
 from its own seed and the generation number (`Problem.reseed`), so every generation meets fresh
@@ -54,6 +55,7 @@ STATISTICS = ("mean", "median", "min")
 MODES = ("auto", "native", "sync", "loop")
 SEED_SPAN = 2**31  # training seeds in [0, 2^31), evaluation seeds in [2^31, 2^32)
 MAX_EVAL_EPISODES = 2**20
+MAX_EPISODES = 1000  # training episodes per network and generation
 SCALE_LIMIT = 1e6  # bounds wider than this are "unbounded" for observation scaling
 
 
@@ -99,6 +101,8 @@ class GymTask(Task):
         self.env_id = env_id
         self.name = PREFIX + env_id
         self.episodes = check_dim(episodes, what=f"{self.name}: episodes")
+        if self.episodes > MAX_EPISODES:  # P x K environments are alive at once
+            raise ConfigError(f"{self.name}: episodes must be at most {MAX_EPISODES}, got {self.episodes}")
         if statistic not in STATISTICS:
             raise ConfigError(f"{self.name}: statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
         if vectorize not in MODES:
