@@ -36,7 +36,7 @@ def export_fields(res: Any, island: str | None = None) -> dict[str, Any]:
     else:
         out["genome_kind"] = "vector"
         out["genome"] = np.asarray(champ.genome)
-    net = res.network(champ.island)
+    net = res.network(island)  # the same genome as above: the champion file, or that island's best
     if net is not None:
         for k, v in net.items():
             if isinstance(v, list):  # per-layer arrays of an MLP

@@ -160,9 +160,24 @@ class RunResults:
             at += a * b
             biases.append(g[at: at + b])
             at += b
-        return {"kind": "mlp", "layer_sizes": np.asarray(spec.sizes, dtype=np.int64),
-                "activation": spec.activation, "output_activation": "sigmoid",
-                "weights": weights, "biases": biases}
+        out = {"kind": "mlp", "layer_sizes": np.asarray(spec.sizes, dtype=np.int64),
+               "activation": spec.activation, "output_activation": "sigmoid",
+               "weights": weights, "biases": biases}
+        return {**out, **_io(getattr(prob, "task", None))}
+
+
+def _io(task: Any) -> dict[str, Any]:
+    """How a gym:* task feeds and reads the network (islands.problems.gym): inputs are the
+    flattened observation times `observation_scale`; Discrete actions are `action_start` +
+    argmax of the outputs, Box actions `action_low + output * action_width`."""
+    if task is None or not hasattr(task, "obs_scale"):
+        return {}
+    out: dict[str, Any] = {"observation_scale": np.asarray(task.obs_scale if task.normalize else
+                                                           np.ones_like(task.obs_scale), dtype=np.float32)}
+    if task.discrete:
+        return {**out, "action": "argmax", "action_start": int(task.action_start)}
+    return {**out, "action": "box", "action_low": np.asarray(task.action_low, dtype=np.float64),
+            "action_width": np.asarray(task.action_width, dtype=np.float64)}
 
 
 def open_run(path: str | Path) -> RunResults:

@@ -263,3 +263,25 @@ def test_launch_reports_generalisation(tmp_path, spawn):
     assert "generalisation: mean return" in out.decode() and "over 7 unseen starts" in out.decode()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["generalisation"]["episodes"] == 7 and summary["generalisation"]["threshold"] == 475.0
+
+
+def test_exported_network_says_how_to_feed_and_read_it(fixed_champion):
+    """`islands export` of a gym run carries the observation scale and action rule, so the
+    exported arrays alone replay an episode exactly as `evaluate` scored it."""
+    import gymnasium
+
+    from islands.export_cli import export_fields
+
+    root, genome = fixed_champion([0, 0, 0.1, 1])
+    fields = export_fields(open_run(root))
+    assert fields["network_action"] == "argmax" and fields["network_action_start"] == 0
+    seed = evaluation_seeds(0, 1)[0]
+    env = gymnasium.make("CartPole-v1")
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        x = np.asarray(obs, dtype=np.float32) * fields["network_observation_scale"]
+        out = x @ fields["network_weights_0"] + fields["network_biases_0"]  # one layer, sigmoid is monotone
+        obs, r, term, trunc, _ = env.step(int(np.argmax(out)) + fields["network_action_start"])
+        total, done = total + r, term or trunc
+    assert total == generalisation(root, episodes=1).returns[0]
