@@ -37,8 +37,9 @@ def _guard(action: Callable[[], Any]) -> Any:
 
 
 _run_arg = click.argument("run", type=click.Path(file_okay=False, path_type=Path))
-_seed_opt = click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
-                         help="Which set of unseen starts (seeds from 2^31 up, never a training seed).")
+_seed_opt = click.option("--seed", type=click.IntRange(0, 2047), default=0, show_default=True,
+                         help="Which set of unseen starts: --seed S uses seeds 2^31 + S * 2^20 + i, never "
+                              "a training seed.")
 _device_opt = click.option("--device", default="cpu", show_default=True, help="Torch device for the network.")
 
 

@@ -55,6 +55,7 @@ STATISTICS = ("mean", "median", "min")
 MODES = ("auto", "native", "sync", "loop")
 SEED_SPAN = 2**31  # training seeds in [0, 2^31), evaluation seeds in [2^31, 2^32)
 MAX_EVAL_EPISODES = 2**20
+EVAL_SETS = SEED_SPAN // MAX_EVAL_EPISODES  # 2048 values of `islands evaluate --seed`
 MAX_EPISODES = 1000  # training episodes per network and generation
 SCALE_LIMIT = 1e6  # bounds wider than this are "unbounded" for observation scaling
 
@@ -74,12 +75,16 @@ def training_seeds(seed: int, count: int) -> list[int]:
 
 
 def evaluation_seeds(seed: int, count: int) -> list[int]:
-    """`count` consecutive seeds in [2^31, 2^32) for `islands evaluate --seed`: never training seeds."""
+    """`count` consecutive seeds in [2^31, 2^32) for `islands evaluate --seed`: never training seeds.
+
+    Seed S owns [2^31 + S * 2^20, 2^31 + (S + 1) * 2^20): 2048 disjoint sets of unseen starts.
+    """
     check_dim(count, what="episodes")
     if count > MAX_EVAL_EPISODES:
         raise ConfigError(f"episodes must be at most {MAX_EVAL_EPISODES}, got {count}")
-    start = (int(seed) * MAX_EVAL_EPISODES) % SEED_SPAN
-    return [SEED_SPAN + (start + i) % SEED_SPAN for i in range(count)]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < EVAL_SETS:
+        raise ConfigError(f"evaluation seed must be an integer in [0, {EVAL_SETS - 1}], got {seed!r}")
+    return [SEED_SPAN + seed * MAX_EVAL_EPISODES + i for i in range(count)]
 
 
 def _flag(name: str, value: Any) -> bool:
