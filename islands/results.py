@@ -194,8 +194,8 @@ class _Policy:
 
     size = 1
 
-    def __init__(self, net: Any, inputs: int, outputs: int) -> None:
-        self.net, self.inputs, self.outputs = net, inputs, outputs
+    def __init__(self, net: Any, inputs: int, outputs: int, task: Any = None) -> None:
+        self.net, self.inputs, self.outputs, self.task = net, inputs, outputs, task
 
     def reset(self, batch: int = 1) -> None:
         """Clear recurrent state (NEAT recurrent networks) before a new episode."""
@@ -210,6 +210,17 @@ class _Policy:
         single = x.ndim == 1
         out = self.net(x.reshape(1, -1, self.inputs))[0]
         return out[0] if single else out
+
+    def act(self, observation: Any) -> Any:
+        """gym:* runs: the action for one raw observation, scaled and read as the island did
+        (`env.step(policy.act(obs))`), after `reset()` at the start of each episode."""
+        import numpy as np
+        import torch
+
+        if self.task is None or not hasattr(self.task, "obs_scale"):
+            raise IslandsError("act() is for gym:* problems; call the policy on observations instead")
+        device = self.net.layers[0][0].device if hasattr(self.net, "layers") else torch.device("cpu")
+        return self.task._actions(self, np.asarray(observation)[None], 1, 1, device)[0]
 
 
 def load_policy(run: RunResults | str | Path, island: str | None = None,
@@ -238,4 +249,4 @@ def load_policy(run: RunResults | str | Path, island: str | None = None,
     else:
         genome = torch.as_tensor(np.asarray(champ.genome), device=device).reshape(1, -1)
         net = MLP(prob.spec, genome)  # type: ignore[attr-defined]
-    return _Policy(net, int(task.inputs), int(task.outputs))
+    return _Policy(net, int(task.inputs), int(task.outputs), task)

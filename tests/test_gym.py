@@ -285,3 +285,20 @@ def test_exported_network_says_how_to_feed_and_read_it(fixed_champion):
         obs, r, term, trunc, _ = env.step(int(np.argmax(out)) + fields["network_action_start"])
         total, done = total + r, term or trunc
     assert total == generalisation(root, episodes=1).returns[0]
+
+
+def test_loaded_policy_acts_in_a_plain_gymnasium_loop(fixed_champion):
+    import gymnasium
+
+    from islands.results import load_policy
+
+    root, _genome = fixed_champion([0, 0, 0.1, 1])
+    policy = load_policy(root)
+    env = gymnasium.make("CartPole-v1")
+    obs, _ = env.reset(seed=evaluation_seeds(2, 1)[0])
+    policy.reset()
+    total, done = 0.0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(policy.act(obs))
+        total, done = total + r, term or trunc
+    assert total == generalisation(root, episodes=1, seed=2).returns[0]
