@@ -23,7 +23,7 @@ import torch
 
 from islands import checkpoint as ckpt
 from islands.algorithms import make_algorithm
-from islands.config import RunConfig, island_number, island_seed
+from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.problems import make_problem
 from islands.status.record import HistoryLine, IslandStatus, Migration, MigrationEvent
@@ -189,6 +189,7 @@ class _Loop:
         # killed (before its first checkpoint) would make the history mix two trajectories.
         self.rundir.truncate_history(self.spec.island, -1)
         progress = ckpt.Progress()
+        self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
         progress.evaluations = self.algo.evaluated(state)
         self._record(state, progress)
@@ -201,6 +202,7 @@ class _Loop:
         reason = self._finished(progress)
         while reason is None:
             g = progress.generation
+            self._episodes(g)  # immigrants are evaluated on the episodes of the population they join
             # A periodic checkpoint at g follows g's migration, a checkpoint on stop precedes it:
             # the recorded last migration generation tells a resumed island which one it has.
             if (self.migrator is not None and self.cfg.migration.due(g, self.seed)
@@ -214,6 +216,7 @@ class _Loop:
             # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
             # generation's gain theirs; the count lives in the state, so a resume agrees.
             deferred = self.algo.pending_immigrants(state) > 0
+            self._episodes(g + 1)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
             progress.evaluations += self.algo.evaluated(state)
@@ -223,6 +226,11 @@ class _Loop:
         self._status(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
                             progress.evaluations, resumed)
+
+    def _episodes(self, generation: int) -> None:
+        """Stochastic problems play new episodes every generation, the same on a resume."""
+        if self.problem.reseed is not None:
+            self.problem.reseed(episode_seed(self.seed, generation))
 
     def _finished(self, progress: ckpt.Progress) -> str | None:
         if self.target is not None and progress.best_ever >= self.target:

@@ -83,6 +83,10 @@ class Problem:
         dtype: "float64" or "float32", the precision genomes and fitness are evolved in
             unless the run asks for another (`--dtype`). float64 lets a benchmark report
             precision below 1e-7; network weights need no more than float32.
+        reseed: For stochastic problems (episodes with random starts or noise): seed -> None,
+            choosing the episodes every later evaluation plays. The island calls it with a
+            seed derived from its own seed and the generation (`islands.island.episode_seed`),
+            so runs repeat and resume exactly; None for deterministic problems.
     """
 
     name: str
@@ -96,6 +100,7 @@ class Problem:
     description: str = ""
     genome_kind: str = "vector"
     dtype: str = "float64"
+    reseed: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -115,6 +120,8 @@ class Problem:
             raise ConfigError(f"{self.name}: dtype must be float64 or float32, got {self.dtype!r}")
         if not callable(self.fn):
             raise ConfigError(f"{self.name}: fn must be callable, got {self.fn!r}")
+        if self.reseed is not None and not callable(self.reseed):
+            raise ConfigError(f"{self.name}: reseed must be callable(seed) or None")
         if self.optimum_x is not None and not callable(self.optimum_x):
             raise ConfigError(f"{self.name}: optimum_x must be callable(dim) or None")
         optimum = optional_real(f"{self.name}: optimum", self.optimum)

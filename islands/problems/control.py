@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -76,21 +76,51 @@ class Xor(Task):
 
 # Classic cart-pole constants (Barto, Sutton & Anderson 1983).
 _G, _MC, _MP, _HALF, _FORCE, _TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
-_TWELVE_DEG = 12 * math.pi / 180
+_TWELVE_DEG = 12 * 2 * math.pi / 360  # written as gymnasium does, to the last bit
+
+
+class EpisodeDraw:
+    """The seed of the episodes a stochastic task plays now (mutable, one per task object).
+
+    The island sets it once per generation (`Problem.reseed`) from the island's seed and the
+    generation number, so every network of a generation plays the same starts and noise
+    (a fair comparison), each generation plays new ones (no luck is rewarded twice), and a
+    resumed island replays exactly the episodes it would have played.
+    """
+
+    __slots__ = ("seed",)
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
 
 
 @dataclass(frozen=True)
 class CartPole(Task):
+    """Cart-pole; physics identical to gymnasium's CartPole-v1 (tests/test_control_gym.py).
+
+    `fresh`: every generation plays `episodes` new starts (from `EpisodeDraw`); otherwise
+    (or before any reseed) the fixed starts of `seed`. `noise`: standard deviation of
+    Gaussian noise added to every (scaled, about unit-range) observation, drawn per
+    episode and step and shared by all networks; 0 plays the exact gymnasium task.
+    """
+
     max_steps: int = 500
-    episodes: int = 4
+    episodes: int = 10
     seed: int = 0
+    noise: float = 0.3
+    fresh: bool = True
     name: str = "cartpole"
     inputs: int = 4
     outputs: int = 1
+    draw: EpisodeDraw = field(default_factory=EpisodeDraw, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_dim(self.max_steps, what="cartpole: max_steps")
         check_dim(self.episodes, what="cartpole: episodes")
+        noise = real_param("cartpole: noise", self.noise)
+        if noise < 0:
+            raise ConfigError(f"cartpole: noise must be >= 0, got {self.noise!r}")
+        object.__setattr__(self, "noise", noise)
 
     @property
     def solved_at(self) -> float:  # type: ignore[override]
@@ -98,34 +128,66 @@ class CartPole(Task):
 
     optimum = solved_at
 
-    def starts(self, device: torch.device) -> Tensor:
-        """The fixed start states `[E, 4]`, uniform in +-0.05 like the usual benchmark."""
-        gen = torch.Generator().manual_seed(self.seed)
+    def reseed(self, seed: int) -> None:
+        """Play the episodes of `seed` from now on (ignored unless `fresh`)."""
+        if self.fresh:
+            self.draw.seed = int(seed)
+
+    def starts(self, device: torch.device, seed: int | None = None) -> Tensor:
+        """Start states `[E, 4]` of `seed` (default: the fixed `self.seed`), uniform in +-0.05 as gymnasium."""
+        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         return ((torch.rand((self.episodes, 4), generator=gen, dtype=torch.float64) - 0.5) * 0.1).to(device)
 
     def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
-        p, e = policy.size, self.episodes
-        state = self.starts(device).expand(p, e, 4).clone()
+        seed = self.draw.seed if self.fresh and self.draw.seed is not None else self.seed
+        noise = None
+        if self.noise > 0:
+            gen = torch.Generator().manual_seed(seed ^ 0x5EED)
+            noise = (torch.randn((self.max_steps, self.episodes, 4), generator=gen, dtype=torch.float64)
+                     * self.noise).to(device)
+        return self.play(policy, self.starts(device, seed), device, noise=noise)[0].mean(dim=1)
+
+    def play(self, policy: Policy, starts: Tensor, device: torch.device, *, noise: Tensor | None = None,
+             trace: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Steps balanced `[P, E]` from `starts` `[E, 4]` (and the states `[P, E, 4]` after
+        every step if `trace`; a failed episode's state stays frozen at its last one).
+
+        `noise` `[T, E, 4]` is added to the scaled observations at step t.
+        """
+        p, e = policy.size, starts.shape[0]
+        state = starts.to(device, torch.float64).expand(p, e, 4).clone()
         scale = torch.tensor([1 / 2.4, 1 / 2.0, 1 / _TWELVE_DEG, 1 / 2.0], device=device, dtype=torch.float64)
         alive = torch.ones((p, e), dtype=torch.bool, device=device)
         steps = torch.zeros((p, e), dtype=torch.float64, device=device)
+        states: list[Tensor] = []
         policy.reset(e)
-        total, ml = _MC + _MP, _MP * _HALF
         for t in range(self.max_steps):
-            push = policy((state * scale).float())[..., 0] > 0.5
-            force = torch.where(push, _FORCE, -_FORCE).double()
-            x, xd, th, thd = state.unbind(-1)
-            sin, cos = torch.sin(th), torch.cos(th)
-            temp = (force + ml * thd * thd * sin) / total
-            thdd = (_G * sin - cos * temp) / (_HALF * (4.0 / 3.0 - _MP * cos * cos / total))
-            xdd = temp - ml * thdd * cos / total
-            new = torch.stack([x + _TAU * xd, xd + _TAU * xdd, th + _TAU * thd, thd + _TAU * thdd], dim=-1)
+            obs = state * scale if noise is None else state * scale + noise[t]
+            push = policy(obs.float())[..., 0] > 0.5
+            new = cartpole_step(state, torch.where(push, _FORCE, -_FORCE).double())
             alive = alive & (new[..., 0].abs() <= 2.4) & (new[..., 2].abs() <= _TWELVE_DEG)
             steps += alive
             state = torch.where(alive[..., None], new, state)  # failed episodes stay frozen
-            if t % 16 == 15 and not bool(alive.any()):
+            if trace:
+                states.append(new)
+            if t % 16 == 15 and not bool(alive.any()) and not trace:
                 break
-        return steps.mean(dim=1)
+        return steps, states
+
+
+def cartpole_step(state: Tensor, force: Tensor) -> Tensor:
+    """One Euler step (tau 0.02 s) of the classic cart-pole, `[..., 4]` -> `[..., 4]`.
+
+    The same equations, constants and order of updates as gymnasium's CartPole-v1
+    ("euler" integrator), so the same start and actions give the same trajectory.
+    """
+    total, ml = _MC + _MP, _MP * _HALF
+    x, xd, th, thd = state.unbind(-1)
+    sin, cos = torch.sin(th), torch.cos(th)
+    temp = (force + ml * thd * thd * sin) / total
+    thdd = (_G * sin - cos * temp) / (_HALF * (4.0 / 3.0 - _MP * cos * cos / total))
+    xdd = temp - ml * thdd * cos / total
+    return torch.stack([x + _TAU * xd, xd + _TAU * xdd, th + _TAU * thd, thd + _TAU * thdd], dim=-1)
 
 
 # Double pole (Wieland 1991) as in the NEAT paper's experiments.
@@ -264,7 +326,7 @@ def network_problem(
     return NetworkProblem(
         name=task.name, dim=spec.dim, lower=-bound, upper=bound, fn=fn,
         optimum=task.optimum, solved_at=target, description=description, task=task, spec=spec,
-        dtype="float32",
+        dtype="float32", reseed=getattr(task, "reseed", None),
     )
 
 
@@ -276,11 +338,25 @@ def xor(dim: int = 0, *, hidden: object = 2, activation: str = "tanh", weight_bo
 
 
 def cartpole(dim: int = 0, *, hidden: object = 4, activation: str = "tanh", weight_bound: float = 5.0,
-             max_steps: int = 500, episodes: int = 4, seed: int = 0, solved_at: object = "task") -> NetworkProblem:
-    """Cart-pole (classic constants): mean steps balanced over fixed starts, up to max_steps."""
-    task = CartPole(max_steps=max_steps, episodes=episodes, seed=seed)
+             max_steps: int = 500, episodes: int = 10, noise: float = 0.3, fresh: object = True,
+             seed: int = 0, solved_at: object = "task") -> NetworkProblem:
+    """Cart-pole (gymnasium's CartPole-v1 physics): mean steps balanced over `episodes` random
+    starts, new ones every generation (`fresh`), with observation noise `noise`."""
+    task = CartPole(max_steps=max_steps, episodes=episodes, seed=seed, noise=noise, fresh=_flag("fresh", fresh))
     return network_problem(task, hidden=hidden, activation=activation, weight_bound=weight_bound,
                            solved_at=solved_at, description=_SUMMARY["cartpole"])
+
+
+def _flag(name: str, value: object) -> bool:
+    """A boolean parameter from Python or the command line (1/0, true/false, yes/no)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"cartpole: {name} must be 1/0 or true/false, got {value!r}")
 
 
 def double_pole(dim: int = 0, *, hidden: object = 5, activation: str = "tanh", weight_bound: float = 5.0,
@@ -303,7 +379,8 @@ def double_pole_nv(dim: int = 0, *, hidden: object = 5, activation: str = "tanh"
 
 _SUMMARY = {
     "xor": "XOR network task (pure: MLP weights, neat: graphs); 4 - SSE, solved at 3; param hidden",
-    "cartpole": "Cart-pole balancing, classic constants; steps balanced; params hidden, max_steps, episodes",
+    "cartpole": ("Cart-pole (gymnasium CartPole-v1 physics), mean steps over new noisy starts each generation; "
+                 "params hidden, episodes=10, noise=0.3, fresh=1, max_steps=500"),
     "double_pole": "Double pole balancing with velocities (NEAT paper); solved at 100,000 steps",
     "double_pole_nv": "Double pole balancing without velocities (needs recurrent NEAT); Gruau fitness",
 }
