@@ -8,7 +8,7 @@ import torch
 
 from islands.errors import ConfigError
 from islands.problems import make_problem
-from islands.problems.control import CartPole, DoublePole, NetworkProblem, Xor
+from islands.problems.control import CartPole, DoublePole, NetworkProblem, Xor, generalisation_starts
 
 CPU = torch.device("cpu")
 
@@ -109,7 +109,8 @@ def test_cartpole_start_states_are_fixed_and_small():
 
 # ----------------------------------------------------------------------------- double pole
 
-def double_pole_reference(policy, max_steps: int, velocities: bool = True, jiggle: list | None = None) -> int:
+def double_pole_reference(policy, max_steps: int, velocities: bool = True, jiggle: list | None = None,
+                          start: list | None = None) -> int:
     """Scalar RK4 transcription of Wieland's equations as in the NEAT experiments.
 
     Returns the steps balanced; appends |x|+|x'|+|t1|+|t1'| of each balanced step to `jiggle`.
@@ -132,7 +133,7 @@ def double_pole_reference(policy, max_steps: int, velocities: bool = True, jiggl
             out[j] = -0.75 * (xdd * cos + gs + temp) / l
         return out
 
-    s = [0.0, 0.0, math.pi / 180, 0.0, 0.0, 0.0]
+    s = list(start) if start is not None else [0.0, 0.0, math.pi / 180, 0.0, 0.0, 0.0]
     for t in range(max_steps):
         obs = [s[0] / 4.8, s[1] / 2, s[2] / 0.52, s[3] / 2, s[4] / 0.52, s[5] / 2]
         force = (policy(obs if velocities else [obs[0], obs[2], obs[4]]) - 0.5) * 20
@@ -186,6 +187,35 @@ def test_gruau_fitness_matches_its_definition():
         assert got[i].item() == pytest.approx(want, rel=1e-5), i  # float32 policy outputs
         lasted.append(t)
     assert min(lasted) < 100 <= max(lasted)  # both branches of the definition are exercised
+
+
+def test_the_generalisation_grid_is_gruaus_625_starts():
+    q, v = generalisation_starts(CPU)
+    assert q.shape == v.shape == (3, 625)
+    assert not q[2].any() and not v[2].any()  # the short pole starts upright and at rest
+    deg = math.pi / 180
+    for row, half_range in ((q[0], 2.16), (v[0], 1.35), (q[1], 3.6 * deg), (v[1], 8.6 * deg)):
+        levels = sorted(set(round(x / half_range, 9) for x in row.tolist()))
+        assert levels == [-0.9, -0.5, 0.0, 0.5, 0.9]
+    assert len({tuple(c) for c in torch.cat([q[:2], v[:2]]).T.tolist()}) == 625
+
+
+def test_generalisation_counts_the_grid_starts_each_network_balances():
+    ws = [[0.0, 0.0, 0.0], [0.5, 4.0, -1.0], [-2.4, -5.5, 5.2]]
+    bs = [0.0, 0.1, 0.2]
+    task = DoublePole(velocities=False, fitness="gruau")
+    score = task.generalisation(Linear(ws, bs), CPU, steps=60)
+    q, v = generalisation_starts(CPU)
+    steps, _ = task.play(Linear(ws, bs), q, v, CPU, 60)
+    assert torch.equal(score, (steps >= 60).sum(dim=1)) and score.shape == (3,)
+    # Spot-check starts of the grid against the scalar reference (state order x, x', t1, t1', t2, t2').
+    for j in (0, 312, 401, 624):
+        start = [q[0, j], v[0, j], q[1, j], v[1, j], 0.0, 0.0]
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            want = double_pole_reference(lambda o: 1 / (1 + math.exp(-(sum(a * c for a, c in zip(o, w)) + b))),
+                                         60, velocities=False, start=[float(x) for x in start])
+            assert steps[i, j].item() == want, (i, j)
+    assert len(set(steps.flatten().tolist())) > 3  # the starts differ, so do the episodes
 
 
 # ----------------------------------------------------------------------------- as problems

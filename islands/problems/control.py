@@ -36,7 +36,7 @@ from islands.nets import MLP, MLPSpec, Policy, parse_layers
 from islands.problems.base import Problem, check_dim, optional_real, real_param
 from islands.problems.benchmarks import Builtin
 
-__all__ = ["CONTROL", "CartPole", "EpisodeDraw", "cartpole_generalisation", "cartpole_step", "DoublePole", "NetworkProblem", "Task", "Xor", "network_problem"]
+__all__ = ["CONTROL", "CartPole", "EpisodeDraw", "cartpole_generalisation", "cartpole_step", "generalisation_starts", "DoublePole", "NetworkProblem", "Task", "Xor", "network_problem"]
 
 XOR_UNSOLVED_SCALE = 0.75  # unsolved networks score 0.75 * (4 - SSE) < 3
 
@@ -246,13 +246,36 @@ class DoublePole(Task):
     optimum = solved_at
 
     def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        q0 = torch.zeros((3, 1), device=device, dtype=torch.float64)
+        q0[1] = self.start_degrees * math.pi / 180  # positions x, theta1, theta2
+        steps, jiggle = self.play(policy, q0, torch.zeros_like(q0), device, self.max_steps,
+                                  gruau=self.fitness == "gruau")
+        steps = steps[:, 0]
+        if jiggle is None:
+            return steps
+        f2 = torch.where(steps >= 100, 0.75 / jiggle[:, 0].clamp(min=1e-12), 0.0)
+        return 0.1 * steps / 1000.0 + 0.9 * f2
+
+    def generalisation(self, policy: Policy, device: torch.device, steps: int = 1000) -> Tensor:
+        """How many of the 625 starts of Gruau et al. (1996) each network balances for
+        `steps` steps `[P]`: the NEAT paper's generalisation test for the double pole
+        without velocities (a solution must score at least 200)."""
+        q0, v0 = generalisation_starts(device)
+        balanced, _ = self.play(policy, q0, v0, device, steps)
+        return (balanced >= steps).sum(dim=1)
+
+    def play(self, policy: Policy, q0: Tensor, v0: Tensor, device: torch.device, max_steps: int,
+             gruau: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Steps balanced `[P, B]` from positions `q0` and velocities `v0` `[3, B]` (cart,
+        long pole, short pole), and with `gruau` the sum of the Gruau jiggle over the last
+        100 balanced steps `[P, B]`."""
         # The time loop is the cost (100,000 steps x ~100 tensor ops for RK4), so every op
-        # counts: operands are [3, P] (cart and both poles at once), folded with alpha=.
+        # counts: operands are [3, P * B] (cart and both poles at once), folded with alpha=.
         f64 = dict(device=device, dtype=torch.float64)
-        p = policy.size
-        q = torch.zeros((3, p), **f64)  # positions x, theta1, theta2
-        q[1] = self.start_degrees * math.pi / 180
-        v = torch.zeros((3, p), **f64)  # their velocities
+        p, b = policy.size, q0.shape[1]
+        n = p * b
+        q = q0.to(**f64).repeat(1, p)  # column i * b + j: network i, start j
+        v = v0.to(**f64).repeat(1, p)
         mass = torch.tensor(_POLE_MASS, **f64)[:, None]
         half = torch.tensor(_POLE_HALF, **f64)[:, None]
         consts = (mass * half, 0.75 * mass, _MUP / (mass * half), -0.75 / half, 1.0 + float(mass.sum()))
@@ -263,13 +286,13 @@ class DoublePole(Task):
         else:
             scale = torch.tensor([1 / 4.8, 1 / 0.52, 1 / 0.52], **f64)
             pick = torch.tensor([0, 1, 2], device=device)
-        alive = torch.ones(p, dtype=torch.bool, device=device)
-        steps = torch.zeros(p, **f64)
-        jiggle = torch.zeros((100, p), **f64) if self.fitness == "gruau" else None
-        policy.reset(1)
-        for t in range(self.max_steps):
+        alive = torch.ones(n, dtype=torch.bool, device=device)
+        steps = torch.zeros(n, **f64)
+        jiggle = torch.zeros((100, n), **f64) if gruau else None
+        policy.reset(b)
+        for t in range(max_steps):
             obs = torch.cat([q, v]).index_select(0, pick).T * scale
-            force = (policy(obs[:, None, :])[:, 0, 0].double() - 0.5) * 20.0
+            force = (policy(obs.reshape(p, b, -1))[..., 0].reshape(n).double() - 0.5) * 20.0
             for _ in range(2):
                 q, v = _rk4(q, v, force, 0.01, consts)
             # A failed episode goes on integrating (possibly into NaN) but is never alive again.
@@ -280,10 +303,23 @@ class DoublePole(Task):
                 jiggle[t % 100] = torch.where(alive, row, jiggle[t % 100])
             if t % 16 == 15 and not bool(alive.any()):
                 break
-        if jiggle is None:
-            return steps
-        f2 = torch.where(steps >= 100, 0.75 / jiggle.sum(dim=0).clamp(min=1e-12), 0.0)
-        return 0.1 * steps / 1000.0 + 0.9 * f2
+        return steps.reshape(p, b), None if jiggle is None else jiggle.sum(dim=0).reshape(p, b)
+
+
+# Gruau, Whitley & Pyeatt (1996): x, x', theta1, theta1' each at 0.05, 0.25, 0.5, 0.75 and 0.95
+# of their ranges +-2.16 m, +-1.35 m/s, +-3.6 degrees, +-8.6 degrees/s; the short pole at rest.
+_GENERAL_RANGES = (2.16, 1.35, 3.6 * math.pi / 180, 8.6 * math.pi / 180)
+_GENERAL_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def generalisation_starts(device: torch.device) -> tuple[Tensor, Tensor]:
+    """The 625 start states (the 5^4 grid) of the double-pole generalisation test: positions
+    and velocities `[3, 625]` (cart, long pole, short pole)."""
+    levels = torch.tensor(_GENERAL_LEVELS, dtype=torch.float64)
+    axes = [(2 * levels - 1) * r for r in _GENERAL_RANGES]
+    x, xd, th, thd = (g.reshape(-1) for g in torch.meshgrid(*axes, indexing="ij"))
+    zero = torch.zeros_like(x)
+    return torch.stack([x, th, zero]).to(device), torch.stack([xd, thd, zero]).to(device)
 
 
 def _accel(q: Tensor, v: Tensor, force: Tensor, consts: tuple) -> Tensor:
