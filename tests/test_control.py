@@ -231,3 +231,21 @@ def test_network_problems_size_their_genome_from_the_layers():
     for bad in ("8,x", -1, 2.5, "0,4"):
         with pytest.raises(ConfigError, match="hidden"):
             make_problem("cartpole", hidden=bad)
+
+
+def test_neat_networks_play_the_generalisation_starts_in_one_batch_as_one_by_one():
+    from islands.algorithms.neat import NeatAlgorithm, NeatConfig
+
+    problem = make_problem("double_pole_nv", max_steps=100)
+    algo = NeatAlgorithm(problem, NeatConfig(recurrent=True))
+    gen = torch.Generator().manual_seed(0)
+    state = algo.evaluate(algo.init(12, 0, gen))
+    for g in range(3):
+        state = algo.evaluate(algo.step(state, g, gen))
+    q, v = generalisation_starts(CPU)
+    pick = [0, 100, 311, 624]
+    together, _ = problem.task.play(algo.compile(state.genomes), q[:, pick], v[:, pick], CPU, 80)
+    for k, j in enumerate(pick):
+        alone, _ = problem.task.play(algo.compile(state.genomes), q[:, j:j + 1], v[:, j:j + 1], CPU, 80)
+        assert torch.equal(alone[:, 0], together[:, k]), j
+    assert len(set(together.flatten().tolist())) > 1
