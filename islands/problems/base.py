@@ -85,7 +85,7 @@ class Problem:
             precision below 1e-7; network weights need no more than float32.
         reseed: For stochastic problems (episodes with random starts or noise): seed -> None,
             choosing the episodes every later evaluation plays. The island calls it with a
-            seed derived from its own seed and the generation (`islands.island.episode_seed`),
+            seed derived from its own seed and the generation (`islands.config.episode_seed`),
             so runs repeat and resume exactly; None for deterministic problems.
     """
 
