@@ -285,6 +285,17 @@ def island_seed(run_seed: int, island: str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def episode_seed(island_seed: int, generation: int) -> int:
+    """The 63-bit seed of the episodes a stochastic problem plays at `generation` on an island.
+
+    A pure function of the island's seed and the generation, not a draw from the island's
+    generator: a resumed island gets the same episodes without checkpointing anything, and
+    problems without episodes leave the island's random stream exactly as it was.
+    """
+    digest = hashlib.blake2b(f"episodes:{island_seed}:{generation}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
 VARIABLE_SETTINGS = (
     "mutation_sigma",
     "mutation_rate",

@@ -23,10 +23,9 @@ import torch
 
 from islands import checkpoint as ckpt
 from islands.algorithms import make_algorithm
-from islands.config import RunConfig, island_number, island_seed
+from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.problems import make_problem
-from islands.problems.base import episode_seed
 from islands.status.record import HistoryLine, IslandStatus, Migration, MigrationEvent
 from migration_pool.rundir import RunDir
 
@@ -204,6 +203,7 @@ class _Loop:
         reason = self._finished(progress)
         while reason is None:
             g = progress.generation
+            self._episodes(g)  # immigrants are evaluated on the episodes of the population they join
             # A periodic checkpoint at g follows g's migration, a checkpoint on stop precedes it:
             # the recorded last migration generation tells a resumed island which one it has.
             if (self.migrator is not None and self.cfg.migration.due(g, self.seed)

@@ -8,7 +8,7 @@ import torch
 
 from islands.errors import ConfigError
 from islands.problems import make_problem
-from islands.problems.control import CartPole, DoublePole, NetworkProblem, Xor
+from islands.problems.control import CartPole, DoublePole, NetworkProblem, Xor, generalisation_starts
 
 CPU = torch.device("cpu")
 
@@ -90,7 +90,7 @@ def cartpole_reference(policy_w: list[float], b: float, start: list[float], max_
 
 
 def test_cartpole_matches_a_scalar_reference_for_every_network_and_episode():
-    task = CartPole(max_steps=300, episodes=3, seed=5)
+    task = CartPole(max_steps=300, episodes=3, seed=5, noise=0.0)
     ws = [[0.0, 0.0, 0.0, 0.0], [0.1, 0.5, 3.0, 1.0], [-1.0, -2.0, 5.0, 2.0], [0.3, 0.2, 1.0, 0.4]]
     bs = [1.0, 0.0, 0.1, -0.2]
     got = task.evaluate(Linear(ws, bs), CPU)
@@ -103,13 +103,14 @@ def test_cartpole_matches_a_scalar_reference_for_every_network_and_episode():
 
 def test_cartpole_start_states_are_fixed_and_small():
     a, b = CartPole(seed=1).starts(CPU), CartPole(seed=1).starts(CPU)
-    assert torch.equal(a, b) and a.shape == (4, 4) and a.abs().max() <= 0.05
+    assert torch.equal(a, b) and a.shape == (10, 4) and a.abs().max() <= 0.05
     assert not torch.equal(a, CartPole(seed=2).starts(CPU))
 
 
 # ----------------------------------------------------------------------------- double pole
 
-def double_pole_reference(policy, max_steps: int, velocities: bool = True, jiggle: list | None = None) -> int:
+def double_pole_reference(policy, max_steps: int, velocities: bool = True, jiggle: list | None = None,
+                          start: list | None = None) -> int:
     """Scalar RK4 transcription of Wieland's equations as in the NEAT experiments.
 
     Returns the steps balanced; appends |x|+|x'|+|t1|+|t1'| of each balanced step to `jiggle`.
@@ -132,7 +133,7 @@ def double_pole_reference(policy, max_steps: int, velocities: bool = True, jiggl
             out[j] = -0.75 * (xdd * cos + gs + temp) / l
         return out
 
-    s = [0.0, 0.0, math.pi / 180, 0.0, 0.0, 0.0]
+    s = list(start) if start is not None else [0.0, 0.0, math.pi / 180, 0.0, 0.0, 0.0]
     for t in range(max_steps):
         obs = [s[0] / 4.8, s[1] / 2, s[2] / 0.52, s[3] / 2, s[4] / 0.52, s[5] / 2]
         force = (policy(obs if velocities else [obs[0], obs[2], obs[4]]) - 0.5) * 20
@@ -188,6 +189,35 @@ def test_gruau_fitness_matches_its_definition():
     assert min(lasted) < 100 <= max(lasted)  # both branches of the definition are exercised
 
 
+def test_the_generalisation_grid_is_gruaus_625_starts():
+    q, v = generalisation_starts(CPU)
+    assert q.shape == v.shape == (3, 625)
+    assert not q[2].any() and not v[2].any()  # the short pole starts upright and at rest
+    deg = math.pi / 180
+    for row, half_range in ((q[0], 2.16), (v[0], 1.35), (q[1], 3.6 * deg), (v[1], 8.6 * deg)):
+        levels = sorted(set(round(x / half_range, 9) for x in row.tolist()))
+        assert levels == [-0.9, -0.5, 0.0, 0.5, 0.9]
+    assert len({tuple(c) for c in torch.cat([q[:2], v[:2]]).T.tolist()}) == 625
+
+
+def test_generalisation_counts_the_grid_starts_each_network_balances():
+    ws = [[0.0, 0.0, 0.0], [0.5, 4.0, -1.0], [-2.4, -5.5, 5.2]]
+    bs = [0.0, 0.1, 0.2]
+    task = DoublePole(velocities=False, fitness="gruau")
+    score = task.generalisation(Linear(ws, bs), CPU, steps=60)
+    q, v = generalisation_starts(CPU)
+    steps, _ = task.play(Linear(ws, bs), q, v, CPU, 60)
+    assert torch.equal(score, (steps >= 60).sum(dim=1)) and score.shape == (3,)
+    # Spot-check starts of the grid against the scalar reference (state order x, x', t1, t1', t2, t2').
+    for j in (0, 312, 401, 624):
+        start = [q[0, j], v[0, j], q[1, j], v[1, j], 0.0, 0.0]
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            want = double_pole_reference(lambda o: 1 / (1 + math.exp(-(sum(a * c for a, c in zip(o, w)) + b))),
+                                         60, velocities=False, start=[float(x) for x in start])
+            assert steps[i, j].item() == want, (i, j)
+    assert len(set(steps.flatten().tolist())) > 3  # the starts differ, so do the episodes
+
+
 # ----------------------------------------------------------------------------- as problems
 
 def test_network_problems_size_their_genome_from_the_layers():
@@ -201,3 +231,21 @@ def test_network_problems_size_their_genome_from_the_layers():
     for bad in ("8,x", -1, 2.5, "0,4"):
         with pytest.raises(ConfigError, match="hidden"):
             make_problem("cartpole", hidden=bad)
+
+
+def test_neat_networks_play_the_generalisation_starts_in_one_batch_as_one_by_one():
+    from islands.algorithms.neat import NeatAlgorithm, NeatConfig
+
+    problem = make_problem("double_pole_nv", max_steps=100)
+    algo = NeatAlgorithm(problem, NeatConfig(recurrent=True))
+    gen = torch.Generator().manual_seed(0)
+    state = algo.evaluate(algo.init(12, 0, gen))
+    for g in range(3):
+        state = algo.evaluate(algo.step(state, g, gen))
+    q, v = generalisation_starts(CPU)
+    pick = [0, 100, 311, 624]
+    together, _ = problem.task.play(algo.compile(state.genomes), q[:, pick], v[:, pick], CPU, 80)
+    for k, j in enumerate(pick):
+        alone, _ = problem.task.play(algo.compile(state.genomes), q[:, j:j + 1], v[:, j:j + 1], CPU, 80)
+        assert torch.equal(alone[:, 0], together[:, k]), j
+    assert len(set(together.flatten().tolist())) > 1

@@ -25,7 +25,7 @@ from islands.evaluate import generalisation, recorded  # noqa: E402
 from islands.island import StopFlag  # noqa: E402
 from islands.nets import MLP  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
-from islands.problems.base import episode_seed  # noqa: E402
+from islands.config import episode_seed  # noqa: E402
 from islands.problems.gym import evaluation_seeds, training_seeds  # noqa: E402
 from islands.results import open_run  # noqa: E402
 from islands.runs import evolve  # noqa: E402

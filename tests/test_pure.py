@@ -64,11 +64,12 @@ def test_pure_mode_solves_cartpole(tmp_path):
     cfg = RunConfig(problem="cartpole", algorithm="pure", population=50, generations=60, seed=1)
     result = evolve("island-00", tmp_path, cfg, **QUIET)
     assert result.reason == "target" and result.best == 500.0
-    # The champion, re-run on its own, scores the maximum mean of 500 steps, so it balances
-    # every start state for the whole episode.
+    # Trained on 10 noisy starts a generation, the champion balances on 100 starts it never
+    # saw, without noise (gymnasium's CartPole-v1 task): its mean return is above gymnasium's
+    # reward threshold of 475 (a random network's is about 9).
     champion = RunDir(tmp_path).read_status("island-00")["best_genome"]
-    problem = make_problem("cartpole")
-    assert problem.evaluate(torch.as_tensor(champion, dtype=torch.float32)[None]).item() == 500.0
+    unseen = make_problem("cartpole", episodes=100, noise=0, fresh=0, seed=12345)
+    assert unseen.evaluate(torch.as_tensor(champion, dtype=torch.float32)[None]).item() >= 475.0
     history = RunDir(tmp_path).read_history("island-00")
     assert history[0]["best"] < 500.0  # it was evolved, not drawn at random
 

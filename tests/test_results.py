@@ -141,7 +141,7 @@ def test_neat_xor_champion_exported_and_loaded_gives_the_islands_outputs(neat_ru
 
 def test_pure_cartpole_champion_replays_to_its_recorded_fitness(tmp_path):
     cfg = RunConfig(problem="cartpole", algorithm="pure", population=16, generations=4, seed=2,
-                    problem_params={"max_steps": 200, "episodes": 2}, checkpoint_seconds=0)
+                    problem_params={"max_steps": 200, "episodes": 2, "fresh": 0}, checkpoint_seconds=0)
     evolve("island-00", tmp_path, cfg, **QUIET)
     run = open_run(tmp_path)
     genome, fitness, _ = run.champion()

@@ -7,7 +7,6 @@ problem from the name and parameters recorded in the run manifest.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import operator
@@ -18,7 +17,7 @@ import torch
 
 from islands.errors import ConfigError
 
-__all__ = ["Problem", "FitnessFn", "check_dim", "episode_seed", "optional_real", "real_param"]
+__all__ = ["Problem", "FitnessFn", "check_dim", "optional_real", "real_param"]
 
 #: genomes [P, D] -> fitness [P], larger is better.
 FitnessFn = Callable[[torch.Tensor], torch.Tensor]
@@ -58,17 +57,6 @@ def real_param(name: str, value: Any) -> float:
     return result
 
 
-def episode_seed(island_seed: int, generation: int) -> int:
-    """The 63-bit seed of one generation's episodes on one island (see `Problem.reseed`).
-
-    A hash of both numbers, so neighbouring islands and generations get unrelated starts and
-    nothing depends on how many random numbers the algorithm drew.
-    """
-    digest = hashlib.blake2b(f"{int(island_seed)}:{int(generation)}".encode(), digest_size=8,
-                             person=b"episodes").digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
 def optional_real(name: str, value: Any) -> float | None:
     """Like `real_param`, but None stays None (an unknown or disabled value)."""
     return None if value is None else real_param(name, value)
@@ -96,7 +84,7 @@ class Problem:
             unless the run asks for another (`--dtype`). float64 lets a benchmark report
             precision below 1e-7; network weights need no more than float32.
         reseed: For problems whose fitness depends on random episode starts (gym:*): the
-            island calls it with `episode_seed(island seed, generation)` before it evaluates
+            island calls it with `islands.config.episode_seed(island seed, generation)` before it evaluates
             a generation, so every generation meets fresh starts and a resumed island
             replays the same ones (docs/DESIGN.md, "Episode seeds"). None: deterministic.
     """
