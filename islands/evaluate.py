@@ -9,7 +9,7 @@ report shows it. `replay` runs the same episodes one environment at a time, opti
 rendering them (gymnasium's rgb frames, counted, or a window where there is a display).
 
 It applies to `gym:*` problems and to the built-in control tasks whose starts are seeded
-(`cartpole`): XOR has no starts, and the double pole starts from one fixed state. A task with
+(`cartpole`, through its noise-free `returns`): XOR has no starts, and the double pole starts from one fixed state. A task with
 `returns(policy, device, seeds) -> [P, len(seeds)]` (the gym task) runs every episode in one
 call; a seeded dataclass task (`seed` and `episodes` fields) runs one episode per seed (the
 built-in cartpole: 100 episodes of 500 steps cost about 8 s of CPU).

@@ -169,6 +169,21 @@ def test_generalisation_is_measured_on_unseen_noise_free_starts():
     assert torch.equal(mean, again)
 
 
+def test_evaluate_plays_one_noise_free_episode_per_seed_whatever_the_training_noise():
+    """`islands evaluate` / `replay` on the built-in cart-pole go through `returns`: episode k
+    starts from seeds[k] and has no noise, so a noisy-trained task and the exact task agree."""
+    noisy, exact = make_problem("cartpole", max_steps=200), make_problem("cartpole", max_steps=200, noise=0)
+    genomes = random_networks(noisy, 32, 9)
+    seeds = [5, 6, 7]
+    a = noisy.task.returns(MLP(noisy.spec, genomes), CPU, seeds)
+    b = exact.task.returns(MLP(exact.spec, genomes), CPU, seeds)
+    assert a.shape == (32, 3) and torch.equal(a, b)
+    one = exact.task.returns(MLP(exact.spec, genomes), CPU, [6])
+    assert torch.equal(one[:, 0], a[:, 1])  # an episode depends on its own seed only
+    noisy.reseed(episode_seed(5, 0))
+    assert not torch.equal(noisy.evaluate(genomes), a.mean(dim=1))  # training episodes are noisy
+
+
 @pytest.mark.parametrize("params, match", [
     ({"noise": -0.1}, "noise must be >= 0"), ({"noise": "loud"}, "noise must be a finite number"),
     ({"fresh": "maybe"}, "fresh must be 1/0"), ({"episodes": 0}, "episodes must be an integer"),

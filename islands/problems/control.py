@@ -27,6 +27,7 @@ builds the MLP from the genome rows), "neat" compiles its graphs into a policy
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -150,6 +151,13 @@ class CartPole(Task):
             noise = (torch.randn((self.max_steps, self.episodes, 4), generator=gen, dtype=torch.float64)
                      * self.noise).to(device)
         return self.play(policy, self.starts(device, seed), device, noise=noise)[0].mean(dim=1)
+
+    def returns(self, policy: Policy, device: torch.device, seeds: list[int]) -> Tensor:
+        """Return `[P, len(seeds)]` of one noise-free episode per seed (`islands evaluate` and
+        `replay`): gymnasium's exact task from unseen starts, whatever noise training used."""
+        one = dataclasses.replace(self, episodes=1)
+        starts = torch.cat([one.starts(device, int(s)) for s in seeds]) if seeds else torch.zeros((0, 4))
+        return self.play(policy, starts, device)[0]
 
     def play(self, policy: Policy, starts: Tensor, device: torch.device, *, noise: Tensor | None = None,
              trace: bool = False) -> tuple[Tensor, list[Tensor]]:
