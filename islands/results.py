@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from islands.config import RunConfig
+from islands.config import RunConfig, is_inline
 from islands.errors import IslandsError
 from islands.runs import Run
 from islands.runs import open_run as _open
@@ -133,6 +133,8 @@ class RunResults:
         """
         champ = self.champion(island)
         cfg = self.island_config(champ.island)
+        if is_inline(cfg.problem) and not isinstance(champ.genome, Mapping):
+            return None  # a Python function's vector genome (islands.problems.inline): no network
         prob = self.problem(champ.island)
         if isinstance(champ.genome, Mapping):
             from islands.algorithms.neat import NeatConfig

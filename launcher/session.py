@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from islands.exit_codes import EXIT_ERROR
-from islands.config import RunConfig
+from islands.config import RunConfig, is_inline, not_rebuildable
 from islands.runs import Run, join_run, new_manifest
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
@@ -85,6 +85,7 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
     if request.device is not None:
         planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
     rundir = RunDir(request.root)
+    _refuse_inline(rundir, request.config)
     if not request.allow_shared_run:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
@@ -96,6 +97,20 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         return _Session(rundir, run, plan, request, view).run()
     finally:
         lock.release()
+
+
+def _refuse_inline(rundir: RunDir, config: RunConfig) -> None:
+    """Islands are new processes that import their problem: a Python object given to one
+    process (`islands.runs.evolve(problem=fn)`, recorded as "<python:...>") cannot reach them."""
+    try:
+        manifest = rundir.read_manifest()
+    except (OSError, FormatError):
+        manifest = None  # joining the run reports it
+    recorded = (manifest or {}).get("config", {}).get("problem") if isinstance(manifest, dict) else None
+    for name in (config.problem, recorded):
+        if is_inline(name):
+            raise PlanError(f"the launcher needs an import path for the problem (--problem module:factory); "
+                            f"{not_rebuildable(name)}")
 
 
 def _gpus(device: str) -> list[str] | None:
