@@ -406,9 +406,11 @@ def problems() -> None:
     click.echo("\nA problem of your own: --problem package.module:factory (factory(dim=..., **params) -> Problem)")
 
 
+from islands.draw import draw  # noqa: E402
 from islands.export_cli import export  # noqa: E402  (built in: works without reinstalling the entry points)
 
 main.add_command(export)
+main.add_command(draw)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -131,3 +131,13 @@ def test_evolve_only_islands_keep_the_better_champion(tmp_path):
     statuses = [RunDir(tmp_path).read_status(i) for i in ("island-00", "island-01")]
     assert second["fitness"] == max(s["best_ever"] for s in statuses)
     assert second["fitness"] >= first["fitness"]
+
+
+def test_the_evolve_command_writes_the_champion_file(tmp_path):
+    res = CliRunner().invoke(main, ["evolve", "island-00", "--run-dir", str(tmp_path), "--generations", "3",
+                                    "--dim", "4", "--population", "10", "--quiet"])
+    assert res.exit_code == 0, res.output
+    champ = RunDir(tmp_path).read_champion()
+    status = RunDir(tmp_path).read_status("island-00")
+    assert champ["island"] == "island-00" and champ["fitness"] == status["best_ever"]
+    assert champ["run_id"] == open_run(tmp_path).run_id and champ["dim"] == 4
