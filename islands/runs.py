@@ -70,6 +70,12 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def flatten_config(config: RunConfig) -> dict[str, Any]:
+    """Every setting of `config` as the dotted paths `check_against` compares: what a config
+    given in full to the Python API (`evolve`, `LaunchRequest`) asserts about an existing run."""
+    return _flatten(config.to_dict())
+
+
 def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
     """Raise ManifestConflict for the first explicit setting that differs from the manifest.
 
@@ -250,7 +256,7 @@ def evolve(
         raise ConfigError("bounds= goes with problem=fn (a fitness function); named problems have their own")
     dim_typed = explicit is not None and "dim" in explicit  # a --dim a problem may not use: say so
     if explicit is None:
-        explicit = _flatten(config.to_dict()) if given is not None else {}
+        explicit = flatten_config(config) if given is not None else {}
     if built is not None:
         explicit = {**explicit, "problem": config.problem, "dim": config.dim,
                     "problem_params": dict(config.problem_params)}
@@ -349,4 +355,4 @@ def write_champion(run: Run) -> None:
     rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
 
 
-__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "write_champion", "ConfigError"]
+__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "open_run", "join_run", "evolve", "write_champion", "ConfigError"]

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from islands.exit_codes import EXIT_ERROR
 from islands.config import RunConfig, is_inline, not_rebuildable
-from islands.runs import Run, join_run, new_manifest
+from islands.runs import Run, flatten_config, join_run, new_manifest
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
@@ -42,8 +42,10 @@ class LaunchRequest:
     """What `islands launch` was asked to do; None means "not given" (so it never conflicts)."""
 
     root: Path
-    config: RunConfig = field(default_factory=RunConfig)
-    explicit: Mapping[str, Any] = field(default_factory=dict)
+    # None: resume with the manifest's settings (a new run gets RunConfig()). A config given
+    # with no `explicit` counts as given in full, so it must match an existing run's manifest.
+    config: RunConfig = None  # type: ignore[assignment]  # None until __post_init__
+    explicit: Mapping[str, Any] = None  # type: ignore[assignment]
     islands: int | None = None
     cores: str | None = None
     device: str | None = None
@@ -55,6 +57,11 @@ class LaunchRequest:
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
 
     def __post_init__(self) -> None:
+        if self.config is None:
+            object.__setattr__(self, "config", RunConfig())
+            object.__setattr__(self, "explicit", dict(self.explicit or {}))
+        elif self.explicit is None:
+            object.__setattr__(self, "explicit", flatten_config(self.config))
         if self.islands is not None and self.islands < 1:
             raise PlanError(f"-n/--islands must be at least 1, got {self.islands}")
         if self.grace_s < 0:

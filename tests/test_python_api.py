@@ -141,3 +141,15 @@ def test_the_evolve_command_writes_the_champion_file(tmp_path):
     status = RunDir(tmp_path).read_status("island-00")
     assert champ["island"] == "island-00" and champ["fitness"] == status["best_ever"]
     assert champ["run_id"] == open_run(tmp_path).run_id and champ["dim"] == 4
+
+
+def test_launch_from_python_meets_the_same_conflicts(tmp_path):
+    """A LaunchRequest with a config counts it as given in full; without one it resumes."""
+    from launcher.session import LaunchRequest, launch
+
+    evolve("island-00", tmp_path, small_config(generations=2), **QUIET)
+    with pytest.raises(ManifestConflict, match="population"):
+        launch(LaunchRequest(tmp_path, small_config(generations=2, population=40), islands=1))
+    assert LaunchRequest(tmp_path).explicit == {} and LaunchRequest(tmp_path).config == RunConfig()
+    assert LaunchRequest(tmp_path, small_config(), explicit={"seed": 3}).explicit == {"seed": 3}
+    assert RunDir(tmp_path).island_ids() == ["island-00"]  # nothing started
