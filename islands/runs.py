@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from islands.config import RunConfig, island_number
 from islands.errors import ConfigError
-from migration_pool.errors import FormatError, ManifestConflict, RunDirError
+from migration_pool.errors import FormatError, ManifestConflict, PoolError, RunDirError
 from migration_pool.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -294,7 +294,10 @@ def evolve(
         problem=built,
     )
     result = run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
-    write_champion(run)
+    try:
+        write_champion(run)
+    except (OSError, PoolError) as e:  # the island's own files are complete; only the summary file is missing
+        log(f"{island}: could not write {Path(root) / 'champion.isld'}: {getattr(e, 'strerror', None) or e}")
     return result
 
 

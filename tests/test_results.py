@@ -74,6 +74,9 @@ def test_a_launchers_champion_file_is_preferred_and_plain_vectors_have_no_policy
     status = IslandStatus.from_body(RunDir(tmp_path).read_status("island-00"))
     RunDir(tmp_path).write_champion(champion_record(status, "rastrigin", 8, run.run_id) | {"fitness": 1.5})
     assert open_run(tmp_path).champion().fitness == 1.5  # the file, not the status
+    # A file an island has since beaten (a resumed run, still running) gives way to the status.
+    RunDir(tmp_path).write_champion(champion_record(status, "rastrigin", 8, run.run_id) | {"fitness": -1e9})
+    assert open_run(tmp_path).champion().fitness == status.best_ever
     with pytest.raises(IslandsError, match="not a network task"):
         load_policy(tmp_path)
 
