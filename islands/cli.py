@@ -407,9 +407,11 @@ def problems() -> None:
     click.echo("A problem of your own: --problem package.module:factory (factory(dim=..., **params) -> Problem)")
 
 
+from islands.draw import draw  # noqa: E402
 from islands.export_cli import export  # noqa: E402  (built in: works without reinstalling the entry points)
 
 main.add_command(export)
+main.add_command(draw)
 
 from islands.evaluate_cli import evaluate, replay  # noqa: E402  (built in, like export)
 

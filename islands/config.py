@@ -175,6 +175,32 @@ class MigrationConfig:
         return bool(torch.rand((), generator=g) < self.probability)
 
 
+INLINE_PREFIX = "<python:"  # a problem given as a Python object (islands.problems.inline)
+
+
+def is_inline(name: object) -> bool:
+    """Whether a recorded problem name stands for a Python object given in one process."""
+    return isinstance(name, str) and name.startswith(INLINE_PREFIX)
+
+
+def not_rebuildable(name: str) -> str:
+    """Why a process cannot build an inline run's problem from its manifest, and what to do."""
+    return (f"this run's problem {name} is a Python function given to islands.runs.evolve(problem=...) "
+            "in another process; only that call can run it (pass the same function again to resume), "
+            "or start a new run with an import path --problem module:factory")
+
+
+def _problem_message(problem: Any) -> str:
+    """Why a non-name problem is refused, and where a Python function or Problem can run."""
+    if isinstance(problem, str):
+        return "problem is empty; name a built-in problem or an import path module:factory"
+    return (f"problem must be a name or an import path 'module:factory', got {type(problem).__name__} "
+            f"{getattr(problem, '__qualname__', getattr(problem, 'name', ''))!r}; a Python function or Problem runs "
+            "in this process with islands.runs.evolve(island, run_dir, config, problem=obj), while the launcher "
+            "starts islands as new processes, which import the problem: put a factory in a module and pass "
+            "'module:factory'")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything the islands of one run agree on; recorded in the manifest."""
@@ -200,6 +226,7 @@ class RunConfig:
     stop_when: str = "all"  # "first": the whole run stops once one island reaches the target
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.problem, str) and bool(self.problem.strip()), _problem_message(self.problem))
         _check(self.stop_when in STOP_WHEN, f"stop-when must be one of {', '.join(STOP_WHEN)}, got {self.stop_when!r}")
         if self.population is None and self.algorithm in FIXED_DEFAULT_POPULATION:
             object.__setattr__(self, "population", FIXED_DEFAULT_POPULATION[self.algorithm])

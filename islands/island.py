@@ -45,6 +45,7 @@ class IslandSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     planned: tuple[str, ...] = ()  # islands the launcher planned; others are discovered
+    problem: Any = None  # a Problem built in this process (islands.problems.inline); None: from the config
 
     @property
     def effective(self) -> RunConfig:
@@ -145,7 +146,8 @@ class _Loop:
         self.spec, self.cfg, self.rundir, self.stop, self.log = spec, cfg, rundir, stop, log
         self.on_status = on_status
         self.number = island_number(spec.island)
-        self.problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
+        self.problem = spec.problem if spec.problem is not None else \
+            make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
         self.algo = make_algorithm(cfg, self.problem, device)
         self.gen = torch.Generator(device=device)
         self.seed = island_seed(cfg.seed, spec.island)

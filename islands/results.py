@@ -8,8 +8,9 @@ The public reading API for a run directory, so that analysis never needs interna
     genome, fitness, island = run.champion()
     policy = load_policy(run)        # network tasks: observations [B, inputs] -> outputs [B, outputs]
 
-The champion is `champion.isld` when the launcher wrote one, else the best island's best-ever
-genome from its status (an `evolve`-only run), picked by the one rule of
+The champion is `champion.isld` (written by the launcher and by `islands.runs.evolve` at their
+end) unless an island's status records a better best-ever genome (an island still running, a
+run from before evolve wrote one), picked then by the one rule of
 `islands.status.record.champion`. Everything is read through `migration_pool.rundir.RunDir`;
 nothing here writes to the run. torch is imported only by `load_policy`.
 """
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from islands.config import RunConfig
+from islands.config import RunConfig, is_inline
 from islands.errors import IslandsError
 from islands.runs import Run
 from islands.runs import open_run as _open
@@ -104,10 +105,12 @@ class RunResults:
         """The run's champion, or with `island` that island's best-ever genome."""
         if island is None:
             body = self.rundir.read_champion()
-            if body is not None and body.get("run_id", self.run_id) == self.run_id and "genome" in body:
+            best = champion((self.status(i) for i in self.islands()), self.run_id)
+            # The file, unless an island still running has since found better (a resumed run).
+            if (body is not None and body.get("run_id", self.run_id) == self.run_id and "genome" in body
+                    and (best is None or float(body["fitness"]) >= float(best.best_ever))):  # type: ignore[arg-type]
                 return Champion(body["genome"], float(body["fitness"]), str(body["island"]),
                                 body.get("generation"))
-            best = champion((self.status(i) for i in self.islands()), self.run_id)
         else:
             best = self.status(island)
             if best is not None and (best.best_genome is None or best.best_ever is None):
@@ -133,6 +136,8 @@ class RunResults:
         """
         champ = self.champion(island)
         cfg = self.island_config(champ.island)
+        if is_inline(cfg.problem) and not isinstance(champ.genome, Mapping):
+            return None  # a Python function's vector genome (islands.problems.inline): no network
         prob = self.problem(champ.island)
         if isinstance(champ.genome, Mapping):
             from islands.algorithms.neat import NeatConfig

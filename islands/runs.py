@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from islands.config import RunConfig, island_number
 from islands.errors import ConfigError
-from migration_pool.errors import FormatError, ManifestConflict, RunDirError
+from migration_pool.errors import FormatError, ManifestConflict, PoolError, RunDirError
 from migration_pool.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -68,6 +68,12 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def flatten_config(config: RunConfig) -> dict[str, Any]:
+    """Every setting of `config` as the dotted paths `check_against` compares: what a config
+    given in full to the Python API (`evolve`, `LaunchRequest`) asserts about an existing run."""
+    return _flatten(config.to_dict())
 
 
 def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
@@ -220,6 +226,8 @@ def evolve(
     root: str | Path,
     config: RunConfig | None = None,
     *,
+    problem: Any = None,
+    bounds: tuple[Any, Any] | None = None,
     explicit: Mapping[str, Any] | None = None,
     device: str | None = None,
     fresh: bool = False,
@@ -228,21 +236,48 @@ def evolve(
     log: Callable[[str], None] = print,
     on_status: Callable[[IslandStatus], None] | None = None,
 ) -> IslandResult:
-    """Run (or resume) one island of the run at `root`, creating the run if needed."""
+    """Run (or resume) one island of the run at `root`, creating the run if needed.
+
+    `explicit` names the settings the caller chose on purpose (the CLI passes the options
+    typed); without it every field of a given `config` counts, so a different `RunConfig` on an
+    existing run raises ManifestConflict as the CLI does, instead of silently running the
+    recorded one. `problem` runs a `Problem` or a fitness function (genomes [P, D] -> fitness
+    [P], with `bounds=(lower, upper)` and D = `config.dim`) in this process; the manifest
+    records it as "<python:module.qualname>" (`islands.problems.inline`) and resuming needs the
+    same function again. At the end the run's `champion.isld` is (re)written.
+    """
     island_number(island)  # validate the id before touching the disk
+    given = config
     config = config or RunConfig()
-    notes: list[str] | None = [] if "dim" in (explicit or {}) else None
+    built = None
+    if problem is not None:
+        config, built = _inline(config, problem, bounds)
+    elif bounds is not None:
+        raise ConfigError("bounds= goes with problem=fn (a fitness function); named problems have their own")
+    dim_typed = explicit is not None and "dim" in explicit  # a --dim a problem may not use: say so
+    if explicit is None:
+        explicit = flatten_config(config) if given is not None else {}
+    if built is not None:
+        explicit = {**explicit, "problem": config.problem, "dim": config.dim,
+                    "problem_params": dict(config.problem_params)}
+    notes: list[str] | None = [] if dim_typed and built is None else None
     if not _has_manifest(root):
         # A new run: build its problem and algorithm first, so a typo writes no manifest that
         # the corrected command would then contradict.
-        from islands.plancheck import check
+        if built is not None:
+            from islands.problems.inline import check_runs
 
-        error = check(config.to_dict(), {}, notes)
-        if error is not None:
-            raise ConfigError(error)
+            check_runs(config, built)
+        else:
+            from islands.plancheck import check
+
+            error = check(config.to_dict(), {}, notes)
+            if error is not None:
+                raise ConfigError(error)
     for note in notes or ():
         log(note)
-    run, _ = join_run(root, config, explicit or {}, allow_shared=allow_shared)
+    run, _ = join_run(root, config, explicit, allow_shared=allow_shared)
+    _check_inline_resume(run, built)
     if fresh:
         RunDir(root).reset_island(island)
     from islands.island import IslandSpec, run_island
@@ -256,8 +291,71 @@ def evolve(
         overrides=run.overrides(island),
         device=device or run.device(island),
         planned=run.planned(),
+        problem=built,
     )
-    return run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
+    result = run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
+    try:
+        write_champion(run)
+    except (OSError, PoolError) as e:  # the island's own files are complete; only the summary file is missing
+        log(f"{island}: could not write {Path(root) / 'champion.isld'}: {getattr(e, 'strerror', None) or e}")
+    return result
 
 
-__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "ConfigError"]
+def _inline(config: RunConfig, problem: Any, bounds: tuple[Any, Any] | None) -> tuple[RunConfig, Any]:
+    """The config recording a Python problem, and the Problem built from it."""
+    import dataclasses
+
+    from islands.problems import inline
+
+    if isinstance(problem, str):
+        if bounds is not None:
+            raise ConfigError("bounds= goes with problem=fn (a fitness function); named problems have their own")
+        return dataclasses.replace(config, problem=problem), None
+    if config.problem_params:
+        raise ConfigError("problem_params are for named problems; a Python problem takes its settings itself")
+    built = inline.build(problem, config.dim, bounds)
+    recorded = dataclasses.replace(config, problem=inline.label(inline.fn_of(problem)), dim=built.dim,
+                                   problem_params=inline.recorded_params(built))
+    return recorded, built
+
+
+def _check_inline_resume(run: Run, built: Any) -> None:
+    """A run made from a Python problem resumes only with one (the label was checked already)."""
+    from islands.config import is_inline, not_rebuildable
+
+    if built is None and is_inline(run.config.problem):
+        raise ConfigError(not_rebuildable(run.config.problem))
+
+
+def write_champion(run: Run) -> None:
+    """(Re)write `champion.isld` from the islands' statuses, as the launcher does at its end.
+
+    An `evolve`-only run gets its champion file too. The file is replaced only by a better (or
+    the same island's newer) champion, so an island ending later with an older view of the
+    others cannot undo one another island wrote.
+    """
+    from islands.status.record import IslandStatus, champion, champion_record
+
+    rundir = RunDir(run.root)
+    statuses = []
+    for isl in rundir.island_ids():
+        try:
+            body = rundir.read_status(isl)
+        except (OSError, FormatError):  # a torn or foreign file: that island is left out
+            continue
+        if body is not None:
+            statuses.append(IslandStatus.from_body(body))
+    best = champion(statuses, run.run_id)
+    if best is None:
+        return
+    try:
+        held = rundir.read_champion()
+    except (OSError, FormatError):
+        held = None
+    if (held is not None and held.get("run_id") == run.run_id and held.get("island") != best.island
+            and float(held.get("fitness", float("-inf"))) > float(best.best_ever)):  # type: ignore[arg-type]
+        return
+    rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
+
+
+__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "open_run", "join_run", "evolve", "write_champion", "ConfigError"]

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from islands.exit_codes import EXIT_ERROR
-from islands.config import RunConfig
-from islands.runs import Run, join_run, new_manifest
+from islands.config import RunConfig, is_inline, not_rebuildable
+from islands.runs import Run, flatten_config, join_run, new_manifest
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
@@ -43,8 +43,10 @@ class LaunchRequest:
     """What `islands launch` was asked to do; None means "not given" (so it never conflicts)."""
 
     root: Path
-    config: RunConfig = field(default_factory=RunConfig)
-    explicit: Mapping[str, Any] = field(default_factory=dict)
+    # None: resume with the manifest's settings (a new run gets RunConfig()). A config given
+    # with no `explicit` counts as given in full, so it must match an existing run's manifest.
+    config: RunConfig = None  # type: ignore[assignment]  # None until __post_init__
+    explicit: Mapping[str, Any] = None  # type: ignore[assignment]
     islands: int | None = None
     cores: str | None = None
     device: str | None = None
@@ -57,6 +59,11 @@ class LaunchRequest:
     evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
 
     def __post_init__(self) -> None:
+        if self.config is None:
+            object.__setattr__(self, "config", RunConfig())
+            object.__setattr__(self, "explicit", dict(self.explicit or {}))
+        elif self.explicit is None:
+            object.__setattr__(self, "explicit", flatten_config(self.config))
         if self.islands is not None and self.islands < 1:
             raise PlanError(f"-n/--islands must be at least 1, got {self.islands}")
         if self.grace_s < 0:
@@ -87,6 +94,7 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
     if request.device is not None:
         planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
     rundir = RunDir(request.root)
+    _refuse_inline(rundir, request.config)
     if not request.allow_shared_run:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
@@ -98,6 +106,20 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         return _Session(rundir, run, plan, request, view).run()
     finally:
         lock.release()
+
+
+def _refuse_inline(rundir: RunDir, config: RunConfig) -> None:
+    """Islands are new processes that import their problem: a Python object given to one
+    process (`islands.runs.evolve(problem=fn)`, recorded as "<python:...>") cannot reach them."""
+    try:
+        manifest = rundir.read_manifest()
+    except (OSError, FormatError):
+        manifest = None  # joining the run reports it
+    recorded = (manifest or {}).get("config", {}).get("problem") if isinstance(manifest, dict) else None
+    for name in (config.problem, recorded):
+        if is_inline(name):
+            raise PlanError(f"the launcher needs an import path for the problem (--problem module:factory); "
+                            f"{not_rebuildable(name)}")
 
 
 def _gpus(device: str) -> list[str] | None:

@@ -22,30 +22,9 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Mapping
 
-import numpy as np
-
 from islands.status import lineage
 from islands.status.record import MIGRATION_COUNTERS, HistoryLine, IslandStatus, champion
-
-
-def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str) -> dict[str, Any]:
-    """The champion file's body (see the module docstring) from the champion's status."""
-    return {
-        "island": status.island,
-        "fitness": float(status.best_ever),  # type: ignore[arg-type]  # a champion has one
-        "genome": _genome(status.best_genome),
-        "problem": problem,
-        "dim": int(dim),
-        "run_id": run_id,
-        "generation": status.best_ever_generation or 0,
-        "overrides": dict(status.overrides),
-        "created": time.time(),
-    }
-
-
-def _genome(genome: Any) -> Any:
-    """Vector genomes as one array; structured genomes (NEAT's map of arrays) as they are."""
-    return genome if isinstance(genome, Mapping) else np.asarray(genome)
+from islands.status.record import champion_record  # noqa: F401  (the launcher's champion file)
 
 
 MILESTONE_DECADES = range(6, -9, -1)  # distances to the target: 1e6 ... 1e-8

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -44,12 +45,19 @@ def _export(root, *args):
     return CliRunner().invoke(main, ["export", str(root), *args], catch_exceptions=False)
 
 
-def test_evolve_only_run_champion_is_the_best_islands_best_ever(ga_run):
-    run = open_run(ga_run)
-    assert RunDir(ga_run).read_champion() is None  # no launcher: no champion.isld
-    genome, fitness, island = run.champion()
+def test_evolve_only_run_champion_is_the_best_islands_best_ever(ga_run, tmp_path):
     statuses = {i: RunDir(ga_run).read_status(i) for i in ("island-00", "island-01")}
     best = max(statuses, key=lambda i: statuses[i]["best_ever"])
+    # No launcher, yet the run has its champion file, written as the launcher writes it.
+    written = RunDir(ga_run).read_champion()
+    assert written["island"] == best and written["fitness"] == statuses[best]["best_ever"]
+    assert written["run_id"] == open_run(ga_run).run_id and written["problem"] == "rastrigin"
+    np.testing.assert_array_equal(written["genome"], statuses[best]["best_genome"])
+    # Without the file (a run from before), the champion comes from the statuses.
+    shutil.copytree(ga_run, tmp_path / "copy")
+    (tmp_path / "copy" / "champion.isld").unlink()
+    run = open_run(tmp_path / "copy")
+    genome, fitness, island = run.champion()
     assert island == best and fitness == statuses[best]["best_ever"]
     np.testing.assert_array_equal(genome, statuses[best]["best_genome"])
     other = "island-01" if best == "island-00" else "island-00"
@@ -66,6 +74,9 @@ def test_a_launchers_champion_file_is_preferred_and_plain_vectors_have_no_policy
     status = IslandStatus.from_body(RunDir(tmp_path).read_status("island-00"))
     RunDir(tmp_path).write_champion(champion_record(status, "rastrigin", 8, run.run_id) | {"fitness": 1.5})
     assert open_run(tmp_path).champion().fitness == 1.5  # the file, not the status
+    # A file an island has since beaten (a resumed run, still running) gives way to the status.
+    RunDir(tmp_path).write_champion(champion_record(status, "rastrigin", 8, run.run_id) | {"fitness": -1e9})
+    assert open_run(tmp_path).champion().fitness == status.best_ever
     with pytest.raises(IslandsError, match="not a network task"):
         load_policy(tmp_path)
 

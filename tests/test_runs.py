@@ -14,9 +14,13 @@ def test_the_manifest_is_shared_and_contradictions_are_refused(tmp_path):
     evolve("island-00", tmp_path, small(), **QUIET)
     run = open_run(tmp_path)
     assert run.config == small()
-    # Joining with no explicit options takes the manifest's settings.
-    joined = evolve("island-01", tmp_path, RunConfig(), **QUIET)
+    # A different RunConfig is a contradiction, as on the command line (not the old run's result).
+    with pytest.raises(ManifestConflict, match="dim"):
+        evolve("island-01", tmp_path, RunConfig(), **QUIET)
+    # Joining with no config (or no explicit options) takes the manifest's settings.
+    joined = evolve("island-01", tmp_path, **QUIET)
     assert joined.evaluations == 30 * 61
+    assert evolve("island-03", tmp_path, RunConfig(), explicit={}, **QUIET).evaluations == 30 * 61
     with pytest.raises(ManifestConflict, match="population") as info:
         evolve("island-02", tmp_path, small(population=31), explicit={"population": 31}, **QUIET)
     assert info.value.recorded == 30

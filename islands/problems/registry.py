@@ -24,6 +24,7 @@ import sys
 from importlib import metadata
 from typing import Any, Callable
 
+from islands.config import is_inline, not_rebuildable
 from islands.errors import ConfigError, IslandsError, ProblemNotFound
 from islands.problems.base import Problem, check_dim
 from islands.problems.benchmarks import BUILTINS as _BENCHMARKS
@@ -215,6 +216,8 @@ def make_problem(name: str, dim: int = 10, **params: Any) -> Problem:
     if not isinstance(name, str) or not name.strip():
         raise ProblemNotFound(f"problem name must be a non-empty string, got {name!r}")
     name = name.strip()
+    if is_inline(name):
+        raise ProblemNotFound(not_rebuildable(name))
     dim = check_dim(dim)
     if name in BUILTINS:
         return _call_factory(name, BUILTINS[name].factory, dim, params)

@@ -17,6 +17,7 @@ Nothing here imports torch (the launcher reads these records; see docs/DESIGN.md
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
@@ -307,3 +308,24 @@ def champion(statuses: Iterable[IslandStatus | None], run_id: str | None = None)
         if best is None or s.best_ever > best.best_ever:  # type: ignore[operator]
             best = s
     return best
+
+
+def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str) -> dict[str, Any]:
+    """The body of a run's `champion.isld` (fields in `launcher.summary`'s docstring) from the
+    champion's status; written by the launcher at its end and by `islands.runs.evolve`."""
+    return {
+        "island": status.island,
+        "fitness": float(status.best_ever),  # type: ignore[arg-type]  # a champion has one
+        "genome": _genome(status.best_genome),
+        "problem": problem,
+        "dim": int(dim),
+        "run_id": run_id,
+        "generation": status.best_ever_generation or 0,
+        "overrides": dict(status.overrides),
+        "created": time.time(),
+    }
+
+
+def _genome(genome: Any) -> Any:
+    """Vector genomes as one array; structured genomes (NEAT's map of arrays) as they are."""
+    return genome if isinstance(genome, Mapping) else np.asarray(genome)
