@@ -11,7 +11,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from islands.threads import limit_env
 
@@ -23,10 +23,6 @@ from islands import config as cfg  # noqa: E402  (no torch: settings and their c
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
-
-if TYPE_CHECKING:
-    from islands.status.record import IslandStatus
-
 
 
 RUNS_FOLDER = "runs"  # new runs without --run-dir get a timestamped folder under this
@@ -348,6 +344,7 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     """
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
+    from islands.status.island_view import make_island_view
 
     cfg.island_number(island)
     config, explicit = config_from_options(options)
@@ -357,11 +354,18 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)
-    echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    view = None if quiet else make_island_view(island, lambda msg: click.echo(msg, err=True), sys.stderr.isatty(),
+                                               lambda: _max_evaluations(root))
+    echo = (lambda _msg: None) if view is None else view.log
     if run_dir is None:
         click.echo(f"run directory {root} (to resume: the same command with --run-dir {root})", err=True)
-    result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
-                        allow_shared=allow_shared_run, stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
+    try:
+        result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
+                            allow_shared=allow_shared_run, stop=stop, log=echo,
+                            on_status=None if view is None else view.status)
+    finally:
+        if view is not None:
+            view.close()  # the bar stays above; the result line below is the last thing shown
     click.echo(
         f"{result.island}: {result.reason} at generation {result.generation}, "
         f"best fitness {result.best:.6g}, {result.evaluations} evaluations"
@@ -372,25 +376,14 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
         click.echo(f"stopped; run {again} to resume (run directory {root})")
 
 
-def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[IslandStatus], None]:
-    """A status callback that prints one progress line every `every_s` seconds."""
-    import time
+def _max_evaluations(root: Path) -> int | None:
+    """The run's evaluation budget per island (its manifest's, which the options may not name)."""
+    from islands.runs import open_run
 
-    last = [0.0]
-
-    def show(status: IslandStatus) -> None:
-        now = time.monotonic()
-        if now - last[0] < every_s and status.state == "running":
-            return
-        last[0] = now
-        best = status.best_ever
-        echo(
-            f"{status.island}  gen {status.generation}/{status.generations}  "
-            f"best {best if best is None else format(best, '.6g')}  "
-            f"{status.evals_per_sec or 0.0:,.0f} evals/s  diversity {status.diversity:.3g}"
-        )
-
-    return show
+    try:
+        return open_run(root).config.max_evaluations
+    except (IslandsError, PoolError, OSError):
+        return None
 
 
 @main.command()
