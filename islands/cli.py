@@ -65,6 +65,34 @@ def default_run_dir() -> Path:
     return runs[-1] if runs else runs_root()
 
 
+def _interactive() -> bool:
+    """Whether a person can be asked (stdin and stderr are terminals)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_fresh(root: Path, yes: bool, flag: str) -> None:
+    """A run-level fresh start deletes a run: ask on a terminal (y/N), else require --yes.
+
+    Nothing to confirm when `root` holds no run yet. Raises ConfigError (exit 2, nothing
+    deleted) without a terminal to ask on, and Failure (exit 2) when the answer is no.
+    """
+    from migration_pool.rundir import RunDir
+
+    rundir = RunDir(root)
+    if yes or not rundir.is_run():
+        return
+    n = len(rundir.island_ids())
+    what = (f"{flag} deletes the run in {root} ({n} island(s): checkpoints, histories, migrants, "
+            "results and the manifest)")
+    if not _interactive():
+        raise ConfigError(f"{what}; add --yes to confirm (no terminal to ask on); nothing was deleted")
+    if not click.confirm(f"{what}. Delete it and start over?", default=False, err=True):
+        raise Failure("not confirmed; nothing was deleted", EXIT_USAGE)
+
+
+yes_option = click.option("--yes", "-y", is_flag=True, help="Confirm a run-level fresh start without asking.")
+
+
 class Failure(click.ClickException):
     """A library error shown as `error: ...` with the exit code of its kind."""
 
@@ -83,8 +111,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ManifestConflict as e:
+            ctx = click.get_current_context(silent=True)
+            again = {"launch": "launch --fresh", "evolve": "evolve --fresh-run"}.get(ctx.info_name if ctx else "")
             raise Failure(f"{e}; leave the option out to join this run, or use another --run-dir "
-                          "for a new one", EXIT_USAGE) from None
+                          "for a new one" + (f" (or start this one over: {again})" if again else ""),
+                          EXIT_USAGE) from None
         except ConfigError as e:
             raise Failure(str(e), EXIT_USAGE) from None
         except CheckpointError as e:
@@ -325,14 +356,18 @@ def main() -> None:
 @allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
 @click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
+@click.option("--fresh-run", is_flag=True,
+              help="Start the whole run over: delete its manifest and every island's files (asks on a "
+                   "terminal, else needs --yes; refused while an island of the run is alive).")
+@yes_option
 @click.option("--quiet", is_flag=True, help="Print only the final line.")
 @click.option("--allow-shared-run", is_flag=True, envvar=ALLOW_SHARED_ENV,
               help="Accept a run directory or manifest that other users can write (they can "
                    "run code in this island through the manifest's problem).")
 @run_options
 @guarded
-def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool, quiet: bool,
-           allow_shared_run: bool, **options: Any) -> None:
+def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool,
+           fresh_run: bool, yes: bool, quiet: bool, allow_shared_run: bool, **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -351,6 +386,8 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     check_memory(config)
     root = run_dir or new_run_dir(config.problem)
     check_run_dir(root, allow_nonempty)
+    if fresh_run:
+        confirm_fresh(root, yes, "--fresh-run")
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)
@@ -361,7 +398,7 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
         click.echo(f"run directory {root} (to resume: the same command with --run-dir {root})", err=True)
     try:
         result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
-                            allow_shared=allow_shared_run, stop=stop, log=echo,
+                            fresh_run=fresh_run, allow_shared=allow_shared_run, stop=stop, log=echo,
                             on_status=None if view is None else view.status)
     finally:
         if view is not None:
@@ -373,6 +410,8 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     )
     if result.reason == "stopped":
         again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
+        if fresh or fresh_run:
+            again += " without --fresh" + ("-run" if fresh_run else "")  # or it would start over again
         click.echo(f"stopped; run {again} to resume (run directory {root})")
 
 

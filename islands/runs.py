@@ -223,16 +223,22 @@ def evolve(
     explicit: Mapping[str, Any] | None = None,
     device: str | None = None,
     fresh: bool = False,
+    fresh_run: bool = False,
     allow_shared: bool = False,
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
     on_status: Callable[[IslandStatus], None] | None = None,
 ) -> IslandResult:
-    """Run (or resume) one island of the run at `root`, creating the run if needed."""
+    """Run (or resume) one island of the run at `root`, creating the run if needed.
+
+    `fresh` starts this island over (its checkpoints, history and status go); `fresh_run` the
+    whole run (`RunDir.reset_run`: every island's files and the manifest go, after `config`
+    has been checked as a new run's, so a typo deletes nothing).
+    """
     island_number(island)  # validate the id before touching the disk
     config = config or RunConfig()
     notes: list[str] | None = [] if "dim" in (explicit or {}) else None
-    if not _has_manifest(root):
+    if fresh_run or not _has_manifest(root):
         # A new run: build its problem and algorithm first, so a typo writes no manifest that
         # the corrected command would then contradict.
         from islands.plancheck import check
@@ -242,6 +248,10 @@ def evolve(
             raise ConfigError(error)
     for note in notes or ():
         log(note)
+    if fresh_run:
+        if not allow_shared:
+            RunDir(root).check_private()  # whoever else can write it may have put code there
+        RunDir(root).reset_run()
     run, _ = join_run(root, config, explicit or {}, allow_shared=allow_shared)
     if fresh:
         RunDir(root).reset_island(island)

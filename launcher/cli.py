@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
-                         guarded, new_run_dir, run_dir_option, run_options)
+                         confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, yes_option)
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
@@ -56,6 +56,10 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--progress-every", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Seconds between progress reports (default: 0.5 on a terminal, 10 otherwise).")
 @click.option("--plain", is_flag=True, help="Plain progress lines even on a terminal.")
+@click.option("--fresh", "--fresh-run", "fresh", is_flag=True,
+              help="Start the run over: delete its manifest and every island's files first (asks on a "
+                   "terminal, else needs --yes; refused while the run's launcher or islands are alive).")
+@yes_option
 @click.option("--allow-shared-run", is_flag=True,
               help="Accept a run directory or manifest that other users can write (whoever "
                    "can write the manifest can run code in every island).")
@@ -63,7 +67,8 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, allow_shared_run: bool, **options: Any) -> None:
+           progress_every: float | None, plain: bool, fresh: bool, yes: bool, allow_shared_run: bool,
+           **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -81,10 +86,12 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     root = run_dir or new_run_dir(config.problem)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
+    if fresh:
+        confirm_fresh(root, yes, "--fresh")
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
-        grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
+        grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run, fresh=fresh,
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent
@@ -101,8 +108,9 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
 
 
 def _resume_hint(root: Path) -> str:
-    """The command line that resumes this run: the one typed, with the run directory made explicit."""
-    args = sys.argv[1:]
+    """The command line that resumes this run: the one typed, with the run directory made explicit
+    and without --fresh (which would start it over again)."""
+    args = [a for a in sys.argv[1:] if a not in ("--fresh", "--fresh-run", "--yes", "-y")]
     if "--run-dir" not in args and not any(a.startswith("--run-dir=") for a in args):
         args += ["--run-dir", str(root)]
     return shlex.join(["islands", *args])

@@ -54,6 +54,7 @@ class LaunchRequest:
     poll_s: float = 0.2
     resume_hint: str | None = None  # the command to print for resuming
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
+    fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked
 
     def __post_init__(self) -> None:
         if self.islands is not None and self.islands < 1:
@@ -90,7 +91,9 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
-    fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs)
+    fresh = _new_plan(request.config, request, cores, specs) if request.fresh or not rundir.is_run() else None
+    if request.fresh:
+        rundir.reset_run()  # refuses while a launcher or an island of the run is alive
     lock = rundir.claim_launcher()
     try:
         run, plan = _join(rundir, request, cores, specs, fresh)
