@@ -135,3 +135,38 @@ def test_live_view_shows_a_bar_with_eta_and_the_summary_after_the_last_frame():
     assert "starting 0/2" in text and "━" in text and "40%" in text
     assert "ETA 0:00:12" in text  # 20% in 4 s since every island reported, 60% left
     assert text.rstrip().endswith("SUMMARY")  # nothing drawn after the summary
+
+
+def test_evolve_shows_one_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch):
+    from rich.console import Console
+
+    from islands.status import island_view
+    from islands.status.record import IslandStatus
+
+    clock_s = [100.0]
+    monkeypatch.setattr(island_view.time, "monotonic", lambda: clock_s[0])
+
+    def st(gen, evals, state="running"):
+        return IslandStatus(island="island-00", state=state, generation=gen, generations=100, evaluations=evals,
+                            best_ever=-12.577276229858398, evals_per_sec=1234.5, diversity=0.123456)
+
+    out = io.StringIO()
+    bar = island_view.BarIslandView("island-00", lambda: 1000, every_s=0.0,
+                                    console=Console(file=out, width=120, force_terminal=True, color_system=None))
+    bar.log("resuming")  # before the bar starts: a plain line
+    for t, gen, evals in ((100.0, 10, 100), (110.0, 20, 300)):
+        clock_s[0] = t
+        bar.status(st(gen, evals))
+    bar.close()
+    text = out.getvalue()
+    assert text.startswith("resuming") and "━" in text and "30%" in text  # evaluations: the nearer budget
+    assert "ETA 0:00:35" in text and "-12.5773" in text and "12.577276" not in text  # 20% in 10 s, 70% left
+
+    lines: list[str] = []
+    plain = island_view.make_island_view("island-00", lines.append, terminal=False, max_evaluations=lambda: None)
+    clock_s[0] = 200.0
+    plain.status(st(10, 100))
+    clock_s[0] = 201.0
+    plain.status(st(11, 110))  # within 2 s of the last line: not printed
+    plain.status(st(100, 1000, state="finished"))
+    assert len(lines) == 2 and lines[0].startswith("island-00  gen 10/100  10% ETA ?") and "100% ETA 0:00:00" in lines[1]
