@@ -203,7 +203,7 @@ class LiveView:
 
 
 def make_view(live: bool | None = None, every_s: float | None = None) -> PlainView | LiveView:
-    """A live table when stdout is a terminal (or `live`), plain periodic lines otherwise."""
+    """The live bar and table when stdout is a terminal (or `live`), plain periodic lines otherwise."""
     if live is None:
         live = sys.stdout.isatty()
     if live:

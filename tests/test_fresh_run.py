@@ -73,6 +73,19 @@ def test_a_terminal_is_asked_and_no_keeps_the_run(tmp_path, monkeypatch):
     assert RunDir(root).read_manifest()["config"]["problem"] == "rastrigin"
 
 
+def test_launch_fresh_asks_for_yes_and_checks_every_option_before_deleting(tmp_path):
+    from launcher.cli import launch
+
+    root = made_run(tmp_path)
+    before = snapshot(root)
+    args = ["-n", "2", "--run-dir", str(root), "--plain", *TINY]
+    res = CliRunner().invoke(launch, [*args, "--problem", "rastrigin", "--fresh"])
+    assert res.exit_code == 2 and res.output.count("error:") == 1 and "add --yes" in res.output, res.output
+    res = CliRunner().invoke(launch, [*args, "--problem", "rastrign", "--fresh", "--yes"])
+    assert res.exit_code == 2 and "unknown problem 'rastrign'" in res.output, res.output
+    assert snapshot(root) == before
+
+
 def test_a_new_folder_needs_no_confirmation(tmp_path):
     res = evolve(tmp_path / "new", "--problem", "sphere", "--fresh-run")
     assert res.exit_code == 0, res.output
