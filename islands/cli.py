@@ -11,7 +11,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from islands.threads import limit_env
 
@@ -23,10 +23,6 @@ from islands import config as cfg  # noqa: E402  (no torch: settings and their c
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
-
-if TYPE_CHECKING:
-    from islands.status.record import IslandStatus
-
 
 
 RUNS_FOLDER = "runs"  # new runs without --run-dir get a timestamped folder under this
@@ -69,6 +65,34 @@ def default_run_dir() -> Path:
     return runs[-1] if runs else runs_root()
 
 
+def _interactive() -> bool:
+    """Whether a person can be asked (stdin and stderr are terminals)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_fresh(root: Path, yes: bool, flag: str) -> None:
+    """A run-level fresh start deletes a run: ask on a terminal (y/N), else require --yes.
+
+    Nothing to confirm when `root` holds no run yet. Raises ConfigError (exit 2, nothing
+    deleted) without a terminal to ask on, and Failure (exit 2) when the answer is no.
+    """
+    from migration_pool.rundir import RunDir
+
+    rundir = RunDir(root)
+    if yes or not rundir.is_run():
+        return
+    n = len(rundir.island_ids())
+    what = (f"{flag} deletes the run in {root} ({n} island(s): checkpoints, histories, migrants, "
+            "results and the manifest)")
+    if not _interactive():
+        raise ConfigError(f"{what}; add --yes to confirm (no terminal to ask on); nothing was deleted")
+    if not click.confirm(f"{what}. Delete it and start over?", default=False, err=True):
+        raise Failure("not confirmed; nothing was deleted", EXIT_USAGE)
+
+
+yes_option = click.option("--yes", "-y", is_flag=True, help="Confirm a run-level fresh start without asking.")
+
+
 class Failure(click.ClickException):
     """A library error shown as `error: ...` with the exit code of its kind."""
 
@@ -87,8 +111,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ManifestConflict as e:
+            ctx = click.get_current_context(silent=True)
+            again = {"launch": "launch --fresh", "evolve": "evolve --fresh-run"}.get(ctx.info_name if ctx else "")
             raise Failure(f"{e}; leave the option out to join this run, or use another --run-dir "
-                          "for a new one", EXIT_USAGE) from None
+                          "for a new one" + (f" (or start this one over: {again})" if again else ""),
+                          EXIT_USAGE) from None
         except ConfigError as e:
             raise Failure(str(e), EXIT_USAGE) from None
         except CheckpointError as e:
@@ -329,14 +356,18 @@ def main() -> None:
 @allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
 @click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
+@click.option("--fresh-run", is_flag=True,
+              help="Start the whole run over: delete its manifest and every island's files (asks on a "
+                   "terminal, else needs --yes; refused while an island of the run is alive).")
+@yes_option
 @click.option("--quiet", is_flag=True, help="Print only the final line.")
 @click.option("--allow-shared-run", is_flag=True, envvar=ALLOW_SHARED_ENV,
               help="Accept a run directory or manifest that other users can write (they can "
                    "run code in this island through the manifest's problem).")
 @run_options
 @guarded
-def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool, quiet: bool,
-           allow_shared_run: bool, **options: Any) -> None:
+def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool,
+           fresh_run: bool, yes: bool, quiet: bool, allow_shared_run: bool, **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -348,20 +379,30 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     """
     from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
+    from islands.status.island_view import make_island_view
 
     cfg.island_number(island)
     config, explicit = config_from_options(options)
     check_memory(config)
     root = run_dir or new_run_dir(config.problem)
     check_run_dir(root, allow_nonempty)
+    if fresh_run:
+        confirm_fresh(root, yes, "--fresh-run")
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)
-    echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    view = None if quiet else make_island_view(island, lambda msg: click.echo(msg, err=True), sys.stderr.isatty(),
+                                               lambda: _max_evaluations(root))
+    echo = (lambda _msg: None) if view is None else view.log
     if run_dir is None:
         click.echo(f"run directory {root} (to resume: the same command with --run-dir {root})", err=True)
-    result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
-                        allow_shared=allow_shared_run, stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
+    try:
+        result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
+                            fresh_run=fresh_run, allow_shared=allow_shared_run, stop=stop, log=echo,
+                            on_status=None if view is None else view.status)
+    finally:
+        if view is not None:
+            view.close()  # the bar stays above; the result line below is the last thing shown
     click.echo(
         f"{result.island}: {result.reason} at generation {result.generation}, "
         f"best fitness {result.best:.6g}, {result.evaluations} evaluations"
@@ -369,28 +410,19 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     )
     if result.reason == "stopped":
         again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
+        if fresh or fresh_run:
+            again += " without --fresh" + ("-run" if fresh_run else "")  # or it would start over again
         click.echo(f"stopped; run {again} to resume (run directory {root})")
 
 
-def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[IslandStatus], None]:
-    """A status callback that prints one progress line every `every_s` seconds."""
-    import time
+def _max_evaluations(root: Path) -> int | None:
+    """The run's evaluation budget per island (its manifest's, which the options may not name)."""
+    from islands.runs import open_run
 
-    last = [0.0]
-
-    def show(status: IslandStatus) -> None:
-        now = time.monotonic()
-        if now - last[0] < every_s and status.state == "running":
-            return
-        last[0] = now
-        best = status.best_ever
-        echo(
-            f"{status.island}  gen {status.generation}/{status.generations}  "
-            f"best {best if best is None else format(best, '.6g')}  "
-            f"{status.evals_per_sec or 0.0:,.0f} evals/s  diversity {status.diversity:.3g}"
-        )
-
-    return show
+    try:
+        return open_run(root).config.max_evaluations
+    except (IslandsError, PoolError, OSError):
+        return None
 
 
 @main.command()

@@ -231,6 +231,7 @@ def evolve(
     explicit: Mapping[str, Any] | None = None,
     device: str | None = None,
     fresh: bool = False,
+    fresh_run: bool = False,
     allow_shared: bool = False,
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
@@ -245,6 +246,10 @@ def evolve(
     [P], with `bounds=(lower, upper)` and D = `config.dim`) in this process; the manifest
     records it as "<python:module.qualname>" (`islands.problems.inline`) and resuming needs the
     same function again. At the end the run's `champion.isld` is (re)written.
+
+    `fresh` starts this island over (its checkpoints, history and status go); `fresh_run` the
+    whole run (`RunDir.reset_run`: every island's files and the manifest go, after `config`
+    has been checked as a new run's, so a typo deletes nothing).
     """
     island_number(island)  # validate the id before touching the disk
     given = config
@@ -261,7 +266,7 @@ def evolve(
         explicit = {**explicit, "problem": config.problem, "dim": config.dim,
                     "problem_params": dict(config.problem_params)}
     notes: list[str] | None = [] if dim_typed and built is None else None
-    if not _has_manifest(root):
+    if fresh_run or not _has_manifest(root):
         # A new run: build its problem and algorithm first, so a typo writes no manifest that
         # the corrected command would then contradict.
         if built is not None:
@@ -276,6 +281,10 @@ def evolve(
                 raise ConfigError(error)
     for note in notes or ():
         log(note)
+    if fresh_run:
+        if not allow_shared:
+            RunDir(root).check_private()  # whoever else can write it may have put code there
+        RunDir(root).reset_run()
     run, _ = join_run(root, config, explicit, allow_shared=allow_shared)
     _check_inline_resume(run, built)
     if fresh:

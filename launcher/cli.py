@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
-                         guarded, new_run_dir, run_dir_option, run_options)
+                         confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, yes_option)
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
@@ -60,6 +60,10 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
               show_default=True,
               help="After a finished run of a gym:* or cartpole problem, run the champion on this many "
                    "unseen starts (islands evaluate); 0: skip.")
+@click.option("--fresh", "--fresh-run", "fresh", is_flag=True,
+              help="Start the run over: delete its manifest and every island's files first (asks on a "
+                   "terminal, else needs --yes; refused while the run's launcher or islands are alive).")
+@yes_option
 @click.option("--allow-shared-run", is_flag=True,
               help="Accept a run directory or manifest that other users can write (whoever "
                    "can write the manifest can run code in every island).")
@@ -67,7 +71,7 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, evaluate_episodes: int, allow_shared_run: bool,
+           progress_every: float | None, plain: bool, evaluate_episodes: int, fresh: bool, yes: bool, allow_shared_run: bool,
            **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
@@ -86,11 +90,13 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     root = run_dir or new_run_dir(config.problem)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
+    if fresh:
+        confirm_fresh(root, yes, "--fresh")
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
         grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
-        evaluate_episodes=evaluate_episodes,
+        evaluate_episodes=evaluate_episodes, fresh=fresh,
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent
@@ -107,8 +113,9 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
 
 
 def _resume_hint(root: Path) -> str:
-    """The command line that resumes this run: the one typed, with the run directory made explicit."""
-    args = sys.argv[1:]
+    """The command line that resumes this run: the one typed, with the run directory made explicit
+    and without --fresh (which would start it over again)."""
+    args = [a for a in sys.argv[1:] if a not in ("--fresh", "--fresh-run", "--yes", "-y")]
     if "--run-dir" not in args and not any(a.startswith("--run-dir=") for a in args):
         args += ["--run-dir", str(root)]
     return shlex.join(["islands", *args])

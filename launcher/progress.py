@@ -1,8 +1,11 @@
-"""What the launcher shows while it runs: a rich live table on a terminal, plain lines otherwise.
+"""What the launcher shows while it runs: on a terminal an overall bar with its ETA above a
+table of islands (rich), plain lines otherwise (pipes, CI).
 
 Views only format what the launcher hands them (`Row`s and messages); they read no files.
 The live table is refreshed by the launcher's loop, never by a rich background thread: the
 launcher forks islands with a `preexec_fn`, which should not race with other threads.
+Islands show "starting" from their spawn until their first status (importing torch takes
+seconds), and the overall ETA waits for them (`islands.status.progress.Eta`).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence, TextIO
 
+from islands.status.progress import Eta, clock, fraction, number
 from launcher.plan import format_cores
 
 
@@ -19,7 +23,7 @@ class Row:
     """One island as the launcher sees it."""
 
     island: str
-    state: str  # waiting, running, finished, stopped, failed
+    state: str  # starting (spawned, no status yet), running, waiting, finished, stopped, failed
     generation: int | None = None
     generations: int | None = None
     best: float | None = None  # best-ever fitness
@@ -27,32 +31,59 @@ class Row:
     diversity: float | None = None
     restarts: int = 0
     cores: tuple[int, ...] = ()
+    done: float | None = None  # share of its work done (`islands.status.progress.fraction`)
+
+    def share(self) -> float | None:
+        """The share done, from `done` or else the generations."""
+        if self.done is not None:
+            return self.done
+        return fraction(self.generation, self.generations, finished=self.state == "finished")
 
 
-def _fmt(x: float | None, spec: str = ".6g") -> str:
-    return "-" if x is None else format(x, spec)
+ENDED = ("finished", "stopped", "failed")
+STATES = ("running", "starting", "waiting", "finished", "stopped", "failed")
 
 
-def headline(rows: Sequence[Row], elapsed: float) -> str:
-    """One line for the whole archipelago."""
+def overall(rows: Sequence[Row]) -> tuple[float | None, bool]:
+    """The run's share done (ended islands count as done: they will not move again) and
+    whether every island has reported (the ETA's baseline is fixed from then on)."""
+    shares = [1.0 if r.state in ENDED else r.share() for r in rows]
+    known = [s for s in shares if s is not None]
+    settled = all(r.state != "starting" for r in rows)
+    return (sum(known) / len(rows) if known and rows else None), settled
+
+
+def states_text(rows: Sequence[Row]) -> str:
+    """"starting 3/20" while islands have not reported yet, else the count of each state."""
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
-    states = ", ".join(f"{counts[s]} {s}" for s in ("running", "waiting", "finished", "stopped", "failed") if counts.get(s))
+    if counts.get("starting"):
+        up = len(rows) - counts["starting"] - counts.get("waiting", 0)
+        rest = ", ".join(f"{counts[s]} {s}" for s in ("waiting", "failed") if counts.get(s))
+        return f"starting {up}/{len(rows)}" + (f", {rest}" if rest else "")
+    return ", ".join(f"{counts[s]} {s}" for s in STATES if counts.get(s)) or "no islands"
+
+
+def headline(rows: Sequence[Row], elapsed: float, eta: float | None = None, share: bool = True) -> str:
+    """One line for the whole archipelago (the plain view prints it; the live one titles its
+    table with it, without the share done and ETA that its bar shows)."""
     gens = [r.generation for r in rows if r.generation is not None]
     total = next((r.generations for r in rows if r.generations is not None), None)
     bests = [(r.best, r.island) for r in rows if r.best is not None]
     best = max(bests) if bests else None
-    rate = sum(r.evals_per_sec or 0.0 for r in rows if r.state == "running")
+    reporting = [r for r in rows if r.state == "running" and r.evals_per_sec is not None]
     restarts = sum(r.restarts for r in rows)
-    m, s = divmod(int(elapsed), 60)
-    h, m = divmod(m, 60)
-    parts = [f"[{h:d}:{m:02d}:{s:02d}] {states or 'no islands'}"]
+    parts = [f"[{clock(elapsed)}] {states_text(rows)}"]
+    done, _ = overall(rows)
+    if done is not None and share:
+        parts.append(f"{done:.0%} done, ETA {clock(eta)}")
     if gens:
         parts.append(f"gen {min(gens)}-{max(gens)}" + (f"/{total}" if total is not None else ""))
     if best is not None:
-        parts.append(f"best {best[0]:.6g} ({best[1]})")
-    parts.append(f"{rate:,.0f} evals/s")
+        parts.append(f"best {number(best[0])} ({best[1]})")
+    if reporting:  # no "0 evals/s" while islands are still importing torch
+        parts.append(f"{sum(r.evals_per_sec or 0.0 for r in reporting):,.0f} evals/s")
     parts.append(f"restarts {restarts}")
     return " | ".join(parts)
 
@@ -64,33 +95,52 @@ class PlainView:
         self.out = out or sys.stdout
         self.every_s = every_s
         self._last = float("-inf")
+        self.eta = Eta()
 
     def message(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     def update(self, rows: Sequence[Row], elapsed: float, force: bool = False) -> None:
+        done, settled = overall(rows)
+        eta = self.eta.update(done, elapsed, settled)
         now = time.monotonic()
         if force or now - self._last >= self.every_s:
             self._last = now
-            self.message(headline(rows, elapsed))
+            self.message(headline(rows, elapsed, eta))
+
+    def end(self) -> None:
+        """The run is over: what follows (the summary) is the last thing printed."""
 
     def close(self) -> None:
         pass
 
 
+STYLES = {"running": "green", "starting": "yellow", "waiting": "yellow", "failed": "bold red",
+          "finished": "cyan", "stopped": "magenta"}
+
+
 class LiveView:
-    """A rich table, one row per island, redrawn by `update`."""
+    """An overall bar with its ETA above a table of islands (each with its own bar), redrawn
+    by `update`; `end` leaves the last frame on screen so the summary prints below it."""
 
     def __init__(self, every_s: float = 0.5, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         self.console = console or Console()
         self.every_s = every_s
         self._last = float("-inf")
+        self.eta = Eta()
         self.live = Live(console=self.console, auto_refresh=False, transient=False,
                          vertical_overflow="ellipsis")
+        # Rendered inside `live`, never started itself: no rich refresh thread (module docstring).
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=40), TaskProgressColumn(),
+                            TextColumn("ETA {task.fields[eta]}"), TextColumn("elapsed {task.fields[elapsed]}"),
+                            console=self.console, auto_refresh=False)
+        self.task = self.bar.add_task("starting", total=1.0, eta="?", elapsed="0:00:00")
         self._started = False  # started on first use, so an early error prints only itself
+        self._ended = False
 
     def _start(self) -> None:
         if not self._started:
@@ -98,39 +148,62 @@ class LiveView:
             self.live.start()
 
     def message(self, text: str) -> None:
+        if self._ended:
+            self.console.print(text, markup=False, highlight=False)
+            return
         self._start()
         self.live.console.print(text, markup=False, highlight=False)
 
     def update(self, rows: Sequence[Row], elapsed: float, force: bool = False) -> None:
+        done, settled = overall(rows)
+        eta = self.eta.update(done, elapsed, settled)
         now = time.monotonic()
-        if force or now - self._last >= self.every_s:
-            self._start()
-            self._last = now
-            self.live.update(self._table(rows, elapsed), refresh=True)
+        if self._ended or not (force or now - self._last >= self.every_s):
+            return
+        self._start()
+        self._last = now
+        self.live.update(self.frame(rows, elapsed, done, eta), refresh=True)
 
-    def _table(self, rows: Sequence[Row], elapsed: float):
+    def frame(self, rows: Sequence[Row], elapsed: float, done: float | None, eta: float | None) -> Any:
+        """The overall bar and the table of islands, as one renderable."""
+        from rich.console import Group
+
+        what = states_text(rows) if any(r.state == "starting" for r in rows) else "run"
+        self.bar.update(self.task, completed=done or 0.0, description=what, eta=clock(eta),
+                        elapsed=clock(elapsed))
+        return Group(self.bar, self._table(rows, elapsed))
+
+    def _table(self, rows: Sequence[Row], elapsed: float) -> Any:
+        from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
 
-        styles = {"running": "green", "waiting": "yellow", "failed": "bold red", "finished": "cyan", "stopped": "magenta"}
-        table = Table(title=headline(rows, elapsed), title_justify="left", expand=False)
-        for name, justify in (("island", "left"), ("state", "left"), ("generation", "right"), ("best", "right"),
-                              ("evals/s", "right"), ("diversity", "right"), ("restarts", "right"), ("core", "right")):
+        table = Table(title=headline(rows, elapsed, share=False), title_justify="left", expand=False)
+        for name, justify in (("island", "left"), ("state", "left"), ("progress", "left"), ("generation", "right"),
+                              ("best", "right"), ("evals/s", "right"), ("diversity", "right"),
+                              ("restarts", "right"), ("core", "right")):
             table.add_column(name, justify=justify)
         for r in rows:
+            share = r.share()
+            bar = Text("-") if share is None else ProgressBar(total=1.0, completed=share, width=12)
             gen = "-" if r.generation is None else f"{r.generation}/{r.generations}"
-            table.add_row(r.island, Text(r.state, style=styles.get(r.state, "")), gen, _fmt(r.best),
-                          _fmt(r.evals_per_sec, ",.0f"), _fmt(r.diversity, ".3g"), str(r.restarts),
-                          format_cores(r.cores))
+            table.add_row(r.island, Text(r.state, style=STYLES.get(r.state, "")), bar, gen, number(r.best),
+                          "-" if r.evals_per_sec is None else f"{r.evals_per_sec:,.0f}",
+                          number(r.diversity, 3), str(r.restarts), format_cores(r.cores))
         return table
 
-    def close(self) -> None:
-        if self._started:
+    def end(self) -> None:
+        """Stop redrawing, leaving the last frame on screen: what follows prints below it."""
+        if self._started and not self._ended:
             self.live.stop()
+        self._ended = True
+
+    def close(self) -> None:
+        self.end()
 
 
 def make_view(live: bool | None = None, every_s: float | None = None) -> PlainView | LiveView:
-    """A live table when stdout is a terminal (or `live`), plain periodic lines otherwise."""
+    """The live bar and table when stdout is a terminal (or `live`), plain periodic lines otherwise."""
     if live is None:
         live = sys.stdout.isatty()
     if live:

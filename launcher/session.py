@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 from islands.exit_codes import EXIT_ERROR
 from islands.config import RunConfig, is_inline, not_rebuildable
 from islands.runs import Run, flatten_config, join_run, new_manifest
+from islands.status.progress import fraction, number
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
@@ -57,6 +58,7 @@ class LaunchRequest:
     resume_hint: str | None = None  # the command to print for resuming
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
     evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
+    fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked
 
     def __post_init__(self) -> None:
         if self.config is None:
@@ -99,7 +101,9 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
-    fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs)
+    fresh = _new_plan(request.config, request, cores, specs) if request.fresh or not rundir.is_run() else None
+    if request.fresh:
+        rundir.reset_run()  # refuses while a launcher or an island of the run is alive
     lock = rundir.claim_launcher()
     try:
         run, plan = _join(rundir, request, cores, specs, fresh)
@@ -203,6 +207,7 @@ class _Session:
         self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
         self.children: dict[str, Child] = {}
         self.statuses: dict[str, IslandStatus | None] = {i: read_status(rundir, i) for i in plan.ids}
+        self.reported: set[str] = set()  # islands whose current process has written a status
         self.baseline = {i: (s.evaluations or 0) if s is not None and self._ours(s) else 0
                          for i, s in self.statuses.items()}
         self.prior_restarts = self._prior_restarts()
@@ -300,6 +305,7 @@ class _Session:
                               + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {d.reason}"))
             return
         self.children[island] = child
+        self.reported.discard(island)  # "starting" until this process reports
         w.started(now)
         self._state_at = float("-inf")  # record the new pid soon
 
@@ -329,7 +335,7 @@ class _Session:
                                   + "".join(f"\n    {line}" for line in tail))
             elif finished and st is not None:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
-                                  f"best {'?' if st.best_ever is None else format(st.best_ever, '.6g')}")
+                                  f"best {'?' if st.best_ever is None else number(st.best_ever)}")
             else:
                 self.view.message(f"{isl}: exited 0 without finishing; not restarted")
 
@@ -340,6 +346,7 @@ class _Session:
                 st = None
             else:
                 self.statuses[isl] = st
+                self.reported.add(isl)
                 self.watches[isl].beat((child.pid, st.beat), now)
             w = self.watches[isl]
             if self.stopping_since is None and w.hung(now):
@@ -379,12 +386,17 @@ class _Session:
 
     # -- reporting ------------------------------------------------------------------------
     def _rows(self) -> list[Row]:
-        rows = []
+        rows, budget = [], self.run_.config.max_evaluations
         for isl in self.plan.ids:
             st = self.statuses.get(isl)
             st = st if st is not None and self._ours(st) else IslandStatus()
-            rows.append(Row(isl, self.watches[isl].state, st.generation, st.generations, st.best_ever,
-                            st.evals_per_sec, st.diversity, self._restarts(isl), self.by_id[isl].cores))
+            state = self.watches[isl].state
+            if state == "running" and isl not in self.reported:
+                state = "starting"  # spawned, importing torch or reading its checkpoint
+            rows.append(Row(isl, state, st.generation, st.generations, st.best_ever,
+                            st.evals_per_sec if state != "starting" else None, st.diversity, self._restarts(isl),
+                            self.by_id[isl].cores, fraction(st.generation, st.generations, st.evaluations, budget,
+                                                            finished=state == "finished")))
         return rows
 
     def _restarts(self, island: str) -> int:
@@ -432,6 +444,7 @@ class _Session:
         else:
             state = "stopped"
         self.view.update(self._rows(), time.monotonic() - self.started, force=True)
+        self.view.end()  # the last frame stays above; the summary below is the last thing shown
         self._write_state(state)
         statuses = {i: read_status(self.rundir, i) for i in self.plan.ids}
         cfg = self.run_.config

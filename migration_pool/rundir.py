@@ -45,6 +45,7 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.isld", "evaluation.isld",
                          "islands", "pool",
                          "launcher.isld", ".launcher.lock", "target-reached.isld"})
+LOCK_FILES = frozenset({".manifest.lock", ".launcher.lock"})  # kept by `reset_run`
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
 MAX_HISTORY_LINE = 1 << 20  # a longer line is not a history record
@@ -383,6 +384,40 @@ class RunDir:
             p.unlink(missing_ok=True)
         shutil.rmtree(self.pool_dir(island), ignore_errors=True)
         d.mkdir(parents=True, exist_ok=True)
+
+    def reset_run(self) -> list[str]:
+        """Delete this run's files so that it starts over (run-level `--fresh`); the names removed.
+
+        Only names a run creates (`RUN_ENTRIES`, temporary files of `atomic`) are removed, none
+        through a symlink, and only while no launcher or island of the run is alive: their locks
+        are held meanwhile. Lock files stay (a process may be waiting on one), so does anything
+        else in the folder. The manifest goes last: an interrupted reset is still a run, and
+        the same command finishes it.
+
+        Raises:
+            RunDirError: the folder holds files but no manifest, so it does not look like a run.
+            LauncherBusy / IslandBusy: a launcher or an island of this run is alive.
+        """
+        names = [n for n in (RUN_ENTRIES - LOCK_FILES) if os.path.lexists(self.root / n)]
+        if not self.is_run():
+            if names:
+                raise RunDirError(f"{self.root} has no {MANIFEST}, so it does not look like a run; "
+                                  "refusing to delete anything in it (move it aside)")
+            return []
+        held = [self.claim_launcher()]
+        try:
+            held += [self.claim(island) for island in self.island_ids()]
+            temps = [e.name for e in os.scandir(self.root) if e.name.startswith(atomic.TMP_PREFIX)]
+            for name in sorted(names, key=lambda n: n == MANIFEST) + temps:
+                path = self.root / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(self.checked_dir(path))  # fd-based: never follows a link inside
+                else:
+                    path.unlink(missing_ok=True)
+            return sorted(names) + temps
+        finally:
+            for lock in held:
+                lock.release()
 
     # -- run-level results ----------------------------------------------------------------
     def write_champion(self, body: dict[str, Any]) -> Path:

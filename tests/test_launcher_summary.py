@@ -5,9 +5,11 @@ import io
 import json
 
 import numpy as np
+import pytest
 
+from islands.status.progress import Eta, clock, fraction, number
 from islands.status.record import champion
-from launcher.progress import LiveView, PlainView, Row, headline
+from launcher.progress import LiveView, PlainView, Row, headline, states_text
 from launcher.summary import champion_record, summarize, summary_lines
 from migration_pool.rundir import RunDir
 from support.factories import status as make_status
@@ -89,3 +91,82 @@ def test_live_view_draws_a_table_per_island():
     view.close()
     text = out.getvalue()
     assert all(i in text for i in ("island-00", "island-01", "island-02", "hello")) and "failed" in text
+
+
+def test_islands_start_until_they_report_and_no_rate_is_shown_meanwhile():
+    starting = [Row("island-00", "starting"), Row("island-01", "starting"), Row("island-02", "running", 1, 10)]
+    line = headline(starting, 5.0)
+    assert "starting 1/3" in line and "evals/s" not in line and "ETA" in line
+    assert states_text([Row("island-00", "running"), Row("island-01", "finished")]) == "1 running, 1 finished"
+
+
+def test_eta_waits_for_every_island_then_extrapolates_from_there():
+    eta = Eta()
+    assert eta.update(0.5, 0.0, settled=False) is None  # a resumed island's first report: no speed
+    assert eta.update(0.6, 10.0, settled=True) is None  # baseline fixed here
+    assert eta.update(0.7, 20.0, settled=True) == pytest.approx(30.0)  # 0.1 per 10 s, 0.3 left
+    assert eta.update(1.0, 21.0, settled=True) == 0.0
+    assert fraction(5, 10) == 0.5 and fraction(5, 10, 900, 1000) == 0.9 and fraction(1, 10, finished=True) == 1.0
+    assert fraction(None, None) is None and clock(3723.4) == "1:02:03" and clock(None) == "?"
+
+
+def test_figures_are_rounded_in_every_view():
+    raw = -12.577276229858398
+    r = [Row("island-00", "running", 5, 10, raw, 1234.5678, 0.123456789, 0, (0,))]
+    out = io.StringIO()
+    PlainView(out, every_s=0).update(r, 1.0)
+    assert "-12.5773" in out.getvalue() and "12.577276" not in out.getvalue()
+    assert number(raw) == "-12.5773" and number(None) == "-"
+
+
+def test_live_view_shows_a_bar_with_eta_and_the_summary_after_the_last_frame():
+    from rich.console import Console
+
+    out = io.StringIO()
+    view = LiveView(every_s=0.0, console=Console(file=out, width=140, force_terminal=True, color_system=None))
+    view.update([Row("island-00", "starting"), Row("island-01", "starting")], 1.0, force=True)
+    for t, gen in ((2.0, 2), (6.0, 4)):
+        view.update([Row("island-00", "running", gen, 10, -1.5, 100.0), Row("island-01", "running", gen, 10)], t,
+                    force=True)
+    view.end()
+    view.message("SUMMARY")
+    view.close()
+    text = out.getvalue()
+    assert "starting 0/2" in text and "━" in text and "40%" in text
+    assert "ETA 0:00:12" in text  # 20% in 4 s since every island reported, 60% left
+    assert text.rstrip().endswith("SUMMARY")  # nothing drawn after the summary
+
+
+def test_evolve_shows_one_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch):
+    from rich.console import Console
+
+    from islands.status import island_view
+    from islands.status.record import IslandStatus
+
+    clock_s = [100.0]
+    monkeypatch.setattr(island_view.time, "monotonic", lambda: clock_s[0])
+
+    def st(gen, evals, state="running"):
+        return IslandStatus(island="island-00", state=state, generation=gen, generations=100, evaluations=evals,
+                            best_ever=-12.577276229858398, evals_per_sec=1234.5, diversity=0.123456)
+
+    out = io.StringIO()
+    bar = island_view.BarIslandView("island-00", lambda: 1000, every_s=0.0,
+                                    console=Console(file=out, width=120, force_terminal=True, color_system=None))
+    bar.log("resuming")  # before the bar starts: a plain line
+    for t, gen, evals in ((100.0, 10, 100), (110.0, 20, 300)):
+        clock_s[0] = t
+        bar.status(st(gen, evals))
+    bar.close()
+    text = out.getvalue()
+    assert text.startswith("resuming") and "━" in text and "30%" in text  # evaluations: the nearer budget
+    assert "ETA 0:00:35" in text and "-12.5773" in text and "12.577276" not in text  # 20% in 10 s, 70% left
+
+    lines: list[str] = []
+    plain = island_view.make_island_view("island-00", lines.append, terminal=False, max_evaluations=lambda: None)
+    clock_s[0] = 200.0
+    plain.status(st(10, 100))
+    clock_s[0] = 201.0
+    plain.status(st(11, 110))  # within 2 s of the last line: not printed
+    plain.status(st(100, 1000, state="finished"))
+    assert len(lines) == 2 and lines[0].startswith("island-00  gen 10/100  10% ETA ?") and "100% ETA 0:00:00" in lines[1]
