@@ -21,6 +21,7 @@ from islands.exit_codes import EXIT_ERROR
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
 from launcher.session import LaunchRequest
+from launcher.slurm_cli import SLURM_FLAGS, given_slurm_options, make_options, refuse_local_only, run_slurm, slurm_options
 from launcher.supervise import RestartPolicy
 
 _POLICY = RestartPolicy()  # the defaults below are the library's, never restated here
@@ -59,11 +60,15 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--allow-shared-run", is_flag=True,
               help="Accept a run directory or manifest that other users can write (whoever "
                    "can write the manifest can run code in every island).")
+@click.option("--backend", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: processes on this machine; slurm: a SLURM job (array) over a shared run directory.")
+@slurm_options
+@click.option("--detach", is_flag=True, help="With --backend slurm: submit and return without watching.")
 @run_options
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, allow_shared_run: bool, **options: Any) -> None:
+           progress_every: float | None, plain: bool, allow_shared_run: bool, backend: str, **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -75,12 +80,23 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     from launcher.progress import make_view
     from launcher.session import launch as run_launch
 
+    slurm = {k: options.pop(k) for k in SLURM_FLAGS}
+    if backend != "slurm" and given_slurm_options(slurm):
+        raise PlanError(f"{given_slurm_options(slurm)[0]} needs --backend slurm")
     if cores is not None and not cores.strip():
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
     config, explicit = config_from_options(options)
     root = run_dir or new_run_dir(config.problem)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
+    if backend == "slurm":
+        refuse_local_only(cores, device)
+        opts = make_options(device, slurm["pattern"], slurm["partition"], slurm["time"], slurm["account"],
+                            slurm["sbatch_args"], slurm["warn_before"], slurm["max_requeues"])
+        request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
+                                vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts),
+                                resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run)
+        return run_slurm(request, opts, slurm["detach"], plain, progress_every)
     request = LaunchRequest(
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),

@@ -38,7 +38,8 @@ def headline(rows: Sequence[Row], elapsed: float) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
-    states = ", ".join(f"{counts[s]} {s}" for s in ("running", "waiting", "finished", "stopped", "failed") if counts.get(s))
+    states = ", ".join(f"{counts[s]} {s}" for s in ("running", "waiting", "pending", "requeued", "stopping", "finished", "stopped",
+                                                       "dead", "failed") if counts.get(s))
     gens = [r.generation for r in rows if r.generation is not None]
     total = next((r.generations for r in rows if r.generations is not None), None)
     bests = [(r.best, r.island) for r in rows if r.best is not None]
@@ -112,7 +113,8 @@ class LiveView:
         from rich.table import Table
         from rich.text import Text
 
-        styles = {"running": "green", "waiting": "yellow", "failed": "bold red", "finished": "cyan", "stopped": "magenta"}
+        styles = {"running": "green", "waiting": "yellow", "failed": "bold red", "finished": "cyan", "stopped": "magenta",
+                  "pending": "dim", "requeued": "yellow", "dead": "bold red"}
         table = Table(title=headline(rows, elapsed), title_justify="left", expand=False)
         for name, justify in (("island", "left"), ("state", "left"), ("generation", "right"), ("best", "right"),
                               ("evals/s", "right"), ("diversity", "right"), ("restarts", "right"), ("core", "right")):
