@@ -157,3 +157,30 @@ def island_from_env(planned: Sequence[str], env: Mapping[str, str] = os.environ)
     if index >= len(planned):
         raise ConfigError(f"--slurm: {source} is {index}, but the run plans {len(planned)} island(s)")
     return str(planned[index])
+
+
+def merge_into_entry(entry: dict, task: TaskState | None) -> None:
+    """Refine one island of the `islands status` report with SLURM's view of its task.
+
+    The island's own status (heartbeat; a pid only on this host) says how far it got; SLURM
+    says whether it is waiting to run (pending, requeued) or whether its task is gone while
+    the status still says running (dead, whatever host it ran on).
+    """
+    entry["scheduler"] = None if task is None else {
+        "job": task.job, "state": task.state, "slurm_state": task.raw or None,
+        "reason": task.reason or None, "restarts": task.restarts}
+    if task is None or entry["state"] in ("finished", "failed", "unreadable"):
+        return
+    why = f" ({task.reason})" if task.reason and task.reason != "None" else ""
+    if task.state in ("pending", "requeued"):
+        again = f", requeued {task.restarts} time(s)" if task.restarts else ""
+        entry["state"] = task.state
+        entry["note"] = f"SLURM task {task.job} is waiting to run{why}{again}"
+    elif task.active:
+        if entry["state"] in ("stopped", "dead"):  # a new incarnation is starting
+            entry["state"], entry["note"] = "pending", f"SLURM task {task.job} is running; the island is starting"
+    elif entry["state"] in ("running", "stale", "pending"):
+        ended = "is no longer known to SLURM" if task.state == "gone" else f"ended ({task.raw})"
+        entry["state"], entry["note"] = "dead", f"its SLURM task {task.job} {ended} without finishing"
+    else:
+        entry["note"] = "; ".join(x for x in (entry.get("note"), f"SLURM task {task.job}: {task.raw or task.state}") if x)

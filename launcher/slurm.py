@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from islands import slurm as sched
@@ -187,6 +187,7 @@ class SlurmLaunch:
     def _watch(self, run: Run, planned: list[str]) -> SlurmResult:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started, cancelled = time.monotonic(), False
+        budget = self.request.policy.max_restarts
         states: dict[str, sched.TaskState] | None = {}
         queried = float("-inf")
         try:
@@ -205,11 +206,15 @@ class SlurmLaunch:
                     queried, states = now, sched.island_states(self.rundir)
                 statuses = {i: read_status(self.rundir, i) for i in planned}
                 rows = [self._row(run, i, statuses[i], (states or {}).get(i), now) for i in planned]
-                dead = [r.island for r in rows if r.state == "dead"]
+                dead = [r.island for r in rows if r.state == "dead" and self.resubmits.get(r.island, 0) <= budget]
                 if dead and not cancelled and states is not None:
-                    self._resubmit(run, planned, dead)
-                    queried = float("-inf")
-                    continue
+                    if self._job_cancelled(rows, states):
+                        self.view.message("the SLURM job was cancelled (scancel): islands stopped, not resubmitted")
+                        rows = [r if r.state != "dead" else replace(r, state="stopped") for r in rows]
+                        break
+                    if self._resubmit(run, planned, dead, {i: t.raw for i, t in states.items()}):
+                        queried = float("-inf")
+                        continue
                 self.view.update(rows, now - started)
                 if states is not None and not any(r.state in sched.ACTIVE for r in rows):
                     break
@@ -228,8 +233,6 @@ class SlurmLaunch:
             state = "stopped"  # never submitted here (finished earlier, or SLURM not asked yet)
         elif task.active:
             state, self.gone_since[island] = task.state, now
-        elif task.state in ("cancelled", "timeout", "preempted"):
-            state = "stopped"
         elif now - self.gone_since.setdefault(island, now) < GONE_GRACE_S:
             state = "stopping"  # ended a moment ago: its last status may still be on its way
         else:
@@ -237,7 +240,17 @@ class SlurmLaunch:
         return Row(island, state, s.generation, s.generations, s.best_ever, s.evals_per_sec, s.diversity,
                    self.resubmits.get(island, 0))
 
-    def _resubmit(self, run: Run, planned: list[str], dead: list[str]) -> None:
+    @staticmethod
+    def _job_cancelled(rows: list[Row], states: dict[str, sched.TaskState]) -> bool:
+        """Every unfinished island ended at once, cancelled: the user's `scancel JOB`, not a lost task."""
+        left = [r for r in rows if r.state != "finished"]
+        return bool(left) and all(r.state == "dead" and r.island in states and states[r.island].raw == "CANCELLED"
+                                  for r in left)
+
+    def _resubmit(self, run: Run, planned: list[str], dead: list[str],
+                  states_raw: dict[str, str] | None = None) -> bool:
+        """Resubmit dead islands within their budget; whether anything was submitted."""
+        states_raw = states_raw or {}
         budget = self.request.policy.max_restarts
         again = [i for i in dead if self.resubmits.get(i, 0) < budget]
         for isl in dead:
@@ -245,13 +258,15 @@ class SlurmLaunch:
                 self.view.message(f"{isl}: dead again after {budget} resubmission(s); giving it up (FAILED)")
                 self.resubmits[isl] = budget + 1
         if not again:
-            return
+            return False
         for isl in again:
             self.resubmits[isl] = self.resubmits.get(isl, 0) + 1
-            self.view.message(f"{isl}: its SLURM task ended without finishing (dead); resubmitting "
+            why = states_raw.get(isl, "")
+            self.view.message(f"{isl}: its SLURM task ended{f' ({why})' if why else ''} without finishing (dead); resubmitting "
                               f"({self.resubmits[isl]} of {budget}) from its checkpoint")
             self.gone_since.pop(isl, None)
         self.submit(run, planned, sorted(planned.index(i) for i in again))
+        return True
 
     def _stop_choice(self, cancelled: bool) -> str:
         if cancelled or signal.SIGTERM in self.signals:
@@ -276,6 +291,8 @@ class SlurmLaunch:
         return self.request.resume_hint or f"islands launch --backend slurm --run-dir {self.rundir.root}"
 
     def _finish(self, run: Run, rows: list[Row], started: float, cancelled: bool) -> SlurmResult:
+        if cancelled:  # ended because we cancelled them
+            rows = [replace(r, state="stopped") if r.state == "dead" else r for r in rows]
         self.view.update(rows, time.monotonic() - started, force=True)
         statuses = {r.island: read_status(self.rundir, r.island) for r in rows}
         champ = champion(statuses.values(), run.run_id)
