@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 from launcher.errors import PlanError
 
 PATTERNS = ("array", "step")
+ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
 EXIT_STOPPED = 75  # islands.exit_codes: "stopped, not finished" (resumable); 0 before that existed
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
@@ -163,6 +164,8 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
         '        echo "islands: time limit near; checkpointed; requeue budget ($MAX_REQUEUES) spent, not requeued"',
         "    fi",
         "fi",
+        "# The launcher tells a task that ended by itself from one that was killed (no such line): dead.",
+        f'echo "{ENDED_MARK} {task.strip(chr(34))} exit $rc"',
         'exit "$rc"',
     ]
     return "\n".join(head + body) + "\n"

@@ -29,7 +29,8 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import LauncherError, PlanError
 from launcher.progress import PlainView, Row
-from launcher.sbatch import SlurmOptions, render
+from islands.exit_codes import NO_RESTART
+from launcher.sbatch import ENDED_MARK, EXIT_STOPPED, SlurmOptions, render
 from launcher.session import LaunchRequest, read_status
 from launcher.spawn import check_islands_build
 from launcher.summary import champion_record
@@ -38,7 +39,10 @@ from migration_pool.rundir import RunDir
 
 SUBMIT_TIMEOUT_S = 60.0
 QUERY_EVERY_S = 1.0
-GONE_GRACE_S = 5.0  # a task SLURM forgets right after it ends: wait for the island's last status
+GONE_GRACE_S = 3.0
+# An island that exits so stopped on request (scancel, a time limit): resumable, not resubmitted.
+# 143 (SIGTERM) is an island that got scancel's SIGTERM twice before repeated SIGTERMs were idempotent.
+STOPPED_CODES = frozenset({0, EXIT_STOPPED, 128 + signal.SIGTERM})  # a task SLURM forgets right after it ends: wait for the island's last status
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,22 @@ def new_plan(request: LaunchRequest, device: str) -> planning.Plan:
     return planning.make_plan(ids, (0,), device, ["0"] if device == "cuda" else None, overrides, specs)
 
 
+def ended_code(rundir: RunDir, task: str) -> int | None:
+    """The exit code the batch script of `task` ("JOB_TASK" or "JOB") reported in its output
+    file as its last act; None when it reported none (killed, or its output is elsewhere)."""
+    try:
+        with open(rundir.slurm_dir / f"{task}.out", "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if line.startswith(f"{ENDED_MARK} {task} exit "):
+            code = line.rsplit(" ", 1)[-1]
+            return int(code) if code.isdigit() else None
+    return None
+
+
 class SlurmLaunch:
     """One `islands launch --backend slurm`: prepare, submit, watch."""
 
@@ -93,6 +113,7 @@ class SlurmLaunch:
         self.signals: list[int] = []
         self.resubmits: dict[str, int] = {}
         self.gone_since: dict[str, float] = {}
+        self.reported: set[str] = set()
         self.lock: Any = None  # the run's launcher lock, from the first write on
 
     # -- preparing ----------------------------------------------------------------------------
@@ -208,10 +229,6 @@ class SlurmLaunch:
                 rows = [self._row(run, i, statuses[i], (states or {}).get(i), now) for i in planned]
                 dead = [r.island for r in rows if r.state == "dead" and self.resubmits.get(r.island, 0) <= budget]
                 if dead and not cancelled and states is not None:
-                    if self._job_cancelled(rows, states):
-                        self.view.message("the SLURM job was cancelled (scancel): islands stopped, not resubmitted")
-                        rows = [r if r.state != "dead" else replace(r, state="stopped") for r in rows]
-                        break
                     if self._resubmit(run, planned, dead, {i: t.raw for i, t in states.items()}):
                         queried = float("-inf")
                         continue
@@ -236,16 +253,22 @@ class SlurmLaunch:
         elif now - self.gone_since.setdefault(island, now) < GONE_GRACE_S:
             state = "stopping"  # ended a moment ago: its last status may still be on its way
         else:
-            state = "dead"
+            state = self._ended(island, task)
         return Row(island, state, s.generation, s.generations, s.best_ever, s.evals_per_sec, s.diversity,
                    self.resubmits.get(island, 0))
 
-    @staticmethod
-    def _job_cancelled(rows: list[Row], states: dict[str, sched.TaskState]) -> bool:
-        """Every unfinished island ended at once, cancelled: the user's `scancel JOB`, not a lost task."""
-        left = [r for r in rows if r.state != "finished"]
-        return bool(left) and all(r.state == "dead" and r.island in states and states[r.island].raw == "CANCELLED"
-                                  for r in left)
+    def _ended(self, island: str, task: sched.TaskState) -> str:
+        """stopped (its batch script ended by itself: the island stopped on request or gave up),
+        failed (it exited with a code no restart fixes) or dead (killed: resubmit it)."""
+        code = ended_code(self.rundir, task.job)
+        if code is None:
+            return "dead"
+        if code in STOPPED_CODES:
+            if island not in self.reported:
+                self.reported.add(island)
+                self.view.message(f"{island}: stopped ({task.raw or task.state}); not resubmitted")
+            return "stopped"
+        return "failed" if code in NO_RESTART else "dead"
 
     def _resubmit(self, run: Run, planned: list[str], dead: list[str],
                   states_raw: dict[str, str] | None = None) -> bool:
@@ -309,7 +332,7 @@ class SlurmLaunch:
                           f"checkpoints, run the same command: {self._hint()}")
         if cancelled:
             return SlurmResult("stopped", signal.SIGINT)
-        return SlurmResult("failed" if "dead" in states else "stopped")
+        return SlurmResult("failed" if "dead" in states or "failed" in states else "stopped")
 
 
 def script_text(request: LaunchRequest, opts: SlurmOptions) -> str:
