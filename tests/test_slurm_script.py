@@ -189,3 +189,27 @@ def test_record_slurm_job_appends_one_line_per_submission(tmp_path):
         f.write(b"not json\n")
     rundir.record_slurm_job({"job_id": "2", "pattern": "step", "islands": {"0": "island-01"}})
     assert [r["job_id"] for r in rundir.read_slurm_jobs()] == ["1", "2"]
+
+
+@pytest.mark.parametrize("signals, answer, choice", [
+    ([signal.SIGINT], "c", "cancel"),
+    ([signal.SIGINT], "", "detach"),
+    ([signal.SIGTERM], "c", "detach"),  # not a person at a terminal: the jobs keep running
+])
+def test_ctrl_c_asks_whether_to_cancel_or_detach(tmp_path, signals, answer, choice):
+    from launcher.session import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=2), SlurmOptions(), ask=lambda _q: answer)
+    launch.signals = list(signals)
+    assert launch._stop_choice(cancelled=False) == choice
+
+
+def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from launcher.cli import launch
+
+    out = CliRunner().invoke(launch, ["-n", "2", "--run-dir", str(tmp_path / "run"), "--partition", "short"])
+    assert out.exit_code == 2 and "error: --partition needs --backend slurm" in out.output
+    assert not (tmp_path / "run").exists()
