@@ -90,10 +90,10 @@ def ended_code(rundir: RunDir, task: str) -> int | None:
     """The exit code the batch script of `task` ("JOB_TASK" or "JOB") reported in its output
     file as its last act; None when it reported none (killed, or its output is elsewhere)."""
     try:
-        with open(rundir.slurm_dir / f"{task}.out", "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-            tail = f.read().decode("utf-8", "replace")
+        tail = rundir.read_slurm_output(task)
     except OSError:
+        return None
+    if tail is None:
         return None
     for line in reversed(tail.splitlines()):
         if line.startswith(f"{ENDED_MARK} {task} exit "):

@@ -463,6 +463,17 @@ class RunDir:
         finally:
             os.close(fd)
 
+    def read_slurm_output(self, task: str, max_bytes: int = 4096) -> str | None:
+        """The last `max_bytes` of a SLURM task's output file RUN/slurm/TASK.out; None if absent."""
+        if not re.match(r"^[0-9]+(_[0-9]+)?\Z", task):
+            return None
+        try:
+            with open(self.slurm_dir / f"{task}.out", "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read(max_bytes).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
+
     def read_slurm_jobs(self) -> list[dict[str, Any]]:
         """Every recorded submission, oldest first; lines that are not JSON objects are skipped."""
         try:
