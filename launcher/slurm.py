@@ -175,6 +175,7 @@ class SlurmLaunch:
 
     def submit(self, run: Run, planned: list[str], indices: list[int]) -> Submission:
         text = self.script(indices, run.run_id, planned)
+        self.test_only(text)  # a resumed run's new --partition, --time, ... are checked before writing
         path = self.rundir.write_slurm_script(text)
         out = _run(["sbatch", "--parsable", str(path)])
         job = out.stdout.strip().split(";")[0] if out.returncode == 0 else ""
