@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 from islands.errors import ConfigError
 from migration_pool.rundir import RunDir
 
-QUERY_TIMEOUT_S = 20.0
+QUERY_TIMEOUT_S = 10.0  # scontrol gives up on a silent controller after its MessageTimeout (10 s) too
 ACTIVE = frozenset({"pending", "requeued", "running", "stopping"})
 # JobState -> what an island's row says (scontrol's names, as of Slurm 22.05)
 _STATES = {
