@@ -43,7 +43,7 @@ def _unavailable() -> str | None:
 
 
 REASON = _unavailable()
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 TINY = ["--problem", "slow_problem:make", "--dim", "4", "--population", "8", "--checkpoint-every", "5", "--checkpoint-seconds", "0",
         "--plain", "--progress-every", "1"]
