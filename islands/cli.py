@@ -351,7 +351,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("island")
+@click.argument("island", required=False)
 @run_dir_option
 @allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
@@ -361,13 +361,17 @@ def main() -> None:
                    "terminal, else needs --yes; refused while an island of the run is alive).")
 @yes_option
 @click.option("--quiet", is_flag=True, help="Print only the final line.")
+@click.option("--slurm", is_flag=True,
+              help="Run as a SLURM task: the island is the run's planned island at SLURM_ARRAY_TASK_ID "
+                   "(job array) or SLURM_PROCID (srun -n N); needs an existing run's --run-dir.")
 @click.option("--allow-shared-run", is_flag=True, envvar=ALLOW_SHARED_ENV,
               help="Accept a run directory or manifest that other users can write (they can "
                    "run code in this island through the manifest's problem).")
 @run_options
 @guarded
-def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool,
-           fresh_run: bool, yes: bool, quiet: bool, allow_shared_run: bool, **options: Any) -> None:
+def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool,
+           fresh_run: bool, yes: bool, quiet: bool, slurm: bool, allow_shared_run: bool,
+           **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -381,6 +385,7 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
     from islands.status.island_view import make_island_view
 
+    island = _island_argument(island, run_dir, slurm)
     cfg.island_number(island)
     config, explicit = config_from_options(options)
     check_memory(config)
@@ -413,6 +418,24 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
         if fresh or fresh_run:
             again += " without --fresh" + ("-run" if fresh_run else "")  # or it would start over again
         click.echo(f"stopped; run {again} to resume (run directory {root})")
+
+
+def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> str:
+    """ISLAND as given, or with --slurm the planned island this SLURM task runs."""
+    if not slurm:
+        if island is None:
+            raise ConfigError("missing argument ISLAND (an id like island-03), or --slurm inside a SLURM task")
+        return island
+    if island is not None:
+        raise ConfigError(f"--slurm picks the island from SLURM's task id; leave out ISLAND ({island!r})")
+    from islands.runs import open_run
+    from islands.slurm import island_from_env
+
+    root = run_dir or (Path(os.environ["ISLANDS_RUN_DIR"]) if os.environ.get("ISLANDS_RUN_DIR") else None)
+    if root is None:
+        raise ConfigError("--slurm needs --run-dir (the run `islands launch --backend slurm` planned)")
+    manifest = open_run(root).manifest
+    return island_from_env(manifest.get("planned_islands") or manifest.get("islands") or ())
 
 
 def _max_evaluations(root: Path) -> int | None:

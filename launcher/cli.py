@@ -1,4 +1,5 @@
-"""`islands launch`: the click command, a thin adapter over `launcher.session.launch`.
+"""`islands launch` and `islands slurm-script`: click commands, thin adapters over `launcher.session`
+and `launcher.slurm`.
 
 Registered as a plug-in command of `islands` (entry point group `islands.commands`).
 Exit codes: 0 every island finished; 1 an island failed (or a run-directory error);
@@ -11,7 +12,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -21,10 +22,118 @@ from islands.exit_codes import EXIT_ERROR
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
 from launcher.session import LaunchRequest
+from launcher.sbatch import PATTERNS, SlurmOptions
 from launcher.supervise import RestartPolicy
 
 _POLICY = RestartPolicy()  # the defaults below are the library's, never restated here
 MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 must not plan for an hour
+
+
+# -- SLURM (launcher/slurm.py): the options of --backend slurm, shared with `islands slurm-script`
+SLURM_FLAGS = ("partition", "time", "account", "sbatch_args", "pattern", "warn_before", "max_requeues", "detach")
+
+
+def slurm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that shape the batch job (shared by `launch` and `slurm-script`)."""
+    for opt in reversed([
+        click.option("--partition", default=None, help="SLURM partition (default: the cluster's)."),
+        click.option("--time", default=None, metavar="LIMIT",
+                     help="Time limit per task (SLURM formats: minutes, HH:MM:SS, D-HH:MM). Before it the "
+                          "islands checkpoint and requeue themselves (see --warn-before, --max-requeues)."),
+        click.option("--account", default=None, help="SLURM account to charge."),
+        click.option("--sbatch-arg", "sbatch_args", multiple=True, metavar="OPTION",
+                     help="An extra sbatch option, e.g. --sbatch-arg=--qos=long (repeatable)."),
+        click.option("--pattern", type=click.Choice(PATTERNS), default=None,
+                     help="array (default): one array task per island; step: one job, srun -n N."),
+        click.option("--warn-before", type=Int64(min=0, max=65535), default=None, metavar="SECONDS",
+                     help="Seconds before the time limit at which islands checkpoint and requeue "
+                          "(--signal=B:USR1@SECONDS; default 120; 0: no warning)."),
+        click.option("--max-requeues", type=Int64(min=0), default=None,
+                     help="Times a task may requeue itself on a time limit (default 3)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def make_options(device: str | None, pattern: str | None, partition: str | None, time: str | None,
+                 account: str | None, sbatch_args: tuple[str, ...], warn_before: int | None,
+                 max_requeues: int | None) -> SlurmOptions:
+    d = SlurmOptions()
+    return SlurmOptions(pattern=pattern or d.pattern, partition=partition, time=time, account=account,
+                        sbatch_args=tuple(sbatch_args), warn_s=d.warn_s if warn_before is None else warn_before,
+                        max_requeues=d.max_requeues if max_requeues is None else max_requeues,
+                        device=device or "cpu")
+
+
+def given_slurm_options(values: dict[str, Any]) -> list[str]:
+    """The SLURM-only options the user typed (refused without --backend slurm)."""
+    return ["--" + k.replace("_", "-").replace("sbatch-args", "sbatch-arg") for k in SLURM_FLAGS
+            if values.get(k) not in (None, (), False)]
+
+
+def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: bool,
+              progress_every: float | None) -> None:
+    """`islands launch --backend slurm`, from checked options to the exit code."""
+    from launcher.progress import make_view
+    from launcher.slurm import SlurmLaunch
+
+    if request.allow_shared_run:
+        os.environ[ALLOW_SHARED_ENV] = "1"
+    view = make_view(live=False if plain else None, every_s=progress_every)
+    try:
+        result = SlurmLaunch(request, opts, view).run(detach=detach)
+    finally:
+        view.close()
+    if result.state in ("finished", "submitted", "detached"):
+        return
+    if result.signal is not None:
+        sys.exit(128 + result.signal)
+    sys.exit(EXIT_ERROR)
+
+
+@click.command("slurm-script")
+@click.option("-n", "--islands", "n_islands", type=Int64(max=MAX_ISLANDS), default=None,
+              help="Number of islands (a new run needs it; on resume: the recorded number).")
+@run_dir_option
+@allow_nonempty_option
+@click.option("--device", default=None, metavar="cpu|cuda", help="cuda asks one GPU per task (--gpus-per-task=1).")
+@click.option("--vary", multiple=True, metavar="NAME=LOW:HIGH[:log]|NAME=A,B,C",
+              help="Spread a setting over the islands, as for `islands launch`.")
+@slurm_options
+@click.option("--allow-shared-run", is_flag=True, help="Accept a run directory others can write.")
+@run_options
+@guarded
+def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, device: str | None,
+                 vary: tuple[str, ...], allow_shared_run: bool, **options: Any) -> None:
+    """Print the sbatch script that runs this run's unfinished islands, to submit yourself.
+
+    Takes the options of `islands launch --backend slurm`. A new run's manifest (with its
+    planned islands) is written first, so every task joins one run; submit the printed script
+    with `sbatch FILE`. Each task runs `islands evolve --slurm`, which takes its island from
+    SLURM_ARRAY_TASK_ID (pattern array) or SLURM_PROCID (pattern step).
+    """
+    from launcher.slurm import script_text
+
+    slurm = {k: options.pop(k) for k in SLURM_FLAGS if k in options}
+    opts = make_options(device, slurm.get("pattern"), slurm.get("partition"), slurm.get("time"),
+                        slurm.get("account"), slurm.get("sbatch_args", ()), slurm.get("warn_before"),
+                        slurm.get("max_requeues"))
+    config, explicit = config_from_options(options)
+    root = run_dir or new_run_dir(config.problem)
+    check_memory(config)
+    check_run_dir(root, allow_nonempty)
+    request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
+                            vary=tuple(vary), allow_shared_run=allow_shared_run, policy=RestartPolicy())
+    click.echo(script_text(request, opts), nl=False)
+    if run_dir is None:
+        click.echo(f"run directory {root}", err=True)
+
+
+def refuse_local_only(cores: str | None, device: str | None) -> None:
+    if cores is not None:
+        raise PlanError("--cores applies to local launches; under SLURM the scheduler picks the cores")
+    if device is not None and device not in ("cpu", "cuda"):
+        raise PlanError(f"--device {device!r}: under SLURM use cpu or cuda (SLURM gives each task its GPU)")
 
 
 @click.command()
@@ -67,12 +176,16 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--allow-shared-run", is_flag=True,
               help="Accept a run directory or manifest that other users can write (whoever "
                    "can write the manifest can run code in every island).")
+@click.option("--backend", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: processes on this machine; slurm: a SLURM job (array) over a shared run directory.")
+@slurm_options
+@click.option("--detach", is_flag=True, help="With --backend slurm: submit and return without watching.")
 @run_options
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, evaluate_episodes: int, fresh: bool, yes: bool, allow_shared_run: bool,
-           **options: Any) -> None:
+           progress_every: float | None, plain: bool, evaluate_episodes: int, fresh: bool, yes: bool,
+           allow_shared_run: bool, backend: str, **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -84,12 +197,25 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     from launcher.progress import make_view
     from launcher.session import launch as run_launch
 
+    slurm = {k: options.pop(k) for k in SLURM_FLAGS}
+    if backend != "slurm" and given_slurm_options(slurm):
+        raise PlanError(f"{given_slurm_options(slurm)[0]} needs --backend slurm")
     if cores is not None and not cores.strip():
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
     config, explicit = config_from_options(options)
     root = run_dir or new_run_dir(config.problem)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
+    if backend == "slurm":
+        refuse_local_only(cores, device)
+        if fresh:
+            raise PlanError("--fresh is for local launches; for SLURM, scancel the run's jobs and use a new --run-dir")
+        opts = make_options(device, slurm["pattern"], slurm["partition"], slurm["time"], slurm["account"],
+                            slurm["sbatch_args"], slurm["warn_before"], slurm["max_requeues"])
+        request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
+                                vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts),
+                                resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run)
+        return run_slurm(request, opts, slurm["detach"], plain, progress_every)
     if fresh:
         confirm_fresh(root, yes, "--fresh")
     request = LaunchRequest(

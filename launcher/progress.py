@@ -41,7 +41,7 @@ class Row:
 
 
 ENDED = ("finished", "stopped", "failed")
-STATES = ("running", "starting", "waiting", "finished", "stopped", "failed")
+STATES = ("running", "starting", "waiting", "pending", "requeued", "stopping", "finished", "stopped", "dead", "failed")
 
 
 def overall(rows: Sequence[Row]) -> tuple[float | None, bool]:
@@ -49,7 +49,7 @@ def overall(rows: Sequence[Row]) -> tuple[float | None, bool]:
     whether every island has reported (the ETA's baseline is fixed from then on)."""
     shares = [1.0 if r.state in ENDED else r.share() for r in rows]
     known = [s for s in shares if s is not None]
-    settled = all(r.state != "starting" for r in rows)
+    settled = all(r.state not in ("starting", "pending", "requeued") for r in rows)
     return (sum(known) / len(rows) if known and rows else None), settled
 
 
@@ -116,7 +116,7 @@ class PlainView:
 
 
 STYLES = {"running": "green", "starting": "yellow", "waiting": "yellow", "failed": "bold red",
-          "finished": "cyan", "stopped": "magenta"}
+          "finished": "cyan", "stopped": "magenta", "pending": "dim", "requeued": "yellow", "dead": "bold red"}
 
 
 class LiveView:

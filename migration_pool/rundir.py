@@ -44,7 +44,7 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 # is a run being created, not someone's folder (`foreign_entries`).
 RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.isld", "evaluation.isld",
                          "islands", "pool",
-                         "launcher.isld", ".launcher.lock", "target-reached.isld"})
+                         "launcher.isld", ".launcher.lock", "target-reached.isld", "slurm"})
 LOCK_FILES = frozenset({".manifest.lock", ".launcher.lock"})  # kept by `reset_run`
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
@@ -495,6 +495,60 @@ class RunDir:
                 return f.read(max_bytes).decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    # -- SLURM (launcher/slurm.py) ----------------------------------------------------------
+    @property
+    def slurm_dir(self) -> Path:
+        """RUN/slurm: the batch script, the submitted jobs and the tasks' output files."""
+        return self.root / "slurm"
+
+    def write_slurm_script(self, text: str) -> Path:
+        """Publish RUN/slurm/job.sbatch (replaced whole, so a reader never sees half of it)."""
+        self.ensure()
+        self.slurm_dir.mkdir(mode=0o755, exist_ok=True)
+        path = self.slurm_dir / "job.sbatch"
+        atomic.publish(path, text.encode())
+        return path
+
+    def record_slurm_job(self, record: dict[str, Any]) -> None:
+        """Append one submission (job id, pattern, index -> island) to RUN/slurm/jobs, a JSON
+        line each, so `islands status` and a later launch know which job runs which island."""
+        self.slurm_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        fd = os.open(self.slurm_dir / "jobs", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, line)  # one write of one line: appends from two launchers never interleave
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_slurm_output(self, task: str, max_bytes: int = 4096) -> str | None:
+        """The last `max_bytes` of a SLURM task's output file RUN/slurm/TASK.out; None if absent."""
+        if not re.match(r"^[0-9]+(_[0-9]+)?\Z", task):
+            return None
+        try:
+            with open(self.slurm_dir / f"{task}.out", "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read(max_bytes).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
+
+    def read_slurm_jobs(self) -> list[dict[str, Any]]:
+        """Every recorded submission, oldest first; lines that are not JSON objects are skipped."""
+        try:
+            with open(self.slurm_dir / "jobs", "rb") as f:
+                lines = list(_lines(f))
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
 
     def claim_launcher(self) -> FileLock:
         """Hold the run for the calling launcher; LauncherBusy if another live launcher does."""

@@ -23,7 +23,7 @@ from migration_pool.errors import PoolError
 
 STATE_STYLE = {
     "running": "green", "finished": "bold green", "stopped": "yellow", "stale": "bold yellow",
-    "dead": "bold red", "failed": "bold red", "pending": "dim", "unreadable": "magenta",
+    "dead": "bold red", "failed": "bold red", "pending": "dim", "requeued": "yellow", "unreadable": "magenta",
 }
 SPARK = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 160

@@ -23,6 +23,7 @@ import numpy as np
 
 from islands.status import lineage
 from islands.status.settings import settings_section
+from islands import slurm
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, migration_matrix)
@@ -129,6 +130,7 @@ def build_report(
     restarts, failed, notes = launcher_info(rundir, run_id, alive)
     planned_overrides = as_mapping(manifest.get("overrides"))
     islands: list[dict[str, Any]] = []
+    scheduler = slurm.island_states(rundir)  # None: SLURM cannot be asked; {}: nothing submitted
     statuses: dict[str, IslandStatus] = {}
     div_points = {}
     origin_points: dict[str, list[tuple[int, Mapping[int, int]]]] = {}
@@ -139,6 +141,7 @@ def build_report(
                               failed=failed.get(island))
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
             entry["overrides"] = {str(k): _plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
+        slurm.merge_into_entry(entry, (scheduler or {}).get(island))
         entry["checkpoint_generation"] = ckpt = _checkpoint_generation(rundir, island)
         if entry["state"] in ("dead", "stale", "stopped", "failed") and ckpt is not None:
             entry["note"] = f"{entry['note']}; resumes from its checkpoint at generation {ckpt}"

@@ -17,7 +17,7 @@ from islands.status.record import MIGRATION_COUNTERS, Migration, counter_help
 
 SCHEMA_VERSION = 1
 
-STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "unreadable")
+STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "requeued", "unreadable")
 STATE_HELP = {
     "running": "status says running and the island is alive: its pid is alive on this host, or "
                "(on another host) its heartbeat is recent",
@@ -28,7 +28,8 @@ STATE_HELP = {
     "dead": "status says running, on this host, but its process is gone (killed or crashed, "
             "or its pid now belongs to another process)",
     "failed": "the launcher gave up restarting it",
-    "pending": "no status file yet: not started, or still starting",
+    "pending": "no status file yet: not started, or still starting; or its SLURM task waits in the queue",
+    "requeued": "its SLURM task requeued itself (time limit) or was requeued, and waits to run again",
     "unreadable": "its status file is corrupt or belongs to another run (see note)",
 }
 
@@ -118,6 +119,9 @@ ISLAND = _obj(
         "started": _d(_num, "Unix time its (latest) process started"),
         "heartbeat_age_s": _d(_num, "seconds since the island last wrote its status"),
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
+        "scheduler": _d({"type": ["object", "null"]}, "SLURM's view of its latest task (runs launched with "
+                        "--backend slurm, where scontrol answers): job, state (pending, requeued, running, "
+                        "stopping, completed, cancelled, failed, timeout, gone), slurm_state, reason, restarts"),
     },
     "one island",
 )

@@ -1,0 +1,183 @@
+"""The SLURM batch script of a run: options checked up front, the script rendered as text.
+
+Pure (no SLURM, no files): `SlurmOptions` refuses bad input with one line quoting the option
+(PlanError, exit 2), and `render` returns what `islands slurm-script` prints and what
+`islands launch --backend slurm` writes to RUN/slurm/job.sbatch and submits.
+
+Time limits: the job asks SLURM for a warning signal `--signal=B:USR1@WARN` that reaches the
+batch shell only. The script traps it, sends the island(s) one SIGTERM (the island finishes
+its generation, checkpoints and exits), then requeues the task itself with
+`scontrol requeue JOB_TASK` while SLURM_RESTART_COUNT is below the requeue budget; the
+requeued task resumes from the checkpoint. The shell ignores SIGTERM itself: `scancel` and
+the time limit signal every process of the job, so the island already gets its own.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from launcher.errors import PlanError
+
+PATTERNS = ("array", "step")
+ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
+EXIT_STOPPED = 75  # islands.exit_codes: "stopped, not finished" (resumable); 0 before that existed
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
+# Options the script sets itself: given again through --sbatch-arg they would contradict it.
+_OWNED = ("--array", "--output", "--error", "--signal", "--ntasks", "--cpus-per-task", "--gpus-per-task",
+          "--wrap", "--parsable", "--test-only", "--chdir", "--open-mode", "--requeue", "--no-requeue",
+          "--partition", "--time", "--account", "-a", "-o", "-e", "-n", "-c", "-p", "-t", "-A", "-D")
+_UNSAFE_PATH = re.compile(r"[\s%\\\"'$`]")
+
+
+def parse_time(text: str) -> int:
+    """SLURM's time formats -> minutes (rounded up): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
+    m = _TIME.match(text.strip())
+    if not m:
+        raise PlanError(f"--time {text!r}: expected minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
+    days, a, b, c = m.groups()
+    if days is not None:  # D-H[:M[:S]]
+        secs = int(days) * 86400 + int(a) * 3600 + int(b or 0) * 60 + int(c or 0)
+    elif c is not None:
+        secs = int(a) * 3600 + int(b) * 60 + int(c)
+    elif b is not None:
+        secs = int(a) * 60 + int(b)
+    else:
+        secs = int(a) * 60
+    if secs <= 0:
+        raise PlanError(f"--time {text!r}: the time limit must be longer than zero")
+    return -(-secs // 60)
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """How the run's islands are submitted; every field checked on construction."""
+
+    pattern: str = "array"
+    partition: str | None = None
+    time: str | None = None
+    account: str | None = None
+    sbatch_args: tuple[str, ...] = ()
+    warn_s: int = 120  # seconds before the time limit the batch shell gets USR1 (0: no warning)
+    max_requeues: int = 3  # self-requeues on a time limit, per task
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.pattern not in PATTERNS:
+            raise PlanError(f"--pattern {self.pattern!r}: expected array or step")
+        for flag, value in (("--partition", self.partition), ("--account", self.account)):
+            if value is not None and not _NAME.match(value):
+                raise PlanError(f"{flag} {value!r}: expected a SLURM name (letters, digits, _ . + -)")
+        if self.time is not None:
+            parse_time(self.time)
+        if not 0 <= self.warn_s <= 65535:
+            raise PlanError(f"--warn-before {self.warn_s}: expected 0 to 65535 seconds")
+        if self.max_requeues < 0:
+            raise PlanError(f"--max-requeues {self.max_requeues}: must be at least 0")
+        if self.device not in ("cpu", "cuda"):
+            raise PlanError(f"--device {self.device!r}: under SLURM use cpu or cuda (SLURM gives each task its GPU)")
+        for arg in self.sbatch_args:
+            if not arg.startswith("-") or "\n" in arg:
+                raise PlanError(f"--sbatch-arg {arg!r}: expected one sbatch option like --qos=long or --mem=4G")
+            name = arg.split("=", 1)[0].split()[0]
+            short = name[:2] if not name.startswith("--") else name
+            if name in _OWNED or short in _OWNED:
+                raise PlanError(f"--sbatch-arg {arg!r}: {name} is set by islands (use its own option, "
+                                "or `islands slurm-script` and edit the file)")
+
+
+def check_path(root: str) -> None:
+    """#SBATCH lines cannot quote: refuse a run directory (or working directory) they would break."""
+    if _UNSAFE_PATH.search(root):
+        raise PlanError(f"--run-dir {root!r}: under SLURM the run directory's path must not contain "
+                        "spaces, quotes, %, $ or backslashes (sbatch cannot quote them)")
+
+
+def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[int], planned: Sequence[str],
+           python: str, cwd: str, env: Mapping[str, str]) -> str:
+    """The batch script that runs `planned[i]` for each i of `indices`.
+
+    `env` supplies PYTHONPATH (exported when set, so tasks import the same code as this
+    process) ; `python` is this interpreter, so tasks use the same installation (a cluster's
+    shared filesystem is assumed, as for the run directory).
+    """
+    if not indices:
+        raise PlanError("no island left to submit")
+    check_path(run_dir)
+    check_path(cwd)
+    array = opts.pattern == "array"
+    head = ["#!/bin/bash",
+            f"# islands run {run_id} in {run_dir}: {len(indices)} of {len(planned)} planned island(s), "
+            f"pattern {opts.pattern}.",
+            "# Written by `islands launch --backend slurm` (or `islands slurm-script`); submitting it again",
+            "# resumes every listed island from its checkpoint. Islands: "
+            + " ".join(f"{i}={planned[i]}" for i in indices),
+            f"#SBATCH --job-name=islands-{run_id[:8]}"]
+    if array:
+        head += [f"#SBATCH --array={_ranges(indices)}", "#SBATCH --ntasks=1",
+                 f"#SBATCH --output={run_dir}/slurm/%A_%a.out"]
+    else:
+        head += [f"#SBATCH --ntasks={len(indices)}", f"#SBATCH --output={run_dir}/slurm/%j.out"]
+    head += ["#SBATCH --cpus-per-task=1"]
+    if opts.device == "cuda":
+        head += ["#SBATCH --gpus-per-task=1"]
+    head += ["#SBATCH --open-mode=append", "#SBATCH --requeue", f"#SBATCH --chdir={cwd}"]
+    if opts.warn_s:
+        head += [f"#SBATCH --signal=B:USR1@{opts.warn_s}"]
+    for flag, value in (("partition", opts.partition), ("time", opts.time), ("account", opts.account)):
+        if value is not None:
+            head += [f"#SBATCH --{flag}={value}"]
+    head += [f"#SBATCH {arg}" for arg in opts.sbatch_args]
+    evolve = f"{shlex.quote(python)} -m islands evolve --slurm --run-dir {shlex.quote(run_dir)}"
+    body = ["", "set -u", "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"]
+    if env.get("PYTHONPATH"):
+        body += [f"export PYTHONPATH={shlex.quote(env['PYTHONPATH'])}"]
+    if array:
+        task, run = '"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"', f"{evolve} &"
+    else:
+        body += [f"export ISLANDS_SLURM_INDICES={','.join(str(i) for i in indices)}"]
+        task = '"$SLURM_JOB_ID"'
+        run = f"srun --ntasks={len(indices)} --cpus-per-task=1 --cpu-bind=cores {evolve} &"
+    body += [
+        f"MAX_REQUEUES={opts.max_requeues}",
+        f"EXIT_STOPPED={EXIT_STOPPED}",
+        "warned=0",
+        "child=",
+        "# The time-limit warning (USR1, to this shell only): one SIGTERM makes the island checkpoint and stop.",
+        'on_warning() { warned=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null; }',
+        "trap on_warning USR1",
+        "# scancel and the time limit signal every process of the job: the island gets its own SIGTERM.",
+        "trap ':' TERM",
+        run,
+        "child=$!",
+        'while kill -0 "$child" 2>/dev/null; do wait "$child"; done',
+        'wait "$child"; rc=$?',
+        'if [ "$warned" = 1 ] && { [ "$rc" = 0 ] || [ "$rc" = "$EXIT_STOPPED" ]; }; then',
+        '    used=${SLURM_RESTART_COUNT:-0}',
+        '    if [ "$used" -lt "$MAX_REQUEUES" ]; then',
+        f'        echo "islands: time limit near; checkpointed, requeueing {task.strip(chr(34))} '
+        '(requeue $((used + 1)) of $MAX_REQUEUES)"',
+        f"        scontrol requeue {task} && exit 0",
+        "    else",
+        '        echo "islands: time limit near; checkpointed; requeue budget ($MAX_REQUEUES) spent, not requeued"',
+        "    fi",
+        "fi",
+        "# The launcher tells a task that ended by itself from one that was killed (no such line): dead.",
+        f'echo "{ENDED_MARK} {task.strip(chr(34))} exit $rc"',
+        'exit "$rc"',
+    ]
+    return "\n".join(head + body) + "\n"
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8" (sbatch --array)."""
+    out, ordered, i = [], sorted(set(indices)), 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(out)

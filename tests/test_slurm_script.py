@@ -1,0 +1,215 @@
+"""The SLURM backend without SLURM: option checks, the batch script (run for real by bash with
+stand-ins for python and scontrol), the island a task runs, and how status merges SLURM's view."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from islands.errors import ConfigError
+from islands.slurm import TaskState, _expand, island_from_env, merge_into_entry
+from launcher.errors import PlanError
+from launcher.sbatch import SlurmOptions, parse_time, render
+from launcher.slurm import ended_code
+from migration_pool.rundir import RunDir
+
+PLANNED = [f"island-{i:02d}" for i in range(8)]
+
+
+def script(tmp_path: Path, opts: SlurmOptions = SlurmOptions(), indices=(0, 1, 2, 5), python: str = "/usr/bin/python3",
+           env: dict | None = None) -> str:
+    return render(opts, run_dir=str(tmp_path / "run"), run_id="ab" * 16, indices=list(indices), planned=PLANNED,
+                  python=python, cwd=str(tmp_path), env=env if env is not None else {"PYTHONPATH": "/src:/x y"})
+
+
+@pytest.mark.parametrize("kwargs, quoted", [
+    ({"pattern": "tree"}, "--pattern 'tree'"),
+    ({"partition": "a b"}, "--partition 'a b'"),
+    ({"account": "x;rm"}, "--account 'x;rm'"),
+    ({"time": "0"}, "--time '0'"),
+    ({"time": "1:2:3:4"}, "--time '1:2:3:4'"),
+    ({"warn_s": 70000}, "--warn-before 70000"),
+    ({"max_requeues": -1}, "--max-requeues -1"),
+    ({"device": "cuda:1"}, "--device 'cuda:1'"),
+    ({"sbatch_args": ("qos=long",)}, "--sbatch-arg 'qos=long'"),
+    ({"sbatch_args": ("--array=0-3",)}, "--array is set by islands"),
+    ({"sbatch_args": ("-o x",)}, "-o is set by islands"),
+    ({"sbatch_args": ("--signal=USR1@60",)}, "--signal is set by islands"),
+])
+def test_bad_slurm_options_are_refused_quoting_the_option(kwargs, quoted):
+    with pytest.raises(PlanError) as e:
+        SlurmOptions(**kwargs)
+    assert quoted in str(e.value)
+
+
+def test_slurm_time_formats():
+    assert [parse_time(t) for t in ("90", "1:30", "2:00:00", "1-0", "1-2:03", "0:0:61")] == [90, 2, 120, 1440, 1563, 2]
+
+
+def test_the_array_script_asks_one_core_per_island_the_warning_signal_and_exports_the_code_path(tmp_path):
+    text = script(tmp_path, SlurmOptions(partition="short", time="2:00:00", account="lab", sbatch_args=("--qos=x",)))
+    lines = text.splitlines()
+    for want in ("#SBATCH --array=0-2,5", "#SBATCH --cpus-per-task=1", "#SBATCH --signal=B:USR1@120",
+                 "#SBATCH --partition=short", "#SBATCH --time=2:00:00", "#SBATCH --account=lab", "#SBATCH --qos=x",
+                 "#SBATCH --requeue", f"#SBATCH --output={tmp_path}/run/slurm/%A_%a.out",
+                 "export PYTHONPATH='/src:/x y'"):
+        assert want in lines, want
+    assert "gpus-per-task" not in text and "srun" not in text
+    assert f"/usr/bin/python3 -m islands evolve --slurm --run-dir {tmp_path}/run &" in lines
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def test_the_step_script_runs_srun_over_the_unfinished_islands_and_cuda_asks_a_gpu_per_task(tmp_path):
+    text = script(tmp_path, SlurmOptions(pattern="step", device="cuda", warn_s=0), indices=(3, 6), env={})
+    lines = text.splitlines()
+    assert "#SBATCH --ntasks=2" in lines and "#SBATCH --gpus-per-task=1" in lines
+    assert "export ISLANDS_SLURM_INDICES=3,6" in lines
+    assert any(ln.startswith("srun --ntasks=2 --cpus-per-task=1 --cpu-bind=cores ") for ln in lines)
+    assert "--signal" not in text and "PYTHONPATH" not in text
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def test_a_run_directory_sbatch_cannot_quote_is_refused(tmp_path):
+    with pytest.raises(PlanError, match="must not contain"):
+        render(SlurmOptions(), run_dir="/tmp/my run", run_id="x" * 32, indices=[0], planned=PLANNED,
+               python="python3", cwd="/tmp", env={})
+
+
+def _fake_task(tmp_path: Path, restarts: int) -> tuple[subprocess.Popen, Path, Path]:
+    """The array script run by bash as SLURM would, with stand-ins for the island and scontrol."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    island = tmp_path / "island"  # an island: stops (exit 0) on SIGTERM, as `islands evolve` does
+    island.write_text("#!/bin/sh\ntrap 'echo island stopped; exit 0' TERM\necho island started\n"
+                      "while :; do sleep 0.05; done\n")
+    for f in (bin_dir / "scontrol", island):
+        f.chmod(0o755)
+    path = tmp_path / "job.sbatch"
+    path.write_text(script(tmp_path, python=str(island), env={}))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_ARRAY_JOB_ID": "7",
+           "SLURM_ARRAY_TASK_ID": "3", "SLURM_RESTART_COUNT": str(restarts)}
+    proc = subprocess.Popen(["bash", str(path)], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    return proc, calls, island
+
+
+@pytest.mark.parametrize("restarts, requeued", [(0, True), (3, False)])
+def test_the_time_limit_warning_stops_the_island_and_requeues_the_task_within_its_budget(tmp_path, restarts, requeued):
+    proc, calls, _ = _fake_task(tmp_path, restarts)
+    try:
+        assert proc.stdout.readline().strip() == "island started"
+        time.sleep(0.2)  # the shell's traps are set before the island starts; give bash time to wait
+        proc.send_signal(signal.SIGUSR1)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0 and "island stopped" in out
+    if requeued:
+        assert calls.read_text() == "requeue 7_3\n"
+        assert "requeueing 7_3 (requeue 1 of 3)" in out and "task ended" not in out
+    else:
+        assert not calls.exists()
+        assert "requeue budget (3) spent" in out and out.rstrip().endswith("islands: task ended: 7_3 exit 0")
+
+
+def test_the_batch_shell_ignores_sigterm_and_reports_how_the_island_ended(tmp_path):
+    proc, calls, _ = _fake_task(tmp_path, 0)
+    try:
+        assert proc.stdout.readline().strip() == "island started"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)  # to the shell only: it must neither die nor requeue
+        time.sleep(0.3)
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGTERM)  # as scancel: every process of the job
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert not calls.exists()
+    assert out.rstrip().endswith("islands: task ended: 7_3 exit 0")
+    (tmp_path / "run" / "slurm").mkdir(parents=True)
+    (tmp_path / "run" / "slurm" / "7_3.out").write_text(out)
+    assert ended_code(RunDir(tmp_path / "run"), "7_3") == 0
+    assert ended_code(RunDir(tmp_path / "run"), "7_4") is None  # no output: killed (or never ran)
+
+
+@pytest.mark.parametrize("env, island", [
+    ({"SLURM_ARRAY_TASK_ID": "5", "SLURM_PROCID": "0"}, "island-05"),
+    ({"SLURM_PROCID": "2"}, "island-02"),
+    ({"SLURM_PROCID": "1", "ISLANDS_SLURM_INDICES": "3,6"}, "island-06"),
+])
+def test_a_task_runs_the_planned_island_at_its_index(env, island):
+    assert island_from_env(PLANNED, env) == island
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "neither SLURM_ARRAY_TASK_ID nor SLURM_PROCID"),
+    ({"SLURM_ARRAY_TASK_ID": "8"}, "SLURM_ARRAY_TASK_ID is 8, but the run plans 8"),
+    ({"SLURM_PROCID": "2", "ISLANDS_SLURM_INDICES": "3,6"}, "beyond ISLANDS_SLURM_INDICES"),
+])
+def test_a_task_without_a_planned_island_is_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        island_from_env(PLANNED, env)
+
+
+def test_pending_array_tasks_expand():
+    assert _expand("[0-3,7%2]") == [0, 1, 2, 3, 7]
+
+
+@pytest.mark.parametrize("state, task, want", [
+    ("pending", TaskState("9_1", "pending", "PENDING", "Priority"), "pending"),
+    ("stopped", TaskState("9_1", "requeued", "PENDING", "BeginTime", 1), "requeued"),
+    ("stale", TaskState("9_1", "failed", "FAILED"), "dead"),  # status says running, its task is gone
+    ("running", TaskState("9_1", "gone"), "dead"),
+    ("running", TaskState("9_1", "running", "RUNNING"), "running"),
+    ("stopped", TaskState("9_1", "cancelled", "CANCELLED"), "stopped"),
+    ("finished", TaskState("9_1", "failed", "FAILED"), "finished"),
+])
+def test_status_merges_the_scheduler_state(state, task, want):
+    entry = {"state": state, "note": None}
+    merge_into_entry(entry, task)
+    assert entry["state"] == want
+    assert entry["scheduler"]["job"] == "9_1"
+    if want != state:
+        assert "9_1" in entry["note"]
+
+
+def test_record_slurm_job_appends_one_line_per_submission(tmp_path):
+    rundir = RunDir(tmp_path)
+    rundir.record_slurm_job({"job_id": "1", "pattern": "array", "islands": {"0": "island-00"}})
+    with open(rundir.slurm_dir / "jobs", "ab") as f:
+        f.write(b"not json\n")
+    rundir.record_slurm_job({"job_id": "2", "pattern": "step", "islands": {"0": "island-01"}})
+    assert [r["job_id"] for r in rundir.read_slurm_jobs()] == ["1", "2"]
+
+
+@pytest.mark.parametrize("signals, answer, choice", [
+    ([signal.SIGINT], "c", "cancel"),
+    ([signal.SIGINT], "", "detach"),
+    ([signal.SIGTERM], "c", "detach"),  # not a person at a terminal: the jobs keep running
+])
+def test_ctrl_c_asks_whether_to_cancel_or_detach(tmp_path, signals, answer, choice):
+    from launcher.session import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=2), SlurmOptions(), ask=lambda _q: answer)
+    launch.signals = list(signals)
+    assert launch._stop_choice(cancelled=False) == choice
+
+
+def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from launcher.cli import launch
+
+    out = CliRunner().invoke(launch, ["-n", "2", "--run-dir", str(tmp_path / "run"), "--partition", "short"])
+    assert out.exit_code == 2 and "error: --partition needs --backend slurm" in out.output
+    assert not (tmp_path / "run").exists()
