@@ -1,14 +1,17 @@
 """Publishing, reading and collecting migrant batches.
 
-Each island writes only its own write-once files `pool/<island>/gen-<generation>.isld`
-(docs/DESIGN.md, "Write-once migrants"), so publishing needs no lock. A reader lists a neighbour's directory,
-takes the newest batch it has not read yet, and skips (and counts, once) anything bad. A
-file deleted by garbage collection between listing and opening is simply gone.
+Islands publish into their ring, `pool/<island>/ring.isld`, rewritten in place
+(`publish_ring`; docs/DESIGN.md, "Migrant ring"). A reader looks at each neighbour's ring
+first (64 bytes when nothing changed); a neighbour without one (an earlier version) is read
+the old way: list its write-once files `pool/<island>/gen-<generation>.isld` (`publish`),
+take the newest it has not read yet, and skip (and count, once) anything bad. A file
+deleted by garbage collection between listing and opening is simply gone.
 
-Batches are published atomically but not durably: a reader never sees a partial file
-(os.replace), but no fsync is paid on the hot path. Migrants need atomicity only (docs/DESIGN.md,
-"Atomic files"): after a power cut a batch may come back empty, which its envelope rejects, and the
-cost is one missed migration. `Pool(durable=True)` fsyncs like every other run file.
+Batches are published atomically but not durably: a reader never accepts a partial batch
+(checksummed ring slots; os.replace for files), but no fsync is paid on the hot path.
+Migrants need atomicity only (docs/DESIGN.md, "Atomic files"): after a power cut a batch may
+come back torn or empty, which its envelope rejects, and the cost is one missed migration.
+`Pool(durable=True)` fsyncs like every other run file.
 """
 from __future__ import annotations
 

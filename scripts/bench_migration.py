@@ -37,6 +37,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, ROOT)
+from islands.threads import limit_env  # noqa: E402  (no torch: sets variables only)
 from migration_pool.rundir import RunDir  # noqa: E402
 
 
@@ -168,7 +169,8 @@ def cpu_mode(args: argparse.Namespace, codes: list[str], rounds: int) -> None:
         for dim, population in sizes:
             for code in codes:
                 env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-                    filter(None, [code, ROOT + "/scripts", os.environ.get("PYTHONPATH")]))}
+                    filter(None, [code, os.environ.get("PYTHONPATH")]))}
+                limit_env(env)  # one BLAS/OpenMP thread, as in an island (else the clock lies)
                 out = subprocess.run(
                     [sys.executable, os.path.abspath(__file__), "--cpu-worker",
                      f"{dim}x{population}x{args.events}"],
