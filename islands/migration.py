@@ -50,6 +50,7 @@ class PoolMigrator:
         self._islands_at = float("-inf")
         self._events = 0  # events in this process: it collects at its first
         self._number = island_number(spec.island)
+        self._last_sent: tuple[np.ndarray, ...] | None = None  # the batch in our ring now
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
@@ -154,6 +155,14 @@ class PoolMigrator:
             genomes = genomes[ok] if isinstance(genomes, np.ndarray) else [genomes[i] for i in ok]
             origin, birth, lineage = (np.asarray(a)[ok] for a in (origin, birth, lineage))
             fitness = fitness[ok]
+        if isinstance(genomes, np.ndarray):
+            sending = (genomes, fitness, np.asarray(origin), np.asarray(birth), np.asarray(lineage))
+            if self._last_sent is not None and all(
+                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, self._last_sent)) \
+                    and pool.ring_intact(self.spec.island):
+                # The same emigrants as last time (a converged elite): the ring still holds
+                # them, so neighbours find its header unchanged and neither decode nor screen.
+                return 0
         try:
             if isinstance(genomes, np.ndarray):  # packed straight from the arrays (schema 2)
                 data = fmt_packed.encode_vector_batch(
@@ -169,6 +178,8 @@ class PoolMigrator:
                     birth=np.asarray(birth).astype(np.int64, copy=False),
                     lineage=np.asarray(lineage).astype(np.int64, copy=False)))
             pool.publish_ring(self.spec.island, generation, data)
+            if isinstance(genomes, np.ndarray):
+                self._last_sent = tuple(np.array(a, copy=True) for a in sending)
         except OSError as e:
             self.log(f"warning: cannot publish the migrants of generation {generation}: {e}")
             m = progress.migration

@@ -159,6 +159,11 @@ class Pool:
             os.makedirs(directory, exist_ok=True)
             writer.publish(data, generation, check_dir=check)
 
+    def ring_intact(self, source: str) -> bool:
+        """Whether `source`'s ring is still the file this pool last wrote (one lstat)."""
+        writer = self._writers.get(source)
+        return writer is not None and writer.intact()
+
     def close(self) -> None:
         """Close the ring files this pool holds open for writing."""
         for writer in self._writers.values():

@@ -71,6 +71,10 @@ class RingWriter:
                 raise OSError(errno.EIO, f"pwrite returned {n}")
             view, offset = view[n:], offset + n
 
+    def intact(self) -> bool:
+        """Whether the ring holds what this writer last published (nobody replaced it)."""
+        return self._head is not None and self._still_ours()
+
     def _still_ours(self) -> bool:
         """Whether the ring's name still leads to the inode this writer created."""
         try:

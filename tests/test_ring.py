@@ -271,3 +271,53 @@ def test_a_read_that_the_writer_lapped_is_retried_not_counted(tmp_path, monkeypa
     assert r.read_new(["island-01"]) == ([], 0)
     monkeypatch.setattr(ring, "read_ring", real)
     assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
+
+
+def _island(tmp_path, number: int):
+    import torch
+    from pathlib import Path
+    from islands.algorithms import make_algorithm
+    from islands.checkpoint import Progress
+    from islands.config import MigrationConfig, RunConfig, island_id
+    from islands.island import IslandSpec
+    from islands.migration import PoolMigrator
+    from islands.problems.registry import make_problem
+    cfg = RunConfig(problem="rastrigin", dim=DIM, population=20,
+                    migration=MigrationConfig(every=1, migrants=3, topology="ring"))
+    ids = ("island-00", "island-01")
+    algo = make_algorithm(cfg, make_problem("rastrigin", DIM))
+    gen = torch.Generator()
+    gen.manual_seed(number)
+    spec = IslandSpec(island=island_id(number), run_dir=Path(tmp_path), run_id=RUN, config=cfg, planned=ids)
+    rundir = RunDir(tmp_path)
+    rundir.ensure(island_id(number))
+    return PoolMigrator(spec, rundir, lambda _m: None), algo, algo.evaluate(algo.init(20, number, gen)), Progress(), gen
+
+
+def test_unchanged_emigrants_are_not_published_again_while_the_ring_holds_them(tmp_path):
+    mig, algo, state, progress, gen = _island(tmp_path, 0)
+    counter = lambda: fmt.decode_ring_header(open(ring_path(tmp_path, "island-00"), "rb").read(64)).counter  # noqa: E731
+    state = mig.exchange(algo, state, progress, gen)
+    assert mig.last_event.sent == 3 and counter() == 1
+    progress.generation += 1
+    state = mig.exchange(algo, state, progress, gen)  # same population, same emigrants
+    assert mig.last_event.sent == 0 and counter() == 1
+    os.unlink(ring_path(tmp_path, "island-00"))  # the ring is gone: send again
+    progress.generation += 1
+    state = mig.exchange(algo, state, progress, gen)
+    assert mig.last_event.sent == 3 and counter() == 1
+    progress.generation += 1
+    state = algo.evaluate(algo.step(state, progress.generation, gen))
+    mig.exchange(algo, state, progress, gen)  # new emigrants: published
+    assert mig.last_event.sent == 3 and counter() == 2
+
+
+def test_two_islands_exchange_through_their_rings(tmp_path):
+    a, b = _island(tmp_path, 0), _island(tmp_path, 1)
+    for step in range(3):
+        for mig, algo, state, progress, gen in (a, b):
+            progress.generation = step
+            mig.exchange(algo, state, progress, gen)
+    assert a[3].migration["received"] > 0 and b[3].migration["received"] > 0
+    assert a[3].migration["bad_files"] == b[3].migration["bad_files"] == 0
+    assert sorted(os.listdir(RunDir(tmp_path).pool_dir("island-00"))) == [fmt.RING_NAME]
