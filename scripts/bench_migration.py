@@ -36,7 +36,8 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, ROOT)
+if "--cpu-worker" not in sys.argv:  # a worker imports the code its PYTHONPATH names (--code)
+    sys.path.insert(0, ROOT)
 from islands.threads import limit_env  # noqa: E402  (no torch: sets variables only)
 from migration_pool.rundir import RunDir  # noqa: E402
 
@@ -175,7 +176,10 @@ def cpu_mode(args: argparse.Namespace, codes: list[str], rounds: int) -> None:
                     [sys.executable, os.path.abspath(__file__), "--cpu-worker",
                      f"{dim}x{population}x{args.events}"],
                     env=env, check=True, capture_output=True, text=True).stdout
-                rows.setdefault((code, dim, population), []).append(json.loads(out))
+                row = json.loads(out)
+                if not row["imported"].startswith(code + os.sep):
+                    raise SystemExit(f"the worker for {code} imported {row['imported']}")
+                rows.setdefault((code, dim, population), []).append(row)
     print(f"CPU time per migration event (thread clock; {rounds} interleaved rounds, "
           f"{args.events} events x 2 islands each; load {os.getloadavg()[0]:.1f})")
     print(f"{'code':28s} {'D':>4s} {'P':>5s} {'event us':>9s} {'(rounds)':>15s} {'gen us':>7s} "
@@ -246,7 +250,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cpu_worker:
         dim, population, events = (int(x) for x in args.cpu_worker.split("x"))
-        print(json.dumps(cpu_worker(dim, population, events)))
+        import islands
+        print(json.dumps({**cpu_worker(dim, population, events), "imported": islands.__file__}))
         return
     if args.generations is None:
         args.generations = 300 if args.quick else 1500
