@@ -97,8 +97,9 @@ class RingWriter:
         # O_NOFOLLOW, then the inode is checked: a name swapped in between is not written through.
         fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != head.file_bytes:
-            os.close(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != head.file_bytes \
+                or os.pread(fd, fmt.RING_HEADER_SIZE, 0) != bytes(image[:fmt.RING_HEADER_SIZE]):
+            os.close(fd)  # the header holds a fresh random ring id: this is not our file
             raise OSError(f"{self.path} changed under its writer")
         self._fd, self._ident, self._head = fd, (st.st_dev, st.st_ino), head
 
