@@ -95,7 +95,7 @@ class RingWriter:
             check_dir()
         atomic.publish(self.path, bytes(image), durable=self.durable)
         # O_NOFOLLOW, then the inode is checked: a name swapped in between is not written through.
-        fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != head.file_bytes \
                 or os.pread(fd, fmt.RING_HEADER_SIZE, 0) != bytes(image[:fmt.RING_HEADER_SIZE]):
