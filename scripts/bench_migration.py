@@ -18,8 +18,13 @@ The event duration is wall time around the whole step (two perf_counter calls: <
 ~0.5 ms an event costs); on an oversubscribed machine it includes time the island waited for
 a core, as the island's wall time does, so the share is a ratio of like with like.
 
+`--cpu` measures instead what an event costs in CPU time (thread clock, two islands in one
+process, also interleaved with --code): on a loaded machine the wall-time share mostly
+measures waiting for a core.
+
     python scripts/bench_migration.py [--quick] [--every 10] [--rounds 3] [--islands 4]
         [--generations 1500] [--code /path/to/other/checkout] [--out FILE]
+    python scripts/bench_migration.py --cpu [--sizes 100x500,10x100] [--events 100] [--code DIR]
 """
 from __future__ import annotations
 
