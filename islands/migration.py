@@ -19,11 +19,13 @@ from islands.checkpoint import Progress
 from islands.config import island_id, island_number
 from islands.status.record import EVENT_COUNTERS, MigrationEvent
 from migration_pool import format as fmt
+from migration_pool import format_packed as fmt_packed
 from migration_pool import topology
 from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
 DISCOVERY_REFRESH_S = 1.0  # hand-started islands: relist the run's islands at least this often
+COLLECT_EVERY = 64  # events between collections of stale temporaries and old batch files
 
 
 class PoolMigrator:
@@ -46,6 +48,9 @@ class PoolMigrator:
         self._islands: tuple[str, ...] = ()
         self._islands_sig: tuple[int, ...] | None = None
         self._islands_at = float("-inf")
+        self._events = 0  # events in this process: it collects at its first
+        self._number = island_number(spec.island)
+        self._last_sent: tuple[np.ndarray, ...] | None = None  # the batch in our ring now
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
@@ -74,8 +79,9 @@ class PoolMigrator:
         adopted = 0
         if incoming is not None:
             state, adopted = algo.immigrate(state, incoming, self.cfg.replacement, gen)
-        if progress.migration.get("events", 0) % self.cfg.keep_batches == 0:
-            pool.collect(self.spec.island, self.cfg.keep_batches)  # amortised: at most 2K-1 files
+        if self._events % COLLECT_EVERY == 0:  # the ring leaves only a past life's files
+            pool.collect(self.spec.island, self.cfg.keep_batches)
+        self._events += 1
         received = 0 if incoming is None else len(incoming)
         event = MigrationEvent(
             sent=sent,
@@ -149,32 +155,56 @@ class PoolMigrator:
             genomes = genomes[ok] if isinstance(genomes, np.ndarray) else [genomes[i] for i in ok]
             origin, birth, lineage = (np.asarray(a)[ok] for a in (origin, birth, lineage))
             fitness = fitness[ok]
-        batch = fmt.MigrantBatch(
-            run_id=self.spec.run_id,
-            source=self.spec.island,
-            generation=generation,
-            created=time.time(),
-            genome_kind=pool.genome_kind,
-            genomes=genomes,
-            fitness=fitness,
-            origin=tuple(island_id(n) for n in np.asarray(origin).tolist()),
-            birth=np.asarray(birth).astype(np.int64, copy=False),
-            lineage=np.asarray(lineage).astype(np.int64, copy=False),
-        )
+        if isinstance(genomes, np.ndarray):
+            sending = (genomes, fitness, np.asarray(origin), np.asarray(birth), np.asarray(lineage))
+            if self._last_sent is not None and all(
+                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, self._last_sent)) \
+                    and pool.ring_intact(self.spec.island):
+                # The same emigrants as last time (a converged elite): the ring still holds
+                # them, so neighbours find its header unchanged and neither decode nor screen.
+                return 0
         try:
-            pool.publish(batch)
+            if isinstance(genomes, np.ndarray):  # packed straight from the arrays (schema 2)
+                data = fmt_packed.encode_vector_batch(
+                    run_id=self.spec.run_id, source=self._number, generation=generation,
+                    created=time.time(), genome_kind=pool.genome_kind, genomes=genomes,
+                    fitness=fitness, origin=np.asarray(origin), birth=np.asarray(birth),
+                    lineage=np.asarray(lineage))
+            else:
+                data = fmt.encode_batch(fmt.MigrantBatch(
+                    run_id=self.spec.run_id, source=self.spec.island, generation=generation,
+                    created=time.time(), genome_kind=pool.genome_kind, genomes=genomes,
+                    fitness=fitness, origin=tuple(island_id(n) for n in np.asarray(origin).tolist()),
+                    birth=np.asarray(birth).astype(np.int64, copy=False),
+                    lineage=np.asarray(lineage).astype(np.int64, copy=False)))
+            pool.publish_ring(self.spec.island, generation, data)
+            if isinstance(genomes, np.ndarray):
+                self._last_sent = tuple(np.array(a, copy=True) for a in sending)
         except OSError as e:
             self.log(f"warning: cannot publish the migrants of generation {generation}: {e}")
             m = progress.migration
             m["publish_errors"] = m.get("publish_errors", 0) + 1
             return 0
-        return len(batch)
+        return int(fitness.size)
+
+
+_NUMBERS: dict[str, int] = {}
+
+
+def _number(island: str) -> int:
+    """`island_number`, cached: a batch repeats a run's few ids (validated on decoding)."""
+    n = _NUMBERS.get(island)
+    if n is None:
+        n = island_number(island)
+        if len(_NUMBERS) < 4096:
+            _NUMBERS[island] = n
+    return n
 
 
 def _concat(batches: list[fmt.MigrantBatch], kind: str) -> Migrants | None:
     if not batches:
         return None
-    origin = np.asarray([island_number(o) for b in batches for o in b.origin], dtype=np.int64)
+    origin = np.asarray([_number(o) for b in batches for o in b.origin], dtype=np.int64)
     if len(batches) == 1:  # the batch is ours alone (decoded copies): no need to copy again
         b = batches[0]
         genomes = b.genomes if kind == "vector" else list(b.genomes)

@@ -27,7 +27,10 @@ Arrays are msgpack ExtType code ARRAY_EXT (= 1) whose data is::
 
 Dims are unsigned, so they are non-negative by construction.
 
-Migrant batches ("migrants" files, schema SCHEMA_VERSION) carry K genomes of one kind:
+Migrant batches ("migrants" files) carry K genomes of one kind, in one of two schemas: 2, the
+packed binary layout of `format_packed` (envelope flags = 1; what islands write for array
+genomes since issue 16), or 1 (SCHEMA_VERSION), the msgpack map below (NEAT genomes, and
+every batch of earlier versions, still read):
 
 - any kind but "neat" ("vector", ...): ``genomes`` is one array ``[K, *gene_shape]`` of a
   float dtype, described by the header fields ``dtype`` and ``gene_shape``.
@@ -54,7 +57,8 @@ import numpy as np
 
 from .errors import FormatError
 
-SCHEMA_VERSION: int = 1
+SCHEMA_VERSION: int = 1  # migrant batches as a msgpack map; schema 2 is format_packed's
+_FLAG_PACKED = 1  # format_packed.FLAG_PACKED: the envelope of a schema-2 (packed) batch
 FORMAT_VERSION: int = 1
 MAX_FILE_BYTES: int = 256 * 1024 * 1024
 KINDS: frozenset[str] = frozenset(
@@ -89,7 +93,8 @@ MAX_ISLAND_DIGITS = 6
 ISLAND_ID_RE = re.compile(r"^island-(?:[0-9]{2}|[1-9][0-9]{2,%d})\Z" % (MAX_ISLAND_DIGITS - 1))
 
 NEAT_KIND = "neat"
-NEAT_SCHEMA_VERSION: int = 1
+NEAT_SCHEMA_VERSION: int = 1  # migrant batches as a msgpack map; schema 2 is format_packed's
+_FLAG_PACKED = 1  # format_packed.FLAG_PACKED: the envelope of a schema-2 (packed) batch
 NEAT_FIELDS: dict[str, str] = {"nodes": "int64", "conn_in": "int64", "conn_out": "int64",
                                "weight": "float32", "enabled": "bool"}
 NEAT_MAX_NODES = 4096
@@ -124,7 +129,12 @@ def _pack(kind: str, body: dict) -> bytes:
         payload = msgpack.packb(body, default=_pack_default, use_bin_type=True)
     except (OverflowError, ValueError, TypeError) as exc:  # belt and braces after _check_value
         raise FormatError(f"cannot encode body: {exc}") from None
-    head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, kind.encode("ascii"), len(payload), 0)[:28]
+    return envelope(kind, payload)
+
+
+def envelope(kind: str, payload: bytes, flags: int = 0) -> bytes:
+    """The 32-byte header with its CRC, then ``payload`` (the caller checked ``kind``)."""
+    head = HEADER.pack(MAGIC, FORMAT_VERSION, flags, kind.encode("ascii"), len(payload), 0)[:28]
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + payload
 
@@ -167,7 +177,7 @@ def _check_kind(kind: str) -> None:
         raise FormatError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
 
 
-def _open_envelope(view: memoryview, kind: str, max_bytes: int) -> memoryview:
+def _open_envelope(view: memoryview, kind: str, max_bytes: int, flags_ok: int = 0) -> memoryview:
     """Check the header and CRC; return the payload as a view (no copy)."""
     if len(view) > max_bytes:
         raise FormatError(f"{len(view)} bytes exceeds the cap of {max_bytes}")
@@ -178,7 +188,7 @@ def _open_envelope(view: memoryview, kind: str, max_bytes: int) -> memoryview:
         raise FormatError(f"bad magic {magic!r}, not an islands file")
     if version != FORMAT_VERSION:
         raise FormatError(f"format version {version} is not supported (this is {FORMAT_VERSION})")
-    if flags != 0:
+    if flags != flags_ok:
         raise FormatError(f"reserved flags 0x{flags:04x} are set")
     found = raw_kind.rstrip(b"\0").decode("ascii", "replace")
     if found != kind:
@@ -498,6 +508,86 @@ def encode_batch(batch: MigrantBatch) -> bytes:
     return _pack("migrants", body)
 
 
+# ----------------------------------------------------------------------------- ring file
+
+# The migrant ring (layout version RING_VERSION): one file per island, pool/<island>/ring.isld,
+# rewritten in place instead of one new file per event (issue 16: creating, renaming and
+# collecting a file cost more than all the rest of a migration event). Header, 64 bytes::
+#
+#     offset size  field
+#     0      4     magic        b"ISLR"
+#     4      2     version      u16, RING_VERSION (= 1)
+#     6      2     slots        u16, 2..RING_MAX_SLOTS
+#     8      8     slot_bytes   u64, capacity of each slot
+#     16     8     ring_id      8 random bytes, new whenever the file is created
+#     24     8     counter      u64, batches published into this file; newest in slot (counter - 1) % slots
+#     32     8     length       u64, bytes of the newest slot's batch (<= slot_bytes)
+#     40     8     generation   u64, the newest batch's generation
+#     48     12    reserved     zero
+#     60     4     crc32        zlib.crc32 of bytes 0..59
+#
+# Slot i starts at RING_HEADER_SIZE + i * slot_bytes and holds one whole "migrants" envelope,
+# with its own CRC. The writer fills slot counter % slots, then rewrites the header: the slot
+# the header names is complete and is not touched again until `slots - 1` more batches have
+# been published, and a reader that raced a writer anyway sees a CRC mismatch, never a batch.
+RING_MAGIC = b"ISLR"
+RING_VERSION: int = 1
+RING_NAME = "ring.isld"
+RING_HEADER = struct.Struct("<4sHHQ8sQQQ12x")
+RING_HEADER_SIZE = RING_HEADER.size + 4  # 64
+RING_MAX_SLOTS = 64
+
+
+@dataclass(frozen=True)
+class RingHeader:
+    """The decoded header of a migrant ring file."""
+
+    slots: int
+    slot_bytes: int
+    ring_id: bytes
+    counter: int
+    length: int
+    generation: int
+
+    @property
+    def offset(self) -> int:
+        """Where the newest batch starts in the file."""
+        return RING_HEADER_SIZE + ((self.counter - 1) % self.slots) * self.slot_bytes
+
+    @property
+    def file_bytes(self) -> int:
+        return RING_HEADER_SIZE + self.slots * self.slot_bytes
+
+
+def encode_ring_header(h: RingHeader) -> bytes:
+    head = RING_HEADER.pack(RING_MAGIC, RING_VERSION, h.slots, h.slot_bytes, h.ring_id,
+                            h.counter, h.length, h.generation)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def decode_ring_header(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> RingHeader:
+    """Parse a ring header; FormatError for a wrong magic, version, CRC or any field out of
+    range (so a reader never seeks or reads beyond what `max_bytes` allows)."""
+    if len(data) < RING_HEADER_SIZE:
+        raise FormatError(f"truncated ring header: {len(data)} bytes")
+    magic, version, slots, slot_bytes, ring_id, counter, length, generation = \
+        RING_HEADER.unpack_from(data)
+    if magic != RING_MAGIC:
+        raise FormatError(f"bad ring magic {magic!r}")
+    if version != RING_VERSION:
+        raise FormatError(f"ring version {version} is not {RING_VERSION}")
+    (crc,) = struct.unpack_from("<I", data, RING_HEADER.size)
+    if crc != zlib.crc32(memoryview(data)[:RING_HEADER.size]):
+        raise FormatError("ring header checksum mismatch")
+    h = RingHeader(slots, slot_bytes, ring_id, counter, length, generation)
+    if not 2 <= slots <= RING_MAX_SLOTS or not HEADER_SIZE <= slot_bytes <= max_bytes \
+            or h.file_bytes > max_bytes + RING_HEADER_SIZE or counter < 1 \
+            or not HEADER_SIZE <= length <= slot_bytes or generation >= 2**63:
+        raise FormatError(f"ring header out of range: {slots} slots of {slot_bytes} bytes, "
+                          f"counter {counter}, length {length}")
+    return h
+
+
 def decode_batch(data: bytes, *, run_id: str | None = None, genome_kind: str | None = None,
                  dtype: str | None = None, gene_shape: tuple[int, ...] | None = None,
                  max_bytes: int = MAX_FILE_BYTES, path: str | None = None) -> MigrantBatch:
@@ -507,6 +597,16 @@ def decode_batch(data: bytes, *, run_id: str | None = None, genome_kind: str | N
         FormatError: corrupt or invalid file, or one from another run / genome kind /
             dtype / gene shape than requested.
     """
+    view = memoryview(data).cast("B")
+    if len(view) >= HEADER_SIZE and view[6] | view[7] << 8 == _FLAG_PACKED:  # schema 2
+        from .format_packed import decode_packed  # here: that module imports this one
+        try:
+            payload = _open_envelope(view, "migrants", max_bytes, _FLAG_PACKED)
+            return decode_packed(payload, run_id, genome_kind, dtype, gene_shape)
+        except FormatError as exc:
+            raise FormatError(exc.args[0], path) from None
+        except _DECODER_ERRORS as exc:  # belt and braces: the sizes were checked first
+            raise FormatError(f"corrupt packed batch: {type(exc).__name__}: {exc}", path) from None
     body = decode(data, "migrants", max_bytes=max_bytes, path=path)
     try:
         return _batch_from_body(body, run_id, genome_kind, dtype, gene_shape)

@@ -1,14 +1,17 @@
 """Publishing, reading and collecting migrant batches.
 
-Each island writes only its own write-once files `pool/<island>/gen-<generation>.isld`
-(docs/DESIGN.md, "Write-once migrants"), so publishing needs no lock. A reader lists a neighbour's directory,
-takes the newest batch it has not read yet, and skips (and counts, once) anything bad. A
-file deleted by garbage collection between listing and opening is simply gone.
+Islands publish into their ring, `pool/<island>/ring.isld`, rewritten in place
+(`publish_ring`; docs/DESIGN.md, "Migrant ring"). A reader looks at each neighbour's ring
+first (64 bytes when nothing changed); a neighbour without one (an earlier version) is read
+the old way: list its write-once files `pool/<island>/gen-<generation>.isld` (`publish`),
+take the newest it has not read yet, and skip (and count, once) anything bad. A file
+deleted by garbage collection between listing and opening is simply gone.
 
-Batches are published atomically but not durably: a reader never sees a partial file
-(os.replace), but no fsync is paid on the hot path. Migrants need atomicity only (docs/DESIGN.md,
-"Atomic files"): after a power cut a batch may come back empty, which its envelope rejects, and the
-cost is one missed migration. `Pool(durable=True)` fsyncs like every other run file.
+Batches are published atomically but not durably: a reader never accepts a partial batch
+(checksummed ring slots; os.replace for files), but no fsync is paid on the hot path.
+Migrants need atomicity only (docs/DESIGN.md, "Atomic files"): after a power cut a batch may
+come back torn or empty, which its envelope rejects, and the cost is one missed migration.
+`Pool(durable=True)` fsyncs like every other run file.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from migration_pool import atomic, format as fmt
+from migration_pool import atomic, format as fmt, ring
 from migration_pool.errors import FormatError, RunDirError
 from migration_pool.rundir import RunDir
 
@@ -103,6 +106,11 @@ class Pool:
     # files collect() counts as kept (docs: a forged file must not make it delete real ones).
     _published: dict[str, dict[str, Stamp]] = field(default_factory=dict, repr=False)
     _dirs: dict[str, str] = field(default_factory=dict, repr=False)
+    # The ring files (docs/DESIGN.md, "Migrant ring"): our writers, and per neighbour the
+    # (ring_id, counter) last judged, or the stamp of a ring file found bad.
+    _writers: dict[str, ring.RingWriter] = field(default_factory=dict, repr=False)
+    _ring_known: dict[str, tuple[bytes, int]] = field(default_factory=dict, repr=False)
+    _ring_bad: dict[str, Stamp] = field(default_factory=dict, repr=False)
 
     # -- writing --------------------------------------------------------------------------
     def publish(self, batch: fmt.MigrantBatch) -> Path:
@@ -133,6 +141,34 @@ class Pool:
             del record[next(iter(record))]
         return Path(path)
 
+    def publish_ring(self, source: str, generation: int, data: bytes) -> None:
+        """Make `data` (an encoded batch of `source`) the newest in `pool/<source>/ring.isld`,
+        rewritten in place.
+
+        The island's hot path: a few microseconds where `publish` creates, renames and
+        later collects a file. Raises OSError like `publish`.
+        """
+        directory = self._dir(source)
+        writer = self._writers.get(source)
+        if writer is None:
+            writer = self._writers[source] = ring.RingWriter(directory, durable=self.durable)
+        check = lambda: self.rundir.checked_dir(directory)  # noqa: E731
+        try:
+            writer.publish(data, generation, check_dir=check)
+        except FileNotFoundError:  # first batch of this island, or its directory was reset
+            os.makedirs(directory, exist_ok=True)
+            writer.publish(data, generation, check_dir=check)
+
+    def ring_intact(self, source: str) -> bool:
+        """Whether `source`'s ring is still the file this pool last wrote (one lstat)."""
+        writer = self._writers.get(source)
+        return writer is not None and writer.intact()
+
+    def close(self) -> None:
+        """Close the ring files this pool holds open for writing."""
+        for writer in self._writers.values():
+            writer.close()
+
     # -- reading --------------------------------------------------------------------------
     def listing(self, island: str) -> list[tuple[int, Path]]:
         """An island's batch files, newest first; temporaries and other names are ignored."""
@@ -149,6 +185,12 @@ class Pool:
         batches: list[fmt.MigrantBatch] = []
         rejected_before, self._warned = self.rejected, 0
         for island in dict.fromkeys(neighbours):
+            found = self._read_ring(island)
+            if found is not None:  # a neighbour with a ring: its batch files are a past life's
+                if found is not _RETRY and found.data is not None:
+                    batches.append(found.data)
+                    self.seen[island] = found.data.generation
+                continue
             listing = self._scan(island)[0]
             # What was listed last time counts as read (or passed over as older than what was
             # read): tracked per file, not as one generation watermark, so a forged file with
@@ -199,6 +241,70 @@ class Pool:
             if self._warned <= WARNINGS_PER_READ:
                 self._say(f"skipping bad migrant file: {e}")
             return None
+
+    def _read_ring(self, island: str) -> ring.RingRead | object | None:
+        """The neighbour's ring: None if it has none, _RETRY if it cannot be read now,
+        else a RingRead whose `data` is the new batch (None: nothing new, or bad).
+
+        A bad ring is counted once per (ring_id, counter), or per stamp when even its header
+        is bad; a slot that fails its checks while the header moved on was a read racing the
+        writer, tried again next time, not counted.
+        """
+        path = os.path.join(self._dir(island), fmt.RING_NAME)
+        bad_stamp = self._ring_bad.get(island)
+        if bad_stamp is not None:
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                st = None
+            if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == bad_stamp:
+                return ring.RingRead(None, None)
+            del self._ring_bad[island]
+        known = self._ring_known.get(island)
+        head = None
+        try:
+            try:
+                found = ring.read_ring(path, self.max_bytes, known)
+            except FormatError:  # a header torn by a concurrent rewrite reads well at once
+                found = ring.read_ring(path, self.max_bytes, known)
+            if found is None or found.data is None:
+                return found
+            head = found.header
+            try:
+                batch = fmt.decode_batch(
+                    found.data, run_id=self.run_id, genome_kind=self.genome_kind,
+                    dtype=self.dtype, gene_shape=self.gene_shape, max_bytes=self.max_bytes,
+                    path=path)
+                if batch.source != island or batch.generation != head.generation:
+                    raise FormatError(f"claims to be {batch.source} generation {batch.generation}, "
+                                      f"but is in {island}'s ring as generation {head.generation}",
+                                      path)
+            except FormatError:
+                now = ring.header_now(path, self.max_bytes)
+                if now is not None and (now.ring_id, now.counter) != (head.ring_id, head.counter):
+                    return _RETRY  # the writer lapped this read: not the file's fault
+                raise
+            self._ring_known[island] = (head.ring_id, head.counter)
+            return ring.RingRead(head, batch)
+        except FileNotFoundError:
+            return None
+        except (FormatError, OSError) as e:
+            if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS:
+                self._say(f"cannot read migrant ring {path} now, will retry: {e}")
+                return _RETRY
+            if head is not None:  # a bad batch under a good header: judged by (ring_id, counter)
+                self._ring_known[island] = (head.ring_id, head.counter)
+            else:  # no usable header (or a symlink, a FIFO, unreadable): judged by stamp
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                    self._ring_bad[island] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                except OSError:
+                    pass
+            self.rejected += 1
+            self._warned += 1
+            if self._warned <= WARNINGS_PER_READ:
+                self._say(f"skipping bad migrant ring: {e}")
+            return ring.RingRead(None, None)
 
     def _decode(self, island: str, generation: int, path: str) -> fmt.MigrantBatch:
         batch = fmt.decode_batch(

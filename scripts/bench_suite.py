@@ -73,7 +73,7 @@ def main() -> None:
     migration = []
     for every in (1, 5, 10, 50):
         path = out / f"migration-{every}.json"
-        data = run("bench_migration.py", path, "--every", str(every), "--out", str(path),
+        data = run("bench_migration.py", path, "--every", str(every), "--out", str(path), "--rounds", "1",
                    *(["--quick", "--islands", "2"] if quick else []))
         migration.append(data)
     results["migration"] = migration

@@ -168,11 +168,20 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
         """For each immigrant, the normalised (by box width) RMS distance to its nearest resident."""
         width = np.where(self.host_bounds[1] > self.host_bounds[0],
                          self.host_bounds[1] - self.host_bounds[0], 1.0).astype(np.float64)
-        a = imm.astype(np.float64) / width
-        b = host(self.population(state).genomes).astype(np.float64) / width
+        a = imm.astype(np.float64, copy=False)
+        b = host(self.population(state).genomes).astype(np.float64, copy=False)
+        # A box of one width for every gene (the usual case) scales the distances once at the
+        # end instead of dividing the [P, D] residents at each event (issue 16: the largest
+        # single cost of a migration event at D=100, P=500).
+        uniform = width.size > 0 and (width == width.flat[0]).all()
+        if not uniform:
+            a, b = a / width, b / width
         # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: a [K, P] matrix, never [K, P, D]
-        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-        return np.sqrt(np.maximum(sq.min(axis=1), 0.0) / imm.shape[1])
+        sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
+        nearest = np.maximum(sq.min(axis=1), 0.0)
+        if uniform:
+            nearest = nearest / (width.flat[0] * width.flat[0])
+        return np.sqrt(nearest / imm.shape[1])
 
     def immigrate(self, state: S, incoming: Migrants, policy: str, gen: torch.Generator,
                   protect: int = 0) -> tuple[S, int]:

@@ -1,0 +1,164 @@
+"""The migrant ring: one fixed-layout file per island, rewritten in place.
+
+Layout and version: `format.RING_*` (`pool/<island>/ring.isld`, a 64-byte header and a few
+slots, each one whole "migrants" envelope). Why: on ext4 creating, renaming and later
+unlinking one file per migration event cost ~0.3-0.5 ms of the ~1 ms an event took (issue 16);
+two `pwrite`s into a file the island already holds open cost a few microseconds, and a
+reader whose neighbour published nothing new reads 64 bytes and stops.
+
+Safety, as for write-once files (docs/DESIGN.md, "Migrant ring"):
+- atomic for readers: the writer fills a slot the header does not name, then rewrites the
+  header; the header and every slot carry a CRC, so a torn read is a mismatch, never a batch.
+- containment: the file is created by `atomic.publish` (O_EXCL, then renamed into place in a
+  checked directory) and written only through the descriptor of that creation, and only while
+  the name still leads to that very inode (lstat): a file that someone replaced, or a symlink,
+  is never written through; the writer creates a fresh ring instead.
+- hostile input: readers open with O_NOFOLLOW | O_NONBLOCK, accept regular files only,
+  check every header field against the size cap before seeking, and decode the slot with the
+  ordinary bounded envelope decoder.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+from migration_pool import atomic, format as fmt
+from migration_pool.errors import FormatError
+
+RING_SLOTS = 4  # a reader is only confused if the writer laps it by 3 batches mid-read
+MIN_SLOT_BYTES = 4096
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class RingWriter:
+    """Publishes one island's batches into `directory/ring.isld` (the caller checks `directory`)."""
+
+    def __init__(self, directory: str, durable: bool = False) -> None:
+        self.path = os.path.join(directory, fmt.RING_NAME)
+        self.durable = durable
+        self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the ring we created
+        self._head: fmt.RingHeader | None = None
+
+    def publish(self, data: bytes, generation: int, check_dir=None) -> None:
+        """Make `data` (an encoded batch) the ring's newest batch.
+
+        `check_dir` (called before a ring is created) is the caller's containment check of
+        the directory. Raises OSError when the file cannot be written.
+        """
+        head = self._head
+        if head is not None and len(data) <= head.slot_bytes and self._still_ours():
+            slot = head.counter % head.slots
+            new = fmt.RingHeader(head.slots, head.slot_bytes, head.ring_id, head.counter + 1,
+                                 len(data), generation)
+            self._pwrite(data, fmt.RING_HEADER_SIZE + slot * head.slot_bytes)
+            self._pwrite(fmt.encode_ring_header(new), 0)
+            if self.durable:
+                os.fsync(self._fd)
+            self._head = new
+            return
+        self._create(data, generation, check_dir)
+
+    def _pwrite(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self._fd, view, offset)
+            if n <= 0:
+                raise OSError(errno.EIO, f"pwrite returned {n}")
+            view, offset = view[n:], offset + n
+
+    def intact(self) -> bool:
+        """Whether the ring holds what this writer last published (nobody replaced it)."""
+        return self._head is not None and self._still_ours()
+
+    def _still_ours(self) -> bool:
+        """Whether the ring's name still leads to the inode this writer created."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._ident and stat.S_ISREG(st.st_mode)
+
+    def _create(self, data: bytes, generation: int, check_dir) -> None:
+        """A fresh ring holding `data` in slot 0, published atomically, then opened for writing."""
+        self.close()
+        slot_bytes = max(MIN_SLOT_BYTES, 2 * len(data))  # room for batches that grow a little
+        head = fmt.RingHeader(RING_SLOTS, slot_bytes, secrets.token_bytes(8), 1, len(data), generation)
+        image = bytearray(head.file_bytes)
+        image[:fmt.RING_HEADER_SIZE] = fmt.encode_ring_header(head)
+        image[fmt.RING_HEADER_SIZE:fmt.RING_HEADER_SIZE + len(data)] = data
+        if check_dir is not None:
+            check_dir()
+        atomic.publish(self.path, bytes(image), durable=self.durable)
+        # O_NOFOLLOW, then the inode is checked: a name swapped in between is not written through.
+        fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != head.file_bytes \
+                or os.pread(fd, fmt.RING_HEADER_SIZE, 0) != bytes(image[:fmt.RING_HEADER_SIZE]):
+            os.close(fd)  # the header holds a fresh random ring id: this is not our file
+            raise OSError(f"{self.path} changed under its writer")
+        self._fd, self._ident, self._head = fd, (st.st_dev, st.st_ino), head
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = self._ident = self._head = None
+
+
+@dataclass(frozen=True)
+class RingRead:
+    """What one look at a neighbour's ring found: its header, and the newest batch's bytes
+    (None when the header is the one the reader already judged). `Pool` reuses it with the
+    decoded batch as `data`, and with no header for a ring it judged bad."""
+
+    header: fmt.RingHeader | None
+    data: Any
+
+
+def read_ring(path: str, max_bytes: int, known: tuple[bytes, int] | None) -> RingRead | None:
+    """The newest batch of the ring at `path`, unless its (ring_id, counter) is `known`.
+
+    None when there is no ring. Raises FormatError for a file that is not a valid ring
+    (a symlink, a FIFO, a bad header, a header pointing past the end) and OSError for I/O errors.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:  #: the name is a symlink
+            raise FormatError("ring is a symlink", path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError("ring is not a regular file", path)
+        try:
+            head = fmt.decode_ring_header(os.pread(fd, fmt.RING_HEADER_SIZE, 0), max_bytes)
+        except FormatError as e:
+            raise FormatError(e.args[0], path) from None
+        if (head.ring_id, head.counter) == known:
+            return RingRead(head, None)
+        if head.offset + head.length > st.st_size:
+            raise FormatError(f"ring header points past the end of its {st.st_size} bytes", path)
+        return RingRead(head, os.pread(fd, head.length, head.offset))
+    finally:
+        os.close(fd)
+
+
+def header_now(path: str, max_bytes: int) -> fmt.RingHeader | None:
+    """The ring's header as it is now (None if unreadable): tells a torn read from a bad file."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        return fmt.decode_ring_header(os.pread(fd, fmt.RING_HEADER_SIZE, 0), max_bytes)
+    except (OSError, FormatError):
+        return None
+    finally:
+        os.close(fd)
