@@ -100,9 +100,13 @@ class PoolMigrator:
 
     def _sources(self, event: int) -> list[str]:
         """The neighbours to read now; islands that appear in the run are discovered."""
-        # A launched run knows its islands; islands started by hand are discovered on disk.
-        found = () if self.spec.planned else self._discovered()
-        everyone = frozenset(self.spec.planned).union(found, (self.spec.island,))
+        # A planned run (the manifest's planned_islands) knows its islands from the start; in a
+        # run started by hand they are discovered on disk, gaps counted as not yet started, so
+        # the neighbours do not depend on the order in which the islands were started.
+        if self.spec.planned:
+            everyone = frozenset((*self.spec.planned, self.spec.island))
+        else:
+            everyone = frozenset(topology.assumed((*self._discovered(), self.spec.island)))
         key = (everyone, event if self.cfg.topology == "random" else None)
         if key != self._sources_key:  # the topology is a pure function: recompute on change only
             self._sources_key = key
@@ -117,8 +121,9 @@ class PoolMigrator:
 
         One stat replaces the listing at most events. Adding or removing an island's
         directory changes the directory's link count at once; other changes show in its
-        mtime, which two changes within one timestamp tick may leave equal, so the listing
-        is also refreshed every DISCOVERY_REFRESH_S: a new island is found by then at worst.
+        mtime, which two changes within one timestamp tick may leave equal (and which another
+        host's NFS client may cache), so the listing is also refreshed every
+        DISCOVERY_REFRESH_S: a new island is found by then at worst, whatever the stat says.
         """
         try:
             st = os.stat(self._islands_dir)

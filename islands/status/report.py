@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from islands.runs import planned_islands
 from islands.status import lineage
 from islands.status.settings import settings_section
 from islands.status.liveness import pid_alive
@@ -302,7 +303,7 @@ def _champion(rundir: RunDir, statuses: Mapping[str, IslandStatus], run_id: str 
 def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
     cfg = as_mapping(manifest.get("config"))
     mig = as_mapping(cfg.get("migration"))
-    planned = manifest.get("islands")
+    planned = planned_islands(manifest)
     return {
         "run_id": as_str(manifest.get("run_id")),
         "created": as_float(manifest.get("created")),
@@ -315,7 +316,7 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "generations": as_int(cfg.get("generations")),
         "migration": {"every": as_int(mig.get("every")), "topology": as_str(mig.get("topology")),
                       "migrants": as_int(mig.get("migrants"))},
-        "planned_islands": [str(i) for i in planned] if isinstance(planned, (list, tuple)) else [],
+        "planned_islands": list(planned),
     }
 
 
