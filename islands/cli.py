@@ -21,7 +21,7 @@ import click  # noqa: E402
 
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
-from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE  # noqa: E402
+from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
 
 if TYPE_CHECKING:
@@ -320,7 +320,12 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="islands")
 def main() -> None:
-    """Island-model evolution on many cores, coordinated through a shared directory."""
+    """Island-model evolution on many cores, coordinated through a shared directory.
+
+    Exit codes: 0 finished; 1 error; 2 bad option or manifest conflict; 3 unusable checkpoint;
+    4 already running; 75 stopped by a signal before finishing (checkpointed: run the same
+    command to resume).
+    """
 
 
 @main.command()
@@ -343,10 +348,11 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
     and refuses options that contradict it. Without --run-dir, a new run gets a new folder
-    (printed). Ctrl+C checkpoints and exits; a second one exits at once. Run the same command
-    with --run-dir again to resume.
+    (printed). Ctrl+C, SIGTERM or SIGUSR1 (a scheduler's time-limit warning) finishes the
+    generation, checkpoints and exits 75 (stopped, not finished); repeated SIGTERMs change
+    nothing, a second Ctrl+C exits at once. Run the same command with --run-dir again to resume.
     """
-    from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
+    from islands.island import StopFlag, ignore_stop_signals, install_stop_handlers, limit_torch_threads
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
 
     cfg.island_number(island)
@@ -354,6 +360,7 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     check_memory(config)
     root = run_dir or new_run_dir(config.problem)
     check_run_dir(root, allow_nonempty)
+    warn_about_locks(root)
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)
@@ -362,6 +369,7 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
         click.echo(f"run directory {root} (to resume: the same command with --run-dir {root})", err=True)
     result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
                         allow_shared=allow_shared_run, stop=stop, log=echo, on_status=None if quiet else _progress_line(echo))
+    ignore_stop_signals()  # the island's work is saved: a late SIGTERM must not change the exit code
     click.echo(
         f"{result.island}: {result.reason} at generation {result.generation}, "
         f"best fitness {result.best:.6g}, {result.evaluations} evaluations"
@@ -369,7 +377,18 @@ def evolve(island: str, run_dir: Path | None, allow_nonempty: bool, device: str 
     )
     if result.reason == "stopped":
         again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
-        click.echo(f"stopped; run {again} to resume (run directory {root})")
+        why = "time limit (SIGUSR1): " if stop.time_limit else ""
+        click.echo(f"{why}stopped; run {again} to resume (run directory {root})")
+        sys.exit(EXIT_STOPPED)
+
+
+def warn_about_locks(root: Path) -> None:
+    """One line on stderr when the run directory's filesystem keeps file locks node-local."""
+    from migration_pool.fsinfo import lock_warning
+
+    line = lock_warning(root)
+    if line:
+        click.echo(line, err=True)
 
 
 def _progress_line(echo: Callable[[str], None], every_s: float = 2.0) -> Callable[[IslandStatus], None]:

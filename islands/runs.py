@@ -247,8 +247,11 @@ def evolve(
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
     on_status: Callable[[IslandStatus], None] | None = None,
+    on_time_limit: Callable[[IslandResult], None] | None = None,
 ) -> IslandResult:
-    """Run (or resume) one island of the run at `root`, creating the run if needed."""
+    """Run (or resume) one island of the run at `root`, creating the run if needed.
+
+    `on_time_limit`: see `islands.island.run_island` (a scheduler backend's requeue hook)."""
     island_number(island)  # validate the id before touching the disk
     config = config or RunConfig()
     notes: list[str] | None = [] if "dim" in (explicit or {}) else None
@@ -277,7 +280,8 @@ def evolve(
         device=device or run.device(island),
         planned=run.planned(),
     )
-    return run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
+    return run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status,
+                      on_time_limit=on_time_limit)
 
 
 __all__ = ["planned_islands", "PLANNED_KEY", "check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "open_run", "join_run", "evolve", "ConfigError"]

@@ -58,7 +58,7 @@ SCHEMA_VERSION: int = 1
 FORMAT_VERSION: int = 1
 MAX_FILE_BYTES: int = 256 * 1024 * 1024
 KINDS: frozenset[str] = frozenset(
-    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target"}
+    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "lease"}
 )
 MAGIC = b"ISLD"
 HEADER = struct.Struct("<4sHH12sQI")
