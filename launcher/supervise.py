@@ -140,7 +140,8 @@ class IslandWatch:
         uptime = now - self._started_at
         if code == 0 or code == EXIT_STOPPED:
             self.state = "finished" if finished else "stopped"
-            self.reason = "" if finished else f"{describe_exit(code)} before finishing (stopped on purpose)"
+            self.reason = ("" if finished else "exited 0 before finishing (stopped on purpose)" if code == 0
+                           else f"stopped by a signal before finishing ({describe_exit(code).split(' (')[0]})")
             return Decision(Action.DONE, reason=self.reason)
         if code in NO_RESTART:
             return self._fail(f"{describe_exit(code)} is not restarted")

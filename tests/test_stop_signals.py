@@ -117,7 +117,7 @@ def test_a_launched_island_that_exits_75_is_stopped_not_restarted_nor_failed():
     watch.started(0.0)
     decision = watch.exited(EXIT_STOPPED, 50.0, finished=False)
     assert decision.action is Action.DONE and watch.state == "stopped"
-    assert "exit 75 (stopped by a signal before finishing)" in watch.reason
+    assert watch.reason == "stopped by a signal before finishing (exit 75)"
     assert EXIT_STOPPED in NO_RESTART
     crash = IslandWatch("island-01", RestartPolicy())
     crash.started(0.0)
