@@ -2,6 +2,8 @@
 a path, shared filesystems, and when their file locks stop at the host."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from migration_pool import fsinfo
@@ -89,3 +91,62 @@ def test_one_warning_line_only_where_locks_stop_at_the_host(tmp_path):
 def test_this_machine_is_described_without_error(tmp_path):
     info = fsinfo.describe(tmp_path)  # whatever holds the test's temporary folder
     assert info is None or info.mount.mount_point.startswith("/")
+
+
+# ----------------------------------------------------------------------------- stale handles
+
+def test_a_read_that_fails_with_estale_or_enoent_is_tried_once_more(tmp_path, monkeypatch):
+    import errno
+
+    from migration_pool import atomic
+
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+    real = atomic.read_capped
+    for code in (errno.ESTALE, errno.ENOENT):
+        calls = []
+
+        def flaky(p, max_bytes=atomic.MAX_FILE_BYTES):
+            calls.append(p)
+            if len(calls) == 1:  # what NFS answers once for a file another host just replaced
+                raise OSError(code, os.strerror(code))
+            return real(p, max_bytes)
+
+        monkeypatch.setattr(atomic, "read_capped", flaky)
+        assert atomic.read_shared(path) == b"data" and len(calls) == 2
+    monkeypatch.setattr(atomic, "read_capped", real)
+    with pytest.raises(FileNotFoundError):  # really gone: reported as before, after one retry
+        atomic.read_shared(tmp_path / "missing")
+    always = []
+    monkeypatch.setattr(atomic, "read_capped", lambda p, m=0: always.append(p) or (_ for _ in ()).throw(
+        OSError(errno.ESTALE, "stale")))
+    with pytest.raises(OSError):
+        atomic.read_shared(path)
+    assert len(always) == 2  # once more, not forever
+
+
+def test_the_pool_reads_a_neighbours_batch_through_one_stale_handle(tmp_path, monkeypatch):
+    import errno
+
+    import numpy as np
+
+    from migration_pool import atomic
+    from migration_pool.pool import Pool
+    from migration_pool.rundir import RunDir
+    from support.factories import migrant_batch
+
+    writer = Pool(RunDir(tmp_path), "run-a", dtype="float32", gene_shape=(4,))
+    writer.publish(migrant_batch(np.ones((3, 4), dtype=np.float32), run_id="run-a", source="island-01",
+                                 generation=5))
+    real, calls = atomic.read_capped, []
+
+    def stale_once(p, max_bytes=atomic.MAX_FILE_BYTES):
+        calls.append(p)
+        if len(calls) == 1:
+            raise OSError(errno.ESTALE, "Stale file handle")
+        return real(p, max_bytes)
+
+    monkeypatch.setattr(atomic, "read_capped", stale_once)
+    reader = Pool(RunDir(tmp_path), "run-a", dtype="float32", gene_shape=(4,), warn=lambda m: None)
+    batches, bad = reader.read_new(["island-01"])
+    assert [b.generation for b in batches] == [5] and bad == 0 and len(calls) == 2
