@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
 LEASE_FILE = "lease.isld"
+MAX_LEASE_BYTES = 64 * 1024  # a lease is ~200 bytes: a bigger file is refused unread
 LEASE_TTL_S = 60.0  # a lease not renewed for this long (or 4x the holder's longest gap) is stale
 REFRESH_S = 5.0  # the holder rewrites its lease at most this often
 MAX_TTL_S = 24 * 3600.0  # a lease's own ttl is capped: a hostile one must not block forever

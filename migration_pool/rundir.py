@@ -241,7 +241,7 @@ class RunDir:
         try:
             return lease.take(
                 island, lock, job_id=job_id, warn=warn or (lambda _message: None),
-                read=lambda: lease.Lease.from_body(_read(path, "lease")),
+                read=lambda: lease.Lease.from_body(_read(path, "lease", lease.MAX_LEASE_BYTES)),
                 write=lambda held: atomic.publish(path, fmt.encode("lease", held.to_body()), durable=False),
                 remove=lambda: path.unlink(missing_ok=True))
         except BaseException:
@@ -250,7 +250,7 @@ class RunDir:
 
     def read_lease(self, island: str) -> lease.Lease | None:
         """The island's lease (None if none or unusable); FormatError if the file is corrupt."""
-        return lease.Lease.from_body(_read(self.island_dir(island) / lease.LEASE_FILE, "lease"))
+        return lease.Lease.from_body(_read(self.island_dir(island) / lease.LEASE_FILE, "lease", lease.MAX_LEASE_BYTES))
 
     # -- status ---------------------------------------------------------------------------
     def status_path(self, island: str) -> Path:
@@ -496,13 +496,13 @@ def _generation(line: bytes) -> int | None:
     return gen if isinstance(gen, int) and not isinstance(gen, bool) else None
 
 
-def _read(path: Path, kind: str) -> dict[str, Any] | None:
+def _read(path: Path, kind: str, max_bytes: int = fmt.MAX_FILE_BYTES) -> dict[str, Any] | None:
     """An envelope file's body; None if the file does not exist, FormatError if it is bad.
 
     Read once more after ESTALE or ENOENT (`atomic.read_shared`): status, lease and manifest
     files are replaced by processes that may run on other hosts."""
     try:
-        return fmt.decode(atomic.read_shared(path), kind, path=str(path))
+        return fmt.decode(atomic.read_shared(path, max_bytes), kind, max_bytes=max_bytes, path=str(path))
     except FileNotFoundError:
         return None
 

@@ -138,3 +138,25 @@ def test_a_running_island_holds_a_lease_naming_its_host_pid_and_job(tmp_path):
         RunDir(root).claim("island-00").release()  # same host: the dead holder's lease is no obstacle
     finally:
         kill_group(proc)
+
+
+@pytest.mark.parametrize("content", ["huge", "garbage", "symlink"])
+def test_a_bad_lease_file_is_replaced_with_a_notice_never_read_whole_or_followed(tmp_path, content):
+    rd = RunDir(tmp_path / "run")
+    rd.ensure("island-00")
+    path = rd.island_dir("island-00") / lease.LEASE_FILE
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep me")
+    if content == "huge":
+        with open(path, "wb") as f:
+            f.truncate(lease.MAX_LEASE_BYTES + 1)  # refused at its size, not read
+    elif content == "garbage":
+        path.write_bytes(os.urandom(300))
+    else:
+        path.symlink_to(target)
+    notes: list[str] = []
+    claim = rd.claim("island-00", warn=notes.append)
+    assert len(notes) == 1 and "replacing an unreadable lease" in notes[0]
+    assert rd.read_lease("island-00").pid == os.getpid() and not path.is_symlink()
+    claim.release()
+    assert target.read_bytes() == b"keep me"  # replaced the link, never wrote through it
