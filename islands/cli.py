@@ -21,7 +21,7 @@ import click  # noqa: E402
 
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
-from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE  # noqa: E402
+from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
 
 
@@ -347,7 +347,12 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="islands")
 def main() -> None:
-    """Island-model evolution on many cores, coordinated through a shared directory."""
+    """Island-model evolution on many cores, coordinated through a shared directory.
+
+    Exit codes: 0 finished; 1 error; 2 bad option or manifest conflict; 3 unusable checkpoint;
+    4 already running; 75 stopped by a signal before finishing (checkpointed: run the same
+    command to resume).
+    """
 
 
 @main.command()
@@ -378,10 +383,11 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
     and refuses options that contradict it. Without --run-dir, a new run gets a new folder
-    (printed). Ctrl+C checkpoints and exits; a second one exits at once. Run the same command
-    with --run-dir again to resume.
+    (printed). Ctrl+C, SIGTERM or SIGUSR1 (a scheduler's time-limit warning) finishes the
+    generation, checkpoints and exits 75 (stopped, not finished); repeated SIGTERMs change
+    nothing, a second Ctrl+C exits at once. Run the same command with --run-dir again to resume.
     """
-    from islands.island import StopFlag, install_stop_handlers, limit_torch_threads
+    from islands.island import StopFlag, ignore_stop_signals, install_stop_handlers, limit_torch_threads
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
     from islands.status.island_view import make_island_view
 
@@ -393,6 +399,7 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     check_run_dir(root, allow_nonempty)
     if fresh_run:
         confirm_fresh(root, yes, "--fresh-run")
+    warn_about_locks(root)
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)
@@ -408,6 +415,7 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     finally:
         if view is not None:
             view.close()  # the bar stays above; the result line below is the last thing shown
+    ignore_stop_signals()  # the island's work is saved: a late SIGTERM must not change the exit code
     click.echo(
         f"{result.island}: {result.reason} at generation {result.generation}, "
         f"best fitness {result.best:.6g}, {result.evaluations} evaluations"
@@ -417,7 +425,18 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
         again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
         if fresh or fresh_run:
             again += " without --fresh" + ("-run" if fresh_run else "")  # or it would start over again
-        click.echo(f"stopped; run {again} to resume (run directory {root})")
+        why = "time limit (SIGUSR1): " if stop.time_limit else ""
+        click.echo(f"{why}stopped; run {again} to resume (run directory {root})")
+        sys.exit(EXIT_STOPPED)
+
+
+def warn_about_locks(root: Path) -> None:
+    """One line on stderr when the run directory's filesystem keeps file locks node-local."""
+    from migration_pool.fsinfo import lock_warning
+
+    line = lock_warning(root)
+    if line:
+        click.echo(line, err=True)
 
 
 def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> str:
@@ -428,14 +447,14 @@ def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> s
         return island
     if island is not None:
         raise ConfigError(f"--slurm picks the island from SLURM's task id; leave out ISLAND ({island!r})")
-    from islands.runs import open_run
+    from islands.runs import open_run, planned_islands
     from islands.slurm import island_from_env
 
     root = run_dir or (Path(os.environ["ISLANDS_RUN_DIR"]) if os.environ.get("ISLANDS_RUN_DIR") else None)
     if root is None:
         raise ConfigError("--slurm needs --run-dir (the run `islands launch --backend slurm` planned)")
     manifest = open_run(root).manifest
-    return island_from_env(manifest.get("planned_islands") or manifest.get("islands") or ())
+    return island_from_env(planned_islands(manifest))
 
 
 def _max_evaluations(root: Path) -> int | None:

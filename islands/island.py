@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.problems import make_problem
 from islands.status.record import HistoryLine, IslandStatus, Migration, MigrationEvent
+from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
+from migration_pool.lease import Claim, scheduler_job_id
 from migration_pool.rundir import RunDir
 
 STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
@@ -60,28 +61,7 @@ class IslandResult:
     best: float
     evaluations: int
     resumed_from: int | None
-
-
-class StopFlag:
-    """Set from a signal handler; the loop checks it once per generation."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __bool__(self) -> bool:
-        return self.requested
-
-
-def install_stop_handlers(stop: StopFlag) -> None:
-    """First SIGINT/SIGTERM: finish the generation, checkpoint, exit 0. Second: exit now."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        if stop.requested:
-            os._exit(128 + signum)
-        stop.requested = True
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    stop_signal: int | None = None  # the signal that stopped it (reason "stopped"), if any
 
 
 def limit_torch_threads() -> None:
@@ -116,17 +96,30 @@ def run_island(
     log: Callable[[str], None] = print,
     migrator_factory: Callable[..., Any] | None = None,
     on_status: Callable[[IslandStatus], None] | None = None,
+    on_time_limit: Callable[[IslandResult], None] | None = None,
 ) -> IslandResult:
-    """Evolve one island to the end (or until `stop`), resuming from its checkpoint if any."""
+    """Evolve one island to the end (or until `stop`), resuming from its checkpoint if any.
+
+    `on_time_limit` is the requeue hook of a scheduler backend: when a time-limit warning
+    (SIGUSR1) stopped the island, it is called with the result once the island has written
+    its checkpoint and status and released its claim, so a requeued copy of the island
+    (`scontrol requeue`) finds the island free and resumes from that checkpoint. It is not
+    called for any other ending; what it raises propagates.
+    """
     stop = stop if stop is not None else StopFlag()
     cfg = spec.effective
     device = resolve_device(spec.device)
     rundir = RunDir(spec.run_dir)
-    claim = rundir.claim(spec.island)
+    claim = rundir.claim(spec.island, job_id=scheduler_job_id(), warn=lambda m: log(f"warning: {m}"))
     try:
-        return _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status).run()
+        loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)
+        loop.claim = claim  # its lease is renewed with every status rewrite
+        result = loop.run()
     finally:
         claim.release()
+    if result.reason == "stopped" and stop.time_limit and on_time_limit is not None:
+        on_time_limit(result)
+    return result
 
 
 class _Loop:
@@ -166,6 +159,7 @@ class _Loop:
         self.last_checkpoint = time.monotonic()  # a resumed island's checkpoint is as fresh as now
         self.evals_at_start = 0
         self.marker_checked = float("-inf")  # first check at once, so a resumed island sees it
+        self.claim: Claim | None = None
 
     # -- start ----------------------------------------------------------------------------
     def _start(self) -> tuple[Any, ckpt.Progress, int | None]:
@@ -224,11 +218,11 @@ class _Loop:
             progress.generation = g + 1
             progress.evaluations += self.algo.evaluated(state)
             self._record(state, progress, adopted=deferred)
-            reason = "stopped" if self.stop else self._finished(progress)
+            reason = self._finished(progress)  # "stopped" only if nothing else ended it
         self._checkpoint(state, progress, status=False)
         self._status(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
-                            progress.evaluations, resumed)
+                            progress.evaluations, resumed, self.stop.signum if reason == "stopped" else None)
 
     def _episodes(self, generation: int) -> None:
         """Fresh episode starts for `generation` (problems with `reseed`; docs/DESIGN.md,
@@ -389,6 +383,8 @@ class _Loop:
             algo=self.algo.info(state),
         )
         self.rundir.write_status(self.spec.island, status.to_body())
+        if self.claim is not None:
+            self.claim.refresh()  # at most every lease.REFRESH_S; IslandBusy if another copy took over
         if self.on_status is not None:
             self.on_status(status)
 

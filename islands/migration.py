@@ -21,6 +21,7 @@ from islands.status.record import EVENT_COUNTERS, MigrationEvent
 from migration_pool import format as fmt
 from migration_pool import format_packed as fmt_packed
 from migration_pool import topology
+from migration_pool.fsinfo import on_shared_filesystem
 from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
@@ -64,6 +65,8 @@ class PoolMigrator:
                 dtype=str(genomes.dtype) if vector else None,
                 gene_shape=tuple(genomes.shape[1:]) if vector else None,
                 warn=lambda message: self.log(f"warning: {message}"),
+                # Other hosts see an in-place ring rewrite only once it reached the server.
+                durable=on_shared_filesystem(self.rundir.root),
             )
         return self.pool
 
@@ -106,9 +109,13 @@ class PoolMigrator:
 
     def _sources(self, event: int) -> list[str]:
         """The neighbours to read now; islands that appear in the run are discovered."""
-        # A launched run knows its islands; islands started by hand are discovered on disk.
-        found = () if self.spec.planned else self._discovered()
-        everyone = frozenset(self.spec.planned).union(found, (self.spec.island,))
+        # A planned run (the manifest's planned_islands) knows its islands from the start; in a
+        # run started by hand they are discovered on disk, gaps counted as not yet started, so
+        # the neighbours do not depend on the order in which the islands were started.
+        if self.spec.planned:
+            everyone = frozenset((*self.spec.planned, self.spec.island))
+        else:
+            everyone = frozenset(topology.assumed((*self._discovered(), self.spec.island)))
         key = (everyone, event if self.cfg.topology == "random" else None)
         if key != self._sources_key:  # the topology is a pure function: recompute on change only
             self._sources_key = key
@@ -123,8 +130,9 @@ class PoolMigrator:
 
         One stat replaces the listing at most events. Adding or removing an island's
         directory changes the directory's link count at once; other changes show in its
-        mtime, which two changes within one timestamp tick may leave equal, so the listing
-        is also refreshed every DISCOVERY_REFRESH_S: a new island is found by then at worst.
+        mtime, which two changes within one timestamp tick may leave equal (and which another
+        host's NFS client may cache), so the listing is also refreshed every
+        DISCOVERY_REFRESH_S: a new island is found by then at worst, whatever the stat says.
         """
         try:
             st = os.stat(self._islands_dir)

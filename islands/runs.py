@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from islands.config import RunConfig, island_number
 from islands.errors import ConfigError
+from migration_pool import format as fmt
 from migration_pool.errors import FormatError, ManifestConflict, PoolError, RunDirError
 from migration_pool.rundir import RunDir
 
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from islands.status.record import IslandStatus
 
 MANIFEST_SCHEMA = 1
+# The archipelago's island ids, written by `islands launch` (either backend) before any island
+# starts: an island started by hand takes its neighbours from it from the first exchange.
+# Older manifests record the same list as "islands" only.
+PLANNED_KEY = "planned_islands"
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,25 @@ class Run:
         return dict(self.manifest.get("overrides", {}).get(island, {}))
 
     def planned(self) -> tuple[str, ...]:
-        return tuple(self.manifest.get("islands", ()))
+        return planned_islands(self.manifest)
 
     def device(self, island: str, default: str = "cpu") -> str:
         return self.manifest.get("devices", {}).get(island, default)
+
+
+def planned_islands(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The planned island ids of a manifest, in their recorded order; () when none is planned.
+
+    Tolerant: `planned_islands` first, else the older `islands` list; entries that are not
+    canonical island ids (they become paths and topology inputs) and repeats are dropped, and
+    a value that is not a list counts as no plan.
+    """
+    for key in (PLANNED_KEY, "islands"):
+        value = manifest.get(key)
+        if isinstance(value, (list, tuple)) and value:
+            ids = (i for i in value if isinstance(i, str) and fmt.ISLAND_ID_RE.match(i))
+            return tuple(dict.fromkeys(ids))
+    return ()
 
 
 def new_manifest(config: RunConfig, **extra: Any) -> dict[str, Any]:
@@ -236,6 +256,7 @@ def evolve(
     stop: StopFlag | None = None,
     log: Callable[[str], None] = print,
     on_status: Callable[[IslandStatus], None] | None = None,
+    on_time_limit: Callable[[IslandResult], None] | None = None,
 ) -> IslandResult:
     """Run (or resume) one island of the run at `root`, creating the run if needed.
 
@@ -250,6 +271,8 @@ def evolve(
     `fresh` starts this island over (its checkpoints, history and status go); `fresh_run` the
     whole run (`RunDir.reset_run`: every island's files and the manifest go, after `config`
     has been checked as a new run's, so a typo deletes nothing).
+
+    `on_time_limit`: see `islands.island.run_island` (a scheduler backend's requeue hook).
     """
     island_number(island)  # validate the id before touching the disk
     given = config
@@ -302,7 +325,8 @@ def evolve(
         planned=run.planned(),
         problem=built,
     )
-    result = run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status)
+    result = run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status,
+                        on_time_limit=on_time_limit)
     try:
         write_champion(run)
     except (OSError, PoolError) as e:  # the island's own files are complete; only the summary file is missing
@@ -367,4 +391,4 @@ def write_champion(run: Run) -> None:
     rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
 
 
-__all__ = ["check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "open_run", "join_run", "evolve", "write_champion", "ConfigError"]
+__all__ = ["planned_islands", "PLANNED_KEY", "check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "open_run", "join_run", "evolve", "write_champion", "ConfigError"]

@@ -4,12 +4,15 @@ and `launcher.slurm`.
 Registered as a plug-in command of `islands` (entry point group `islands.commands`).
 Exit codes: 0 every island finished; 1 an island failed (or a run-directory error);
 2 bad input or a contradiction of the run manifest (nothing started); 4 another launcher
-already runs this run directory; 128+N stopped by signal N (130 for Ctrl+C).
+already runs this run directory; 75 stopped before every island finished (a signal, or
+islands stopped one by one; checkpointed, the same command resumes); 130 a second Ctrl+C
+killed the islands without a last checkpoint.
 """
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -17,8 +20,8 @@ from typing import Any, Callable
 import click
 
 from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
-                         confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, yes_option)
-from islands.exit_codes import EXIT_ERROR
+                         warn_about_locks,                          confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, yes_option)
+from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
 from launcher.session import LaunchRequest
@@ -86,9 +89,7 @@ def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: b
         view.close()
     if result.state in ("finished", "submitted", "detached"):
         return
-    if result.signal is not None:
-        sys.exit(128 + result.signal)
-    sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_STOPPED if result.state == "stopped" else EXIT_ERROR)
 
 
 @click.command("slurm-script")
@@ -190,9 +191,10 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
     output in RUN_DIR/islands/island-XX/island.log. Crashed or hung islands are restarted
-    from their checkpoint; Ctrl+C checkpoints every island and stops (a second Ctrl+C kills
-    them). Without --run-dir a new run gets a new folder (printed); to resume, run the same
-    command with --run-dir naming it; finished islands are not rerun.
+    from their checkpoint; Ctrl+C (or SIGTERM, SIGUSR1) checkpoints every island and stops
+    with exit 75 (a second Ctrl+C kills them, exit 130). Without --run-dir a new run gets a
+    new folder (printed); to resume, run the same command with --run-dir naming it; finished
+    islands are not rerun.
     """
     from launcher.progress import make_view
     from launcher.session import launch as run_launch
@@ -206,6 +208,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     root = run_dir or new_run_dir(config.problem)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
+    warn_about_locks(root)
     if backend == "slurm":
         refuse_local_only(cores, device)
         if fresh:
@@ -233,9 +236,9 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
         view.close()
     if result.state == "finished":
         return
-    if result.signal is not None:
-        sys.exit(128 + result.signal)
-    sys.exit(EXIT_ERROR)
+    if result.killed:
+        sys.exit(128 + signal.SIGINT)
+    sys.exit(EXIT_STOPPED if result.state == "stopped" else EXIT_ERROR)
 
 
 def _resume_hint(root: Path) -> str:

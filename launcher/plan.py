@@ -299,6 +299,7 @@ class Plan:
         """The fields `new_manifest` records: islands, overrides, devices and the plan itself."""
         return {
             "islands": self.ids,
+            "planned_islands": list(self.ids),  # islands.runs.PLANNED_KEY: the topology of hand-started islands
             "overrides": {p.island: dict(p.overrides) for p in self.islands if p.overrides},
             "devices": {p.island: _physical(p) for p in self.islands},
             "plan": {

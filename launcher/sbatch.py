@@ -18,11 +18,11 @@ import shlex
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from islands.exit_codes import EXIT_STOPPED
 from launcher.errors import PlanError
 
 PATTERNS = ("array", "step")
 ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
-EXIT_STOPPED = 75  # islands.exit_codes: "stopped, not finished" (resumable); 0 before that existed
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
 # Options the script sets itself: given again through --sbatch-arg they would contradict it.

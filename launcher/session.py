@@ -4,8 +4,9 @@
 touches anything, joins (or creates) the run's manifest, holds the run's launcher lock,
 starts each unfinished island as its own process and then loops: reap exits and apply the
 restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
-SIGINT/SIGTERM asks every island to checkpoint and stop, a second one (or the end of the
-grace period) kills them. Every child is reaped before `launch` returns.
+SIGINT, SIGTERM or SIGUSR1 asks every island to checkpoint and stop; a second SIGINT (or the
+end of the grace period) kills them, repeated SIGTERMs change nothing (a scheduler may send
+several). Every child is reaped before `launch` returns.
 """
 from __future__ import annotations
 
@@ -77,6 +78,7 @@ class LaunchResult:
     state: str  # finished, failed or stopped
     summary: dict[str, Any]
     signal: int | None  # the signal that stopped the launch, if any
+    killed: bool = False  # a second SIGINT killed the islands without their checkpoint
 
 
 def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
@@ -214,6 +216,7 @@ class _Session:
         self.signals: list[int] = []
         self.stopping_since: float | None = None
         self.killed = False
+        self.interrupted = False  # killed by a second SIGINT
         self.started_wall, self.started = time.time(), time.monotonic()
         self._status_at = self._state_at = float("-inf")
         # Statuses carry genomes: with many islands (or big genomes) read them less often.
@@ -255,7 +258,7 @@ class _Session:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
         try:
             for isl in self.plan.ids:
                 st = self.statuses[isl]
@@ -337,7 +340,7 @@ class _Session:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
                                   f"best {'?' if st.best_ever is None else number(st.best_ever)}")
             else:
-                self.view.message(f"{isl}: exited 0 without finishing; not restarted")
+                self.view.message(f"{isl}: {d.reason or 'stopped'}; not restarted (the same command resumes it)")
 
     def _heartbeats(self, now: float) -> None:
         for isl, child in self.children.items():
@@ -358,7 +361,7 @@ class _Session:
         if self.signals and self.stopping_since is None:
             self.stopping_since = now
             self.view.message(f"{signal.Signals(self.signals[0]).name}: asking {len(self.children)} island(s) to "
-                              "checkpoint and stop (signal again to kill them at once)")
+                              "checkpoint and stop (Ctrl+C again to kill them at once)")
             for w in self.watches.values():
                 if w.state == "waiting":
                     w.stopped(w.last_exit if w.last_exit is not None else 0)
@@ -366,8 +369,9 @@ class _Session:
                 child.signal(signal.SIGTERM)
         if self.killed or self.stopping_since is None:
             return
-        if len(self.signals) > 1:
-            self.view.message("second signal: killing every island now")
+        if self.signals.count(signal.SIGINT) > 1:  # a person insisting; a scheduler's repeats are not
+            self.view.message("second Ctrl+C: killing every island now")
+            self.interrupted = True
             self._kill_all()
         elif now - self.stopping_since > self.request.grace_s:
             self.view.message(f"grace period of {self.request.grace_s:g} s over: killing {', '.join(self.children)}")
@@ -464,4 +468,4 @@ class _Session:
         if state == "stopped":
             hint = self.request.resume_hint or f"islands launch --run-dir {self.rundir.root}"
             self.view.message(f"stopped; to resume from the islands' checkpoints, run the same command: {hint}")
-        return LaunchResult(state, summary, self.signals[0] if self.signals else None)
+        return LaunchResult(state, summary, self.signals[0] if self.signals else None, self.interrupted)

@@ -24,13 +24,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from islands import slurm as sched
-from islands.runs import Run, join_run, new_manifest
+from islands.runs import Run, join_run, new_manifest, planned_islands
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import LauncherError, PlanError
 from launcher.progress import PlainView, Row
-from islands.exit_codes import NO_RESTART
-from launcher.sbatch import ENDED_MARK, EXIT_STOPPED, SlurmOptions, render
+from islands.exit_codes import EXIT_STOPPED, NO_RESTART
+from launcher.sbatch import ENDED_MARK, SlurmOptions, render
 from launcher.session import LaunchRequest, read_status
 from launcher.spawn import check_islands_build
 from launcher.summary import champion_record
@@ -41,7 +41,7 @@ SUBMIT_TIMEOUT_S = 60.0
 QUERY_EVERY_S = 1.0
 GONE_GRACE_S = 3.0
 # An island that exits so stopped on request (scancel, a time limit): resumable, not resubmitted.
-# 143 (SIGTERM) is an island that got scancel's SIGTERM twice before repeated SIGTERMs were idempotent.
+# 143 (SIGTERM): an island stopped before it installed its handlers (still importing), nothing lost.
 STOPPED_CODES = frozenset({0, EXIT_STOPPED, 128 + signal.SIGTERM})  # a task SLURM forgets right after it ends: wait for the island's last status
 
 
@@ -140,7 +140,6 @@ class SlurmLaunch:
             self.test_only(self.script(planned=plan.ids))  # nothing written yet
             self._claim()
             fields = plan.manifest_fields()
-            fields["planned_islands"] = list(plan.ids)
             fields["plan"] = {**fields["plan"], "backend": "slurm", "pattern": self.opts.pattern}
             run, _ = join_run(self.rundir.root, self.request.config, self.request.explicit,
                               make_manifest=lambda: new_manifest(self.request.config, **fields),
@@ -149,7 +148,7 @@ class SlurmLaunch:
             self._claim()
             run, _ = join_run(self.rundir.root, self.request.config, self.request.explicit,
                               allow_shared=self.request.allow_shared_run)
-        planned = [str(i) for i in (run.manifest.get("planned_islands") or run.manifest.get("islands") or ())]
+        planned = list(planned_islands(run.manifest))
         if not planned:
             raise PlanError(f"the run in {self.rundir.root} plans no islands; it was not started by a launcher")
         if self.request.islands is not None and self.request.islands != len(planned):

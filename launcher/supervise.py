@@ -6,8 +6,9 @@ heartbeats, and acts on the `Decision`s it returns. Tests drive it with a fake c
 
 The rules (docs/DESIGN.md, "Restart policy"):
 
-- exit 0 is never restarted (finished, or stopped on purpose), nor are the configuration
-  error codes of `islands.exit_codes.NO_RESTART`: restarting cannot fix a bad option;
+- exit 0 (finished) and EXIT_STOPPED (stopped by a signal, checkpointed: someone stopped it
+  on purpose) are never restarted, nor are the configuration error codes of
+  `islands.exit_codes.NO_RESTART`: restarting cannot fix a bad option;
 - any other exit (a non-zero code or a signal) is a crash and is restarted after a capped
   exponential backoff with jitter, while the island has crashed at most `max_restarts`
   times within `window_s`; a run that stayed up `healthy_s` clears that count;
@@ -27,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Hashable
 
-from islands.exit_codes import MEANING, NO_RESTART
+from islands.exit_codes import EXIT_STOPPED, MEANING, NO_RESTART
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class RestartPolicy:
 
 class Action(enum.Enum):
     RESTART = "restart"
-    DONE = "done"  # exited 0: finished, or stopped on purpose
+    DONE = "done"  # exited 0 or EXIT_STOPPED: finished, or stopped on purpose
     FAIL = "fail"  # gave up
 
 
@@ -137,9 +138,10 @@ class IslandWatch:
         p = self.policy
         self.last_exit = code
         uptime = now - self._started_at
-        if code == 0:
+        if code == 0 or code == EXIT_STOPPED:
             self.state = "finished" if finished else "stopped"
-            self.reason = "" if finished else "exited 0 before finishing (stopped on purpose)"
+            self.reason = ("" if finished else "exited 0 before finishing (stopped on purpose)" if code == 0
+                           else f"stopped by a signal before finishing ({describe_exit(code).split(' (')[0]})")
             return Decision(Action.DONE, reason=self.reason)
         if code in NO_RESTART:
             return self._fail(f"{describe_exit(code)} is not restarted")

@@ -12,7 +12,8 @@ test can model power loss, and a test-only hook (env ISLANDS_TEST_CRASH_AT) SIGK
 writer at a named step.
 
 read_capped() is the reader's half: files in the pool may come from anyone, so it never
-follows a symlink, never blocks on a FIFO and never reads more than the cap.
+follows a symlink, never blocks on a FIFO and never reads more than the cap. read_shared()
+tries once more after ESTALE or ENOENT, for files another host replaces.
 """
 from __future__ import annotations
 
@@ -213,3 +214,21 @@ def read_capped(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> byt
         return b"".join(chunks)  # a single chunk is returned as is, without a copy
     finally:
         os.close(fd)
+
+
+RETRY_ERRNOS = frozenset({errno.ESTALE, errno.ENOENT})
+
+
+def read_shared(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """read_capped(), tried a second time after ESTALE or ENOENT.
+
+    On NFS a file another host has just replaced (os.replace) can fail once with a stale file
+    handle, or be missed through a stale cached directory entry; the second try looks the
+    name up afresh. A file that is really gone raises FileNotFoundError as before.
+    """
+    try:
+        return read_capped(path, max_bytes)
+    except OSError as exc:
+        if exc.errno not in RETRY_ERRNOS:
+            raise
+    return read_capped(path, max_bytes)

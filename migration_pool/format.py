@@ -62,7 +62,7 @@ _FLAG_PACKED = 1  # format_packed.FLAG_PACKED: the envelope of a schema-2 (packe
 FORMAT_VERSION: int = 1
 MAX_FILE_BYTES: int = 256 * 1024 * 1024
 KINDS: frozenset[str] = frozenset(
-    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation"}
+    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease"}
 )
 MAGIC = b"ISLD"
 HEADER = struct.Struct("<4sHH12sQI")

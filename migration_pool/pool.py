@@ -44,6 +44,16 @@ TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EI
 Stamp = tuple[int, int, int]  # (inode, size, mtime_ns): a file replaced under its name changes it
 
 
+def _stat_shared(path: str) -> os.stat_result:
+    """lstat, tried a second time after ESTALE or ENOENT (see `atomic.read_shared`)."""
+    try:
+        return os.stat(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in atomic.RETRY_ERRNOS:
+            raise
+    return os.stat(path, follow_symlinks=False)
+
+
 def batch_name(generation: int) -> str:
     """The file name of an island's batch of `generation`."""
     return f"gen-{generation:08d}.isld"
@@ -218,7 +228,7 @@ class Pool:
         _RETRY if it could not be read now."""
         path = os.path.join(self._dir(island), name)
         try:
-            st = os.stat(path, follow_symlinks=False)
+            st = _stat_shared(path)
         except FileNotFoundError:  # collected between listing and now
             return None
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -308,7 +318,7 @@ class Pool:
 
     def _decode(self, island: str, generation: int, path: str) -> fmt.MigrantBatch:
         batch = fmt.decode_batch(
-            atomic.read_capped(path, self.max_bytes),
+            atomic.read_shared(path, self.max_bytes),
             run_id=self.run_id, genome_kind=self.genome_kind, dtype=self.dtype,
             gene_shape=self.gene_shape, max_bytes=self.max_bytes, path=path,
         )
@@ -401,11 +411,15 @@ class Pool:
 
     def _scan(self, island: str) -> tuple[list[tuple[int, str, int]], list[os.DirEntry]]:
         """(batches as (generation, name, inode) newest first, temporaries); prunes the caches."""
-        try:
-            with os.scandir(self._dir(island)) as it:
-                entries = list(it)
-        except OSError:  # missing, not a directory, unreadable: nothing to read there
-            entries = []
+        entries: list[os.DirEntry] = []
+        for attempt in (1, 2):  # a directory handle gone stale on NFS is looked up once more
+            try:
+                with os.scandir(self._dir(island)) as it:
+                    entries = list(it)
+                break
+            except OSError as e:  # missing (not started yet), not a directory, unreadable: nothing there
+                if e.errno != errno.ESTALE:
+                    break
         batches, temps, names = [], [], set()
         for e in entries:
             name = e.name

@@ -8,6 +8,7 @@
       evaluation.isld          the champion on unseen starts (envelope "evaluation", `islands evaluate`)
       islands/island-03/
         .claim                 flock held by the live process running this island
+        lease.isld             its lease: host, pid, job id, heartbeat (envelope "lease")
         status.isld            rewritten atomically, a few times a second at most
         history.jsonl          one JSON line per generation, append-only
         checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
@@ -33,7 +34,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-from migration_pool import atomic, format as fmt
+from migration_pool import atomic, format as fmt, lease
 from migration_pool.errors import FormatError, IslandBusy, LauncherBusy, RunDirError
 
 MANIFEST = "manifest.isld"
@@ -227,14 +228,32 @@ class RunDir:
             raise RunDirError(f"timed out waiting for the manifest lock in {self.root}") from None
 
     # -- one process per island -----------------------------------------------------------
-    def claim(self, island: str) -> FileLock:
+    def claim(self, island: str, *, job_id: str | None = None,
+              warn: Callable[[str], None] | None = None) -> lease.Claim:
         """Hold this island for the calling process; IslandBusy if another process holds it.
 
-        flock is released by the kernel when the holder dies, even by SIGKILL, so a crashed
-        island never blocks its restart.
+        A flock on `.claim`, released by the kernel when the holder dies, even by SIGKILL, so a
+        crashed island never blocks its restart; and a lease (`migration_pool.lease`: host,
+        pid, `job_id`, heartbeat), so that a copy on another host is refused while the holder's
+        lease is fresh even where flock does not reach across hosts. A stale lease of another
+        host is taken over with a notice through `warn`.
         """
         self.ensure(island)
-        return _hold(self.island_dir(island) / ".claim", IslandBusy(f"{island} is already running in {self.root}"))
+        lock = _hold(self.island_dir(island) / ".claim", IslandBusy(f"{island} is already running in {self.root}"))
+        path = self.island_dir(island) / lease.LEASE_FILE
+        try:
+            return lease.take(
+                island, lock, job_id=job_id, warn=warn or (lambda _message: None),
+                read=lambda: lease.Lease.from_body(_read(path, "lease", lease.MAX_LEASE_BYTES)),
+                write=lambda held: atomic.publish(path, fmt.encode("lease", held.to_body()), durable=False),
+                remove=lambda: path.unlink(missing_ok=True))
+        except BaseException:
+            lock.release()
+            raise
+
+    def read_lease(self, island: str) -> lease.Lease | None:
+        """The island's lease (None if none or unusable); FormatError if the file is corrupt."""
+        return lease.Lease.from_body(_read(self.island_dir(island) / lease.LEASE_FILE, "lease", lease.MAX_LEASE_BYTES))
 
     # -- status ---------------------------------------------------------------------------
     def status_path(self, island: str) -> Path:
@@ -590,10 +609,13 @@ def _generation(line: bytes) -> int | None:
     return gen if isinstance(gen, int) and not isinstance(gen, bool) else None
 
 
-def _read(path: Path, kind: str) -> dict[str, Any] | None:
-    """An envelope file's body; None if the file does not exist, FormatError if it is bad."""
+def _read(path: Path, kind: str, max_bytes: int = fmt.MAX_FILE_BYTES) -> dict[str, Any] | None:
+    """An envelope file's body; None if the file does not exist, FormatError if it is bad.
+
+    Read once more after ESTALE or ENOENT (`atomic.read_shared`): status, lease and manifest
+    files are replaced by processes that may run on other hosts."""
     try:
-        return fmt.decode(atomic.read_capped(path), kind, path=str(path))
+        return fmt.decode(atomic.read_shared(path, max_bytes), kind, max_bytes=max_bytes, path=str(path))
     except FileNotFoundError:
         return None
 

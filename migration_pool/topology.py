@@ -1,7 +1,8 @@
 """Topologies: who reads whom, as pure functions of the island list.
 
 Islands are ordered by their number; `neighbours(i)` are the islands whose migrants island
-`i` reads. Every island computes its own sources from the same inputs, without talking to
+`i` reads, among the run's planned islands (the manifest's `planned_islands`) or, for a run
+started by hand, the islands `assumed` from those found in the run directory. Every island computes its own sources from the same inputs, without talking to
 anyone; "random" redraws k sources per migration event from the run seed, so the draw is
 reproducible and needs no coordination either.
 """
@@ -16,6 +17,30 @@ from migration_pool.errors import PoolError
 from migration_pool.format import ISLAND_ID_RE
 
 TOPOLOGIES = ("ring", "ring2", "full", "random", "star", "none")
+MAX_ASSUMED = 4096  # beyond this island number, discovery takes only the islands it found
+
+
+def assumed(islands: Sequence[str]) -> list[str]:
+    """The islands of an unplanned run: island-00 up to the highest number in `islands`.
+
+    Islands started by hand (no planned list in the manifest) are numbered from island-00
+    without gaps by convention, so a gap is an island that has not started yet. Counting it
+    now keeps every island's neighbours fixed from its first exchange whatever the order in
+    which the islands start (island-01 reads island-00 under "ring" even while only island-03
+    has started), instead of shifting as islands appear. A missing island just has nothing to
+    read. Beyond MAX_ASSUMED the found ids are taken as they are (a stray high number must not
+    make every island consider a million).
+
+    Raises:
+        PoolError: an id is not like "island-03".
+    """
+    order = ordered(islands)
+    if not order:
+        return []
+    top = int(order[-1].rsplit("-", 1)[1])
+    if top >= MAX_ASSUMED:
+        return order
+    return ordered([*order, *(f"island-{n:02d}" for n in range(top + 1))])
 
 
 def ordered(islands: Sequence[str]) -> list[str]:

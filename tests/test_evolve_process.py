@@ -12,6 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
+from islands.exit_codes import EXIT_STOPPED
 from migration_pool.rundir import RunDir
 from support.procs import child_env, evolve_cmd, kill_group, run, start, status_generation, wait_for
 
@@ -70,7 +71,7 @@ def test_resume_equivalence_under_repeated_sigkill(tmp_path):
     assert np.array_equal(population(killed), population(uninterrupted))
 
 
-def test_sigint_checkpoints_exits_zero_and_resumes(tmp_path):
+def test_sigint_checkpoints_exits_75_and_resumes(tmp_path):
     cmd = evolve_cmd("island-00", tmp_path, *SLOW, "--generations", "400")
     proc = start(cmd)
     try:
@@ -79,7 +80,7 @@ def test_sigint_checkpoints_exits_zero_and_resumes(tmp_path):
         out, err = proc.communicate(timeout=30)
     finally:
         kill_group(proc)
-    assert proc.returncode == 0, err
+    assert proc.returncode == EXIT_STOPPED, err
     assert "stopped" in out and "run the same command to resume" in out
     status = RunDir(tmp_path).read_status("island-00")
     assert status["state"] == "stopped"

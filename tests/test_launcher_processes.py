@@ -19,6 +19,7 @@ import pytest
 
 from islands.threads import THREAD_VARS
 from migration_pool.errors import FormatError
+from islands.exit_codes import EXIT_STOPPED
 from migration_pool.rundir import RunDir
 from support.procs import alive, wait_for
 
@@ -185,7 +186,7 @@ def test_sigterm_to_the_launcher_stops_every_island_and_the_same_command_resumes
                60, "three islands running", proc)
     islands(proc)
     proc.send_signal(signal.SIGTERM)
-    assert finish(proc, 60) == 128 + signal.SIGTERM
+    assert finish(proc, 60) == EXIT_STOPPED
     stopped_cleanly(run, 3, islands.seen)
     assert "--run-dir" in output(proc).split("same command:")[-1]
     again = start(args)
@@ -204,7 +205,7 @@ def test_sigint_to_the_process_group_stops_every_island(tmp_path, start, islands
                60, "two islands running", proc)
     islands(proc)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does
-    assert finish(proc, 60) == 128 + signal.SIGINT
+    assert finish(proc, 60) == EXIT_STOPPED
     stopped_cleanly(run, 2, islands.seen)
     summary = RunDir(run).read_launcher_state()
     assert summary["state"] == "stopped"

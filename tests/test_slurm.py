@@ -136,7 +136,7 @@ def test_scancel_then_the_same_command_resumes_and_a_killed_task_is_resubmitted(
              timeout=90, what="every island at generation 15")
     subprocess.run(["scancel", jobs(run_dir)[0]], check=True, timeout=30)
     out = finish(first)
-    assert first.returncode == 1, out
+    assert first.returncode == 75, out  # EXIT_STOPPED: stopped, not finished
     assert out.count("stopped (CANCELLED); not resubmitted") == 2 and "run the same command" in out
     stopped = {i: status(run_dir, i) for i in ids}
     assert all(s.state == "stopped" for s in stopped.values()), {i: s.state for i, s in stopped.items()}

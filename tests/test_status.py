@@ -22,6 +22,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+from islands.exit_codes import EXIT_STOPPED
 from islands.status import metrics as met
 from islands.status import report as rep
 from islands.status.cli import status as status_cmd
@@ -394,8 +395,8 @@ def test_isolated_islands_then_stopped_and_killed(runs):
     assert not any(map(any, report["archipelago"]["migration_matrix"]["counts"]))
 
     stopped, killed = procs[("B", "island-00")], procs[("B", "island-01")]
-    stopped.send_signal(signal.SIGTERM)  # checkpoint and exit 0
-    assert stopped.wait(timeout=60) == 0
+    stopped.send_signal(signal.SIGTERM)  # checkpoint and exit 75 (stopped, not finished)
+    assert stopped.wait(timeout=60) == EXIT_STOPPED
     killed.send_signal(signal.SIGKILL)
     wait_for(lambda: psutil.Process(killed.pid).status() == psutil.STATUS_ZOMBIE,
              timeout=WAIT, what="the kill")

@@ -12,6 +12,7 @@ import numpy as np
 
 from islands.status.record import IslandStatus, Migration
 from islands.status.schema import STATES
+from migration_pool.lease import Lease
 
 STALE_AFTER_S = 60.0  # default heartbeat age beyond which a silent island is "stale"
 DIVERSITY_BINS = 50
@@ -24,12 +25,19 @@ def classify(
     here: str,
     alive: Callable[[int, float | None], bool],
     stale_after: float = STALE_AFTER_S,
+    lease: Lease | None = None,
 ) -> tuple[str, str | None]:
     """The state of an island from its (readable) status, and a note saying why if not plain.
 
     Heartbeats are wall-clock times of the writer, so across hosts clock skew adds to the
-    age; a pid is checked only when the status was written on this host.
+    age; a pid is checked only when the status was written on this host. The island's claim
+    `lease` (`migration_pool.lease`) tells of a newer process that has taken the island over
+    (a requeued job on another node) before it wrote a status: on another host it counts as
+    running while its lease is fresh, never by its pid.
     """
+    newer = lease_state(lease, now=now, here=here, alive=alive, after=status.started)
+    if newer is not None:
+        return newer
     phase = status.state
     if phase == "finished":
         return "finished", None
@@ -38,6 +46,8 @@ def classify(
     if phase != "running":
         return "unreadable", f"status has an unknown state {phase!r}"
     beat = status.heartbeat
+    if lease is not None and (lease.host, lease.pid) == (status.host, status.pid) and beat is not None:
+        beat = max(beat, lease.heartbeat)  # the same process: its latest sign of life
     age = None if beat is None else max(0.0, now - beat)
     silent = age is None or age > stale_after
     pid = status.pid
@@ -50,6 +60,30 @@ def classify(
     if silent:
         return "stale", f"no heartbeat for {_age(age)} from host {status.host!r}"
     return "running", None
+
+
+def lease_state(
+    lease: Lease | None,
+    *,
+    now: float,
+    here: str,
+    alive: Callable[[int, float | None], bool],
+    after: float | None = None,
+) -> tuple[str, str] | None:
+    """("running", note) when `lease` names a live holder that started after `after` (the
+    status writer's start; None: there is no status); None when the lease tells nothing.
+
+    Another host's holder is alive while its lease is fresh (heartbeats, never pids); a holder
+    on this host while its pid is (a lease outlives a killed holder, the flock does not).
+    """
+    if lease is None or (after is not None and lease.started <= after):
+        return None
+    if lease.host != here:
+        if not lease.fresh(now):
+            return None
+    elif not alive(lease.pid, lease.started):
+        return None
+    return "running", f"running on {lease.describe(now)}; no status from it yet"
 
 
 def between_island_diversity(centroids: Sequence[Any]) -> float | None:

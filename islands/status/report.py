@@ -21,17 +21,19 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from islands.runs import planned_islands
 from islands.status import lineage
 from islands.status.settings import settings_section
 from islands import slurm
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
-                                    diversity_over_time, island_order, migration_matrix)
+                                    diversity_over_time, island_order, lease_state, migration_matrix)
 from islands.status.record import (MIGRATION_COUNTERS, HistoryLine, IslandStatus, as_float, as_int, as_mapping,
                                    as_str, champion)
 from islands.status.schema import SCHEMA_VERSION
 from migration_pool import format as fmt
 from migration_pool.errors import FormatError, RunDirError
+from migration_pool.lease import Lease
 from migration_pool.rundir import RunDir
 
 HISTORY_POINTS = 100  # diversity samples decoded per island (2 per bin of diversity_over_time)
@@ -138,7 +140,7 @@ def build_report(
         status, problem = _read_status(rundir, island, run_id)
         entry = _island_entry(island, status, problem, now=now, here=here, alive=alive,
                               stale_after=stale_after, restarts=restarts.get(island, 0),
-                              failed=failed.get(island))
+                              failed=failed.get(island), lease=_read_lease(rundir, island))
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
             entry["overrides"] = {str(k): _plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
         slurm.merge_into_entry(entry, (scheduler or {}).get(island))
@@ -208,16 +210,25 @@ def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[Islan
     return status, None
 
 
+def _read_lease(rundir: RunDir, island: str) -> Lease | None:
+    """The island's claim lease; None if it has none or it cannot be read (it is advice only)."""
+    try:
+        return rundir.read_lease(island)
+    except (FormatError, OSError):
+        return None
+
+
 def _island_entry(island: str, status: IslandStatus | None, problem: str | None, *, now: float, here: str,
                   alive: Callable[[int, float | None], bool], stale_after: float, restarts: int,
-                  failed: str | None) -> dict[str, Any]:
+                  failed: str | None, lease: Lease | None = None) -> dict[str, Any]:
     s = status or IslandStatus()
     if problem is not None:
         state, note = "unreadable", problem
     elif status is None:
-        state, note = "pending", "no status yet (not started, or still starting)"
+        state, note = lease_state(lease, now=now, here=here, alive=alive) or (
+            "pending", "no status yet (not started, or still starting)")
     else:
-        state, note = classify(status, now=now, here=here, alive=alive, stale_after=stale_after)
+        state, note = classify(status, now=now, here=here, alive=alive, stale_after=stale_after, lease=lease)
     if failed is not None and state != "finished":  # the launcher gave up on it
         state, note = "failed", "; ".join(x for x in ("the launcher gave up restarting it", failed, note) if x)
     beat, gen, total = s.heartbeat, s.generation, s.generations
@@ -326,7 +337,7 @@ def _generalisation(rundir: RunDir, run_id: str | None, champ: Mapping[str, Any]
 def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
     cfg = as_mapping(manifest.get("config"))
     mig = as_mapping(cfg.get("migration"))
-    planned = manifest.get("islands")
+    planned = planned_islands(manifest)
     return {
         "run_id": as_str(manifest.get("run_id")),
         "created": as_float(manifest.get("created")),
@@ -339,7 +350,7 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "generations": as_int(cfg.get("generations")),
         "migration": {"every": as_int(mig.get("every")), "topology": as_str(mig.get("topology")),
                       "migrants": as_int(mig.get("migrants"))},
-        "planned_islands": [str(i) for i in planned] if isinstance(planned, (list, tuple)) else [],
+        "planned_islands": list(planned),
     }
 
 

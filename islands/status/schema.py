@@ -20,7 +20,8 @@ SCHEMA_VERSION = 1
 STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "requeued", "unreadable")
 STATE_HELP = {
     "running": "status says running and the island is alive: its pid is alive on this host, or "
-               "(on another host) its heartbeat is recent",
+               "(on another host) its heartbeat is recent; or a newer process holds the island's "
+               "lease (fresh on another host, a live pid here) but has written no status yet",
     "finished": "reached its generations, its target or its stagnation limit",
     "stopped": "stopped on request (Ctrl+C / SIGTERM) after a checkpoint; rerun to resume",
     "stale": "status says running but no heartbeat for longer than the threshold and no live "

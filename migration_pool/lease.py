@@ -1,0 +1,214 @@
+"""The island claim's lease: who runs an island, where, and since when it last said so.
+
+The claim is first a `flock` on `islands/<id>/.claim`: the kernel releases it when the holder
+dies, and on one host (or on a filesystem whose locks reach every host) it alone keeps a second
+copy of an island out. Where flock is node-local or absent (NFS `nolock`, Lustre `localflock`,
+see `migration_pool.fsinfo`), a copy started on another host would take it too. So the holder
+also keeps a lease, `islands/<id>/lease.isld` (envelope "lease", written atomically): its host,
+pid, scheduler job id, and a heartbeat renewed with the island's status. A claimer refuses
+the island while another host's lease is fresh, and takes a stale one over with a notice.
+
+The lease lives beside the flock file, not in it: the lock file cannot be replaced atomically
+without breaking the flock (a new inode is a new lock), and a lease rewritten in place could be
+read half-written. Freshness is judged from times written inside the lease (the holder's
+clock) against the reader's clock, never from file mtimes, which another host's client may
+cache; clocks of a cluster's hosts are assumed to agree within a few seconds (NTP), far less
+than LEASE_TTL_S. A lease from this host is not trusted over the flock: if the claimer got the
+flock, the lease's holder is gone.
+"""
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import socket
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping
+
+LEASE_FILE = "lease.isld"
+MAX_LEASE_BYTES = 64 * 1024  # a lease is ~200 bytes: a bigger file is refused unread
+LEASE_TTL_S = 60.0  # a lease not renewed for this long (or 4x the holder's longest gap) is stale
+REFRESH_S = 5.0  # the holder rewrites its lease at most this often
+MAX_TTL_S = 24 * 3600.0  # a lease's own ttl is capped: a hostile one must not block forever
+STRETCH = 4.0  # a slow island's ttl covers this many of its longest gaps between renewals
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One holder's lease. `heartbeat` and `started` are the holder's Unix times; `ttl` is
+    how long after `heartbeat` the holder promises to have renewed it; `token` tells this
+    holder's lease from a successor's on the same host and pid."""
+
+    island: str
+    host: str
+    pid: int
+    job_id: str | None
+    started: float
+    heartbeat: float
+    ttl: float
+    token: str
+    beat: int = 0
+
+    def to_body(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_body(cls, body: Any) -> Lease | None:
+        """Tolerant: None for a body without a usable host, pid, heartbeat or token; other
+        missing or ill-typed fields take defaults; the ttl is clipped to [0, MAX_TTL_S]."""
+        if not isinstance(body, Mapping):
+            return None
+        host, pid, beat, token = body.get("host"), body.get("pid"), body.get("heartbeat"), body.get("token")
+        if not (isinstance(host, str) and host and isinstance(token, str) and _int(pid) is not None
+                and _float(beat) is not None):
+            return None
+        ttl = _float(body.get("ttl"))
+        job = body.get("job_id")
+        return cls(island=str(body.get("island") or ""), host=host[:256], pid=_int(pid) or 0,
+                   job_id=str(job)[:64] if isinstance(job, (str, int)) and not isinstance(job, bool) else None,
+                   started=_float(body.get("started")) or 0.0, heartbeat=_float(beat) or 0.0,
+                   ttl=min(max(ttl if ttl is not None else LEASE_TTL_S, 0.0), MAX_TTL_S),
+                   token=token[:64], beat=_int(body.get("beat")) or 0)
+
+    def age(self, now: float) -> float:
+        return now - self.heartbeat
+
+    def fresh(self, now: float) -> bool:
+        """Renewed within its ttl. A heartbeat further in the future than the ttl is no clock
+        skew but garbage, and counts as stale."""
+        return -self.ttl <= self.age(now) <= self.ttl
+
+    def describe(self, now: float) -> str:
+        job = f", job {self.job_id}" if self.job_id else ""
+        return f"host {self.host} (pid {self.pid}{job}; lease renewed {max(0.0, self.age(now)):.0f} s ago)"
+
+
+def _int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) and abs(x) < 2**63 else None
+
+
+def _float(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class Claim:
+    """A held island: the flock plus the lease. `refresh()` renews the lease (called with each
+    status rewrite, acting at most every REFRESH_S); `release()` gives both up."""
+
+    def __init__(self, lock: Any, lease: Lease, write: Callable[[Lease], None],
+                 read: Callable[[], Lease | None], remove: Callable[[], None]) -> None:
+        self.lock, self.lease = lock, lease
+        self._write, self._read, self._remove = write, read, remove
+        self._renewed = time.monotonic()
+        self._longest_gap = 0.0
+
+    def refresh(self, force: bool = False) -> None:
+        """Renew the lease (best effort: an I/O error waits for the next call).
+
+        Raises:
+            IslandBusy: the lease now names another live holder (a copy of this island that
+                claimed it on a host whose flock did not see ours): this copy must stop.
+        """
+        from migration_pool.errors import IslandBusy
+
+        mono = time.monotonic()
+        gap = mono - self._renewed
+        if not force and gap < REFRESH_S:
+            return
+        self._longest_gap = max(self._longest_gap, gap)
+        try:
+            current = self._read()
+        except OSError:
+            current = self.lease
+        now = time.time()
+        if current is not None and current.token != self.lease.token and current.fresh(now):
+            raise IslandBusy(f"{self.lease.island} was claimed meanwhile by {current.describe(now)}; "
+                             "stopping this copy")
+        ttl = min(MAX_TTL_S, max(LEASE_TTL_S, STRETCH * self._longest_gap))
+        lease = Lease(**{**self.lease.to_body(), "heartbeat": now, "ttl": ttl, "beat": self.lease.beat + 1})
+        try:
+            self._write(lease)
+        except OSError:
+            return
+        self.lease, self._renewed = lease, mono
+
+    def release(self) -> None:
+        """Remove the lease if it is still ours, then release the flock."""
+        try:
+            current = self._read()
+            if current is not None and current.token == self.lease.token:
+                self._remove()
+        except OSError:
+            pass
+        finally:
+            self.lock.release()
+
+
+def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], None],
+         read: Callable[[], Lease | None], write: Callable[[Lease], None],
+         remove: Callable[[], None]) -> Claim:
+    """Take the lease of `island`, whose flock `lock` the caller holds; see the module docstring.
+
+    Raises:
+        IslandBusy: another host's lease is fresh, or another claimer wrote its lease between
+            this one's write and its read-back.
+    """
+    from migration_pool.errors import FormatError, IslandBusy
+
+    now = time.time()
+    try:
+        held = read()
+    except FormatError as e:
+        held = None
+        warn(f"{island}: replacing an unreadable lease ({e})")
+    if held is not None and held.host != this_host():
+        if held.fresh(now):
+            raise IslandBusy(f"{island} is already running on {held.describe(now)}; stop it first, or "
+                             f"wait {max(0.0, held.ttl - held.age(now)):.0f} s for its lease to go stale "
+                             "if that host is down")
+        warn(f"{island}: taking over the stale lease of {held.describe(now)}")
+    mine = new_lease(island, job_id)
+    write(mine)
+    try:
+        back = read()
+    except FormatError:
+        back = None
+    if back is not None and back.token != mine.token:
+        raise IslandBusy(f"{island} was claimed at the same moment by {back.describe(time.time())}")
+    return Claim(lock, mine, write, _quiet(read), remove)
+
+
+def _quiet(read: Callable[[], Lease | None]) -> Callable[[], Lease | None]:
+    """`read`, with a corrupt lease read as none (the holder then rewrites it)."""
+    from migration_pool.errors import FormatError
+
+    def reader() -> Lease | None:
+        try:
+            return read()
+        except FormatError:
+            return None
+
+    return reader
+
+
+def new_lease(island: str, job_id: str | None) -> Lease:
+    now = time.time()
+    return Lease(island=island, host=this_host(), pid=os.getpid(), job_id=job_id, started=now,
+                 heartbeat=now, ttl=LEASE_TTL_S, token=secrets.token_hex(8))
+
+
+def scheduler_job_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """The SLURM job of this process: `ARRAYJOB_TASK` for an array task, else the job id."""
+    env = os.environ if environ is None else environ
+    array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return env.get("SLURM_JOB_ID") or None

@@ -1,0 +1,162 @@
+"""The island claim's lease (issue 12, item 5): a copy of an island on another host is refused
+while the holder's lease is fresh, even where flock does not reach across hosts; a stale lease
+is taken over with a notice. Another host is faked by writing its lease into the file."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from islands.config import RunConfig
+from islands.exit_codes import EXIT_BUSY
+from islands.runs import join_run
+from migration_pool import atomic, format as fmt, lease
+from migration_pool.errors import IslandBusy
+from migration_pool.lease import Lease
+from migration_pool.rundir import RunDir
+from support.procs import child_env, evolve_cmd, kill_group, run, status_generation, wait_for
+
+OTHER = "node-b.cluster.example"
+
+
+def fake_lease(rd: RunDir, island: str = "island-00", *, age: float = 1.0, ttl: float = 60.0,
+               host: str = OTHER, token: str = "feedfacefeedface") -> Lease:
+    now = time.time()
+    held = Lease(island=island, host=host, pid=4242, job_id="777_3", started=now - 100, heartbeat=now - age,
+                 ttl=ttl, token=token, beat=9)
+    rd.ensure(island)
+    atomic.publish(rd.island_dir(island) / lease.LEASE_FILE, fmt.encode("lease", held.to_body()))
+    return held
+
+
+def test_another_hosts_fresh_lease_refuses_the_claim_and_is_kept(tmp_path):
+    rd = RunDir(tmp_path)
+    held = fake_lease(rd)
+    with pytest.raises(IslandBusy, match=f"island-00 is already running on host {OTHER} .*job 777_3"):
+        rd.claim("island-00")
+    assert rd.read_lease("island-00") == held  # not overwritten
+    rd.claim("island-01").release()  # another island is free
+
+
+def test_a_stale_lease_is_taken_over_with_a_notice_and_removed_on_release(tmp_path):
+    rd = RunDir(tmp_path)
+    fake_lease(rd, age=120.0)
+    notes: list[str] = []
+    claim = rd.claim("island-00", job_id="9_1", warn=notes.append)
+    mine = rd.read_lease("island-00")
+    assert mine.host == lease.this_host() and mine.pid == os.getpid() and mine.job_id == "9_1"
+    assert len(notes) == 1 and "taking over the stale lease of host " + OTHER in notes[0]
+    claim.release()
+    assert rd.read_lease("island-00") is None
+
+
+def test_a_lease_of_this_host_never_outlives_its_flock(tmp_path):
+    rd = RunDir(tmp_path)
+    fake_lease(rd, host=lease.this_host())  # fresh, but its holder's flock is gone: it died
+    notes: list[str] = []
+    rd.claim("island-00", warn=notes.append).release()
+    assert notes == []
+
+
+def test_refresh_renews_and_stops_a_copy_whose_lease_was_taken(tmp_path):
+    rd = RunDir(tmp_path)
+    claim = rd.claim("island-00")
+    first = rd.read_lease("island-00")
+    claim.refresh()  # within REFRESH_S: nothing written
+    assert rd.read_lease("island-00") == first
+    claim.refresh(force=True)
+    renewed = rd.read_lease("island-00")
+    assert renewed.token == first.token and renewed.beat == first.beat + 1 and renewed.heartbeat >= first.heartbeat
+    fake_lease(rd)  # a copy on a host whose flock did not see ours claimed it meanwhile
+    with pytest.raises(IslandBusy, match=f"claimed meanwhile by host {OTHER}"):
+        claim.refresh(force=True)
+    claim.release()
+    assert rd.read_lease("island-00").host == OTHER  # release removes only its own lease
+
+
+@pytest.mark.parametrize("body, usable", [
+    ({"host": "h", "pid": 1, "heartbeat": 1.0, "token": "t"}, True),
+    ({"host": "h", "pid": 1, "heartbeat": float("nan"), "token": "t"}, False),
+    ({"host": "", "pid": 1, "heartbeat": 1.0, "token": "t"}, False),
+    ({"host": "h", "pid": True, "heartbeat": 1.0, "token": "t"}, False),
+    ({"host": "h", "pid": 1, "heartbeat": 1.0}, False),
+    (["not", "a", "map"], False),
+])
+def test_lease_bodies_decode_tolerantly(body, usable):
+    assert (Lease.from_body(body) is not None) == usable
+
+
+def test_a_hostile_lease_cannot_block_an_island_forever():
+    now = time.time()
+    forever = Lease.from_body({"host": "h", "pid": 1, "heartbeat": now, "ttl": 1e300, "token": "t"})
+    assert forever.ttl == lease.MAX_TTL_S and not forever.fresh(now + lease.MAX_TTL_S + 1)
+    future = Lease.from_body({"host": "h", "pid": 1, "heartbeat": now + 3600, "token": "t"})
+    assert not future.fresh(now)  # an hour ahead is no clock skew
+    assert Lease.from_body({"host": "h", "pid": 1, "heartbeat": now + 5, "token": "t"}).fresh(now)
+
+
+def test_scheduler_job_id():
+    assert lease.scheduler_job_id({"SLURM_JOB_ID": "12", "SLURM_ARRAY_JOB_ID": "10", "SLURM_ARRAY_TASK_ID": "2"}) == "10_2"
+    assert lease.scheduler_job_id({"SLURM_JOB_ID": "12"}) == "12"
+    assert lease.scheduler_job_id({}) is None
+
+
+@pytest.mark.timeout(120)
+def test_islands_evolve_is_refused_by_a_fresh_foreign_lease_and_takes_a_stale_one(tmp_path):
+    root = tmp_path / "run"
+    join_run(root, RunConfig(problem="sphere", dim=3, population=8, generations=5), {})
+    rd = RunDir(root)
+    fake_lease(rd)
+    refused = run(evolve_cmd("island-00", root, quiet=False))
+    assert refused.returncode == EXIT_BUSY and f"already running on host {OTHER}" in refused.stderr
+    assert "Traceback" not in refused.stderr and rd.read_status("island-00") is None  # nothing ran
+    fake_lease(rd, age=3600.0)
+    taken = run(evolve_cmd("island-00", root, quiet=False))
+    assert taken.returncode == 0, taken.stderr
+    assert f"warning: island-00: taking over the stale lease of host {OTHER}" in taken.stderr
+    assert rd.read_status("island-00")["state"] == "finished" and rd.read_lease("island-00") is None
+
+
+@pytest.mark.timeout(120)
+def test_a_running_island_holds_a_lease_naming_its_host_pid_and_job(tmp_path):
+    root = tmp_path / "run"
+    cmd = evolve_cmd("island-00", root, "--problem", "slow_problem:make", "--param", "delay=0.05",
+                     "--dim", "3", "--generations", "100000")
+    proc = subprocess.Popen(cmd, env=child_env(SLURM_JOB_ID="4711"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: status_generation(root, "island-00") >= 2, what="generation 2")
+        held = RunDir(root).read_lease("island-00")
+        assert (held.host, held.pid, held.job_id) == (lease.this_host(), proc.pid, "4711")
+        assert held.fresh(time.time())
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash leaves the lease; the flock goes with it
+        proc.wait()
+        assert RunDir(root).read_lease("island-00") is not None
+        RunDir(root).claim("island-00").release()  # same host: the dead holder's lease is no obstacle
+    finally:
+        kill_group(proc)
+
+
+@pytest.mark.parametrize("content", ["huge", "garbage", "symlink"])
+def test_a_bad_lease_file_is_replaced_with_a_notice_never_read_whole_or_followed(tmp_path, content):
+    rd = RunDir(tmp_path / "run")
+    rd.ensure("island-00")
+    path = rd.island_dir("island-00") / lease.LEASE_FILE
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep me")
+    if content == "huge":
+        with open(path, "wb") as f:
+            f.truncate(lease.MAX_LEASE_BYTES + 1)  # refused at its size, not read
+    elif content == "garbage":
+        path.write_bytes(os.urandom(300))
+    else:
+        path.symlink_to(target)
+    notes: list[str] = []
+    claim = rd.claim("island-00", warn=notes.append)
+    assert len(notes) == 1 and "replacing an unreadable lease" in notes[0]
+    assert rd.read_lease("island-00").pid == os.getpid() and not path.is_symlink()
+    claim.release()
+    assert target.read_bytes() == b"keep me"  # replaced the link, never wrote through it

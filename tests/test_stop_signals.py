@@ -1,0 +1,124 @@
+"""Stop signals of an island (issue 12, item 3), with real processes and real signals.
+
+A scheduler may send SIGTERM more than once, and warns of a time limit with SIGUSR1: the
+island must still finish its generation, checkpoint and exit EXIT_STOPPED (75). Only a second
+SIGINT (a person pressing Ctrl+C again) exits at once.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from islands.exit_codes import EXIT_STOPPED, NO_RESTART
+from launcher.supervise import Action, IslandWatch, RestartPolicy
+from migration_pool.rundir import RunDir
+from support.procs import child_env, evolve_cmd, kill_group, start, status_generation, wait_for
+
+# 1.2 s per generation (almost all of it asleep: no CPU). Python runs a signal handler
+# between bytecodes and merges repeats of a signal whose handler has not run yet, so the
+# signals are sent GAP_S apart, from GAP_S after a generation began: every handler runs inside
+# that generation, long before the island can reach its checkpoint.
+SLOW = ["--problem", "slow_problem:make", "--param", "delay=1.2", "--dim", "5", "--population", "10",
+        "--seed", "5", "--generations", "100000", "--checkpoint-every", "1000", "--checkpoint-seconds", "0"]
+GAP_S = 0.15
+
+
+def checkpoint_generation(root) -> int | None:
+    record, errors = RunDir(root).load_checkpoint("island-00")
+    assert not errors
+    return None if record is None else record["generation"]
+
+
+def signal_island(root, *signums: int) -> tuple[int, str]:
+    proc = start(evolve_cmd("island-00", root, *SLOW))
+    try:
+        wait_for(lambda: status_generation(root, "island-00") >= 1, what="generation 1", interval=0.005)
+        for signum in signums:
+            time.sleep(GAP_S)
+            proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    return proc.returncode, out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signums", [(signal.SIGTERM, signal.SIGTERM, signal.SIGTERM),
+                                     (signal.SIGUSR1, signal.SIGTERM)],
+                         ids=["term-term-term", "usr1-term"])
+def test_repeated_stop_signals_still_checkpoint_and_exit_75(tmp_path, signums):
+    code, out = signal_island(tmp_path, *signums)
+    assert code == EXIT_STOPPED, out
+    status = RunDir(tmp_path).read_status("island-00")
+    assert status["state"] == "stopped" and status["reason"] == "stopped"
+    # No periodic checkpoint is due before generation 1000: this one was written at the stop.
+    assert checkpoint_generation(tmp_path) == status["generation"] >= 2
+    assert ("time limit (SIGUSR1)" in out) == (signums[0] == signal.SIGUSR1)
+
+
+@pytest.mark.timeout(120)
+def test_a_second_sigint_exits_at_once_without_a_checkpoint(tmp_path):
+    code, _ = signal_island(tmp_path, signal.SIGINT, signal.SIGINT)
+    assert code == 128 + signal.SIGINT
+    assert checkpoint_generation(tmp_path) is None  # control: it did not wait for its checkpoint
+
+
+HOOKED = r"""
+import json, subprocess, sys
+from pathlib import Path
+from islands.config import RunConfig
+from islands.island import StopFlag, install_stop_handlers
+from islands.runs import evolve
+from migration_pool.rundir import RunDir
+
+root = Path(sys.argv[1])
+stop = StopFlag()
+install_stop_handlers(stop)
+CLAIM = "from migration_pool.rundir import RunDir; import sys; RunDir(sys.argv[1]).claim('island-00').release()"
+
+def requeue(result):
+    # What a scheduler backend does here (scontrol requeue): a new copy of the island must be
+    # able to claim it and find the checkpoint written at the stop.
+    record, _ = RunDir(root).load_checkpoint("island-00")
+    claim = subprocess.run([sys.executable, "-c", CLAIM, str(root)], capture_output=True, text=True)
+    (root / "hook.json").write_text(json.dumps({"generation": result.generation, "signal": result.stop_signal,
+        "checkpoint": record["generation"], "claim_rc": claim.returncode, "claim_err": claim.stderr}))
+
+config = RunConfig(problem="slow_problem:make", problem_params={"delay": 0.1}, dim=5, population=10,
+                   generations=100000, checkpoint_every=1000, checkpoint_seconds=0.0)
+result = evolve("island-00", root, config, stop=stop, log=lambda m: None, on_time_limit=requeue)
+print(json.dumps({"reason": result.reason}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigusr1_checkpoints_then_calls_the_requeue_hook_with_the_island_released(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", HOOKED, str(tmp_path)], env=child_env(),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: status_generation(tmp_path, "island-00") >= 3, what="generation 3")
+        proc.send_signal(signal.SIGUSR1)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 0 and json.loads(out.splitlines()[-1]) == {"reason": "stopped"}, err
+    hook = json.loads((tmp_path / "hook.json").read_text())
+    assert hook["claim_rc"] == 0, hook["claim_err"]
+    assert hook["signal"] == signal.SIGUSR1 and hook["checkpoint"] == hook["generation"] >= 3
+
+
+def test_a_launched_island_that_exits_75_is_stopped_not_restarted_nor_failed():
+    watch = IslandWatch("island-00", RestartPolicy())
+    watch.started(0.0)
+    decision = watch.exited(EXIT_STOPPED, 50.0, finished=False)
+    assert decision.action is Action.DONE and watch.state == "stopped"
+    assert watch.reason == "stopped by a signal before finishing (exit 75)"
+    assert EXIT_STOPPED in NO_RESTART
+    crash = IslandWatch("island-01", RestartPolicy())
+    crash.started(0.0)
+    assert crash.exited(76, 50.0, finished=False).action is Action.RESTART  # control: a crash is restarted
