@@ -132,9 +132,9 @@ def test_reset_refuses_a_folder_that_is_not_a_run(tmp_path):
                                                ("claim_launcher", [], LauncherBusy)])
 def test_reset_refuses_while_an_island_or_a_launcher_holds_the_run(tmp_path, spawn, lock, args, error):
     root = made_run(tmp_path)
-    before = snapshot(root)
     holder = spawn(HOLD, str(root), lock, *args, stdout=subprocess.PIPE)
     assert holder.stdout.readline().strip() == b"held"
+    before = snapshot(root)  # after the claim: an island's claim writes its lease file
     with pytest.raises(error):
         RunDir(root).reset_run()
     assert snapshot(root) == before
