@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 
 from islands.exit_codes import EXIT_STOPPED
 from launcher.errors import PlanError
+from launcher.plan import format_cores  # "0-2,5": also sbatch's --array syntax
 
 PATTERNS = ("array", "step")
 ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
@@ -116,7 +117,7 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
             + " ".join(f"{i}={planned[i]}" for i in indices),
             f"#SBATCH --job-name=islands-{run_id[:8]}"]
     if array:
-        head += [f"#SBATCH --array={_ranges(indices)}", "#SBATCH --ntasks=1",
+        head += [f"#SBATCH --array={format_cores(indices)}", "#SBATCH --ntasks=1",
                  f"#SBATCH --output={run_dir}/slurm/%A_%a.out"]
     else:
         head += [f"#SBATCH --ntasks={len(indices)}", f"#SBATCH --output={run_dir}/slurm/%j.out"]
@@ -169,15 +170,3 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
         'exit "$rc"',
     ]
     return "\n".join(head + body) + "\n"
-
-
-def _ranges(indices: Sequence[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8" (sbatch --array)."""
-    out, ordered, i = [], sorted(set(indices)), 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(out)

@@ -28,6 +28,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, ROOT)
 from islands.threads import limit_env  # noqa: E402
+from neat_python_config import neat_python_config  # noqa: E402
 
 limit_env()  # one thread, as in an island, before torch loads
 
@@ -88,68 +89,6 @@ def our_time_per_generation(population: int, generations: int) -> float:
     return (time.perf_counter() - started) / generations
 
 
-NEAT_PYTHON_CONFIG = """
-[NEAT]
-fitness_criterion     = max
-fitness_threshold     = 1000
-no_fitness_termination = True
-pop_size              = {population}
-reset_on_extinction   = False
-
-[DefaultGenome]
-activation_default      = sigmoid
-activation_mutate_rate  = 0.0
-activation_options      = sigmoid
-aggregation_default     = sum
-aggregation_mutate_rate = 0.0
-aggregation_options     = sum
-bias_init_mean          = 0.0
-bias_init_stdev         = 1.0
-bias_max_value          = 30.0
-bias_min_value          = -30.0
-bias_mutate_power       = 0.5
-bias_mutate_rate        = 0.7
-bias_replace_rate       = 0.1
-compatibility_disjoint_coefficient = 1.0
-compatibility_weight_coefficient   = 0.5
-conn_add_prob           = 0.5
-conn_delete_prob        = 0.5
-enabled_default         = True
-enabled_mutate_rate     = 0.01
-feed_forward            = True
-initial_connection      = full
-node_add_prob           = 0.2
-node_delete_prob        = 0.2
-num_hidden              = 0
-num_inputs              = 2
-num_outputs             = 1
-response_init_mean      = 1.0
-response_init_stdev     = 0.0
-response_max_value      = 30.0
-response_min_value      = -30.0
-response_mutate_power   = 0.0
-response_mutate_rate    = 0.0
-response_replace_rate   = 0.0
-weight_init_mean        = 0.0
-weight_init_stdev       = 1.0
-weight_max_value        = 30
-weight_min_value        = -30
-weight_mutate_power     = 0.5
-weight_mutate_rate      = 0.8
-weight_replace_rate     = 0.1
-
-[DefaultSpeciesSet]
-compatibility_threshold = 3.0
-
-[DefaultStagnation]
-species_fitness_func = max
-max_stagnation       = 20
-species_elitism      = 2
-
-[DefaultReproduction]
-elitism            = 2
-survival_threshold = 0.2
-"""
 
 
 def neat_python_time_per_generation(population: int, generations: int) -> float | None:
@@ -166,7 +105,7 @@ def neat_python_time_per_generation(population: int, generations: int) -> float 
             g.fitness = 4.0 - sum((net.activate(x)[0] - y) ** 2 for x, y in cases)
 
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(NEAT_PYTHON_CONFIG.format(population=population))
+        f.write(neat_python_config(population, inputs=2, threshold=1000))
     try:
         config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
                              neat.DefaultStagnation, f.name)

@@ -39,6 +39,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, ROOT)
 from islands.threads import limit_env  # noqa: E402
+from neat_python_config import neat_python_config  # noqa: E402
 
 limit_env()  # one thread, as in an island, before torch loads
 
@@ -76,68 +77,6 @@ def islands_row(row: str, generations: int, seed: int) -> dict:
     return {"seconds": times, "steps": steps, "best": float(algo.stats(state).best)}
 
 
-NEAT_PYTHON_CONFIG = """
-[NEAT]
-fitness_criterion     = max
-fitness_threshold     = 1e9
-no_fitness_termination = True
-pop_size              = {population}
-reset_on_extinction   = False
-
-[DefaultGenome]
-activation_default      = sigmoid
-activation_mutate_rate  = 0.0
-activation_options      = sigmoid
-aggregation_default     = sum
-aggregation_mutate_rate = 0.0
-aggregation_options     = sum
-bias_init_mean          = 0.0
-bias_init_stdev         = 1.0
-bias_max_value          = 30.0
-bias_min_value          = -30.0
-bias_mutate_power       = 0.5
-bias_mutate_rate        = 0.7
-bias_replace_rate       = 0.1
-compatibility_disjoint_coefficient = 1.0
-compatibility_weight_coefficient   = 0.5
-conn_add_prob           = 0.5
-conn_delete_prob        = 0.5
-enabled_default         = True
-enabled_mutate_rate     = 0.01
-feed_forward            = True
-initial_connection      = full
-node_add_prob           = 0.2
-node_delete_prob        = 0.2
-num_hidden              = 0
-num_inputs              = 4
-num_outputs             = 1
-response_init_mean      = 1.0
-response_init_stdev     = 0.0
-response_max_value      = 30.0
-response_min_value      = -30.0
-response_mutate_power   = 0.0
-response_mutate_rate    = 0.0
-response_replace_rate   = 0.0
-weight_init_mean        = 0.0
-weight_init_stdev       = 1.0
-weight_max_value        = 30
-weight_min_value        = -30
-weight_mutate_power     = 0.5
-weight_mutate_rate      = 0.8
-weight_replace_rate     = 0.1
-
-[DefaultSpeciesSet]
-compatibility_threshold = 3.0
-
-[DefaultStagnation]
-species_fitness_func = max
-max_stagnation       = 20
-species_elitism      = 2
-
-[DefaultReproduction]
-elitism            = 2
-survival_threshold = 0.2
-"""
 
 
 def write_episodes(path: str, generations: int, seed: int) -> None:
@@ -198,7 +137,7 @@ def neat_python_row(generations: int, seed: int, episodes_path: str) -> dict:
         times.append(time.process_time())
 
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(NEAT_PYTHON_CONFIG.format(population=POPULATION))
+        f.write(neat_python_config(POPULATION, inputs=4, threshold=1e9))
     try:
         config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
                              neat.DefaultStagnation, f.name)
