@@ -59,11 +59,15 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 @click.option("--allow-shared-run", is_flag=True,
               help="Accept a run directory or manifest that other users can write (whoever "
                    "can write the manifest can run code in every island).")
+@click.option("--no-fork-server", is_flag=True,
+              help="Start every island as a fresh process instead of forking it from a template that "
+                   "imported torch once (also ISLANDS_NO_FORK_SERVER=1).")
 @run_options
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
-           progress_every: float | None, plain: bool, allow_shared_run: bool, **options: Any) -> None:
+           progress_every: float | None, plain: bool, allow_shared_run: bool, no_fork_server: bool,
+           **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -85,6 +89,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
         grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
+        fork_server=not no_fork_server,
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent

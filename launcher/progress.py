@@ -19,7 +19,7 @@ class Row:
     """One island as the launcher sees it."""
 
     island: str
-    state: str  # waiting, running, finished, stopped, failed
+    state: str  # waiting, starting (no heartbeat of its own yet), running, finished, stopped, failed
     generation: int | None = None
     generations: int | None = None
     best: float | None = None  # best-ever fitness
@@ -38,7 +38,7 @@ def headline(rows: Sequence[Row], elapsed: float) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
-    states = ", ".join(f"{counts[s]} {s}" for s in ("running", "waiting", "finished", "stopped", "failed") if counts.get(s))
+    states = ", ".join(f"{counts[s]} {s}" for s in ("starting", "running", "waiting", "finished", "stopped", "failed") if counts.get(s))
     gens = [r.generation for r in rows if r.generation is not None]
     total = next((r.generations for r in rows if r.generations is not None), None)
     bests = [(r.best, r.island) for r in rows if r.best is not None]

@@ -26,7 +26,9 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.progress import PlainView, Row
-from launcher.spawn import Child, check_islands_build, spawn_island
+from launcher.forkserver import ForkServer, ForkServerError, fork_server_wanted
+from launcher.spawn import (Child, _preexec, check_islands_build, child_command, child_env, pdeathsig_wanted,
+                            spawn_island)
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool import format as fmt
@@ -53,6 +55,7 @@ class LaunchRequest:
     poll_s: float = 0.2
     resume_hint: str | None = None  # the command to print for resuming
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
+    fork_server: bool = True  # fork CPU islands from a pre-imported template (launcher.forkserver)
 
     def __post_init__(self) -> None:
         if self.islands is not None and self.islands < 1:
@@ -187,6 +190,7 @@ class _Session:
         self.killed = False
         self.started_wall, self.started = time.time(), time.monotonic()
         self._status_at = self._state_at = float("-inf")
+        self.forks: ForkServer | None = None
         # Statuses carry genomes: with many islands (or big genomes) read them less often.
         self.status_every = max(STATUS_EVERY_S, len(plan.ids) / 100)
 
@@ -228,6 +232,7 @@ class _Session:
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            self._start_template()
             for isl in self.plan.ids:
                 st = self.statuses[isl]
                 if st is not None and self._ours(st) and st.state == "finished":
@@ -236,6 +241,8 @@ class _Session:
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception
+            if self.forks is not None:
+                self.forks.close()
             for s, h in old.items():
                 signal.signal(s, h)
         return self._finish()
@@ -264,11 +271,36 @@ class _Session:
             self.view.update(self._rows(), now - self.started)
             time.sleep(self.request.poll_s)
 
-    def _start(self, island: str, now: float) -> None:
-        p, w = self.by_id[island], self.watches[island]
+    def _start_template(self) -> None:
+        """Start the island template that CPU islands are forked from (imports once for all)."""
+        if not (self.request.fork_server and fork_server_wanted()):
+            return
+        if all(p.cuda_visible is not None or p.device not in (None, "cpu") for p in self.plan.islands):
+            return
         try:
-            child = spawn_island(self.rundir, island, cores=p.cores, device=p.device,
-                                 cuda_visible=p.cuda_visible, attempt=w.starts + 1)
+            room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(p.island, self.rundir.root, p.device))
+                       for p in self.plan.islands)
+            self.forks = ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
+        except (OSError, subprocess.SubprocessError) as e:
+            self.view.message(f"note: cannot start the island template ({e}); starting islands as fresh processes")
+
+    def _spawn(self, island: str, attempt: int) -> Child:
+        p = self.by_id[island]
+        if self.forks is not None:
+            try:
+                return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                                    cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
+            except ForkServerError as e:
+                self.view.message(f"note: island template unusable ({e}); starting islands as fresh processes")
+                self.forks.close()
+                self.forks = None
+        return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                            cuda_visible=p.cuda_visible, attempt=attempt)
+
+    def _start(self, island: str, now: float) -> None:
+        w = self.watches[island]
+        try:
+            child = self._spawn(island, w.starts + 1)
         except (OSError, subprocess.SubprocessError) as e:  # fork/exec failed: a start failure
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)
@@ -359,7 +391,10 @@ class _Session:
         for isl in self.plan.ids:
             st = self.statuses.get(isl)
             st = st if st is not None and self._ours(st) else IslandStatus()
-            rows.append(Row(isl, self.watches[isl].state, st.generation, st.generations, st.best_ever,
+            state, child = self.watches[isl].state, self.children.get(isl)
+            if state == "running" and child is not None and not child.owns(st):
+                state = "starting"  # importing, building its population: no heartbeat of its own yet
+            rows.append(Row(isl, state, st.generation, st.generations, st.best_ever,
                             st.evals_per_sec, st.diversity, self._restarts(isl), self.by_id[isl].cores))
         return rows
 

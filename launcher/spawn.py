@@ -19,13 +19,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import psutil
 
 from islands.status.record import IslandStatus
 from islands.threads import limit_env
 from migration_pool.rundir import RunDir
+
+if TYPE_CHECKING:
+    from launcher.forkserver import ForkedProc, ForkServer
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 NO_PDEATHSIG_ENV = "ISLANDS_TEST_NO_PDEATHSIG"
@@ -77,7 +80,7 @@ class Child:
     """One running incarnation of an island."""
 
     island: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProc  # ForkedProc: forked by the island template
     create_time: float  # psutil's, to recognise the process (pid reuse)
     exit_code: int | None = field(default=None)
 
@@ -98,6 +101,9 @@ class Child:
         stranger; once reaped, we no longer signal it.
         """
         if self.poll() is not None:
+            return
+        if not isinstance(self.proc, subprocess.Popen):
+            self.proc.send_signal(sig)  # through the template, the only one that reaps it
             return
         try:
             os.killpg(self.pid, sig)
@@ -121,19 +127,33 @@ def spawn_island(
     env: Mapping[str, str] | None = None,
     attempt: int = 1,
     pdeathsig: bool = True,
+    forks: ForkServer | None = None,
 ) -> Child:
-    """Start one island process with its log, affinity, thread limits and death signal."""
+    """Start one island process with its log, affinity, thread limits and death signal.
+
+    With `forks` (and no GPU), the island is forked from that pre-imported template
+    (`launcher.forkserver`); it raises ForkServerError if the template cannot.
+    """
     base = os.environ if env is None else env
+    forked = forks is not None and device in (None, "cpu") and cuda_visible is None
     with rundir.open_log(island) as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.write(f"--- launcher: start {attempt} of {island} at {stamp}, cores {list(cores)} ---\n".encode())
-        proc = subprocess.Popen(
-            child_command(island, rundir.root, device),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=child_env(base, cuda_visible), close_fds=True,
-            cwd=os.getcwd(),  # explicitly the launcher's: `--problem mymodule:factory` resolves there
-            preexec_fn=_preexec(os.getpid(), tuple(cores), pdeathsig and pdeathsig_wanted(base)),
-        )
+        log.write(f"--- launcher: start {attempt} of {island} at {stamp}, cores {list(cores)}"
+                  f"{', forked from the island template' if forked else ''} ---\n".encode())
+    if forked:
+        assert forks is not None
+        proc: subprocess.Popen | ForkedProc = forks.spawn(
+            child_command(island, rundir.root, device), child_env(base, cuda_visible), os.getcwd(),
+            str(rundir.log_path(island)), tuple(cores), pdeathsig and pdeathsig_wanted(base))
+    else:
+        with rundir.open_log(island) as log:
+            proc = subprocess.Popen(
+                child_command(island, rundir.root, device),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=child_env(base, cuda_visible), close_fds=True,
+                cwd=os.getcwd(),  # explicitly the launcher's: `--problem mymodule:factory` resolves there
+                preexec_fn=_preexec(os.getpid(), tuple(cores), pdeathsig and pdeathsig_wanted(base)),
+            )
     try:
         created = psutil.Process(proc.pid).create_time()
     except psutil.Error:  # already gone: poll() will report how
