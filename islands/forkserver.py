@@ -11,7 +11,9 @@ runs the same `islands evolve` entry point a fresh process runs (results are bit
 tests/test_forkserver.py).
 
 The protocol, one JSON object per line. Launcher -> template (our stdin):
-  {"op": "spawn", "argv": [...], "env": {...}, "cwd": D, "log": PATH, "cores": [...], "pdeathsig": B}
+  {"op": "spawn", "argv": [...], "env": {...}, "cwd": D, "log": PATH, "cores": [...], "pdeathsig": B,
+   "stdin": PATH, "stderr": PATH}          argv: `python -m islands ...` or `-m islands.plancheck`;
+                                           stdin /dev/null and stderr the log unless given
   {"op": "signal", "pid": P, "sig": S}     signal P's process group unless P was reaped already
 Template -> launcher (our stdout):
   {"op": "ready", "pid": P, "threads": T}  once imported (T: the template's OS threads, 1)
@@ -112,20 +114,19 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
             os.sched_setaffinity(0, req["cores"])
         for fd in keep:
             os.close(fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        log = os.open(req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+        for fd, path, mode in ((0, req.get("stdin") or os.devnull, os.O_RDONLY), (1, req["log"], flags),
+                               (2, req.get("stderr") or req["log"], flags)):
+            new = os.open(path, mode, 0o644)
+            os.dup2(new, fd)
+            os.close(new)
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
-        args = list(req["argv"])[3:]  # [python, -m, islands, ...]: checked before forking
+        module, args = req["argv"][2], list(req["argv"])[3:]  # [python, -m, MODULE, ...]: checked before forking
         sys.argv = [sys.modules["islands.__main__"].__file__ if "islands.__main__" in sys.modules else "islands", *args]
         if sys.path and sys.path[0] == req.get("template_cwd"):
             sys.path[0] = req["cwd"]  # as `python -m` would have set it
@@ -133,11 +134,16 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
         import random
 
         random.seed()  # a fresh process seeds from the OS; islands themselves use explicit generators
-        from islands.cli import main
-
         try:
-            main(args=args, prog_name="islands")
-            code = 0
+            if module == "islands.plancheck":
+                from islands.plancheck import main as check
+
+                code = check()
+            else:
+                from islands.cli import main
+
+                main(args=args, prog_name="islands")
+                code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except KeyboardInterrupt:
@@ -206,8 +212,8 @@ def serve(inp: int = 0, out: int = 1) -> None:
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             req = json.loads(line)
-            if req["op"] == "spawn" and list(req["argv"])[1:3] != ["-m", "islands"]:
-                send({"op": "spawned", "error": "the template runs only `python -m islands ...`"})
+            if req["op"] == "spawn" and (list(req["argv"])[1:2] != ["-m"] or req["argv"][2:3] not in (["islands"], ["islands.plancheck"])):
+                send({"op": "spawned", "error": "the template runs only `python -m islands ...` and islands.plancheck"})
             elif req["op"] == "spawn":
                 req["parent"], req["template_cwd"] = os.getpid(), os.getcwd()
                 sys.stdout.flush()

@@ -115,13 +115,13 @@ class ForkServer:
 
     # -- the launcher's requests ------------------------------------------------------------
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: str,
-              cores: Sequence[int], pdeathsig: bool) -> "ForkedProc":
-        """Fork one island; raises ForkServerError if the template cannot."""
+              cores: Sequence[int], pdeathsig: bool, stdin: str | None = None, stderr: str | None = None) -> "ForkedProc":
+        """Fork one island (or the plan check); raises ForkServerError if the template cannot."""
         self._wait_for("ready", READY_TIMEOUT_S)
         if (self.ready or {}).get("threads", 1) != 1:
             raise ForkServerError(f"island template runs {self.ready['threads']} threads; forking it is unsafe")  # type: ignore[index]
         self._send({"op": "spawn", "argv": list(argv), "env": dict(env), "cwd": cwd, "log": log,
-                    "cores": list(cores), "pdeathsig": pdeathsig})
+                    "cores": list(cores), "pdeathsig": pdeathsig, "stdin": stdin, "stderr": stderr})
         self._wait_for("reply", 60.0)
         reply = self._replies.pop(0)
         if "error" in reply:
@@ -137,7 +137,14 @@ class ForkServer:
                 pass
 
     def close(self) -> None:
-        """Close the pipe: the template SIGKILLs any island left and exits."""
+        """Close the pipe: the template SIGKILLs any island left and exits (idempotent).
+
+        A template still importing is killed at once (an early error must not wait for it)."""
+        if self.proc.returncode is not None:
+            return
+        self.pump()
+        if self.ready is None:
+            self.proc.kill()
         try:
             self.proc.stdin.close()  # type: ignore[union-attr]
         except OSError:
@@ -149,6 +156,7 @@ class ForkServer:
             self.proc.wait()
         self.pump()
         self._died()
+        self.proc.stdout.close()  # type: ignore[union-attr]
         self._err.close()
 
 

@@ -92,13 +92,39 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
-    fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs)
-    lock = rundir.claim_launcher()
+    forks = _start_template(request, rundir, cores)  # imports while the plan is made; checks it
     try:
-        run, plan = _join(rundir, request, cores, specs, fresh)
-        return _Session(rundir, run, plan, request, view).run()
+        fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs, forks)
+        lock = rundir.claim_launcher()
+        try:
+            run, plan = _join(rundir, request, cores, specs, fresh, forks)
+            return _Session(rundir, run, plan, request, view, forks).run()
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if forks is not None:
+            forks.close()
+
+
+def _start_template(request: LaunchRequest, rundir: RunDir, cores: Sequence[int]) -> ForkServer | None:
+    """The island template (`launcher.forkserver`), unless disabled; None if it cannot start.
+
+    Its argv is padded to fit the islands' command lines, so that ps shows each forked
+    island's own (sized from the island ids this launch will likely use).
+    """
+    if not (request.fork_server and fork_server_wanted()):
+        return None
+    try:
+        planned = (rundir.read_manifest() or {}).get("islands") or ()
+    except (FormatError, OSError):
+        planned = ()
+    n = max(len(planned), request.islands or len(cores), 1)
+    room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(i, rundir.root, request.device or "cpu"))
+               for i in (planning.island_id(0), planning.island_id(n - 1)))
+    try:
+        return ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
+    except (OSError, subprocess.SubprocessError):
+        return None  # islands start as fresh processes
 
 
 def _gpus(device: str) -> list[str] | None:
@@ -106,10 +132,10 @@ def _gpus(device: str) -> list[str] | None:
 
 
 def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: list,
-          fresh: planning.Plan | None) -> tuple[Run, planning.Plan]:
+          fresh: planning.Plan | None, forks: ForkServer | None = None) -> tuple[Run, planning.Plan]:
     """The run (created with the `fresh` plan if new) and the plan to run it with."""
     if rundir.read_manifest() is None:
-        config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs)
+        config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs, forks)
         run, created = join_run(rundir.root, config, request.explicit,
                                 make_manifest=lambda: new_manifest(config, **plan.manifest_fields()),
                                 allow_shared=request.allow_shared_run)
@@ -118,17 +144,18 @@ def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: l
     else:
         run, _ = join_run(rundir.root, request.config, request.explicit,
                           allow_shared=request.allow_shared_run)
-    return run, _resume_plan(rundir, run, request, cores, specs)
+    return run, _resume_plan(rundir, run, request, cores, specs, forks)
 
 
-def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
+def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list,
+              forks: ForkServer | None = None) -> planning.Plan:
     ids = planning.island_ids(request.islands or len(cores))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
     # Every island's problem and algorithm are built once (in a child: no torch here) before
     # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
     notes: list[str] | None = [] if "dim" in request.explicit else None
-    error = check_islands_build(config.to_dict(), overrides, notes)
+    error = check_islands_build(config.to_dict(), overrides, notes, forks)
     if error is not None:
         varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
         raise PlanError(f"--vary: {error}" if varied else error)
@@ -137,7 +164,8 @@ def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], s
     return replace(plan, notes=tuple(notes or ()))
 
 
-def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
+def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list,
+                 forks: ForkServer | None = None) -> planning.Plan:
     """The recorded plan on today's cores, refusing -n, --vary or --device that contradict it."""
     m = run.manifest
     recorded = m.get("plan") or {}
@@ -145,7 +173,7 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
         # A run started by `islands evolve`: adopt it and record this launcher's plan.
         if specs and rundir.island_ids():
             raise PlanError("--vary cannot be added to a run whose islands have already started")
-        plan = _new_plan(run.config, request, cores, specs)
+        plan = _new_plan(run.config, request, cores, specs, forks)
         rundir.update_manifest(lambda cur: cur if cur.get("islands") else {**cur, **plan.manifest_fields()})
         return plan
     planned = list(m["islands"])
@@ -176,7 +204,8 @@ def read_status(rundir: RunDir, island: str) -> IslandStatus | None:
 class _Session:
     """One launch of a planned run: the supervision loop and its bookkeeping."""
 
-    def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any) -> None:
+    def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any,
+                 forks: ForkServer | None = None) -> None:
         self.rundir, self.run_, self.plan, self.request, self.view = rundir, run, plan, request, view
         self.by_id = {p.island: p for p in plan.islands}
         self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
@@ -190,7 +219,7 @@ class _Session:
         self.killed = False
         self.started_wall, self.started = time.time(), time.monotonic()
         self._status_at = self._state_at = float("-inf")
-        self.forks: ForkServer | None = None
+        self.forks = forks  # the island template CPU islands are forked from (closed by `launch`)
         # Statuses carry genomes: with many islands (or big genomes) read them less often.
         self.status_every = max(STATUS_EVERY_S, len(plan.ids) / 100)
 
@@ -232,7 +261,6 @@ class _Session:
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._start_template()
             for isl in self.plan.ids:
                 st = self.statuses[isl]
                 if st is not None and self._ours(st) and st.state == "finished":
@@ -241,8 +269,6 @@ class _Session:
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception
-            if self.forks is not None:
-                self.forks.close()
             for s, h in old.items():
                 signal.signal(s, h)
         return self._finish()
@@ -270,19 +296,6 @@ class _Session:
                 self._write_state("stopping" if self.stopping_since is not None else "running")
             self.view.update(self._rows(), now - self.started)
             time.sleep(self.request.poll_s)
-
-    def _start_template(self) -> None:
-        """Start the island template that CPU islands are forked from (imports once for all)."""
-        if not (self.request.fork_server and fork_server_wanted()):
-            return
-        if all(p.cuda_visible is not None or p.device not in (None, "cpu") for p in self.plan.islands):
-            return
-        try:
-            room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(p.island, self.rundir.root, p.device))
-                       for p in self.plan.islands)
-            self.forks = ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
-        except (OSError, subprocess.SubprocessError) as e:
-            self.view.message(f"note: cannot start the island template ({e}); starting islands as fresh processes")
 
     def _spawn(self, island: str, attempt: int) -> Child:
         p = self.by_id[island]

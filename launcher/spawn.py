@@ -165,8 +165,28 @@ def spawn_island(
 CHECK_TIMEOUT_S = 300.0
 
 
+def _check_forked(forks: ForkServer, request: str) -> subprocess.CompletedProcess:
+    """`python -m islands.plancheck` forked from the island template, its pipes as files."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="islands-plancheck-") as tmp:
+        paths = {k: os.path.join(tmp, k) for k in ("in", "out", "err")}
+        with open(paths["in"], "w") as f:
+            f.write(request)
+        argv = [sys.executable, "-m", "islands.plancheck"]
+        proc = forks.spawn(argv, child_env(os.environ), os.getcwd(), paths["out"], (),
+                           pdeathsig_wanted(), stdin=paths["in"], stderr=paths["err"])
+        try:
+            code = proc.wait(timeout=CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            raise
+        with open(paths["out"]) as out, open(paths["err"]) as err:
+            return subprocess.CompletedProcess(argv, code, out.read(), err.read())
+
+
 def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]],
-                        notes: list[str] | None = None) -> str | None:
+                        notes: list[str] | None = None, forks: ForkServer | None = None) -> str | None:
     """Build every island's config in a child (`islands.plancheck`); None if all build, else why not.
 
     With `notes` (the user typed --dim), the child's notices (a problem that fixes its own
@@ -178,10 +198,21 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
     """
     import json
 
+    from launcher.forkserver import ForkServerError
+
     request = json.dumps({"config": config, "overrides": overrides, "dim_given": notes is not None})
+    out: subprocess.CompletedProcess | None = None
+    if forks is not None:  # forked from the island template: no torch import of its own
+        try:
+            out = _check_forked(forks, request)
+        except ForkServerError:
+            out = None  # the template is unusable: a child of our own, then
+        except subprocess.SubprocessError as e:
+            return f"cannot check the islands' settings ({e})"
     try:
-        out = subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
-                             text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S, start_new_session=True)
+        out = out or subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
+                                    text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S,
+                                    start_new_session=True)
     except (OSError, subprocess.SubprocessError) as e:
         return f"cannot check the islands' settings ({e})"
     try:

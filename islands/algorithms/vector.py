@@ -112,8 +112,23 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
         return int(self.population(state).genomes.shape[0])
 
     def stats(self, state: S) -> Stats:
+        """Best (NaN ranks last, the first of ties), its index, and the mean of the finite fitness.
+
+        Called every generation: on the host with numpy (one transfer from a GPU, a few
+        microseconds on 100 values) instead of five torch ops and three syncs (issue 16).
+        """
         fitness = self.population(state).fitness
         assert fitness is not None, "stats need an evaluated population"
+        if fitness.dtype in (torch.float32, torch.float64):
+            a = host(fitness)
+            finite = np.isfinite(a)
+            if finite.all():
+                i = int(np.argmax(a))
+                return Stats(best=float(a[i]), mean=float(a.mean(dtype=np.float64)), best_index=i)
+            r = np.where(np.isnan(a), -np.inf, a)
+            i = int(np.argmax(r))
+            mean = float(a[finite].mean(dtype=np.float64)) if finite.any() else float("nan")
+            return Stats(best=float(r[i]), mean=mean, best_index=i)
         fit = ops.rankable(fitness)
         best = int(torch.argmax(fit))
         finite = fitness[torch.isfinite(fitness)]
@@ -210,7 +225,12 @@ class VectorAlgorithm(Algorithm[S], Generic[S]):
         return self.with_population(state, pop)
 
     def diversity(self, state: S) -> float:
-        spread = self.population(state).genomes.std(dim=0, unbiased=False) / self.width
+        genomes = self.population(state).genomes
+        if genomes.numel() >= 4096 and genomes.device.type == "cpu" and genomes.dtype in (torch.float32, torch.float64):
+            # torch's column-wise std runs single-threaded at ~5x numpy's (1.7 ms at P=500, D=100)
+            lo, hi = self.host_bounds
+            return float((genomes.detach().numpy().std(axis=0) / (hi - lo)).mean())
+        spread = genomes.std(dim=0, unbiased=False) / self.width
         return float(spread.mean())
 
     def foreign_share(self, state: S, island: int) -> float:
