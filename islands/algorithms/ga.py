@@ -147,17 +147,15 @@ class GeneticAlgorithm(VectorAlgorithm[GAState]):
             pop.genomes, pop.fitness, self.cfg, self.lower, self.upper, gen,
             state.step if self.adaptive else None,
         )
-        if parents.device.type == "cpu":  # three gathers in numpy: half the time of torch's (issue 16)
-            i = parents.numpy()
-            b = pop.birth.numpy()[i]  # fancy indexing copies: nothing aliases the parents' arrays
-            b[n_elite:] = generation + 1
-            origin, birth = torch.from_numpy(pop.origin.numpy()[i]), torch.from_numpy(b)
-            lineage = torch.from_numpy(pop.lineage.numpy()[i])
-        else:
-            birth = pop.birth[parents].clone()
-            birth[n_elite:] = generation + 1
-            origin, lineage = pop.origin[parents], pop.lineage[parents]
-        new = VectorPopulation(genomes=children, fitness=None, origin=origin, birth=birth, lineage=lineage)
+        birth = pop.birth[parents].clone()
+        birth[n_elite:] = generation + 1
+        new = VectorPopulation(
+            genomes=children,
+            fitness=None,
+            origin=pop.origin[parents],
+            birth=birth,
+            lineage=pop.lineage[parents],
+        )
         return GAState(new, steps if steps is not None else state.step)
 
     def immigrate(self, state: GAState, incoming: Any, policy: str, gen: torch.Generator,
