@@ -41,8 +41,11 @@ from islands.threads import limit_env
 
 limit_env()  # before torch loads (the launcher already set them; a direct run is safe too)
 
-PRELOAD = ("torch", "numpy.ma", "islands.cli", "islands.island", "islands.runs", "islands.migration",
-           "islands.checkpoint", "islands.algorithms", "islands.problems", "islands.status.record")
+# What an island imports before its first generation (checked with sys.modules after a run).
+PRELOAD = ("torch", "numpy.ma", "numpy.random", "islands.cli", "islands.island", "islands.runs", "islands.migration",
+           "islands.checkpoint", "islands.plancheck", "islands.operators", "islands.algorithms",
+           "islands.algorithms.vector", "islands.algorithms.ga", "islands.algorithms.cmaes", "islands.algorithms.de",
+           "islands.algorithms.es", "islands.problems", "islands.status.record", "migration_pool.policies")
 
 
 def preload() -> None:
@@ -133,7 +136,8 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
         set_cmdline(list(req["argv"]))
         import random
 
-        random.seed()  # a fresh process seeds from the OS; islands themselves use explicit generators
+        random.seed()  # a fresh process seeds these from the OS; islands use explicit generators,
+        sys.modules["numpy.random"].seed()  # but a plug-in problem may draw from the global ones
         try:
             if module == "islands.plancheck":
                 from islands.plancheck import main as check
