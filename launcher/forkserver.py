@@ -117,6 +117,9 @@ class ForkServer:
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: str,
               cores: Sequence[int], pdeathsig: bool, stdin: str | None = None, stderr: str | None = None) -> "ForkedProc":
         """Fork one island (or the plan check); raises ForkServerError if the template cannot."""
+        self.pump()
+        if self.dead:
+            raise ForkServerError(f"island template exited ({self.error_tail()})")
         self._wait_for("ready", READY_TIMEOUT_S)
         if (self.ready or {}).get("threads", 1) != 1:
             raise ForkServerError(f"island template runs {self.ready['threads']} threads; forking it is unsafe")  # type: ignore[index]
