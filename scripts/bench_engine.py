@@ -10,7 +10,10 @@ Then the whole island loop (`islands.runs.evolve`: history, status heartbeat and
 I/O included, default checkpoint settings, migration off: bench_migration.py measures that)
 against the bare loop at D=10/P=100 and D=100/P=500, interleaved in rounds, as
 `loop_overhead_ratio` (median of the per-round ratios; min and max give the spread; target
-<= 1.10). The machine may be shared: only the ratios of one round are comparable.
+<= 1.10). The machine may be shared: only the ratios of one round are comparable. Each
+point also gives `step_ratio` (the island's own step and evaluate alone / bare) and
+`bookkeeping_ratio` (island loop / step alone), and `_cpu` variants of all three from this
+process's CPU time, which a loaded machine disturbs far less than the wall clock.
 
     python scripts/bench_engine.py [--dim 100] [--population 500] [--rounds 7] [--out FILE]
 """
