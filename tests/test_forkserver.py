@@ -86,3 +86,17 @@ def test_a_forked_island_is_its_own_pinned_process_and_dies_with_the_template(tm
         assert again.wait(timeout=10) == -signal.SIGKILL
     finally:
         server.close()
+
+
+def test_the_template_is_disabled_by_its_environment_variable():
+    from launcher.forkserver import NO_FORK_SERVER_ENV, fork_server_wanted
+
+    assert fork_server_wanted({}) and fork_server_wanted({NO_FORK_SERVER_ENV: "0"})
+    assert not fork_server_wanted({NO_FORK_SERVER_ENV: "1"})
+
+
+def test_islands_without_a_heartbeat_of_their_own_show_as_starting():
+    from launcher.progress import Row, headline
+
+    rows = [Row("island-00", "starting"), Row("island-01", "running", 3, 10, -1.0, 500.0)]
+    assert headline(rows, 5.0).startswith("[0:00:05] 1 starting, 1 running")
