@@ -11,7 +11,8 @@ runs the same `islands evolve` entry point a fresh process runs (results are bit
 tests/test_forkserver.py).
 
 The protocol, one JSON object per line. Launcher -> template (our stdin):
-  {"op": "spawn", "argv": [...], "env": {...}, "cwd": D, "log": PATH, "cores": [...], "pdeathsig": B,
+  {"op": "spawn", "argv": [...], "env": {...}, "cwd": D, "log": PATH | {"run_dir": D, "island": I},
+   "cores": [...], "pdeathsig": B,
    "stdin": PATH, "stderr": PATH}          argv: `python -m islands ...` or `-m islands.plancheck`;
                                            stdin /dev/null and stderr the log unless given
   {"op": "signal", "pid": P, "sig": S}     signal P's process group unless P was reaped already
@@ -118,11 +119,21 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
         for fd in keep:
             os.close(fd)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-        for fd, path, mode in ((0, req.get("stdin") or os.devnull, os.O_RDONLY), (1, req["log"], flags),
-                               (2, req.get("stderr") or req["log"], flags)):
-            new = os.open(path, mode, 0o644)
-            os.dup2(new, fd)
-            os.close(new)
+        log = req["log"]
+        if isinstance(log, dict):  # an island's log: opened by its run directory's owner
+            from migration_pool.rundir import RunDir
+
+            with RunDir(log["run_dir"]).open_log(log["island"]) as f:
+                os.dup2(f.fileno(), 1)
+            log = None
+        for fd, path, mode in ((0, req.get("stdin") or os.devnull, os.O_RDONLY), (1, log, flags),
+                               (2, req.get("stderr") or log, flags)):
+            if fd == 2 and path is None:
+                os.dup2(1, 2)
+            elif path is not None:
+                new = os.open(path, mode, 0o644)
+                os.dup2(new, fd)
+                os.close(new)
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)

@@ -114,16 +114,19 @@ class ForkServer:
         return lines[-1] if lines else "no output"
 
     # -- the launcher's requests ------------------------------------------------------------
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: str,
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: str | Mapping[str, str],
               cores: Sequence[int], pdeathsig: bool, stdin: str | None = None, stderr: str | None = None) -> "ForkedProc":
-        """Fork one island (or the plan check); raises ForkServerError if the template cannot."""
+        """Fork one island (or the plan check); raises ForkServerError if the template cannot.
+
+        `log` (stdout, and stderr unless `stderr` is given) is a path, or {"run_dir", "island"}
+        for an island's log, which the child opens through `RunDir.open_log`."""
         self.pump()
         if self.dead:
             raise ForkServerError(f"island template exited ({self.error_tail()})")
         self._wait_for("ready", READY_TIMEOUT_S)
         if (self.ready or {}).get("threads", 1) != 1:
             raise ForkServerError(f"island template runs {self.ready['threads']} threads; forking it is unsafe")  # type: ignore[index]
-        self._send({"op": "spawn", "argv": list(argv), "env": dict(env), "cwd": cwd, "log": log,
+        self._send({"op": "spawn", "argv": list(argv), "env": dict(env), "cwd": cwd, "log": log if isinstance(log, str) else dict(log),
                     "cores": list(cores), "pdeathsig": pdeathsig, "stdin": stdin, "stderr": stderr})
         self._wait_for("reply", 60.0)
         reply = self._replies.pop(0)

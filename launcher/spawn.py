@@ -144,7 +144,7 @@ def spawn_island(
         assert forks is not None
         proc: subprocess.Popen | ForkedProc = forks.spawn(
             child_command(island, rundir.root, device), child_env(base, cuda_visible), os.getcwd(),
-            str(rundir.log_path(island)), tuple(cores), pdeathsig and pdeathsig_wanted(base))
+            {"run_dir": str(rundir.root), "island": island}, tuple(cores), pdeathsig and pdeathsig_wanted(base))
     else:
         with rundir.open_log(island) as log:
             proc = subprocess.Popen(

@@ -45,6 +45,7 @@ def test_forked_islands_match_fresh_processes_bit_for_bit(tmp_path, spawn):
     forked, fresh = RunDir(tmp_path / "forked"), RunDir(tmp_path / "fresh")
     for island in ("island-00", "island-01"):
         assert "forked from the island template" in forked.read_log_tail(island, 100_000)
+        assert f"{island}: generations at generation 40" in forked.read_log_tail(island, 100_000)  # its output
         assert "forked from the island template" not in fresh.read_log_tail(island, 100_000)
         (lines_a, genome_a), (lines_b, genome_b) = _trajectory(forked, island), _trajectory(fresh, island)
         assert len(lines_a) == 41 and lines_a == lines_b
