@@ -166,6 +166,23 @@ class ForkServer:
         self._err.close()
 
 
+def start_template(rundir: Any, n_islands: int, device: str | None) -> ForkServer | None:
+    """The island template for a launch of up to `n_islands` islands; None if it cannot start.
+
+    Its argv is padded to fit the islands' command lines, so that ps shows each forked
+    island's own; it dies with the launcher (parent-death signal) unless a test disabled that.
+    """
+    from islands.config import island_id
+    from launcher.spawn import _preexec, child_command, child_env, pdeathsig_wanted
+
+    room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(i, rundir.root, device or "cpu"))
+               for i in (island_id(0), island_id(max(n_islands, 1) - 1)))
+    try:
+        return ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
+    except (OSError, subprocess.SubprocessError):
+        return None  # islands start as fresh processes
+
+
 class ForkedProc:
     """An island forked by the template, with the Popen methods that supervision uses."""
 

@@ -26,9 +26,8 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.progress import PlainView, Row
-from launcher.forkserver import ForkServer, ForkServerError, fork_server_wanted
-from launcher.spawn import (Child, _preexec, check_islands_build, child_command, child_env, pdeathsig_wanted,
-                            spawn_island)
+from launcher.forkserver import ForkServer, ForkServerError, fork_server_wanted, start_template
+from launcher.spawn import Child, check_islands_build, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool import format as fmt
@@ -92,7 +91,9 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
-    forks = _start_template(request, rundir, cores)  # imports while the plan is made; checks it
+    forks = None
+    if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
+        forks = start_template(rundir, max(_planned(rundir), request.islands or len(cores)), request.device)
     try:
         fresh = None if rundir.is_run() else _new_plan(request.config, request, cores, specs, forks)
         lock = rundir.claim_launcher()
@@ -106,25 +107,12 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
             forks.close()
 
 
-def _start_template(request: LaunchRequest, rundir: RunDir, cores: Sequence[int]) -> ForkServer | None:
-    """The island template (`launcher.forkserver`), unless disabled; None if it cannot start.
-
-    Its argv is padded to fit the islands' command lines, so that ps shows each forked
-    island's own (sized from the island ids this launch will likely use).
-    """
-    if not (request.fork_server and fork_server_wanted()):
-        return None
+def _planned(rundir: RunDir) -> int:
+    """How many islands a resumed run's manifest lists (0 for a new run)."""
     try:
-        planned = (rundir.read_manifest() or {}).get("islands") or ()
-    except (FormatError, OSError):
-        planned = ()
-    n = max(len(planned), request.islands or len(cores), 1)
-    room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(i, rundir.root, request.device or "cpu"))
-               for i in (planning.island_id(0), planning.island_id(n - 1)))
-    try:
-        return ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
-    except (OSError, subprocess.SubprocessError):
-        return None  # islands start as fresh processes
+        return len((rundir.read_manifest() or {}).get("islands") or ())
+    except (FormatError, OSError, TypeError):
+        return 0
 
 
 def _gpus(device: str) -> list[str] | None:
