@@ -181,12 +181,15 @@ def refuse_local_only(cores: str | None, device: str | None) -> None:
               help="local: processes on this machine; slurm: a SLURM job (array) over a shared run directory.")
 @slurm_options
 @click.option("--detach", is_flag=True, help="With --backend slurm: submit and return without watching.")
+@click.option("--no-fork-server", is_flag=True,
+              help="Start every island as a fresh process instead of forking it from a template that "
+                   "imported torch once (also ISLANDS_NO_FORK_SERVER=1).")
 @run_options
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
            progress_every: float | None, plain: bool, evaluate_episodes: int, fresh: bool, yes: bool,
-           allow_shared_run: bool, backend: str, **options: Any) -> None:
+           allow_shared_run: bool, backend: str, no_fork_server: bool, **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -225,7 +228,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
         grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
-        evaluate_episodes=evaluate_episodes, fresh=fresh,
+        evaluate_episodes=evaluate_episodes, fresh=fresh, fork_server=not no_fork_server,
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent

@@ -20,16 +20,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from islands.exit_codes import EXIT_ERROR
 from islands.config import RunConfig, is_inline, not_rebuildable
-from islands.runs import Run, flatten_config, join_run, new_manifest
+from islands.evaluate import evaluates, recorded
+from islands.exit_codes import EXIT_ERROR
+from islands.runs import Run, flatten_config, join_run, new_manifest, planned_islands
 from islands.status.progress import fraction, number
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
+from launcher.forkserver import ForkServer, ForkServerError, fork_server_wanted, start_template
 from launcher.progress import PlainView, Row
 from launcher.spawn import Child, check_islands_build, evaluate_champion, spawn_island
-from islands.evaluate import evaluates, recorded
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool import format as fmt
@@ -60,6 +61,7 @@ class LaunchRequest:
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
     evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
     fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked
+    fork_server: bool = True  # fork CPU islands from a pre-imported template (launcher.forkserver)
 
     def __post_init__(self) -> None:
         if self.config is None:
@@ -103,15 +105,31 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
-    fresh = _new_plan(request.config, request, cores, specs) if request.fresh or not rundir.is_run() else None
-    if request.fresh:
-        rundir.reset_run()  # refuses while a launcher or an island of the run is alive
-    lock = rundir.claim_launcher()
+    forks = None
+    if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
+        forks = start_template(rundir, max(_planned(rundir), request.islands or len(cores)), request.device)
     try:
-        run, plan = _join(rundir, request, cores, specs, fresh)
-        return _Session(rundir, run, plan, request, view).run()
+        fresh = _new_plan(request.config, request, cores, specs, forks) if request.fresh or not rundir.is_run() \
+            else None
+        if request.fresh:
+            rundir.reset_run()  # refuses while a launcher or an island of the run is alive
+        lock = rundir.claim_launcher()
+        try:
+            run, plan = _join(rundir, request, cores, specs, fresh, forks)
+            return _Session(rundir, run, plan, request, view, forks).run()
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if forks is not None:
+            forks.close()
+
+
+def _planned(rundir: RunDir) -> int:
+    """How many islands a resumed run's manifest lists (0 for a new run)."""
+    try:
+        return len(planned_islands(rundir.read_manifest() or {}))
+    except (FormatError, OSError, TypeError):
+        return 0
 
 
 def _refuse_inline(rundir: RunDir, config: RunConfig) -> None:
@@ -133,10 +151,10 @@ def _gpus(device: str) -> list[str] | None:
 
 
 def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: list,
-          fresh: planning.Plan | None) -> tuple[Run, planning.Plan]:
+          fresh: planning.Plan | None, forks: ForkServer | None = None) -> tuple[Run, planning.Plan]:
     """The run (created with the `fresh` plan if new) and the plan to run it with."""
     if rundir.read_manifest() is None:
-        config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs)
+        config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs, forks)
         run, created = join_run(rundir.root, config, request.explicit,
                                 make_manifest=lambda: new_manifest(config, **plan.manifest_fields()),
                                 allow_shared=request.allow_shared_run)
@@ -145,17 +163,18 @@ def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: l
     else:
         run, _ = join_run(rundir.root, request.config, request.explicit,
                           allow_shared=request.allow_shared_run)
-    return run, _resume_plan(rundir, run, request, cores, specs)
+    return run, _resume_plan(rundir, run, request, cores, specs, forks)
 
 
-def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
+def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list,
+              forks: ForkServer | None = None) -> planning.Plan:
     ids = planning.island_ids(request.islands or len(cores))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
     # Every island's problem and algorithm are built once (in a child: no torch here) before
     # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
     notes: list[str] | None = [] if "dim" in request.explicit else None
-    error = check_islands_build(config.to_dict(), overrides, notes)
+    error = check_islands_build(config.to_dict(), overrides, notes, forks)
     if error is not None:
         varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
         raise PlanError(f"--vary: {error}" if varied else error)
@@ -164,7 +183,8 @@ def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], s
     return replace(plan, notes=tuple(notes or ()))
 
 
-def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list) -> planning.Plan:
+def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list,
+                 forks: ForkServer | None = None) -> planning.Plan:
     """The recorded plan on today's cores, refusing -n, --vary or --device that contradict it."""
     m = run.manifest
     recorded = m.get("plan") or {}
@@ -172,7 +192,7 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
         # A run started by `islands evolve`: adopt it and record this launcher's plan.
         if specs and rundir.island_ids():
             raise PlanError("--vary cannot be added to a run whose islands have already started")
-        plan = _new_plan(run.config, request, cores, specs)
+        plan = _new_plan(run.config, request, cores, specs, forks)
         rundir.update_manifest(lambda cur: cur if cur.get("islands") else {**cur, **plan.manifest_fields()})
         return plan
     planned = list(m["islands"])
@@ -203,7 +223,8 @@ def read_status(rundir: RunDir, island: str) -> IslandStatus | None:
 class _Session:
     """One launch of a planned run: the supervision loop and its bookkeeping."""
 
-    def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any) -> None:
+    def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any,
+                 forks: ForkServer | None = None) -> None:
         self.rundir, self.run_, self.plan, self.request, self.view = rundir, run, plan, request, view
         self.by_id = {p.island: p for p in plan.islands}
         self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
@@ -219,6 +240,7 @@ class _Session:
         self.interrupted = False  # killed by a second SIGINT
         self.started_wall, self.started = time.time(), time.monotonic()
         self._status_at = self._state_at = float("-inf")
+        self.forks = forks  # the island template CPU islands are forked from (closed by `launch`)
         # Statuses carry genomes: with many islands (or big genomes) read them less often.
         self.status_every = max(STATUS_EVERY_S, len(plan.ids) / 100)
 
@@ -296,11 +318,23 @@ class _Session:
             self.view.update(self._rows(), now - self.started)
             time.sleep(self.request.poll_s)
 
+    def _spawn(self, island: str, attempt: int) -> Child:
+        p = self.by_id[island]
+        if self.forks is not None:
+            try:
+                return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                                    cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
+            except ForkServerError as e:
+                self.view.message(f"note: island template unusable ({e}); starting islands as fresh processes")
+                self.forks.close()
+                self.forks = None
+        return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                            cuda_visible=p.cuda_visible, attempt=attempt)
+
     def _start(self, island: str, now: float) -> None:
-        p, w = self.by_id[island], self.watches[island]
+        w = self.watches[island]
         try:
-            child = spawn_island(self.rundir, island, cores=p.cores, device=p.device,
-                                 cuda_visible=p.cuda_visible, attempt=w.starts + 1)
+            child = self._spawn(island, w.starts + 1)
         except (OSError, subprocess.SubprocessError) as e:  # fork/exec failed: a start failure
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)

@@ -19,13 +19,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import psutil
 
 from islands.status.record import IslandStatus
 from islands.threads import limit_env
 from migration_pool.rundir import RunDir
+
+if TYPE_CHECKING:
+    from launcher.forkserver import ForkedProc, ForkServer
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 NO_PDEATHSIG_ENV = "ISLANDS_TEST_NO_PDEATHSIG"
@@ -77,7 +80,7 @@ class Child:
     """One running incarnation of an island."""
 
     island: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProc  # ForkedProc: forked by the island template
     create_time: float  # psutil's, to recognise the process (pid reuse)
     exit_code: int | None = field(default=None)
 
@@ -98,6 +101,9 @@ class Child:
         stranger; once reaped, we no longer signal it.
         """
         if self.poll() is not None:
+            return
+        if not isinstance(self.proc, subprocess.Popen):
+            self.proc.send_signal(sig)  # through the template, the only one that reaps it
             return
         try:
             os.killpg(self.pid, sig)
@@ -121,19 +127,33 @@ def spawn_island(
     env: Mapping[str, str] | None = None,
     attempt: int = 1,
     pdeathsig: bool = True,
+    forks: ForkServer | None = None,
 ) -> Child:
-    """Start one island process with its log, affinity, thread limits and death signal."""
+    """Start one island process with its log, affinity, thread limits and death signal.
+
+    With `forks` (and no GPU), the island is forked from that pre-imported template
+    (`launcher.forkserver`); it raises ForkServerError if the template cannot.
+    """
     base = os.environ if env is None else env
+    forked = forks is not None and device in (None, "cpu") and cuda_visible is None
     with rundir.open_log(island) as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.write(f"--- launcher: start {attempt} of {island} at {stamp}, cores {list(cores)} ---\n".encode())
-        proc = subprocess.Popen(
-            child_command(island, rundir.root, device),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=child_env(base, cuda_visible), close_fds=True,
-            cwd=os.getcwd(),  # explicitly the launcher's: `--problem mymodule:factory` resolves there
-            preexec_fn=_preexec(os.getpid(), tuple(cores), pdeathsig and pdeathsig_wanted(base)),
-        )
+        log.write(f"--- launcher: start {attempt} of {island} at {stamp}, cores {list(cores)}"
+                  f"{', forked from the island template' if forked else ''} ---\n".encode())
+    if forked:
+        assert forks is not None
+        proc: subprocess.Popen | ForkedProc = forks.spawn(
+            child_command(island, rundir.root, device), child_env(base, cuda_visible), os.getcwd(),
+            {"run_dir": str(rundir.root), "island": island}, tuple(cores), pdeathsig and pdeathsig_wanted(base))
+    else:
+        with rundir.open_log(island) as log:
+            proc = subprocess.Popen(
+                child_command(island, rundir.root, device),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=child_env(base, cuda_visible), close_fds=True,
+                cwd=os.getcwd(),  # explicitly the launcher's: `--problem mymodule:factory` resolves there
+                preexec_fn=_preexec(os.getpid(), tuple(cores), pdeathsig and pdeathsig_wanted(base)),
+            )
     try:
         created = psutil.Process(proc.pid).create_time()
     except psutil.Error:  # already gone: poll() will report how
@@ -145,8 +165,28 @@ def spawn_island(
 CHECK_TIMEOUT_S = 300.0
 
 
+def _check_forked(forks: ForkServer, request: str) -> subprocess.CompletedProcess:
+    """`python -m islands.plancheck` forked from the island template, its pipes as files."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="islands-plancheck-") as tmp:
+        paths = {k: os.path.join(tmp, k) for k in ("in", "out", "err")}
+        with open(paths["in"], "w") as f:
+            f.write(request)
+        argv = [sys.executable, "-m", "islands.plancheck"]
+        proc = forks.spawn(argv, child_env(os.environ), os.getcwd(), paths["out"], (),
+                           pdeathsig_wanted(), stdin=paths["in"], stderr=paths["err"])
+        try:
+            code = proc.wait(timeout=CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            raise
+        with open(paths["out"]) as out, open(paths["err"]) as err:
+            return subprocess.CompletedProcess(argv, code, out.read(), err.read())
+
+
 def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]],
-                        notes: list[str] | None = None) -> str | None:
+                        notes: list[str] | None = None, forks: ForkServer | None = None) -> str | None:
     """Build every island's config in a child (`islands.plancheck`); None if all build, else why not.
 
     With `notes` (the user typed --dim), the child's notices (a problem that fixes its own
@@ -158,10 +198,21 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
     """
     import json
 
+    from launcher.forkserver import ForkServerError
+
     request = json.dumps({"config": config, "overrides": overrides, "dim_given": notes is not None})
+    out: subprocess.CompletedProcess | None = None
+    if forks is not None:  # forked from the island template: no torch import of its own
+        try:
+            out = _check_forked(forks, request)
+        except ForkServerError:
+            out = None  # the template is unusable: a child of our own, then
+        except subprocess.SubprocessError as e:
+            return f"cannot check the islands' settings ({e})"
     try:
-        out = subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
-                             text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S, start_new_session=True)
+        out = out or subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
+                                    text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S,
+                                    start_new_session=True)
     except (OSError, subprocess.SubprocessError) as e:
         return f"cannot check the islands' settings ({e})"
     try:

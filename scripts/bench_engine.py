@@ -10,7 +10,10 @@ Then the whole island loop (`islands.runs.evolve`: history, status heartbeat and
 I/O included, default checkpoint settings, migration off: bench_migration.py measures that)
 against the bare loop at D=10/P=100 and D=100/P=500, interleaved in rounds, as
 `loop_overhead_ratio` (median of the per-round ratios; min and max give the spread; target
-<= 1.10). The machine may be shared: only the ratios of one round are comparable.
+<= 1.10). The machine may be shared: only the ratios of one round are comparable. Each
+point also gives `step_ratio` (the island's own step and evaluate alone / bare) and
+`bookkeeping_ratio` (island loop / step alone), and `_cpu` variants of all three from this
+process's CPU time, which a loaded machine disturbs far less than the wall clock.
 
     python scripts/bench_engine.py [--dim 100] [--population 500] [--rounds 7] [--out FILE]
 """
@@ -30,6 +33,7 @@ from islands.threads import limit_env  # noqa: E402
 limit_env()
 import torch  # noqa: E402
 
+from islands.algorithms import make_algorithm  # noqa: E402
 from islands.algorithms.ga import GeneticAlgorithm  # noqa: E402
 from islands.config import GAConfig, MigrationConfig, RunConfig  # noqa: E402
 from islands.island import limit_torch_threads  # noqa: E402
@@ -100,48 +104,101 @@ def measure(dim: int, population: int, rounds: int, gens: int) -> dict:
     }
 
 
+def _cfg(dim: int, population: int, generations: int, migrate_every: int = 0) -> RunConfig:
+    # target 1.0: fitness is -f <= 0, so no run stops early at Rastrigin's solved threshold
+    # The bare loop does the classic fixed-step GA in float32: the island runs the same.
+    return RunConfig(problem="rastrigin", dim=dim, population=population, generations=generations,
+                     target=1.0, migration=MigrationConfig(every=migrate_every),
+                     ga=GAConfig(mutation="fixed"), dtype="float32")
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # cpu: this process's CPU time, robust to load
+
+
+def step_loop(dim: int, population: int, generations: int) -> dict[str, float]:
+    """Seconds per generation of the island's own algorithm, step and evaluate only (no
+    history, status, checkpoint): what the island loop would cost with free bookkeeping."""
+    cfg = _cfg(dim, population, generations)
+    problem = make_problem(cfg.problem, cfg.dim)
+    algo = make_algorithm(cfg, problem, "cpu")
+    g = torch.Generator()
+    g.manual_seed(2)
+    state = algo.evaluate(algo.init(population, 0, g))
+    t = {k: c() for k, c in CLOCKS.items()}
+    for i in range(generations):
+        state = algo.evaluate(algo.step(state, i, g))
+    return {k: (c() - t[k]) / generations for k, c in CLOCKS.items()}
+
+
 def island_loop(dim: int, population: int, generations: int, migrate_every: int = 0) -> float:
     """Seconds per generation of a whole island run (start-up included: a real run pays it)."""
+    return island_loop_clocks(dim, population, generations, migrate_every)["wall"]
+
+
+def island_loop_clocks(dim: int, population: int, generations: int, migrate_every: int = 0) -> dict[str, float]:
+    """`island_loop` by the wall clock and by this process's CPU time."""
     with tempfile.TemporaryDirectory() as root:
         # target 1.0: fitness is -f <= 0, so no run stops early at Rastrigin's solved threshold
         # The bare loop does the classic fixed-step GA in float32: the island runs the same.
-        cfg = RunConfig(problem="rastrigin", dim=dim, population=population, generations=generations,
-                        target=1.0, migration=MigrationConfig(every=migrate_every),
-                        ga=GAConfig(mutation="fixed"), dtype="float32")
-        t = time.perf_counter()
+        cfg = _cfg(dim, population, generations, migrate_every)
+        t = {k: c() for k, c in CLOCKS.items()}
         result = evolve("island-00", root, cfg, log=lambda _m: None)
-        wall = time.perf_counter() - t
+        spent = {k: (c() - t[k]) / generations for k, c in CLOCKS.items()}
         assert result.generation == generations, result
-        return wall / generations
+        return spent
 
 
 def bare_loop(dim: int, population: int, generations: int) -> float:
     """Seconds per generation of the bare torch loop on the same problem."""
+    return bare_loop_clocks(dim, population, generations)["wall"]
+
+
+def bare_loop_clocks(dim: int, population: int, generations: int) -> dict[str, float]:
+    """`bare_loop` by the wall clock and by this process's CPU time."""
     problem = make_problem("rastrigin", dim)
     cfg = GAConfig()
     g = torch.Generator()
     g.manual_seed(1)
     x = torch.rand((population, dim), generator=g) * (problem.upper - problem.lower) + problem.lower
     f = -(10 * dim + (x * x - 10 * torch.cos(2 * math.pi * x)).sum(1))
-    t = time.perf_counter()
+    t = {k: c() for k, c in CLOCKS.items()}
     for _ in range(generations):
         x, f = bare_generation(x, f, g, problem.lower, problem.upper, cfg.sbx_eta,
                                cfg.mutation_sigma, 1.0 / dim, cfg.elitism)
-    return (time.perf_counter() - t) / generations
+    return {k: (c() - t[k]) / generations for k, c in CLOCKS.items()}
 
 
 def loop_overhead(dim: int, population: int, generations: int, rounds: int, migrate_every: int = 0) -> dict:
-    """The island loop against the bare loop, in interleaved rounds (round 0 warms up)."""
+    """The island loop against the bare loop, in interleaved rounds (round 0 warms up).
+
+    Also the island's own step and evaluate alone (`step_loop`), which splits the overhead:
+    step_ratio = step alone / bare (the engine's per-op cost, large at small sizes) and
+    bookkeeping_ratio = island loop / step alone (history, status, checkpoints, start-up:
+    what the island loop adds). The `_cpu` figures use this process's CPU time instead of
+    the wall clock: on a loaded machine they are the steadier ones (but leave out fsync waits).
+    """
     ratios, loops, bares = [], [], []
+    cpu: dict[str, list[float]] = {"loop": [], "step": [], "bookkeeping": []}
+    steps = []
     for r in range(rounds + 1):
-        loop = island_loop(dim, population, generations, migrate_every)
-        bare = bare_loop(dim, population, generations)
+        loop = island_loop_clocks(dim, population, generations, migrate_every)
+        bare = bare_loop_clocks(dim, population, generations)
+        alone = step_loop(dim, population, generations)
         if r:
-            loops.append(loop)
-            bares.append(bare)
-            ratios.append(loop / bare)
+            loops.append(loop["wall"])
+            bares.append(bare["wall"])
+            steps.append(alone["wall"])
+            ratios.append(loop["wall"] / bare["wall"])
+            cpu["loop"].append(loop["cpu"] / bare["cpu"])
+            cpu["step"].append(alone["cpu"] / bare["cpu"])
+            cpu["bookkeeping"].append(loop["cpu"] / alone["cpu"])
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     return {
+        "step_ratio": med([s / b for s, b in zip(steps, bares)]),
+        "bookkeeping_ratio": med([lo / s for lo, s in zip(loops, steps)]),
+        "loop_overhead_ratio_cpu": med(cpu["loop"]),
+        "step_ratio_cpu": med(cpu["step"]),
+        "bookkeeping_ratio_cpu": med(cpu["bookkeeping"]),
         "dim": dim, "population": population, "generations": generations, "rounds": rounds,
         "migrate_every": migrate_every,
         "loop_overhead_ratio": med(ratios),
@@ -181,6 +238,9 @@ def main() -> None:
         print(f"  D={p['dim']:<4} P={p['population']:<4} loop_overhead_ratio {p['loop_overhead_ratio']:.3f} "
               f"(min {p['loop_overhead_ratio_min']:.3f}, max {p['loop_overhead_ratio_max']:.3f}, {p['rounds']} rounds; "
               f"{p['island_loop_evals_per_sec']:,.0f} vs {p['bare_loop_evals_per_sec']:,.0f} evals/s)  (target <= 1.10)")
+        print(f"      = step alone/bare {p['step_ratio']:.3f} x loop/step alone {p['bookkeeping_ratio']:.3f};  "
+              f"by CPU time: loop/bare {p['loop_overhead_ratio_cpu']:.3f} = {p['step_ratio_cpu']:.3f} x "
+              f"{p['bookkeeping_ratio_cpu']:.3f}")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(res, fh, indent=2)

@@ -71,7 +71,7 @@ def run_point(n: int, cores: list[int], args: argparse.Namespace, generations: i
         try:
             while proc.poll() is None:
                 try:
-                    for child in psutil.Process(proc.pid).children():
+                    for child in psutil.Process(proc.pid).children(recursive=True):
                         if "evolve" in child.cmdline():
                             threads = max(threads, child.num_threads())
                 except psutil.Error:

@@ -14,7 +14,7 @@ import pytest
 from support.procs import child_env
 
 LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.progress",
-            "launcher.summary", "launcher.errors"]
+            "launcher.summary", "launcher.errors", "launcher.forkserver"]
 RECORDS = ["islands.status.record", "islands.status.liveness", "islands.exit_codes", "islands.runs"]
 
 

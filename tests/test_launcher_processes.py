@@ -43,7 +43,7 @@ def islands():
     def of(launcher: subprocess.Popen) -> list[psutil.Process]:
         found = []
         try:
-            kids = psutil.Process(launcher.pid).children()
+            kids = psutil.Process(launcher.pid).children(recursive=True)  # forked islands: the template's
         except psutil.Error:
             return []
         for p in kids:
@@ -151,7 +151,7 @@ def test_sigkilled_island_is_restarted_from_its_checkpoint(tmp_path, start, isla
     if max_restarts:
         wait_until(lambda: status(run, "island-01").get("pid") not in (None, victim), 60, "the restart", proc)
         # The launcher reaped the killed island before restarting it: no zombie is left.
-        assert victim not in [p.pid for p in psutil.Process(proc.pid).children()]
+        assert victim not in [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
     rc = finish(proc)
     state = RunDir(run).read_launcher_state()["islands"]
     assert status(run, "island-00")["state"] == "finished"  # the others go on either way
