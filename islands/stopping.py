@@ -7,6 +7,7 @@ signal handlers. Every stop ends with a checkpoint and exit code EXIT_STOPPED (7
 """
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 from typing import Any
@@ -60,12 +61,26 @@ def install_stop_handlers(stop: StopFlag) -> None:
 
 
 def ignore_stop_signals() -> None:
-    """After the loop has ended (checkpoint and status written): ignore SIGTERM and SIGUSR1.
+    """After the loop has ended (checkpoint and status written): ignore SIGTERM and SIGUSR1
+    from interpreter exit on.
 
     Python puts back the default action of every signal it handled while the interpreter
     shuts down, so a scheduler's late repeat of SIGTERM would otherwise turn a clean exit 75
-    (or 0) into a death by signal. SIGINT keeps its handler: a person's Ctrl+C still ends a
-    slow shutdown.
+    (or 0) into a death by signal. The ignoring starts in an atexit hook (atexit runs before
+    that reset; until then the stop handlers absorb repeats), not at once: an ignored signal is
+    inherited by every program started later, and a process that ran an island in-process
+    (tests, notebooks) must not pass that on. SIGINT keeps its handler: a person's Ctrl+C
+    still ends a slow shutdown.
     """
+    global _IGNORING_AT_EXIT
+    if not _IGNORING_AT_EXIT:
+        atexit.register(_ignore_now)
+        _IGNORING_AT_EXIT = True
+
+
+_IGNORING_AT_EXIT = False
+
+
+def _ignore_now() -> None:
     for signum in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_IGN)

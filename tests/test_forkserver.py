@@ -16,6 +16,7 @@ import numpy as np
 import psutil
 import pytest
 
+from islands.exit_codes import EXIT_STOPPED
 from launcher.forkserver import ForkServer, ForkServerError
 from migration_pool.rundir import RunDir
 from support.procs import REPO, alive, child_env, status_generation, wait_for
@@ -75,7 +76,7 @@ def test_a_forked_island_is_its_own_pinned_process_and_dies_with_the_template(tm
         assert p.cmdline()[:5] == [sys.executable, "-m", "islands", "evolve", "island-00"]
         assert RunDir(run).read_status("island-00")["torch_threads"] == 1
         proc.send_signal(signal.SIGTERM)  # through the template: checkpoint and exit 0
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=60) == EXIT_STOPPED  # SIGTERM: checkpointed, stopped before finishing
         assert RunDir(run).read_status("island-00")["state"] == "stopped"
         proc.send_signal(signal.SIGKILL)  # reaped already: dropped, never reaches a reused pid
 
@@ -100,4 +101,4 @@ def test_islands_without_a_heartbeat_of_their_own_show_as_starting():
     from launcher.progress import Row, headline
 
     rows = [Row("island-00", "starting"), Row("island-01", "running", 3, 10, -1.0, 500.0)]
-    assert headline(rows, 5.0).startswith("[0:00:05] 1 starting, 1 running")
+    assert headline(rows, 5.0).startswith("[0:00:05] starting 1/2 |")  # 1 of 2 islands has reported

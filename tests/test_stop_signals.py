@@ -122,3 +122,26 @@ def test_a_launched_island_that_exits_75_is_stopped_not_restarted_nor_failed():
     crash = IslandWatch("island-01", RestartPolicy())
     crash.started(0.0)
     assert crash.exited(76, 50.0, finished=False).action is Action.RESTART  # control: a crash is restarted
+
+
+def test_an_island_run_in_process_does_not_leave_stop_signals_ignored_for_later_programs(tmp_path):
+    """An ignored signal is inherited across exec: after `islands evolve` ran inside this
+    process (as tests and notebooks do), a program started later must still be stoppable by
+    SIGTERM and able to trap it (a shell cannot trap a signal ignored on entry)."""
+    from click.testing import CliRunner
+
+    from islands.cli import main
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        res = CliRunner().invoke(main, ["evolve", "island-00", "--run-dir", str(tmp_path / "run"), "--problem",
+                                        "sphere", "--dim", "3", "--population", "8", "--generations", "3", "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert all(signal.getsignal(s) != signal.SIG_IGN for s in before)
+        child = subprocess.Popen(["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.05; done"])
+        time.sleep(0.3)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=10) == 7
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
