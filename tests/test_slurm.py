@@ -206,7 +206,10 @@ def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(ru
     assert report(run_dir)["island-00"]["state"] == "requeued"
     assert status(run_dir, "island-00").state == "stopped"  # it checkpointed before requeueing
     # A requeued task waits ~2 minutes before it may start again; let it start now.
-    # Repeated: an update that lands before SLURM has set the requeue's begin time is overwritten.
+    # Not at once: a task restarted on the same node within a second or so of its requeue is
+    # killed by slurmd ("Job credential revoked", seen here), which is why SLURM waits. Then
+    # repeated: an update that lands before SLURM has set the requeue's begin time is overwritten.
+    time.sleep(3)
     nudged = [0.0]
 
     def both_finished() -> bool:
