@@ -26,12 +26,10 @@ class PlainIslandView:
         self.echo(text)
 
     def status(self, st: IslandStatus) -> None:
-        now = time.monotonic()
-        done = _share(st, self.budget)
-        eta = self.eta.update(done, now, True)
-        if now - self._last < self.every_s and st.state == "running":
+        due = _due(self, st)
+        if due is None:
             return
-        self._last = now
+        done, eta = due
         share = "" if done is None else f"  {done:.0%} ETA {clock(eta)}"
         self.echo(f"{st.island}  gen {st.generation}/{st.generations}{share}  best {number(st.best_ever)}  "
                   f"{st.evals_per_sec or 0.0:,.0f} evals/s  diversity {number(st.diversity, 3)}")
@@ -63,12 +61,10 @@ class BarIslandView:
         self.console.print(text, markup=False, highlight=False)
 
     def status(self, st: IslandStatus) -> None:
-        now = time.monotonic()
-        done = _share(st, self.budget)
-        eta = self.eta.update(done, now, True)
-        if now - self._last < self.every_s and st.state == "running":
+        due = _due(self, st)
+        if due is None:
             return
-        self._last = now
+        done, eta = due
         figures = (f"gen {st.generation}/{st.generations}  best {number(st.best_ever)}  "
                    f"{st.evals_per_sec or 0.0:,.0f} evals/s")
         self.bar.update(self.task, completed=done or 0.0, description=str(st.island), figures=figures,
@@ -83,9 +79,19 @@ class BarIslandView:
             self.bar.stop()
 
 
-def _share(st: IslandStatus, budget: Callable[[], int | None]) -> float | None:
-    return fraction(st.generation, st.generations, st.evaluations, budget(),
-                    finished=st.state == "finished")
+def _due(view: "PlainIslandView | BarIslandView", st: IslandStatus) -> tuple[float | None, float | None] | None:
+    """(share done, ETA in seconds) when `view` should redraw for `st`, else None.
+
+    Every status feeds the ETA (it needs every sample); the redraw is throttled to
+    `view.every_s`, except for the last status of a run (state other than running).
+    """
+    now = time.monotonic()
+    done = fraction(st.generation, st.generations, st.evaluations, view.budget(), finished=st.state == "finished")
+    eta = view.eta.update(done, now, True)
+    if now - view._last < view.every_s and st.state == "running":
+        return None
+    view._last = now
+    return done, eta
 
 
 def make_island_view(island: str, echo: Callable[[str], None], terminal: bool,
