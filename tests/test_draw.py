@@ -6,22 +6,16 @@ import pytest
 from click.testing import CliRunner
 
 from islands.cli import main
-from islands.config import RunConfig
 from islands.draw import layers, positions
 from islands.runs import evolve
-from support.factories import QUIET, small_config
+from support.factories import QUIET, grown_neat_run, small_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def neat_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("neat")
-    # target 5 > the optimum 4: all 30 generations run, so the champion has grown hidden nodes
-    cfg = RunConfig(problem="xor", algorithm="neat", population=50, generations=30, seed=1, target=5.0,
-                    checkpoint_seconds=0)
-    evolve("island-00", root, cfg, **QUIET)
-    return root
+    return grown_neat_run(tmp_path_factory.mktemp("neat"))
 
 
 def _draw(*args):

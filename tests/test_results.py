@@ -18,7 +18,7 @@ from islands.problems import make_problem
 from islands.results import HISTORY_KEYS, NoChampion, load_policy, open_run
 from islands.runs import evolve
 from migration_pool.rundir import RunDir
-from support.factories import QUIET, small_config
+from support.factories import QUIET, grown_neat_run, small_config
 
 XOR_IN = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 
@@ -33,12 +33,7 @@ def ga_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def neat_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("neat")
-    # target 5 > the optimum 4: the island runs all its generations, its champion has hidden nodes
-    cfg = RunConfig(problem="xor", algorithm="neat", population=50, generations=30, seed=1, target=5.0,
-                    checkpoint_seconds=0)
-    evolve("island-00", root, cfg, **QUIET)
-    return root
+    return grown_neat_run(tmp_path_factory.mktemp("neat"))
 
 
 def _export(root, *args):

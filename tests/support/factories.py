@@ -29,6 +29,17 @@ def small_config(**changes: Any) -> RunConfig:
     return RunConfig(**{**base, **changes})
 
 
+def grown_neat_run(root: Any) -> Any:
+    """A finished NEAT XOR island in `root` whose champion has grown hidden nodes (target 5 is
+    above XOR's optimum 4, so all 30 generations run); for export and drawing tests."""
+    from islands.runs import evolve
+
+    cfg = RunConfig(problem="xor", algorithm="neat", population=50, generations=30, seed=1, target=5.0,
+                    checkpoint_seconds=0)
+    evolve("island-00", root, cfg, **QUIET)
+    return root
+
+
 def migrant_batch(genomes: Any, *, run_id: str = "run-a", source: str = "island-01", generation: int = 10,
                   created: float = 1.7e9, genome_kind: str = "vector", fitness: Any = None,
                   origin: Sequence[str] | None = None, birth: Any = None, lineage: Any = None) -> fmt.MigrantBatch:
