@@ -108,7 +108,7 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
     code = 1
     try:
         os.setpgid(0, 0)
-        for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE, signal.SIGUSR1, signal.SIGHUP):
             signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.set_wakeup_fd(-1)
@@ -194,6 +194,11 @@ def serve(inp: int = 0, out: int = 1) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher stops islands itself
+    # A signal to the whole job (scancel, a time limit, systemd) must reach the islands, not
+    # end the template: its islands die with it (parent-death signal) before they checkpoint.
+    # It ends when the launcher closes its pipe.
+    for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
     sel = selectors.DefaultSelector()
     sel.register(inp, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)

@@ -23,6 +23,10 @@ from migration_pool.rundir import RunDir
 
 QUERY_TIMEOUT_S = 10.0  # scontrol gives up on a silent controller after its MessageTimeout (10 s) too
 ACTIVE = frozenset({"pending", "requeued", "running", "stopping"})
+# States after which SLURM runs the task no more; any other (PREEMPTED, which may requeue, a
+# hold, a state this table does not know) counts as still active, so a task is never
+# resubmitted while SLURM may still run it (two copies would race for the island).
+ENDED = frozenset({"completed", "cancelled", "timeout", "failed", "gone"})
 # JobState -> what an island's row says (scontrol's names, as of Slurm 22.05)
 _STATES = {
     "PENDING": "pending", "REQUEUED": "requeued", "REQUEUE_HOLD": "requeued", "REQUEUE_FED": "requeued",
@@ -47,7 +51,7 @@ class TaskState:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state not in ENDED
 
 
 def available(env: Mapping[str, str] = os.environ) -> bool:

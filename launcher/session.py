@@ -325,9 +325,12 @@ class _Session:
                 return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
             except ForkServerError as e:
-                self.view.message(f"note: island template unusable ({e}); starting islands as fresh processes")
-                self.forks.close()
-                self.forks = None
+                if self.forks.dead:  # closing a live template would kill every island forked from it
+                    self.view.message(f"note: island template gone ({e}); starting islands as fresh processes")
+                    self.forks.close()
+                    self.forks = None
+                else:
+                    self.view.message(f"note: {island} could not be forked ({e}); starting it as a fresh process")
         return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
                             cuda_visible=p.cuda_visible, attempt=attempt)
 

@@ -90,6 +90,25 @@ def test_a_forked_island_is_its_own_pinned_process_and_dies_with_the_template(tm
         server.close()
 
 
+def test_a_signal_to_the_whole_job_stops_the_islands_cleanly_and_not_the_template(tmp_path):
+    """scancel, a time limit or systemd signal every process: the template must survive it,
+    or its islands die with it (parent-death signal) before they checkpoint."""
+    env = child_env()
+    server = ForkServer(env, argv_room=4096)
+    try:
+        run = tmp_path / "run"
+        proc = server.spawn(_evolve_argv(run), env, str(REPO), str(tmp_path / "a.log"), (), True)
+        wait_for(lambda: status_generation(run, "island-00") >= 2, 90, "the forked island evolving")
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
+            os.kill(server.proc.pid, sig)  # the template first, as a job-wide signal may reach it
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == EXIT_STOPPED
+        assert RunDir(run).read_status("island-00")["state"] == "stopped"
+        assert server.proc.poll() is None  # still serving
+    finally:
+        server.close()
+
+
 def test_the_template_is_disabled_by_its_environment_variable():
     from launcher.forkserver import NO_FORK_SERVER_ENV, fork_server_wanted
 

@@ -213,3 +213,14 @@ def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
     out = CliRunner().invoke(launch, ["-n", "2", "--run-dir", str(tmp_path / "run"), "--partition", "short"])
     assert out.exit_code == 2 and "error: --partition needs --backend slurm" in out.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("state, active", [("pending", True), ("running", True), ("preempted", True),
+                                           ("resv_del_hold", True), ("completed", False), ("cancelled", False),
+                                           ("timeout", False), ("failed", False), ("gone", False)])
+def test_only_end_states_let_a_task_be_resubmitted(state, active):
+    """PREEMPTED may requeue and unknown states may run again: resubmitting then would start a
+    second copy of the island."""
+    from islands.slurm import TaskState
+
+    assert TaskState("7_3", state).active is active
