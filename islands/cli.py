@@ -391,6 +391,9 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     from islands.runs import check_memory, check_run_dir, evolve as run_evolve
     from islands.status.island_view import make_island_view
 
+    if slurm and (fresh or fresh_run):  # every task of the job would start the run over
+        raise ConfigError("--slurm runs a task of a planned run: it cannot start it over (--fresh, --fresh-run); "
+                          "use a new --run-dir with `islands launch --backend slurm`")
     island = _island_argument(island, run_dir, slurm)
     cfg.island_number(island)
     config, explicit = config_from_options(options)

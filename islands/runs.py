@@ -288,6 +288,8 @@ def evolve(
     if built is not None:
         explicit = {**explicit, "problem": config.problem, "dim": config.dim,
                     "problem_params": dict(config.problem_params)}
+    elif isinstance(problem, str):  # named on purpose: it must match an existing run's
+        explicit = {**explicit, "problem": config.problem}
     notes: list[str] | None = [] if dim_typed and built is None else None
     if fresh_run or not _has_manifest(root):
         # A new run: build its problem and algorithm first, so a typo writes no manifest that

@@ -119,6 +119,8 @@ def test_a_different_run_config_on_an_existing_run_is_a_conflict(tmp_path):
 
         evolve("island-00", tmp_path, dataclasses.replace(cfg, ga=dataclasses.replace(cfg.ga, mutation_sigma=0.5)), **QUIET)
     assert evolve("island-00", tmp_path, small_config(generations=3), **QUIET).resumed_from == 3
+    with pytest.raises(ManifestConflict, match="problem"):  # named without a config: still checked
+        evolve("island-00", tmp_path, problem="sphere", **QUIET)
 
 
 def test_evolve_only_islands_keep_the_better_champion(tmp_path):

@@ -215,6 +215,18 @@ def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag", ["--fresh", "--fresh-run"])
+def test_a_slurm_task_cannot_start_the_run_over(tmp_path, flag):
+    from click.testing import CliRunner
+
+    from islands.cli import main
+
+    run = tmp_path / "run"
+    out = CliRunner().invoke(main, ["evolve", "--slurm", flag, "--yes", "--run-dir", str(run)])
+    assert out.exit_code == 2 and "--slurm runs a task of a planned run" in out.output
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("state, active", [("pending", True), ("running", True), ("preempted", True),
                                            ("resv_del_hold", True), ("completed", False), ("cancelled", False),
                                            ("timeout", False), ("failed", False), ("gone", False)])
