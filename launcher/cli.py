@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
                          warn_about_locks,                          confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, yes_option)
@@ -130,6 +131,12 @@ def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bo
         click.echo(f"run directory {root}", err=True)
 
 
+# Options of the local supervisor that a SLURM launch has no use for: refused when typed, so
+# nobody believes they took effect.
+LOCAL_ONLY = {"evaluate_episodes": "--evaluate", "no_fork_server": "--no-fork-server", "grace": "--grace",
+              "hang_timeout": "--hang-timeout"}
+
+
 def refuse_local_only(cores: str | None, device: str | None) -> None:
     if cores is not None:
         raise PlanError("--cores applies to local launches; under SLURM the scheduler picks the cores")
@@ -214,6 +221,12 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     warn_about_locks(root)
     if backend == "slurm":
         refuse_local_only(cores, device)
+        ctx = click.get_current_context()
+        given = [flag for name, flag in LOCAL_ONLY.items()
+                 if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+        if given:
+            raise PlanError(f"{given[0]} applies to local launches (under SLURM the batch script and "
+                            "the scheduler do that job)")
         if fresh:
             raise PlanError("--fresh is for local launches; for SLURM, scancel the run's jobs and use a new --run-dir")
         opts = make_options(device, slurm["pattern"], slurm["partition"], slurm["time"], slurm["account"],

@@ -215,6 +215,18 @@ def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("extra, flag", [(["--evaluate", "5"], "--evaluate"), (["--no-fork-server"], "--no-fork-server"),
+                                         (["--grace", "3"], "--grace"), (["--hang-timeout", "9"], "--hang-timeout")])
+def test_local_only_options_are_refused_with_the_slurm_backend(tmp_path, extra, flag):
+    from click.testing import CliRunner
+
+    from launcher.cli import launch
+
+    out = CliRunner().invoke(launch, ["--backend", "slurm", "-n", "2", "--run-dir", str(tmp_path / "run"), *extra])
+    assert out.exit_code == 2 and f"error: {flag} applies to local launches" in out.output, out.output
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("flag", ["--fresh", "--fresh-run"])
 def test_a_slurm_task_cannot_start_the_run_over(tmp_path, flag):
     from click.testing import CliRunner
