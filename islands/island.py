@@ -111,11 +111,15 @@ def run_island(
     device = resolve_device(spec.device)
     rundir = RunDir(spec.run_dir)
     claim = rundir.claim(spec.island, job_id=scheduler_job_id(), warn=lambda m: log(f"warning: {m}"))
+    loop = None
     try:
         loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)
         loop.claim = claim  # its lease is renewed with every status rewrite
         result = loop.run()
     finally:
+        close = getattr(loop.migrator, "close", None) if loop is not None else None
+        if close is not None:
+            close()  # its ring files: a program running many islands in turn keeps no descriptors
         claim.release()
     if result.reason == "stopped" and stop.time_limit and on_time_limit is not None:
         on_time_limit(result)

@@ -70,6 +70,11 @@ class PoolMigrator:
             )
         return self.pool
 
+    def close(self) -> None:
+        """Close the ring files the pool holds open (the island's run has ended)."""
+        if self.pool is not None:
+            self.pool.close()
+
     def exchange(self, algo: Algorithm, state: Any, progress: Progress, gen: torch.Generator) -> Any:
         """One migration event at `progress.generation`; updates the counters in `progress`."""
         started = time.perf_counter()

@@ -321,3 +321,28 @@ def test_two_islands_exchange_through_their_rings(tmp_path):
     assert a[3].migration["received"] > 0 and b[3].migration["received"] > 0
     assert a[3].migration["bad_files"] == b[3].migration["bad_files"] == 0
     assert sorted(os.listdir(RunDir(tmp_path).pool_dir("island-00"))) == [fmt.RING_NAME]
+
+
+def test_an_island_run_in_process_leaves_no_ring_file_open(tmp_path):
+    """A program that runs islands one after another (notebooks, sweeps) keeps no descriptors."""
+    import os
+
+    from islands.config import MigrationConfig, RunConfig
+    from islands.runs import evolve
+
+    cfg = RunConfig(problem="sphere", dim=4, population=12, generations=12, seed=2,
+                    migration=MigrationConfig(every=2))
+
+    def open_rings() -> list[str]:
+        fds = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                fds.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return [p for p in fds if p.endswith("ring.isld")]
+
+    for island in ("island-00", "island-01"):
+        evolve(island, tmp_path / "run", cfg, log=lambda _m: None)
+    assert (tmp_path / "run" / "pool" / "island-00" / "ring.isld").exists()  # a ring was written
+    assert open_rings() == []
