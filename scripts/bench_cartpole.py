@@ -41,6 +41,7 @@ from islands.config import MigrationConfig, RunConfig, episode_seed, island_id, 
 from islands.nets import MLP  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
 from islands.problems.control import cartpole_generalisation  # noqa: E402
+from quality_runners import ring_exchange  # noqa: E402
 
 CPU = torch.device("cpu")
 METHODS = {"es (snes) on pure MLP": "es", "neat": "neat"}
@@ -90,21 +91,8 @@ def solve(algorithm: str, seed: int, islands: int, budget: int, unseen: int) -> 
                     "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
                     "champion_checks": checks}
         if islands > 1 and mig.every:  # as an island process: migration at g, then breed g + 1
-            due = [mig.due(generation, i[4]) for i in isl]
-            for j, i in enumerate(isl):
-                if due[j]:
-                    outbox[j].append(i[0].emigrants(i[2], mig.migrants, mig.emigrants, i[1]))
-                    del outbox[j][:-mig.keep_batches]
-            for j, i in enumerate(isl):
-                unread, outbox[j - 1] = outbox[j - 1], []
-                if not due[j] or not unread:
-                    continue
-                incoming = unread[0] if len(unread) == 1 else Migrants(
-                    *(np.concatenate([getattr(b, f) for b in unread])
-                      for f in ("genomes", "fitness", "origin", "birth", "lineage")))
-                i[3].reseed(episode_seed(i[4], generation))
-                i[2], _ = i[0].immigrate(i[2], incoming, mig.replacement, i[1])
-                evaluations += len(incoming)
+            evaluations += ring_exchange(isl, outbox, mig, generation,
+                                         on_arrival=lambda i: i[3].reseed(episode_seed(i[4], generation)))[1]
         for i in isl:
             i[3].reseed(episode_seed(i[4], generation + 1))
             i[2] = i[0].evaluate(i[0].step(i[2], generation, i[1]))

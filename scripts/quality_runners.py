@@ -147,32 +147,44 @@ def run_archipelago(problem_name: str, dim: int, budget: int, seed: int, algorit
             break
         generation += 1
         if len(islands) > 1:
-            due = [mig.due(generation, isl[4]) for isl in islands]
-            # As through the pool: an island publishes at its own events, and at its next
-            # event island i adopts what island i-1 (the ring) published since (the last
-            # keep_batches batches at most).
-            for j, isl in enumerate(islands):
-                if due[j]:
-                    outbox[j].append(isl[0].emigrants(isl[2], mig.migrants, mig.emigrants, isl[1]))
-                    del outbox[j][:-mig.keep_batches]
-            for i, isl in enumerate(islands):
-                if not due[i]:
-                    continue
-                out.events += 1
-                unread, outbox[i - 1] = outbox[i - 1], []
-                if not unread:
-                    continue
-                incoming = unread[0] if len(unread) == 1 else Migrants(
-                    *(np.concatenate([getattr(b, f) for b in unread])
-                      for f in ("genomes", "fitness", "origin", "birth", "lineage")))
-                isl[2], adopted = isl[0].immigrate(isl[2], incoming, mig.replacement, isl[1])
-                out.received += len(incoming)
-                out.adopted += adopted
-                trace.add(np.full(len(incoming), np.inf))  # re-evaluated on arrival: count them
+            events, received, adopted = ring_exchange(islands, outbox, mig, generation)
+            out.events, out.received, out.adopted = out.events + events, out.received + received, out.adopted + adopted
+            trace.add(np.full(received, np.inf))  # re-evaluated on arrival: count them
     out.origins = _origin_counts(islands)
     if sample_every:
         out.timeline.append((generation, effective_origins(out.origins)))
     return out
+
+
+def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: MigrationConfig, generation: int,
+                  on_arrival: Any = None) -> tuple[int, int, int]:
+    """One generation's migration among in-process islands `[algo, gen, state, problem, key]`
+    on a ring, as through the pool: an island publishes at its own events (`mig.due` with its
+    seed), and at its next event island i adopts what island i-1 published since (the last
+    `keep_batches` batches at most). `on_arrival(island)` runs before an island adopts (e.g. to
+    reseed its episodes). States are updated in place; returns (events, received, adopted).
+    """
+    due = [mig.due(generation, isl[4]) for isl in islands]
+    for j, isl in enumerate(islands):
+        if due[j]:
+            outbox[j].append(isl[0].emigrants(isl[2], mig.migrants, mig.emigrants, isl[1]))
+            del outbox[j][:-mig.keep_batches]
+    events = received = adopted = 0
+    for i, isl in enumerate(islands):
+        if not due[i]:
+            continue
+        events += 1
+        unread, outbox[i - 1] = outbox[i - 1], []
+        if not unread:
+            continue
+        incoming = unread[0] if len(unread) == 1 else Migrants(
+            *(np.concatenate([getattr(b, f) for b in unread])
+              for f in ("genomes", "fitness", "origin", "birth", "lineage")))
+        if on_arrival is not None:
+            on_arrival(isl)
+        isl[2], n = isl[0].immigrate(isl[2], incoming, mig.replacement, isl[1])
+        received, adopted = received + len(incoming), adopted + n
+    return events, received, adopted
 
 
 def run_islands(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
