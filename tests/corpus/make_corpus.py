@@ -1,4 +1,4 @@
-"""Build the corpus of known-bad "migrants" files that tests/test_format.py replays.
+"""Build the corpus of known-bad "migrants" files that tests/migration_pool/test_format.py replays.
 
 Run ``python tests/corpus/make_corpus.py`` to (re)write the ``*.bin`` files next to this
 script. The envelope is packed here independently of migration_pool.format, from the layout
@@ -123,7 +123,7 @@ def cases() -> dict[str, bytes]:
     }
 
 
-SMALL_BOMB = 256 * 1024  # the committed versions; tests/test_format.py also builds 16 MiB ones
+SMALL_BOMB = 256 * 1024  # the committed versions; tests/migration_pool/test_format.py also builds 16 MiB ones
 BOMBS = ("empty_maps", "empty_maps_padded", "empty_lists_padded", "one_entry_maps",
          "negative_ints_nested")
 

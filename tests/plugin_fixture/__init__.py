@@ -1,1 +1,1 @@
-"""A tiny third-party-style problem package used by tests/test_problems.py."""
+"""A tiny third-party-style problem package used by tests/islands/problems/test_problems.py."""

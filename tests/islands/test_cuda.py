@@ -1,7 +1,7 @@
 """Every algorithm and the island process on a CUDA device.
 
 Skipped, with the reason printed, on machines without a GPU (CI has none); run on a GPU
-machine with `python -m pytest tests/test_cuda.py -rs`.
+machine with `python -m pytest tests/islands/test_cuda.py -rs`.
 """
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ from islands.errors import ConfigError, ProblemNotFound
 from islands.problems import Problem, builtin_names, describe_all, make_problem
 from islands.problems.benchmarks import SCHWEFEL_C, SCHWEFEL_X
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[2]  # tests/, which holds plugin_fixture/
 BUILTINS = ["ackley", "griewank", "rastrigin", "rosenbrock", "schwefel", "sphere"]
 CONTROL = ["cartpole", "double_pole", "double_pole_nv", "xor"]  # tested in test_control.py
-# Ill-conditioned, rotated and deceptive landscapes, tested in test_problems_rotated.py.
+# Ill-conditioned, rotated and deceptive landscapes, tested in test_rotated.py.
 LANDSCAPES = ["bent_cigar", "ellipsoid", "lunacek", "rotated_ellipsoid", "rotated_rastrigin", "rotated_schwefel"]
 DTYPES = [torch.float32, torch.float64]
 # Documented in benchmarks.py: fitness at optimum_x is exactly the optimum, 0.0, in

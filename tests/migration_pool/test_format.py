@@ -23,7 +23,7 @@ from migration_pool.format import (DTYPES, HEADER_SIZE, ISLAND_ID_RE, KINDS, MAX
                                    decode_batch, encode, encode_batch)
 from support.factories import migrant_batch
 
-CORPUS = pathlib.Path(__file__).resolve().parent / "corpus"
+CORPUS = pathlib.Path(__file__).resolve().parents[1] / "corpus"
 sys.path.insert(0, str(CORPUS))
 import make_corpus  # noqa: E402
 

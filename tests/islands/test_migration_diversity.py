@@ -20,7 +20,7 @@ from migration_pool.rundir import RunDir
 from support.factories import QUIET
 from support.factories import small_config as small
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for scripts/
 from scripts.quality_runners import effective_origins, run_archipelago  # noqa: E402
 
 
