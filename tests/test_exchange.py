@@ -179,8 +179,8 @@ def test_concurrent_gc_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_
         files = os.listdir(rd.pool_dir(island))
         remaining += len(files)
         top = newest.get(island, 60)
-        batches = sorted(g for f in files if (g := batch_generation(f)) is not None)
-        assert batches == [top - 3, top - 2, top - 1, top, 10**6], island
+        kept = sorted(g for f in files if (g := batch_generation(f)) is not None)
+        assert kept == [top - 3, top - 2, top - 1, top, 10**6], island
         temps = sorted(f for f in files if f.startswith(".tmp-"))
         assert temps == [f".tmp-{batch_name(63)}.2.abcdef", f".tmp-{batch_name(64)}.3.abcdef"]
     # Every removal was counted by exactly one collector: racing ones saw ENOENT and moved on.
