@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from islands.errors import ConfigError
-from migration_pool.format import ISLAND_ID_RE
+from migration_pool import island_ids
+from migration_pool.island_ids import island_id  # re-exported: callers import the id rule from here
 from migration_pool.topology import TOPOLOGIES
 
 CROSSOVERS = ("sbx", "blx", "uniform")
@@ -67,16 +68,11 @@ def parse_cli_value(raw: str) -> Any:
 def island_number(island_id: str) -> int:
     """The integer in an island id (`island-03` -> 3), after validating the id."""
     _check(
-        bool(ISLAND_ID_RE.match(island_id)),
+        island_ids.valid_island_id(island_id),
         f"island id {island_id[:40]!r} is not like 'island-03' (the word island, a dash, then "
         f"two digits below 100 and no leading zero above, at most 6 digits: island-07, island-100)",
     )
-    return int(island_id.split("-", 1)[1])
-
-
-def island_id(number: int) -> str:
-    """The canonical id of island `number`: one spelling per number (island-07, island-100)."""
-    return f"island-{number:02d}"
+    return island_ids.island_number(island_id)
 
 
 @dataclass(frozen=True)

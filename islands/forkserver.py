@@ -123,7 +123,7 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
         if isinstance(log, dict):  # an island's log: opened by its run directory's owner
             from migration_pool.rundir import RunDir
 
-            with RunDir(log["run_dir"]).open_log(log["island"]) as f:
+            with RunDir(log["run_dir"]).island(log["island"]).open_log() as f:
                 os.dup2(f.fileno(), 1)
             log = None
         for fd, path, mode in ((0, req.get("stdin") or os.devnull, os.O_RDONLY), (1, log, flags),

@@ -110,7 +110,7 @@ def run_island(
     cfg = spec.effective
     device = resolve_device(spec.device)
     rundir = RunDir(spec.run_dir)
-    claim = rundir.claim(spec.island, job_id=scheduler_job_id(), warn=lambda m: log(f"warning: {m}"))
+    claim = rundir.island(spec.island).claim(job_id=scheduler_job_id(), warn=lambda m: log(f"warning: {m}"))
     loop = None
     try:
         loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)
@@ -167,7 +167,7 @@ class _Loop:
 
     # -- start ----------------------------------------------------------------------------
     def _start(self) -> tuple[Any, ckpt.Progress, int | None]:
-        record, errors = self.rundir.load_checkpoint(self.spec.island)
+        record, errors = self.rundir.island(self.spec.island).load_checkpoint()
         for err in errors:
             self.log(f"warning: skipping unreadable checkpoint: {err}")
         if record is None and errors:
@@ -176,19 +176,19 @@ class _Loop:
                 "run with --fresh, or move them aside, to start this island over"
             )
         if record is not None:
-            where = str(self.rundir.checkpoint_paths(self.spec.island)[len(errors)])
+            where = str(self.rundir.island(self.spec.island).checkpoint_paths()[len(errors)])
             state_rec, progress = ckpt.restore(record, self.spec.run_id, self.spec.island, self.hash, self.gen, where)
             try:
                 state = self.algo.from_record(state_rec)
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"checkpoint {where} does not fit this island ({e}); use --fresh") from None
-            self.rundir.truncate_history(self.spec.island, progress.generation)
+            self.rundir.island(self.spec.island).truncate_history(progress.generation)
             self._episodes(progress.generation)  # immigrants screened before the next step meet these
             self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
             return state, progress, progress.generation
         # No checkpoint: generation 0 again, so lines an earlier attempt wrote before it was
         # killed (before its first checkpoint) would make the history mix two trajectories.
-        self.rundir.truncate_history(self.spec.island, -1)
+        self.rundir.island(self.spec.island).truncate_history(-1)
         progress = ckpt.Progress()
         self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
@@ -330,14 +330,14 @@ class _Loop:
         self._flush_history(durable=True)
         body = ckpt.make_record(self.spec.run_id, self.spec.island, self.hash,
                                 self.algo.to_record(state), self.gen, progress)
-        self.rundir.save_checkpoint(self.spec.island, progress.generation, body)
+        self.rundir.island(self.spec.island).save_checkpoint(progress.generation, body)
         self.last_checkpoint = time.monotonic()
         if status:
             self._status(state, progress, "running", None)
 
     def _flush_history(self, durable: bool = False) -> None:
         """Append the buffered history lines (one write; fsynced only when `durable`)."""
-        self.rundir.append_history(self.spec.island, [line.to_body() for line in self.pending], durable=durable)
+        self.rundir.island(self.spec.island).append_history([line.to_body() for line in self.pending], durable=durable)
         self.pending = []
 
     def _status(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
@@ -386,7 +386,7 @@ class _Loop:
             target=self.target,
             algo=self.algo.info(state),
         )
-        self.rundir.write_status(self.spec.island, status.to_body())
+        self.rundir.island(self.spec.island).write_status(status.to_body())
         if self.claim is not None:
             self.claim.refresh()  # at most every lease.REFRESH_S; IslandBusy if another copy took over
         if self.on_status is not None:

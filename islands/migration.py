@@ -16,9 +16,9 @@ import torch
 
 from islands.algorithms.base import Algorithm, Migrants
 from islands.checkpoint import Progress
-from islands.config import island_id, island_number
+from islands.config import island_number
 from islands.status.record import EVENT_COUNTERS, MigrationEvent
-from migration_pool import format as fmt
+from migration_pool.batches import MigrantBatch, encode_batch
 from migration_pool import format_packed as fmt_packed
 from migration_pool import topology
 from migration_pool.fsinfo import on_shared_filesystem
@@ -45,7 +45,7 @@ class PoolMigrator:
         self.last_event: MigrationEvent | None = None
         self._sources_key: tuple[frozenset[str], int | None] | None = None
         self._sources_cache: list[str] = []
-        self._islands_dir = os.fspath(rundir.island_dir(spec.island).parent)
+        self._islands_dir = os.fspath(rundir.island(spec.island).dir.parent)
         self._islands: tuple[str, ...] = ()
         self._islands_sig: tuple[int, ...] | None = None
         self._islands_at = float("-inf")
@@ -184,10 +184,10 @@ class PoolMigrator:
                     fitness=fitness, origin=np.asarray(origin), birth=np.asarray(birth),
                     lineage=np.asarray(lineage))
             else:
-                data = fmt.encode_batch(fmt.MigrantBatch(
+                data = encode_batch(MigrantBatch(
                     run_id=self.spec.run_id, source=self.spec.island, generation=generation,
                     created=time.time(), genome_kind=pool.genome_kind, genomes=genomes,
-                    fitness=fitness, origin=tuple(island_id(n) for n in np.asarray(origin).tolist()),
+                    fitness=fitness, origin=np.asarray(origin),
                     birth=np.asarray(birth).astype(np.int64, copy=False),
                     lineage=np.asarray(lineage).astype(np.int64, copy=False)))
             pool.publish_ring(self.spec.island, generation, data)
@@ -201,27 +201,13 @@ class PoolMigrator:
         return int(fitness.size)
 
 
-_NUMBERS: dict[str, int] = {}
-
-
-def _number(island: str) -> int:
-    """`island_number`, cached: a batch repeats a run's few ids (validated on decoding)."""
-    n = _NUMBERS.get(island)
-    if n is None:
-        n = island_number(island)
-        if len(_NUMBERS) < 4096:
-            _NUMBERS[island] = n
-    return n
-
-
-def _concat(batches: list[fmt.MigrantBatch], kind: str) -> Migrants | None:
+def _concat(batches: list[MigrantBatch], kind: str) -> Migrants | None:
     if not batches:
         return None
-    origin = np.asarray([_number(o) for b in batches for o in b.origin], dtype=np.int64)
     if len(batches) == 1:  # the batch is ours alone (decoded copies): no need to copy again
         b = batches[0]
         genomes = b.genomes if kind == "vector" else list(b.genomes)
-        return Migrants(genomes=genomes, fitness=b.fitness, origin=origin, birth=b.birth,
+        return Migrants(genomes=genomes, fitness=b.fitness, origin=b.origin, birth=b.birth,
                         lineage=b.lineage)
     if kind == "vector":
         genomes: Any = np.concatenate([b.genomes for b in batches])
@@ -230,7 +216,7 @@ def _concat(batches: list[fmt.MigrantBatch], kind: str) -> Migrants | None:
     return Migrants(
         genomes=genomes,
         fitness=np.concatenate([b.fitness for b in batches]),
-        origin=origin,
+        origin=np.concatenate([b.origin for b in batches]),  # island numbers, as decoded
         birth=np.concatenate([b.birth for b in batches]),
         lineage=np.concatenate([b.lineage for b in batches]),
     )

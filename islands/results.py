@@ -83,14 +83,14 @@ class RunResults:
         return self.config.with_overrides(self.run.overrides(island))
 
     def status(self, island: str) -> IslandStatus | None:
-        body = self.rundir.read_status(island)
+        body = self.rundir.island(island).read_status()
         return None if body is None else IslandStatus.from_body(body)
 
     def history(self, island: str | None = None) -> list[dict[str, Any]]:
         """One flat row per island generation, all with the keys `HISTORY_KEYS`."""
         rows: list[dict[str, Any]] = []
         for isl in [island] if island else self.islands():
-            for body in self.rundir.iter_history(isl):
+            for body in self.rundir.island(isl).iter_history():
                 line = HistoryLine.from_body(body)
                 ev = line.migration
                 rows.append({

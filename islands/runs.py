@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from islands.config import RunConfig, island_number
 from islands.errors import ConfigError
-from migration_pool import format as fmt
+from migration_pool.island_ids import valid_island_id
 from migration_pool.errors import FormatError, ManifestConflict, PoolError, RunDirError
 from migration_pool.rundir import RunDir
 
@@ -62,7 +62,7 @@ def planned_islands(manifest: Mapping[str, Any]) -> tuple[str, ...]:
     for key in (PLANNED_KEY, "islands"):
         value = manifest.get(key)
         if isinstance(value, (list, tuple)) and value:
-            ids = (i for i in value if isinstance(i, str) and fmt.ISLAND_ID_RE.match(i))
+            ids = (i for i in value if isinstance(i, str) and valid_island_id(i))
             return tuple(dict.fromkeys(ids))
     return ()
 
@@ -313,7 +313,7 @@ def evolve(
     run, _ = join_run(root, config, explicit, allow_shared=allow_shared)
     _check_inline_resume(run, built)
     if fresh:
-        RunDir(root).reset_island(island)
+        RunDir(root).island(island).reset_island()
     from islands.island import IslandSpec, run_island
     from islands.migration import PoolMigrator
 
@@ -375,7 +375,7 @@ def write_champion(run: Run) -> None:
     statuses = []
     for isl in rundir.island_ids():
         try:
-            body = rundir.read_status(isl)
+            body = rundir.island(isl).read_status()
         except (OSError, FormatError):  # a torn or foreign file: that island is left out
             continue
         if body is not None:

@@ -6,7 +6,7 @@ the scheduler's view, so it lives here, below the launcher. It only runs the cli
 absent: on a login node a run's liveness must come from heartbeats and the scheduler, never
 from pids of processes on other hosts.
 
-Submissions are recorded in RUN/slurm/jobs (`RunDir.record_slurm_job`), one JSON line each:
+Submissions are recorded in RUN/slurm/jobs (`RunDir.scheduler.record_slurm_job`), one JSON line each:
 {"job_id": "123", "pattern": "array"|"step", "islands": {"3": "island-03", ...}, ...} where
 the keys are array task ids (pattern array) or task ranks (pattern step).
 """
@@ -117,7 +117,7 @@ def _expand(spec: str) -> list[int]:
 def island_jobs(rundir: RunDir) -> dict[str, str]:
     """Each island's latest SLURM task ("JOB_TASK" or "JOB"), from RUN/slurm/jobs."""
     latest: dict[str, str] = {}
-    for rec in rundir.read_slurm_jobs():
+    for rec in rundir.scheduler.read_slurm_jobs():
         job, islands = str(rec.get("job_id", "")), rec.get("islands")
         if not job or not isinstance(islands, dict):
             continue

@@ -119,7 +119,7 @@ class ForkServer:
         """Fork one island (or the plan check); raises ForkServerError if the template cannot.
 
         `log` (stdout, and stderr unless `stderr` is given) is a path, or {"run_dir", "island"}
-        for an island's log, which the child opens through `RunDir.open_log`."""
+        for an island's log, which the child opens through `IslandFiles.open_log`."""
         self.pump()
         if self.dead:
             raise ForkServerError(f"island template exited ({self.error_tail()})")

@@ -33,7 +33,7 @@ from launcher.progress import PlainView, Row
 from launcher.spawn import Child, check_islands_build, evaluate_champion, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
-from migration_pool import format as fmt
+from migration_pool.island_ids import valid_island_id
 from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
 from migration_pool.rundir import RunDir
 
@@ -197,7 +197,7 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
         return plan
     planned = list(m["islands"])
     for island in planned:  # ids become paths (island.log is opened before a child checks)
-        if not isinstance(island, str) or not fmt.ISLAND_ID_RE.match(island):
+        if not isinstance(island, str) or not valid_island_id(island):
             raise FormatError(f"manifest lists island {str(island)[:40]!r}, which is not an "
                               f"island id like 'island-03'", str(rundir.manifest_path))
     if request.islands is not None and request.islands != len(planned):
@@ -214,7 +214,7 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
 def read_status(rundir: RunDir, island: str) -> IslandStatus | None:
     """An island's status, None when missing or unreadable (it is rewritten soon)."""
     try:
-        body = rundir.read_status(island)
+        body = rundir.island(island).read_status()
     except (FormatError, OSError):
         return None
     return None if body is None else IslandStatus.from_body(body)
@@ -263,7 +263,7 @@ class _Session:
         busy = []
         for isl in self.plan.ids:
             try:
-                self.rundir.claim(isl).release()
+                self.rundir.island(isl).claim().release()
             except IslandBusy:
                 st = self.statuses.get(isl)
                 pid = st.pid if st is not None else None
@@ -370,8 +370,8 @@ class _Session:
             if d.action is Action.RESTART:
                 self.view.message(f"{isl}: {d.reason}; restarting in {d.delay:.1f} s (from its last checkpoint)")
             elif d.action is Action.FAIL:
-                tail = self.rundir.read_log_tail(isl, 2000).strip().splitlines()[-3:]
-                self.view.message(f"{isl}: FAILED: {d.reason}; log {self.rundir.log_path(isl)}"
+                tail = self.rundir.island(isl).read_log_tail(2000).strip().splitlines()[-3:]
+                self.view.message(f"{isl}: FAILED: {d.reason}; log {self.rundir.island(isl).log_path}"
                                   + "".join(f"\n    {line}" for line in tail))
             elif finished and st is not None:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
@@ -463,7 +463,7 @@ class _Session:
         if not any(s is not None and s.reason == "target" for s in statuses.values()):
             return None  # no island stopped at its target: skip reading every history
         started = float(self.run_.manifest.get("created") or self.started_wall)
-        return time_to_target({i: self.rundir.iter_history(i) for i in targets}, targets, started)
+        return time_to_target({i: self.rundir.island(i).iter_history() for i in targets}, targets, started)
 
     def _evaluate(self, summary: dict[str, Any]) -> None:
         """The champion on unseen starts, in a child (`islands evaluate`: torch stays out of the

@@ -90,7 +90,7 @@ def ended_code(rundir: RunDir, task: str) -> int | None:
     """The exit code the batch script of `task` ("JOB_TASK" or "JOB") reported in its output
     file as its last act; None when it reported none (killed, or its output is elsewhere)."""
     try:
-        tail = rundir.read_slurm_output(task)
+        tail = rundir.scheduler.read_slurm_output(task)
     except OSError:
         return None
     if tail is None:
@@ -175,13 +175,13 @@ class SlurmLaunch:
     def submit(self, run: Run, planned: list[str], indices: list[int]) -> Submission:
         text = self.script(indices, run.run_id, planned)
         self.test_only(text)  # a resumed run's new --partition, --time, ... are checked before writing
-        path = self.rundir.write_slurm_script(text)
+        path = self.rundir.scheduler.write_slurm_script(text)
         out = _run(["sbatch", "--parsable", str(path)])
         job = out.stdout.strip().split(";")[0] if out.returncode == 0 else ""
         if not job.isdigit():
             raise LauncherError(f"sbatch failed: {_last_line(out.stderr or out.stdout)}")
         keys = indices if self.opts.pattern == "array" else range(len(indices))
-        self.rundir.record_slurm_job({"job_id": job, "pattern": self.opts.pattern, "submitted": time.time(),
+        self.rundir.scheduler.record_slurm_job({"job_id": job, "pattern": self.opts.pattern, "submitted": time.time(),
                                       "islands": {str(k): planned[i] for k, i in zip(keys, indices)}})
         self.view.message(f"submitted SLURM job {job}: {len(indices)} island(s) "
                           f"({', '.join(planned[i] for i in indices)}), script {path}")

@@ -136,7 +136,7 @@ def spawn_island(
     """
     base = os.environ if env is None else env
     forked = forks is not None and device in (None, "cpu") and cuda_visible is None
-    with rundir.open_log(island) as log:
+    with rundir.island(island).open_log() as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"--- launcher: start {attempt} of {island} at {stamp}, cores {list(cores)}"
                   f"{', forked from the island template' if forked else ''} ---\n".encode())
@@ -146,7 +146,7 @@ def spawn_island(
             child_command(island, rundir.root, device), child_env(base, cuda_visible), os.getcwd(),
             {"run_dir": str(rundir.root), "island": island}, tuple(cores), pdeathsig and pdeathsig_wanted(base))
     else:
-        with rundir.open_log(island) as log:
+        with rundir.island(island).open_log() as log:
             proc = subprocess.Popen(
                 child_command(island, rundir.root, device),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -13,7 +13,8 @@ writer at a named step.
 
 read_capped() is the reader's half: files in the pool may come from anyone, so it never
 follows a symlink, never blocks on a FIFO and never reads more than the cap. read_shared()
-tries once more after ESTALE or ENOENT, for files another host replaces.
+tries once more after ESTALE or ENOENT, for files another host replaces (stat_shared() is
+its lstat), and TRANSIENT_ERRNOS are the read errors that say nothing about the file.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import signal
 import stat
 from typing import Protocol
 
-from .errors import FormatError
-from .format import MAX_FILE_BYTES
+from migration_pool.errors import FormatError
+from migration_pool.format import MAX_FILE_BYTES
 
 TMP_PREFIX = ".tmp-"  # readers skip any name starting with "."
 CRASH_ENV = "ISLANDS_TEST_CRASH_AT"
@@ -217,6 +218,25 @@ def read_capped(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> byt
 
 
 RETRY_ERRNOS = frozenset({errno.ESTALE, errno.ENOENT})
+# Errors that say nothing about the file (the reader is short of descriptors or memory, or
+# was interrupted): the file is tried again next time instead of being marked bad forever.
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR,
+                              errno.EAGAIN, errno.ENOBUFS})
+Stamp = tuple[int, int, int]  # (inode, size, mtime_ns): a file replaced under its name changes it
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def stat_shared(path: str) -> os.stat_result:
+    """lstat, tried a second time after ESTALE or ENOENT (see `read_shared`)."""
+    try:
+        return os.stat(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in RETRY_ERRNOS:
+            raise
+    return os.stat(path, follow_symlinks=False)
 
 
 def read_shared(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:

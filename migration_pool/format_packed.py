@@ -1,8 +1,9 @@
 """Packed migrant batches (schema 2): array genomes as one fixed binary layout, no msgpack.
 
-Part of the on-disk format of `migration_pool.format` (split out for size). Why: a migration
-event at D=100, K=5 spent more time building, packing, unpacking and re-validating a
-msgpack map of per-field objects than reading and writing the file (issue 16). A packed
+The second migrant batch schema beside the body map of `batches` (which dispatches between
+the two by the envelope flags). Why: a migration event at D=100, K=5 spent more time
+building, packing, unpacking and re-validating a msgpack map of per-field objects than
+reading and writing the file, so array genomes travel in one fixed layout. A packed
 batch is the ordinary envelope (magic, version, kind "migrants", length, CRC) with
 `flags = FLAG_PACKED`; readers of format version 1 before this schema refuse such a file
 ("reserved flags are set"), a counted bad file. Payload, little-endian::
@@ -24,7 +25,8 @@ batch is the ordinary envelope (magic, version, kind "migrants", length, CRC) wi
     ..     fitness  K x f64 (finite), birth K x i64 (>= 0), lineage K x i64, origin K x u32
 
 The total is computed from the header with Python integers and must equal the payload length
-exactly before anything is allocated, so decoding costs one copy of the payload.
+exactly before anything is allocated, so decoding costs one copy of the payload. Genome kinds
+with a per-genome codec (`genome_codecs`) are never packed: their genomes are not one array.
 """
 from __future__ import annotations
 
@@ -34,26 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from . import format as fmt
-from .errors import FormatError
+from migration_pool import format as fmt
+from migration_pool.errors import FormatError
+from migration_pool.genome_codecs import codec_for
+from migration_pool.island_ids import ID_LIMIT, island_id
+from migration_pool.values import MAX_NDIM, dtype_name
 
 FLAG_PACKED = 1
 PACKED_SCHEMA = 2
 PACKED_DTYPES = ("float16", "float32", "float64")
 _HEAD = struct.Struct("<HHQdIHBBB3x")  # 32 bytes
-_ID_LIMIT = 10 ** fmt.MAX_ISLAND_DIGITS
-_IDS: dict[int, str] = {}
-
-
-def island_id(number: int) -> str:
-    """The canonical id of a validated island number, cached (a run has a few islands)."""
-    found = _IDS.get(number)
-    if found is None:
-        found = f"island-{number:02d}"
-        if len(_IDS) < 4096:
-            _IDS[number] = found
-    return found
-
 
 def _pad8(n: int) -> int:
     return -n % 8
@@ -71,8 +63,8 @@ def encode_vector_batch(*, run_id: str, source: int, generation: int, created: f
         FormatError: a value the layout cannot carry.
     """
     k = int(genomes.shape[0]) if isinstance(genomes, np.ndarray) and genomes.ndim >= 1 else -1
-    name = fmt.dtype_name(genomes.dtype) if k >= 0 else None
-    if name not in PACKED_DTYPES or not 0 <= k < 2**16 or genomes.ndim - 1 >= fmt.MAX_NDIM:
+    name = dtype_name(genomes.dtype) if k >= 0 else None
+    if name not in PACKED_DTYPES or not 0 <= k < 2**16 or genomes.ndim - 1 >= MAX_NDIM:
         raise FormatError(f"genomes must be a [K, *gene_shape] float array, K < 65536, got "
                           f"{getattr(genomes, 'dtype', type(genomes).__name__)} {getattr(genomes, 'shape', '')}")
     columns = [np.ascontiguousarray(a, dtype=t) for a, t in
@@ -80,12 +72,12 @@ def encode_vector_batch(*, run_id: str, source: int, generation: int, created: f
     if any(c.shape != (k,) for c in columns):
         raise FormatError(f"fitness, birth, lineage and origin must have shape ({k},)")
     fit, bir, lin, org = columns
-    if not np.isfinite(fit).all() or (bir < 0).any() or (org < 0).any() or (org >= _ID_LIMIT).any():
+    if not np.isfinite(fit).all() or (bir < 0).any() or (org < 0).any() or (org >= ID_LIMIT).any():
         raise FormatError("fitness must be finite, birth >= 0 and origin valid island numbers")
-    if not 0 <= source < _ID_LIMIT or not 0 <= generation < 2**63 or not math.isfinite(created):
+    if not 0 <= source < ID_LIMIT or not 0 <= generation < 2**63 or not math.isfinite(created):
         raise FormatError(f"source {source}, generation {generation} or created {created} out of range")
     rid, kind = run_id.encode("utf-8"), genome_kind.encode("ascii")
-    if not rid or len(rid) >= 2**16 or not kind or len(kind) >= 256 or genome_kind == fmt.NEAT_KIND:
+    if not rid or len(rid) >= 2**16 or not kind or len(kind) >= 256 or codec_for(genome_kind) is not None:
         raise FormatError(f"run id {run_id!r} or genome kind {genome_kind!r} cannot be packed")
     shape = genomes.shape[1:]
     head = _HEAD.pack(PACKED_SCHEMA, k, generation, created, source, len(rid), len(kind),
@@ -100,8 +92,9 @@ def encode_vector_batch(*, run_id: str, source: int, generation: int, created: f
 
 
 def decode_packed(payload: memoryview, run_id: str | None, genome_kind: str | None,
-                  dtype: str | None, gene_shape: tuple[int, ...] | None) -> fmt.MigrantBatch:
-    """The batch in a packed payload (the envelope already checked); FormatError if invalid."""
+                  dtype: str | None, gene_shape: tuple[int, ...] | None) -> dict[str, Any]:
+    """The fields of the batch in a packed payload (the envelope already checked), every one
+    validated, as `batches.MigrantBatch` holds them; FormatError if invalid."""
     n = len(payload)
     if n < _HEAD.size:
         raise FormatError(f"packed batch of {n} bytes is shorter than its header")
@@ -111,9 +104,9 @@ def decode_packed(payload: memoryview, run_id: str | None, genome_kind: str | No
                           f"schema {schema} is not {PACKED_SCHEMA}")
     if bytes(payload[29:32]) != b"\0\0\0":
         raise FormatError("packed header padding is not zero")
-    if ndim >= fmt.MAX_NDIM or code >= len(PACKED_DTYPES):
+    if ndim >= MAX_NDIM or code >= len(PACKED_DTYPES):
         raise FormatError(f"packed batch has {ndim} gene dimensions or dtype code {code}")
-    if generation >= 2**63 or not math.isfinite(created) or source >= _ID_LIMIT:
+    if generation >= 2**63 or not math.isfinite(created) or source >= ID_LIMIT:
         raise FormatError(f"generation {generation}, created {created} or source {source} out of range")
     at = _HEAD.size + 4 * ndim
     if n < at + rid_len + kind_len:
@@ -133,7 +126,7 @@ def decode_packed(payload: memoryview, run_id: str | None, genome_kind: str | No
         kind = str(payload[at + rid_len:names_end], "ascii")
     except UnicodeDecodeError:
         raise FormatError("packed run id or genome kind is not text") from None
-    if not rid or not kind or kind == fmt.NEAT_KIND:
+    if not rid or not kind or codec_for(kind) is not None:
         raise FormatError(f"packed run id {rid!r} or genome kind {kind!r} is not valid")
     if any(payload[names_end:genomes_at]) or any(payload[genomes_at + genome_bytes:columns_at]):
         raise FormatError("packed padding is not zero")
@@ -142,7 +135,7 @@ def decode_packed(payload: memoryview, run_id: str | None, genome_kind: str | No
         raise FormatError(f"run id {rid!r} is not this run's {run_id!r}")
     if genome_kind is not None and kind != genome_kind:
         raise FormatError(f"genome kind {kind!r} is not this run's {genome_kind!r}")
-    if dtype is not None and name != fmt.dtype_name(np.dtype(dtype)):
+    if dtype is not None and name != dtype_name(np.dtype(dtype)):
         raise FormatError(f"genome dtype {name!r} is not this run's {dtype!r}")
     if gene_shape is not None and tuple(shape) != tuple(gene_shape):
         raise FormatError(f"gene shape {tuple(shape)} is not this run's {tuple(gene_shape)}")
@@ -154,20 +147,12 @@ def decode_packed(payload: memoryview, run_id: str | None, genome_kind: str | No
     origin = np.frombuffer(buf, "<u4", k, columns_at + 24 * k)
     if not np.isfinite(fitness).all():
         raise FormatError("fitness holds NaN or inf")
-    if (birth < 0).any() or (origin >= _ID_LIMIT).any():
+    if (birth < 0).any() or (origin >= ID_LIMIT).any():
         raise FormatError("birth must be >= 0 and origin valid island numbers")
-    return _trusted(run_id=rid, source=island_id(source), generation=generation,
-                    created=created, genome_kind=kind,
-                    genomes=genomes.reshape((k, *shape)).astype(name, copy=False),
-                    fitness=fitness.astype(np.float64, copy=False),
-                    origin=tuple(island_id(o) for o in origin.tolist()),
-                    birth=birth.astype(np.int64, copy=False),
-                    lineage=lineage.astype(np.int64, copy=False))
-
-
-def _trusted(**fields: Any) -> fmt.MigrantBatch:
-    """A MigrantBatch whose fields the packed decoder has already validated, vectorised."""
-    batch = object.__new__(fmt.MigrantBatch)
-    for key, value in fields.items():
-        object.__setattr__(batch, key, value)
-    return batch
+    return dict(run_id=rid, source=island_id(source), generation=generation,
+                created=created, genome_kind=kind,
+                genomes=genomes.reshape((k, *shape)).astype(name, copy=False),
+                fitness=fitness.astype(np.float64, copy=False),
+                origin=origin.astype(np.int64),
+                birth=birth.astype(np.int64, copy=False),
+                lineage=lineage.astype(np.int64, copy=False))

@@ -26,6 +26,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
+from migration_pool.errors import FormatError, IslandBusy
+
 LEASE_FILE = "lease.isld"
 MAX_LEASE_BYTES = 64 * 1024  # a lease is ~200 bytes: a bigger file is refused unread
 LEASE_TTL_S = 60.0  # a lease not renewed for this long (or 4x the holder's longest gap) is stale
@@ -117,8 +119,6 @@ class Claim:
             IslandBusy: the lease now names another live holder (a copy of this island that
                 claimed it on a host whose flock did not see ours): this copy must stop.
         """
-        from migration_pool.errors import IslandBusy
-
         mono = time.monotonic()
         gap = mono - self._renewed
         if not force and gap < REFRESH_S:
@@ -161,8 +161,6 @@ def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], No
         IslandBusy: another host's lease is fresh, or another claimer wrote its lease between
             this one's write and its read-back.
     """
-    from migration_pool.errors import FormatError, IslandBusy
-
     now = time.time()
     try:
         held = read()
@@ -188,8 +186,6 @@ def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], No
 
 def _quiet(read: Callable[[], Lease | None]) -> Callable[[], Lease | None]:
     """`read`, with a corrupt lease read as none (the holder then rewrites it)."""
-    from migration_pool.errors import FormatError
-
     def reader() -> Lease | None:
         try:
             return read()

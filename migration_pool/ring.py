@@ -1,8 +1,9 @@
 """The migrant ring: one fixed-layout file per island, rewritten in place.
 
-Layout and version: `format.RING_*` (`pool/<island>/ring.isld`, a 64-byte header and a few
-slots, each one whole "migrants" envelope). Why: on ext4 creating, renaming and later
-unlinking one file per migration event cost ~0.3-0.5 ms of the ~1 ms an event took (issue 16);
+Holds the ring's layout (RING_*, `RingHeader`, below: `pool/<island>/ring.isld`, a 64-byte
+header and a few slots, each one whole "migrants" envelope), its writer (`RingWriter`) and its
+readers (`read_ring`, `header_now`). Why: on ext4 creating, renaming and later unlinking one
+file per migration event cost ~0.3-0.5 ms of the ~1 ms an event took;
 two `pwrite`s into a file the island already holds open cost a few microseconds, and a
 reader whose neighbour published nothing new reads 64 bytes and stops.
 
@@ -23,11 +24,90 @@ import errno
 import os
 import secrets
 import stat
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from migration_pool import atomic, format as fmt
 from migration_pool.errors import FormatError
+
+# The migrant ring (layout version RING_VERSION): one file per island, pool/<island>/ring.isld,
+# rewritten in place instead of one new file per event (creating, renaming and collecting a
+# file cost more than all the rest of a migration event). Header, 64 bytes::
+#
+#     offset size  field
+#     0      4     magic        b"ISLR"
+#     4      2     version      u16, RING_VERSION (= 1)
+#     6      2     slots        u16, 2..RING_MAX_SLOTS
+#     8      8     slot_bytes   u64, capacity of each slot
+#     16     8     ring_id      8 random bytes, new whenever the file is created
+#     24     8     counter      u64, batches published into this file; newest in slot (counter - 1) % slots
+#     32     8     length       u64, bytes of the newest slot's batch (<= slot_bytes)
+#     40     8     generation   u64, the newest batch's generation
+#     48     12    reserved     zero
+#     60     4     crc32        zlib.crc32 of bytes 0..59
+#
+# Slot i starts at RING_HEADER_SIZE + i * slot_bytes and holds one whole "migrants" envelope,
+# with its own CRC. The writer fills slot counter % slots, then rewrites the header: the slot
+# the header names is complete and is not touched again until `slots - 1` more batches have
+# been published, and a reader that raced a writer anyway sees a CRC mismatch, never a batch.
+RING_MAGIC = b"ISLR"
+RING_VERSION: int = 1
+RING_NAME = "ring.isld"
+RING_HEADER = struct.Struct("<4sHHQ8sQQQ12x")
+RING_HEADER_SIZE = RING_HEADER.size + 4  # 64
+RING_MAX_SLOTS = 64
+
+
+@dataclass(frozen=True)
+class RingHeader:
+    """The decoded header of a migrant ring file."""
+
+    slots: int
+    slot_bytes: int
+    ring_id: bytes
+    counter: int
+    length: int
+    generation: int
+
+    @property
+    def offset(self) -> int:
+        """Where the newest batch starts in the file."""
+        return RING_HEADER_SIZE + ((self.counter - 1) % self.slots) * self.slot_bytes
+
+    @property
+    def file_bytes(self) -> int:
+        return RING_HEADER_SIZE + self.slots * self.slot_bytes
+
+
+def encode_ring_header(h: RingHeader) -> bytes:
+    head = RING_HEADER.pack(RING_MAGIC, RING_VERSION, h.slots, h.slot_bytes, h.ring_id,
+                            h.counter, h.length, h.generation)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def decode_ring_header(data: bytes, max_bytes: int = fmt.MAX_FILE_BYTES) -> RingHeader:
+    """Parse a ring header; FormatError for a wrong magic, version, CRC or any field out of
+    range (so a reader never seeks or reads beyond what `max_bytes` allows)."""
+    if len(data) < RING_HEADER_SIZE:
+        raise FormatError(f"truncated ring header: {len(data)} bytes")
+    magic, version, slots, slot_bytes, ring_id, counter, length, generation = \
+        RING_HEADER.unpack_from(data)
+    if magic != RING_MAGIC:
+        raise FormatError(f"bad ring magic {magic!r}")
+    if version != RING_VERSION:
+        raise FormatError(f"ring version {version} is not {RING_VERSION}")
+    (crc,) = struct.unpack_from("<I", data, RING_HEADER.size)
+    if crc != zlib.crc32(memoryview(data)[:RING_HEADER.size]):
+        raise FormatError("ring header checksum mismatch")
+    h = RingHeader(slots, slot_bytes, ring_id, counter, length, generation)
+    if not 2 <= slots <= RING_MAX_SLOTS or not fmt.HEADER_SIZE <= slot_bytes <= max_bytes \
+            or h.file_bytes > max_bytes + RING_HEADER_SIZE or counter < 1 \
+            or not fmt.HEADER_SIZE <= length <= slot_bytes or generation >= 2**63:
+        raise FormatError(f"ring header out of range: {slots} slots of {slot_bytes} bytes, "
+                          f"counter {counter}, length {length}")
+    return h
 
 RING_SLOTS = 4  # a reader is only confused if the writer laps it by 3 batches mid-read
 MIN_SLOT_BYTES = 4096
@@ -38,11 +118,11 @@ class RingWriter:
     """Publishes one island's batches into `directory/ring.isld` (the caller checks `directory`)."""
 
     def __init__(self, directory: str, durable: bool = False) -> None:
-        self.path = os.path.join(directory, fmt.RING_NAME)
+        self.path = os.path.join(directory, RING_NAME)
         self.durable = durable
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the ring we created
-        self._head: fmt.RingHeader | None = None
+        self._head: RingHeader | None = None
 
     def publish(self, data: bytes, generation: int, check_dir=None) -> None:
         """Make `data` (an encoded batch) the ring's newest batch.
@@ -53,10 +133,10 @@ class RingWriter:
         head = self._head
         if head is not None and len(data) <= head.slot_bytes and self._still_ours():
             slot = head.counter % head.slots
-            new = fmt.RingHeader(head.slots, head.slot_bytes, head.ring_id, head.counter + 1,
+            new = RingHeader(head.slots, head.slot_bytes, head.ring_id, head.counter + 1,
                                  len(data), generation)
-            self._pwrite(data, fmt.RING_HEADER_SIZE + slot * head.slot_bytes)
-            self._pwrite(fmt.encode_ring_header(new), 0)
+            self._pwrite(data, RING_HEADER_SIZE + slot * head.slot_bytes)
+            self._pwrite(encode_ring_header(new), 0)
             if self.durable:
                 os.fsync(self._fd)
             self._head = new
@@ -87,10 +167,10 @@ class RingWriter:
         """A fresh ring holding `data` in slot 0, published atomically, then opened for writing."""
         self.close()
         slot_bytes = max(MIN_SLOT_BYTES, 2 * len(data))  # room for batches that grow a little
-        head = fmt.RingHeader(RING_SLOTS, slot_bytes, secrets.token_bytes(8), 1, len(data), generation)
+        head = RingHeader(RING_SLOTS, slot_bytes, secrets.token_bytes(8), 1, len(data), generation)
         image = bytearray(head.file_bytes)
-        image[:fmt.RING_HEADER_SIZE] = fmt.encode_ring_header(head)
-        image[fmt.RING_HEADER_SIZE:fmt.RING_HEADER_SIZE + len(data)] = data
+        image[:RING_HEADER_SIZE] = encode_ring_header(head)
+        image[RING_HEADER_SIZE:RING_HEADER_SIZE + len(data)] = data
         if check_dir is not None:
             check_dir()
         atomic.publish(self.path, bytes(image), durable=self.durable)
@@ -98,7 +178,7 @@ class RingWriter:
         fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size != head.file_bytes \
-                or os.pread(fd, fmt.RING_HEADER_SIZE, 0) != bytes(image[:fmt.RING_HEADER_SIZE]):
+                or os.pread(fd, RING_HEADER_SIZE, 0) != bytes(image[:RING_HEADER_SIZE]):
             os.close(fd)  # the header holds a fresh random ring id: this is not our file
             raise OSError(f"{self.path} changed under its writer")
         self._fd, self._ident, self._head = fd, (st.st_dev, st.st_ino), head
@@ -115,7 +195,7 @@ class RingRead:
     (None when the header is the one the reader already judged). `Pool` reuses it with the
     decoded batch as `data`, and with no header for a ring it judged bad."""
 
-    header: fmt.RingHeader | None
+    header: RingHeader | None
     data: Any
 
 
@@ -138,7 +218,7 @@ def read_ring(path: str, max_bytes: int, known: tuple[bytes, int] | None) -> Rin
         if not stat.S_ISREG(st.st_mode):
             raise FormatError("ring is not a regular file", path)
         try:
-            head = fmt.decode_ring_header(os.pread(fd, fmt.RING_HEADER_SIZE, 0), max_bytes)
+            head = decode_ring_header(os.pread(fd, RING_HEADER_SIZE, 0), max_bytes)
         except FormatError as e:
             raise FormatError(e.args[0], path) from None
         if (head.ring_id, head.counter) == known:
@@ -150,14 +230,14 @@ def read_ring(path: str, max_bytes: int, known: tuple[bytes, int] | None) -> Rin
         os.close(fd)
 
 
-def header_now(path: str, max_bytes: int) -> fmt.RingHeader | None:
+def header_now(path: str, max_bytes: int) -> RingHeader | None:
     """The ring's header as it is now (None if unreadable): tells a torn read from a bad file."""
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError:
         return None
     try:
-        return fmt.decode_ring_header(os.pread(fd, fmt.RING_HEADER_SIZE, 0), max_bytes)
+        return decode_ring_header(os.pread(fd, RING_HEADER_SIZE, 0), max_bytes)
     except (OSError, FormatError):
         return None
     finally:

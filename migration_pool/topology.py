@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from migration_pool.errors import PoolError
-from migration_pool.format import ISLAND_ID_RE
+from migration_pool.island_ids import island_id, island_number, valid_island_id
 
 TOPOLOGIES = ("ring", "ring2", "full", "random", "star", "none")
 MAX_ASSUMED = 4096  # beyond this island number, discovery takes only the islands it found
@@ -37,10 +37,10 @@ def assumed(islands: Sequence[str]) -> list[str]:
     order = ordered(islands)
     if not order:
         return []
-    top = int(order[-1].rsplit("-", 1)[1])
+    top = island_number(order[-1])
     if top >= MAX_ASSUMED:
         return order
-    return ordered([*order, *(f"island-{n:02d}" for n in range(top + 1))])
+    return ordered([*order, *(island_id(n) for n in range(top + 1))])
 
 
 def ordered(islands: Sequence[str]) -> list[str]:
@@ -50,9 +50,9 @@ def ordered(islands: Sequence[str]) -> list[str]:
         PoolError: an id is not like "island-03".
     """
     for island in islands:
-        if not isinstance(island, str) or not ISLAND_ID_RE.match(island):
+        if not valid_island_id(island):
             raise PoolError(f"{island!r} is not an island id like 'island-03'")
-    return sorted(set(islands), key=lambda s: (int(s.rsplit("-", 1)[1]), s))
+    return sorted(set(islands), key=lambda s: (island_number(s), s))
 
 
 def neighbours(

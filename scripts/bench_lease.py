@@ -33,12 +33,12 @@ def main() -> None:
     args = parser.parse_args()
     root = args.run_dir or tempfile.mkdtemp(prefix="bench-lease-")
     rd = RunDir(root)
-    claim = rd.claim("island-00")
+    claim = rd.island("island-00").claim()
     try:
         refresh = median_us(lambda: claim.refresh(force=True), args.n)
     finally:
         claim.release()
-    take = median_us(lambda: rd.claim("island-01").release(), max(1, args.n // 4))
+    take = median_us(lambda: rd.island("island-01").claim().release(), max(1, args.n // 4))
     check = median_us(lambda: fsinfo.lock_warning(root), max(1, args.n // 10))
     info = fsinfo.describe(root)
     where = f"{info.mount.fstype} at {info.mount.mount_point}" if info else "unknown filesystem"

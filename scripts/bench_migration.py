@@ -82,10 +82,10 @@ def measure(root: str, islands: int) -> list[dict]:
     rows = []
     for i in range(islands):
         island = f"island-{i:02d}"
-        status = rundir.read_status(island)
+        status = rundir.island(island).read_status()
         if status is None:
             raise SystemExit(f"{island} wrote no status; see the errors above")
-        events = [h["migration"]["seconds"] for h in rundir.iter_history(island) if "migration" in h]
+        events = [h["migration"]["seconds"] for h in rundir.island(island).iter_history() if "migration" in h]
         m = status["migration"]
         wall = status["heartbeat"] - status["started"]
         rows.append({

@@ -54,7 +54,7 @@ def _summarise(rundir: RunDir, target: float) -> dict:
     """Best fitness, and evaluations/seconds until the archipelago first reached `target`."""
     best = float("-inf")
     hits: list[tuple[float, int]] = []  # (seconds since start, archipelago evaluations) per island
-    histories = {i: rundir.read_history(i) for i in rundir.island_ids()}
+    histories = {i: rundir.island(i).read_history() for i in rundir.island_ids()}
     start = min(h[0]["time"] for h in histories.values() if h)
     per_gen_evals = sum(h[1]["evaluations"] - h[0]["evaluations"] for h in histories.values() if len(h) > 1)
     for rows in histories.values():

@@ -84,7 +84,7 @@ def run_point(n: int, cores: list[int], args: argparse.Namespace, generations: i
         if proc.returncode != 0:
             raise SystemExit(f"launch of {n} island(s) failed ({proc.returncode}):\n{err.decode(errors='replace')}")
         rundir = RunDir(run_dir)
-        histories = [rundir.read_history(i) for i in rundir.island_ids()]
+        histories = [rundir.island(i).read_history() for i in rundir.island_ids()]
         rate, window = _window_rate(histories)
         evolving = [h[-1]["time"] - h[0]["time"] for h in histories]
         return {"islands": n, "evals_per_sec": rate, "window_s": window, "generations": generations,

@@ -51,7 +51,7 @@ def run_once(n: int, args: argparse.Namespace, fork: bool) -> dict:
         rundir = RunDir(run_dir)
         first = {}
         for isl in rundir.island_ids():
-            gen1 = [r["time"] for r in rundir.read_history(isl) if r.get("generation") == 1]
+            gen1 = [r["time"] for r in rundir.island(isl).read_history() if r.get("generation") == 1]
             first[isl] = round(gen1[0] - launched, 3) if gen1 else None
         known = [v for v in first.values() if v is not None]
         return {"islands": n, "fork_server": fork, "wall_s": round(wall, 3),

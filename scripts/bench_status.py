@@ -59,14 +59,14 @@ def build(root: Path, islands: int, generations: int, dim: int, seed: int = 0) -
                                     "sources": [ids[n - 1], ids[(n + 1) % islands]], "seconds": 0.0012}
             rec.update(diversity=round(0.3 / (1 + g / 100) + 0.01 * rng.random(), 6), foreign=round(rng.random(), 4))
             records.append(rec)
-        rundir.append_history(island, records)
+        rundir.island(island).append_history(records)
         for g in (generations - 50, generations - 25, generations):
-            rundir.save_checkpoint(island, g, {"generation": g, "genomes": nrng.random((100, dim))})
+            rundir.island(island).save_checkpoint(g, {"generation": g, "genomes": nrng.random((100, dim))})
         events = generations // 10
         migration = {"events": events, "sent": 5 * events, "received": 10 * events, "adopted": 7 * events,
                      "rejected": 3 * events, "bad_files": 0, "micros": 1200 * events,
                      f"from:{ids[n - 1]}": 5 * events, f"from:{ids[(n + 1) % islands]}": 5 * events}
-        rundir.write_status(island, {
+        rundir.island(island).write_status({
             "island": island, "run_id": "bench" + "0" * 27, "state": "finished", "reason": "generations",
             "generation": generations, "generations": generations, "best": -0.1, "mean": -0.5,
             "best_ever": -0.1 * (1 + n / islands), "best_ever_generation": generations - 3,

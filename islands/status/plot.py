@@ -32,7 +32,7 @@ def series(root: str | Path, islands: list[str], points: int = POINTS) -> dict[s
     out: dict[str, dict[str, np.ndarray]] = {}
     for island in islands:
         try:
-            lines = rundir.history_lines(island)
+            lines = rundir.island(island).history_lines()
         except (FormatError, OSError):
             continue
         recs = [r for r in sample_records(lines, points) if r.generation is not None]

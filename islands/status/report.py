@@ -31,7 +31,7 @@ from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, cla
 from islands.status.record import (MIGRATION_COUNTERS, HistoryLine, IslandStatus, as_float, as_int, as_mapping,
                                    as_str, champion)
 from islands.status.schema import SCHEMA_VERSION
-from migration_pool import format as fmt
+from migration_pool.island_ids import valid_island_id
 from migration_pool.errors import FormatError, RunDirError
 from migration_pool.lease import Lease
 from migration_pool.rundir import RunDir
@@ -127,7 +127,7 @@ def build_report(
     here = socket.gethostname()
     run = _run_section(manifest)
     run_id = run["run_id"]
-    planned = {i for i in run["planned_islands"] if fmt.ISLAND_ID_RE.match(i)}
+    planned = {i for i in run["planned_islands"] if valid_island_id(i)}
     ids = sorted(set(rundir.island_ids()) | planned, key=island_order)
     restarts, failed, notes = launcher_info(rundir, run_id, alive)
     planned_overrides = as_mapping(manifest.get("overrides"))
@@ -147,13 +147,13 @@ def build_report(
         entry["checkpoint_generation"] = ckpt = _checkpoint_generation(rundir, island)
         if entry["state"] in ("dead", "stale", "stopped", "failed") and ckpt is not None:
             entry["note"] = f"{entry['note']}; resumes from its checkpoint at generation {ckpt}"
-        if entry["state"] in ("dead", "failed") and rundir.log_path(island).is_file():
-            entry["note"] = f"{entry['note']}; log: {rundir.log_path(island)}"
+        if entry["state"] in ("dead", "failed") and rundir.island(island).log_path.is_file():
+            entry["note"] = f"{entry['note']}; log: {rundir.island(island).log_path}"
         islands.append(entry)
         if status is not None:
             statuses[island] = status
         try:
-            recs = sample_records(rundir.history_lines(island), history_points, _DIVERSITY_KEY)
+            recs = sample_records(rundir.island(island).history_lines(), history_points, _DIVERSITY_KEY)
         except (FormatError, OSError) as e:
             notes.append(f"{island}: history unreadable: {e}")
             recs = []
@@ -195,7 +195,7 @@ def build_report(
 
 def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[IslandStatus | None, str | None]:
     try:
-        body = rundir.read_status(island)
+        body = rundir.island(island).read_status()
     except FormatError as e:
         return None, f"status file corrupt: {e}"
     except OSError as e:
@@ -213,7 +213,7 @@ def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[Islan
 def _read_lease(rundir: RunDir, island: str) -> Lease | None:
     """The island's claim lease; None if it has none or it cannot be read (it is advice only)."""
     try:
-        return rundir.read_lease(island)
+        return rundir.island(island).read_lease()
     except (FormatError, OSError):
         return None
 
@@ -287,7 +287,7 @@ def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str],
 
 def _checkpoint_generation(rundir: RunDir, island: str) -> int | None:
     try:
-        paths = rundir.checkpoint_paths(island)
+        paths = rundir.island(island).checkpoint_paths()
     except OSError:
         return None
     return int(paths[0].name.split("-")[1].split(".")[0]) if paths else None

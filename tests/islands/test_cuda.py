@@ -84,7 +84,7 @@ def test_an_archipelago_runs_on_cuda_with_migration(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rd = RunDir(root)
-    statuses = [rd.read_status(island) for island in ("island-00", "island-01")]
+    statuses = [rd.island(island).read_status() for island in ("island-00", "island-01")]
     for status in statuses:
         assert status["state"] == "finished" and status["device"].startswith("cuda")
         assert status["migration"]["sent"] > 0

@@ -8,6 +8,7 @@ import torch
 from islands.config import GAConfig, island_seed
 from islands.island import StopFlag
 from islands.runs import evolve
+from migration_pool.island_files import IslandFiles
 from migration_pool.rundir import RunDir
 from support.factories import QUIET, timeless_history
 from support.factories import small_config as small
@@ -17,7 +18,7 @@ history = timeless_history
 
 
 def final_population(root, island="island-00") -> np.ndarray:
-    record, errors = RunDir(root).load_checkpoint(island)
+    record, errors = RunDir(root).island(island).load_checkpoint()
     assert not errors and record is not None
     return np.asarray(record["state"]["genomes"])
 
@@ -29,7 +30,7 @@ def test_a_run_records_every_generation_and_finishes(tmp_path):
     rows = history(tmp_path)
     assert [r["generation"] for r in rows] == list(range(61))
     assert all(r["best_ever"] >= prev["best_ever"] for prev, r in zip(rows, rows[1:]))
-    status = RunDir(tmp_path).read_status("island-00")
+    status = RunDir(tmp_path).island("island-00").read_status()
     assert status["state"] == "finished" and status["generation"] == 60
     assert status["best_ever"] == pytest.approx(result.best) == pytest.approx(rows[-1]["best_ever"])
 
@@ -69,7 +70,7 @@ def test_stop_flag_checkpoints_and_the_next_call_resumes_to_the_same_end(tmp_pat
 
     first = evolve("island-00", tmp_path / "x", small(), stop=stop, on_status=on_status, **QUIET)
     assert first.reason == "stopped" and 23 <= first.generation < 60
-    assert RunDir(tmp_path / "x").read_status("island-00")["state"] == "stopped"
+    assert RunDir(tmp_path / "x").island("island-00").read_status()["state"] == "stopped"
     second = evolve("island-00", tmp_path / "x", small(), **QUIET)
     assert second.resumed_from == first.generation and second.generation == 60
     evolve("island-00", tmp_path / "y", small(), **QUIET)
@@ -83,11 +84,11 @@ def test_resume_without_the_generator_state_diverges_negative_control(tmp_path):
     evolve("island-00", tmp_path / "x", small(), stop=stop,
            on_status=lambda s: setattr(stop, "requested", s.generation >= 20), **QUIET)
     rundir = RunDir(tmp_path / "x")
-    record, _ = rundir.load_checkpoint("island-00")
+    record, _ = rundir.island("island-00").load_checkpoint()
     fresh = torch.Generator()
     fresh.manual_seed(island_seed(3, "island-00"))
     record["generator"] = fresh.get_state().numpy()
-    rundir.save_checkpoint("island-00", record["generation"], record)
+    rundir.island("island-00").save_checkpoint(record["generation"], record)
     evolve("island-00", tmp_path / "x", small(), **QUIET)
     evolve("island-00", tmp_path / "y", small(), **QUIET)
     assert not np.array_equal(final_population(tmp_path / "x"), final_population(tmp_path / "y"))
@@ -113,7 +114,7 @@ def test_a_resumed_island_does_not_repeat_the_migration_of_its_checkpoint(tmp_pa
     config = small(migration=MigrationConfig(every=10))
     evolve("island-00", tmp_path / "x", config, **QUIET)
     rundir = RunDir(tmp_path / "x")
-    checkpoints = rundir.checkpoint_paths("island-00")
+    checkpoints = rundir.island("island-00").checkpoint_paths()
     assert [p.name for p in checkpoints][-1] == "checkpoint-00000040.isld"
     for newer in checkpoints[:-1]:  # as if killed just after writing the checkpoint at 40
         newer.unlink()
@@ -127,7 +128,7 @@ def test_a_resumed_island_does_not_repeat_the_migration_of_its_checkpoint(tmp_pa
     assert "migration" in y[41] and "migration" not in x[41]
     y[41].pop("migration")
     assert x == y
-    counters = [{k: v for k, v in RunDir(tmp_path / r).read_status("island-00")["migration"].items()
+    counters = [{k: v for k, v in RunDir(tmp_path / r).island("island-00").read_status()["migration"].items()
                  if k != "micros"} for r in ("x", "y")]
     assert counters[0] == counters[1] and counters[0]["last_generation"] == 50
 
@@ -135,7 +136,7 @@ def test_a_resumed_island_does_not_repeat_the_migration_of_its_checkpoint(tmp_pa
 def test_periodic_checkpoints_wait_for_checkpoint_seconds_too_and_never_change_the_trajectory(tmp_path):
     by_generations = evolve("island-00", tmp_path / "g", small(checkpoint_seconds=0), **QUIET)
     by_time = evolve("island-00", tmp_path / "t", small(checkpoint_seconds=1e6), **QUIET)
-    gens = lambda root: sorted(int(p.stem.split("-")[1]) for p in RunDir(root).checkpoint_paths("island-00"))
+    gens = lambda root: sorted(int(p.stem.split("-")[1]) for p in RunDir(root).island("island-00").checkpoint_paths())
     assert gens(tmp_path / "g")[-2:] == [50, 60]  # every 10 generations, the newest few kept
     assert gens(tmp_path / "t") == [60]  # 1e6 s never pass: only the checkpoint at the end
     assert by_time.best == by_generations.best
@@ -146,15 +147,15 @@ def test_periodic_checkpoints_wait_for_checkpoint_seconds_too_and_never_change_t
 def test_every_history_line_up_to_a_checkpoint_is_on_disk_before_the_checkpoint(tmp_path, monkeypatch):
     """A resume cuts the history back to the checkpoint and replays after it: lines still
     buffered when the checkpoint was written would leave a gap after a crash."""
-    save = RunDir.save_checkpoint
+    save = IslandFiles.save_checkpoint
     seen = []
 
-    def checked(self, island, generation, body):
-        on_disk = [r["generation"] for r in self.read_history(island)]
+    def checked(self, generation, body):
+        on_disk = [r["generation"] for r in self.read_history()]
         seen.append((generation, on_disk[-1] if on_disk else None))
-        return save(self, island, generation, body)
+        return save(self, generation, body)
 
-    monkeypatch.setattr(RunDir, "save_checkpoint", checked)
+    monkeypatch.setattr(IslandFiles, "save_checkpoint", checked)
     evolve("island-00", tmp_path, small(), **QUIET)
     assert [g for g, _ in seen] == [10, 20, 30, 40, 50, 60]
     assert all(last == g for g, last in seen), seen

@@ -71,7 +71,7 @@ def test_probability_draws_are_reproducible_per_island_and_near_the_probability(
 
 
 def migration_generations(root, island="island-00") -> list[int]:
-    return [h["generation"] for h in RunDir(root).read_history(island) if "migration" in h]
+    return [h["generation"] for h in RunDir(root).island(island).read_history() if "migration" in h]
 
 
 def test_delayed_start_no_migration_event_before_it(tmp_path):
@@ -93,7 +93,7 @@ def test_a_resumed_island_repeats_the_same_probabilistic_decisions(tmp_path):
     due = [g + 1 for g in range(2, 60, 2)]
     assert set(gens) < set(due) and len(gens) >= 5  # some due events happened, some did not
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
-    rx, ry = RunDir(tmp_path / "x").read_history("island-00"), RunDir(tmp_path / "y").read_history("island-00")
+    rx, ry = RunDir(tmp_path / "x").island("island-00").read_history(), RunDir(tmp_path / "y").island("island-00").read_history()
     assert [r.get("best") for r in strip(rx)] == [r.get("best") for r in strip(ry)]
 
 
@@ -126,7 +126,7 @@ def test_near_duplicates_are_rejected_and_counted(tmp_path):
     mig = MigrationConfig(every=5, migrants=3, min_distance=0.5)
     evolve("island-01", tmp_path, small(migration=mig), **QUIET)
     evolve("island-00", tmp_path, small(migration=mig), **QUIET)
-    m = RunDir(tmp_path).read_status("island-00")["migration"]
+    m = RunDir(tmp_path).island("island-00").read_status()["migration"]
     assert m["received"] > 0 and m["rejected"] == m["received"] and m["adopted"] == 0
 
 

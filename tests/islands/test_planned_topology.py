@@ -77,8 +77,8 @@ def test_hand_started_islands_read_their_planned_neighbours_from_the_first_excha
         assert second.returncode == 0, second.stderr
     for root, expect in ((planned, set()), (unplanned, {"island-03"})):
         rd = RunDir(root)
-        m = rd.read_status("island-00")["migration"]
-        events = [h["migration"] for h in rd.read_history("island-00") if h.get("migration")]
+        m = rd.island("island-00").read_status()["migration"]
+        events = [h["migration"] for h in rd.island("island-00").read_history() if h.get("migration")]
         assert m["events"] >= 5 and len(events) == m["events"]
         # Control: in the unplanned run island-00 is the lowest number, so island-03, the highest
         # seen, is its ring2 neighbour by the order-stable rule as well, and it is read.

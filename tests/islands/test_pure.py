@@ -67,10 +67,10 @@ def test_pure_mode_solves_cartpole(tmp_path):
     # Trained on 10 noisy starts a generation, the champion balances on 100 starts it never
     # saw, without noise (gymnasium's CartPole-v1 task): its mean return is above gymnasium's
     # reward threshold of 475 (a random network's is about 9).
-    champion = RunDir(tmp_path).read_status("island-00")["best_genome"]
+    champion = RunDir(tmp_path).island("island-00").read_status()["best_genome"]
     unseen = make_problem("cartpole", episodes=100, noise=0, fresh=0, seed=12345)
     assert unseen.evaluate(torch.as_tensor(champion, dtype=torch.float32)[None]).item() >= 475.0
-    history = RunDir(tmp_path).read_history("island-00")
+    history = RunDir(tmp_path).island("island-00").read_history()
     assert history[0]["best"] < 500.0  # it was evolved, not drawn at random
 
 
@@ -84,6 +84,6 @@ def test_pure_cartpole_from_the_command_line(tmp_path, spawn):
     )
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out.decode()
-    status = RunDir(tmp_path).read_status("island-00")
+    status = RunDir(tmp_path).island("island-00").read_status()
     assert (status["state"], status["reason"], status["best_ever"]) == ("finished", "target", 500.0)
     assert np.asarray(status["best_genome"]).shape == (make_problem("cartpole", hidden=6).dim,)

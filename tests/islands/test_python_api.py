@@ -75,7 +75,7 @@ def test_a_problem_object_runs_and_a_named_run_refuses_it(tmp_path):
     evolve("island-00", tmp_path / "named", small_config(generations=2), **QUIET)
     with pytest.raises(ManifestConflict, match="problem"):
         evolve("island-01", tmp_path / "named", small_config(generations=2), problem=sphere, bounds=(-1, 1), **QUIET)
-    assert not (RunDir(tmp_path / "named").island_dir("island-01")).exists()
+    assert not (RunDir(tmp_path / "named").island("island-01").dir).exists()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -130,7 +130,7 @@ def test_evolve_only_islands_keep_the_better_champion(tmp_path):
     assert first["island"] == "island-00"
     evolve("island-01", tmp_path, small_config(generations=20), **QUIET)
     second = RunDir(tmp_path).read_champion()
-    statuses = [RunDir(tmp_path).read_status(i) for i in ("island-00", "island-01")]
+    statuses = [RunDir(tmp_path).island(i).read_status() for i in ("island-00", "island-01")]
     assert second["fitness"] == max(s["best_ever"] for s in statuses)
     assert second["fitness"] >= first["fitness"]
 
@@ -140,7 +140,7 @@ def test_the_evolve_command_writes_the_champion_file(tmp_path):
                                     "--dim", "4", "--population", "10", "--quiet"])
     assert res.exit_code == 0, res.output
     champ = RunDir(tmp_path).read_champion()
-    status = RunDir(tmp_path).read_status("island-00")
+    status = RunDir(tmp_path).island("island-00").read_status()
     assert champ["island"] == "island-00" and champ["fitness"] == status["best_ever"]
     assert champ["run_id"] == open_run(tmp_path).run_id and champ["dim"] == 4
 

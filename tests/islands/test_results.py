@@ -41,7 +41,7 @@ def _export(root, *args):
 
 
 def test_evolve_only_run_champion_is_the_best_islands_best_ever(ga_run, tmp_path):
-    statuses = {i: RunDir(ga_run).read_status(i) for i in ("island-00", "island-01")}
+    statuses = {i: RunDir(ga_run).island(i).read_status() for i in ("island-00", "island-01")}
     best = max(statuses, key=lambda i: statuses[i]["best_ever"])
     # No launcher, yet the run has its champion file, written as the launcher writes it.
     written = RunDir(ga_run).read_champion()
@@ -66,7 +66,7 @@ def test_a_launchers_champion_file_is_preferred_and_plain_vectors_have_no_policy
     from islands.status.record import IslandStatus
 
     run = open_run(tmp_path)
-    status = IslandStatus.from_body(RunDir(tmp_path).read_status("island-00"))
+    status = IslandStatus.from_body(RunDir(tmp_path).island("island-00").read_status())
     RunDir(tmp_path).write_champion(champion_record(status, "rastrigin", 8, run.run_id) | {"fitness": 1.5})
     assert open_run(tmp_path).champion().fitness == 1.5  # the file, not the status
     # A file an island has since beaten (a resumed run, still running) gives way to the status.
@@ -114,7 +114,7 @@ def test_history_rows_are_flat_and_uniform(ga_run):
     assert all(not isinstance(v, (dict, list, tuple)) for r in rows for v in r.values())
     assert {r["island"] for r in rows} == {"island-00", "island-01"}
     last = [r for r in rows if r["island"] == "island-00"][-1]
-    assert last["generation"] == 15 and last["best_ever"] == RunDir(ga_run).read_status("island-00")["best_ever"]
+    assert last["generation"] == 15 and last["best_ever"] == RunDir(ga_run).island("island-00").read_status()["best_ever"]
 
 
 def test_neat_xor_champion_exported_and_loaded_gives_the_islands_outputs(neat_run, tmp_path):

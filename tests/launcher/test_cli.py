@@ -141,7 +141,7 @@ def test_an_island_still_running_from_before_is_refused_with_exit_4(tmp_path, sp
 
     recorded_run(tmp_path)
     holder = spawn("import sys, time; from migration_pool.rundir import RunDir; "
-                   "lock = RunDir(sys.argv[1]).claim('island-01'); print('held', flush=True); time.sleep(60)",
+                   "lock = RunDir(sys.argv[1]).island('island-01').claim(); print('held', flush=True); time.sleep(60)",
                    str(tmp_path), stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     result = run_cli("--run-dir", str(tmp_path))
@@ -178,7 +178,7 @@ def test_a_run_others_can_write_is_refused_unless_allowed(tmp_path, what):
     assert "--allow-shared-run" in result.output
     evolve = CliRunner().invoke(main, ["evolve", "island-00", "--run-dir", str(root), "--quiet"])
     assert evolve.exit_code == 1 and "writable by other users" in evolve.output
-    assert not RunDir(root).island_dir("island-00").exists()  # refused before anything was written
+    assert not RunDir(root).island("island-00").dir.exists()  # refused before anything was written
     allowed = subprocess.run([sys.executable, "-m", "islands", "evolve", "island-00", "--run-dir",
                               str(root), "--quiet", "--allow-shared-run"], env=child_env(),
                              capture_output=True, text=True, timeout=120)

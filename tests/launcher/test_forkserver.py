@@ -36,8 +36,8 @@ def _launch(spawn, run_dir, *extra: str) -> str:
 
 
 def _trajectory(rundir: RunDir, island: str) -> tuple[list[dict], np.ndarray]:
-    lines = [{k: v for k, v in rec.items() if k != "time"} for rec in rundir.read_history(island)]
-    return lines, np.asarray(rundir.read_status(island)["best_genome"])
+    lines = [{k: v for k, v in rec.items() if k != "time"} for rec in rundir.island(island).read_history()]
+    return lines, np.asarray(rundir.island(island).read_status()["best_genome"])
 
 
 def test_forked_islands_match_fresh_processes_bit_for_bit(tmp_path, spawn):
@@ -45,9 +45,9 @@ def test_forked_islands_match_fresh_processes_bit_for_bit(tmp_path, spawn):
     _launch(spawn, tmp_path / "fresh", "--no-fork-server")
     forked, fresh = RunDir(tmp_path / "forked"), RunDir(tmp_path / "fresh")
     for island in ("island-00", "island-01"):
-        assert "forked from the island template" in forked.read_log_tail(island, 100_000)
-        assert f"{island}: generations at generation 40" in forked.read_log_tail(island, 100_000)  # its output
-        assert "forked from the island template" not in fresh.read_log_tail(island, 100_000)
+        assert "forked from the island template" in forked.island(island).read_log_tail(100_000)
+        assert f"{island}: generations at generation 40" in forked.island(island).read_log_tail(100_000)  # its output
+        assert "forked from the island template" not in fresh.island(island).read_log_tail(100_000)
         (lines_a, genome_a), (lines_b, genome_b) = _trajectory(forked, island), _trajectory(fresh, island)
         assert len(lines_a) == 41 and lines_a == lines_b
         assert genome_a.tobytes() == genome_b.tobytes()
@@ -74,14 +74,14 @@ def test_a_forked_island_is_its_own_pinned_process_and_dies_with_the_template(tm
         assert p.ppid() == server.proc.pid and os.getpgid(proc.pid) == proc.pid
         assert p.cpu_affinity() == [0] and p.num_threads() == 1
         assert p.cmdline()[:5] == [sys.executable, "-m", "islands", "evolve", "island-00"]
-        assert RunDir(run).read_status("island-00")["torch_threads"] == 1
+        assert RunDir(run).island("island-00").read_status()["torch_threads"] == 1
         proc.send_signal(signal.SIGTERM)  # through the template: checkpoint and exit 0
         assert proc.wait(timeout=60) == EXIT_STOPPED  # SIGTERM: checkpointed, stopped before finishing
-        assert RunDir(run).read_status("island-00")["state"] == "stopped"
+        assert RunDir(run).island("island-00").read_status()["state"] == "stopped"
         proc.send_signal(signal.SIGKILL)  # reaped already: dropped, never reaches a reused pid
 
         again = server.spawn(_evolve_argv(run), env, str(REPO), str(tmp_path / "b.log"), (), True)
-        wait_for(lambda: (RunDir(run).read_status("island-00") or {}).get("pid") == again.pid, 90, "the resumed island")
+        wait_for(lambda: (RunDir(run).island("island-00").read_status() or {}).get("pid") == again.pid, 90, "the resumed island")
         created = psutil.Process(again.pid).create_time()
         server.proc.kill()  # the template dies (as it does with the launcher): its islands die too
         wait_for(lambda: not alive(again.pid, created), 10, "the island dying with its template")
@@ -103,7 +103,7 @@ def test_a_signal_to_the_whole_job_stops_the_islands_cleanly_and_not_the_templat
             os.kill(server.proc.pid, sig)  # the template first, as a job-wide signal may reach it
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == EXIT_STOPPED
-        assert RunDir(run).read_status("island-00")["state"] == "stopped"
+        assert RunDir(run).island("island-00").read_status()["state"] == "stopped"
         assert server.proc.poll() is None  # still serving
     finally:
         server.close()

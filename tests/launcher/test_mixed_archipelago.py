@@ -108,10 +108,10 @@ def test_cmaes_de_and_ga_islands_exchange_migrants_and_resume_with_their_own_alg
     assert manifest["plan"]["vary"] == ["algorithm=cmaes,de,ga"]
     foreign = 0
     for n, (isl, algo) in enumerate(zip(island_ids(3), ("cmaes", "de", "ga"))):
-        st = rundir.read_status(isl)
+        st = rundir.island(isl).read_status()
         assert st["state"] == "finished" and st["overrides"] == {"algorithm": algo}
         assert st["migration"]["received"] > 0 and st["migration"]["adopted"] > 0, (isl, st["migration"])
-        record, _ = rundir.load_checkpoint(isl)
+        record, _ = rundir.island(isl).load_checkpoint()
         expected = RunConfig.from_dict(manifest["config"]).with_overrides({"algorithm": algo})
         assert record["settings_hash"] == expected.trajectory_hash()
         assert ("sigma" in record["state"]) == (algo == "cmaes")

@@ -184,11 +184,11 @@ def test_status_merges_the_scheduler_state(state, task, want):
 
 def test_record_slurm_job_appends_one_line_per_submission(tmp_path):
     rundir = RunDir(tmp_path)
-    rundir.record_slurm_job({"job_id": "1", "pattern": "array", "islands": {"0": "island-00"}})
-    with open(rundir.slurm_dir / "jobs", "ab") as f:
+    rundir.scheduler.record_slurm_job({"job_id": "1", "pattern": "array", "islands": {"0": "island-00"}})
+    with open(rundir.scheduler.slurm_dir / "jobs", "ab") as f:
         f.write(b"not json\n")
-    rundir.record_slurm_job({"job_id": "2", "pattern": "step", "islands": {"0": "island-01"}})
-    assert [r["job_id"] for r in rundir.read_slurm_jobs()] == ["1", "2"]
+    rundir.scheduler.record_slurm_job({"job_id": "2", "pattern": "step", "islands": {"0": "island-01"}})
+    assert [r["job_id"] for r in rundir.scheduler.read_slurm_jobs()] == ["1", "2"]
 
 
 @pytest.mark.parametrize("signals, answer, choice", [

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from migration_pool import format as fmt
+from migration_pool import island_ids
 from migration_pool.errors import RunDirError
-from migration_pool.pool import Pool, batch_name
+from migration_pool.legacy_batches import batch_name
+from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 from support.factories import migrant_batch
 from support.procs import evolve_cmd, run
@@ -62,7 +64,7 @@ def test_symlinked_files_are_replaced_or_refused_never_written_through(tmp_path,
     root, other = tmp_path / "run", sibling(tmp_path)
     assert run(evolve_cmd("island-00", root, *FAST)).returncode == 0
     before = snapshot(other)
-    path = RunDir(root).island_dir("island-00") / name
+    path = RunDir(root).island("island-00").dir / name
     path.unlink(missing_ok=True)
     path.symlink_to(other / "checkpoint-00000004.isld")
     done = run(evolve_cmd("island-00", root, *FAST))  # resumes, rewrites, appends
@@ -90,9 +92,9 @@ def test_the_pool_refuses_to_publish_or_collect_through_a_symlink(tmp_path):
 @pytest.mark.parametrize("bad", ["../../../x", "island-00/../../x", "island-001", ".."])
 def test_ids_that_are_not_canonical_never_become_paths(tmp_path, bad):
     rd = RunDir(tmp_path / "run")
-    for use in (rd.island_dir, rd.pool_dir, rd.log_path, rd.open_log, rd.ensure):
+    for use in (rd.island, rd.pool_dir, rd.ensure):
         with pytest.raises(RunDirError, match="not an island id"):
             use(bad)
     assert not (tmp_path / "x").exists() and os.listdir(tmp_path) in ([], ["run"])
     with pytest.raises(fmt.FormatError):
-        fmt.check_island_id(bad)
+        island_ids.check_island_id(bad)

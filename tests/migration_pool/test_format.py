@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from migration_pool import format as fmt
 from migration_pool.errors import FormatError
-from migration_pool.format import (DTYPES, HEADER_SIZE, ISLAND_ID_RE, KINDS, MAX_DEPTH,
-                                   MAX_FILE_BYTES, SCHEMA_VERSION, MigrantBatch, decode,
-                                   decode_batch, encode, encode_batch)
+from migration_pool.batches import SCHEMA_VERSION, MigrantBatch, decode_batch, encode_batch
+from migration_pool.format import HEADER_SIZE, KINDS, MAX_FILE_BYTES, decode, encode
+from migration_pool.island_ids import ISLAND_ID_RE
+from migration_pool.values import DECODE_BYTES_PER_BYTE, DTYPES, MAX_DEPTH
 from support.factories import migrant_batch
 
 CORPUS = pathlib.Path(__file__).resolve().parents[1] / "corpus"
@@ -55,7 +55,7 @@ def make_batch(k: int = 3, gene_shape=(4,), dtype="float32", **changes) -> Migra
 
 
 def same_batch(a: MigrantBatch, b: MigrantBatch) -> bool:
-    return all(same(getattr(a, f), getattr(b, f)) if f != "origin" else a.origin == b.origin
+    return all(same(getattr(a, f), getattr(b, f)) if f != "origin" else np.array_equal(a.origin, b.origin)
                for f in MigrantBatch.__dataclass_fields__)
 
 
@@ -245,7 +245,7 @@ def test_batch_construction_casts_safe_columns():
     b = make_batch(k=2, fitness=[1, 2], birth=np.array([0, 1], "u1"), lineage=[5, 6],
                    origin=["island-00", "island-01"], created=5)
     assert b.fitness.dtype == np.float64 and b.birth.dtype == np.int64
-    assert b.origin == ("island-00", "island-01") and type(b.created) is float
+    assert b.origin.tolist() == [0, 1] and b.origin.dtype == np.int64 and type(b.created) is float
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -451,7 +451,7 @@ def decode_peak(data: bytes) -> tuple[int, str]:
 
 def memory_bound(size: int) -> int:
     """The stated bound: decoding a file of ``size`` bytes costs at most c x size + 1 MiB."""
-    return fmt.DECODE_BYTES_PER_BYTE * size + (1 << 20)
+    return DECODE_BYTES_PER_BYTE * size + (1 << 20)
 
 
 @pytest.mark.parametrize("shape", make_corpus.BOMBS)

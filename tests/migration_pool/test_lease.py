@@ -28,7 +28,7 @@ def fake_lease(rd: RunDir, island: str = "island-00", *, age: float = 1.0, ttl: 
     held = Lease(island=island, host=host, pid=4242, job_id="777_3", started=now - 100, heartbeat=now - age,
                  ttl=ttl, token=token, beat=9)
     rd.ensure(island)
-    atomic.publish(rd.island_dir(island) / lease.LEASE_FILE, fmt.encode("lease", held.to_body()))
+    atomic.publish(rd.island(island).dir / lease.LEASE_FILE, fmt.encode("lease", held.to_body()))
     return held
 
 
@@ -36,45 +36,45 @@ def test_another_hosts_fresh_lease_refuses_the_claim_and_is_kept(tmp_path):
     rd = RunDir(tmp_path)
     held = fake_lease(rd)
     with pytest.raises(IslandBusy, match=f"island-00 is already running on host {OTHER} .*job 777_3"):
-        rd.claim("island-00")
-    assert rd.read_lease("island-00") == held  # not overwritten
-    rd.claim("island-01").release()  # another island is free
+        rd.island("island-00").claim()
+    assert rd.island("island-00").read_lease() == held  # not overwritten
+    rd.island("island-01").claim().release()  # another island is free
 
 
 def test_a_stale_lease_is_taken_over_with_a_notice_and_removed_on_release(tmp_path):
     rd = RunDir(tmp_path)
     fake_lease(rd, age=120.0)
     notes: list[str] = []
-    claim = rd.claim("island-00", job_id="9_1", warn=notes.append)
-    mine = rd.read_lease("island-00")
+    claim = rd.island("island-00").claim(job_id="9_1", warn=notes.append)
+    mine = rd.island("island-00").read_lease()
     assert mine.host == lease.this_host() and mine.pid == os.getpid() and mine.job_id == "9_1"
     assert len(notes) == 1 and "taking over the stale lease of host " + OTHER in notes[0]
     claim.release()
-    assert rd.read_lease("island-00") is None
+    assert rd.island("island-00").read_lease() is None
 
 
 def test_a_lease_of_this_host_never_outlives_its_flock(tmp_path):
     rd = RunDir(tmp_path)
     fake_lease(rd, host=lease.this_host())  # fresh, but its holder's flock is gone: it died
     notes: list[str] = []
-    rd.claim("island-00", warn=notes.append).release()
+    rd.island("island-00").claim(warn=notes.append).release()
     assert notes == []
 
 
 def test_refresh_renews_and_stops_a_copy_whose_lease_was_taken(tmp_path):
     rd = RunDir(tmp_path)
-    claim = rd.claim("island-00")
-    first = rd.read_lease("island-00")
+    claim = rd.island("island-00").claim()
+    first = rd.island("island-00").read_lease()
     claim.refresh()  # within REFRESH_S: nothing written
-    assert rd.read_lease("island-00") == first
+    assert rd.island("island-00").read_lease() == first
     claim.refresh(force=True)
-    renewed = rd.read_lease("island-00")
+    renewed = rd.island("island-00").read_lease()
     assert renewed.token == first.token and renewed.beat == first.beat + 1 and renewed.heartbeat >= first.heartbeat
     fake_lease(rd)  # a copy on a host whose flock did not see ours claimed it meanwhile
     with pytest.raises(IslandBusy, match=f"claimed meanwhile by host {OTHER}"):
         claim.refresh(force=True)
     claim.release()
-    assert rd.read_lease("island-00").host == OTHER  # release removes only its own lease
+    assert rd.island("island-00").read_lease().host == OTHER  # release removes only its own lease
 
 
 @pytest.mark.parametrize("body, usable", [
@@ -112,12 +112,12 @@ def test_islands_evolve_is_refused_by_a_fresh_foreign_lease_and_takes_a_stale_on
     fake_lease(rd)
     refused = run(evolve_cmd("island-00", root, quiet=False))
     assert refused.returncode == EXIT_BUSY and f"already running on host {OTHER}" in refused.stderr
-    assert "Traceback" not in refused.stderr and rd.read_status("island-00") is None  # nothing ran
+    assert "Traceback" not in refused.stderr and rd.island("island-00").read_status() is None  # nothing ran
     fake_lease(rd, age=3600.0)
     taken = run(evolve_cmd("island-00", root, quiet=False))
     assert taken.returncode == 0, taken.stderr
     assert f"warning: island-00: taking over the stale lease of host {OTHER}" in taken.stderr
-    assert rd.read_status("island-00")["state"] == "finished" and rd.read_lease("island-00") is None
+    assert rd.island("island-00").read_status()["state"] == "finished" and rd.island("island-00").read_lease() is None
 
 
 @pytest.mark.timeout(120)
@@ -129,13 +129,13 @@ def test_a_running_island_holds_a_lease_naming_its_host_pid_and_job(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: status_generation(root, "island-00") >= 2, what="generation 2")
-        held = RunDir(root).read_lease("island-00")
+        held = RunDir(root).island("island-00").read_lease()
         assert (held.host, held.pid, held.job_id) == (lease.this_host(), proc.pid, "4711")
         assert held.fresh(time.time())
         os.killpg(proc.pid, signal.SIGKILL)  # a crash leaves the lease; the flock goes with it
         proc.wait()
-        assert RunDir(root).read_lease("island-00") is not None
-        RunDir(root).claim("island-00").release()  # same host: the dead holder's lease is no obstacle
+        assert RunDir(root).island("island-00").read_lease() is not None
+        RunDir(root).island("island-00").claim().release()  # same host: the dead holder's lease is no obstacle
     finally:
         kill_group(proc)
 
@@ -144,7 +144,7 @@ def test_a_running_island_holds_a_lease_naming_its_host_pid_and_job(tmp_path):
 def test_a_bad_lease_file_is_replaced_with_a_notice_never_read_whole_or_followed(tmp_path, content):
     rd = RunDir(tmp_path / "run")
     rd.ensure("island-00")
-    path = rd.island_dir("island-00") / lease.LEASE_FILE
+    path = rd.island("island-00").dir / lease.LEASE_FILE
     target = tmp_path / "elsewhere"
     target.write_bytes(b"keep me")
     if content == "huge":
@@ -155,8 +155,8 @@ def test_a_bad_lease_file_is_replaced_with_a_notice_never_read_whole_or_followed
     else:
         path.symlink_to(target)
     notes: list[str] = []
-    claim = rd.claim("island-00", warn=notes.append)
+    claim = rd.island("island-00").claim(warn=notes.append)
     assert len(notes) == 1 and "replacing an unreadable lease" in notes[0]
-    assert rd.read_lease("island-00").pid == os.getpid() and not path.is_symlink()
+    assert rd.island("island-00").read_lease().pid == os.getpid() and not path.is_symlink()
     claim.release()
     assert target.read_bytes() == b"keep me"  # replaced the link, never wrote through it

@@ -1,6 +1,6 @@
 """The run's locks: exclusion and lifecycle, each with a negative control.
 
-The manifest lock is the only lock of a run (migration needs none) and `RunDir.claim` keeps
+The manifest lock is the only lock of a run (migration needs none) and `IslandFiles.claim` keeps
 one live process per island id; both are flocks, so the kernel releases them when the
 holder dies, whatever the way it dies.
 """
@@ -89,7 +89,7 @@ def hold(manifest):
 if what == "manifest":
     rd.update_manifest(hold)
 else:
-    lock = rd.claim("island-00")
+    lock = rd.island("island-00").claim()
     hold(None)
 """
 
@@ -115,12 +115,12 @@ def test_a_sigkilled_island_releases_its_claim(tmp_path, reaper):
     holder = reaper.python(SLEEP_HOLDING, str(tmp_path), "claim")
     wait_for((tmp_path / "holding").exists, what="the holder")
     with pytest.raises(IslandBusy, match="island-00 is already running"):
-        rd.claim("island-00")  # two processes with one island id are refused
-    other = rd.claim("island-01")  # another island is free
+        rd.island("island-00").claim()  # two processes with one island id are refused
+    other = rd.island("island-01").claim()  # another island is free
     other.release()
     os.killpg(holder.pid, signal.SIGKILL)
     holder.wait()
-    rd.claim("island-00").release()
+    rd.island("island-00").claim().release()
 
 
 FORKER = r"""
@@ -129,9 +129,9 @@ from migration_pool.rundir import RunDir
 root, mode = sys.argv[1], sys.argv[2]
 rd = RunDir(root)
 if mode == "claim":
-    lock = rd.claim("island-00")
+    lock = rd.island("island-00").claim()
 else:  # negative control: a bare flock on the same file, which a forked child does inherit
-    fd = os.open(rd.island_dir("island-00") / ".claim", os.O_RDWR | os.O_CREAT)
+    fd = os.open(rd.island("island-00").dir / ".claim", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 forked = os.fork()
 if forked == 0:  # a bare fork: the child shares the parent's open file descriptions
@@ -160,14 +160,14 @@ def kill_holder_keep_children(tmp_path, reaper, mode: str) -> list[int]:
 @pytest.mark.timeout(60)
 def test_a_claim_is_not_inherited_by_forked_or_spawned_children(tmp_path, reaper):
     kill_holder_keep_children(tmp_path, reaper, "claim")
-    RunDir(tmp_path).claim("island-00").release()  # free although the holder's children live
+    RunDir(tmp_path).island("island-00").claim().release()  # free although the holder's children live
 
 
 @pytest.mark.timeout(60)
 def test_control_an_inherited_bare_flock_outlives_its_holder(tmp_path, reaper):
     children = kill_holder_keep_children(tmp_path, reaper, "bare")
     with pytest.raises(IslandBusy):  # the forked child still holds the lock: the test can see it
-        RunDir(tmp_path).claim("island-00")
+        RunDir(tmp_path).island("island-00").claim()
     os.kill(children[0], signal.SIGKILL)
     wait_for(lambda: not alive(children[0]), what="the forked child to die")
-    RunDir(tmp_path).claim("island-00").release()
+    RunDir(tmp_path).island("island-00").claim().release()

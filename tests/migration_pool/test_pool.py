@@ -14,9 +14,12 @@ import zlib
 import numpy as np
 import pytest
 
-from migration_pool import atomic, pool as pool_mod
+from islands.algorithms.neat import codec as neat_codec
+from migration_pool import atomic
 from migration_pool import format as fmt
-from migration_pool.pool import WARNINGS_PER_READ, Pool, batch_generation, batch_name
+from migration_pool import batches
+from migration_pool.legacy_batches import TEMP_GRACE_S, batch_generation, batch_name
+from migration_pool.pool import WARNINGS_PER_READ, Pool
 from migration_pool.rundir import RunDir
 from support.procs import result
 from support.factories import migrant_batch
@@ -26,7 +29,7 @@ DIM = 4
 
 
 def make_batch(source: str = "island-01", generation: int = 10, *, run_id: str = RUN,
-               dim: int = DIM, k: int = 3, dtype: str = "float32") -> fmt.MigrantBatch:
+               dim: int = DIM, k: int = 3, dtype: str = "float32") -> batches.MigrantBatch:
     """A batch whose genomes encode its source and generation, so a reader can check them."""
     base = int(source.rsplit("-", 1)[1]) * 1000 + generation
     genomes = (base + np.arange(k * dim).reshape(k, dim) / 1000).astype(dtype)
@@ -39,8 +42,8 @@ def reader(tmp_path, **kw) -> Pool:
     return Pool(RunDir(tmp_path), RUN, dtype="float32", gene_shape=(DIM,), **kw)
 
 
-def same(a: fmt.MigrantBatch, b: fmt.MigrantBatch) -> bool:
-    return (a.source, a.generation, a.run_id, a.origin) == (b.source, b.generation, b.run_id, b.origin) \
+def same(a: batches.MigrantBatch, b: batches.MigrantBatch) -> bool:
+    return (a.source, a.generation, a.run_id, a.origin.tolist()) == (b.source, b.generation, b.run_id, b.origin.tolist()) \
         and all(np.array_equal(getattr(a, f), getattr(b, f))
                 for f in ("genomes", "fitness", "birth", "lineage"))
 
@@ -121,7 +124,7 @@ def test_a_reset_neighbour_is_read_again_from_its_new_start(tmp_path):
     writer, r = reader(tmp_path), reader(tmp_path)
     writer.publish(make_batch(generation=40))
     assert [b.generation for b in r.read_new(["island-01"])[0]] == [40]
-    RunDir(tmp_path).reset_island("island-01")  # what `islands evolve --fresh` does
+    RunDir(tmp_path).island("island-01").reset_island()  # what `islands evolve --fresh` does
     writer.publish(make_batch(generation=5))
     assert [b.generation for b in r.read_new(["island-01"])[0]] == [5]
 
@@ -146,11 +149,11 @@ def test_genomes_of_other_kinds_travel_too(tmp_path):
     genome = {"nodes": np.arange(3, dtype=np.int64), "conn_in": np.array([0, 1], np.int64),
               "conn_out": np.array([2, 2], np.int64), "weight": np.array([0.5, -1], np.float32),
               "enabled": np.array([True, False])}
-    batch = migrant_batch([genome], run_id=RUN, generation=4, created=0.0, genome_kind=fmt.NEAT_KIND,
+    batch = migrant_batch([genome], run_id=RUN, generation=4, created=0.0, genome_kind=neat_codec.NEAT_KIND,
                           fitness=[1.0], birth=[0], lineage=[1])
-    writer = Pool(RunDir(tmp_path), RUN, genome_kind=fmt.NEAT_KIND)
+    writer = Pool(RunDir(tmp_path), RUN, genome_kind=neat_codec.NEAT_KIND)
     writer.publish(batch)
-    got, bad = Pool(RunDir(tmp_path), RUN, genome_kind=fmt.NEAT_KIND).read_new(["island-01"])
+    got, bad = Pool(RunDir(tmp_path), RUN, genome_kind=neat_codec.NEAT_KIND).read_new(["island-01"])
     assert bad == 0 and len(got) == 1 and np.array_equal(got[0].genomes[0]["weight"], genome["weight"])
     assert reader(tmp_path).read_new(["island-01"]) == ([], 1)  # a vector island rejects it
     assert writer.collect("island-01", keep=1) == 0
@@ -158,29 +161,29 @@ def test_genomes_of_other_kinds_travel_too(tmp_path):
 
 # ----------------------------------------------------------------------------- hostile directory
 
-def hostile_directory(tmp_path) -> tuple[fmt.MigrantBatch, list[str]]:
+def hostile_directory(tmp_path) -> tuple[batches.MigrantBatch, list[str]]:
     """A neighbour's directory with one good batch among every kind of bad file."""
     good = make_batch(generation=5)
-    data = fmt.encode_batch(make_batch(generation=9))
+    data = batches.encode_batch(make_batch(generation=9))
     d = RunDir(tmp_path).pool_dir("island-01")
     bad = [
         put(tmp_path, "island-01", batch_name(9), data[: len(data) // 2]),  # truncated
         put(tmp_path, "island-01", batch_name(10), b""),  # empty
         put(tmp_path, "island-01", batch_name(11),
-            with_header(fmt.encode_batch(make_batch(generation=11)), version=2)),  # future version
+            with_header(batches.encode_batch(make_batch(generation=11)), version=2)),  # future version
         put(tmp_path, "island-01", batch_name(12),
-            with_header(fmt.encode_batch(make_batch(generation=12)), length=2**40)),  # huge length
+            with_header(batches.encode_batch(make_batch(generation=12)), length=2**40)),  # huge length
         put(tmp_path, "island-01", batch_name(13),
-            fmt.encode_batch(make_batch("island-02", 13))),  # island id disagrees with the name
-        put(tmp_path, "island-01", batch_name(14), fmt.encode_batch(make_batch(generation=3))),
+            batches.encode_batch(make_batch("island-02", 13))),  # island id disagrees with the name
+        put(tmp_path, "island-01", batch_name(14), batches.encode_batch(make_batch(generation=3))),
         put(tmp_path, "island-01", batch_name(15),
-            fmt.encode_batch(make_batch(generation=15, run_id="run-b"))),  # another run
+            batches.encode_batch(make_batch(generation=15, run_id="run-b"))),  # another run
         put(tmp_path, "island-01", batch_name(16),
-            fmt.encode_batch(make_batch(generation=16, dim=DIM + 1))),  # another genome shape
+            batches.encode_batch(make_batch(generation=16, dim=DIM + 1))),  # another genome shape
         put(tmp_path, "island-01", batch_name(17),
-            fmt.encode_batch(make_batch(generation=17, dtype="float64"))),  # another dtype
+            batches.encode_batch(make_batch(generation=17, dtype="float64"))),  # another dtype
     ]
-    flipped = bytearray(fmt.encode_batch(make_batch(generation=18)))
+    flipped = bytearray(batches.encode_batch(make_batch(generation=18)))
     flipped[-7] ^= 0x10
     bad.append(put(tmp_path, "island-01", batch_name(18), bytes(flipped)))  # CRC catches it
     sparse = d / batch_name(19)
@@ -191,9 +194,9 @@ def hostile_directory(tmp_path) -> tuple[fmt.MigrantBatch, list[str]]:
     (d / batch_name(22)).mkdir()
     bad += [str(sparse), str(d / batch_name(20)), str(d / batch_name(21)), str(d / batch_name(22))]
     # Not batches at all, so neither read nor counted: a temporary and a non-canonical name.
-    (d / ".tmp-gen-00000030.isld.99.abcdef").write_bytes(fmt.encode_batch(make_batch(generation=30)))
-    (d / "gen-000000031.isld").write_bytes(fmt.encode_batch(make_batch(generation=31)))
-    put(tmp_path, "island-01", batch_name(5), fmt.encode_batch(good))
+    (d / ".tmp-gen-00000030.isld.99.abcdef").write_bytes(batches.encode_batch(make_batch(generation=30)))
+    (d / "gen-000000031.isld").write_bytes(batches.encode_batch(make_batch(generation=31)))
+    put(tmp_path, "island-01", batch_name(5), batches.encode_batch(good))
     return good, bad
 
 
@@ -217,7 +220,7 @@ def test_hostile_directory_yields_exactly_the_good_batch_and_counts_each_bad_fil
     # Nothing is counted twice, and the good batch is not read twice.
     assert r.read_new(["island-01"]) == ([], 0)
     # A bad file replaced under the same name is judged afresh.
-    os.replace(put(tmp_path, "island-01", "x", fmt.encode_batch(make_batch(generation=9))), bad[0])
+    os.replace(put(tmp_path, "island-01", "x", batches.encode_batch(make_batch(generation=9))), bad[0])
     got, n_bad = r.read_new(["island-01"])
     assert n_bad == 0 and [b.generation for b in got] == [9]
 
@@ -247,7 +250,7 @@ def test_unreadable_files_count_once_but_transient_errors_are_retried(tmp_path, 
 
 def test_decoder_bugs_are_not_swallowed(tmp_path, monkeypatch):
     reader(tmp_path).publish(make_batch())
-    monkeypatch.setattr(fmt, "decode_batch", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(batches, "decode_batch", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # only the format's own error means "bad file"
         reader(tmp_path).read_new(["island-01"])
 
@@ -265,7 +268,7 @@ def test_collect_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_path):
     (d / batch_name(2)).mkdir()  # a directory among the old ones: cannot be unlinked, no crash
     now = time.time()
     stale, young = d / ".tmp-gen-00000011.isld.1.aa", d / ".tmp-gen-00000012.isld.2.bb"
-    for tmp, age in ((stale, 2 * pool_mod.TEMP_GRACE_S), (young, 1.0)):
+    for tmp, age in ((stale, 2 * TEMP_GRACE_S), (young, 1.0)):
         tmp.write_bytes(b"partial")
         os.utime(tmp, (now - age, now - age))
     warnings: list[str] = []
@@ -304,8 +307,8 @@ def test_collect_trusts_only_what_this_pool_wrote(tmp_path, monkeypatch):
         writer.publish(make_batch("island-03", g))
     put(tmp_path, "island-03", batch_name(9), b"junk, newer than the kept ones")
     decoded = []
-    real = fmt.decode_batch
-    monkeypatch.setattr(fmt, "decode_batch", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    real = batches.decode_batch
+    monkeypatch.setattr(batches, "decode_batch", lambda *a, **k: decoded.append(1) or real(*a, **k))
     assert reader(tmp_path).collect("island-03", keep=2) == 0  # wrote nothing: removes nothing
     writer.publish(make_batch("island-03", 5))
     assert writer.collect("island-03", keep=2) == 3
@@ -318,7 +321,7 @@ def forged(source: str, generation: int) -> bytes:
     """A valid batch of this run under `source`'s name, as anyone who can write the pool can make."""
     genomes = np.full((3, DIM), 666.0, np.float32)
     return fmt.encode(  # written with the generic encoder, not through a Pool
-        "migrants", {"schema": fmt.SCHEMA_VERSION, "run_id": RUN, "source": source,
+        "migrants", {"schema": batches.SCHEMA_VERSION, "run_id": RUN, "source": source,
                      "generation": generation, "created": 0.0, "genome_kind": "vector",
                      "dtype": "float32", "gene_shape": [DIM], "count": 3, "genomes": genomes,
                      "fitness": np.zeros(3), "origin": [source] * 3,
@@ -363,7 +366,8 @@ FD_CYCLES = r"""
 import json, os, resource, sys
 import numpy as np
 from migration_pool import format as fmt
-from migration_pool.pool import Pool, batch_name
+from migration_pool.legacy_batches import batch_name
+from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 from factories import migrant_batch
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from islands.config import RunConfig
 from islands.status.record import IslandStatus
-from migration_pool import format as fmt
+from migration_pool import batches
 
 
 QUIET = dict(log=lambda _m: None)  # `evolve(..., **QUIET)`: no progress lines in the test output
@@ -42,7 +42,7 @@ def grown_neat_run(root: Any) -> Any:
 
 def migrant_batch(genomes: Any, *, run_id: str = "run-a", source: str = "island-01", generation: int = 10,
                   created: float = 1.7e9, genome_kind: str = "vector", fitness: Any = None,
-                  origin: Sequence[str] | None = None, birth: Any = None, lineage: Any = None) -> fmt.MigrantBatch:
+                  origin: Sequence[str] | None = None, birth: Any = None, lineage: Any = None) -> batches.MigrantBatch:
     """A batch of `genomes` (an array of k rows, or k per-genome maps for NEAT).
 
     `genomes` may be anything at all (a test of what the format refuses); it then counts as 0.
@@ -51,7 +51,7 @@ def migrant_batch(genomes: Any, *, run_id: str = "run-a", source: str = "island-
         k = len(genomes)
     except TypeError:
         k = 0
-    return fmt.MigrantBatch(
+    return batches.MigrantBatch(
         run_id=run_id, source=source, generation=generation, created=created, genome_kind=genome_kind,
         genomes=genomes,
         fitness=np.zeros(k) if fitness is None else fitness,
@@ -78,7 +78,7 @@ def timeless_history(root, island: str = "island-00", drop: tuple[str, ...] = ("
     for comparing a resumed run with an uninterrupted one."""
     from migration_pool.rundir import RunDir
 
-    rows = [{k: v for k, v in r.items() if k not in drop} for r in RunDir(root).read_history(island)]
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in RunDir(root).island(island).read_history()]
     for r in rows:
         if "migration" in r:
             r["migration"] = {k: v for k, v in r["migration"].items() if k != "seconds"}

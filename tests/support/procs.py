@@ -131,7 +131,7 @@ def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 def status_generation(run_dir: Path, island: str) -> int:
     """The island's last published generation, -1 before its first (or mid-replace) status."""
     try:
-        status = RunDir(run_dir).read_status(island)
+        status = RunDir(run_dir).island(island).read_status()
     except (FormatError, OSError):
         return -1
     return -1 if status is None else int(status["generation"])

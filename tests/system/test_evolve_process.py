@@ -21,13 +21,13 @@ SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "40", "
 
 
 def population(run_dir, island="island-00") -> np.ndarray:
-    record, errors = RunDir(run_dir).load_checkpoint(island)
+    record, errors = RunDir(run_dir).island(island).load_checkpoint()
     assert record is not None and not errors
     return np.asarray(record["state"]["genomes"])
 
 
 def checkpoint_generations(run_dir, island="island-00") -> list[int]:
-    return sorted(int(p.stem.split("-")[1]) for p in RunDir(run_dir).checkpoint_paths(island))
+    return sorted(int(p.stem.split("-")[1]) for p in RunDir(run_dir).island(island).checkpoint_paths())
 
 
 def test_sigkill_mid_run_then_the_same_command_resumes_from_the_checkpoint(tmp_path):
@@ -45,7 +45,7 @@ def test_sigkill_mid_run_then_the_same_command_resumes_from_the_checkpoint(tmp_p
     assert done.returncode == 0, done.stderr
     assert f"resumed from generation {saved[-1]}" in done.stdout
     assert "at generation 150" in done.stdout
-    gens = [r["generation"] for r in RunDir(tmp_path).read_history("island-00")]
+    gens = [r["generation"] for r in RunDir(tmp_path).island("island-00").read_history()]
     assert gens == list(range(151))  # no restart from 0, no duplicated lines
 
 
@@ -64,7 +64,7 @@ def test_resume_equivalence_under_repeated_sigkill(tmp_path):
             kill_group(proc)
         gens = checkpoint_generations(killed)
         assert gens == sorted(gens)
-    record, _ = RunDir(killed).load_checkpoint("island-00")
+    record, _ = RunDir(killed).island("island-00").load_checkpoint()
     assert record["generation"] >= 10  # some progress survived the kills
     assert run(cmd).returncode == 0
     assert run(evolve_cmd("island-00", uninterrupted, *SLOW, "--generations", "200")).returncode == 0
@@ -82,7 +82,7 @@ def test_sigint_checkpoints_exits_75_and_resumes(tmp_path):
         kill_group(proc)
     assert proc.returncode == EXIT_STOPPED, err
     assert "stopped" in out and "run the same command to resume" in out
-    status = RunDir(tmp_path).read_status("island-00")
+    status = RunDir(tmp_path).island("island-00").read_status()
     assert status["state"] == "stopped"
     assert checkpoint_generations(tmp_path)[-1] == status["generation"]  # checkpoint at the stop
     resumed = run(cmd)
@@ -106,7 +106,7 @@ def test_an_island_has_at_most_four_threads_at_population_500(tmp_path):
         kill_group(proc)
     # With OMP_NUM_THREADS=8 inherited and not overridden, torch would use 8 intra-op threads.
     assert max(counts) <= 4, counts
-    assert RunDir(tmp_path).read_status("island-00")["torch_threads"] == 1
+    assert RunDir(tmp_path).island("island-00").read_status()["torch_threads"] == 1
 
 
 def test_same_island_twice_in_one_run_is_refused(tmp_path):
@@ -151,7 +151,7 @@ def test_unwritable_run_dir_corrupt_checkpoint_and_manifest_conflict(tmp_path):
 
     root = tmp_path / "run"
     assert run(evolve_cmd("island-00", root, "--generations", "30", "--checkpoint-every", "10")).returncode == 0
-    for path in RunDir(root).checkpoint_paths("island-00"):
+    for path in RunDir(root).island("island-00").checkpoint_paths():
         path.write_bytes(b"\x00" * 40)
     corrupt = run(evolve_cmd("island-00", root))
     assert corrupt.returncode == 3

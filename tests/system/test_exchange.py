@@ -12,7 +12,8 @@ import pytest
 from islands.config import MigrationConfig, RunConfig
 from islands.runs import join_run
 from migration_pool import format as fmt
-from migration_pool.pool import TEMP_GRACE_S, batch_generation, batch_name
+from migration_pool import batches
+from migration_pool.legacy_batches import TEMP_GRACE_S, batch_generation, batch_name
 from migration_pool.rundir import RunDir
 from support.factories import migrant_batch
 from support.procs import child_env, evolve_cmd, result, unreadable_files_possible, wait_for
@@ -21,8 +22,9 @@ from support.procs import child_env, evolve_cmd, result, unreadable_files_possib
 CHILD_COMMON = r"""
 import json, os, sys, time
 import numpy as np
-from migration_pool import format as fmt
-from migration_pool.pool import Pool, batch_name
+from migration_pool import batches, format as fmt
+from migration_pool.legacy_batches import batch_name
+from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 from factories import migrant_batch
 
@@ -55,7 +57,7 @@ while time.monotonic() < deadline:
         pool.publish(batch(island, g))
     else:  # negative control: write straight into the final name, no protocol
         with open(directory / batch_name(g), "wb") as f:
-            f.write(fmt.encode_batch(batch(island, g)))
+            f.write(batches.encode_batch(batch(island, g)))
     pool.collect(island, keep=3)  # garbage collection races with the readers
 print(json.dumps({"published": g}))
 """
@@ -145,7 +147,7 @@ def test_concurrent_gc_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_
         k = int(island[-2:])
         for g in range(1, 61):
             genomes = np.arange(8, dtype=np.float32).reshape(2, 4) + k * 1e4 + g
-            data = fmt.encode_batch(migrant_batch(genomes, source=island, generation=g, created=now))
+            data = batches.encode_batch(migrant_batch(genomes, source=island, generation=g, created=now))
             (d / batch_name(g)).write_bytes(data if g != 30 else b"garbage among the old ones")
         (d / batch_name(10**6)).write_bytes(b"garbage newer than everything")
         for j, age in enumerate((3 * TEMP_GRACE_S, 2 * TEMP_GRACE_S, 0, 1)):
@@ -177,8 +179,8 @@ def test_concurrent_gc_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_
         files = os.listdir(rd.pool_dir(island))
         remaining += len(files)
         top = newest.get(island, 60)
-        batches = sorted(g for f in files if (g := batch_generation(f)) is not None)
-        assert batches == [top - 3, top - 2, top - 1, top, 10**6], island
+        kept = sorted(g for f in files if (g := batch_generation(f)) is not None)
+        assert kept == [top - 3, top - 2, top - 1, top, 10**6], island
         temps = sorted(f for f in files if f.startswith(".tmp-"))
         assert temps == [f".tmp-{batch_name(63)}.2.abcdef", f".tmp-{batch_name(64)}.3.abcdef"]
     # Every removal was counted by exactly one collector: racing ones saw ENOENT and moved on.
@@ -209,7 +211,7 @@ def run_islands(tmp_path, reaper, n: int, topology: str, generations: int = 60) 
 
 
 def origins(rd: RunDir, island: str) -> tuple[np.ndarray, np.ndarray]:
-    checkpoint, errors = rd.load_checkpoint(island)
+    checkpoint, errors = rd.island(island).load_checkpoint()
     assert checkpoint is not None and not errors
     return np.asarray(checkpoint["state"]["origin"]), np.asarray(checkpoint["state"]["lineage"])
 
@@ -221,7 +223,7 @@ def test_real_islands_on_a_ring_exchange_genomes(tmp_path, reaper, n):
     foreign = {}
     for i in range(n):
         island, source = f"island-{i:02d}", f"island-{(i - 1) % n:02d}"
-        status = rd.read_status(island)
+        status = rd.island(island).read_status()
         m = status["migration"]
         assert status["state"] == "finished" and status["generation"] == 60
         assert m["events"] == 11 and m["sent"] == 33  # generations 5, 10, ..., 55
@@ -230,7 +232,7 @@ def test_real_islands_on_a_ring_exchange_genomes(tmp_path, reaper, n):
         assert m[f"from:{source}"] == m["received"] > 0
         assert 0 < m["adopted"] <= m["received"] and m["rejected"] == m["received"] - m["adopted"]
         assert m["bad_files"] == 0
-        events = [h["migration"] for h in rd.read_history(island) if "migration" in h]
+        events = [h["migration"] for h in rd.island(island).read_history() if "migration" in h]
         assert len(events) == 11
         for key in ("sent", "received", "adopted", "rejected"):
             assert sum(e[key] for e in events) == m[key]
@@ -247,7 +249,7 @@ def test_isolated_islands_keep_only_their_own_genomes(tmp_path, reaper):
     rd = run_islands(tmp_path, reaper, 2, "none")
     for i in range(2):
         island = f"island-{i:02d}"
-        m = rd.read_status(island)["migration"]
+        m = rd.island(island).read_status()["migration"]
         assert m["sent"] > 0 and m["received"] == 0 and m["adopted"] == 0
         assert not [k for k in m if k.startswith("from:")]
         origin, lineage = origins(rd, island)
@@ -268,7 +270,7 @@ def hostile_run(tmp_path) -> tuple[RunDir, str]:
 def neighbour_batch(run_id: str, generation: int, *, dim: int = 10) -> bytes:
     # In the run's dtype (rastrigin evolves in float64): the pool pins a run's genome dtype.
     genomes = np.linspace(-1, 1, 3 * dim, dtype=np.float64).reshape(3, dim) * (generation + 1) / 10
-    return fmt.encode_batch(migrant_batch(genomes, run_id=run_id, generation=generation, created=time.time(),
+    return batches.encode_batch(migrant_batch(genomes, run_id=run_id, generation=generation, created=time.time(),
                                           lineage=np.full(3, 1 << 32)))
 
 
@@ -277,7 +279,7 @@ def evolve_beside(rd: RunDir, tmp_path, reaper, **popen) -> tuple[dict, str]:
         proc = reaper.start(evolve_cmd("island-00", rd.root, quiet=False), stdout=log, stderr=log, **popen)
         code = proc.wait(timeout=120)
     assert code == 0, (tmp_path / "log").read_text()[-2000:]
-    status = rd.read_status("island-00")
+    status = rd.island("island-00").read_status()
     assert status["state"] == "finished" and status["generation"] == 40
     return status["migration"], (tmp_path / "log").read_text()
 
@@ -303,7 +305,7 @@ def test_an_island_keeps_evolving_beside_garbage_foreign_and_huge_files(tmp_path
     assert m["received"] == 3 and m["from:island-01"] == 3 and m["adopted"] == 3
     for g in (2, 3, 4, 5, 6):
         assert batch_name(g) in log  # one warning names each bad file
-    first = next(h["migration"] for h in rd.read_history("island-00") if "migration" in h)
+    first = next(h["migration"] for h in rd.island("island-00").read_history() if "migration" in h)
     assert first["bad_files"] == 5 and first["sources"] == ["island-01"]
 
 

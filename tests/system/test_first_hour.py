@@ -125,7 +125,7 @@ def test_console_script_finds_a_plugin_in_the_current_folder_and_says_dim_is_unu
     assert res.returncode == 0, res.stderr
     notes = [ln for ln in res.stderr.splitlines() if "--dim" in ln]
     assert notes == ["note: problem 'myprob:make' fixes its own genome length (3 genes); --dim 5 is not used"]
-    status = RunDir(tmp_path / "run").read_status("island-00")
+    status = RunDir(tmp_path / "run").island("island-00").read_status()
     assert np.asarray(status["best_genome"]).size == 3
 
 
@@ -153,7 +153,7 @@ def test_launched_islands_find_a_plugin_in_the_current_folder(tmp_path):
     assert len(finish) == 2, out
     for best in finish:  # rounded to 6 significant digits, not a raw float
         assert len(re.sub(r"[^0-9]", "", best.split("e")[0]).lstrip("0")) <= 6, best
-    assert all(RunDir(root).read_status(i)["state"] == "finished" for i in ("island-00", "island-01"))
+    assert all(RunDir(root).island(i).read_status()["state"] == "finished" for i in ("island-00", "island-01"))
 
 
 # -- item 7: status reports ----------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_network_task_header_names_the_real_genome_size_and_the_plot_path_is_pri
     root = tmp_path / "run"
     res = run(evolve_args(root, "--problem", "xor", "--generations", "3", "--population", "6"))
     assert res.returncode == 0, res.stderr
-    genes = np.asarray(RunDir(root).read_status("island-00")["best_genome"]).size
+    genes = np.asarray(RunDir(root).island("island-00").read_status()["best_genome"]).size
     assert genes != RunConfig().dim
     report = rep.build_report(root)
     jsonschema.Draft202012Validator(SCHEMA).validate(report)

@@ -20,7 +20,9 @@ from support.procs import child_env, evolve_cmd, run, status_generation, wait_fo
 
 TINY = ["--dim", "3", "--population", "6", "--generations", "3", "--seed", "1"]
 HOLD = ("import sys, time\nfrom migration_pool.rundir import RunDir\n"
-        "lock = getattr(RunDir(sys.argv[1]), sys.argv[2])(*sys.argv[3:])\nprint('held', flush=True)\ntime.sleep(120)\n")
+        "rd = RunDir(sys.argv[1])\n"
+        "lock = rd.island(sys.argv[3]).claim() if sys.argv[2] == 'claim' else getattr(rd, sys.argv[2])()\n"
+        "print('held', flush=True)\ntime.sleep(120)\n")
 
 
 def evolve(root: Path, *args: str, input: str | None = None):
@@ -57,7 +59,7 @@ def test_evolve_fresh_run_needs_a_yes_without_a_terminal_and_a_typo_deletes_noth
     assert res.exit_code == 0, res.output
     manifest = RunDir(root).read_manifest()
     assert manifest["config"]["problem"] == "rastrigin" and manifest["run_id"] != old_id
-    history = RunDir(root).read_history("island-00")
+    history = RunDir(root).island("island-00").read_history()
     assert [h["generation"] for h in history] == [0, 1, 2, 3]  # the old run's lines are gone
 
 
@@ -165,4 +167,4 @@ def test_launch_fresh_in_real_processes(tmp_path, reaper):
     done = run([*launch, "--fresh", "--yes"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert RunDir(root).read_manifest()["config"]["problem"] == "sphere"
-    assert [h["generation"] for h in RunDir(root).read_history("island-00")] == [0, 1, 2, 3]
+    assert [h["generation"] for h in RunDir(root).island("island-00").read_history()] == [0, 1, 2, 3]

@@ -69,7 +69,7 @@ def _grow(mnt) -> None:
 
 def _all_files_readable(run_dir) -> None:
     rundir = RunDir(run_dir)
-    record, errors = rundir.load_checkpoint("island-00")
+    record, errors = rundir.island("island-00").load_checkpoint()
     assert record is not None and not errors
     assert rundir.read_manifest() is not None
     leftovers = [p for p in run_dir.rglob(".tmp-*")]
@@ -87,7 +87,7 @@ def test_disk_full_under_evolve_is_one_line_and_resumes_after_space_is_freed(sma
     _grow(small_tmpfs)
     again = run(evolve_cmd("island-00", run_dir, *BIG))
     assert again.returncode == 0, again.stderr
-    assert [r["generation"] for r in RunDir(run_dir).iter_history("island-00")] == list(range(41))
+    assert [r["generation"] for r in RunDir(run_dir).island("island-00").iter_history()] == list(range(41))
 
 
 @needs_tmpfs
@@ -98,7 +98,7 @@ def test_disk_full_under_launch_is_one_line_per_process(small_tmpfs):
     full = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120, start_new_session=True)
     assert full.returncode == EXIT_ERROR, full.stdout + full.stderr
     assert "Traceback" not in full.stdout + full.stderr
-    log = RunDir(run_dir).log_path("island-00").read_text(errors="replace")
+    log = RunDir(run_dir).island("island-00").log_path.read_text(errors="replace")
     assert "Traceback" not in log and len(error_lines(log)) == 1, log
     _all_files_readable(run_dir)
 
@@ -110,7 +110,7 @@ def test_run_dir_made_read_only_mid_run(tmp_path):
                      "--population", "20", "--generations", "400", "--checkpoint-every", "5", "--checkpoint-seconds", "0")
     proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True, preexec_fn=preexec,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    island_dir = RunDir(tmp_path).island_dir("island-00")
+    island_dir = RunDir(tmp_path).island("island-00").dir
     try:
         wait_for(lambda: status_generation(tmp_path, "island-00") >= 12, what="generation 12")
         island_dir.chmod(0o555)
@@ -123,7 +123,7 @@ def test_run_dir_made_read_only_mid_run(tmp_path):
     assert "Permission denied" in line and "writable" in line
     again = run(evolve_cmd("island-00", tmp_path))
     assert again.returncode == 0, again.stderr
-    gens = [r["generation"] for r in RunDir(tmp_path).iter_history("island-00")]
+    gens = [r["generation"] for r in RunDir(tmp_path).island("island-00").iter_history()]
     assert gens == list(range(401))
 
 
@@ -136,15 +136,15 @@ def _finished_run(tmp_path):
 
 def test_history_lines_with_null_or_huge_generations_do_not_break_resume_or_status(tmp_path):
     rundir = _finished_run(tmp_path)
-    newest = rundir.checkpoint_paths("island-00")[0]
+    newest = rundir.island("island-00").checkpoint_paths()[0]
     newest.unlink()  # resume from generation 15 replays 16..20 and truncates the history first
-    with open(rundir.history_path("island-00"), "ab") as f:
+    with open(rundir.island("island-00").history_path, "ab") as f:
         f.write(b'{"generation": null, "best": 1.0}\n')
         f.write(b'{"generation": ' + str(2**70).encode() + b', "best": 1.0}\n')
     resumed = CliRunner().invoke(main, ["evolve", "island-00", "--quiet", "--run-dir", str(tmp_path)])
     assert resumed.exit_code == 0, resumed.output
-    assert [r["generation"] for r in rundir.iter_history("island-00")] == list(range(21))
-    with open(rundir.history_path("island-00"), "ab") as f:
+    assert [r["generation"] for r in rundir.island("island-00").iter_history()] == list(range(21))
+    with open(rundir.island("island-00").history_path, "ab") as f:
         f.write(b'{"generation": ' + str(2**70).encode() + b', "best": 1.0}\n')
         f.write(b'{"generation": null, "best": 1.0}\n')
     report = CliRunner().invoke(main, ["status", "--run-dir", str(tmp_path), "--json"])
@@ -165,7 +165,7 @@ def test_plot_with_an_unknown_suffix_exits_2_naming_the_option(tmp_path):
 def test_status_file_replaced_by_a_directory(tmp_path):
     rundir = _finished_run(tmp_path)
     rundir.ensure("island-01")
-    rundir.status_path("island-01").mkdir()
+    rundir.island("island-01").status_path.mkdir()
     result = run(evolve_cmd("island-01", tmp_path))
     assert result.returncode == EXIT_ERROR, result.stderr
     (line,) = error_lines(result.stderr)
@@ -177,7 +177,7 @@ def test_status_file_replaced_by_a_directory(tmp_path):
 def test_checkpoint_replaced_by_a_directory(tmp_path):
     rundir = _finished_run(tmp_path)
     rundir.ensure("island-02")
-    (rundir.island_dir("island-02") / "checkpoint-00000005.isld").mkdir()
+    (rundir.island("island-02").dir / "checkpoint-00000005.isld").mkdir()
     result = run(evolve_cmd("island-02", tmp_path))
     assert result.returncode == EXIT_CHECKPOINT, result.stderr
     (line,) = error_lines(result.stderr)

@@ -13,7 +13,7 @@ SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "20", "
 
 
 def generations(run_dir, island="island-00") -> list[int]:
-    return [r["generation"] for r in RunDir(run_dir).iter_history(island)]
+    return [r["generation"] for r in RunDir(run_dir).island(island).iter_history()]
 
 
 def test_sigkill_before_the_first_checkpoint_then_rerun_records_each_generation_once(tmp_path):
@@ -24,7 +24,7 @@ def test_sigkill_before_the_first_checkpoint_then_rerun_records_each_generation_
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         kill_group(proc)
-    assert not RunDir(tmp_path).checkpoint_paths("island-00"), "the test must kill before the first checkpoint"
+    assert not RunDir(tmp_path).island("island-00").checkpoint_paths(), "the test must kill before the first checkpoint"
     assert len(generations(tmp_path)) >= 20  # the killed attempt left lines behind
     done = run(evolve_cmd("island-00", tmp_path))
     assert done.returncode == 0, done.stderr
@@ -33,7 +33,7 @@ def test_sigkill_before_the_first_checkpoint_then_rerun_records_each_generation_
 
 def _write_history(rundir: RunDir, island: str, lines: list[bytes]) -> None:
     rundir.ensure(island)
-    rundir.history_path(island).write_bytes(b"".join(lines))
+    rundir.island(island).history_path.write_bytes(b"".join(lines))
 
 
 def test_truncate_streams_and_drops_lines_without_an_integer_generation(tmp_path):
@@ -44,18 +44,18 @@ def test_truncate_streams_and_drops_lines_without_an_integer_generation(tmp_path
     lines.insert(6, b"x" * (2 << 20) + b"\n")  # an absurd line is skipped, never held whole
     lines.append(b'{"generation": 4')  # torn
     _write_history(rundir, "island-00", lines)
-    rundir.truncate_history("island-00", 6)
+    rundir.island("island-00").truncate_history(6)
     assert generations(tmp_path) == [0, 1, 2, 4, 5, 6]
-    rundir.truncate_history("island-00", -1)
+    rundir.island("island-00").truncate_history(-1)
     assert generations(tmp_path) == []
-    assert [p.name for p in rundir.island_dir("island-00").iterdir() if p.name.startswith(".tmp")] == []
+    assert [p.name for p in rundir.island("island-00").dir.iterdir() if p.name.startswith(".tmp")] == []
 
 
 def test_history_lines_reads_only_the_tail(tmp_path):
     rundir = RunDir(tmp_path)
     lines = [json.dumps({"generation": g, "pad": "y" * 80}).encode() + b"\n" for g in range(5000)]
     _write_history(rundir, "island-00", lines)
-    tail = rundir.history_lines("island-00", max_bytes=10_000)
+    tail = rundir.island("island-00").history_lines(max_bytes=10_000)
     assert 0 < len(tail) < 200
     assert [json.loads(t)["generation"] for t in tail] == list(range(5000 - len(tail), 5000))
-    assert len(rundir.history_lines("island-00")) == 5000
+    assert len(rundir.island("island-00").history_lines()) == 5000

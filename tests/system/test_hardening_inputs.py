@@ -110,7 +110,7 @@ def test_library_join_refuses_orphaned_checkpoints(tmp_path):
 
     rundir = RunDir(tmp_path)
     rundir.ensure("island-00")
-    (rundir.island_dir("island-00") / "checkpoint-00000010.isld").write_bytes(b"x")
+    (rundir.island("island-00").dir / "checkpoint-00000010.isld").write_bytes(b"x")
     with pytest.raises(RunDirError, match="hold checkpoints"):
         join_run(tmp_path, small_config(), {})
     assert rundir.read_manifest() is None

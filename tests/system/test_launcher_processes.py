@@ -98,7 +98,7 @@ def wait_until(pred, timeout: float, what: str, proc: subprocess.Popen | None = 
 
 def status(run: Path, island: str) -> dict:
     try:
-        return RunDir(run).read_status(island) or {}
+        return RunDir(run).island(island).read_status() or {}
     except FormatError:
         return {}
 
@@ -164,8 +164,8 @@ def test_sigkilled_island_is_restarted_from_its_checkpoint(tmp_path, start, isla
     assert st["state"] == "finished" and st["generation"] == 200 and st["pid"] != victim
     assert state["island-01"]["restarts"] == 1 and state["island-00"]["restarts"] == 0
     # Resumed from a checkpoint, not from 0: the history is one unbroken run of generations.
-    assert [r["generation"] for r in RunDir(run).read_history("island-01")] == list(range(201))
-    log = RunDir(run).read_log_tail("island-01", 100_000)
+    assert [r["generation"] for r in RunDir(run).island("island-01").read_history()] == list(range(201))
+    log = RunDir(run).island("island-01").read_log_tail(100_000)
     assert log.count("--- launcher: start") == 2 and "resuming from generation" in log
 
 
@@ -174,7 +174,7 @@ def stopped_cleanly(run: Path, n: int, pids: dict[int, float]) -> None:
     for i in range(n):
         isl = f"island-{i:02d}"
         st = status(run, isl)
-        record, errors = RunDir(run).load_checkpoint(isl)
+        record, errors = RunDir(run).island(isl).load_checkpoint()
         assert st["state"] == "stopped" and not errors and record["generation"] == st["generation"]
 
 
@@ -194,8 +194,8 @@ def test_sigterm_to_the_launcher_stops_every_island_and_the_same_command_resumes
     for i in range(3):
         st = status(run, f"island-0{i}")
         assert st["state"] == "finished" and st["generation"] == 250
-        assert [r["generation"] for r in RunDir(run).read_history(f"island-0{i}")] == list(range(251))
-    assert "resuming from generation" in RunDir(run).read_log_tail("island-00", 100_000)
+        assert [r["generation"] for r in RunDir(run).island(f"island-0{i}").read_history()] == list(range(251))
+    assert "resuming from generation" in RunDir(run).island("island-00").read_log_tail(100_000)
 
 
 def test_sigint_to_the_process_group_stops_every_island(tmp_path, start, islands):

@@ -66,7 +66,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
 
 def status(run: Path, island: str) -> IslandStatus:
     try:
-        body = RunDir(run).read_status(island)
+        body = RunDir(run).island(island).read_status()
     except Exception:  # being replaced: read again on the next poll
         body = None
     return IslandStatus.from_body(body) if body else IslandStatus()
@@ -78,11 +78,11 @@ def report(run: Path) -> dict:
 
 
 def jobs(run: Path) -> list[str]:
-    return [str(r["job_id"]) for r in RunDir(run).read_slurm_jobs()]
+    return [str(r["job_id"]) for r in RunDir(run).scheduler.read_slurm_jobs()]
 
 
 def generations(run: Path, island: str) -> list[int]:
-    return [HistoryLine.from_body(r).generation for r in RunDir(run).iter_history(island)]
+    return [HistoryLine.from_body(r).generation for r in RunDir(run).island(island).iter_history()]
 
 
 def slurm_out(run: Path) -> str:

@@ -29,7 +29,7 @@ GAP_S = 0.15
 
 
 def checkpoint_generation(root) -> int | None:
-    record, errors = RunDir(root).load_checkpoint("island-00")
+    record, errors = RunDir(root).island("island-00").load_checkpoint()
     assert not errors
     return None if record is None else record["generation"]
 
@@ -54,7 +54,7 @@ def signal_island(root, *signums: int) -> tuple[int, str]:
 def test_repeated_stop_signals_still_checkpoint_and_exit_75(tmp_path, signums):
     code, out = signal_island(tmp_path, *signums)
     assert code == EXIT_STOPPED, out
-    status = RunDir(tmp_path).read_status("island-00")
+    status = RunDir(tmp_path).island("island-00").read_status()
     assert status["state"] == "stopped" and status["reason"] == "stopped"
     # No periodic checkpoint is due before generation 1000: this one was written at the stop.
     assert checkpoint_generation(tmp_path) == status["generation"] >= 2
@@ -79,12 +79,12 @@ from migration_pool.rundir import RunDir
 root = Path(sys.argv[1])
 stop = StopFlag()
 install_stop_handlers(stop)
-CLAIM = "from migration_pool.rundir import RunDir; import sys; RunDir(sys.argv[1]).claim('island-00').release()"
+CLAIM = "from migration_pool.rundir import RunDir; import sys; RunDir(sys.argv[1]).island('island-00').claim().release()"
 
 def requeue(result):
     # What a scheduler backend does here (scontrol requeue): a new copy of the island must be
     # able to claim it and find the checkpoint written at the stop.
-    record, _ = RunDir(root).load_checkpoint("island-00")
+    record, _ = RunDir(root).island("island-00").load_checkpoint()
     claim = subprocess.run([sys.executable, "-c", CLAIM, str(root)], capture_output=True, text=True)
     (root / "hook.json").write_text(json.dumps({"generation": result.generation, "signal": result.stop_signal,
         "checkpoint": record["generation"], "claim_rc": claim.returncode, "claim_err": claim.stderr}))

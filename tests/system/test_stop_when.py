@@ -80,9 +80,9 @@ def test_first_stops_every_island_soon_after_one_reaches_the_target(tmp_path):
     rundir = RunDir(run)
     marker = rundir.read_target_reached()
     assert marker is not None and marker["island"] == "island-00"
-    reasons = {isl: rundir.read_status(isl)["reason"] for isl in island_ids(3)}
+    reasons = {isl: rundir.island(isl).read_status()["reason"] for isl in island_ids(3)}
     assert reasons == {"island-00": "target", "island-01": "target-elsewhere", "island-02": "target-elsewhere"}
-    assert all(rundir.read_status(isl)["state"] == "finished" for isl in island_ids(3))
+    assert all(rundir.island(isl).read_status()["state"] == "finished" for isl in island_ids(3))
     assert first["to_target"]["island"] == "island-00"
     assert 0 < first["to_target"]["evaluations"] <= first["evaluations"]
 
@@ -93,10 +93,10 @@ def test_first_stops_every_island_soon_after_one_reaches_the_target(tmp_path):
 
     # Resuming the stopped run does not evolve again: the launcher reruns no island, and an
     # island resumed by hand sees the marker before its first generation.
-    generations = {isl: rundir.read_status(isl)["generation"] for isl in island_ids(3)}
+    generations = {isl: rundir.island(isl).read_status()["generation"] for isl in island_ids(3)}
     again = launch(run, tmp_path / "barrier-first", "first")
     assert again.returncode == 0 and (again.stdout + again.stderr).count("already finished") == 3, again.stderr
     res = subprocess.run([sys.executable, "-m", "islands", "evolve", "island-01", "--run-dir", str(run), "--quiet"],
                          env=child_env(), capture_output=True, text=True, timeout=120, start_new_session=True)
     assert res.returncode == 0 and "target-elsewhere" in res.stdout, res.stdout + res.stderr
-    assert {isl: rundir.read_status(isl)["generation"] for isl in island_ids(3)} == generations
+    assert {isl: rundir.island(isl).read_status()["generation"] for isl in island_ids(3)} == generations

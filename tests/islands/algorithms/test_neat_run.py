@@ -17,6 +17,7 @@ from islands.island import StopFlag
 from islands.problems import make_problem
 from islands.runs import evolve
 from migration_pool import format as fmt
+from migration_pool import batches
 from migration_pool.rundir import RunDir
 from support.factories import migrant_batch
 
@@ -37,11 +38,11 @@ def grown(island: int, seed: int, generations: int = 12, size: int = 60):
 
 def through_the_pool(em: Migrants, source: str) -> Migrants:
     """Emigrants encoded as a pool file and decoded again, as a neighbour would read them."""
-    data = fmt.encode_batch(migrant_batch(
+    data = batches.encode_batch(migrant_batch(
         em.genomes, run_id="r", source=source, generation=12, created=0.0, genome_kind="neat",
         fitness=em.fitness, origin=[f"island-{o:02d}" for o in em.origin], birth=em.birth, lineage=em.lineage))
-    b = fmt.decode_batch(data, run_id="r", genome_kind="neat")
-    return Migrants(list(b.genomes), b.fitness, np.array([int(o[7:]) for o in b.origin]), b.birth, b.lineage)
+    b = batches.decode_batch(data, run_id="r", genome_kind="neat")
+    return Migrants(list(b.genomes), b.fitness, b.origin, b.birth, b.lineage)
 
 
 def test_a_migrant_crosses_over_with_local_genomes_into_valid_networks():
@@ -153,7 +154,7 @@ def test_two_neat_islands_exchange_genomes_through_the_pool(tmp_path):
                     checkpoint_every=5, checkpoint_seconds=0, migration=MigrationConfig(every=4, migrants=3))
     evolve("island-00", tmp_path, cfg, **QUIET)
     evolve("island-01", tmp_path, cfg, **QUIET)
-    status = RunDir(tmp_path).read_status("island-01")
+    status = RunDir(tmp_path).island("island-01").read_status()
     m = status["migration"]
     assert m["received"] >= 3 and m["adopted"] >= 1 and m["bad_files"] == 0 and m["from:island-00"] >= 3
     assert status["foreign_share"] > 0.0 and set(status["best_genome"]) == set(gn.RECORD_FIELDS)
@@ -184,7 +185,7 @@ def test_neat_solves_double_pole_balancing_with_velocities(tmp_path):
                     checkpoint_every=100)
     result = evolve("island-00", tmp_path, cfg, **QUIET)
     assert result.reason == "target" and result.best == 100_000.0, result
-    champion = RunDir(tmp_path).read_status("island-00")["best_genome"]
+    champion = RunDir(tmp_path).island("island-00").read_status()["best_genome"]
     algo = NeatAlgorithm(make_problem("double_pole"), NeatConfig())
     assert algo.check(champion) is None
     print(f"double pole solved in {result.evaluations} evaluations, {time.perf_counter() - started:.0f} s")

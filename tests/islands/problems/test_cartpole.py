@@ -122,7 +122,7 @@ def test_random_networks_no_longer_solve_the_default_task():
 def test_generation_zero_of_an_island_is_not_solved(tmp_path):
     cfg = RunConfig(problem="cartpole", algorithm="pure", population=200, generations=0, seed=4)
     evolve("island-00", tmp_path, cfg, **QUIET)
-    assert RunDir(tmp_path).read_history("island-00")[0]["best"] < 500.0
+    assert RunDir(tmp_path).island("island-00").read_history()[0]["best"] < 500.0
 
 
 def test_episodes_are_the_same_for_the_same_seed_and_new_for_another():

@@ -70,7 +70,7 @@ def test_adapter_evolves_a_small_population(tmp_path, env, mode):
     assert result.generation == 3 and result.evaluations == 4 * 8
     problem = make_problem(f"gym:{env}", hidden=4, episodes=2)
     assert problem.task.mode == mode and problem.reseed is not None
-    history = RunDir(tmp_path).read_history("island-00")
+    history = RunDir(tmp_path).island("island-00").read_history()
     best = [h["best"] for h in history]
     assert len(best) == 4 and all(np.isfinite(best))
     if env == "CartPole-v1":  # 1 per step balanced, at most 500 steps
@@ -145,7 +145,7 @@ def test_seeded_runs_repeat_and_resume_bit_exact(tmp_path):
     assert resumed.resumed_from is not None and 1 <= resumed.resumed_from < 5
 
     def trajectory(run):
-        return [(h["generation"], h["best"], h["mean"]) for h in RunDir(tmp_path / run).read_history("island-00")]
+        return [(h["generation"], h["best"], h["mean"]) for h in RunDir(tmp_path / run).island("island-00").read_history()]
 
     assert trajectory("a") == trajectory("b") == trajectory("c")
     assert len({mean for _, _, mean in trajectory("a")}) > 1 and max(b for _, b, _ in trajectory("a")) <= 100
@@ -153,7 +153,7 @@ def test_seeded_runs_repeat_and_resume_bit_exact(tmp_path):
     assert other.generation == 5 and trajectory("d") != trajectory("a")
     # The champion's recorded fitness is its return on its generation's training starts (sync
     # mode: every network meets the same starts), so replaying those starts gives it back.
-    status = RunDir(tmp_path / "a").read_status("island-00")
+    status = RunDir(tmp_path / "a").island("island-00").read_status()
     problem = make_problem(cfg.problem, **dict(cfg.problem_params))
     problem.reseed(episode_seed(island_seed(cfg.seed, "island-00"), status["best_ever_generation"]))
     genome = torch.as_tensor(np.asarray(status["best_genome"]), dtype=torch.float32)[None]

@@ -19,6 +19,7 @@ from islands.problems import Problem, describe_all, make_problem
 from islands.problems.benchmarks import SCHWEFEL_C, SCHWEFEL_X
 from islands.problems.rotated import rotation_frame
 from migration_pool import format as fmt
+from migration_pool import batches
 
 NEW = ["ellipsoid", "bent_cigar", "rotated_ellipsoid", "rotated_rastrigin", "rotated_schwefel", "lunacek"]
 ROTATED = ["rotated_ellipsoid", "rotated_rastrigin", "rotated_schwefel", "bent_cigar"]
@@ -314,10 +315,10 @@ def test_float64_migrants_survive_the_pool_format_bit_for_bit() -> None:
     assert out.genomes.dtype == np.float64
     genomes = out.genomes.copy()
     genomes[0, 0] = 0.1 + 0.2  # a value float32 cannot hold
-    batch = fmt.MigrantBatch(run_id="r", source="island-00", generation=3, created=1.0,
+    batch = batches.MigrantBatch(run_id="r", source="island-00", generation=3, created=1.0,
                              genome_kind="vector", genomes=genomes, fitness=out.fitness,
                              origin=("island-00",) * 5, birth=out.birth, lineage=out.lineage)
-    back = fmt.decode_batch(fmt.encode_batch(batch), dtype="float64", gene_shape=(7,))
+    back = batches.decode_batch(batches.encode_batch(batch), dtype="float64", gene_shape=(7,))
     assert back.genomes.dtype == np.float64 and back.fitness.dtype == np.float64
     assert back.genomes.tobytes() == genomes.tobytes()
     assert back.fitness.tobytes() == np.asarray(out.fitness, dtype=np.float64).tobytes()

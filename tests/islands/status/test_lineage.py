@@ -138,7 +138,7 @@ def isolated(tmp_path_factory):
 
 
 def _statuses(rd: RunDir) -> dict[str, IslandStatus]:
-    return {i: IslandStatus.from_body(rd.read_status(i)) for i in ("island-00", "island-01")}
+    return {i: IslandStatus.from_body(rd.island(i).read_status()) for i in ("island-00", "island-01")}
 
 
 def test_takeover_is_measured_and_warned(takeover, tmp_path):
@@ -179,7 +179,7 @@ def test_isolated_islands_keep_every_lineage(isolated):
     assert lin["effective_origins"] == pytest.approx(2.0) and lin["dominant_share"] == 0.5
     assert lin["warning"] is None
     assert all(i["effective_origins"] == 1.0 for i in report["islands"])
-    lines = isolated.history_lines("island-01")
+    lines = isolated.island("island-01").history_lines()
     sampled = [HistoryLine.from_body(json.loads(ln)) for ln in lines if b'"origins"' in ln]
     assert [h.generation for h in sampled] == list(range(0, 41, 10)) and all(h.origins == {1: 30} for h in sampled)
     table = CliRunner().invoke(status_cmd, ["--run-dir", str(isolated.root)])
@@ -193,7 +193,7 @@ def _fake_run(root, centroids, diversity) -> RunDir:
                                         "config": {"problem": "sphere", "dim": 3, "migration": {"every": 0}}})
     for n, (island, c) in enumerate(zip(ids, centroids)):
         rd.ensure(island)
-        rd.write_status(island, status_body(island, centroid=np.full(3, c), diversity=diversity,
+        rd.island(island).write_status(status_body(island, centroid=np.full(3, c), diversity=diversity,
                                             origins={str(n): 10}))
     return rd
 

@@ -132,7 +132,7 @@ def test_report_of_hand_made_statuses_has_the_section(tmp_path):
                                         "config": {"problem": "sphere", "dim": 3, "migration": {"every": 10}}})
     for e in STUDY:
         rd.ensure(e["island"])
-        rd.write_status(e["island"], status_body(e["island"], overrides=e["overrides"], best_ever=e["best_ever"],
+        rd.island(e["island"]).write_status(status_body(e["island"], overrides=e["overrides"], best_ever=e["best_ever"],
                                                  own_gain=e["own_gain"], adopted_gain=e["adopted_gain"],
                                                  best_genome=np.zeros(3), started=0.0, heartbeat=time.time()))
     report = rep.build_report(tmp_path)
@@ -179,7 +179,7 @@ def test_real_study_with_migration_is_confounded(migrating, tmp_path):
     assert sec["confounded"] and sec["rank_by"] == "own_log_gain" and "came from immigrants" in sec["note"]
     assert 0 < sec["immigrant_share"] < 1
     for island, entry in islands.items():  # own + adopted gains add up to best_ever's rise from generation 0
-        first = RunDir(root).read_history(island)[0]["best_ever"]
+        first = RunDir(root).island(island).read_history()[0]["best_ever"]
         assert entry["own_gain"] + entry["adopted_gain"] == pytest.approx(entry["best_ever"] - first, rel=1e-9)
         decades = math.log10(first / entry["best_ever"])
         assert entry["own_log_gain"] + entry["adopted_log_gain"] == pytest.approx(decades, rel=1e-9)
@@ -205,11 +205,11 @@ def test_resume_keeps_own_gain(tmp_path):
     stop = StopFlag()
     evolve("island-00", tmp_path / "split", cfg, stop=stop,
            on_status=lambda s: setattr(stop, "requested", s.generation >= 35), **QUIET)
-    ckpt, _ = RunDir(tmp_path / "split").load_checkpoint("island-00")
+    ckpt, _ = RunDir(tmp_path / "split").island("island-00").load_checkpoint()
     assert ckpt["generation"] < 60 and ckpt["own_gain"] > 0 and ckpt["own_improvements"] > 0
     resumed = evolve("island-00", tmp_path / "split", cfg, **QUIET)
     assert resumed.resumed_from == ckpt["generation"] and resumed.best == whole.best
-    a, b = (IslandStatus.from_body(RunDir(tmp_path / d).read_status("island-00")) for d in ("whole", "split"))
+    a, b = (IslandStatus.from_body(RunDir(tmp_path / d).island("island-00").read_status()) for d in ("whole", "split"))
     assert a.own_gain > ckpt["own_gain"] and (b.own_gain, b.own_improvements) == (a.own_gain, a.own_improvements)
     assert 0 < ckpt["own_log_gain"] < a.own_log_gain == b.own_log_gain
 
@@ -220,13 +220,13 @@ def test_checkpoint_without_gains_resumes_from_zero(tmp_path):
     evolve("island-00", tmp_path, cfg, stop=stop,
            on_status=lambda s: setattr(stop, "requested", s.generation >= 35), **QUIET)
     rundir = RunDir(tmp_path)
-    record, _ = rundir.load_checkpoint("island-00")
+    record, _ = rundir.island("island-00").load_checkpoint()
     for key in ("own_gain", "adopted_gain", "own_improvements", "adopted_improvements", "own_log_gain",
                 "adopted_log_gain"):
         record.pop(key)
-    rundir.save_checkpoint("island-00", record["generation"], record)
+    rundir.island("island-00").save_checkpoint(record["generation"], record)
     evolve("island-00", tmp_path, cfg, **QUIET)
-    s = IslandStatus.from_body(rundir.read_status("island-00"))
+    s = IslandStatus.from_body(rundir.island("island-00").read_status())
     assert s.generation == 60 and s.adopted_gain == 0.0 and s.own_gain is not None and s.own_gain >= 0
 
 

@@ -29,6 +29,7 @@ from islands.status.cli import status as status_cmd
 from islands.status.liveness import pid_alive
 from islands.status.record import IslandStatus, Migration
 from islands.status.schema import SCHEMA, STATES
+from migration_pool.island_files import IslandFiles
 from migration_pool.rundir import RunDir
 from support.factories import status_body
 from support.procs import child_env, wait_for
@@ -122,11 +123,11 @@ def test_diversity_over_time_weighs_islands_equally():
 def test_history_sampling(tmp_path):
     rd = RunDir(tmp_path)
     rd.ensure("island-00")
-    rd.append_history("island-00", [{"generation": g, "diversity": g / 10} if g % 2 else {"generation": g}
+    rd.island("island-00").append_history([{"generation": g, "diversity": g / 10} if g % 2 else {"generation": g}
                                     for g in range(101)])
-    with open(rd.history_path("island-00"), "ab") as f:
+    with open(rd.island("island-00").history_path, "ab") as f:
         f.write(b'not json\n{"generation": 999, "diversity": 1')  # a bad line, then a torn one
-    lines = rd.history_lines("island-00")
+    lines = rd.island("island-00").history_lines()
     assert len(lines) == 102  # the torn line is not a line
     sample = rep.sample_records(lines, 10, b'"diversity"')
     assert 2 <= len(sample) <= 10
@@ -144,7 +145,7 @@ def _fake_run(root: Path, islands: int = 2) -> RunDir:
                                                                     "migration": {"every": 0}}})
     for n, island in enumerate(ids):
         rd.ensure(island)
-        rd.write_status(island, status_body(island, best=-1.0 - n, mean=-2.0, best_ever=-0.5 - n,
+        rd.island(island).write_status(status_body(island, best=-1.0 - n, mean=-2.0, best_ever=-0.5 - n,
                                             best_genome=np.arange(3.0), evals_per_sec=50.0, diversity=0.1,
                                             foreign_share=0.0, centroid=np.full(3, 0.5), host=HERE, pid=1,
                                             started=0.0, heartbeat=time.time()))
@@ -177,8 +178,8 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path):
 
 def test_corrupt_and_missing_status_are_shown_per_island(tmp_path):
     rd = _fake_run(tmp_path, islands=3)
-    rd.status_path("island-01").write_bytes(b"\x00" * 40)
-    rd.status_path("island-02").unlink()
+    rd.island("island-01").status_path.write_bytes(b"\x00" * 40)
+    rd.island("island-02").status_path.unlink()
     result = _invoke("--run-dir", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -201,7 +202,7 @@ def test_launcher_state_gives_restarts_and_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(RunDir, "read_launcher_state", lambda self: state, raising=False)
     islands = _by_id(rep.build_report(tmp_path))
     assert (islands["island-00"]["state"], islands["island-00"]["restarts"]) == ("finished", 2)  # finished wins
-    monkeypatch.setattr(RunDir, "read_status", lambda self, island: None)
+    monkeypatch.setattr(IslandFiles, "read_status", lambda self: None)
     islands = _by_id(rep.build_report(tmp_path))
     assert (islands["island-00"]["state"], islands["island-01"]["state"]) == ("failed", "pending")
     assert "exit 1 at start" in islands["island-00"]["note"]
@@ -311,8 +312,8 @@ def test_real_run_agrees_with_checkpoints_and_history(runs):
     problem = make_problem("rastrigin", 5)
     best_ever = {}
     for n, (island, entry) in enumerate(sorted(islands.items())):
-        ckpt, errors = rd.load_checkpoint(island)
-        history = rd.read_history(island)
+        ckpt, errors = rd.island(island).load_checkpoint()
+        history = rd.island(island).read_history()
         assert ckpt is not None and not errors
         assert entry["state"] == "finished" and entry["reason"] == "generations"
         assert entry["generation"] == ckpt["generation"] == history[-1]["generation"] == 200
@@ -340,7 +341,7 @@ def test_real_run_agrees_with_checkpoints_and_history(runs):
     mat = arch["migration_matrix"]
     for island, row in zip(mat["receivers"], mat["counts"]):
         assert sum(row) == islands[island]["migration"]["received"]
-        sources = {s for h in rd.read_history(island) for s in h.get("migration", {}).get("sources", [])}
+        sources = {s for h in rd.island(island).read_history() for s in h.get("migration", {}).get("sources", [])}
         assert {s for s, c in zip(mat["sources"], row) if c} == sources
         assert row[mat["sources"].index(island)] == 0  # never from itself
     assert sum(map(sum, mat["counts"])) > 0
@@ -380,7 +381,7 @@ def test_isolated_islands_then_stopped_and_killed(runs):
     rd = RunDir(b)
 
     def both_going():
-        statuses = [rd.read_status(i) for i in ("island-00", "island-01")]
+        statuses = [rd.island(i).read_status() for i in ("island-00", "island-01")]
         return all(s and s["generation"] >= 30 and s["migration"].get("events", 0) >= 2 for s in statuses)
 
     wait_for(both_going, timeout=WAIT, what="run B to get going")

@@ -81,13 +81,13 @@ def test_the_report_takes_liveness_from_another_hosts_lease(tmp_path):
     # island-00: written here by a process now gone, then taken over by a job on another host;
     # island-01: a job on another host that has not written its status yet.
     rd.ensure("island-00")
-    rd.write_status("island-00", IslandStatus(island="island-00", run_id=run.run_id, state="running", host=here,
+    rd.island("island-00").write_status(IslandStatus(island="island-00", run_id=run.run_id, state="running", host=here,
                                               pid=2**22 + 1, started=now - 300, heartbeat=now - 200).to_body())
     for island in ("island-00", "island-01"):
         rd.ensure(island)
         body = Lease(island=island, host=OTHER, pid=os_pid_here(), job_id="8_1", started=now - 5,
                      heartbeat=now - 1, ttl=60.0, token="x").to_body()
-        atomic.publish(rd.island_dir(island) / lease.LEASE_FILE, fmt.encode("lease", body))
+        atomic.publish(rd.island(island).dir / lease.LEASE_FILE, fmt.encode("lease", body))
     pids = Pids()
     report = build_report(run.root, alive=pids)
     states = {i["island"]: (i["state"], i["note"]) for i in report["islands"]}

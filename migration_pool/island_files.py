@@ -1,0 +1,266 @@
+"""One island's files in a run directory: `RUN/islands/<id>/` (and its pool directory to reset).
+
+    islands/island-03/
+      .claim                 flock held by the live process running this island
+      lease.isld             its lease: host, pid, job id, heartbeat (envelope "lease")
+      status.isld            rewritten atomically, a few times a second at most
+      history.jsonl          one JSON line per generation, append-only
+      checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
+      island.log             stdout/stderr when started by the launcher
+
+`IslandFiles` is what `RunDir.island(id)` returns: the claim and its lease, the status
+heartbeat, the history, the checkpoints and the log. History is append-only JSON lines: each
+line is written with one `write` call and readers ignore a last line without its newline, so
+a crash mid-append loses at most that line.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+from migration_pool import atomic, files, format as fmt, lease
+from migration_pool.errors import FormatError, IslandBusy
+
+# [0-9], not \d (which matches non-ASCII digits), and \Z, not $ (which allows a newline),
+# as legacy_batches.BATCH_RE: a name another process chose must match exactly or not at all.
+CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
+KEEP_CHECKPOINTS = 3
+HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
+
+
+@dataclass(frozen=True)
+class IslandFiles:
+    """The files of island `id` in the run at `root`; cheap, touches the disk only when asked.
+
+    Raises RunDirError on construction if `id` is not a canonical island id.
+    """
+
+    root: Path
+    id: str
+
+    def __post_init__(self) -> None:
+        files.valid_id(self.id)
+
+    @property
+    def dir(self) -> Path:
+        """RUN/islands/<id>."""
+        return self.root / "islands" / self.id
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "island.log"
+
+    # -- one process per island -----------------------------------------------------------
+    def claim(self, *, job_id: str | None = None,
+              warn: Callable[[str], None] | None = None) -> lease.Claim:
+        """Hold this island for the calling process; IslandBusy if another process holds it.
+
+        A flock on `.claim`, released by the kernel when the holder dies, even by SIGKILL, so a
+        crashed island never blocks its restart; and a lease (`migration_pool.lease`: host,
+        pid, `job_id`, heartbeat), so that a copy on another host is refused while the holder's
+        lease is fresh even where flock does not reach across hosts. A stale lease of another
+        host is taken over with a notice through `warn`.
+        """
+        files.ensure(self.root, self.id)
+        lock = files.hold(self.dir / ".claim", IslandBusy(f"{self.id} is already running in {self.root}"))
+        path = self.dir / lease.LEASE_FILE
+        try:
+            return lease.take(
+                self.id, lock, job_id=job_id, warn=warn or (lambda _message: None),
+                read=lambda: lease.Lease.from_body(files.read_envelope(path, "lease", lease.MAX_LEASE_BYTES)),
+                write=lambda held: atomic.publish(path, fmt.encode("lease", held.to_body()), durable=False),
+                remove=lambda: path.unlink(missing_ok=True))
+        except BaseException:
+            lock.release()
+            raise
+
+    def read_lease(self) -> lease.Lease | None:
+        """The island's lease (None if none or unusable); FormatError if the file is corrupt."""
+        return lease.Lease.from_body(files.read_envelope(self.dir / lease.LEASE_FILE, "lease", lease.MAX_LEASE_BYTES))
+
+    # -- status ---------------------------------------------------------------------------
+    @property
+    def status_path(self) -> Path:
+        return self.dir / "status.isld"
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        """Replace the heartbeat atomically but without fsync: it is rewritten twice a second,
+        a power loss can at worst cost the last one (readers treat a missing or unreadable
+        status as "no heartbeat yet"), and the fsyncs cost more than the island loop itself."""
+        files.checked_dir(self.root, self.dir)
+        atomic.publish(self.status_path, fmt.encode("status", status), durable=False)
+
+    def read_status(self) -> dict[str, Any] | None:
+        """The island's status, None if it has none yet; FormatError if it is corrupt."""
+        return files.read_envelope(self.status_path, "status")
+
+    # -- history --------------------------------------------------------------------------
+    @property
+    def history_path(self) -> Path:
+        return self.dir / "history.jsonl"
+
+    def append_history(self, records: list[dict[str, Any]], durable: bool = False) -> None:
+        """Append records as JSON lines in a single write, so a crash tears at most the last.
+
+        Appends are not fsynced (they come with every status rewrite); `durable` fsyncs the
+        file, which an island does right before each checkpoint, so that a checkpoint that
+        survived a power cut never finds its history missing lines it already counts.
+        """
+        if not records and not durable:
+            return
+        text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
+        fd = os.open(self.history_path,
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            if text:
+                os.write(fd, text.encode())
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def iter_history(self) -> Iterator[dict[str, Any]]:
+        """History records in order, skipping a torn last line and any line that is not JSON."""
+        try:
+            with open(self.history_path, "rb") as f:
+                for line in files.lines(f):
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict):
+                        yield rec
+        except FileNotFoundError:
+            return
+
+    def read_history(self) -> list[dict[str, Any]]:
+        return list(self.iter_history())
+
+    def history_lines(self, max_bytes: int = HISTORY_TAIL_BYTES) -> list[bytes]:
+        """Complete history lines of the last `max_bytes` of the file, undecoded (a torn
+        last line, and the first line cut by the tail, are dropped).
+
+        For readers of many islands that decode only a sample: parsing every line of 128
+        islands x 1,000 generations costs more than the whole status report may take, and a
+        history of millions of generations must not be read whole (the tail is what matters).
+        """
+        try:
+            fd = os.open(self.history_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FormatError("is a symlink, refused", str(self.history_path)) from None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise FormatError("is not a regular file", str(self.history_path))
+            start = max(0, info.st_size - max_bytes)
+            f.seek(start)
+            data = f.read(max_bytes)
+        lines = data.split(b"\n")[:-1]  # the last piece is empty or a line still being written
+        return lines[1:] if start > 0 else lines
+
+    def truncate_history(self, generation: int) -> None:
+        """Keep only records up to `generation` (a resume replays what came after; a fresh
+        start, generation -1, keeps none).
+
+        Streams the file into a new one and renames it over the old: a history of millions of
+        lines is never held in memory, and a crash leaves the old file or the new one whole.
+        Lines without an integer generation (torn, or edited by hand) are dropped.
+        """
+        path = self.history_path
+        if not path.exists():
+            return
+        tmp = path.with_name(f"{atomic.TMP_PREFIX}{path.name}.{os.getpid()}")
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                for line in files.lines(src):
+                    gen = _generation(line)
+                    if gen is not None and gen <= generation:
+                        dst.write(line)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint_paths(self) -> list[Path]:
+        """Checkpoint files of an island, newest first."""
+        d = self.dir
+        if not d.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def save_checkpoint(self, generation: int, body: dict[str, Any]) -> Path:
+        """Write a durable checkpoint, then drop all but the newest few."""
+        path = Path(files.checked_dir(self.root, self.dir), f"checkpoint-{generation:08d}.isld")
+        atomic.publish(path, fmt.encode("checkpoint", body))
+        for old in self.checkpoint_paths()[KEEP_CHECKPOINTS:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_checkpoint(self) -> tuple[dict[str, Any] | None, list[FormatError]]:
+        """The newest readable checkpoint (None if there is none) and the errors of newer ones.
+
+        A corrupt newest checkpoint falls back to the one before it; the caller decides
+        whether having only corrupt ones is fatal.
+        """
+        errors: list[FormatError] = []
+        for path in self.checkpoint_paths():
+            try:
+                return fmt.decode(atomic.read_capped(path), "checkpoint", path=str(path)), errors
+            except FileNotFoundError:
+                continue
+            except FormatError as e:
+                errors.append(e)
+        return None, errors
+
+    def reset_island(self) -> None:
+        """Forget an island's checkpoints, history and status (`--fresh`)."""
+        d = self.dir
+        files.checked_dir(self.root, d)
+        files.checked_dir(self.root, files.pool_dir(self.root, self.id))
+        for p in self.checkpoint_paths() + [self.history_path, self.status_path]:
+            p.unlink(missing_ok=True)
+        shutil.rmtree(files.pool_dir(self.root, self.id), ignore_errors=True)
+        d.mkdir(parents=True, exist_ok=True)
+
+    # -- log ------------------------------------------------------------------------------
+    def open_log(self) -> BinaryIO:
+        """The island's log file opened for appending, unbuffered, for a child's stdout/stderr."""
+        files.ensure(self.root, self.id)
+        fd = os.open(self.log_path,
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        return open(fd, "ab", buffering=0)
+
+    def read_log_tail(self, max_bytes: int = 4096) -> str:
+        """The last `max_bytes` of an island's log as text ("" if it has none)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read(max_bytes).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+def _generation(line: bytes) -> int | None:
+    """The integer generation of a history line; None for a line that is not a record of one."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    gen = rec.get("generation") if isinstance(rec, dict) else None
+    return gen if isinstance(gen, int) and not isinstance(gen, bool) else None
+
+
