@@ -6,7 +6,7 @@ generator state inside, a resumed island continues bit for bit as if never inter
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -18,16 +18,24 @@ from islands.status.record import MIGRATION_COUNTERS
 CHECKPOINT_VERSION = 1
 
 
+_SINCE_V1 = {"required": True}  # in every checkpoint ever written: missing means incomplete
+
+
 @dataclass
 class Progress:
-    """The island loop's counters, all of which a resume must restore."""
+    """The island loop's counters, all of which a resume must restore.
 
-    generation: int = 0
-    evaluations: int = 0
-    best_ever: float = float("-inf")
-    best_ever_genome: Any = None
-    best_ever_generation: int = 0
-    stale: int = 0  # generations without improving best_ever
+    The checkpoint holds them under their field names, in this order (`make_record`); a field
+    added later must have a default, which a resumed island takes from an older checkpoint.
+    Fields that the status record shares by name (`IslandStatus`) are copied to it by name.
+    """
+
+    generation: int = field(default=0, metadata=_SINCE_V1)
+    evaluations: int = field(default=0, metadata=_SINCE_V1)
+    best_ever: float = field(default=float("-inf"), metadata=_SINCE_V1)
+    best_ever_genome: Any = field(default=None, metadata=_SINCE_V1)
+    best_ever_generation: int = field(default=0, metadata=_SINCE_V1)
+    stale: int = field(default=0, metadata=_SINCE_V1)  # generations without improving best_ever
     # Improvements of best_ever, attributed (`islands.island`): "own" after the island's own
     # breeding step, "adopted" right after a migration event; the first population counts for
     # neither. Under migration an island's best says little of its settings; its own gain does.
@@ -40,7 +48,25 @@ class Progress:
     own_log_gain: float = 0.0
     adopted_log_gain: float = 0.0
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
-    migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0))
+    migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0),
+                                      metadata=_SINCE_V1)
+
+
+_FIELDS = fields(Progress)
+
+
+def _load(f: Field[Any], value: Any) -> Any:
+    """A checkpoint value as the field's type (the type of its default): msgpack gives ints
+    where floats were written whole, and a map for the migration counters."""
+    if f.name == "migration":
+        return {k: int(v) for k, v in dict(value).items()}
+    if isinstance(f.default, bool) or f.default is None:
+        return value
+    if isinstance(f.default, int):
+        return int(value)
+    if isinstance(f.default, float):
+        return float(value)
+    return value
 
 
 def make_record(
@@ -52,27 +78,18 @@ def make_record(
     progress: Progress,
 ) -> dict[str, Any]:
     """The checkpoint body for the pool's `save_checkpoint`."""
-    return {
+    body: dict[str, Any] = {
         "checkpoint_version": CHECKPOINT_VERSION,
         "run_id": run_id,
         "island": island,
         "settings_hash": settings_hash,
-        "generation": progress.generation,
-        "evaluations": progress.evaluations,
-        "best_ever": progress.best_ever,
-        "best_ever_genome": progress.best_ever_genome,
-        "best_ever_generation": progress.best_ever_generation,
-        "stale": progress.stale,
-        "own_gain": progress.own_gain,
-        "adopted_gain": progress.adopted_gain,
-        "own_improvements": progress.own_improvements,
-        "adopted_improvements": progress.adopted_improvements,
-        "own_log_gain": progress.own_log_gain,
-        "adopted_log_gain": progress.adopted_log_gain,
-        "migration": dict(progress.migration),
-        "generator": gen.get_state().cpu().numpy(),
-        "state": state_record,
     }
+    for f in _FIELDS:
+        value = getattr(progress, f.name)
+        body[f.name] = dict(value) if isinstance(value, dict) else value
+    body["generator"] = gen.get_state().cpu().numpy()
+    body["state"] = state_record
+    return body
 
 
 def restore(
@@ -95,22 +112,9 @@ def restore(
         raise fail("was written with different settings")
     try:
         gen.set_state(torch.as_tensor(np.asarray(record["generator"], dtype=np.uint8)))
-        progress = Progress(
-            generation=int(record["generation"]),
-            evaluations=int(record["evaluations"]),
-            best_ever=float(record["best_ever"]),
-            best_ever_genome=record["best_ever_genome"],
-            best_ever_generation=int(record["best_ever_generation"]),
-            stale=int(record["stale"]),
-            migration={k: int(v) for k, v in dict(record["migration"]).items()},
-            # checkpoints written before these were recorded: counted from the resume on
-            own_gain=float(record.get("own_gain", 0.0)),
-            adopted_gain=float(record.get("adopted_gain", 0.0)),
-            own_improvements=int(record.get("own_improvements", 0)),
-            adopted_improvements=int(record.get("adopted_improvements", 0)),
-            own_log_gain=float(record.get("own_log_gain", 0.0)),
-            adopted_log_gain=float(record.get("adopted_log_gain", 0.0)),
-        )
+        # Fields written since version 1 began are counted from the resume on when missing.
+        progress = Progress(**{f.name: _load(f, record[f.name]) for f in _FIELDS
+                               if f.metadata.get("required") or f.name in record})
         state = dict(record["state"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise fail(f"is incomplete ({e})") from None

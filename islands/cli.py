@@ -450,19 +450,18 @@ def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> s
         return island
     if island is not None:
         raise ConfigError(f"--slurm picks the island from SLURM's task id; leave out ISLAND ({island!r})")
-    from islands.runs import open_run, planned_islands
     from islands.slurm import island_from_env
+    from islands.status.reader import open_run
 
     root = run_dir or (Path(os.environ["ISLANDS_RUN_DIR"]) if os.environ.get("ISLANDS_RUN_DIR") else None)
     if root is None:
         raise ConfigError("--slurm needs --run-dir (the run `islands launch --backend slurm` planned)")
-    manifest = open_run(root).manifest
-    return island_from_env(planned_islands(manifest))
+    return island_from_env(open_run(root).planned)
 
 
 def _max_evaluations(root: Path) -> int | None:
     """The run's evaluation budget per island (its manifest's, which the options may not name)."""
-    from islands.runs import open_run
+    from islands.status.reader import open_run
 
     try:
         return open_run(root).config.max_evaluations

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from islands.errors import ConfigError, IslandsError
+from islands.status.reader import read_evaluation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -176,11 +177,10 @@ def record(run: "RunResults", result: Generalisation) -> None:
 
 
 def recorded(rundir: Any, run_id: str | None = None) -> Generalisation | None:
-    """The run's recorded evaluation, None if there is none (or it belongs to another run)."""
-    body = rundir.read_evaluation()
-    if body is None or (run_id is not None and body.get("run_id") != run_id):
-        return None
-    return Generalisation.from_body(body)
+    """The run's recorded evaluation, None if there is none, it belongs to another run or it
+    cannot be read (the run reader's policy: `islands.status.reader`)."""
+    body = read_evaluation(rundir, run_id)
+    return None if body is None else Generalisation.from_body(body)
 
 
 def replay(run: "RunResults | str | os.PathLike[str]", episodes: int = 1, seed: int = 0,

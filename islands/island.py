@@ -1,8 +1,10 @@
 """The island process: the epoch loop around the pure algorithm core.
 
-One generation: (migrate when due) -> checkpoint when due -> breed -> evaluate -> record.
-Everything here is bookkeeping and I/O at the edge; the evolution itself is the algorithm's
-`step` and `evaluate`. Files are written through `migration_pool.RunDir` only.
+One generation, in pagmo's order: read immigrants and replace residents, then evolve
+(`migration.exchange`, when due) -> checkpoint when due -> breed -> evaluate -> count. The
+evolution itself is the algorithm's `step` and `evaluate`; the loop decides and counts, and
+tells its recorders (`islands.events`, `islands.recorders`: history, checkpoint, heartbeat,
+target marker) what happened; they write the files, through `migration_pool.RunDir` only.
 
 What an island records for others is declared in `islands.status.record`: an `IslandStatus`
 (the heartbeat) and one `HistoryLine` per generation; what it keeps for itself is the
@@ -11,9 +13,6 @@ checkpoint (`islands.checkpoint`).
 from __future__ import annotations
 
 import math
-import os
-import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,15 +23,13 @@ from islands import checkpoint as ckpt
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
+from islands.events import Recorders
 from islands.problems import make_problem
-from islands.status.record import HistoryLine, IslandStatus, Migration, MigrationEvent
+from islands.recorders import Checkpointer, Heartbeat, HistoryRecorder, TargetMarker
+from islands.status.record import IslandStatus
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
-from migration_pool.lease import Claim, scheduler_job_id
+from migration_pool.lease import scheduler_job_id
 from migration_pool.rundir import RunDir
-
-STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
-MARKER_CHECK_S = 0.5  # with --stop-when first, look for another island's target marker this often
-DIVERSITY_EVERY = 10  # every 10th history line carries diversity, foreign share, origins, algorithm figures
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,7 @@ def run_island(
     loop = None
     try:
         loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)
-        loop.claim = claim  # its lease is renewed with every status rewrite
+        loop.heartbeat.claim = claim  # its lease is renewed with every status rewrite
         result = loop.run()
     finally:
         close = getattr(loop.migrator, "close", None) if loop is not None else None
@@ -141,7 +138,6 @@ class _Loop:
         on_status: Callable[[IslandStatus], None] | None,
     ) -> None:
         self.spec, self.cfg, self.rundir, self.stop, self.log = spec, cfg, rundir, stop, log
-        self.on_status = on_status
         self.number = island_number(spec.island)
         self.problem = spec.problem if spec.problem is not None else \
             make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
@@ -155,15 +151,15 @@ class _Loop:
         self.migrator = None
         if cfg.migration.every and migrator_factory is not None:
             self.migrator = migrator_factory(spec, self.rundir, self.log)
-        self.pending: list[HistoryLine] = []
-        self.event: MigrationEvent | None = None  # last migration, for the next history line
-        self.last_status = 0.0
-        self.beat = 0
-        self.started = time.time()
-        self.last_checkpoint = time.monotonic()  # a resumed island's checkpoint is as fresh as now
-        self.evals_at_start = 0
-        self.marker_checked = float("-inf")  # first check at once, so a resumed island sees it
-        self.claim: Claim | None = None
+        # The recorders, in the order of their writes (islands.recorders).
+        self.history = HistoryRecorder(rundir, spec.island, self.algo, self.number)
+        self.checkpointer = Checkpointer(rundir, spec.run_id, spec.island, self.hash, self.algo, self.gen,
+                                         cfg.checkpoint_every, cfg.checkpoint_seconds)
+        self.heartbeat = Heartbeat(spec, cfg.generations, rundir, self.algo, self.number, self.target,
+                                   self.history, on_status)
+        self.marker = TargetMarker(rundir, spec.run_id, spec.island, log) if cfg.stop_when == "first" else None
+        self.recorders = Recorders([self.history, self.checkpointer, self.heartbeat,
+                                    *([self.marker] if self.marker is not None else [])])
 
     # -- start ----------------------------------------------------------------------------
     def _start(self) -> tuple[Any, ckpt.Progress, int | None]:
@@ -199,7 +195,7 @@ class _Loop:
     # -- loop -----------------------------------------------------------------------------
     def run(self) -> IslandResult:
         state, progress, resumed = self._start()
-        self.evals_at_start = progress.evaluations
+        self.heartbeat.evals_at_start = progress.evaluations
         reason = self._finished(progress)
         while reason is None:
             g = progress.generation
@@ -209,11 +205,12 @@ class _Loop:
             if (self.migrator is not None and self.cfg.migration.due(g, self.seed)
                     and progress.migration.get("last_generation") != g):
                 state = self.migrator.exchange(self.algo, state, progress, self.gen)
-                self.event = self.migrator.last_event
-                if self.event is None or self.event.adopted:
+                event = self.migrator.last_event
+                self.recorders.migration(event)
+                if event is None or event.adopted:
                     self._record_best(state, progress, adopted=True)  # nothing adopted: state unchanged
-            if g > 0 and g % self.cfg.checkpoint_every == 0 and g != resumed and self._checkpoint_time():
-                self._checkpoint(state, progress)
+            if self.checkpointer.due(g, resumed):
+                self.recorders.checkpoint(state, progress)
             # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
             # generation's gain theirs; the count lives in the state, so a resume agrees.
             deferred = self.algo.pending_immigrants(state) > 0
@@ -223,8 +220,7 @@ class _Loop:
             progress.evaluations += self.algo.evaluated(state)
             self._record(state, progress, adopted=deferred)
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
-        self._checkpoint(state, progress, status=False)
-        self._status(state, progress, "stopped" if reason == "stopped" else "finished", reason)
+        self.recorders.end(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
                             progress.evaluations, resumed, self.stop.signum if reason == "stopped" else None)
 
@@ -237,10 +233,9 @@ class _Loop:
 
     def _finished(self, progress: ckpt.Progress) -> str | None:
         if self.target is not None and progress.best_ever >= self.target:
-            if self.cfg.stop_when == "first":
-                self._mark_target(progress)
+            self.recorders.target(progress)  # with --stop-when first, the marker tells the others
             return "target"
-        if self.cfg.stop_when == "first" and self._target_elsewhere():
+        if self.marker is not None and self.marker.elsewhere():
             return "target-elsewhere"
         if self.cfg.stagnation_limit and progress.stale >= self.cfg.stagnation_limit:
             return "stagnation"
@@ -251,24 +246,6 @@ class _Loop:
         if self.stop:
             return "stopped"
         return None
-
-    def _mark_target(self, progress: ckpt.Progress) -> None:
-        """Tell the other islands (`--stop-when first`) that the run's target is reached."""
-        body = {"island": self.spec.island, "run_id": self.spec.run_id, "generation": progress.generation,
-                "evaluations": progress.evaluations, "best_ever": progress.best_ever, "time": time.time()}
-        try:
-            if self.rundir.mark_target_reached(body):
-                self.log(f"{self.spec.island}: target reached; asking the other islands to stop")
-        except OSError as e:  # the others then run to their own ends: wasteful, not wrong
-            self.log(f"warning: cannot write the target marker: {e}")
-
-    def _target_elsewhere(self) -> bool:
-        """One stat at most every MARKER_CHECK_S: has another island reached the target?"""
-        now = time.monotonic()
-        if now - self.marker_checked < MARKER_CHECK_S:
-            return False
-        self.marker_checked = now
-        return self.rundir.target_reached()
 
     def _record_best(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> Any:
         """Update best_ever; attribute the gain to immigrants (`adopted`) or to own breeding.
@@ -296,101 +273,12 @@ class _Loop:
         return stats
 
     def _record(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> None:
+        """Count a generation (or the first population), then tell the recorders."""
         before = progress.best_ever
         stats = self._record_best(state, progress, adopted=adopted)
         if progress.best_ever == before and progress.generation > 0:
             progress.stale += 1
-        sampled = progress.generation % DIVERSITY_EVERY == 0
-        self.pending.append(HistoryLine(
-            generation=progress.generation,
-            best=_finite(stats.best),
-            mean=_finite(stats.mean),
-            best_ever=_finite(progress.best_ever),
-            evaluations=progress.evaluations,
-            time=round(time.time(), 3),
-            migration=self.event,
-            diversity=round(self.algo.diversity(state), 6) if sampled else None,
-            foreign=round(self.algo.foreign_share(state, self.number), 4) if sampled else None,
-            origins=self.algo.origins(state) if sampled else {},
-            algo=self.algo.info(state) if sampled else {},  # step size, restarts: on sampled lines
-        ))
-        self.event = None
-        if time.monotonic() - self.last_status >= STATUS_INTERVAL_S:
-            self._status(state, progress, "running", None)
-
-    def _checkpoint_time(self) -> bool:
-        """Has `checkpoint_seconds` passed since the last checkpoint? Only asked at a multiple
-        of `checkpoint_every`, so a checkpoint waits for both: an fsync'd checkpoint every 25
-        generations would cost a fast island more than its evolution (issue 16)."""
-        return time.monotonic() - self.last_checkpoint >= self.cfg.checkpoint_seconds
-
-    def _checkpoint(self, state: Any, progress: ckpt.Progress, status: bool = True) -> None:
-        # History first, and durably: a resume cuts the history back to the checkpoint and
-        # replays from there, so every line up to it must be on disk before the checkpoint is.
-        self._flush_history(durable=True)
-        body = ckpt.make_record(self.spec.run_id, self.spec.island, self.hash,
-                                self.algo.to_record(state), self.gen, progress)
-        self.rundir.island(self.spec.island).save_checkpoint(progress.generation, body)
-        self.last_checkpoint = time.monotonic()
-        if status:
-            self._status(state, progress, "running", None)
-
-    def _flush_history(self, durable: bool = False) -> None:
-        """Append the buffered history lines (one write; fsynced only when `durable`)."""
-        self.rundir.island(self.spec.island).append_history([line.to_body() for line in self.pending], durable=durable)
-        self.pending = []
-
-    def _status(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
-        """Flush pending history lines and rewrite the status file (the heartbeat)."""
-        diversity = self.algo.diversity(state)
-        foreign = self.algo.foreign_share(state, self.number)
-        self._flush_history()
-        now = time.time()
-        elapsed = max(now - self.started, 1e-9)
-        stats = self.algo.stats(state)
-        self.beat += 1
-        self.last_status = time.monotonic()
-        status = IslandStatus(
-            island=self.spec.island,
-            run_id=self.spec.run_id,
-            state=phase,
-            reason=reason,
-            generation=progress.generation,
-            generations=self.cfg.generations,
-            best=_finite(stats.best),
-            mean=_finite(stats.mean),
-            best_ever=_finite(progress.best_ever),
-            best_ever_generation=progress.best_ever_generation,
-            best_genome=progress.best_ever_genome,
-            evaluations=progress.evaluations,
-            evals_per_sec=(progress.evaluations - self.evals_at_start) / elapsed,
-            diversity=diversity,
-            foreign_share=foreign,
-            centroid=self.algo.centroid(state),
-            origins=self.algo.origins(state),
-            migration=Migration.from_body(progress.migration),
-            own_gain=_finite(progress.own_gain),
-            adopted_gain=_finite(progress.adopted_gain),
-            own_log_gain=_finite(progress.own_log_gain),
-            adopted_log_gain=_finite(progress.adopted_log_gain),
-            own_improvements=progress.own_improvements,
-            adopted_improvements=progress.adopted_improvements,
-            overrides=dict(self.spec.overrides),
-            device=self.spec.device,
-            torch_threads=torch.get_num_threads(),
-            pid=os.getpid(),
-            host=socket.gethostname(),
-            started=self.started,
-            heartbeat=now,
-            beat=self.beat,
-            target=self.target,
-            algo=self.algo.info(state),
-        )
-        self.rundir.island(self.spec.island).write_status(status.to_body())
-        if self.claim is not None:
-            self.claim.refresh()  # at most every lease.REFRESH_S; IslandBusy if another copy took over
-        if self.on_status is not None:
-            self.on_status(status)
+        self.recorders.generation(state, progress, stats)
 
 
 LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly
@@ -404,7 +292,3 @@ def _decades(before: float, after: float) -> float:
     # Both ends floored: past the floor an improvement gains nothing rather than a negative amount.
     return math.log10(max(-before, LOG_FLOOR) / max(-after, LOG_FLOOR))
 
-
-def _finite(x: float) -> float | None:
-    """JSON-friendly: None for NaN/inf (history lines must stay valid JSON)."""
-    return x if math.isfinite(x) else None

@@ -11,7 +11,8 @@ The public reading API for a run directory, so that analysis never needs interna
 The champion is `champion.isld` (written by the launcher and by `islands.runs.evolve` at their
 end) unless an island's status records a better best-ever genome (an island still running, a
 run from before evolve wrote one), picked then by the one rule of
-`islands.status.record.champion`. Everything is read through `migration_pool.rundir.RunDir`;
+`islands.status.record.champion`. Everything is read through the one run reader
+(`islands.status.reader`, whose error policy applies: a file that cannot be read is skipped);
 nothing here writes to the run. torch is imported only by `load_policy`.
 """
 from __future__ import annotations
@@ -25,9 +26,9 @@ import numpy as np
 from islands.config import RunConfig, is_inline
 from islands.errors import IslandsError
 from islands.runs import Run
-from islands.runs import open_run as _open
-from islands.status.record import EVENT_COUNTERS, HistoryLine, IslandStatus, champion
-from migration_pool.rundir import RunDir
+from islands.status import reader as run_reader
+from islands.status.reader import RunReader
+from islands.status.record import EVENT_COUNTERS, IslandStatus, champion
 
 if TYPE_CHECKING:
     import torch
@@ -59,10 +60,11 @@ class Champion:
 
 
 class RunResults:
-    """Read-only view of one run directory."""
+    """Read-only view of one run directory: the run reader plus what needs the problem."""
 
-    def __init__(self, run: Run) -> None:
-        self.run, self.root, self.rundir = run, run.root, RunDir(run.root)
+    def __init__(self, reader: RunReader) -> None:
+        self.reader, self.root, self.rundir = reader, reader.root, reader.rundir
+        self.run: Run = reader.run  # FormatError now, not later, if the recorded settings are bad
 
     @property
     def config(self) -> RunConfig:
@@ -74,7 +76,7 @@ class RunResults:
 
     def islands(self) -> list[str]:
         """Islands that wrote anything (planned ones first, in their order)."""
-        found = set(self.rundir.island_ids())
+        found = set(self.reader.present())
         planned = [i for i in self.run.planned() if i in found]
         return planned + sorted(found - set(planned))
 
@@ -83,15 +85,14 @@ class RunResults:
         return self.config.with_overrides(self.run.overrides(island))
 
     def status(self, island: str) -> IslandStatus | None:
-        body = self.rundir.island(island).read_status()
-        return None if body is None else IslandStatus.from_body(body)
+        """Its latest status; None if it has none, or it cannot be read or is another run's."""
+        return self.reader.status(island)
 
     def history(self, island: str | None = None) -> list[dict[str, Any]]:
         """One flat row per island generation, all with the keys `HISTORY_KEYS`."""
         rows: list[dict[str, Any]] = []
         for isl in [island] if island else self.islands():
-            for body in self.rundir.island(isl).iter_history():
-                line = HistoryLine.from_body(body)
+            for line in self.reader.history(isl):
                 ev = line.migration
                 rows.append({
                     "island": isl, "generation": line.generation, "best": line.best, "mean": line.mean,
@@ -104,10 +105,10 @@ class RunResults:
     def champion(self, island: str | None = None) -> Champion:
         """The run's champion, or with `island` that island's best-ever genome."""
         if island is None:
-            body = self.rundir.read_champion()
+            body = self.reader.champion_file()
             best = champion((self.status(i) for i in self.islands()), self.run_id)
             # The file, unless an island still running has since found better (a resumed run).
-            if (body is not None and body.get("run_id", self.run_id) == self.run_id and "genome" in body
+            if (body is not None and "genome" in body
                     and (best is None or float(body["fitness"]) >= float(best.best_ever))):  # type: ignore[arg-type]
                 return Champion(body["genome"], float(body["fitness"]), str(body["island"]),
                                 body.get("generation"))
@@ -187,7 +188,7 @@ def _io(task: Any) -> dict[str, Any]:
 
 def open_run(path: str | Path) -> RunResults:
     """The run at `path`; RunDirError if it holds none, FormatError if its manifest is bad."""
-    return RunResults(_open(path))
+    return RunResults(run_reader.open_run(path))
 
 
 class _Policy:

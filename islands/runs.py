@@ -113,18 +113,8 @@ def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
             raise ManifestConflict(path.split(".")[-1].replace("_", "-"), have, given)
 
 
-def open_run(root: str | Path) -> Run:
-    """An existing run; RunDirError if `root` holds none, FormatError if its manifest is bad."""
-    rundir = RunDir(root)
-    manifest = rundir.read_manifest()
-    if manifest is None:
-        if not Path(root).exists():
-            raise RunDirError(f"run directory {root} does not exist")
-        raise RunDirError(f"{root} is not a run directory (no manifest)")
-    return _as_run(Path(root), manifest)
-
-
-def _as_run(root: Path, manifest: dict[str, Any]) -> Run:
+def run_from_manifest(root: Path, manifest: dict[str, Any]) -> Run:
+    """The run a manifest records; FormatError if it lacks a field or has another schema."""
     try:
         config = RunConfig.from_dict(manifest["config"])
         run_id = str(manifest["run_id"])
@@ -227,7 +217,7 @@ def join_run(
     manifest, created = rundir.create_or_read_manifest(make_checked)
     if not allow_shared:
         rundir.check_private()
-    run = _as_run(Path(root), manifest)
+    run = run_from_manifest(Path(root), manifest)
     if not created:
         check_against(run.config, explicit)
     return run, created
@@ -369,28 +359,19 @@ def write_champion(run: Run) -> None:
     the same island's newer) champion, so an island ending later with an older view of the
     others cannot undo one another island wrote.
     """
-    from islands.status.record import IslandStatus, champion, champion_record
+    # the reader builds on this module's manifest rules (`run_from_manifest`): imported here
+    from islands.status.reader import RunReader
+    from islands.status.record import champion, champion_record
 
-    rundir = RunDir(run.root)
-    statuses = []
-    for isl in rundir.island_ids():
-        try:
-            body = rundir.island(isl).read_status()
-        except (OSError, FormatError):  # a torn or foreign file: that island is left out
-            continue
-        if body is not None:
-            statuses.append(IslandStatus.from_body(body))
-    best = champion(statuses, run.run_id)
+    reader = RunReader(RunDir(run.root), run.manifest)
+    best = champion(reader.statuses().values(), run.run_id)  # torn or foreign files are left out
     if best is None:
         return
-    try:
-        held = rundir.read_champion()
-    except (OSError, FormatError):
-        held = None
+    held = reader.champion_file()
     if (held is not None and held.get("run_id") == run.run_id and held.get("island") != best.island
             and float(held.get("fitness", float("-inf"))) > float(best.best_ever)):  # type: ignore[arg-type]
         return
-    rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
+    reader.rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
 
 
-__all__ = ["planned_islands", "PLANNED_KEY", "check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "open_run", "join_run", "evolve", "write_champion", "ConfigError"]
+__all__ = ["planned_islands", "PLANNED_KEY", "check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "run_from_manifest", "join_run", "evolve", "write_champion", "ConfigError"]

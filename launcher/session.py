@@ -25,6 +25,7 @@ from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import Run, flatten_config, join_run, new_manifest, planned_islands
 from islands.status.progress import fraction, number
+from islands.status.reader import read_status
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
@@ -209,15 +210,6 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
     if request.device is not None and request.device != device:
         raise ManifestConflict("device", device, request.device)
     return planning.plan_from_manifest(m, cores, _gpus(device))
-
-
-def read_status(rundir: RunDir, island: str) -> IslandStatus | None:
-    """An island's status, None when missing or unreadable (it is rewritten soon)."""
-    try:
-        body = rundir.island(island).read_status()
-    except (FormatError, OSError):
-        return None
-    return None if body is None else IslandStatus.from_body(body)
 
 
 class _Session:

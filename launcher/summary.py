@@ -1,5 +1,8 @@
 """The end of a launch: the champion and the run's summary, from the islands' statuses.
 
+The statuses come from the one run reader (`islands.status.reader.read_status`, its error
+policy: a torn or foreign status is left out); this module reads no file itself.
+
 The champion is picked by the one rule of `islands.status.record.champion`. It is
 saved as `champion.isld` through `RunDir.write_champion`: the run directory's envelope of kind
 "champion" around one msgpack map, never pickle::
@@ -15,7 +18,7 @@ saved as `champion.isld` through `RunDir.write_champion`: the run directory's en
     overrides   map     that island's --vary values
     created     float   unix time
 
-Load it with `migration_pool.rundir.RunDir(run_dir).read_champion()`.
+Load it with `islands.status.reader.open_run(run_dir).champion_file()`.
 """
 from __future__ import annotations
 

@@ -16,9 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from islands.status.report import problem_label, sample_records
-from migration_pool.errors import FormatError
-from migration_pool.rundir import RunDir
+from islands.status.reader import open_run, sample_records
+from islands.status.report import problem_label
 
 POINTS = 400
 X_AXES = ("generation", "time")
@@ -28,12 +27,11 @@ MAX_STRIPS = 4  # varied settings drawn as strip plots (the JSON and the table c
 
 def series(root: str | Path, islands: list[str], points: int = POINTS) -> dict[str, dict[str, np.ndarray]]:
     """Sampled history of each island: generation, best_ever and (where recorded) diversity."""
-    rundir = RunDir(root)
+    reader = open_run(root)
     out: dict[str, dict[str, np.ndarray]] = {}
     for island in islands:
-        try:
-            lines = rundir.island(island).history_lines()
-        except (FormatError, OSError):
+        lines = reader.history_tail(island)
+        if lines is None:  # unreadable: the report's notes say so
             continue
         recs = [r for r in sample_records(lines, points) if r.generation is not None]
         div = [r for r in sample_records(lines, points, b'"diversity"') if r.generation is not None]

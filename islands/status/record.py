@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -173,81 +173,149 @@ MIGRATION_COUNTERS = _counters(Migration)  # the one list of counter names
 
 
 # -- the heartbeat ------------------------------------------------------------------------
+def _same(x: Any) -> Any:
+    return x
+
+
+def _genome_value(x: Any) -> Any:
+    return x if isinstance(x, (np.ndarray, Mapping)) else None
+
+
+def _centroid_value(x: Any) -> Any:
+    return x if isinstance(x, (np.ndarray, list, tuple)) else None
+
+
+def _overrides(x: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in as_mapping(x).items()}
+
+
+def plain(v: Any) -> Any:
+    """A JSON-safe copy of a recorded value (numbers, strings, bools, lists; others as text)."""
+    if isinstance(v, (str, bool)) or v is None:
+        return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return as_float(v)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [plain(x) for x in v]
+    return str(v)
+
+
+def _counts_entry(m: Migration) -> dict[str, int]:
+    return {k: getattr(m, k) for k in MIGRATION_COUNTERS}
+
+
+def _plain_map(x: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: plain(v) for k, v in x.items()}
+
+
+def _rec(decode: Callable[[Any], Any], help: str, *, shown: str | None = None,
+         entry: Callable[[Any], Any] = _same, encode: Callable[[Any], Any] = _same,
+         default: Any = None, factory: Callable[[], Any] | None = None) -> Any:
+    """One field of the island's record, declared once.
+
+    `decode` turns a value read from another process into the field (tolerant: never raises);
+    `encode` turns the field into what `status.isld` holds; `help` says what it is. `shown`
+    puts the field into the status report's island entry, with that JSON kind ("number",
+    "integer", "string", "object", "counters"); `entry` makes the entry's value. The report
+    (`islands.status.report`) and its schema (`islands.status.schema`) are generated from these.
+    """
+    meta = {"decode": decode, "help": help, "shown": shown, "entry": entry, "encode": encode}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class IslandStatus:
-    """`status.isld`: the island's latest state, rewritten in place (the heartbeat)."""
+    """`status.isld`: the island's latest state, rewritten in place (the heartbeat).
 
-    island: str | None = None
-    run_id: str | None = None
-    state: str | None = None  # one of PHASES
-    reason: str | None = None  # why it ended: generations, target, stagnation or stopped
-    generation: int | None = None  # generations done
-    generations: int | None = None  # generations planned
-    best: float | None = None  # best fitness of the current population (maximised)
-    mean: float | None = None  # mean fitness of the current population
-    best_ever: float | None = None
-    best_ever_generation: int | None = None
-    best_genome: Any = None  # the best-ever genome: an array, or a map of arrays (NEAT)
-    evaluations: int | None = None
-    evals_per_sec: float | None = None  # since this process started
-    diversity: float | None = None  # within-island: mean per-gene std / bound width
-    foreign_share: float | None = None  # of the population whose lineage began elsewhere
-    centroid: Any = None  # the population's mean genome, normalised to [0, 1] by the bounds
-    origins: Mapping[int, int] = field(default_factory=dict)  # island number -> individuals whose lineage began there
-    migration: Migration = field(default_factory=Migration)
+    Each field declares its decoder, its help and whether the report shows it (`_rec`); the
+    encoder, the tolerant decoder, the report's island entry and its schema all read them.
+    The order of the fields is the order of the keys in the file.
+    """
+
+    island: str | None = _rec(as_str, "island id")
+    run_id: str | None = _rec(as_str, "the run it belongs to")
+    state: str | None = _rec(as_str, "what the island says of itself: one of PHASES")
+    reason: str | None = _rec(as_str, "why it ended: generations, target, stagnation or stopped", shown="string")
+    generation: int | None = _rec(as_int, "generations done", shown="integer")
+    generations: int | None = _rec(as_int, "generations planned", shown="integer")
+    best: float | None = _rec(as_float, "best fitness of the current population", shown="number")
+    mean: float | None = _rec(as_float, "mean fitness of the current population", shown="number")
+    best_ever: float | None = _rec(as_float, "best fitness the island has ever seen", shown="number")
+    best_ever_generation: int | None = _rec(as_int, "generation of best_ever", shown="integer")
+    best_genome: Any = _rec(_genome_value, "the best-ever genome: an array, or a map of arrays (NEAT)")
+    evaluations: int | None = _rec(as_int, "fitness evaluations so far", shown="integer")
+    evals_per_sec: float | None = _rec(as_float, "evaluations per second since the process started", shown="number")
+    diversity: float | None = _rec(as_float, "within-island diversity: mean per-gene standard deviation / bound "
+                                             "width", shown="number")
+    foreign_share: float | None = _rec(as_float, "share of the population whose lineage began on another island",
+                                       shown="number")
+    centroid: Any = _rec(_centroid_value, "the population's mean genome, normalised to [0, 1] by the bounds")
+    origins: Mapping[int, int] = _rec(origin_counts, "island number -> individuals whose lineage began there",
+                                      encode=origins_body, factory=dict)
     # best_ever's improvements by cause (None: written by a version that did not record them):
-    own_gain: float | None = None  # summed improvements after the island's own breeding steps
-    adopted_gain: float | None = None  # summed improvements right after adopting migrants
-    own_log_gain: float | None = None  # own_gain in orders of magnitude of f(x) = -fitness (fitness <= 0)
-    adopted_log_gain: float | None = None
-    own_improvements: int | None = None
-    adopted_improvements: int | None = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)  # this island's --vary values
-    device: str | None = None
-    torch_threads: int | None = None
-    pid: int | None = None
-    host: str | None = None
-    started: float | None = None  # Unix time the writing process started
-    heartbeat: float | None = None  # Unix time of this write
-    beat: int | None = None  # write counter of this process: advances while it lives
-    target: float | None = None
-    algo: Mapping[str, float | int] = field(default_factory=dict)  # the algorithm's own figures
-    version: int = STATUS_VERSION
+    own_gain: float | None = _rec(_gain, "summed improvements of best_ever after the island's own breeding steps "
+                                         "(its settings' work, from its first population on); null if not recorded",
+                                  shown="number")
+    adopted_gain: float | None = _rec(_gain, "summed improvements of best_ever right after adopting migrants; null "
+                                             "if not recorded", shown="number")
+    own_log_gain: float | None = _rec(_gain, "own_gain in orders of magnitude of f(x) = -fitness, counted while "
+                                             "fitness <= 0 (minimisation benchmarks; an exact optimum counts as "
+                                             "1e-12): scale-free", shown="number")
+    adopted_log_gain: float | None = _rec(_gain, "adopted_gain in orders of magnitude of f(x) = -fitness",
+                                          shown="number")
+    own_improvements: int | None = _rec(_maybe_count, "how many times its own breeding improved best_ever",
+                                        shown="integer")
+    adopted_improvements: int | None = _rec(_maybe_count, "how many migration events improved best_ever",
+                                            shown="integer")
+    overrides: Mapping[str, Any] = _rec(_overrides, "this island's hyperparameter overrides (launch --vary)",
+                                        shown="object", entry=_plain_map, encode=dict, factory=dict)
+    device: str | None = _rec(as_str, "torch device of the island", shown="string")
+    torch_threads: int | None = _rec(as_int, "torch threads of the island's process")
+    pid: int | None = _rec(as_int, "pid of that process", shown="integer")
+    host: str | None = _rec(as_str, "host name of the process that wrote the status", shown="string")
+    started: float | None = _rec(as_float, "Unix time its (latest) process started", shown="number")
+    heartbeat: float | None = _rec(as_float, "Unix time of this write")
+    beat: int | None = _rec(as_int, "write counter of this process: advances while it lives")
+    target: float | None = _rec(as_float, "the fitness at which the island stops (None: none)")
+    version: int = _rec(lambda x: as_int(x) or STATUS_VERSION, "STATUS_VERSION of the writer",
+                        default=STATUS_VERSION)
+    migration: Migration = _rec(Migration.from_body, "the island's cumulative migration counters", shown="counters",
+                                entry=_counts_entry, encode=Migration.to_body, factory=Migration)
+    # the algorithm's own figures (`Algorithm.info`), written only when there are any
+    algo: Mapping[str, float | int] = _rec(_figures, "the algorithm's own figures", encode=dict, factory=dict)
 
     def to_body(self) -> dict[str, Any]:
         """The map written into status.isld (`algo` only when there is something in it)."""
-        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("algo", "migration")}
-        body["migration"] = self.migration.to_body()
-        body["origins"] = origins_body(self.origins)
-        body["overrides"] = dict(self.overrides)
-        if self.algo:
-            body["algo"] = dict(self.algo)
+        body = {f.name: f.metadata["encode"](getattr(self, f.name)) for f in _STATUS_FIELDS}
+        if not self.algo:
+            del body["algo"]
         return body
 
     @classmethod
     def from_body(cls, body: Any) -> IslandStatus:
         b = as_mapping(body)
-        genome, centroid = b.get("best_genome"), b.get("centroid")
-        return cls(
-            island=as_str(b.get("island")), run_id=as_str(b.get("run_id")), state=as_str(b.get("state")),
-            reason=as_str(b.get("reason")), generation=as_int(b.get("generation")),
-            generations=as_int(b.get("generations")), best=as_float(b.get("best")), mean=as_float(b.get("mean")),
-            best_ever=as_float(b.get("best_ever")), best_ever_generation=as_int(b.get("best_ever_generation")),
-            best_genome=genome if isinstance(genome, (np.ndarray, Mapping)) else None,
-            evaluations=as_int(b.get("evaluations")), evals_per_sec=as_float(b.get("evals_per_sec")),
-            diversity=as_float(b.get("diversity")), foreign_share=as_float(b.get("foreign_share")),
-            centroid=centroid if isinstance(centroid, (np.ndarray, list, tuple)) else None,
-            origins=origin_counts(b.get("origins")), migration=Migration.from_body(b.get("migration")),
-            own_gain=_gain(b.get("own_gain")), adopted_gain=_gain(b.get("adopted_gain")),
-            own_log_gain=_gain(b.get("own_log_gain")), adopted_log_gain=_gain(b.get("adopted_log_gain")),
-            own_improvements=_maybe_count(b.get("own_improvements")),
-            adopted_improvements=_maybe_count(b.get("adopted_improvements")),
-            overrides={str(k): v for k, v in as_mapping(b.get("overrides")).items()},
-            device=as_str(b.get("device")), torch_threads=as_int(b.get("torch_threads")), pid=as_int(b.get("pid")),
-            host=as_str(b.get("host")), started=as_float(b.get("started")), heartbeat=as_float(b.get("heartbeat")),
-            beat=as_int(b.get("beat")), target=as_float(b.get("target")), algo=_figures(b.get("algo")),
-            version=as_int(b.get("version")) or STATUS_VERSION,
-        )
+        return cls(**{f.name: f.metadata["decode"](b.get(f.name)) for f in _STATUS_FIELDS})
+
+    @staticmethod
+    def taken(source: Any, names: Iterable[str]) -> dict[str, Any]:
+        """Fields `names` read off `source`'s attributes through their decoders (the island
+        copies the counters its checkpoint shares with its status this way)."""
+        return {n: _DECODE[n](getattr(source, n)) for n in names}
+
+
+_STATUS_FIELDS = fields(IslandStatus)
+_DECODE = {f.name: f.metadata["decode"] for f in _STATUS_FIELDS}
+STATUS_FIELDS = tuple(_DECODE)  # every field name of the record
+SHOWN = tuple(f for f in _STATUS_FIELDS if f.metadata["shown"])  # the fields of the report's island entry
+
+
+def island_entry_fields(status: IslandStatus) -> dict[str, Any]:
+    """The report's island entry as far as the record gives it, field by field (`SHOWN`)."""
+    return {f.name: f.metadata["entry"](getattr(status, f.name)) for f in SHOWN}
 
 
 # -- the history ----------------------------------------------------------------------------

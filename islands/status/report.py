@@ -1,10 +1,12 @@
 """The status report of a run: health, progress, diversity and migration, from its files.
 
-`build_report(root)` reads only the run directory (through `migration_pool`) and, for islands
+`build_report(root)` reads only the run directory (through `islands.status.reader`) and, for islands
 on this host, whether their recorded pid is still alive; it returns a JSON-ready dict whose
 schema is `islands.status.schema.SCHEMA`. The islands' files are decoded into the records of
 `islands.status.record`; the measures (health, diversity, flows) are pure functions in
-`islands.status.metrics`; this module only reads and assembles.
+`islands.status.metrics`; an island entry's recorded fields are those `IslandStatus` declares
+shown (`record.island_entry_fields`); this module only assembles and derives (health, progress,
+heartbeat age).
 
 Speed: the report must stay well under a second for 128 islands with long histories, so it
 never loads checkpoints (only lists them) and never parses a whole history: it splits the raw
@@ -13,7 +15,6 @@ spaced sample of them. Nothing here imports torch.
 """
 from __future__ import annotations
 
-import json
 import socket
 import time
 from pathlib import Path
@@ -21,48 +22,26 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from islands import slurm
+from islands.evaluate import Generalisation
 from islands.runs import planned_islands
 from islands.status import lineage
-from islands.status.settings import settings_section
-from islands import slurm
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, lease_state, migration_matrix)
-from islands.status.record import (MIGRATION_COUNTERS, HistoryLine, IslandStatus, as_float, as_int, as_mapping,
-                                   as_str, champion)
+from islands.status.reader import RunReader, open_run
+from islands.status.record import (MIGRATION_COUNTERS, IslandStatus, as_float, as_int, as_mapping, as_str,
+                                   champion, island_entry_fields, plain)
 from islands.status.schema import SCHEMA_VERSION
-from migration_pool.island_ids import valid_island_id
-from migration_pool.errors import FormatError, RunDirError
+from islands.status.settings import settings_section
 from migration_pool.lease import Lease
-from migration_pool.rundir import RunDir
 
 HISTORY_POINTS = 100  # diversity samples decoded per island (2 per bin of diversity_over_time)
 _DIVERSITY_KEY = b'"diversity"'
 
 
-# -- reading the run ----------------------------------------------------------------------
-def sample_records(lines: Sequence[bytes], points: int, key: bytes | None = None) -> list[HistoryLine]:
-    """Decode at most `points` evenly spaced lines (those containing `key`), always the last."""
-    if key is not None:
-        lines = [ln for ln in lines if key in ln]
-    if points <= 0 or not lines:
-        return []
-    if len(lines) > points:
-        idx = np.unique(np.linspace(0, len(lines) - 1, points).round().astype(np.int64))
-        lines = [lines[i] for i in idx]
-    out = []
-    for ln in lines:
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(HistoryLine.from_body(rec))
-    return out
-
-
 def launcher_info(
-    rundir: RunDir, run_id: str | None = None, alive: Callable[[int, float | None], bool] = pid_alive,
+    reader: RunReader, alive: Callable[[int, float | None], bool] = pid_alive,
 ) -> tuple[dict[str, int], dict[str, str], list[str]]:
     """Restarts per island, failed islands (with the launcher's reason) and run-level notes.
 
@@ -70,15 +49,10 @@ def launcher_info(
     {"restarts": n, "state": ..., "reason": ...}}} through `RunDir.write_launcher_state`; a
     state from another run in the same directory is ignored. No state: nothing recorded.
     """
-    try:
-        state = rundir.read_launcher_state()
-    except FileNotFoundError:
-        return {}, {}, []
-    except (FormatError, OSError) as e:
-        return {}, {}, [f"launcher state unreadable, restarts unknown: {e}"]
+    state = reader.launcher_state()  # unreadable: the reader's note says restarts are unknown
     restarts: dict[str, int] = {}
     failed: dict[str, str] = {}
-    if not isinstance(state, Mapping) or state.get("run_id") not in (None, run_id):
+    if state is None:
         return restarts, failed, []
     for island, info in as_mapping(state.get("islands")).items():
         if isinstance(info, Mapping):
@@ -92,20 +66,6 @@ def launcher_info(
         notes.append(f"the launcher (pid {pid}) is gone without finishing: nothing restarts crashed islands; "
                      "run the same launch command to resume")
     return restarts, failed, notes
-
-
-def open_rundir(root: str | Path) -> tuple[RunDir, dict[str, Any]]:
-    """The run directory and its manifest; RunDirError with a plain message if it is no run."""
-    rundir = RunDir(root)
-    try:
-        manifest = rundir.read_manifest()  # FormatError if corrupt: shown as one line by the CLI
-    except NotADirectoryError:
-        raise RunDirError(f"{root} is not a directory") from None
-    if manifest is None:
-        if not Path(root).exists():
-            raise RunDirError(f"run directory {root} does not exist")
-        raise RunDirError(f"{root} is not a run directory (no manifest.isld; start one with `islands launch` or `islands evolve`)")
-    return rundir, manifest
 
 
 def build_report(
@@ -122,14 +82,13 @@ def build_report(
         RunDirError: `root` does not exist or holds no run.
         FormatError: the manifest is corrupt (per-island problems are notes, not errors).
     """
-    rundir, manifest = open_rundir(root)
+    reader = open_run(root)
+    rundir, manifest = reader.rundir, reader.manifest
     now = time.time() if now is None else now
     here = socket.gethostname()
     run = _run_section(manifest)
-    run_id = run["run_id"]
-    planned = {i for i in run["planned_islands"] if valid_island_id(i)}
-    ids = sorted(set(rundir.island_ids()) | planned, key=island_order)
-    restarts, failed, notes = launcher_info(rundir, run_id, alive)
+    ids = sorted(set(reader.present()) | set(reader.planned), key=island_order)
+    restarts, failed, launcher_notes = launcher_info(reader, alive)
     planned_overrides = as_mapping(manifest.get("overrides"))
     islands: list[dict[str, Any]] = []
     scheduler = slurm.island_states(rundir)  # None: SLURM cannot be asked; {}: nothing submitted
@@ -137,14 +96,14 @@ def build_report(
     div_points = {}
     origin_points: dict[str, list[tuple[int, Mapping[int, int]]]] = {}
     for island in ids:
-        status, problem = _read_status(rundir, island, run_id)
-        entry = _island_entry(island, status, problem, now=now, here=here, alive=alive,
+        status = reader.status(island)
+        entry = _island_entry(island, status, reader.problems.get(island), now=now, here=here, alive=alive,
                               stale_after=stale_after, restarts=restarts.get(island, 0),
-                              failed=failed.get(island), lease=_read_lease(rundir, island))
+                              failed=failed.get(island), lease=reader.lease(island))
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
-            entry["overrides"] = {str(k): _plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
+            entry["overrides"] = {str(k): plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
         slurm.merge_into_entry(entry, (scheduler or {}).get(island))
-        entry["checkpoint_generation"] = ckpt = _checkpoint_generation(rundir, island)
+        entry["checkpoint_generation"] = ckpt = reader.checkpoint_generation(island)
         if entry["state"] in ("dead", "stale", "stopped", "failed") and ckpt is not None:
             entry["note"] = f"{entry['note']}; resumes from its checkpoint at generation {ckpt}"
         if entry["state"] in ("dead", "failed") and rundir.island(island).log_path.is_file():
@@ -152,18 +111,14 @@ def build_report(
         islands.append(entry)
         if status is not None:
             statuses[island] = status
-        try:
-            recs = sample_records(rundir.island(island).history_lines(), history_points, _DIVERSITY_KEY)
-        except (FormatError, OSError) as e:
-            notes.append(f"{island}: history unreadable: {e}")
-            recs = []
+        recs = reader.sampled_history(island, history_points, _DIVERSITY_KEY)
         gens = [(r.generation, r.diversity) for r in recs if r.generation is not None and r.diversity is not None]
         origin_points[island] = [(r.generation, r.origins) for r in recs if r.generation is not None and r.origins]
         div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
     run["genome_kind"], run["genome_size"] = _genome_size(statuses.values())
-    champion, note = _champion(rundir, statuses, run_id)
-    if note:
-        notes.append(note)
+    champion = _champion(reader, statuses)
+    generalisation = _generalisation(reader, champion)
+    notes = launcher_notes + reader.notes  # the launcher's fate first, then files skipped, in reading order
     between = as_float(between_island_diversity([s.centroid for s in statuses.values()]))
     within = _mean(i["diversity"] for i in islands)
     return {
@@ -177,7 +132,7 @@ def build_report(
         "islands": islands,
         "archipelago": {
             "champion": champion,
-            "generalisation": _generalisation(rundir, run_id, champion, notes),
+            "generalisation": generalisation,
             "between_island_diversity": between,
             "mean_diversity": within,
             "separation": between / within if between is not None and within else None,
@@ -191,31 +146,6 @@ def build_report(
                                      champion=champion["island"] if champion else None),
         "notes": notes,
     }
-
-
-def _read_status(rundir: RunDir, island: str, run_id: str | None) -> tuple[IslandStatus | None, str | None]:
-    try:
-        body = rundir.island(island).read_status()
-    except FormatError as e:
-        return None, f"status file corrupt: {e}"
-    except OSError as e:
-        return None, f"status file unreadable: {e.strerror or e}"
-    if body is None:
-        return None, None
-    status = IslandStatus.from_body(body)
-    if status.island not in (None, island):
-        return None, f"status file names another island ({status.island!r})"
-    if run_id is not None and status.run_id not in (None, run_id):
-        return None, f"status file is from another run ({status.run_id!r})"
-    return status, None
-
-
-def _read_lease(rundir: RunDir, island: str) -> Lease | None:
-    """The island's claim lease; None if it has none or it cannot be read (it is advice only)."""
-    try:
-        return rundir.island(island).read_lease()
-    except (FormatError, OSError):
-        return None
 
 
 def _island_entry(island: str, status: IslandStatus | None, problem: str | None, *, now: float, here: str,
@@ -232,37 +162,16 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
     if failed is not None and state != "finished":  # the launcher gave up on it
         state, note = "failed", "; ".join(x for x in ("the launcher gave up restarting it", failed, note) if x)
     beat, gen, total = s.heartbeat, s.generation, s.generations
+    # The recorded fields come as `IslandStatus` declares them; only derived values are written here.
     return {
         "island": island,
         "state": state,
         "note": note,
-        "reason": s.reason,
-        "host": s.host,
-        "pid": s.pid,
-        "device": s.device,
-        "generation": gen,
-        "generations": total,
+        **island_entry_fields(s),
         # A finished island is done whatever generation it stopped at (a target, a stagnation limit).
         "progress": 1.0 if state == "finished" else (min(1.0, gen / total) if gen is not None and total else None),
-        "best": s.best,
-        "mean": s.mean,
-        "best_ever": s.best_ever,
-        "best_ever_generation": s.best_ever_generation,
-        "evaluations": s.evaluations,
-        "evals_per_sec": s.evals_per_sec,
         "restarts": restarts,
-        "migration": {k: getattr(s.migration, k) for k in MIGRATION_COUNTERS},
-        "diversity": s.diversity,
-        "foreign_share": s.foreign_share,
         "effective_origins": lineage.effective_origins(s.origins) if s.origins else None,
-        "overrides": {k: _plain(v) for k, v in s.overrides.items()},
-        "own_gain": s.own_gain,
-        "adopted_gain": s.adopted_gain,
-        "own_log_gain": s.own_log_gain,
-        "adopted_log_gain": s.adopted_log_gain,
-        "own_improvements": s.own_improvements,
-        "adopted_improvements": s.adopted_improvements,
-        "started": s.started,
         "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
     }
 
@@ -285,15 +194,7 @@ def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str],
     }
 
 
-def _checkpoint_generation(rundir: RunDir, island: str) -> int | None:
-    try:
-        paths = rundir.island(island).checkpoint_paths()
-    except OSError:
-        return None
-    return int(paths[0].name.split("-")[1].split(".")[0]) if paths else None
-
-
-def _champion(rundir: RunDir, statuses: Mapping[str, IslandStatus], run_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+def _champion(reader: RunReader, statuses: Mapping[str, IslandStatus]) -> dict[str, Any] | None:
     """The better of the islands' champion (`record.champion`) and the launcher's champion file."""
     best: dict[str, Any] | None = None
     top = champion(statuses.values())
@@ -301,34 +202,22 @@ def _champion(rundir: RunDir, statuses: Mapping[str, IslandStatus], run_id: str 
         island = next(i for i, s in statuses.items() if s is top)
         best = {"island": island, "fitness": top.best_ever, "generation": top.best_ever_generation,
                 "source": "status", "genome": _genome(top.best_genome)}
-    note = None
-    try:
-        champ = rundir.read_champion()
-    except FormatError as e:
-        champ, note = None, f"champion file unreadable: {e}"
-    if isinstance(champ, Mapping) and champ.get("run_id") in (None, run_id):
-        fit = as_float(champ.get("fitness"))
-        if fit is not None and (best is None or fit > best["fitness"]):
-            best = {"island": str(champ.get("island")), "fitness": fit, "generation": None,
-                    "source": "champion_file", "genome": _genome(champ.get("genome"))}
-    return best, note
+    champ = reader.champion_file()
+    fit = None if champ is None else as_float(champ.get("fitness"))
+    if champ is not None and fit is not None and (best is None or fit > best["fitness"]):
+        best = {"island": str(champ.get("island")), "fitness": fit, "generation": None,
+                "source": "champion_file", "genome": _genome(champ.get("genome"))}
+    return best
 
 
-def _generalisation(rundir: RunDir, run_id: str | None, champ: Mapping[str, Any] | None,
-                    notes: list[str]) -> dict[str, Any] | None:
+def _generalisation(reader: RunReader, champ: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The champion's recorded evaluation on unseen starts (`islands evaluate`), if any."""
-    from islands.evaluate import Generalisation
-
-    try:
-        body = rundir.read_evaluation()
-    except (FormatError, OSError) as e:
-        notes.append(f"evaluation file unreadable: {e}")
-        return None
-    if body is None or body.get("run_id") != run_id:
+    body = reader.evaluation()
+    if body is None:
         return None
     result = Generalisation.from_body(body)
     if result is None:
-        notes.append("evaluation file unreadable: not an evaluation record")
+        reader.notes.append("evaluation file unreadable: not an evaluation record")
         return None
     current = champ is None or (champ["island"] == result.island and champ["fitness"] == result.fitness)
     return {**result.summary(), "current": current}
@@ -372,19 +261,6 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return float(sum(vals) / len(vals)) if vals else None
 
 
-def _plain(v: Any) -> Any:
-    """A JSON-safe copy of an override value (numbers, strings, bools, lists)."""
-    if isinstance(v, (str, bool)) or v is None:
-        return v
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return as_float(v)
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_plain(x) for x in v]
-    return str(v)
-
-
 def problem_label(run: Mapping[str, Any]) -> str:
     """"rastrigin dim 10", "cartpole dim 25" (the genome's real length, not an unused --dim) or
     "xor NEAT 12 connections": how the header and the plot title name the task."""
@@ -413,4 +289,4 @@ def _genome(g: Any) -> list[Any] | None:
     """A numeric genome as nested lists (non-finite values as null); None for other kinds."""
     if not isinstance(g, np.ndarray) or g.dtype.kind not in "biuf":
         return None
-    return _plain(g.astype(np.float64).tolist())
+    return plain(g.astype(np.float64).tolist())

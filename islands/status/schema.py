@@ -1,6 +1,7 @@
 """The documented JSON schema of `islands status --json` (JSON Schema 2020-12).
 
-This dict is the documentation of the report: every field is described here, and
+This dict is the documentation of the report: every field is described here (an island
+entry's recorded fields from their declaration in `islands.status.record.IslandStatus`), and
 `additionalProperties: false` makes the tests fail if the report grows a field this schema
 does not describe. `islands status --schema` prints it. `SCHEMA_VERSION` changes whenever a
 field is removed, renamed or changes meaning; a consumer should check it first.
@@ -11,9 +12,10 @@ the machine that wrote them.
 """
 from __future__ import annotations
 
+from dataclasses import Field
 from typing import Any
 
-from islands.status.record import MIGRATION_COUNTERS, Migration, counter_help
+from islands.status.record import MIGRATION_COUNTERS, SHOWN, Migration, counter_help
 
 SCHEMA_VERSION = 1
 
@@ -82,42 +84,28 @@ LINEAGE = _obj(
 
 _MIGRATION = _obj({k: _d(_count, v) for k, v in counter_help(Migration).items()},
                   "the island's cumulative migration counters")
+_KINDS = {"number": _num, "integer": _int, "string": _str, "object": {"type": "object"}}
+
+
+def _shown(f: Field[Any]) -> dict[str, Any]:
+    """The schema of one recorded field of the island entry, from its declaration (`record._rec`)."""
+    if f.metadata["shown"] == "counters":
+        return {**_MIGRATION, "description": f.metadata["help"]}
+    return _d(_KINDS[f.metadata["shown"]], f.metadata["help"])
+
 
 ISLAND = _obj(
     {
         "island": _d(_ISLAND_ID, "island id"),
         "state": _d({"enum": list(STATES)}, "health: " + "; ".join(f"{k}: {v}" for k, v in STATE_HELP.items())),
         "note": _d(_str, "why the state is what it is, or what is wrong (corrupt file, silence)"),
-        "reason": _d(_str, "why it ended: generations, target, stagnation or stopped"),
-        "host": _d(_str, "host name of the process that wrote the status"),
-        "pid": _d(_int, "pid of that process"),
-        "device": _d(_str, "torch device of the island"),
-        "generation": _d(_int, "generations done"),
-        "generations": _d(_int, "generations planned"),
+        **{f.name: _shown(f) for f in SHOWN},
+        # derived by the report, not recorded by the island:
         "progress": _d(_num, "generation / generations, in [0, 1]"),
-        "best": _d(_num, "best fitness of the current population"),
-        "mean": _d(_num, "mean fitness of the current population"),
-        "best_ever": _d(_num, "best fitness the island has ever seen"),
-        "best_ever_generation": _d(_int, "generation of best_ever"),
-        "evaluations": _d(_int, "fitness evaluations so far"),
-        "evals_per_sec": _d(_num, "evaluations per second since the process started"),
         "restarts": _d(_count, "restarts by the launcher (0 when no launcher state is recorded)"),
-        "migration": _MIGRATION,
-        "diversity": _d(_num, "within-island diversity: mean per-gene standard deviation / bound width"),
-        "foreign_share": _d(_num, "share of the population whose lineage began on another island"),
         "effective_origins": _d(_num, "effective number of origins of the population: exp of the Shannon "
                                       "entropy of the islands where its individuals' lineages began (1: one "
                                       "lineage; k: k lineages of equal size)"),
-        "overrides": _d({"type": "object"}, "this island's hyperparameter overrides (launch --vary)"),
-        "own_gain": _d(_num, "summed improvements of best_ever after the island's own breeding steps (its "
-                             "settings' work, from its first population on); null if not recorded"),
-        "adopted_gain": _d(_num, "summed improvements of best_ever right after adopting migrants; null if not recorded"),
-        "own_log_gain": _d(_num, "own_gain in orders of magnitude of f(x) = -fitness, counted while fitness <= 0 "
-                                 "(minimisation benchmarks; an exact optimum counts as 1e-12): scale-free"),
-        "adopted_log_gain": _d(_num, "adopted_gain in orders of magnitude of f(x) = -fitness"),
-        "own_improvements": _d(_int, "how many times its own breeding improved best_ever"),
-        "adopted_improvements": _d(_int, "how many migration events improved best_ever"),
-        "started": _d(_num, "Unix time its (latest) process started"),
         "heartbeat_age_s": _d(_num, "seconds since the island last wrote its status"),
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
         "scheduler": _d({"type": ["object", "null"]}, "SLURM's view of its latest task (runs launched with "

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from islands.config import RunConfig
-from islands.runs import evolve, open_run
+from islands.runs import evolve
+from islands.status.reader import open_run
 from migration_pool.errors import ManifestConflict
 from support.factories import QUIET
 from support.factories import small_config as small

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from islands.exit_codes import EXIT_STOPPED
 from islands.status import metrics as met
 from islands.status import report as rep
+from islands.status.reader import sample_records
 from islands.status.cli import status as status_cmd
 from islands.status.liveness import pid_alive
 from islands.status.record import IslandStatus, Migration
@@ -129,11 +130,11 @@ def test_history_sampling(tmp_path):
         f.write(b'not json\n{"generation": 999, "diversity": 1')  # a bad line, then a torn one
     lines = rd.island("island-00").history_lines()
     assert len(lines) == 102  # the torn line is not a line
-    sample = rep.sample_records(lines, 10, b'"diversity"')
+    sample = sample_records(lines, 10, b'"diversity"')
     assert 2 <= len(sample) <= 10
     assert sample[0].generation == 1 and sample[-1].generation == 99
     assert all(r.diversity is not None for r in sample)
-    assert len(rep.sample_records(lines, 1000)) == 101  # everything but the bad line
+    assert len(sample_records(lines, 1000)) == 101  # everything but the bad line
 
 
 # -- synthetic runs: errors and launcher state ----------------------------------------------

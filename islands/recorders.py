@@ -1,0 +1,207 @@
+"""The island's recorders: what observes the loop's events (`islands.events`) and writes.
+
+    HistoryRecorder  one `HistoryLine` per generation, buffered, appended with each status
+                     write and durably before each checkpoint
+    Checkpointer     the checkpoint, when both `checkpoint_every` and `checkpoint_seconds` say so
+    Heartbeat        the status file (an `IslandStatus`), at most every STATUS_INTERVAL_S and at
+                     every checkpoint and end; renews the island's lease; tells `on_status`
+    TargetMarker     with `--stop-when first`: the run's target marker, written and looked for
+
+The island builds them in that order (`islands.island`), which is the order of the writes
+that crash safety relies on: a resume cuts the history back to the checkpoint and replays
+from there, so every line up to a checkpoint is on disk before the checkpoint is, and a
+status never reports a generation whose lines are not written. Files are written through
+`migration_pool.rundir.RunDir` only.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from typing import Any, Callable
+
+import torch
+
+from islands import checkpoint as ckpt
+from islands.events import Recorder
+from islands.status.record import STATUS_FIELDS, HistoryLine, IslandStatus, MigrationEvent
+from migration_pool.lease import Claim
+from migration_pool.rundir import RunDir
+
+STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
+MARKER_CHECK_S = 0.5  # with --stop-when first, look for another island's target marker this often
+DIVERSITY_EVERY = 10  # every 10th history line carries diversity, foreign share, origins, algorithm figures
+
+# Counters the checkpoint's Progress and the status record share by name: copied field by field.
+SHARED = tuple(f for f in ckpt.Progress.__dataclass_fields__ if f in STATUS_FIELDS)
+
+
+def figures(algo: Any, state: Any, number: int) -> tuple[float, float, dict[int, int], dict[str, Any]]:
+    """The population's diversity, foreign share, origin counts and the algorithm's own figures."""
+    return algo.diversity(state), algo.foreign_share(state, number), algo.origins(state), algo.info(state)
+
+
+class HistoryRecorder(Recorder):
+    """history.jsonl: lines buffered per generation, written in one append."""
+
+    def __init__(self, rundir: RunDir, island: str, algo: Any, number: int) -> None:
+        self.rundir, self.island, self.algo, self.number = rundir, island, algo, number
+        self.pending: list[HistoryLine] = []
+        self.event: MigrationEvent | None = None  # last migration, for the next history line
+
+    def migration(self, event: MigrationEvent | None) -> None:
+        self.event = event
+
+    def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
+        sampled = progress.generation % DIVERSITY_EVERY == 0
+        diversity, foreign, origins, info = figures(self.algo, state, self.number) if sampled else (None, None, {}, {})
+        self.pending.append(HistoryLine(
+            generation=progress.generation,
+            best=_finite(stats.best),
+            mean=_finite(stats.mean),
+            best_ever=_finite(progress.best_ever),
+            evaluations=progress.evaluations,
+            time=round(time.time(), 3),
+            migration=self.event,
+            diversity=round(diversity, 6) if sampled else None,
+            foreign=round(foreign, 4) if sampled else None,
+            origins=origins,
+            algo=info,  # step size, restarts: on sampled lines
+        ))
+        self.event = None
+
+    def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:
+        self.flush(durable=True)  # every line up to the checkpoint on disk before it
+
+    def end(self, state: Any, progress: ckpt.Progress, phase: str, reason: str) -> None:
+        self.flush(durable=True)
+
+    def flush(self, durable: bool = False) -> None:
+        """Append the buffered history lines (one write; fsynced only when `durable`)."""
+        self.rundir.island(self.island).append_history([line.to_body() for line in self.pending], durable=durable)
+        self.pending = []
+
+
+class Checkpointer(Recorder):
+    """The island's checkpoint: its algorithm state, generator and progress counters."""
+
+    def __init__(self, rundir: RunDir, run_id: str, island: str, settings_hash: str, algo: Any,
+                 gen: torch.Generator, every: int, seconds: float) -> None:
+        self.rundir, self.run_id, self.island, self.hash = rundir, run_id, island, settings_hash
+        self.algo, self.gen, self.every, self.seconds = algo, gen, every, seconds
+        self.last = time.monotonic()  # a resumed island's checkpoint is as fresh as now
+
+    def due(self, generation: int, resumed: int | None) -> bool:
+        """A periodic checkpoint at `generation`? At a multiple of `checkpoint_every` once
+        `checkpoint_seconds` have passed since the last: an fsync'd checkpoint every few
+        generations would cost a fast island more than its evolution."""
+        return (generation > 0 and generation % self.every == 0 and generation != resumed
+                and time.monotonic() - self.last >= self.seconds)
+
+    def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:
+        self.save(state, progress)
+
+    def end(self, state: Any, progress: ckpt.Progress, phase: str, reason: str) -> None:
+        self.save(state, progress)
+
+    def save(self, state: Any, progress: ckpt.Progress) -> None:
+        body = ckpt.make_record(self.run_id, self.island, self.hash, self.algo.to_record(state), self.gen, progress)
+        self.rundir.island(self.island).save_checkpoint(progress.generation, body)
+        self.last = time.monotonic()
+
+
+class Heartbeat(Recorder):
+    """status.isld: the island's latest state for other processes, and its lease renewal."""
+
+    def __init__(self, spec: Any, generations: int, rundir: RunDir, algo: Any, number: int,
+                 target: float | None, history: HistoryRecorder,
+                 on_status: Callable[[IslandStatus], None] | None) -> None:
+        self.spec, self.generations, self.rundir, self.algo, self.number = spec, generations, rundir, algo, number
+        self.target, self.history, self.on_status = target, history, on_status
+        self.last = 0.0
+        self.beat = 0
+        self.started = time.time()
+        self.evals_at_start = 0  # set once the island knows where it starts (a resume's count)
+        self.claim: Claim | None = None  # its lease is renewed with every status rewrite
+
+    def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
+        if time.monotonic() - self.last >= STATUS_INTERVAL_S:
+            self.write(state, progress, "running", None)
+
+    def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:
+        self.write(state, progress, "running", None)
+
+    def end(self, state: Any, progress: ckpt.Progress, phase: str, reason: str) -> None:
+        self.write(state, progress, phase, reason)
+
+    def write(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
+        """Flush pending history lines and rewrite the status file (the heartbeat)."""
+        diversity, foreign, origins, info = figures(self.algo, state, self.number)
+        self.history.flush()  # a status never reports a generation whose line is not written
+        now = time.time()
+        elapsed = max(now - self.started, 1e-9)
+        stats = self.algo.stats(state)
+        self.beat += 1
+        self.last = time.monotonic()
+        status = IslandStatus(
+            **IslandStatus.taken(progress, SHARED),
+            island=self.spec.island,
+            run_id=self.spec.run_id,
+            state=phase,
+            reason=reason,
+            generations=self.generations,
+            best=_finite(stats.best),
+            mean=_finite(stats.mean),
+            best_genome=progress.best_ever_genome,
+            evals_per_sec=(progress.evaluations - self.evals_at_start) / elapsed,
+            diversity=diversity,
+            foreign_share=foreign,
+            centroid=self.algo.centroid(state),
+            origins=origins,
+            overrides=dict(self.spec.overrides),
+            device=self.spec.device,
+            torch_threads=torch.get_num_threads(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=self.started,
+            heartbeat=now,
+            beat=self.beat,
+            target=self.target,
+            algo=info,
+        )
+        self.rundir.island(self.spec.island).write_status(status.to_body())
+        if self.claim is not None:
+            self.claim.refresh()  # at most every lease.REFRESH_S; IslandBusy if another copy took over
+        if self.on_status is not None:
+            self.on_status(status)
+
+
+class TargetMarker(Recorder):
+    """`--stop-when first`: the run's target marker, which tells the other islands to stop."""
+
+    def __init__(self, rundir: RunDir, run_id: str, island: str, log: Callable[[str], None]) -> None:
+        self.rundir, self.run_id, self.island, self.log = rundir, run_id, island, log
+        self.checked = float("-inf")  # first check at once, so a resumed island sees it
+
+    def target(self, progress: ckpt.Progress) -> None:
+        body = {"island": self.island, "run_id": self.run_id, "generation": progress.generation,
+                "evaluations": progress.evaluations, "best_ever": progress.best_ever, "time": time.time()}
+        try:
+            if self.rundir.mark_target_reached(body):
+                self.log(f"{self.island}: target reached; asking the other islands to stop")
+        except OSError as e:  # the others then run to their own ends: wasteful, not wrong
+            self.log(f"warning: cannot write the target marker: {e}")
+
+    def elsewhere(self) -> bool:
+        """One stat at most every MARKER_CHECK_S: has another island reached the target?"""
+        now = time.monotonic()
+        if now - self.checked < MARKER_CHECK_S:
+            return False
+        self.checked = now
+        return self.rundir.target_reached()
+
+
+def _finite(x: float) -> float | None:
+    """JSON-friendly: None for NaN/inf (history lines must stay valid JSON)."""
+    return x if math.isfinite(x) else None
