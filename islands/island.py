@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from islands import checkpoint as ckpt
+from islands import figures
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
@@ -192,7 +193,7 @@ class _Loop:
         progress = ckpt.Progress()
         self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
-        progress.evaluations = self.algo.evaluated(state)
+        progress.evaluations = self.algo.population(state).evaluations
         self._record(state, progress)
         return state, progress, None
 
@@ -216,11 +217,11 @@ class _Loop:
                 self._checkpoint(state, progress)
             # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
             # generation's gain theirs; the count lives in the state, so a resume agrees.
-            deferred = self.algo.pending_immigrants(state) > 0
+            deferred = self.algo.population(state).pending > 0
             self._episodes(g + 1)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
-            progress.evaluations += self.algo.evaluated(state)
+            progress.evaluations += self.algo.population(state).evaluations
             self._record(state, progress, adopted=deferred)
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
         self._checkpoint(state, progress, status=False)
@@ -276,7 +277,7 @@ class _Loop:
         The first population's best is no gain (best_ever is -inf before it), so own_gain
         measures what the island's settings achieved from where it started.
         """
-        stats = self.algo.stats(state)
+        stats = figures.stats(self.algo.population(state))
         if stats.best > progress.best_ever:
             gain = stats.best - progress.best_ever
             if math.isfinite(gain):
@@ -290,7 +291,7 @@ class _Loop:
                     progress.own_log_gain += decades
                     progress.own_improvements += 1
             progress.best_ever = stats.best
-            progress.best_ever_genome = self.algo.genome(state, stats.best_index)
+            progress.best_ever_genome = figures.genome(self.algo.population(state), stats.best_index)
             progress.best_ever_generation = progress.generation
             progress.stale = 0
         return stats
@@ -309,9 +310,9 @@ class _Loop:
             evaluations=progress.evaluations,
             time=round(time.time(), 3),
             migration=self.event,
-            diversity=round(self.algo.diversity(state), 6) if sampled else None,
-            foreign=round(self.algo.foreign_share(state, self.number), 4) if sampled else None,
-            origins=self.algo.origins(state) if sampled else {},
+            diversity=round(figures.diversity(self.algo.population(state)), 6) if sampled else None,
+            foreign=round(figures.foreign_share(self.algo.population(state), self.number), 4) if sampled else None,
+            origins=figures.origins(self.algo.population(state)) if sampled else {},
             algo=self.algo.info(state) if sampled else {},  # step size, restarts: on sampled lines
         ))
         self.event = None
@@ -342,12 +343,12 @@ class _Loop:
 
     def _status(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
         """Flush pending history lines and rewrite the status file (the heartbeat)."""
-        diversity = self.algo.diversity(state)
-        foreign = self.algo.foreign_share(state, self.number)
+        diversity = figures.diversity(self.algo.population(state))
+        foreign = figures.foreign_share(self.algo.population(state), self.number)
         self._flush_history()
         now = time.time()
         elapsed = max(now - self.started, 1e-9)
-        stats = self.algo.stats(state)
+        stats = figures.stats(self.algo.population(state))
         self.beat += 1
         self.last_status = time.monotonic()
         status = IslandStatus(
@@ -366,8 +367,8 @@ class _Loop:
             evals_per_sec=(progress.evaluations - self.evals_at_start) / elapsed,
             diversity=diversity,
             foreign_share=foreign,
-            centroid=self.algo.centroid(state),
-            origins=self.algo.origins(state),
+            centroid=figures.centroid(self.algo.population(state)),
+            origins=figures.origins(self.algo.population(state)),
             migration=Migration.from_body(progress.migration),
             own_gain=_finite(progress.own_gain),
             adopted_gain=_finite(progress.adopted_gain),
