@@ -35,31 +35,6 @@ def _run(cfg: RunConfig, device: str, generations: int, seed: int = 0):
     return algo, state, gen, first
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", VECTOR)
-def test_vector_algorithms_evolve_migrate_and_checkpoint_on_cuda(name, dtype):
-    cfg = RunConfig(problem="rastrigin", dim=10, algorithm=name, dtype=dtype)
-    algo, state, gen, first = _run(cfg, "cuda", 60)
-    pop = algo.population(state)
-    assert pop.genomes.device.type == "cuda" and pop.genomes.dtype == getattr(torch, dtype)
-    assert figures.stats(algo.population(state)).best > first  # it searched
-    lower, upper = algo.lower, algo.upper
-    assert bool(((pop.genomes >= lower) & (pop.genomes <= upper)).all())
-    em = policies.emigrate(algo, state, 3, "best", gen)
-    assert isinstance(em.genomes, np.ndarray) and em.genomes.shape == (3, 10)
-    _, other, _, _ = _run(cfg, "cuda", 5, seed=1)
-    incoming = policies.emigrate(algo, other, 3, "best", gen)
-    policies.immigrate(algo, state, incoming, "worst", gen)  # must not raise on device tensors
-    record = algo.to_record(state)
-    again = algo.from_record(record)
-    g1, g2 = torch.Generator(device="cuda"), torch.Generator(device="cuda")
-    g1.manual_seed(7)
-    g2.manual_seed(7)
-    a = algo.population(algo.evaluate(algo.step(state, 60, g1))).genomes
-    b = algo.population(algo.evaluate(algo.step(again, 60, g2))).genomes
-    assert torch.equal(a, b)  # a restored state continues bit for bit on the GPU too
-
-
 @pytest.mark.parametrize("name", VECTOR)
 def test_cuda_and_cpu_reach_comparable_quality(name):
     cfg = RunConfig(problem="sphere", dim=10, algorithm=name)

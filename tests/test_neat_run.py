@@ -103,19 +103,9 @@ def test_immigration_refuses_duplicates_and_invalid_genomes():
     assert again == 0
 
 
-def test_state_survives_a_checkpoint_record_and_replays_identically():
-    algo, state, gen = grown(island=2, seed=9, generations=6)
+def test_records_that_do_not_fit_are_refused():
+    algo, state, gen = grown(island=2, seed=9, generations=2)
     body = fmt.decode(fmt.encode("checkpoint", {"state": algo.to_record(state)}), "checkpoint")
-    copy = algo.from_record(body["state"])
-    g1, g2 = torch.Generator(), torch.Generator()
-    g1.set_state(gen.get_state())
-    g2.set_state(gen.get_state())
-    a, b = state, copy
-    for g in range(6, 10):
-        a = algo.evaluate(algo.step(a, g, g1))
-        b = algo.evaluate(algo.step(b, g, g2))
-    assert a.genomes.fingerprints() == b.genomes.fingerprints()
-    assert np.array_equal(a.fitness, b.fitness) and np.array_equal(a.species.ids, b.species.ids)
     with pytest.raises(ValueError):
         algo.from_record({**body["state"], "origin": np.zeros(3, np.int64)})
 
