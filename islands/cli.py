@@ -20,6 +20,7 @@ limit_env()  # before anything imports torch (docs/DESIGN.md, "One thread per is
 import click  # noqa: E402
 
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
+from islands.algorithms import registry  # noqa: E402  (no torch: the algorithms' names and help)
 from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE  # noqa: E402
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
@@ -181,12 +182,8 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--problem", "problem", str, "Problem: a built-in name (see `islands problems`) or package.module:factory."),
     ("--dim", "dim", Int64(min=1), "Genome dimension of the problem."),
     ("--algorithm", "algorithm", click.Choice(cfg.ALGORITHMS),
-     "Search algorithm. cmaes/sep-cmaes: CMA-ES with IPOP restarts (sep: diagonal, for "
-     "thousands of genes); de: SHADE differential evolution; es: SNES natural evolution strategy; "
-     "pure: the GA on a network task's weights; neat: topology evolution. Any vector algorithm "
-     "runs on a network task's weights too."),
-    ("--population", "population", Int64(),
-     "Individuals per island (>= 2); the algorithm's default is 100 for ga/pure/neat/es, 4 + 3 ln D for cmaes, 5 D in [20, 100] for de."),
+     registry.cli_help()),
+    ("--population", "population", Int64(), registry.population_help()),
     ("--dtype", "dtype", click.Choice(cfg.DTYPES),
      "Precision of genomes and fitness (float64 benchmarks, float32 networks)."),
     ("--max-evaluations", "max_evaluations", Int64(min=1), "Stop an island after this many evaluations."),

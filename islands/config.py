@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from islands.algorithms import registry
 from islands.errors import ConfigError
 from migration_pool import island_ids
 from migration_pool.island_ids import island_id  # re-exported: callers import the id rule from here
@@ -23,10 +24,11 @@ CROSSOVERS = ("sbx", "blx", "uniform")
 BOUND_HANDLING = ("clip", "reflect")
 EMIGRANT_POLICIES = ("best", "tournament")
 REPLACEMENT_POLICIES = ("worst", "random", "better")
-ALGORITHMS = ("ga", "pure", "cmaes", "sep-cmaes", "de", "es", "neat")
-# Population when none is given: fixed for these; the others size it from the genome length
-# (CMA-ES 4 + 3 ln D, DE 5 D, ...), which only the built problem knows, so they record None.
-FIXED_DEFAULT_POPULATION = {"ga": 100, "pure": 100, "neat": 100}
+# The algorithms, from their registry. Population when none is given: fixed for some (the
+# registry's `fixed_population`); the others size it from the genome length (CMA-ES 4 + 3 ln D,
+# DE 5 D, ...), which only the built problem knows, so they record None.
+ALGORITHMS = registry.ALGORITHMS
+FIXED_DEFAULT_POPULATION = registry.FIXED_DEFAULT_POPULATION
 MUTATIONS = ("self-adaptive", "fixed")
 DTYPES = ("float64", "float32")
 STOP_WHEN = ("all", "first")  # first: every island stops once any island reaches its target
@@ -241,7 +243,7 @@ class RunConfig:
                f"checkpoint-seconds must be a finite number >= 0, got {self.checkpoint_seconds!r}")
         _check(self.stagnation_limit >= 0, f"stagnation limit must be >= 0, got {self.stagnation_limit}")
         _check(self.target is None or math.isfinite(self.target), f"target must be a finite number, got {self.target}")
-        _check(self.population is None or self.algorithm not in ("ga", "pure") or self.ga.elitism < self.population,
+        _check(self.population is None or not registry.uses_ga_options(self.algorithm) or self.ga.elitism < self.population,
                f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
 
     def to_dict(self) -> dict[str, Any]:

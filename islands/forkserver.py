@@ -46,7 +46,7 @@ limit_env()  # before torch loads (the launcher already set them; a direct run i
 PRELOAD = ("torch", "numpy.ma", "numpy.random", "islands.cli", "islands.island", "islands.runs", "islands.migration",
            "islands.checkpoint", "islands.plancheck", "islands.operators", "islands.algorithms",
            "islands.algorithms.vector", "islands.algorithms.ga", "islands.algorithms.cmaes", "islands.algorithms.de",
-           "islands.algorithms.es", "islands.problems", "islands.status.record", "migration_pool.policies")
+           "islands.algorithms.es", "islands.problems", "islands.status.record", "islands.policies")
 
 
 def preload() -> None:

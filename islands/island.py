@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from islands import checkpoint as ckpt
+from islands import figures
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
@@ -188,7 +189,7 @@ class _Loop:
         progress = ckpt.Progress()
         self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
-        progress.evaluations = self.algo.evaluated(state)
+        progress.evaluations = self.algo.population(state).evaluations
         self._record(state, progress)
         return state, progress, None
 
@@ -213,11 +214,11 @@ class _Loop:
                 self.recorders.checkpoint(state, progress)
             # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
             # generation's gain theirs; the count lives in the state, so a resume agrees.
-            deferred = self.algo.pending_immigrants(state) > 0
+            deferred = self.algo.population(state).pending > 0
             self._episodes(g + 1)
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
-            progress.evaluations += self.algo.evaluated(state)
+            progress.evaluations += self.algo.population(state).evaluations
             self._record(state, progress, adopted=deferred)
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
         self.recorders.end(state, progress, "stopped" if reason == "stopped" else "finished", reason)
@@ -253,7 +254,7 @@ class _Loop:
         The first population's best is no gain (best_ever is -inf before it), so own_gain
         measures what the island's settings achieved from where it started.
         """
-        stats = self.algo.stats(state)
+        stats = figures.stats(self.algo.population(state))
         if stats.best > progress.best_ever:
             gain = stats.best - progress.best_ever
             if math.isfinite(gain):
@@ -267,7 +268,7 @@ class _Loop:
                     progress.own_log_gain += decades
                     progress.own_improvements += 1
             progress.best_ever = stats.best
-            progress.best_ever_genome = self.algo.genome(state, stats.best_index)
+            progress.best_ever_genome = figures.genome(self.algo.population(state), stats.best_index)
             progress.best_ever_generation = progress.generation
             progress.stale = 0
         return stats

@@ -1,7 +1,7 @@
 """The island's migration step: publish emigrants, read neighbours, adopt immigrants.
 
-A thin shell between the algorithm (which picks and merges genomes) and the pool (which
-owns the files). It never waits for a neighbour: whatever is in the pool now is read, and a
+A thin shell between the algorithm's population (which the island's policies select from and
+replace into, `islands.policies`) and the pool (which owns the files). It never waits for a neighbour: whatever is in the pool now is read, and a
 neighbour that has published nothing new simply contributes nothing this time. Migration is
 best effort: a pool that cannot be written or holds garbage costs migrants, never the island.
 """
@@ -14,7 +14,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from islands.algorithms.base import Algorithm, Migrants
+from islands import policies
+from islands.algorithms.base import Algorithm
+from islands.population import Migrants
 from islands.checkpoint import Progress
 from islands.config import island_number
 from islands.status.record import EVENT_COUNTERS, MigrationEvent
@@ -78,7 +80,8 @@ class PoolMigrator:
     def exchange(self, algo: Algorithm, state: Any, progress: Progress, gen: torch.Generator) -> Any:
         """One migration event at `progress.generation`; updates the counters in `progress`."""
         started = time.perf_counter()
-        em = algo.emigrants(state, self.cfg.migrants, self.cfg.emigrants, gen)
+        pop = algo.population(state)
+        em = policies.select(pop, self.cfg.migrants, self.cfg.emigrants, gen)
         pool = self._pool(algo, em)
         sent = self._publish(pool, em, progress)
         sources = self._sources(progress.generation)
@@ -86,7 +89,10 @@ class PoolMigrator:
         incoming = _concat(batches, algo.genome_kind)
         adopted = 0
         if incoming is not None:
-            state, adopted = algo.immigrate(state, incoming, self.cfg.replacement, gen)
+            found = policies.screen(pop, incoming, self.cfg.min_distance)
+            pop, rows = policies.replace(pop, found, incoming, self.cfg.replacement, gen)
+            if rows.size:
+                state, adopted = algo.with_population(state, pop, rows), int(rows.size)
         if self._events % COLLECT_EVERY == 0:  # the ring leaves only a past life's files
             pool.collect(self.spec.island, self.cfg.keep_batches)
         self._events += 1

@@ -35,7 +35,7 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
     With `notes` (the user typed --dim), a problem that ignored the asked dimension adds a
     notice there, so the flag is never silently dropped.
     """
-    from islands.algorithms import make_algorithm, resolve_dtype
+    from islands.algorithms import REGISTRY, make_algorithm, resolve_dtype
     from islands.config import RunConfig
     from islands.errors import ConfigError
     from islands.problems import make_problem
@@ -58,8 +58,9 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
             own = overrides.get(isl)
             return f"{isl} ({_describe(own)}): {e}" if own else str(e)
         seen[key] = isl
-        if cfg.algorithm == "neat":
-            shape: tuple[Any, ...] = ("neat",)
+        kind = REGISTRY[cfg.algorithm].genome_kind
+        if kind != "vector":  # graphs of any size: the kind alone must agree
+            shape: tuple[Any, ...] = (kind,)
         else:
             shape = (problem.genome_kind, problem.dim, str(resolve_dtype(cfg, problem)).replace("torch.", ""))
         shapes.setdefault(shape, isl)

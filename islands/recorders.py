@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from islands import checkpoint as ckpt
+from islands import figures
 from islands.events import Recorder
 from islands.status.record import STATUS_FIELDS, HistoryLine, IslandStatus, MigrationEvent
 from migration_pool.lease import Claim
@@ -37,9 +38,10 @@ DIVERSITY_EVERY = 10  # every 10th history line carries diversity, foreign share
 SHARED = tuple(f for f in ckpt.Progress.__dataclass_fields__ if f in STATUS_FIELDS)
 
 
-def figures(algo: Any, state: Any, number: int) -> tuple[float, float, dict[int, int], dict[str, Any]]:
+def sampled_figures(algo: Any, state: Any, number: int) -> tuple[float, float, dict[int, int], dict[str, Any]]:
     """The population's diversity, foreign share, origin counts and the algorithm's own figures."""
-    return algo.diversity(state), algo.foreign_share(state, number), algo.origins(state), algo.info(state)
+    pop = algo.population(state)
+    return figures.diversity(pop), figures.foreign_share(pop, number), figures.origins(pop), algo.info(state)
 
 
 class HistoryRecorder(Recorder):
@@ -55,7 +57,7 @@ class HistoryRecorder(Recorder):
 
     def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
         sampled = progress.generation % DIVERSITY_EVERY == 0
-        diversity, foreign, origins, info = figures(self.algo, state, self.number) if sampled else (None, None, {}, {})
+        diversity, foreign, origins, info = sampled_figures(self.algo, state, self.number) if sampled else (None, None, {}, {})
         self.pending.append(HistoryLine(
             generation=progress.generation,
             best=_finite(stats.best),
@@ -137,11 +139,11 @@ class Heartbeat(Recorder):
 
     def write(self, state: Any, progress: ckpt.Progress, phase: str, reason: str | None) -> None:
         """Flush pending history lines and rewrite the status file (the heartbeat)."""
-        diversity, foreign, origins, info = figures(self.algo, state, self.number)
+        diversity, foreign, origins, info = sampled_figures(self.algo, state, self.number)
         self.history.flush()  # a status never reports a generation whose line is not written
         now = time.time()
         elapsed = max(now - self.started, 1e-9)
-        stats = self.algo.stats(state)
+        stats = figures.stats(self.algo.population(state))
         self.beat += 1
         self.last = time.monotonic()
         status = IslandStatus(
@@ -157,7 +159,7 @@ class Heartbeat(Recorder):
             evals_per_sec=(progress.evaluations - self.evals_at_start) / elapsed,
             diversity=diversity,
             foreign_share=foreign,
-            centroid=self.algo.centroid(state),
+            centroid=figures.centroid(self.algo.population(state)),
             origins=origins,
             overrides=dict(self.spec.overrides),
             device=self.spec.device,

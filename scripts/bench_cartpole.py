@@ -36,6 +36,7 @@ limit_env()  # one thread, as in an island, before torch loads
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from islands import figures  # noqa: E402
 from islands.algorithms import Migrants, make_algorithm  # noqa: E402
 from islands.config import MigrationConfig, RunConfig, episode_seed, island_id, island_seed  # noqa: E402
 from islands.nets import MLP  # noqa: E402
@@ -70,13 +71,13 @@ def solve(algorithm: str, seed: int, islands: int, budget: int, unseen: int) -> 
         gen.manual_seed(key)
         problem.reseed(episode_seed(key, 0))
         state = algo.evaluate(algo.init(cfg.population or algo.default_population(), n, gen))
-        evaluations += algo.evaluated(state)
+        evaluations += algo.population(state).evaluations
         isl.append([algo, gen, state, problem, key])
     outbox: list[list[Migrants]] = [[] for _ in isl]
     generation = 0
     while True:
         for algo, gen, state, problem, key in isl:
-            stats = algo.stats(state)
+            stats = figures.stats(algo.population(state))
             if stats.best >= problem.solved_at:
                 checks += 1
                 mean, share = cartpole_generalisation(champion_policy(algo, state, stats.best_index, problem),
@@ -96,7 +97,7 @@ def solve(algorithm: str, seed: int, islands: int, budget: int, unseen: int) -> 
         for i in isl:
             i[3].reseed(episode_seed(i[4], generation + 1))
             i[2] = i[0].evaluate(i[0].step(i[2], generation, i[1]))
-            evaluations += i[0].evaluated(i[2])
+            evaluations += i[0].population(i[2]).evaluations
         generation += 1
 
 

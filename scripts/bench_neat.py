@@ -34,6 +34,7 @@ limit_env()  # one thread, as in an island, before torch loads
 
 import torch  # noqa: E402
 
+from islands import figures  # noqa: E402
 from islands.algorithms.neat import NeatAlgorithm, NeatConfig  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
 
@@ -48,9 +49,9 @@ def solve(problem_name: str, seed: int, population: int, max_generations: int, *
     started = time.perf_counter()
     state = algo.evaluate(algo.init(population, 0, gen))
     for g in range(max_generations + 1):
-        stats = algo.stats(state)
+        stats = figures.stats(algo.population(state))
         if stats.best >= problem.solved_at:
-            champion = algo.genome(state, stats.best_index)
+            champion = figures.genome(algo.population(state), stats.best_index)
             return {"seed": seed, "solved": True, "generations": g, "evaluations": population * (g + 1),
                     "hidden_nodes": int(champion["nodes"].size - (problem.task.inputs + 1 + problem.task.outputs)),
                     "connections": int(champion["enabled"].sum()), "seconds": time.perf_counter() - started}

@@ -34,6 +34,7 @@ def rastrigin_np(x: np.ndarray) -> float:
 
 
 def run_islands(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
+    from islands import figures
     from islands.algorithms.ga import GeneticAlgorithm
     from islands.config import GAConfig
     from islands.island import limit_torch_threads
@@ -47,7 +48,7 @@ def run_islands(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]
     state = algo.evaluate(algo.init(pop, 0, g))
     for i in range(gens):
         state = algo.evaluate(algo.step(state, i, g))
-    return (time.perf_counter() - t) / gens, algo.stats(state).best
+    return (time.perf_counter() - t) / gens, figures.stats(algo.population(state)).best
 
 
 def run_deap(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:

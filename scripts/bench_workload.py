@@ -51,6 +51,7 @@ POPULATION = 500
 def islands_row(row: str, generations: int, seed: int) -> dict:
     import torch
 
+    from islands import figures
     from islands.algorithms import make_algorithm
     from islands.config import RunConfig, episode_seed, island_seed
     from islands.problems import make_problem
@@ -74,7 +75,7 @@ def islands_row(row: str, generations: int, seed: int) -> dict:
         times.append(time.process_time() - t)
         fitness = state.fitness if algorithm == "neat" else algo.population(state).fitness.numpy()
         steps.append(float(fitness.sum()) * episodes)
-    return {"seconds": times, "steps": steps, "best": float(algo.stats(state).best)}
+    return {"seconds": times, "steps": steps, "best": float(figures.stats(algo.population(state)).best)}
 
 
 

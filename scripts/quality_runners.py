@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from islands import policies
 from islands.algorithms import Migrants, make_algorithm
 from islands.config import MigrationConfig, RunConfig, island_id, island_seed
 from islands.problems import Problem, make_problem
@@ -112,7 +113,7 @@ def run_archipelago(problem_name: str, dim: int, budget: int, seed: int, algorit
 
     Migration follows `migration` exactly as an island process does: the same due rule
     (`MigrationConfig.due`, with the island's seed), emigrant and replacement policies, and
-    near-duplicate threshold (`make_algorithm` sets it from the config). `population`
+    near-duplicate threshold (`mig.min_distance`). `population`
     overrides every island's population (for one big population at equal evaluations).
     """
     mig = migration or MigrationConfig()
@@ -167,7 +168,7 @@ def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: M
     due = [mig.due(generation, isl[4]) for isl in islands]
     for j, isl in enumerate(islands):
         if due[j]:
-            outbox[j].append(isl[0].emigrants(isl[2], mig.migrants, mig.emigrants, isl[1]))
+            outbox[j].append(policies.emigrate(isl[0], isl[2], mig.migrants, mig.emigrants, isl[1]))
             del outbox[j][:-mig.keep_batches]
     events = received = adopted = 0
     for i, isl in enumerate(islands):
@@ -182,7 +183,7 @@ def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: M
               for f in ("genomes", "fitness", "origin", "birth", "lineage")))
         if on_arrival is not None:
             on_arrival(isl)
-        isl[2], n = isl[0].immigrate(isl[2], incoming, mig.replacement, isl[1])
+        isl[2], n = policies.immigrate(isl[0], isl[2], incoming, mig.replacement, isl[1], mig.min_distance)
         received, adopted = received + len(incoming), adopted + n
     return events, received, adopted
 

@@ -17,12 +17,13 @@ length sqrt(D) + 2D/(D+2) if longer, the rule Hansen (2011, "Injecting external 
 into CMA-ES") gives for solutions not drawn from the distribution. The mean, a convex
 combination of points in the box, never leaves it.
 
-Migration: `emigrants` are the best of the generation just evaluated. `immigrate` is
-Hansen's injection: screened immigrants (in bounds, not already present, fitness recomputed,
-not NaN; at most lambda // 2 pending, best first; the replacement policy has no meaning here)
-wait in the state and replace the first samples of the NEXT generation, with their step
+Migration: the island's policies pick emigrants from the generation just evaluated. Immigrants
+are taken by Hansen's injection (the view's `adopts = "queue"`, see `islands.policies`):
+screened immigrants (in bounds, not already present, fitness recomputed, not NaN; at most
+lambda // 2 pending, best first; the replacement policy has no meaning here) wait in the
+state's `inject` and replace the first samples of the NEXT generation, with their step
 clipped like a repaired sample. They are evaluated with that generation, so they move the
-mean and C only if they rank among the mu best. Returns how many were accepted.
+mean and C only if they rank among the mu best.
 
 Provenance: every sample of a generation is born on this island at that generation and
 carries the origin and lineage of the mean's ancestry: the rank-1 individual of the last
@@ -49,10 +50,10 @@ import torch
 from torch import Tensor
 
 from islands import operators as ops
-from islands.algorithms.base import Migrants
 from islands.algorithms.params import config_from_params
-from islands.algorithms.vector import VectorAlgorithm, VectorPopulation, host
+from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
+from islands.population import Population
 from islands.problems import Problem
 
 STOPS = ("tolfun", "tolx", "stagnation", "condition", "noeffectaxis", "noeffectcoord", "nonfinite")
@@ -194,11 +195,15 @@ class CMAES(VectorAlgorithm[CMAState]):
         return self._cache[lam]
 
     # -- population hooks ------------------------------------------------------------------
-    def population(self, state: CMAState) -> VectorPopulation:
-        return state.pop
+    adopts = "queue"  # immigrants wait in `inject` for the next generation (module docstring)
 
-    def with_population(self, state: CMAState, pop: VectorPopulation) -> CMAState:
-        return dataclasses.replace(state, pop=pop)
+    def population(self, state: CMAState) -> Population:
+        # the mean is already in normalised units
+        return self.view(state.pop, queued=self.view(state.inject), centre=lambda: state.mean)
+
+    def with_population(self, state: CMAState, pop: Population, new_rows: np.ndarray) -> CMAState:
+        assert pop.queued is not None
+        return dataclasses.replace(state, pop=VectorPopulation.of(pop), inject=VectorPopulation.of(pop.queued))
 
     # -- the distribution --------------------------------------------------------------------
     def _fresh(self, lam: int, island: int, restarts: int, hist: int, gen: torch.Generator,
@@ -333,40 +338,9 @@ class CMAES(VectorAlgorithm[CMAState]):
         flags[2] = flags[2] and s.hist_len >= w and w >= 40
         return [name for name, hit in zip(STOPS, flags) if hit]
 
-    # -- migration ----------------------------------------------------------------------------
-    def pending_immigrants(self, state: CMAState) -> int:
-        return int(state.inject.genomes.shape[0])
-
-    def immigrate(self, state: CMAState, incoming: Migrants, policy: str,
-                  gen: torch.Generator) -> tuple[CMAState, int]:
-        """Queue screened immigrants for injection into the next generation (module docstring)."""
-        found = self.screen(state, incoming)
-        pending = state.inject
-        room = max(1, state.lam // 2) - int(pending.genomes.shape[0])
-        if not len(found) or room <= 0:
-            return state, 0
-        ok = ~np.isnan(found.fitness)
-        held = host(pending.genomes)
-        if held.shape[0]:
-            ok &= ~(found.genomes[:, None, :] == held[None]).all(axis=2).any(axis=1)
-        idx = np.flatnonzero(ok)
-        idx = idx[np.argsort(-found.fitness[idx], kind="stable")][:room]
-        if idx.size == 0:
-            return state, 0
-        rows = found.rows[idx]
-        new = self.population_from_record({
-            "genomes": found.genomes[idx], "fitness": found.fitness[idx],
-            **{k: np.asarray(getattr(incoming, k))[rows] for k in ("origin", "birth", "lineage")}})
-        merged = VectorPopulation(*(torch.cat([getattr(pending, k), getattr(new, k)])
-                                    for k in ("genomes", "fitness", "origin", "birth", "lineage")))
-        return dataclasses.replace(state, inject=merged), int(idx.size)
-
     # -- reporting ------------------------------------------------------------------------------
     def info(self, state: CMAState) -> dict[str, float | int]:
         return {"sigma": float(state.sigma), "restarts": state.restarts, "lambda": state.lam}
-
-    def centroid(self, state: CMAState) -> np.ndarray:
-        return state.mean.double().cpu().numpy()  # the mean is already in normalised units
 
     # -- checkpoints ------------------------------------------------------------------------------
     _TENSORS = ("y", "mean", "sigma", "C", "pc", "ps", "B", "Ddiag", "best_hist", "median_hist", "ancestry")

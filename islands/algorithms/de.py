@@ -25,8 +25,8 @@ parents, which it never changes) together with every random number the selection
 update and the archive update. `population(state)` is therefore always the selected
 population, and statistics, emigrants and checkpoints see it.
 
-Migration: immigrants replace residents per the run's replacement policy (the shared
-`VectorAlgorithm.immigrate`); an immigrant takes the population's median F and CR (its own
+Migration: immigrants replace residents per the run's replacement policy (the island's
+`islands.policies`); in `with_population` an immigrant takes the population's median F and CR (its own
 parameters, under jDE). The memory and archive are left alone: they describe this island's
 search, and the archive only supplies difference vectors.
 
@@ -63,6 +63,7 @@ from islands import operators as ops
 from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
+from islands.population import Population
 from islands.problems import Problem
 
 STRATEGIES = ("current-to-pbest/1", "rand/1")
@@ -186,18 +187,15 @@ class DifferentialEvolution(VectorAlgorithm[DEState]):
         # 5 D within [20, 100]: the smallest that solved every benchmark (module docstring).
         return int(min(100, max(20, 5 * self.problem.dim)))
 
-    # -- where the population lives -------------------------------------------------------
-    def population(self, state: DEState) -> VectorPopulation:
-        return state.pop
-
-    def with_population(self, state: DEState, pop: VectorPopulation) -> DEState:
-        return dataclasses.replace(state, pop=pop)
-
-    def with_immigrants(self, state: DEState, pop: VectorPopulation, slots: np.ndarray) -> DEState:
-        rows = torch.as_tensor(slots, device=self.device)
+    # -- immigrants ----------------------------------------------------------------------
+    def with_population(self, state: DEState, pop: Population, new_rows: np.ndarray) -> DEState:
+        """Immigrants take the median F and CR: they bring no parameters of their own."""
+        if not new_rows.size:
+            return dataclasses.replace(state, pop=VectorPopulation.of(pop))
+        rows = torch.as_tensor(new_rows, device=self.device)
         f = state.f.index_fill(0, rows, float(state.f.median()))
         cr = state.cr.index_fill(0, rows, float(state.cr.median()))
-        return dataclasses.replace(state, pop=pop, f=f, cr=cr)
+        return dataclasses.replace(state, pop=VectorPopulation.of(pop), f=f, cr=cr)
 
     # -- Algorithm interface -----------------------------------------------------------------
     def init(self, size: int, island: int, gen: torch.Generator) -> DEState:
@@ -298,9 +296,6 @@ class DifferentialEvolution(VectorAlgorithm[DEState]):
         kept = torch.cat([archive, parents])[chosen]
         kept = torch.where((torch.arange(cap, device=self.device) < size)[:, None], kept, torch.zeros_like(kept))
         return kept, size
-
-    def evaluated(self, state: DEState) -> int:
-        return int(state.pop.genomes.shape[0])
 
     def info(self, state: DEState) -> dict[str, float | int]:
         if self.shade:

@@ -38,14 +38,15 @@ at generation 0; an adopted immigrant's afterwards), and every sample is born at
 generation with the center's origin and lineage, so `foreign_share` says whether the search
 distribution descends from another island.
 
-Migration: `emigrants` are the best samples of the last generation (the base behaviour; the
-center itself is never evaluated, which would cost an evaluation per generation). In
-`immigrate` only the best screened immigrant matters: if it beats every current sample, the
-center moves to `center + immigrant_step * (immigrant - center)` (the immigrant itself by
-default), it takes the immigrant's provenance, the immigrant replaces the worst sample (so
-statistics and emigrants see it), the ClipUp velocity is reset, and the next `step` only
-samples around the new center: the current samples were drawn around the old one and say
-nothing about the gradient there. Otherwise the state is returned unchanged.
+Migration: the island's policies pick emigrants among the samples of the last generation (the
+center itself is never evaluated, which would cost an evaluation per generation). Immigrants
+join through the view's `adopts = "center"` (see `islands.policies`): only the best screened
+immigrant matters; if it beats every current sample, it replaces the worst sample (so
+statistics and emigrants see it) and `with_population` moves the center to
+`center + immigrant_step * (immigrant - center)` (the immigrant itself by default), it takes
+the immigrant's provenance, the ClipUp velocity is reset, and the next `step` only samples
+around the new center: the current samples were drawn around the old one and say nothing
+about the gradient there. Otherwise the state is returned unchanged.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ from islands import operators as ops
 from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
+from islands.population import Population
 from islands.problems import Problem
 
 VARIANTS = ("snes", "pgpe")
@@ -201,11 +203,10 @@ class NaturalES(VectorAlgorithm[ESState]):
     def default_population(self) -> int:
         return 100  # see the module docstring: 4 + 3 ln D collapses on xor and rastrigin
 
-    def population(self, state: ESState) -> VectorPopulation:
-        return state.pop
+    adopts = "center"  # the best immigrant may recentre the search (module docstring)
 
-    def with_population(self, state: ESState, pop: VectorPopulation) -> ESState:
-        return dataclasses.replace(state, pop=pop)
+    def population(self, state: ESState) -> Population:
+        return self.view(state.pop, centre=lambda: (state.center - self.lower) / self.width)
 
     # -- sampling ------------------------------------------------------------------------
     def sample(self, center: Tensor, sigma: Tensor, pairs: int, provenance: tuple[int, int, int],
@@ -245,37 +246,18 @@ class NaturalES(VectorAlgorithm[ESState]):
         return ESState(pop, z, center, sigma, velocity, False, state.provenance)
 
     # -- migration -----------------------------------------------------------------------
-    def immigrate(self, state: ESState, incoming: Any, policy: str, gen: torch.Generator,
-                  protect: int = 0) -> tuple[ESState, int]:
-        """Move the center toward the best immigrant if it beats every sample (module docstring).
-
-        `policy` and `protect` do not apply: the ES keeps no individuals to replace, only a
-        distribution, and at most one immigrant (the best) is adopted.
-        """
-        found = self.screen(state, incoming)
-        if not len(found):
-            return state, 0
-        pop = state.pop
-        fit = ops.rankable(pop.fitness)
-        best = int(np.argmax(np.nan_to_num(found.fitness, nan=-np.inf)))
-        if not found.fitness[best] > float(fit.max()):
-            return state, 0
-        x = self.tensor(found.genomes[best])
-        center = torch.lerp(state.center, x, self.cfg.immigrant_step)  # exactly x at step 1
-        row = found.rows[best]
-        provenance = (int(incoming.origin[row]), int(incoming.birth[row]), int(incoming.lineage[row]))
-        worst = int(torch.argmin(fit))
-        columns = [pop.genomes.clone(), pop.fitness.clone(), pop.origin.clone(), pop.birth.clone(), pop.lineage.clone()]
-        for column, value in zip(columns, (x, float(found.fitness[best]), *provenance)):
-            column[worst] = value
-        return ESState(VectorPopulation(*columns), state.noise, ops.clip(center, self.lower, self.upper),
-                       state.sigma, torch.zeros_like(state.velocity), True, provenance), 1
+    def with_population(self, state: ESState, pop: Population, new_rows: np.ndarray) -> ESState:
+        """Recentre on the adopted immigrant (module docstring); `new_rows` holds its row."""
+        if not new_rows.size:
+            return dataclasses.replace(state, pop=VectorPopulation.of(pop))
+        row = int(new_rows[0])
+        center = torch.lerp(state.center, pop.genomes[row], self.cfg.immigrant_step)  # exactly x at step 1
+        provenance = (int(pop.origin[row]), int(pop.birth[row]), int(pop.lineage[row]))
+        return ESState(VectorPopulation.of(pop), state.noise, ops.clip(center, self.lower, self.upper),
+                       state.sigma, torch.zeros_like(state.velocity), True, provenance)
 
     def info(self, state: ESState) -> dict[str, float | int]:
         return {"sigma": float(state.sigma.mean())}
-
-    def centroid(self, state: ESState) -> np.ndarray:
-        return ((state.center - self.lower) / self.width).double().cpu().numpy()
 
     # -- checkpoints ---------------------------------------------------------------------
     def to_record(self, state: ESState) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from torch import Tensor
 from islands import operators as ops
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.config import GAConfig
+from islands.population import Population
 from islands.problems import Problem
 
 STEP_CAP = 0.5  # a self-adaptive step never exceeds half the box width
@@ -119,19 +120,16 @@ class GeneticAlgorithm(VectorAlgorithm[GAState]):
         super().__init__(problem, device, dtype)
         self.cfg = cfg
         self.emigrant_tournament = cfg.tournament_size
+        self.elites = cfg.elitism  # immigrants never replace the elites
         self.adaptive = cfg.mutation == "self-adaptive"
 
-    def population(self, state: GAState) -> VectorPopulation:
-        return state.pop
-
-    def with_population(self, state: GAState, pop: VectorPopulation) -> GAState:
-        return GAState(pop, state.step)
-
-    def with_immigrants(self, state: GAState, pop: VectorPopulation, slots: np.ndarray) -> GAState:
+    def with_population(self, state: GAState, pop: Population, new_rows: np.ndarray) -> GAState:
         # An immigrant brings no step size of its own: it takes the population's median.
-        step = state.step.clone()
-        step[torch.as_tensor(slots, device=step.device)] = state.step.median()
-        return GAState(pop, step)
+        step = state.step
+        if new_rows.size:
+            step = step.clone()
+            step[torch.as_tensor(new_rows, device=step.device)] = state.step.median()
+        return GAState(VectorPopulation.of(pop), step)
 
     def init(self, size: int, island: int, gen: torch.Generator) -> GAState:
         pop = self.uniform_population(size, island, gen)
@@ -157,10 +155,6 @@ class GeneticAlgorithm(VectorAlgorithm[GAState]):
             lineage=pop.lineage[parents],
         )
         return GAState(new, steps if steps is not None else state.step)
-
-    def immigrate(self, state: GAState, incoming: Any, policy: str, gen: torch.Generator,
-                  protect: int | None = None) -> tuple[GAState, int]:
-        return super().immigrate(state, incoming, policy, gen, self.cfg.elitism if protect is None else protect)
 
     def info(self, state: GAState) -> dict[str, float | int]:
         if not self.adaptive:

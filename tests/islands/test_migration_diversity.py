@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from islands import policies
 from islands.algorithms import Migrants, make_algorithm
 from islands.cli import main as cli_main
 from islands.config import MigrationConfig, RunConfig, island_seed
@@ -117,10 +118,10 @@ def _near(algo, state, offset: float) -> Migrants:
 
 def test_near_duplicates_are_rejected_and_counted(tmp_path):
     algo, state, gen = _ga(0.01)
-    _, adopted = algo.immigrate(state, _near(algo, state, 0.001), "worst", gen)
+    _, adopted = policies.immigrate(algo, state, _near(algo, state, 0.001), "worst", gen, min_distance=0.01)
     assert adopted == 1  # the near copy is rejected, the centre is adopted
-    assert len(algo.screen(state, _near(algo, state, 0.001), min_distance=0.0)) == 2  # the parameter wins
-    _, adopted = algo.immigrate(state, _near(algo, state, 0.05), "worst", gen)
+    assert len(policies.screen(algo.population(state), _near(algo, state, 0.001), min_distance=0.0)) == 2  # 0 turns the rule off
+    _, adopted = policies.immigrate(algo, state, _near(algo, state, 0.05), "worst", gen, min_distance=0.01)
     assert adopted == 2  # 0.05 of the width away: not a near-duplicate
     # Through an island: a rejected immigrant is counted in the island's migration counters.
     mig = MigrationConfig(every=5, migrants=3, min_distance=0.5)

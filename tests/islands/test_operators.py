@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from islands import figures, policies
 from islands import operators as ops
 from islands.algorithms.ga import GeneticAlgorithm, breed
 from islands.config import GAConfig
@@ -106,15 +107,15 @@ def test_the_ga_solves_sphere_and_tracks_provenance():
     algo = GeneticAlgorithm(problem, GAConfig(mutation_rate=0.3, mutation_sigma=0.02))
     g = gen(0)
     state = algo.evaluate(algo.init(60, island=7, gen=g))
-    first = algo.stats(state).best
+    first = figures.stats(algo.population(state)).best
     for generation in range(150):
         state = algo.evaluate(algo.step(state, generation, g))
     assert first < -1.0
-    assert algo.stats(state).best > -1e-3
+    assert figures.stats(algo.population(state)).best > -1e-3
     assert torch.all(state.origin == 7)
     assert int(state.birth.max()) == 150
-    assert algo.foreign_share(state, 7) == 0.0 and algo.foreign_share(state, 1) == 1.0
-    assert 0.0 <= algo.diversity(state) < 0.05  # converged
+    assert figures.foreign_share(algo.population(state), 7) == 0.0 and figures.foreign_share(algo.population(state), 1) == 1.0
+    assert 0.0 <= figures.diversity(algo.population(state)) < 0.05  # converged
 
 
 def test_immigrants_are_reevaluated_and_duplicates_are_not_adopted():
@@ -122,16 +123,16 @@ def test_immigrants_are_reevaluated_and_duplicates_are_not_adopted():
     algo = GeneticAlgorithm(problem, GAConfig(elitism=1))
     g = gen(0)
     state = algo.evaluate(algo.init(20, island=0, gen=g))
-    em = algo.emigrants(state, 3, "best", g)
+    em = policies.emigrate(algo, state, 3, "best", g)
     # The same genomes come back: all duplicates, nothing adopted.
-    state2, adopted = algo.immigrate(state, em, "worst", g)
+    state2, adopted = policies.immigrate(algo, state, em, "worst", g)
     assert adopted == 0 and torch.equal(state2.genomes, state.genomes)
     # A perfect genome that lies about its fitness is re-evaluated; it is adopted as itself.
     import numpy as np
-    from islands.algorithms.base import Migrants
+    from islands.population import Migrants
     liar = Migrants(genomes=np.zeros((1, 4), np.float32), fitness=np.array([-1e9]),
                     origin=np.array([5]), birth=np.array([3]), lineage=np.array([42]))
-    state3, adopted = algo.immigrate(state, liar, "worst", g)
+    state3, adopted = policies.immigrate(algo, state, liar, "worst", g)
     assert adopted == 1
     slot = int(torch.nonzero(state3.lineage == 42))
     assert float(state3.fitness[slot]) == 0.0 and int(state3.origin[slot]) == 5
@@ -155,5 +156,5 @@ def test_the_ga_beats_a_plain_budget_on_rastrigin_30():
         state = algo.evaluate(algo.init(100, 0, g))
         for generation in range(150):
             state = algo.evaluate(algo.step(state, generation, g))
-        bests.append(algo.stats(state).best)
+        bests.append(figures.stats(algo.population(state)).best)
     assert sorted(bests)[1] > -40.0, bests

@@ -13,13 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from islands import policies
 from islands import config as island_config
-from islands.algorithms.base import Migrants
+from islands.population import Migrants
 from islands.algorithms.ga import GeneticAlgorithm
 from islands.config import GAConfig
 from islands.problems import make_problem
 from migration_pool.errors import PoolError
-from migration_pool.policies import replacement_plan, select_emigrants
+from islands.errors import ConfigError
+from islands.policies import replacement_plan, select_emigrants
 from migration_pool.topology import TOPOLOGIES, neighbours, ordered
 
 island_sets = st.lists(st.integers(0, 150), min_size=1, max_size=24, unique=True).map(
@@ -166,7 +168,7 @@ def test_policy_errors():
         (lambda: replacement_plan(f, f, "random"), "random generator"),
         (lambda: replacement_plan(f, f, "worst", protect=-1), "protect"),
     ]:
-        with pytest.raises(PoolError, match=match):
+        with pytest.raises(ConfigError, match=match):
             call()
 
 
@@ -232,7 +234,7 @@ def test_immigrate_adopts_each_new_genome_once_and_never_a_duplicate_or_bad_one(
         np.full(5, lo / 3),
     ])
     before = [t.clone() for t in (state.genomes, state.fitness, state.origin)]
-    after, adopted = ga.immigrate(state, incoming, "worst", gen)
+    after, adopted = policies.immigrate(ga, state, incoming, "worst", gen)
     assert adopted == 2
     foreign = np.flatnonzero(after.origin.numpy() == 3)
     assert len(foreign) == 2
@@ -246,7 +248,7 @@ def test_immigrate_adopts_each_new_genome_once_and_never_a_duplicate_or_bad_one(
     elites = torch.topk(state.fitness, 2).indices
     assert torch.equal(after.genomes[elites], state.genomes[elites])
     # The same batch again adopts nothing: its genomes are all present now.
-    again, adopted_again = ga.immigrate(after, incoming, "worst", gen)
+    again, adopted_again = policies.immigrate(ga, after, incoming, "worst", gen)
     assert adopted_again == 0 and again is after
 
 
@@ -256,9 +258,9 @@ def test_immigrate_better_adopts_only_improvements():
     bad = np.full(5, float(ga.upper[0]))  # the corner of the box: worse than every resident
     f_bad = float(ga.problem.evaluate(torch.tensor(bad[None], dtype=torch.float32))[0])
     assert f_bad < float(state.fitness[worst])
-    _, adopted = ga.immigrate(state, migrants([bad]), "better", gen)
+    _, adopted = policies.immigrate(ga, state, migrants([bad]), "better", gen)
     assert adopted == 0
-    after, adopted = ga.immigrate(state, migrants([bad, np.zeros(5)]), "better", gen)
+    after, adopted = policies.immigrate(ga, state, migrants([bad, np.zeros(5)]), "better", gen)
     assert adopted == 1 and float(after.fitness.max()) == 0.0
 
 
@@ -269,7 +271,7 @@ def test_immigrate_random_replaces_non_elites_and_is_reproducible():
     for _ in range(2):
         gen = torch.Generator()
         gen.manual_seed(11)
-        after, adopted = ga.immigrate(state, incoming, "random", gen)
+        after, adopted = policies.immigrate(ga, state, incoming, "random", gen)
         runs.append(after.genomes)
         assert adopted == 4
     assert torch.equal(runs[0], runs[1])

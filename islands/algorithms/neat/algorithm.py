@@ -4,7 +4,8 @@ State in, state out: a `NeatState` holds the population (packed genomes, fitness
 and the species table; `step` speciates the evaluated population against last generation's
 representatives, shares offspring among species, and breeds the next generation. Structural
 genes have island-independent identities (`innovation`), so immigrants need no translation:
-they are checked, re-evaluated locally and take the place of residents like any genome.
+they are checked, re-evaluated locally and take the place of residents like any genome
+(the island's policies do it through `NeatKind`, islands.algorithms.neat.kind).
 """
 from __future__ import annotations
 
@@ -15,17 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from islands.algorithms.base import Algorithm, Migrants, Stats, numpy_rng
+from islands.algorithms.base import Algorithm, numpy_rng
 from islands.algorithms.neat import genome as gn
 from islands.algorithms.neat import reproduction as rep
 from islands.algorithms.neat import speciation as spc
 from islands.algorithms.neat.compile import CompiledNets
 from islands.algorithms.neat.config import NeatConfig
+from islands.algorithms.neat.kind import NeatKind
 from islands.errors import ConfigError
-from migration_pool import policies
-
-_DIVERSITY_SAMPLE = 24
-
+from islands.population import Population
 
 @dataclass(frozen=True, eq=False)
 class NeatState:
@@ -56,6 +55,7 @@ class NeatAlgorithm(Algorithm[NeatState]):
         self.problem, self.task, self.cfg = problem, task, cfg
         self.device = torch.device(device)
         self.n_in, self.n_out = int(task.inputs), int(task.outputs)
+        self.kind = NeatKind(self)
 
     # -- evolution ------------------------------------------------------------------------
     def init(self, size: int, island: int, gen: torch.Generator) -> NeatState:
@@ -81,9 +81,6 @@ class NeatAlgorithm(Algorithm[NeatState]):
     def evaluate(self, state: NeatState) -> NeatState:
         return dataclasses.replace(state, fitness=self.fitness_of(state.genomes))
 
-    def evaluated(self, state: NeatState) -> int:
-        return len(state.origin)
-
     def step(self, state: NeatState, generation: int, gen: torch.Generator) -> NeatState:
         assert state.fitness is not None, "step needs an evaluated population"
         cfg, rng, size = self.cfg, numpy_rng(gen), len(state.genomes)
@@ -108,91 +105,21 @@ class NeatAlgorithm(Algorithm[NeatState]):
         return NeatState(children, None, state.origin[parents].copy(), birth, state.lineage[parents].copy(),
                          table, threshold, next_id)
 
-    # -- reports --------------------------------------------------------------------------
-    def stats(self, state: NeatState) -> Stats:
-        f = np.where(np.isnan(state.fitness), -np.inf, state.fitness)
-        best = int(np.argmax(f))
-        finite = state.fitness[np.isfinite(state.fitness)]
-        return Stats(best=float(f[best]), mean=float(finite.mean()) if finite.size else float("nan"),
-                     best_index=best)
+    # -- the island's view ----------------------------------------------------------------
+    def population(self, state: NeatState) -> Population:
+        # elites=1: the best resident is never replaced by an immigrant
+        return Population(self.kind, state.genomes, state.fitness, state.origin, state.birth, state.lineage,
+                          evaluations=len(state.origin), elites=1)
 
-    def genome(self, state: NeatState, index: int) -> dict[str, np.ndarray]:
-        return state.genomes.record(index)
-
-    def diversity(self, state: NeatState) -> float:
-        """Mean d / (d + threshold) over pairs of an evenly spaced sample: 0 for clones.
-
-        Uses no random numbers: status reports happen at wall-clock times, and drawing from
-        the generator there would make a run depend on timing.
-        """
-        n = len(state.genomes)
-        if n < 2:
-            return 0.0
-        idx = np.unique(np.linspace(0, n - 1, min(n, _DIVERSITY_SAMPLE)).astype(np.int64))
-        sample = state.genomes.take(idx)
-        d = spc.distances(sample, sample, self.cfg)[np.triu_indices(idx.size, 1)]
-        return float(np.mean(d / (d + self.cfg.compat_threshold)))
-
-    def foreign_share(self, state: NeatState, island: int) -> float:
-        return float((state.origin != island).mean())
-
-    def origins(self, state: NeatState) -> dict[int, int]:
-        keys, counts = np.unique(state.origin, return_counts=True)
-        return dict(zip(keys.tolist(), counts.tolist()))
-
-    def centroid(self, state: NeatState) -> None:
-        return None  # graphs of different shapes have no mean
-
-    # -- migration ------------------------------------------------------------------------
-    def emigrants(self, state: NeatState, k: int, policy: str, gen: torch.Generator) -> Migrants:
-        rng = numpy_rng(gen)
-        idx = policies.select_emigrants(state.fitness, k, policy, rng)
-        return Migrants(
-            genomes=[state.genomes.record(int(i)) for i in idx],
-            fitness=state.fitness[idx].astype(np.float64),
-            origin=state.origin[idx].copy(), birth=state.birth[idx].copy(), lineage=state.lineage[idx].copy(),
-        )
+    def with_population(self, state: NeatState, pop: Population, new_rows: np.ndarray) -> NeatState:
+        return dataclasses.replace(state, genomes=pop.genomes, fitness=pop.fitness, origin=pop.origin,
+                                   birth=pop.birth, lineage=pop.lineage)
 
     def check(self, record: Any) -> str | None:
         """Why a genome record cannot join this population, or None."""
         return gn.check_record(record, self.n_in, self.n_out, recurrent=self.cfg.recurrent,
                                max_nodes=self.cfg.max_nodes, max_conns=self.cfg.max_conns,
                                weight_max=self.cfg.weight_max)
-
-    def immigrate(self, state: NeatState, incoming: Migrants, policy: str,
-                  gen: torch.Generator) -> tuple[NeatState, int]:
-        records = list(incoming.genomes)
-        if not records:
-            return state, 0
-        rng = numpy_rng(gen)
-        seen = set(state.genomes.fingerprints())
-        fresh: list[int] = []
-        for i, r in enumerate(records):  # a handful of migrants
-            if self.check(r) is not None:
-                continue
-            packed = gn.from_records([r])
-            key = packed.fingerprints()[0]
-            if key not in seen:
-                seen.add(key)
-                fresh.append(i)
-        if not fresh:
-            return state, 0
-        newcomers = gn.from_records([records[i] for i in fresh])
-        fitness = self.fitness_of(newcomers)  # never trust a claimed fitness
-        slots, chosen = policies.replacement_plan(state.fitness, fitness, policy, rng, protect=1)
-        if slots.size == 0:
-            return state, 0
-        # Slot i keeps resident i unless an immigrant takes it; provenance travels along.
-        source = np.arange(len(state.genomes))
-        source[slots] = len(state.genomes) + chosen
-        pick = np.asarray(fresh)[chosen]
-        return dataclasses.replace(
-            state, genomes=gn.concat([state.genomes, newcomers]).take(source),
-            fitness=_put(state.fitness, slots, fitness[chosen]),
-            origin=_put(state.origin, slots, incoming.origin[pick]),
-            birth=_put(state.birth, slots, incoming.birth[pick]),
-            lineage=_put(state.lineage, slots, incoming.lineage[pick]),
-        ), int(slots.size)
 
     # -- checkpoints ----------------------------------------------------------------------
     def to_record(self, state: NeatState) -> dict[str, Any]:
@@ -226,9 +153,3 @@ def _sized(value: Any, dtype: Any, size: int, name: str) -> np.ndarray:
     if a.shape != (size,):
         raise ValueError(f"{name} has shape {a.shape}, expected ({size},)")
     return a.astype(dtype)
-
-
-def _put(old: np.ndarray, slots: np.ndarray, new: np.ndarray) -> np.ndarray:
-    out = old.copy()
-    out[slots] = np.asarray(new, dtype=old.dtype)
-    return out

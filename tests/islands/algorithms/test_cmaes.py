@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from islands import figures, policies
 from islands.algorithms import make_algorithm
-from islands.algorithms.base import Migrants
+from islands.population import Migrants
 from islands.algorithms.cmaes import CMAES, CMAESConfig, CMAState
 from islands.config import RunConfig
 from islands.errors import ConfigError
@@ -37,12 +38,12 @@ def _run(algo: CMAES, seed: int, budget: int, target: float = -1e-8,
     if gen is None:
         gen = torch.Generator().manual_seed(seed)
     s = state if state is not None else algo.evaluate(algo.init(algo.default_population(), 0, gen))
-    evals, best, g = algo.evaluated(s), algo.stats(s).best, 0
+    evals, best, g = algo.population(s).evaluations, figures.stats(algo.population(s)).best, 0
     while best < target and evals < budget:
         s = algo.evaluate(algo.step(s, g, gen))
         g += 1
-        evals += algo.evaluated(s)
-        best = max(best, algo.stats(s).best)
+        evals += algo.population(s).evaluations
+        best = max(best, figures.stats(algo.population(s)).best)
     return s, evals, best
 
 
@@ -146,10 +147,10 @@ def test_ipop_restart_on_rastrigin_doubles_lambda_and_is_counted():
     algo = CMAES(prob, CMAESConfig())
     gen = torch.Generator().manual_seed(1)
     s = algo.evaluate(algo.init(algo.default_population(), 0, gen))
-    evals, lams, g = algo.evaluated(s), [algo.info(s)["lambda"]], 0
+    evals, lams, g = algo.population(s).evaluations, [algo.info(s)["lambda"]], 0
     while algo.info(s)["restarts"] < 2 and g < 2000:
         s = algo.evaluate(algo.step(s, g, gen))
-        g, evals = g + 1, evals + algo.evaluated(s)
+        g, evals = g + 1, evals + algo.population(s).evaluations
         if algo.info(s)["lambda"] != lams[-1]:
             lams.append(algo.info(s)["lambda"])
             assert s.last_stop  # some criterion fired
@@ -188,7 +189,7 @@ def test_resumed_run_is_bit_identical(problem, dim, dtype, separable, cut, end):
     algo = CMAES(make_problem(problem, dim), CMAESConfig(), dtype=dtype, separable=separable)
     gen = torch.Generator().manual_seed(1)
     s = _generations(algo, algo.evaluate(algo.init(algo.default_population(), 3, gen)), gen, 0, cut)
-    s = s if separable else algo.immigrate(s, _migrants(np.zeros((1, dim)), 9), "worst", gen)[0]
+    s = s if separable else policies.immigrate(algo, s, _migrants(np.zeros((1, dim)), 9), "worst", gen)[0]
     saved, gen_state = _roundtrip(algo, s), gen.get_state()
     straight = _generations(algo, s, gen, cut, end)
     fresh = CMAES(make_problem(problem, dim), CMAESConfig(), dtype=dtype, separable=separable)
@@ -227,17 +228,17 @@ def test_immigrate_screens_and_caps_injections():
     offered = np.vstack([np.full((7, D), 0.1) * np.arange(1, 8)[:, None],  # 7 valid, better first
                          np.full((1, D), 9.0),  # out of bounds
                          s.pop.genomes[:1].numpy()])  # already present
-    s2, n = algo.immigrate(s, _migrants(offered, 4), "worst", gen)
+    s2, n = policies.immigrate(algo, s, _migrants(offered, 4), "worst", gen)
     assert n == 5  # at most lambda // 2 pending
     np.testing.assert_array_equal(s2.inject.genomes.numpy(), offered[:5])
-    assert algo.immigrate(s2, _migrants(offered[5:7], 4), "worst", gen)[1] == 0  # no room left
+    assert policies.immigrate(algo, s2, _migrants(offered[5:7], 4), "worst", gen)[1] == 0  # no room left
     assert torch.equal(s2.pop.genomes, s.pop.genomes)  # the evaluated generation is untouched
     s3 = algo.evaluate(algo.step(s2, 0, gen))
     np.testing.assert_array_equal(s3.pop.genomes[:5].numpy(), offered[:5])
     assert s3.pop.origin[:5].tolist() == [4] * 5 and s3.pop.origin[5:].tolist() == [0] * 5
     assert s3.inject.genomes.shape[0] == 0
     # The island loop credits the injected generation's gain to migration from this count.
-    assert (algo.pending_immigrants(s), algo.pending_immigrants(s2), algo.pending_immigrants(s3)) == (0, 5, 0)
+    assert (algo.population(s).pending, algo.population(s2).pending, algo.population(s3).pending) == (0, 5, 0)
 
 
 def test_good_immigrant_steers_mean_and_its_lineage_shows():
@@ -246,13 +247,13 @@ def test_good_immigrant_steers_mean_and_its_lineage_shows():
     s = _generations(algo, algo.evaluate(algo.init(10, 0, gen)), gen, 0, 3)
     gen_b = torch.Generator()
     gen_b.set_state(gen.get_state())
-    with_imm, n = algo.immigrate(s, _migrants(np.zeros((1, D)), 7), "worst", gen)
+    with_imm, n = policies.immigrate(algo, s, _migrants(np.zeros((1, D)), 7), "worst", gen)
     assert n == 1
     a = _generations(algo, with_imm, gen, 3, 5)
     b = _generations(algo, s, gen_b, 3, 5)
     dist = lambda st: float(torch.linalg.vector_norm(st.mean - 0.5))  # noqa: E731 (optimum at 0.5)
     assert dist(a) < 0.75 * dist(b)  # one clipped step of weight w_1 toward the optimum
-    assert algo.foreign_share(a, 0) == 1.0 and algo.foreign_share(b, 0) == 0.0
+    assert figures.foreign_share(algo.population(a), 0) == 1.0 and figures.foreign_share(algo.population(b), 0) == 0.0
     assert set(a.pop.lineage.tolist()) == {7 << 32}
 
 
@@ -261,15 +262,15 @@ def test_bad_immigrants_do_not_harm_convergence():
     gen = torch.Generator().manual_seed(1)
     s = algo.evaluate(algo.init(10, 0, gen))
     corners = np.random.default_rng(0).choice([-5.12, 5.12], size=(400, D))
-    evals, g = algo.evaluated(s), 0
-    while algo.stats(s).best < -1e-8 and evals < 5000:
-        s, n = algo.immigrate(s, _migrants(corners[g % 400: g % 400 + 1], 2), "worst", gen)
+    evals, g = algo.population(s).evaluations, 0
+    while figures.stats(algo.population(s)).best < -1e-8 and evals < 5000:
+        s, n = policies.immigrate(algo, s, _migrants(corners[g % 400: g % 400 + 1], 2), "worst", gen)
         assert n == 1
         s = algo.evaluate(algo.step(s, g, gen))
-        g, evals = g + 1, evals + algo.evaluated(s)
+        g, evals = g + 1, evals + algo.population(s).evaluations
         assert s.pop.fitness[0] < -10.0  # the injected corner was evaluated with the generation
-    assert algo.stats(s).best >= -1e-8, evals
-    assert algo.foreign_share(s, 0) == pytest.approx(0.1)  # only the injected row itself
+    assert figures.stats(algo.population(s)).best >= -1e-8, evals
+    assert figures.foreign_share(algo.population(s), 0) == pytest.approx(0.1)  # only the injected row itself
 
 
 # -- robustness ------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from islands import figures, policies
 from islands.algorithms import make_algorithm
-from islands.algorithms.base import Migrants
+from islands.population import Migrants
 from islands.algorithms.es import ESConfig, ESState, NaturalES, centered_ranks
 from islands.config import RunConfig
 from islands.errors import ConfigError
@@ -32,10 +33,10 @@ def _run_until(algo: NaturalES, target: float, budget: int, seed: int) -> tuple[
     """Best fitness and evaluations spent, stopping at `target` or after `budget` evaluations."""
     gen = torch.Generator().manual_seed(seed)
     s = algo.evaluate(algo.init(algo.default_population(), 0, gen))
-    evals, best, g = algo.evaluated(s), algo.stats(s).best, 0
+    evals, best, g = algo.population(s).evaluations, figures.stats(algo.population(s)).best, 0
     while best < target and evals < budget:
         s = algo.evaluate(algo.step(s, g, gen))
-        evals, best, g = evals + algo.evaluated(s), max(best, algo.stats(s).best), g + 1
+        evals, best, g = evals + algo.population(s).evaluations, max(best, figures.stats(algo.population(s)).best), g + 1
     return best, evals
 
 
@@ -118,14 +119,14 @@ def test_a_much_better_immigrant_moves_the_center_and_a_worse_one_changes_nothin
     gen = torch.Generator().manual_seed(0)
     s = _generations(algo, algo.evaluate(algo.init(20, 0, gen)), gen, 0, 3)
     worse = np.full((1, D), 5.0)  # f = 250, worse than any sample near the random center
-    kept, adopted = algo.immigrate(s, _migrants(worse, 7), "worst", gen)
+    kept, adopted = policies.immigrate(algo, s, _migrants(worse, 7), "worst", gen)
     assert adopted == 0 and kept is s
     best = np.full((2, D), 1e-3) * np.array([[1.0], [2.0]])  # both far better; the first best
-    moved, adopted = algo.immigrate(s, _migrants(best, 7), "worst", gen)
+    moved, adopted = policies.immigrate(algo, s, _migrants(best, 7), "worst", gen)
     assert adopted == 1 and moved.fresh
     assert torch.equal(moved.center, torch.full((D,), 1e-3, dtype=torch.float64))
     assert moved.provenance == (7, 2, 7 << 32)
-    assert algo.stats(moved).best == pytest.approx(-D * 1e-6)  # the immigrant is in the population
+    assert figures.stats(algo.population(moved)).best == pytest.approx(-D * 1e-6)  # the immigrant is in the population
     assert torch.equal(moved.sigma, s.sigma) and not moved.velocity.any()
     assert not torch.equal(s.pop.genomes, moved.pop.genomes) and s.pop.fitness is not moved.pop.fitness
     # The next generation is sampled around the new center, without an update from old samples.
@@ -139,7 +140,7 @@ def test_a_convex_immigrant_step_moves_part_of_the_way():
     algo = NaturalES(make_problem("sphere", D), ESConfig(immigrant_step=0.25), dtype=torch.float64)
     gen = torch.Generator().manual_seed(1)
     s = algo.evaluate(algo.init(12, 0, gen))
-    moved, adopted = algo.immigrate(s, _migrants(np.zeros((1, D)), 4), "worst", gen)
+    moved, adopted = policies.immigrate(algo, s, _migrants(np.zeros((1, D)), 4), "worst", gen)
     assert adopted == 1
     torch.testing.assert_close(moved.center, 0.75 * s.center)
 
@@ -148,7 +149,7 @@ def test_emigrants_are_the_best_samples():
     algo = NaturalES(make_problem("sphere", D), ESConfig(), dtype=torch.float64)
     gen = torch.Generator().manual_seed(2)
     s = algo.evaluate(algo.init(12, 0, gen))
-    em = algo.emigrants(s, 2, "best", gen)
+    em = policies.emigrate(algo, s, 2, "best", gen)
     top = torch.topk(s.pop.fitness, 2).indices.numpy()
     np.testing.assert_array_equal(em.genomes, s.pop.genomes.numpy()[top])
 
@@ -169,7 +170,7 @@ def test_resumed_run_is_bit_identical(variant, problem, dtype):
     algo = build()
     gen = torch.Generator().manual_seed(5)
     s = _generations(algo, algo.evaluate(algo.init(algo.default_population(), 2, gen)), gen, 0, 4)
-    s = algo.immigrate(s, _migrants(np.zeros((1, algo.problem.dim)), 9), "worst", gen)[0]
+    s = policies.immigrate(algo, s, _migrants(np.zeros((1, algo.problem.dim)), 9), "worst", gen)[0]
     saved, gen_state = _roundtrip(algo, s), gen.get_state()
     straight = _generations(algo, s, gen, 4, 12)
     gen2 = torch.Generator()

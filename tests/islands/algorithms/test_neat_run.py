@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from islands import figures, policies
 from islands.algorithms import Migrants, make_algorithm
 from islands.algorithms.neat import NeatAlgorithm, NeatConfig
 from islands.algorithms.neat import genome as gn
@@ -51,10 +52,10 @@ def test_a_migrant_crosses_over_with_local_genomes_into_valid_networks():
     # Innovation ids agree without coordination: both islands split some same connections.
     shared = set(far_state.genomes.node_id.tolist()) & set(state.genomes.node_id.tolist())
     assert any(n >= 2**32 for n in shared)
-    incoming = through_the_pool(far.emigrants(far_state, 4, "best", far_gen), "island-01")
+    incoming = through_the_pool(policies.emigrate(far, far_state, 4, "best", far_gen), "island-01")
     claimed = incoming.fitness.copy()
     incoming = dataclasses.replace(incoming, fitness=np.full(4, 1e9))  # lies are not believed
-    state, adopted = here.immigrate(state, incoming, "worst", gen)
+    state, adopted = policies.immigrate(here, state, incoming, "worst", gen)
     assert adopted >= 1
     arrived = np.flatnonzero(state.origin == 1)
     assert arrived.size == adopted
@@ -93,42 +94,32 @@ def test_immigration_refuses_duplicates_and_invalid_genomes():
         "conn_out": np.array([2**40, 3], np.int64), "weight": np.ones(2, np.float32),
         "enabled": np.ones(2, bool)}]).record(0)
     wrong_io = {**resident, "nodes": resident["nodes"] + 1}
-    good = here.emigrants(state, 1, "best", gen).genomes[0]
+    good = policies.emigrate(here, state, 1, "best", gen).genomes[0]
     good = {**good, "weight": np.clip(good["weight"] + 0.5, -8, 8).astype(np.float32)}  # a new genome
     pack = lambda recs: Migrants(recs, np.zeros(len(recs)), np.full(len(recs), 3),  # noqa: E731
                                  np.zeros(len(recs), np.int64), np.arange(len(recs)))
-    state2, adopted = here.immigrate(state, pack([resident, cyclic, wrong_io, good, good]), "worst", gen)
+    state2, adopted = policies.immigrate(here, state, pack([resident, cyclic, wrong_io, good, good]), "worst", gen)
     assert adopted == 1  # the resident's twin, the invalid ones and the repeat are refused
-    _, again = here.immigrate(state2, pack([good]), "worst", gen)
+    _, again = policies.immigrate(here, state2, pack([good]), "worst", gen)
     assert again == 0
 
 
-def test_state_survives_a_checkpoint_record_and_replays_identically():
-    algo, state, gen = grown(island=2, seed=9, generations=6)
+def test_records_that_do_not_fit_are_refused():
+    algo, state, gen = grown(island=2, seed=9, generations=2)
     body = fmt.decode(fmt.encode("checkpoint", {"state": algo.to_record(state)}), "checkpoint")
-    copy = algo.from_record(body["state"])
-    g1, g2 = torch.Generator(), torch.Generator()
-    g1.set_state(gen.get_state())
-    g2.set_state(gen.get_state())
-    a, b = state, copy
-    for g in range(6, 10):
-        a = algo.evaluate(algo.step(a, g, g1))
-        b = algo.evaluate(algo.step(b, g, g2))
-    assert a.genomes.fingerprints() == b.genomes.fingerprints()
-    assert np.array_equal(a.fitness, b.fitness) and np.array_equal(a.species.ids, b.species.ids)
     with pytest.raises(ValueError):
         algo.from_record({**body["state"], "origin": np.zeros(3, np.int64)})
 
 
 def test_diversity_and_reports():
     algo, state, gen = grown(island=0, seed=1, generations=8)
-    d = algo.diversity(state)
-    assert 0.0 < d < 1.0 and algo.diversity(state) == d  # deterministic, no generator drawn
+    d = figures.diversity(algo.population(state))
+    assert 0.0 < d < 1.0 and figures.diversity(algo.population(state)) == d  # deterministic, no generator drawn
     clones = dataclasses.replace(state, genomes=state.genomes.take(np.zeros(len(state.genomes), np.int64)))
-    assert algo.diversity(clones) == 0.0
-    assert algo.centroid(state) is None and algo.foreign_share(state, 0) == 0.0
-    stats = algo.stats(state)
-    assert stats.best == state.fitness.max() and set(algo.genome(state, stats.best_index)) == set(gn.RECORD_FIELDS)
+    assert figures.diversity(algo.population(clones)) == 0.0
+    assert figures.centroid(algo.population(state)) is None and figures.foreign_share(algo.population(state), 0) == 0.0
+    stats = figures.stats(algo.population(state))
+    assert stats.best == state.fitness.max() and set(figures.genome(algo.population(state), stats.best_index)) == set(gn.RECORD_FIELDS)
     assert make_algorithm(RunConfig(problem="xor", algorithm="neat", algorithm_params={"recurrent": True}),
                           XOR).cfg.recurrent
 
@@ -197,10 +188,10 @@ def test_recurrent_neat_learns_on_the_memory_task():
     assert algo.cfg.recurrent
     gen = torch.Generator().manual_seed(0)
     state = algo.evaluate(algo.init(50, 0, gen))
-    first = algo.stats(state).best
+    first = figures.stats(algo.population(state)).best
     for g in range(12):
         state = algo.evaluate(algo.step(state, g, gen))
-    assert algo.stats(state).best > first
+    assert figures.stats(algo.population(state)).best > first
     loops = [gn.has_cycle(np.searchsorted(r["nodes"], r["conn_in"]), np.searchsorted(r["nodes"], r["conn_out"]),
                           r["nodes"].size) for r in state.genomes.records()]
     assert any(loops)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from islands import policies
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig
 from islands.errors import ConfigError
@@ -311,7 +312,7 @@ def ga_run(problem: Problem, generations: int, gen: torch.Generator, algo=None, 
 def test_float64_migrants_survive_the_pool_format_bit_for_bit() -> None:
     problem = make_problem("rotated_rastrigin", 7)
     algo, state = ga_run(problem, 3, torch.Generator().manual_seed(2))
-    out = algo.emigrants(state, 5, "best", torch.Generator().manual_seed(0))
+    out = policies.emigrate(algo, state, 5, "best", torch.Generator().manual_seed(0))
     assert out.genomes.dtype == np.float64
     genomes = out.genomes.copy()
     genomes[0, 0] = 0.1 + 0.2  # a value float32 cannot hold

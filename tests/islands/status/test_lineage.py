@@ -16,7 +16,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from islands.algorithms.base import Migrants
+from islands import figures, policies
+from islands.population import Migrants
 from islands.algorithms.ga import GeneticAlgorithm
 from islands.algorithms.neat.algorithm import NeatAlgorithm
 from islands.config import GAConfig, MigrationConfig
@@ -96,15 +97,15 @@ def test_ga_origins_follow_adopted_migrants():
     algo = GeneticAlgorithm(make_problem("sphere", 4), GAConfig(elitism=1))
     g = torch.Generator().manual_seed(0)
     state = algo.evaluate(algo.init(20, island=2, gen=g))
-    assert algo.origins(state) == {2: 20}
+    assert figures.origins(algo.population(state)) == {2: 20}
     incoming = Migrants(genomes=np.array([[0.0] * 4, [0.1] * 4, [0.2] * 4], np.float64),
                         fitness=np.zeros(3), origin=np.array([5, 5, 7]), birth=np.zeros(3, np.int64),
                         lineage=np.array([1, 2, 3]))
-    state, adopted = algo.immigrate(state, incoming, "worst", g)
+    state, adopted = policies.immigrate(algo, state, incoming, "worst", g)
     assert adopted == 3
-    assert algo.origins(state) == {2: 17, 5: 2, 7: 1}
-    assert all(isinstance(k, int) and isinstance(v, int) for k, v in algo.origins(state).items())
-    assert lineage.effective_origins(algo.origins(state)) == pytest.approx(
+    assert figures.origins(algo.population(state)) == {2: 17, 5: 2, 7: 1}
+    assert all(isinstance(k, int) and isinstance(v, int) for k, v in figures.origins(algo.population(state)).items())
+    assert lineage.effective_origins(figures.origins(algo.population(state))) == pytest.approx(
         math.exp(-sum(p * math.log(p) for p in (17 / 20, 2 / 20, 1 / 20))))
 
 
@@ -116,7 +117,7 @@ def test_neat_origins_count_the_population():
     algo = make_algorithm(cfg, make_problem("xor"), torch.device("cpu"))
     assert isinstance(algo, NeatAlgorithm)
     state = algo.init(30, 4, torch.Generator().manual_seed(1))
-    assert algo.origins(state) == {4: 30}
+    assert figures.origins(algo.population(state)) == {4: 30}
 
 
 # -- real runs, in this process -------------------------------------------------------------
