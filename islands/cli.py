@@ -451,7 +451,7 @@ def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> s
     if island is not None:
         raise ConfigError(f"--slurm picks the island from SLURM's task id; leave out ISLAND ({island!r})")
     from islands.runs import open_run, planned_islands
-    from islands.slurm import island_from_env
+    from islands.scheduler_state import island_from_env
 
     root = run_dir or (Path(os.environ["ISLANDS_RUN_DIR"]) if os.environ.get("ISLANDS_RUN_DIR") else None)
     if root is None:

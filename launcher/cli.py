@@ -78,7 +78,7 @@ def given_slurm_options(values: dict[str, Any]) -> list[str]:
 def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: bool,
               progress_every: float | None) -> None:
     """`islands launch --backend slurm`, from checked options to the exit code."""
-    from launcher.progress import make_view
+    from launcher.launch_view import make_view
     from launcher.slurm import SlurmLaunch
 
     if request.allow_shared_run:
@@ -206,7 +206,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     new folder (printed); to resume, run the same command with --run-dir naming it; finished
     islands are not rerun.
     """
-    from launcher.progress import make_view
+    from launcher.launch_view import make_view
     from launcher.session import launch as run_launch
 
     slurm = {k: options.pop(k) for k in SLURM_FLAGS}

@@ -28,8 +28,8 @@ from islands.status.progress import fraction, number
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
-from launcher.forkserver import ForkServer, ForkServerError, fork_server_wanted, start_template
-from launcher.progress import PlainView, Row
+from launcher.template_client import ForkServer, ForkServerError, fork_server_wanted, start_template
+from launcher.launch_view import PlainView, Row
 from launcher.spawn import Child, check_islands_build, evaluate_champion, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch, RestartPolicy
@@ -61,7 +61,7 @@ class LaunchRequest:
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
     evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
     fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked
-    fork_server: bool = True  # fork CPU islands from a pre-imported template (launcher.forkserver)
+    fork_server: bool = True  # fork CPU islands from a pre-imported template (launcher.template_client)
 
     def __post_init__(self) -> None:
         if self.config is None:

@@ -28,7 +28,7 @@ from islands.threads import limit_env
 from migration_pool.rundir import RunDir
 
 if TYPE_CHECKING:
-    from launcher.forkserver import ForkedProc, ForkServer
+    from launcher.template_client import ForkedProc, ForkServer
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 NO_PDEATHSIG_ENV = "ISLANDS_TEST_NO_PDEATHSIG"
@@ -132,7 +132,7 @@ def spawn_island(
     """Start one island process with its log, affinity, thread limits and death signal.
 
     With `forks` (and no GPU), the island is forked from that pre-imported template
-    (`launcher.forkserver`); it raises ForkServerError if the template cannot.
+    (`launcher.template_client`); it raises ForkServerError if the template cannot.
     """
     base = os.environ if env is None else env
     forked = forks is not None and device in (None, "cpu") and cuda_visible is None
@@ -198,7 +198,7 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
     """
     import json
 
-    from launcher.forkserver import ForkServerError
+    from launcher.template_client import ForkServerError
 
     request = json.dumps({"config": config, "overrides": overrides, "dim_given": notes is not None})
     out: subprocess.CompletedProcess | None = None

@@ -13,8 +13,8 @@ import pytest
 
 from support.procs import child_env
 
-LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.progress",
-            "launcher.summary", "launcher.errors", "launcher.forkserver"]
+LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.launch_view",
+            "launcher.summary", "launcher.errors", "launcher.template_client"]
 RECORDS = ["islands.status.record", "islands.status.liveness", "islands.exit_codes", "islands.runs"]
 
 

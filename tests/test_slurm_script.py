@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from islands.errors import ConfigError
-from islands.slurm import TaskState, _expand, island_from_env, merge_into_entry
+from islands.scheduler_state import TaskState, _expand, island_from_env, merge_into_entry
 from launcher.errors import PlanError
 from launcher.sbatch import SlurmOptions, parse_time, render
 from launcher.slurm import ended_code
@@ -245,6 +245,6 @@ def test_a_slurm_task_cannot_start_the_run_over(tmp_path, flag):
 def test_only_end_states_let_a_task_be_resubmitted(state, active):
     """PREEMPTED may requeue and unknown states may run again: resubmitting then would start a
     second copy of the island."""
-    from islands.slurm import TaskState
+    from islands.scheduler_state import TaskState
 
     assert TaskState("7_3", state).active is active

@@ -24,7 +24,7 @@ import numpy as np
 from islands.runs import planned_islands
 from islands.status import lineage
 from islands.status.settings import settings_section
-from islands import slurm
+from islands import scheduler_state as slurm
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, lease_state, migration_matrix)

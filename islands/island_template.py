@@ -3,7 +3,7 @@
 Why: an island spends ~2.3 s of CPU importing torch and islands before its first generation;
 20 islands on 2 cores spend their first ~25 s doing only that, and 40 short runs were
 start-up-bound (issue 16). The launcher (which never imports torch itself) starts this
-module once as `python -m islands.forkserver`, with the islands' thread limits in its
+module once as `python -m islands.island_template`, with the islands' thread limits in its
 environment, and asks it over a pipe for each island. Each forked island is still its own
 process: its own process group, CPU affinity, parent-death signal (on this template, which
 itself dies with the launcher), log file, environment, working directory and argv, and it

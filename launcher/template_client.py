@@ -1,4 +1,4 @@
-"""The launcher's end of the island template (`islands.forkserver`): start it, ask it for islands.
+"""The launcher's end of the island template (`islands.island_template`): start it, ask it for islands.
 
 The template is a separate process (the launcher never imports torch) that has imported torch
 and islands once; each island is forked from it instead of importing them again, which on 2
@@ -41,7 +41,7 @@ class ForkServer:
         """`argv_room`: bytes of the longest island command line, so that each forked island
         can show its own in ps (the kernel reads it from the template's argv area)."""
         self._err = tempfile.TemporaryFile()
-        cmd = [sys.executable, "-m", "islands.forkserver"]
+        cmd = [sys.executable, "-m", "islands.island_template"]
         used = sum(len(os.fsencode(a)) + 1 for a in cmd)
         cmd.append("." * max(1, argv_room - used - 1))  # padding, ignored by the template
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
