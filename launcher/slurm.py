@@ -24,16 +24,17 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from islands import scheduler_state as sched
+from islands.exit_codes import EXIT_STOPPED, NO_RESTART
 from islands.runs import Run, join_run, new_manifest, planned_islands
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import LauncherError, PlanError
 from launcher.launch_view import PlainView, Row
-from islands.exit_codes import EXIT_STOPPED, NO_RESTART
+from launcher.request import LaunchRequest
 from launcher.sbatch import ENDED_MARK, SlurmOptions, render
-from launcher.session import LaunchRequest, read_status
-from launcher.spawn import check_islands_build
+from launcher.session import read_status
 from launcher.summary import champion_record
+from launcher.torch_jobs import check_islands_build
 from migration_pool.errors import ManifestConflict
 from migration_pool.rundir import RunDir
 

@@ -22,6 +22,9 @@ import tempfile
 import time
 from typing import Any, Mapping, Sequence
 
+from islands.config import island_id
+from launcher.child_setup import child_command, child_env, pdeathsig_wanted, preexec
+
 NO_FORK_SERVER_ENV = "ISLANDS_NO_FORK_SERVER"
 READY_TIMEOUT_S = 300.0  # imports on a loaded machine; the first island waits for them anyway
 
@@ -172,13 +175,10 @@ def start_template(rundir: Any, n_islands: int, device: str | None) -> ForkServe
     Its argv is padded to fit the islands' command lines, so that ps shows each forked
     island's own; it dies with the launcher (parent-death signal) unless a test disabled that.
     """
-    from islands.config import island_id
-    from launcher.spawn import _preexec, child_command, child_env, pdeathsig_wanted
-
     room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(i, rundir.root, device or "cpu"))
                for i in (island_id(0), island_id(max(n_islands, 1) - 1)))
     try:
-        return ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
+        return ForkServer(child_env(os.environ), preexec(os.getpid(), (), pdeathsig_wanted()), room)
     except (OSError, subprocess.SubprocessError):
         return None  # islands start as fresh processes
 

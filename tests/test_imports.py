@@ -14,7 +14,8 @@ import pytest
 from support.procs import child_env
 
 LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.launch_view",
-            "launcher.summary", "launcher.errors", "launcher.template_client"]
+            "launcher.summary", "launcher.errors", "launcher.template_client", "launcher.child_setup",
+            "launcher.torch_jobs", "launcher.request", "launcher.slurm", "launcher.sbatch"]
 RECORDS = ["islands.status.record", "islands.status.liveness", "islands.exit_codes", "islands.runs"]
 
 

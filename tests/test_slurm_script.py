@@ -197,7 +197,7 @@ def test_record_slurm_job_appends_one_line_per_submission(tmp_path):
     ([signal.SIGTERM], "c", "detach"),  # not a person at a terminal: the jobs keep running
 ])
 def test_ctrl_c_asks_whether_to_cancel_or_detach(tmp_path, signals, answer, choice):
-    from launcher.session import LaunchRequest
+    from launcher.request import LaunchRequest
     from launcher.slurm import SlurmLaunch
 
     launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=2), SlurmOptions(), ask=lambda _q: answer)
