@@ -20,9 +20,11 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
-                         confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, warn_about_locks,
-                         yes_option)
+from islands.cli import ALLOW_SHARED_ENV, config_from_options, run_options
+from islands.cli_errors import guarded
+from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option, warn_about_locks,
+                                 yes_option)
+from islands.cli_types import FiniteFloat, Int64
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
