@@ -14,6 +14,8 @@ It prints
   start-up cost the command pays for nothing.
 
 Exit status 1 if there is a cycle (and, with --strict, if a lazy import has no reason), else 0.
+Given files or folders, it reports only their lazy imports and the cycles through them (the
+graph is still the whole project's).
 
     python3 scripts/check_imports.py                 # the whole project
     python3 scripts/check_imports.py launcher islands/cli.py --strict
@@ -163,7 +165,9 @@ def one_cycle(graph: dict[str, set[str]], part: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", help="files or folders whose lazy imports to list (default: all)")
+    parser.add_argument("paths", nargs="*",
+                        help="files or folders to report on: their lazy imports and the cycles through them "
+                             "(default: every module)")
     parser.add_argument("--strict", action="store_true", help="exit 1 also for a lazy import without a reason")
     args = parser.parse_args(argv)
 
@@ -177,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                 lazy.append(imp)
 
     wanted = [(ROOT / p).resolve() for p in args.paths]
-    if wanted:
-        lazy = [i for i in lazy if any(i.path == w or w in i.path.parents for w in wanted)]
 
-    cycles = strongly_connected(graph)
+    def chosen(path: Path) -> bool:
+        return not wanted or any(path == w or w in path.parents for w in wanted)
+
+    lazy = [i for i in lazy if chosen(i.path)]
+    cycles = [part for part in strongly_connected(graph) if any(chosen(modules[m]) for m in part)]
     for part in cycles:
         print(f"cycle ({len(part)} modules): {' -> '.join(one_cycle(graph, part))}")
         if len(part) > 2:
