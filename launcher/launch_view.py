@@ -5,7 +5,8 @@ Views only format what the launcher hands them (`Row`s and messages); they read 
 The live table is refreshed by the launcher's loop, never by a rich background thread: the
 launcher forks islands with a `preexec_fn`, which should not race with other threads.
 Islands show "starting" from their spawn until their first status (importing torch takes
-seconds), and the overall ETA waits for them (`islands.status.progress.Eta`).
+seconds), and the overall ETA waits for them (`islands.status.progress.Eta`). This is the
+launcher's view of many islands; one island's own bar is `islands.status.island_view`.
 """
 from __future__ import annotations
 
