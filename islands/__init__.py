@@ -5,6 +5,30 @@ The library API: `islands.runs.evolve` runs one island (also on a fitness functi
 `islands.results.open_run` reads a run's results, `islands.problems.make_problem` builds a
 problem, `islands.algorithms.make_algorithm` an algorithm. Importing this package
 does not import torch, so a process can limit its threads first (`islands.threads`).
+
+What is here (docs/DESIGN.md, "Layers": `launcher -> islands -> migration_pool`):
+
+    problems/          what an island optimises: benchmarks, network tasks, gymnasium, plug-ins
+    algorithms/        the search algorithms, chosen by name (`--algorithm`)
+    operators.py       genetic operators as pure tensor functions
+    nets.py            fixed-topology networks for "pure" neuroevolution
+    config.py          the frozen, validated settings of a run and of one island
+    runs.py            starting or joining a run: the manifest every island agrees on (no torch)
+    island.py          the island process: the epoch loop around the pure algorithm core
+    migration.py       the island's migration step: publish, read neighbours, adopt immigrants
+    checkpoint.py      what a checkpoint holds, and resuming from it
+    stopping.py        stopping an island by signal (Ctrl+C, SIGTERM, a time-limit warning)
+    threads.py         one compute thread per island process, set before torch loads
+    island_template.py the pre-imported template the launcher forks CPU islands from
+    plancheck.py       building every planned island's settings once, before a launch starts
+    scheduler_state.py what SLURM says about a run's tasks (read by status and the launcher)
+    status/            the island's observable record and the `islands status` report
+    results.py         a run's history, champion and policy as plain data
+    evaluate.py        the champion on starts it never trained on
+    errors.py          the engine's exceptions; exit_codes.py: the commands' exit codes (no torch)
+    cli.py             the `islands` command (thin); with cli_errors.py (error -> exit code),
+                       cli_types.py (option types), cli_run_dir.py (the run directory options),
+                       draw.py, export_cli.py, evaluate_cli.py (the built-in subcommands)
 """
 
 __version__ = "0.1.0"

@@ -6,10 +6,10 @@ commands, after the thread variables are set.
 """
 from __future__ import annotations
 
-import errno
-import math
+import dataclasses
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,158 +21,18 @@ import click  # noqa: E402
 
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.algorithms import registry  # noqa: E402  (no torch: the algorithms' names and help)
-from islands.errors import CheckpointError, ConfigError, IslandsError  # noqa: E402
-from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE  # noqa: E402
-from migration_pool.errors import IslandBusy, ManifestConflict, PoolError  # noqa: E402
-
-
-RUNS_FOLDER = "runs"  # new runs without --run-dir get a timestamped folder under this
-
-
-def runs_root() -> Path:
-    """The per-user folder that holds runs made without `--run-dir` (never a folder of the source tree)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "islands" / RUNS_FOLDER
-
-
-def new_run_dir(problem: str, now: float | None = None) -> Path:
-    """`$ISLANDS_RUN_DIR` (an explicit choice), else a new timestamped folder under `runs_root()`,
-    so a second experiment with other settings never meets the first one's manifest."""
-    import re
-    import time
-
-    env = os.environ.get("ISLANDS_RUN_DIR")
-    if env:
-        return Path(env)
-    stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(now))
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", problem.split(":")[-1]).strip("-.")[:40] or "run"
-    root, path = runs_root(), runs_root() / f"{stamp}-{slug}"
-    n = 2
-    while path.exists():  # two runs started within one second
-        path, n = root / f"{stamp}-{slug}-{n}", n + 1
-    return path
-
-
-def default_run_dir() -> Path:
-    """The run a command that reads runs looks at without `--run-dir`: `$ISLANDS_RUN_DIR`, else
-    the newest folder under `runs_root()` (the name sorts by time), else `runs_root()` itself."""
-    env = os.environ.get("ISLANDS_RUN_DIR")
-    if env:
-        return Path(env)
-    try:
-        runs = sorted(p for p in runs_root().iterdir() if p.is_dir())
-    except OSError:
-        runs = []
-    return runs[-1] if runs else runs_root()
-
-
-def _interactive() -> bool:
-    """Whether a person can be asked (stdin and stderr are terminals)."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def confirm_fresh(root: Path, yes: bool, flag: str) -> None:
-    """A run-level fresh start deletes a run: ask on a terminal (y/N), else require --yes.
-
-    Nothing to confirm when `root` holds no run yet. Raises ConfigError (exit 2, nothing
-    deleted) without a terminal to ask on, and Failure (exit 2) when the answer is no.
-    """
-    from migration_pool.rundir import RunDir
-
-    rundir = RunDir(root)
-    if yes or not rundir.is_run():
-        return
-    n = len(rundir.island_ids())
-    what = (f"{flag} deletes the run in {root} ({n} island(s): checkpoints, histories, migrants, "
-            "results and the manifest)")
-    if not _interactive():
-        raise ConfigError(f"{what}; add --yes to confirm (no terminal to ask on); nothing was deleted")
-    if not click.confirm(f"{what}. Delete it and start over?", default=False, err=True):
-        raise Failure("not confirmed; nothing was deleted", EXIT_USAGE)
-
-
-yes_option = click.option("--yes", "-y", is_flag=True, help="Confirm a run-level fresh start without asking.")
-
-
-class Failure(click.ClickException):
-    """A library error shown as `error: ...` with the exit code of its kind."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.exit_code = code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
-
-
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Map library errors to exit codes; a user's mistake never ends in a traceback."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ManifestConflict as e:
-            ctx = click.get_current_context(silent=True)
-            again = {"launch": "launch --fresh", "evolve": "evolve --fresh-run"}.get(ctx.info_name if ctx else "")
-            raise Failure(f"{e}; leave the option out to join this run, or use another --run-dir "
-                          "for a new one" + (f" (or start this one over: {again})" if again else ""),
-                          EXIT_USAGE) from None
-        except ConfigError as e:
-            raise Failure(str(e), EXIT_USAGE) from None
-        except CheckpointError as e:
-            raise Failure(str(e), EXIT_CHECKPOINT) from None
-        except IslandBusy as e:
-            raise Failure(str(e), EXIT_BUSY) from None
-        except (IslandsError, PoolError) as e:
-            raise Failure(str(e), EXIT_ERROR) from None
-        except OSError as e:  # disk full, a run dir made read-only, a file replaced by a directory
-            raise Failure(os_error_line(e), EXIT_ERROR) from None
-
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
-
-
-INT64_MAX = 2**63 - 1  # what the manifest, checkpoints and pool files can hold (msgpack int64)
-
-
-class FiniteFloat(click.FloatRange):
-    """A FloatRange that also refuses nan (which passes every range check) and, unless
-    allowed, ±inf: `--grace inf` would never kill a stopped island, `--mutation-sigma inf`
-    would fill the population with NaN."""
-
-    name = "finite float"
-
-    def __init__(self, *args: Any, allow_inf: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.allow_inf = allow_inf
-
-    def _describe_range(self) -> str:
-        # click would show an unbounded range as "x<=None"
-        return "" if self.min is None and self.max is None else super()._describe_range()
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        rv = super().convert(value, param, ctx)
-        if math.isnan(rv) or (math.isinf(rv) and not self.allow_inf):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return rv
-
-
-def Int64(min: int | None = None, max: int = INT64_MAX) -> click.IntRange:  # noqa: N802 (a type)
-    """An integer option bounded to 64 bits, so an absurd count fails here, naming the option,
-    not later while encoding the manifest."""
-    return click.IntRange(min=min, max=max)
-
-
-def os_error_line(e: OSError) -> str:
-    """One line for an I/O error of the run directory, with what to do about it. Files are
-    replaced atomically, so the last checkpoint is intact whatever failed."""
-    name = getattr(e, "filename2", None) or e.filename  # os.replace(tmp, path): path is the one that matters
-    where = f" ({name})" if name else ""
-    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
-            errno.EROFS: "make the run directory writable", errno.EACCES: "make the run directory writable",
-            errno.EPERM: "make the run directory writable"}.get(e.errno or 0, "fix it")
-    return (f"{e.strerror or e}{where}; {hint}, then run the same command again to resume "
-            "from the last checkpoint")
+from islands.cli_errors import guarded  # noqa: E402
+from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option,  # noqa: E402
+                                 warn_about_locks, yes_option)
+from islands.cli_types import FiniteFloat, Int64  # noqa: E402
+from islands.errors import ConfigError, IslandsError  # noqa: E402
+from islands.exit_codes import EXIT_STOPPED  # noqa: E402
+from islands.runs import check_memory, check_run_dir, evolve as run_evolve  # noqa: E402
+from islands.scheduler_state import island_from_env  # noqa: E402
+from islands.status.island_view import make_island_view  # noqa: E402
+from islands.status.reader import open_run  # noqa: E402
+from islands.stopping import StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: E402
+from migration_pool.errors import PoolError  # noqa: E402
 
 
 # (option name, config path, click type, help). Defaults come from RunConfig; an option the
@@ -225,22 +85,6 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 
-def _run_dir(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
-    # click.Path turns "" into Path("."), the current directory: refuse it while it is still "".
-    if value is not None and not value.strip():
-        raise click.BadParameter("is empty; name a directory for the run")
-    return None if value is None else Path(value)
-
-
-run_dir_option = click.option(
-    "--run-dir", type=click.Path(), default=None, callback=_run_dir,
-    help="Run directory. To resume or join a run, name its folder. Default for a new run: "
-         "$ISLANDS_RUN_DIR, else a new timestamped folder under ~/.local/share/islands/runs "
-         "(printed at the start).")
-allow_nonempty_option = click.option(
-    "--allow-nonempty", is_flag=True,
-    help="Create a run in a directory that already holds other files (refused by default).")
-
 
 # What a setting whose default is None means (the config resolves it later).
 _NONE_DEFAULTS = {"population": "the algorithm's default", "dtype": "the problem's",
@@ -250,8 +94,6 @@ _NONE_DEFAULTS = {"population": "the algorithm's default", "dtype": "the problem
 
 def option_default(path: str) -> str:
     """The default of a dotted config path as help shows it, read from RunConfig (never restated)."""
-    import dataclasses
-
     value: Any = cfg.RunConfig
     for part in path.split("."):  # the declared defaults, before __post_init__ resolves any
         field = {f.name: f for f in dataclasses.fields(value)}[part]
@@ -324,8 +166,6 @@ class _Commands(click.Group):
     """
 
     def _plugins(self) -> dict[str, Any]:
-        from importlib.metadata import entry_points
-
         return {ep.name: ep for ep in entry_points(group="islands.commands")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -384,9 +224,8 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     generation, checkpoints and exits 75 (stopped, not finished); repeated SIGTERMs change
     nothing, a second Ctrl+C exits at once. Run the same command with --run-dir again to resume.
     """
-    from islands.island import StopFlag, ignore_stop_signals, install_stop_handlers, limit_torch_threads
-    from islands.runs import check_memory, check_run_dir, evolve as run_evolve
-    from islands.status.island_view import make_island_view
+    # lazy: islands.island loads torch; the launcher imports this module and must not (docs/DESIGN.md, "Layers")
+    from islands.island import limit_torch_threads
 
     if slurm and (fresh or fresh_run):  # every task of the job would start the run over
         raise ConfigError("--slurm runs a task of a planned run: it cannot start it over (--fresh, --fresh-run); "
@@ -430,14 +269,6 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
         sys.exit(EXIT_STOPPED)
 
 
-def warn_about_locks(root: Path) -> None:
-    """One line on stderr when the run directory's filesystem keeps file locks node-local."""
-    from migration_pool.fsinfo import lock_warning
-
-    line = lock_warning(root)
-    if line:
-        click.echo(line, err=True)
-
 
 def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> str:
     """ISLAND as given, or with --slurm the planned island this SLURM task runs."""
@@ -447,9 +278,6 @@ def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> s
         return island
     if island is not None:
         raise ConfigError(f"--slurm picks the island from SLURM's task id; leave out ISLAND ({island!r})")
-    from islands.slurm import island_from_env
-    from islands.status.reader import open_run
-
     root = run_dir or (Path(os.environ["ISLANDS_RUN_DIR"]) if os.environ.get("ISLANDS_RUN_DIR") else None)
     if root is None:
         raise ConfigError("--slurm needs --run-dir (the run `islands launch --backend slurm` planned)")
@@ -458,8 +286,6 @@ def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> s
 
 def _max_evaluations(root: Path) -> int | None:
     """The run's evaluation budget per island (its manifest's, which the options may not name)."""
-    from islands.status.reader import open_run
-
     try:
         return open_run(root).config.max_evaluations
     except (IslandsError, PoolError, OSError):
@@ -470,7 +296,7 @@ def _max_evaluations(root: Path) -> int | None:
 @guarded
 def problems() -> None:
     """List built-in and plug-in problems, one line each."""
-    from islands.problems import describe_all
+    from islands.problems import describe_all  # lazy: problems load torch (see `evolve`)
 
     rows = describe_all()
     width = max((len(name) for name, _ in rows), default=0)

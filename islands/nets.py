@@ -5,7 +5,7 @@ genomes `[P, D]` as per-layer weight tensors `[P, in, out]` and biases `[P, 1, o
 copy), so one forward pass over every network and every episode is one batched matrix product
 per layer (`torch.baddbmm`), never one network at a time.
 
-Networks here follow the `Policy` protocol the control tasks drive (`islands.problems.control`):
+Networks here follow the `Policy` protocol the control tasks drive (`islands.problems.tasks`):
 `reset(batch)` before an episode, then `net(obs [P, B, inputs]) -> actions [P, B, outputs]`.
 """
 from __future__ import annotations

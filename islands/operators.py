@@ -2,7 +2,7 @@
 
 Every function takes tensors and an explicit `torch.Generator`, returns new tensors and never
 modifies its inputs, so a seed determines a run and the same code runs on CPU or CUDA. Each
-one works on the whole population at once (SPEC invariant 6): no loop over individuals.
+one works on the whole population at once (docs/DESIGN.md, "Vectorised"): no loop over individuals.
 
 NaN fitness is treated as the worst possible value everywhere (`rankable`).
 """

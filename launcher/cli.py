@@ -20,13 +20,19 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from islands.cli import (ALLOW_SHARED_ENV, FiniteFloat, Int64, allow_nonempty_option, config_from_options,
-                         warn_about_locks,                          confirm_fresh, guarded, new_run_dir, run_dir_option, run_options, yes_option)
+from islands.cli import ALLOW_SHARED_ENV, config_from_options, run_options
+from islands.cli_errors import guarded
+from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option, warn_about_locks,
+                                 yes_option)
+from islands.cli_types import FiniteFloat, Int64
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
 from islands.runs import check_memory, check_run_dir
 from launcher.errors import PlanError
-from launcher.session import LaunchRequest
+from launcher.launch_view import make_view
 from launcher.sbatch import PATTERNS, SlurmOptions
+from launcher.request import LaunchRequest
+from launcher.session import launch as run_launch
+from launcher.slurm import SlurmLaunch, script_text
 from launcher.supervise import RestartPolicy
 
 _POLICY = RestartPolicy()  # the defaults below are the library's, never restated here
@@ -78,9 +84,6 @@ def given_slurm_options(values: dict[str, Any]) -> list[str]:
 def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: bool,
               progress_every: float | None) -> None:
     """`islands launch --backend slurm`, from checked options to the exit code."""
-    from launcher.progress import make_view
-    from launcher.slurm import SlurmLaunch
-
     if request.allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"
     view = make_view(live=False if plain else None, every_s=progress_every)
@@ -114,8 +117,6 @@ def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bo
     with `sbatch FILE`. Each task runs `islands evolve --slurm`, which takes its island from
     SLURM_ARRAY_TASK_ID (pattern array) or SLURM_PROCID (pattern step).
     """
-    from launcher.slurm import script_text
-
     slurm = {k: options.pop(k) for k in SLURM_FLAGS if k in options}
     opts = make_options(device, slurm.get("pattern"), slurm.get("partition"), slurm.get("time"),
                         slurm.get("account"), slurm.get("sbatch_args", ()), slurm.get("warn_before"),
@@ -206,9 +207,6 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     new folder (printed); to resume, run the same command with --run-dir naming it; finished
     islands are not rerun.
     """
-    from launcher.progress import make_view
-    from launcher.session import launch as run_launch
-
     slurm = {k: options.pop(k) for k in SLURM_FLAGS}
     if backend != "slurm" and given_slurm_options(slurm):
         raise PlanError(f"{given_slurm_options(slurm)[0]} needs --backend slurm")

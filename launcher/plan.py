@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import psutil
 
 from islands.config import (ALGO_PREFIX, PARAM_PREFIX, VARIABLE_SETTINGS, GAConfig, RunConfig, island_id,
                             parse_cli_value)
@@ -29,8 +30,6 @@ def available_cores() -> tuple[int, ...]:
     """Cores this process may run on (its own affinity, which may be narrower than the machine)."""
     if hasattr(os, "sched_getaffinity"):
         return tuple(sorted(os.sched_getaffinity(0)))
-    import psutil
-
     return tuple(range(psutil.cpu_count() or 1))
 
 
@@ -72,7 +71,7 @@ def format_cores(cores: Sequence[int]) -> str:
 # -- devices --------------------------------------------------------------------------------
 def visible_gpus() -> list[str]:
     """Ids (for CUDA_VISIBLE_DEVICES) of the GPUs this process can use; [] without CUDA."""
-    import torch  # only for --device cuda: the launcher itself needs no torch otherwise
+    import torch  # lazy: --device cuda only; the launcher never loads torch (docs/DESIGN.md, "Layers")
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     env = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -1,9 +1,9 @@
 """The launcher's controller: plan a run, start its islands, supervise them, stop them.
 
 `launch(request)` is the library form of `islands launch`. It checks every input before it
-touches anything, joins (or creates) the run's manifest, holds the run's launcher lock,
-starts each unfinished island as its own process and then loops: reap exits and apply the
-restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
+touches anything (`launcher.request`: a new run's plan, or the one a resumed run recorded),
+joins (or creates) the run's manifest, holds the run's launcher lock, starts each unfinished
+island as its own process and then loops: reap exits and apply the restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
 SIGINT, SIGTERM or SIGUSR1 asks every island to checkpoint and stop; a second SIGINT (or the
 end of the grace period) kills them, repeated SIGTERMs change nothing (a scheduler may send
 several). Every child is reaped before `launch` returns.
@@ -16,64 +16,31 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping
 
-from islands.config import RunConfig, is_inline, not_rebuildable
 from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
-from islands.runs import Run, flatten_config, join_run, new_manifest, planned_islands
+from islands.runs import Run
 from islands.status.progress import fraction, number
 from islands.status.reader import read_status
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
-from launcher.forkserver import ForkServer, ForkServerError, fork_server_wanted, start_template
-from launcher.progress import PlainView, Row
-from launcher.spawn import Child, check_islands_build, evaluate_champion, spawn_island
+from launcher.launch_view import PlainView, Row
+from launcher.request import LaunchRequest, join, new_plan, planned_count, refuse_inline
+from launcher.spawn import Child, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
-from launcher.supervise import Action, IslandWatch, RestartPolicy
-from migration_pool.island_ids import valid_island_id
-from migration_pool.errors import FormatError, IslandBusy, ManifestConflict
+from launcher.supervise import Action, IslandWatch
+from launcher.template_client import ForkServer, ForkServerError, fork_server_wanted, start_template
+from launcher.torch_jobs import evaluate_champion
+from migration_pool.errors import FormatError, IslandBusy
 from migration_pool.rundir import RunDir
+
+__all__ = ["LaunchRequest", "LaunchResult", "launch", "read_status"]  # LaunchRequest: the library API's import
 
 STATUS_EVERY_S = 0.5  # how often heartbeats are read (less often beyond 50 islands)
 STATE_EVERY_S = 2.0  # how often the launcher state file is rewritten without an event
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """What `islands launch` was asked to do; None means "not given" (so it never conflicts)."""
-
-    root: Path
-    # None: resume with the manifest's settings (a new run gets RunConfig()). A config given
-    # with no `explicit` counts as given in full, so it must match an existing run's manifest.
-    config: RunConfig = None  # type: ignore[assignment]  # None until __post_init__
-    explicit: Mapping[str, Any] = None  # type: ignore[assignment]
-    islands: int | None = None
-    cores: str | None = None
-    device: str | None = None
-    vary: tuple[str, ...] = ()
-    policy: RestartPolicy = field(default_factory=RestartPolicy)
-    grace_s: float = 30.0
-    poll_s: float = 0.2
-    resume_hint: str | None = None  # the command to print for resuming
-    allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
-    evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
-    fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked
-    fork_server: bool = True  # fork CPU islands from a pre-imported template (launcher.forkserver)
-
-    def __post_init__(self) -> None:
-        if self.config is None:
-            object.__setattr__(self, "config", RunConfig())
-            object.__setattr__(self, "explicit", dict(self.explicit or {}))
-        elif self.explicit is None:
-            object.__setattr__(self, "explicit", flatten_config(self.config))
-        if self.islands is not None and self.islands < 1:
-            raise PlanError(f"-n/--islands must be at least 1, got {self.islands}")
-        if self.grace_s < 0:
-            raise PlanError(f"--grace must be >= 0 seconds, got {self.grace_s}")
 
 
 @dataclass(frozen=True)
@@ -101,115 +68,28 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
     if request.device is not None:
         planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
     rundir = RunDir(request.root)
-    _refuse_inline(rundir, request.config)
+    refuse_inline(rundir, request.config)
     if not request.allow_shared_run:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
     # run directory is created; a resumed run's plan is checked against its manifest.
     forks = None
     if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
-        forks = start_template(rundir, max(_planned(rundir), request.islands or len(cores)), request.device)
+        forks = start_template(rundir, max(planned_count(rundir), request.islands or len(cores)), request.device)
     try:
-        fresh = _new_plan(request.config, request, cores, specs, forks) if request.fresh or not rundir.is_run() \
+        fresh = new_plan(request.config, request, cores, specs, forks) if request.fresh or not rundir.is_run() \
             else None
         if request.fresh:
             rundir.reset_run()  # refuses while a launcher or an island of the run is alive
         lock = rundir.claim_launcher()
         try:
-            run, plan = _join(rundir, request, cores, specs, fresh, forks)
+            run, plan = join(rundir, request, cores, specs, fresh, forks)
             return _Session(rundir, run, plan, request, view, forks).run()
         finally:
             lock.release()
     finally:
         if forks is not None:
             forks.close()
-
-
-def _planned(rundir: RunDir) -> int:
-    """How many islands a resumed run's manifest lists (0 for a new run)."""
-    try:
-        return len(planned_islands(rundir.read_manifest() or {}))
-    except (FormatError, OSError, TypeError):
-        return 0
-
-
-def _refuse_inline(rundir: RunDir, config: RunConfig) -> None:
-    """Islands are new processes that import their problem: a Python object given to one
-    process (`islands.runs.evolve(problem=fn)`, recorded as "<python:...>") cannot reach them."""
-    try:
-        manifest = rundir.read_manifest()
-    except (OSError, FormatError):
-        manifest = None  # joining the run reports it
-    recorded = (manifest or {}).get("config", {}).get("problem") if isinstance(manifest, dict) else None
-    for name in (config.problem, recorded):
-        if is_inline(name):
-            raise PlanError(f"the launcher needs an import path for the problem (--problem module:factory); "
-                            f"{not_rebuildable(name)}")
-
-
-def _gpus(device: str) -> list[str] | None:
-    return None if device == "cpu" else planning.visible_gpus()
-
-
-def _join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: list,
-          fresh: planning.Plan | None, forks: ForkServer | None = None) -> tuple[Run, planning.Plan]:
-    """The run (created with the `fresh` plan if new) and the plan to run it with."""
-    if rundir.read_manifest() is None:
-        config, plan = request.config, fresh or _new_plan(request.config, request, cores, specs, forks)
-        run, created = join_run(rundir.root, config, request.explicit,
-                                make_manifest=lambda: new_manifest(config, **plan.manifest_fields()),
-                                allow_shared=request.allow_shared_run)
-        if created:
-            return run, plan
-    else:
-        run, _ = join_run(rundir.root, request.config, request.explicit,
-                          allow_shared=request.allow_shared_run)
-    return run, _resume_plan(rundir, run, request, cores, specs, forks)
-
-
-def _new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list,
-              forks: ForkServer | None = None) -> planning.Plan:
-    ids = planning.island_ids(request.islands or len(cores))
-    overrides = planning.sample_overrides(specs, ids, config.seed)
-    planning.check_overrides(config, overrides, specs)
-    # Every island's problem and algorithm are built once (in a child: no torch here) before
-    # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
-    notes: list[str] | None = [] if "dim" in request.explicit else None
-    error = check_islands_build(config.to_dict(), overrides, notes, forks)
-    if error is not None:
-        varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
-        raise PlanError(f"--vary: {error}" if varied else error)
-    device = request.device or "cpu"
-    plan = planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
-    return replace(plan, notes=tuple(notes or ()))
-
-
-def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list,
-                 forks: ForkServer | None = None) -> planning.Plan:
-    """The recorded plan on today's cores, refusing -n, --vary or --device that contradict it."""
-    m = run.manifest
-    recorded = m.get("plan") or {}
-    if not m.get("islands"):
-        # A run started by `islands evolve`: adopt it and record this launcher's plan.
-        if specs and rundir.island_ids():
-            raise PlanError("--vary cannot be added to a run whose islands have already started")
-        plan = _new_plan(run.config, request, cores, specs, forks)
-        rundir.update_manifest(lambda cur: cur if cur.get("islands") else {**cur, **plan.manifest_fields()})
-        return plan
-    planned = list(m["islands"])
-    for island in planned:  # ids become paths (island.log is opened before a child checks)
-        if not isinstance(island, str) or not valid_island_id(island):
-            raise FormatError(f"manifest lists island {str(island)[:40]!r}, which is not an "
-                              f"island id like 'island-03'", str(rundir.manifest_path))
-    if request.islands is not None and request.islands != len(planned):
-        raise ManifestConflict("islands", len(planned), request.islands)
-    rec_vary = list(recorded.get("vary", []))
-    if specs and sorted(str(s) for s in specs) != sorted(rec_vary):
-        raise ManifestConflict("vary", rec_vary, [str(s) for s in specs])
-    device = recorded.get("device", "cpu")
-    if request.device is not None and request.device != device:
-        raise ManifestConflict("device", device, request.device)
-    return planning.plan_from_manifest(m, cores, _gpus(device))
 
 
 class _Session:

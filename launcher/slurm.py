@@ -8,7 +8,7 @@ RUN/slurm/jobs. Running the same command again resubmits only the islands that h
 finished and are not still queued or running (their array indices).
 
 The watch shows the local launcher's live view, each island's state merged from its status
-file (generation, best, heartbeat) and SLURM (`islands.slurm`: pending, requeued, running).
+file (generation, best, heartbeat) and SLURM (`islands.scheduler_state`: pending, requeued, running).
 An island whose task ended without finishing (killed, failed node) is reported dead and
 resubmitted, up to --max-restarts times per island; one cancelled by `scancel` is stopped.
 Ctrl+C asks whether to `scancel` the jobs or detach (without a terminal: detach).
@@ -23,17 +23,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from islands import slurm as sched
+from islands import scheduler_state as sched
+from islands.exit_codes import EXIT_STOPPED, NO_RESTART
 from islands.runs import Run, join_run, new_manifest, planned_islands
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import LauncherError, PlanError
-from launcher.progress import PlainView, Row
-from islands.exit_codes import EXIT_STOPPED, NO_RESTART
+from launcher.launch_view import PlainView, Row
+from launcher.request import LaunchRequest
 from launcher.sbatch import ENDED_MARK, SlurmOptions, render
-from launcher.session import LaunchRequest, read_status
-from launcher.spawn import check_islands_build
+from launcher.session import read_status
 from launcher.summary import champion_record
+from launcher.torch_jobs import check_islands_build
 from migration_pool.errors import ManifestConflict
 from migration_pool.rundir import RunDir
 

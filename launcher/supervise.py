@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import enum
 import random
+import signal
 from collections import deque
 from dataclasses import dataclass
 from typing import Hashable
 
 from islands.exit_codes import EXIT_STOPPED, MEANING, NO_RESTART
+from launcher.errors import PlanError
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,6 @@ class RestartPolicy:
     startup_s: float = 120.0  # before its first heartbeat an island may take this long (imports, CUDA)
 
     def __post_init__(self) -> None:
-        from launcher.errors import PlanError
-
         if self.max_restarts < 0:
             raise PlanError(f"--max-restarts must be >= 0, got {self.max_restarts}")
         if self.hang_timeout_s < 0:
@@ -72,8 +72,6 @@ class Decision:
 def describe_exit(code: int) -> str:
     """'exit 3 (unusable checkpoint)', 'signal 9 (SIGKILL)'."""
     if code < 0:
-        import signal
-
         try:
             return f"signal {-code} ({signal.Signals(-code).name})"
         except ValueError:

@@ -27,7 +27,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 import psutil  # noqa: E402
 
-# (label, evolve options): the four kinds of island the issue asks about.
+# (label, evolve options): one island of each kind (vector GA and CMA-ES, pure network GA, NEAT).
 CASES = (
     ("ga", ["--algorithm", "ga", "--problem", "rastrigin", "--dim", "10"]),
     ("cmaes", ["--algorithm", "cmaes", "--problem", "rastrigin", "--dim", "10"]),

@@ -6,9 +6,9 @@ P=500, --migrate-every 10, 5 migrants, a ring of 4), then reads each island's st
 history through `migration_pool.RunDir`. The share is per island: the sum of its migration
 events' durations (emigrant selection, encode, publish, read, decode, immigration with
 re-evaluation, garbage collection) over its wall time from start to its final status.
-Target (SPEC section 5): < 1% at --migrate-every 10.
+Target (README, "Benchmarks"): < 1% at --migrate-every 10.
 
-By default it measures --migrate-every 1, 5, 10 and 50 (the issue 16 table) in interleaved
+By default it measures --migrate-every 1, 5, 10 and 50 (docs/MIGRATION_PERF.md) in interleaved
 rounds, so a load that comes and goes on a shared machine spreads over every setting alike,
 and reports per setting the median over rounds of the islands' mean share with its spread
 (min-max over rounds). `--code DIR` (repeatable) runs the same rounds with another checkout's

@@ -5,7 +5,7 @@
    output is on the right side of 0.5; evaluations = population x generations evaluated,
    the initial one included, as the island loop counts them. A seed that does not solve
    within --max-generations is a failure: reported, and counted at its full budget in the
-   "all runs" mean. Target (SPEC section 5): fewer than the NEAT paper's 4,755 on average.
+   "all runs" mean. Target (README, "Benchmarks"): fewer than the NEAT paper's 4,755 on average.
 2. Time per XOR generation (evaluate + speciate + reproduce) at the same population, and
    the same for neat-python if it is importable (it is not a dependency:
    `pip install neat-python` to compare), with the ratio.

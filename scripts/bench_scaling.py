@@ -9,10 +9,11 @@ count), and
 
     parallel_efficiency(N) = aggregate evals/s of N islands / (min(N, cores) * evals/s of 1 island)
 
-which is the SPEC's N-islands-on-N-cores ratio for N <= cores, and for oversubscribed N says
-how much of the cores' capacity the time-shared islands still deliver. The SPEC target is >= 0.95.
+which is the N-islands-on-N-cores ratio for N <= cores, and for oversubscribed N says how
+much of the cores' capacity the time-shared islands still deliver. The target (README,
+"Benchmarks") is >= 0.95.
 
-Trustworthy on a shared machine (issue 16): every round runs the single-island baseline right
+Trustworthy on a shared machine: every round runs the single-island baseline right
 before each N-island launch, so both see the same load, and the efficiency of a round uses
 that round's baseline. A point reports the median over rounds and the spread (min, max). An
 efficiency above 1.05 cannot be real (N islands never beat N times one), so it is flagged as

@@ -3,7 +3,7 @@
 
 For each N it runs `islands launch -n N` (fresh run directory, no migration, a short GA run)
 with the island template (the default: islands forked from one process that imported torch
-once, `islands.forkserver`) and with `--no-fork-server` (every island a fresh
+once, `islands.island_template`) and with `--no-fork-server` (every island a fresh
 `python -m islands evolve`), alternating the two in each round so both see the same load.
 Per island it reads the time of generation 1 from the island's history and reports
 

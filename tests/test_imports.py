@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from support.procs import child_env
 
-LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.progress",
-            "launcher.summary", "launcher.errors", "launcher.forkserver"]
+LAUNCHER = ["launcher.plan", "launcher.spawn", "launcher.supervise", "launcher.session", "launcher.launch_view",
+            "launcher.summary", "launcher.errors", "launcher.template_client", "launcher.child_setup",
+            "launcher.torch_jobs", "launcher.request", "launcher.slurm", "launcher.sbatch"]
 RECORDS = ["islands.status.record", "islands.status.liveness", "islands.exit_codes", "islands.runs"]
 
 
@@ -34,3 +36,15 @@ def test_no_torch_nor_click_outside_the_cli(module):
 
 def test_the_launcher_cli_needs_click_but_not_torch():
     assert loaded_after("launcher.cli") == {"torch": False, "click": True}
+
+
+CHECKED = ["launcher", "islands/cli.py", "islands/cli_errors.py", "islands/cli_types.py", "islands/cli_run_dir.py",
+           "islands/island_template.py", "islands/scheduler_state.py", "islands/problems"]
+
+
+def test_no_import_cycle_and_every_lazy_import_says_why():
+    """scripts/check_imports.py (docs/DESIGN.md, "Layers") over the modules that already keep the rule."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "check_imports.py"
+    out = subprocess.run([sys.executable, str(script), "--strict", *CHECKED], cwd=script.parent.parent,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,7 +1,7 @@
 """The `Problem` type: what an island optimises.
 
 A problem is plain data plus one vectorised fitness function. Fitness is maximised
-everywhere (SPEC invariant 7): a minimisation benchmark's `fn` returns -f(x).
+everywhere (docs/DESIGN.md, "Fitness"): a minimisation benchmark's `fn` returns -f(x).
 Problems are never pickled or written to the run directory; every island rebuilds its
 problem from the name and parameters recorded in the run manifest.
 """

@@ -46,7 +46,7 @@ from torch import Tensor
 from islands.errors import ConfigError, ProblemNotFound
 from islands.nets import Policy
 from islands.problems.base import check_dim
-from islands.problems.control import NetworkProblem, Task, network_problem
+from islands.problems.tasks import NetworkProblem, Task, network_problem
 
 __all__ = ["PREFIX", "GymTask", "gym_problem", "training_seeds", "evaluation_seeds"]
 
@@ -62,7 +62,7 @@ SCALE_LIMIT = 1e6  # bounds wider than this are "unbounded" for observation scal
 
 def _gymnasium() -> Any:
     try:
-        import gymnasium
+        import gymnasium  # lazy: the optional `gym` extra; without it only gym:* problems fail
     except ImportError:
         raise ConfigError("gym:* problems need gymnasium: pip install 'islands[gym]' (or pip install gymnasium)") from None
     return gymnasium

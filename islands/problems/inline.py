@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch
+
+from islands.algorithms import make_algorithm, resolve_dtype
 from islands.config import INLINE_PREFIX as PREFIX
 from islands.config import is_inline, not_rebuildable  # noqa: F401  (re-exported)
 from islands.errors import ConfigError
+from islands.problems.base import Problem
 
 
 def label(fn: Callable[..., Any]) -> str:
@@ -30,8 +34,6 @@ def build(problem: Any, dim: int, bounds: tuple[Any, Any] | None) -> Any:
 
     Raises ConfigError for a function without `bounds` or with bad bounds or dim.
     """
-    from islands.problems.base import Problem
-
     if isinstance(problem, Problem):
         if bounds is not None:
             raise ConfigError("bounds= is for a fitness function; a Problem carries its own lower and upper")
@@ -52,8 +54,6 @@ def build(problem: Any, dim: int, bounds: tuple[Any, Any] | None) -> Any:
 
 def fn_of(problem: Any) -> Callable[..., Any]:
     """The function that names an inline problem: a Problem's `fn`, else the callable itself."""
-    from islands.problems.base import Problem
-
     return problem.fn if isinstance(problem, Problem) else problem
 
 
@@ -71,10 +71,6 @@ def check_runs(cfg: Any, problem: Any) -> None:
     A function that raises or returns the wrong shape is reported here, as a ConfigError,
     instead of after the run directory holds a manifest the corrected call would contradict.
     """
-    import torch
-
-    from islands.algorithms import make_algorithm, resolve_dtype
-
     make_algorithm(cfg, problem, "cpu")
     if problem.genome_kind != "vector":
         return

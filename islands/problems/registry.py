@@ -29,12 +29,14 @@ from islands.errors import ConfigError, IslandsError, ProblemNotFound
 from islands.problems.base import Problem, check_dim
 from islands.problems.benchmarks import BUILTINS as _BENCHMARKS
 from islands.problems.control import CONTROL
+from islands.problems.double_pole import DOUBLE_POLE
+from islands.problems.gym import gym_problem
 from islands.problems.landscapes import LANDSCAPES
 from islands.problems.rotated import ROTATED
 
 # Every built-in: the classic benchmarks, their rotated (non-separable) versions, the
 # deceptive landscapes and the neuroevolution control tasks.
-BUILTINS = {**_BENCHMARKS, **ROTATED, **LANDSCAPES, **CONTROL}
+BUILTINS = {**_BENCHMARKS, **ROTATED, **LANDSCAPES, **CONTROL, **DOUBLE_POLE}
 
 __all__ = ["ENTRY_POINT_GROUP", "builtin_names", "describe_all", "make_problem"]
 
@@ -222,8 +224,6 @@ def make_problem(name: str, dim: int = 10, **params: Any) -> Problem:
     if name in BUILTINS:
         return _call_factory(name, BUILTINS[name].factory, dim, params)
     if name.startswith(GYM_PREFIX):  # gymnasium environments: gym:ENV-ID (islands.problems.gym)
-        from islands.problems.gym import gym_problem
-
         return _call_factory(name, functools.partial(gym_problem, name[len(GYM_PREFIX):]), dim, params)
     if ":" in name:
         return _call_factory(name, _load_import_path(name), dim, params)

@@ -16,7 +16,9 @@ from typing import Any
 
 import click
 
-from islands.cli import FiniteFloat, Failure, default_run_dir, guarded
+from islands.cli_errors import Failure, guarded
+from islands.cli_run_dir import default_run_dir
+from islands.cli_types import FiniteFloat
 from islands.exit_codes import EXIT_ERROR
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from migration_pool.errors import PoolError

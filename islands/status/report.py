@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from islands import slurm
+from islands import scheduler_state as slurm
 from islands.evaluate import Generalisation
 from islands.runs import planned_islands
 from islands.status import lineage

@@ -1,4 +1,4 @@
-"""Islands forked from the pre-imported template (`islands.forkserver`, `launcher.forkserver`).
+"""Islands forked from the pre-imported template (`islands.island_template`, `launcher.template_client`).
 
 A forked island must be indistinguishable from a fresh `python -m islands evolve`: the same
 results bit for bit for the same seed, its own process group, CPU affinity, one thread, its
@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from islands.exit_codes import EXIT_STOPPED
-from launcher.forkserver import ForkServer, ForkServerError
+from launcher.template_client import ForkServer, ForkServerError
 from migration_pool.rundir import RunDir
 from support.procs import REPO, alive, child_env, status_generation, wait_for
 
@@ -110,14 +110,14 @@ def test_a_signal_to_the_whole_job_stops_the_islands_cleanly_and_not_the_templat
 
 
 def test_the_template_is_disabled_by_its_environment_variable():
-    from launcher.forkserver import NO_FORK_SERVER_ENV, fork_server_wanted
+    from launcher.template_client import NO_FORK_SERVER_ENV, fork_server_wanted
 
     assert fork_server_wanted({}) and fork_server_wanted({NO_FORK_SERVER_ENV: "0"})
     assert not fork_server_wanted({NO_FORK_SERVER_ENV: "1"})
 
 
 def test_islands_without_a_heartbeat_of_their_own_show_as_starting():
-    from launcher.progress import Row, headline
+    from launcher.launch_view import Row, headline
 
     rows = [Row("island-00", "starting"), Row("island-01", "running", 3, 10, -1.0, 500.0)]
     assert headline(rows, 5.0).startswith("[0:00:05] starting 1/2 |")  # 1 of 2 islands has reported

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from islands.errors import ConfigError
-from islands.slurm import TaskState, _expand, island_from_env, merge_into_entry
+from islands.scheduler_state import TaskState, _expand, island_from_env, merge_into_entry
 from launcher.errors import PlanError
 from launcher.sbatch import SlurmOptions, parse_time, render
 from launcher.slurm import ended_code
@@ -197,7 +197,7 @@ def test_record_slurm_job_appends_one_line_per_submission(tmp_path):
     ([signal.SIGTERM], "c", "detach"),  # not a person at a terminal: the jobs keep running
 ])
 def test_ctrl_c_asks_whether_to_cancel_or_detach(tmp_path, signals, answer, choice):
-    from launcher.session import LaunchRequest
+    from launcher.request import LaunchRequest
     from launcher.slurm import SlurmLaunch
 
     launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=2), SlurmOptions(), ask=lambda _q: answer)
@@ -245,6 +245,6 @@ def test_a_slurm_task_cannot_start_the_run_over(tmp_path, flag):
 def test_only_end_states_let_a_task_be_resubmitted(state, active):
     """PREEMPTED may requeue and unknown states may run again: resubmitting then would start a
     second copy of the island."""
-    from islands.slurm import TaskState
+    from islands.scheduler_state import TaskState
 
     assert TaskState("7_3", state).active is active

@@ -6,7 +6,8 @@ import types
 
 from islands.threads import THREAD_VARS
 from islands.status.record import IslandStatus
-from launcher.spawn import NO_PDEATHSIG_ENV, Child, child_command, child_env, pdeathsig_wanted
+from launcher.child_setup import NO_PDEATHSIG_ENV, child_command, child_env, pdeathsig_wanted
+from launcher.spawn import Child
 
 
 def test_child_env_limits_threads_sets_the_gpu_and_drops_the_test_switch():

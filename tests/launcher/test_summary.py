@@ -9,7 +9,7 @@ import pytest
 
 from islands.status.progress import Eta, clock, fraction, number
 from islands.status.record import champion
-from launcher.progress import LiveView, PlainView, Row, headline, states_text
+from launcher.launch_view import LiveView, PlainView, Row, headline, states_text
 from launcher.summary import champion_record, summarize, summary_lines
 from migration_pool.rundir import RunDir
 from support.factories import status as make_status

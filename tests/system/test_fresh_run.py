@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import islands.cli as cli
+import islands.cli_run_dir as cli_run_dir
 from migration_pool.errors import IslandBusy, LauncherBusy, RunDirError
 from migration_pool.rundir import RunDir
 from support.procs import child_env, evolve_cmd, run, status_generation, wait_for
@@ -66,7 +67,7 @@ def test_evolve_fresh_run_needs_a_yes_without_a_terminal_and_a_typo_deletes_noth
 def test_a_terminal_is_asked_and_no_keeps_the_run(tmp_path, monkeypatch):
     root = made_run(tmp_path)
     before = snapshot(root)
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr(cli_run_dir, "_interactive", lambda: True)
     res = evolve(root, "--problem", "rastrigin", "--fresh-run", input="n\n")
     assert res.exit_code == 2 and "[y/N]" in res.output and "nothing was deleted" in res.output
     assert snapshot(root) == before

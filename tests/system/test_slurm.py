@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from islands import slurm as sched
+from islands import scheduler_state as sched
 from islands.status.record import HistoryLine, IslandStatus
 from islands.status.report import build_report
 from launcher.cli import launch

@@ -8,7 +8,9 @@ import torch
 
 from islands.errors import ConfigError
 from islands.problems import make_problem
-from islands.problems.control import CartPole, DoublePole, NetworkProblem, Xor, generalisation_starts
+from islands.problems.control import CartPole, Xor
+from islands.problems.double_pole import DoublePole, generalisation_starts
+from islands.problems.tasks import NetworkProblem
 
 CPU = torch.device("cpu")
 

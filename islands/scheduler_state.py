@@ -1,4 +1,4 @@
-"""What SLURM says about a run's islands, and which island a SLURM task is.
+"""The scheduler's side of a run: what SLURM says about its islands, which island a SLURM task is.
 
 Both `islands status` (this package) and `islands launch --backend slurm` (the launcher) need
 the scheduler's view, so it lives here, below the launcher. It only runs the client commands

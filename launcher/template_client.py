@@ -1,4 +1,4 @@
-"""The launcher's end of the island template (`islands.forkserver`): start it, ask it for islands.
+"""The launcher's end of the island template (`islands.island_template`): start it, ask it for islands.
 
 The template is a separate process (the launcher never imports torch) that has imported torch
 and islands once; each island is forked from it instead of importing them again, which on 2
@@ -22,6 +22,9 @@ import tempfile
 import time
 from typing import Any, Mapping, Sequence
 
+from islands.config import island_id
+from launcher.child_setup import child_command, child_env, pdeathsig_wanted, preexec
+
 NO_FORK_SERVER_ENV = "ISLANDS_NO_FORK_SERVER"
 READY_TIMEOUT_S = 300.0  # imports on a loaded machine; the first island waits for them anyway
 
@@ -41,7 +44,7 @@ class ForkServer:
         """`argv_room`: bytes of the longest island command line, so that each forked island
         can show its own in ps (the kernel reads it from the template's argv area)."""
         self._err = tempfile.TemporaryFile()
-        cmd = [sys.executable, "-m", "islands.forkserver"]
+        cmd = [sys.executable, "-m", "islands.island_template"]
         used = sum(len(os.fsencode(a)) + 1 for a in cmd)
         cmd.append("." * max(1, argv_room - used - 1))  # padding, ignored by the template
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
@@ -172,13 +175,10 @@ def start_template(rundir: Any, n_islands: int, device: str | None) -> ForkServe
     Its argv is padded to fit the islands' command lines, so that ps shows each forked
     island's own; it dies with the launcher (parent-death signal) unless a test disabled that.
     """
-    from islands.config import island_id
-    from launcher.spawn import _preexec, child_command, child_env, pdeathsig_wanted
-
     room = max(sum(len(os.fsencode(a)) + 1 for a in child_command(i, rundir.root, device or "cpu"))
                for i in (island_id(0), island_id(max(n_islands, 1) - 1)))
     try:
-        return ForkServer(child_env(os.environ), _preexec(os.getpid(), (), pdeathsig_wanted()), room)
+        return ForkServer(child_env(os.environ), preexec(os.getpid(), (), pdeathsig_wanted()), room)
     except (OSError, subprocess.SubprocessError):
         return None  # islands start as fresh processes
 

@@ -5,7 +5,8 @@ Views only format what the launcher hands them (`Row`s and messages); they read 
 The live table is refreshed by the launcher's loop, never by a rich background thread: the
 launcher forks islands with a `preexec_fn`, which should not race with other threads.
 Islands show "starting" from their spawn until their first status (importing torch takes
-seconds), and the overall ETA waits for them (`islands.status.progress.Eta`).
+seconds), and the overall ETA waits for them (`islands.status.progress.Eta`). This is the
+launcher's view of many islands; one island's own bar is `islands.status.island_view`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from islands.status.progress import Eta, clock, fraction, number
 from launcher.plan import format_cores
@@ -124,10 +132,6 @@ class LiveView:
     by `update`; `end` leaves the last frame on screen so the summary prints below it."""
 
     def __init__(self, every_s: float = 0.5, console: Any = None) -> None:
-        from rich.console import Console
-        from rich.live import Live
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-
         self.console = console or Console()
         self.every_s = every_s
         self._last = float("-inf")
@@ -166,18 +170,12 @@ class LiveView:
 
     def frame(self, rows: Sequence[Row], elapsed: float, done: float | None, eta: float | None) -> Any:
         """The overall bar and the table of islands, as one renderable."""
-        from rich.console import Group
-
         what = states_text(rows) if any(r.state == "starting" for r in rows) else "run"
         self.bar.update(self.task, completed=done or 0.0, description=what, eta=clock(eta),
                         elapsed=clock(elapsed))
         return Group(self.bar, self._table(rows, elapsed))
 
     def _table(self, rows: Sequence[Row], elapsed: float) -> Any:
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-        from rich.text import Text
-
         table = Table(title=headline(rows, elapsed, share=False), title_justify="left", expand=False)
         for name, justify in (("island", "left"), ("state", "left"), ("progress", "left"), ("generation", "right"),
                               ("best", "right"), ("evals/s", "right"), ("diversity", "right"),

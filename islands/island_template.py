@@ -2,8 +2,8 @@
 
 Why: an island spends ~2.3 s of CPU importing torch and islands before its first generation;
 20 islands on 2 cores spend their first ~25 s doing only that, and 40 short runs were
-start-up-bound (issue 16). The launcher (which never imports torch itself) starts this
-module once as `python -m islands.forkserver`, with the islands' thread limits in its
+start-up-bound (README, "Start-up"). The launcher (which never imports torch itself) starts this
+module once as `python -m islands.island_template`, with the islands' thread limits in its
 environment, and asks it over a pipe for each island. Each forked island is still its own
 process: its own process group, CPU affinity, parent-death signal (on this template, which
 itself dies with the launcher), log file, environment, working directory and argv, and it
@@ -31,11 +31,16 @@ reports its thread count so the launcher can refuse a template that has more tha
 """
 from __future__ import annotations
 
+import atexit
+import ctypes
+import importlib
 import json
 import os
+import random
 import selectors
 import signal
 import sys
+import traceback
 from typing import Any
 
 from islands.threads import limit_env
@@ -51,11 +56,9 @@ PRELOAD = ("torch", "numpy.ma", "numpy.random", "islands.cli", "islands.island",
 
 def preload() -> None:
     """Import what every island needs before its first generation, and pin torch to one thread."""
-    import importlib
-
     for name in PRELOAD:
         importlib.import_module(name)
-    from islands.island import limit_torch_threads
+    from islands.island import limit_torch_threads  # lazy: loads torch, after main() moved the protocol off fd 1
 
     limit_torch_threads()
 
@@ -66,8 +69,6 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 def _arm_pdeathsig(parent: int) -> None:
     """SIGKILL this child when the template dies (the template dies with the launcher)."""
-    import ctypes
-
     if _PRCTL(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
               ctypes.c_ulong(0)) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
@@ -81,8 +82,6 @@ def set_cmdline(argv: list[str]) -> bool:
     The kernel reads it from the process's original argv area; the launcher pads the
     template's argv so every island's fits there (trailing NULs show as empty arguments).
     """
-    import ctypes
-
     try:
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
@@ -121,7 +120,7 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
         log = req["log"]
         if isinstance(log, dict):  # an island's log: opened by its run directory's owner
-            from migration_pool.rundir import RunDir
+            from migration_pool.rundir import RunDir  # lazy: preloaded (islands.runs), see main()
 
             with RunDir(log["run_dir"]).island(log["island"]).open_log() as f:
                 os.dup2(f.fileno(), 1)
@@ -145,17 +144,15 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
         if sys.path and sys.path[0] == req.get("template_cwd"):
             sys.path[0] = req["cwd"]  # as `python -m` would have set it
         set_cmdline(list(req["argv"]))
-        import random
-
         random.seed()  # a fresh process seeds these from the OS; islands use explicit generators,
         sys.modules["numpy.random"].seed()  # but a plug-in problem may draw from the global ones
         try:
             if module == "islands.plancheck":
-                from islands.plancheck import main as check
+                from islands.plancheck import main as check  # lazy: preloaded, see main()
 
                 code = check()
             else:
-                from islands.cli import main
+                from islands.cli import main  # lazy: preloaded, see main()
 
                 main(args=args, prog_name="islands")
                 code = 0
@@ -163,12 +160,8 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except KeyboardInterrupt:
             code = 128 + signal.SIGINT
-        import atexit
-
         atexit._run_exitfuncs()
     except BaseException:  # noqa: BLE001 - whatever happened, the child must not return into the template
-        import traceback
-
         try:
             traceback.print_exc()
         except BaseException:  # noqa: BLE001
@@ -277,8 +270,6 @@ def main() -> None:
     os.close(null)
     os.dup2(2, 1)
     if sys.platform.startswith("linux"):
-        import ctypes
-
         _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
     preload()
     serve(inp, out)

@@ -1,0 +1,94 @@
+"""The launcher's torch work, done in child processes: checking every island's settings before
+a run starts, and evaluating the champion on unseen starts after it ends.
+
+Both need torch, which the launcher never loads (docs/DESIGN.md, "Layers"): the settings check
+runs `python -m islands.plancheck` (forked from the island template when there is one, which has
+torch imported already), the evaluation runs `islands evaluate` as a fresh child.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from launcher.child_setup import child_env, pdeathsig_wanted
+from launcher.template_client import ForkServer, ForkServerError
+
+CHECK_TIMEOUT_S = 300.0
+
+
+def _check_forked(forks: ForkServer, request: str) -> subprocess.CompletedProcess:
+    """`python -m islands.plancheck` forked from the island template, its pipes as files."""
+    with tempfile.TemporaryDirectory(prefix="islands-plancheck-") as tmp:
+        paths = {k: os.path.join(tmp, k) for k in ("in", "out", "err")}
+        with open(paths["in"], "w") as f:
+            f.write(request)
+        argv = [sys.executable, "-m", "islands.plancheck"]
+        proc = forks.spawn(argv, child_env(os.environ), os.getcwd(), paths["out"], (),
+                           pdeathsig_wanted(), stdin=paths["in"], stderr=paths["err"])
+        try:
+            code = proc.wait(timeout=CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            raise
+        with open(paths["out"]) as out, open(paths["err"]) as err:
+            return subprocess.CompletedProcess(argv, code, out.read(), err.read())
+
+
+def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]],
+                        notes: list[str] | None = None, forks: ForkServer | None = None) -> str | None:
+    """Build every island's config in a child (`islands.plancheck`); None if all build, else why not.
+
+    With `notes` (the user typed --dim), the child's notices (a problem that fixes its own
+    genome length) are appended there.
+
+    A child, because judging algorithm and problem settings needs torch, which the launcher
+    never loads. Used before a new run writes anything, when `--vary` reaches beyond settings
+    `RunConfig` checks by itself.
+    """
+    request = json.dumps({"config": config, "overrides": overrides, "dim_given": notes is not None})
+    out: subprocess.CompletedProcess | None = None
+    if forks is not None:  # forked from the island template: no torch import of its own
+        try:
+            out = _check_forked(forks, request)
+        except ForkServerError:
+            out = None  # the template is unusable: a child of our own, then
+        except subprocess.SubprocessError as e:
+            return f"cannot check the islands' settings ({e})"
+    try:
+        out = out or subprocess.run([sys.executable, "-m", "islands.plancheck"], input=request, capture_output=True,
+                                    text=True, env=child_env(os.environ), timeout=CHECK_TIMEOUT_S,
+                                    start_new_session=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot check the islands' settings ({e})"
+    try:
+        answer = json.loads(out.stdout)
+        if notes is not None:
+            notes.extend(str(n) for n in answer.get("notes") or ())
+        return answer["error"]
+    except (ValueError, KeyError, TypeError):
+        tail = (out.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        return f"cannot check the islands' settings (exit {out.returncode}: {tail[0]})"
+
+
+EVALUATE_TIMEOUT_S = 600.0
+
+
+def evaluate_champion(root: Path, episodes: int) -> tuple[bool, str]:
+    """Run `islands evaluate ROOT --episodes N` in a child; (succeeded, its last line or why not).
+
+    A child for the same reason as `check_islands_build`: the evaluation runs the policy in torch.
+    """
+    cmd = [sys.executable, "-m", "islands", "evaluate", str(root), "--episodes", str(episodes)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(os.environ),
+                             timeout=EVALUATE_TIMEOUT_S, start_new_session=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, str(e)
+    lines = ((out.stdout if out.returncode == 0 else out.stderr) or "").strip().splitlines()
+    return out.returncode == 0, (lines[-1] if lines else f"exit {out.returncode}, no output")
