@@ -13,7 +13,8 @@ What is here (docs/DESIGN.md, "Layers": `launcher -> islands -> migration_pool`)
     operators.py       genetic operators as pure tensor functions
     nets.py            fixed-topology networks for "pure" neuroevolution
     config.py          the frozen, validated settings of a run and of one island
-    runs.py            starting or joining a run: the manifest every island agrees on (no torch)
+    manifest.py        the run's manifest as a record: what every island agrees on (no torch)
+    runs.py            starting or joining a run, and `evolve`, the library form of one island
     island.py          the island process: the epoch loop around the pure algorithm core
     migration.py       the island's migration step: publish, read neighbours, adopt immigrants
     checkpoint.py      what a checkpoint holds, and resuming from it

@@ -10,120 +10,21 @@ The launcher joins runs through this module, so it imports torch only inside `ev
 from __future__ import annotations
 
 import os
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from islands.config import RunConfig, island_number
 from islands.errors import ConfigError
-from migration_pool.island_ids import valid_island_id
-from migration_pool.errors import FormatError, ManifestConflict, PoolError, RunDirError
+from migration_pool.errors import FormatError, PoolError, RunDirError
 from migration_pool.rundir import RunDir
+from islands.manifest import (MANIFEST_SCHEMA, PLANNED_KEY, Run, check_against, flatten_config,  # noqa: F401
+                              new_manifest, planned_islands, run_from_manifest)
+from islands.status.reader import RunReader
+from islands.status.record import champion, champion_record
 
 if TYPE_CHECKING:
     from islands.island import IslandResult, StopFlag
     from islands.status.record import IslandStatus
-
-MANIFEST_SCHEMA = 1
-# The archipelago's island ids, written by `islands launch` (either backend) before any island
-# starts: an island started by hand takes its neighbours from it from the first exchange.
-# Older manifests record the same list as "islands" only.
-PLANNED_KEY = "planned_islands"
-
-
-@dataclass(frozen=True)
-class Run:
-    """A run as recorded in its manifest."""
-
-    root: Path
-    run_id: str
-    config: RunConfig
-    manifest: dict[str, Any]
-
-    def overrides(self, island: str) -> dict[str, Any]:
-        return dict(self.manifest.get("overrides", {}).get(island, {}))
-
-    def planned(self) -> tuple[str, ...]:
-        return planned_islands(self.manifest)
-
-    def device(self, island: str, default: str = "cpu") -> str:
-        return self.manifest.get("devices", {}).get(island, default)
-
-
-def planned_islands(manifest: Mapping[str, Any]) -> tuple[str, ...]:
-    """The planned island ids of a manifest, in their recorded order; () when none is planned.
-
-    Tolerant: `planned_islands` first, else the older `islands` list; entries that are not
-    canonical island ids (they become paths and topology inputs) and repeats are dropped, and
-    a value that is not a list counts as no plan.
-    """
-    for key in (PLANNED_KEY, "islands"):
-        value = manifest.get(key)
-        if isinstance(value, (list, tuple)) and value:
-            ids = (i for i in value if isinstance(i, str) and valid_island_id(i))
-            return tuple(dict.fromkeys(ids))
-    return ()
-
-
-def new_manifest(config: RunConfig, **extra: Any) -> dict[str, Any]:
-    """A fresh manifest for `config`; `extra` adds launcher fields (islands, plan, ...)."""
-    return {
-        "schema": MANIFEST_SCHEMA,
-        "run_id": uuid.uuid4().hex,
-        "created": time.time(),
-        "config": config.to_dict(),
-        "islands": [],
-        "overrides": {},
-        **extra,
-    }
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and k not in ("problem_params", "algorithm_params"):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def flatten_config(config: RunConfig) -> dict[str, Any]:
-    """Every setting of `config` as the dotted paths `check_against` compares: what a config
-    given in full to the Python API (`evolve`, `LaunchRequest`) asserts about an existing run."""
-    return _flatten(config.to_dict())
-
-
-def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
-    """Raise ManifestConflict for the first explicit setting that differs from the manifest.
-
-    `explicit` maps dotted config paths ("population", "ga.mutation_sigma") to the values the
-    user gave on purpose; defaults the user did not type never conflict.
-    """
-    flat = _flatten(recorded.to_dict())
-    for path, given in explicit.items():
-        have = flat.get(path)
-        if isinstance(have, (list, tuple)):
-            have = list(have)
-        if isinstance(given, Mapping):
-            given = dict(given)
-        if have != given and not (isinstance(have, float) and isinstance(given, (int, float)) and float(given) == have):
-            raise ManifestConflict(path.split(".")[-1].replace("_", "-"), have, given)
-
-
-def run_from_manifest(root: Path, manifest: dict[str, Any]) -> Run:
-    """The run a manifest records; FormatError if it lacks a field or has another schema."""
-    try:
-        config = RunConfig.from_dict(manifest["config"])
-        run_id = str(manifest["run_id"])
-    except (KeyError, TypeError) as e:
-        raise FormatError(f"manifest lacks a field ({e})", str(RunDir(root).manifest_path)) from None
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        raise FormatError(f"manifest schema {manifest.get('schema')!r} is not {MANIFEST_SCHEMA}", str(root))
-    return Run(root, run_id, config, manifest)
-
 
 def check_run_dir(root: str | Path, allow_nonempty: bool = False) -> None:
     """Refuse a run directory that would scatter run files where they do not belong.
@@ -359,10 +260,6 @@ def write_champion(run: Run) -> None:
     the same island's newer) champion, so an island ending later with an older view of the
     others cannot undo one another island wrote.
     """
-    # the reader builds on this module's manifest rules (`run_from_manifest`): imported here
-    from islands.status.reader import RunReader
-    from islands.status.record import champion, champion_record
-
     reader = RunReader(RunDir(run.root), run.manifest)
     best = champion(reader.statuses().values(), run.run_id)  # torn or foreign files are left out
     if best is None:

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from islands.config import RunConfig
-from islands.runs import Run, planned_islands, run_from_manifest
+from islands.manifest import Run, planned_islands, run_from_manifest
 from islands.status.record import HistoryLine, IslandStatus, as_str
 from migration_pool.errors import FormatError, RunDirError
 from migration_pool.lease import Lease
@@ -123,7 +123,7 @@ class RunReader:
     # -- the run ----------------------------------------------------------------------------
     @cached_property
     def run(self) -> Run:
-        """The run as `islands.runs` records it; FormatError if the manifest's settings are bad."""
+        """The run as its manifest records it (`islands.manifest`); FormatError if the manifest's settings are bad."""
         return run_from_manifest(self.root, dict(self.manifest))
 
     @property
