@@ -8,7 +8,7 @@ environment, and asks it over a pipe for each island. Each forked island is stil
 process: its own process group, CPU affinity, parent-death signal (on this template, which
 itself dies with the launcher), log file, environment, working directory and argv, and it
 runs the same `islands evolve` entry point a fresh process runs (results are bit-identical:
-tests/test_forkserver.py).
+tests/launcher/test_forkserver.py).
 
 The protocol, one JSON object per line. Launcher -> template (our stdin):
   {"op": "spawn", "argv": [...], "env": {...}, "cwd": D, "log": PATH | {"run_dir": D, "island": I},

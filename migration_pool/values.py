@@ -156,7 +156,7 @@ def _ext_hook(code: int, data: bytes) -> np.ndarray:
 # "element units": each list or map costs CONTAINER_UNITS plus one unit per element (two
 # per map entry). The 16 MiB "array of empty maps" bomb is refused at its header; any other
 # shape is refused after at most S / 64 containers. Measured with tracemalloc over the
-# crafted files (tests/test_format.py): peak <= DECODE_BYTES_PER_BYTE x S + 1 MiB.
+# crafted files (tests/migration_pool/test_format.py): peak <= DECODE_BYTES_PER_BYTE x S + 1 MiB.
 ELEMENT_BYTES = 4
 ELEMENT_SLACK = 4096
 CONTAINER_UNITS = 16

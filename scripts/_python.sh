@@ -15,7 +15,7 @@ fi
 setup_project() {
   local stamp="$ROOT/.setup-stamp" want
   if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    # tests/test_launcher_screen.py drives `islands launch` on a terminal through tmux (skipped without it)
+    # tests/system/test_launcher_screen.py drives `islands launch` on a terminal through tmux (skipped without it)
     echo "setup: installing tmux" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } >/dev/null 2>&1 \
       || echo "setup: could not install tmux; the launch screen test will be skipped" >&2

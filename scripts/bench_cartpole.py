@@ -3,7 +3,7 @@
 
 "Solved" is gymnasium's CartPole-v1 criterion on unseen starts: a mean return of 500 over 100
 start states no island trained on, without noise (`cartpole_generalisation`; the built-in
-simulator is checked step for step against gymnasium's in tests/test_cartpole.py). The
+simulator is checked step for step against gymnasium's in tests/islands/problems/test_cartpole.py). The
 islands train on the built-in `cartpole` as a user runs it (10 new noisy starts every
 generation). After every generation, each island whose best training fitness is 500 has
 that champion tested on the 100 unseen starts; the first that passes ends the seed. The

@@ -75,7 +75,7 @@ class EpisodeDraw:
 
 @dataclass(frozen=True)
 class CartPole(Task):
-    """Cart-pole; physics identical to gymnasium's CartPole-v1 (tests/test_control_gym.py).
+    """Cart-pole; physics identical to gymnasium's CartPole-v1 (tests/islands/problems/test_cartpole.py).
 
     `fresh`: every generation plays `episodes` new starts (from `EpisodeDraw`); otherwise
     (or before any reseed) the fixed starts of `seed`. `noise`: standard deviation of
