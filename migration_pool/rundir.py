@@ -109,17 +109,8 @@ class RunDir:
         files.ensure(self.root, island)
 
     def checked_dir(self, directory: str | os.PathLike) -> str:
-        """`directory` (inside the run) as a str, after checking that no component below the
-        root is a symlink or something other than a directory.
-
-        The root itself may be a symlink (the user chose it); below it, a symlinked
-        `pool/island-00` or `islands/island-00` would make an island publish into, and
-        collect from, another run's pool (docs/DESIGN.md, "Containment"). A missing
-        component is fine (FileNotFoundError comes from whoever uses it).
-
-        Raises:
-            RunDirError: a component is a symlink or not a directory.
-        """
+        """`directory` as a str once no component below the root is a symlink
+        (`files.checked_dir`; RunDirError otherwise)."""
         return files.checked_dir(self.root, directory)
 
     def check_private(self) -> None:
