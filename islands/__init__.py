@@ -16,6 +16,11 @@ What is here (docs/DESIGN.md, "Layers": `launcher -> islands -> migration_pool`)
     manifest.py        the run's manifest as a record: what every island agrees on (no torch)
     runs.py            starting or joining a run, and `evolve`, the library form of one island
     island.py          the island process: the epoch loop around the pure algorithm core
+    events.py          what the loop emits (generation, migration, checkpoint, target, end)
+    recorders.py       what observes it and writes: history, checkpointer, heartbeat, target marker
+    population.py      the `Population` view of an algorithm's individuals, and genome kinds
+    policies.py        migration policies on that view: select emigrants, screen, replace
+    figures.py         diversity, foreign share, origins, centroid, best and mean, from the view
     migration.py       the island's migration step: publish, read neighbours, adopt immigrants
     checkpoint.py      what a checkpoint holds, and resuming from it
     stopping.py        stopping an island by signal (Ctrl+C, SIGTERM, a time-limit warning)
