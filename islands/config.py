@@ -166,7 +166,7 @@ class MigrationConfig:
             return False
         if self.probability >= 1.0:
             return True
-        import torch  # config is imported by light modules; torch only when a draw is needed
+        import torch  # lazy: the launcher and `islands status` import config torch-free; torch only for a draw
 
         g = torch.Generator()
         g.manual_seed((island_seed * 1_000_003 + generation) % 2**63)

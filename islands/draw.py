@@ -16,6 +16,11 @@ from typing import Any, Mapping
 import click
 import numpy as np
 
+from islands.errors import IslandsError
+from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
+from islands.results import open_run
+from migration_pool.errors import PoolError
+
 KIND_COLOURS = {"input": "#4c9be8", "bias": "#b0b0b0", "hidden": "#f2b134", "output": "#5cb85c"}
 POSITIVE, NEGATIVE, DISABLED = "#1f5fbf", "#c8332b", "#9a9a9a"
 NODE_SIZE = 520  # points^2: nodes stay round whatever the axes' aspect
@@ -91,13 +96,13 @@ def positions(net: Mapping[str, Any]) -> dict[int, tuple[float, float]]:
 
 def draw_network(net: Mapping[str, Any], path: str | Path, title: str = "", hide_disabled: bool = False) -> Path:
     """Draw a NEAT network (`RunResults.network` form) into a PNG at `path`; returns the path."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib (~0.5 s) only to draw; `islands --help` imports this module
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.markers import MarkerStyle
-    from matplotlib.patches import FancyArrowPatch
+    matplotlib.use("Agg")  # before pyplot loads: no display needed
+    import matplotlib.pyplot as plt  # lazy: after the backend is chosen
+    from matplotlib.lines import Line2D  # lazy: matplotlib, as above
+    from matplotlib.markers import MarkerStyle  # lazy: matplotlib, as above
+    from matplotlib.patches import FancyArrowPatch  # lazy: matplotlib, as above
 
     pos = positions(net)
     kind = {int(n): str(k) for n, k in zip(net["nodes"], net["node_kind"])}
@@ -168,10 +173,6 @@ def _names(net: Mapping[str, Any], kind: Mapping[int, str]) -> dict[int, str]:
 @click.option("--hide-disabled", is_flag=True, help="Leave disabled connections out (default: dashed grey).")
 def draw(run: Path, island: str | None, out: Path | None, hide_disabled: bool) -> None:
     """Draw the NEAT champion of RUN (or --island's best network) as a PNG."""
-    from islands.errors import IslandsError
-    from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
-    from islands.results import open_run
-    from migration_pool.errors import PoolError
 
     def fail(message: str, code: int) -> None:
         click.echo(f"error: {message}", err=True)

@@ -24,15 +24,13 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 from islands.errors import ConfigError, IslandsError
+from islands.results import RunResults, load_policy, open_run
 from islands.status.reader import read_evaluation
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from islands.results import RunResults
 
 __all__ = ["Generalisation", "evaluates", "generalisation", "record", "replay", "episode_returns",
            "evaluation_seeds"]
@@ -49,7 +47,7 @@ def evaluates(problem: str) -> bool:
 
 def evaluation_seeds(seed: int, count: int) -> list[int]:
     """The episode seeds of `islands evaluate --seed seed --episodes count` (never training seeds)."""
-    from islands.problems.gym import evaluation_seeds as seeds
+    from islands.problems.gym import evaluation_seeds as seeds  # lazy: loads torch; the launcher imports this module
 
     return seeds(seed, count)
 
@@ -76,8 +74,6 @@ class Generalisation:
         return None if self.solved is None else self.solved / self.episodes
 
     def to_body(self) -> dict[str, Any]:
-        import numpy as np
-
         body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "returns"}
         return {**body, "solved_share": self.solved_share, "returns": np.asarray(self.returns, dtype=np.float64)}
 
@@ -131,13 +127,12 @@ def _seeded(task: Any) -> bool:
 
 def episode_returns(problem: Any, policy: Any, seeds: Sequence[int], device: str = "cpu") -> "np.ndarray":
     """Return of `policy` (one network) on one episode per seed, float64 `[len(seeds)]`."""
-    import numpy as np
-    import torch
+    import torch  # lazy: the launcher imports this module and never loads torch
 
     task = _task(problem)
     dev = torch.device(device)
     if hasattr(task, "returns"):  # one call for every episode: `returns(policy, device, seeds) -> [P, n]`
-        from islands.problems.gym import GymTask
+        from islands.problems.gym import GymTask  # lazy: loads torch; the launcher imports this module
 
         # gym: single environments, so episode k is `env.reset(seed=seeds[k])` of a plain gymnasium env
         extra = {"mode": "loop"} if isinstance(task, GymTask) else {}
@@ -150,10 +145,6 @@ def episode_returns(problem: Any, policy: Any, seeds: Sequence[int], device: str
 def generalisation(run: "RunResults | str | os.PathLike[str]", episodes: int = 100, seed: int = 0,
                    solved: float | None = None, device: str = "cpu") -> Generalisation:
     """The run's champion on `episodes` unseen seeded starts (see the module docstring)."""
-    import numpy as np
-
-    from islands.results import RunResults, load_policy, open_run
-
     res = run if isinstance(run, RunResults) else open_run(run)
     champ = res.champion()
     problem = res.problem(champ.island)
@@ -191,8 +182,6 @@ def replay(run: "RunResults | str | os.PathLike[str]", episodes: int = 1, seed: 
     `render`: None, "rgb" (frames are produced and counted, nothing is saved) or "human" (a
     window: needs a display). `on_episode(index, seed, return, frames)` is told each episode.
     """
-    from islands.results import RunResults, load_policy, open_run
-
     if render is not None and render not in RENDER_MODES:
         raise ConfigError(f"--render must be one of {', '.join(RENDER_MODES)}, got {render!r}")
     res = run if isinstance(run, RunResults) else open_run(run)
@@ -225,10 +214,9 @@ def replay(run: "RunResults | str | os.PathLike[str]", episodes: int = 1, seed: 
 
 def _rendered_episode(task: Any, policy: Any, seed: int, mode: str, device: str) -> tuple[float, int]:
     """One episode in a single rendering environment: (return, frames rendered)."""
-    import numpy as np
-    import torch
+    import torch  # lazy: the launcher imports this module and never loads torch
 
-    import gymnasium
+    import gymnasium  # lazy: the optional `gym` extra (rendering is for gym:* problems only)
 
     try:
         env = gymnasium.make(task.env_id, render_mode=mode, max_episode_steps=task.max_steps)

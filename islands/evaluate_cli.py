@@ -7,10 +7,16 @@ gives the very returns `evaluate --seed S --episodes N` recorded.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+
+from islands.errors import ConfigError, IslandsError
+from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
+from islands.threads import limit_env
+from migration_pool.errors import PoolError
 
 MAX_EPISODES = 2**20
 
@@ -22,10 +28,6 @@ def _fail(message: str, code: int) -> None:
 
 def _guard(action: Callable[[], Any]) -> Any:
     """Run `action`, turning the library's errors into one line and the documented exit code."""
-    from islands.errors import ConfigError, IslandsError
-    from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
-    from migration_pool.errors import PoolError
-
     try:
         return action()
     except ConfigError as e:
@@ -55,19 +57,13 @@ _device_opt = click.option("--device", default="cpu", show_default=True, help="T
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def evaluate(run: Path, episodes: int, seed: int, solved: float | None, device: str, quiet: bool) -> None:
     """Run the champion of RUN on unseen seeded starts; record mean return and share solved."""
-    from islands.threads import limit_env
-
     limit_env()
-    import math
-
     if solved is not None and not math.isfinite(solved):
-        from islands.exit_codes import EXIT_USAGE
-
         _fail(f"--solved must be a finite number, got {solved}", EXIT_USAGE)
 
     def act() -> Any:
-        from islands.evaluate import generalisation, record
-        from islands.results import open_run
+        from islands.evaluate import generalisation, record  # lazy: loads numpy (BLAS threads), so after limit_env() above
+        from islands.results import open_run  # lazy: as above
 
         res = open_run(run)
         result = generalisation(res, episodes=episodes, seed=seed, solved=solved, device=device)
@@ -89,8 +85,6 @@ def evaluate(run: Path, episodes: int, seed: int, solved: float | None, device: 
 @_device_opt
 def replay(run: Path, episodes: int, seed: int, render: str | None, device: str) -> None:
     """Run the champion policy of RUN and print the return of each episode."""
-    from islands.threads import limit_env
-
     limit_env()
 
     def show(i: int, s: int, total: float, frames: int) -> None:
@@ -98,7 +92,7 @@ def replay(run: Path, episodes: int, seed: int, render: str | None, device: str)
         click.echo(f"episode {i}  seed {s}  return {total:.6g}{extra}")
 
     def act() -> Any:
-        from islands.evaluate import replay as run_replay
+        from islands.evaluate import replay as run_replay  # lazy: loads numpy (BLAS threads), so after limit_env() above
 
         return run_replay(run, episodes=episodes, seed=seed, render=render, device=device, on_episode=show)
 

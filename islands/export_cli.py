@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import click
+import numpy as np
+
+from islands.errors import IslandsError
+from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
+from islands.results import open_run
+from migration_pool.errors import PoolError
 
 FORMATS = ("npz", "json")
 
 
 def export_fields(res: Any, island: str | None = None) -> dict[str, Any]:
     """The exported champion as a flat map of names to numbers, strings and numpy arrays."""
-    import numpy as np
-
     champ = res.champion(island)
     cfg = res.island_config(champ.island)
     out: dict[str, Any] = {
@@ -48,8 +52,6 @@ def export_fields(res: Any, island: str | None = None) -> dict[str, Any]:
 
 
 def _jsonable(v: Any) -> Any:
-    import numpy as np
-
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, np.generic):
@@ -59,8 +61,6 @@ def _jsonable(v: Any) -> Any:
 
 def write_export(fields: Mapping[str, Any], path: Path, fmt: str) -> None:
     """Write `fields` as npz (0-d arrays for scalars and strings) or as a json object."""
-    import numpy as np
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     if fmt == "npz":
@@ -81,10 +81,6 @@ def write_export(fields: Mapping[str, Any], path: Path, fmt: str) -> None:
               help="Output file (default: RUN/champion.npz or RUN/champion.json).")
 def export(run: Path, island: str | None, fmt: str, out: Path | None) -> None:
     """Write the champion of RUN (and, for network tasks, its network) as npz or json."""
-    from islands.errors import IslandsError
-    from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
-    from islands.results import open_run
-    from migration_pool.errors import PoolError
 
     def fail(message: str, code: int) -> None:
         click.echo(f"error: {message}", err=True)

@@ -19,6 +19,11 @@ from islands.threads import limit_env
 
 limit_env()  # before torch loads
 
+from islands.algorithms import REGISTRY, make_algorithm, resolve_dtype  # noqa: E402  (loads torch)
+from islands.config import RunConfig  # noqa: E402
+from islands.errors import ConfigError  # noqa: E402
+from islands.problems import make_problem  # noqa: E402
+
 
 def dim_note(problem_name: str, dim: int, built_dim: int) -> str | None:
     """The notice for a --dim the problem's factory did not use (it fixes its own genome length)."""
@@ -35,11 +40,6 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
     With `notes` (the user typed --dim), a problem that ignored the asked dimension adds a
     notice there, so the flag is never silently dropped.
     """
-    from islands.algorithms import REGISTRY, make_algorithm, resolve_dtype
-    from islands.config import RunConfig
-    from islands.errors import ConfigError
-    from islands.problems import make_problem
-
     base = RunConfig.from_dict(config)
     shapes: dict[tuple[Any, ...], str] = {}
     seen: dict[str, str] = {}

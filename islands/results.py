@@ -122,7 +122,7 @@ class RunResults:
 
     def problem(self, island: str | None = None) -> Problem:
         """The problem the island (default: the champion's) evolved on, built as it built it."""
-        from islands.problems import make_problem
+        from islands.problems import make_problem  # lazy: loads torch; open_run, history and champion stay torch-free
 
         cfg = self.island_config(island or self.champion().island)
         return make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
@@ -141,7 +141,7 @@ class RunResults:
             return None  # a Python function's vector genome (islands.problems.inline): no network
         prob = self.problem(champ.island)
         if isinstance(champ.genome, Mapping):
-            from islands.algorithms.neat import NeatConfig
+            from islands.algorithms.neat import NeatConfig  # lazy: the neat package loads torch
 
             task = prob.task  # type: ignore[attr-defined]
             neat = NeatConfig.from_params(cfg.algorithm_params)
@@ -208,7 +208,7 @@ class _Policy:
         self.net.reset(batch)
 
     def __call__(self, obs: Any) -> torch.Tensor:
-        import torch
+        import torch  # lazy: torch only for a policy (module docstring)
 
         x = torch.as_tensor(obs)
         if x.ndim == 3:
@@ -220,8 +220,7 @@ class _Policy:
     def act(self, observation: Any) -> Any:
         """gym:* runs: the action for one raw observation, scaled and read as the island did
         (`env.step(policy.act(obs))`), after `reset()` at the start of each episode."""
-        import numpy as np
-        import torch
+        import torch  # lazy: torch only for a policy (module docstring)
 
         if self.task is None or not hasattr(self.task, "obs_scale"):
             raise IslandsError("act() is for gym:* problems; call the policy on observations instead")
@@ -236,10 +235,10 @@ def load_policy(run: RunResults | str | Path, island: str | None = None,
     `pure` genomes become the problem's MLP (islands.nets); NEAT genomes are compiled by the
     run's own NEAT algorithm, so the outputs are exactly those the island scored.
     """
-    import torch
+    import torch  # lazy: torch only for a policy (module docstring)
 
-    from islands.algorithms import make_algorithm
-    from islands.nets import MLP
+    from islands.algorithms import make_algorithm  # lazy: islands.algorithms.factory loads torch
+    from islands.nets import MLP  # lazy: loads torch
 
     res = run if isinstance(run, RunResults) else open_run(run)
     champ = res.champion(island)
@@ -248,7 +247,7 @@ def load_policy(run: RunResults | str | Path, island: str | None = None,
     if task is None:
         raise IslandsError(f"problem {prob.name!r} is not a network task; its champion is a plain vector")
     if isinstance(champ.genome, Mapping):
-        from islands.algorithms.neat import genome as gn
+        from islands.algorithms.neat import genome as gn  # lazy: the neat package loads torch
 
         algo = make_algorithm(res.island_config(champ.island), prob, device)
         net = algo.compile(gn.from_records([dict(champ.genome)]))  # type: ignore[attr-defined]

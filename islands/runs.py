@@ -9,11 +9,12 @@ The launcher joins runs through this module, so it imports torch only inside `ev
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from islands.config import RunConfig, island_number
+from islands.config import RunConfig, is_inline, island_number, not_rebuildable
 from islands.errors import ConfigError
 from migration_pool.errors import FormatError, PoolError, RunDirError
 from migration_pool.rundir import RunDir
@@ -186,11 +187,11 @@ def evolve(
         # A new run: build its problem and algorithm first, so a typo writes no manifest that
         # the corrected command would then contradict.
         if built is not None:
-            from islands.problems.inline import check_runs
+            from islands.problems.inline import check_runs  # lazy: loads torch; the launcher imports this module and never does
 
             check_runs(config, built)
         else:
-            from islands.plancheck import check
+            from islands.plancheck import check  # lazy: loads torch and sets the thread variables (limit_env)
 
             error = check(config.to_dict(), {}, notes)
             if error is not None:
@@ -205,8 +206,8 @@ def evolve(
     _check_inline_resume(run, built)
     if fresh:
         RunDir(root).island(island).reset_island()
-    from islands.island import IslandSpec, run_island
-    from islands.migration import PoolMigrator
+    from islands.island import IslandSpec, run_island  # lazy: loads torch; the launcher imports this module and never does
+    from islands.migration import PoolMigrator  # lazy: as above
 
     spec = IslandSpec(
         island=island,
@@ -229,9 +230,7 @@ def evolve(
 
 def _inline(config: RunConfig, problem: Any, bounds: tuple[Any, Any] | None) -> tuple[RunConfig, Any]:
     """The config recording a Python problem, and the Problem built from it."""
-    import dataclasses
-
-    from islands.problems import inline
+    from islands.problems import inline  # lazy: loads torch; the launcher imports this module and never does
 
     if isinstance(problem, str):
         if bounds is not None:
@@ -247,8 +246,6 @@ def _inline(config: RunConfig, problem: Any, bounds: tuple[Any, Any] | None) -> 
 
 def _check_inline_resume(run: Run, built: Any) -> None:
     """A run made from a Python problem resumes only with one (the label was checked already)."""
-    from islands.config import is_inline, not_rebuildable
-
     if built is None and is_inline(run.config.problem):
         raise ConfigError(not_rebuildable(run.config.problem))
 

@@ -20,7 +20,10 @@ from islands.cli_errors import Failure, guarded
 from islands.cli_run_dir import default_run_dir
 from islands.cli_types import FiniteFloat
 from islands.exit_codes import EXIT_ERROR
+from islands.status.plot import write_plot
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
+from islands.status.schema import SCHEMA
+from islands.status.settings import display
 from migration_pool.errors import PoolError
 
 STATE_STYLE = {
@@ -67,8 +70,6 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
     island's lineage holds more than half of all individuals.
     """
     if show_schema:
-        from islands.status.schema import SCHEMA
-
         click.echo(json.dumps(SCHEMA, indent=2))
         return
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
@@ -118,8 +119,8 @@ def _emit(report: dict[str, Any], as_json: bool, compact: bool = False) -> None:
 
 def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, plot: Path | None,
                  plot_x: str = "generation") -> None:
-    from rich.live import Live
-    from rich.text import Text
+    from rich.live import Live  # lazy: rich loads only when a table is drawn (`status --json` stays fast)
+    from rich.text import Text  # lazy: rich, as above
 
     with Live(render(report), console=_console(), auto_refresh=False) as live:
         while True:
@@ -135,7 +136,7 @@ def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, pl
 
 def _console() -> Any:
     """A terminal's own width; piped output is not squeezed into 80 columns (COLUMNS wins)."""
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich loads only when a table is drawn (`status --json` stays fast)
 
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
@@ -153,8 +154,6 @@ def _install_sigterm() -> None:
 
 
 def _plot(root: Path, report: dict[str, Any], path: Path, x_axis: str = "generation") -> None:
-    from islands.status.plot import write_plot
-
     try:
         write_plot(root, report, path, x_axis=x_axis)
     except OSError as e:
@@ -164,9 +163,9 @@ def _plot(root: Path, report: dict[str, Any], path: Path, x_axis: str = "generat
 # -- rendering ----------------------------------------------------------------------------
 def render(report: dict[str, Any]) -> Any:
     """The rich renderable of a report: header, island table, archipelago, notes."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
+    from rich.console import Group  # lazy: rich loads only when a table is drawn (`status --json` stays fast)
+    from rich.table import Table  # lazy: rich, as above
+    from rich.text import Text  # lazy: rich, as above
 
     run, tot, arch = report["run"], report["totals"], report["archipelago"]
     mig = run["migration"]
@@ -220,9 +219,9 @@ def render(report: dict[str, Any]) -> Any:
 
 
 def _archipelago(arch: dict[str, Any]) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
+    from rich.console import Group  # lazy: rich loads only when a table is drawn (`status --json` stays fast)
+    from rich.table import Table  # lazy: rich, as above
+    from rich.text import Text  # lazy: rich, as above
 
     lines = Text()
     champ = arch["champion"]
@@ -293,11 +292,9 @@ def _archipelago(arch: dict[str, Any]) -> Any:
 
 def _settings(sec: dict[str, Any]) -> Any:
     """Which setting won: one row per value of each varied setting, ranked, the champion's marked."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    from islands.status.settings import display
+    from rich.console import Group  # lazy: rich loads only when a table is drawn (`status --json` stays fast)
+    from rich.table import Table  # lazy: rich, as above
+    from rich.text import Text  # lazy: rich, as above
 
     head = Text("settings ", "bold")
     log = sec["rank_by"] == "own_log_gain"

@@ -43,8 +43,9 @@ class BarIslandView:
 
     def __init__(self, island: str, max_evaluations: Callable[[], int | None], every_s: float = 0.25,
                  console: Any = None) -> None:
+        # lazy: rich only for a terminal's bar; `islands evolve` (under the launcher: plain lines) imports this module
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # lazy: rich, as above
 
         self.budget, self.every_s = max_evaluations, every_s
         self.console = console or Console(stderr=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from islands.status.reader import open_run, sample_records
 from islands.status.report import problem_label
+from islands.status.settings import display
 
 POINTS = 400
 X_AXES = ("generation", "time")
@@ -69,10 +70,10 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     A minimisation benchmark (every fitness <= 0) is drawn as f(x) = -fitness on a log
     axis, where progress over many orders of magnitude stays visible.
     """
-    import matplotlib
+    import matplotlib  # lazy: matplotlib (~0.5 s) only for --plot; the report itself stays fast
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # before pyplot loads: no display needed
+    import matplotlib.pyplot as plt  # lazy: after the backend is chosen
 
     if x_axis not in X_AXES:
         raise ValueError(f"x_axis must be one of {X_AXES}, got {x_axis!r}")
@@ -164,8 +165,6 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
 
 def _strip(ax: Any, setting: Mapping[str, Any], report: Mapping[str, Any], minimise: bool, rank_by: str) -> None:
     """One varied setting: each island as a point at its value, best_ever left, own gain right."""
-    from islands.status.settings import display
-
     values = [v["value"] for v in setting["values"]]
     name = setting["name"]
     gain_key = "own_log_gain" if rank_by == "own_log_gain" else "own_gain"

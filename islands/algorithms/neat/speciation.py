@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from islands.algorithms.neat.config import NeatConfig
-from islands.algorithms.neat.genome import Genomes, concat, owners
+from islands.algorithms.neat.genome import Genomes, concat, minimal, owners
 
 _CHUNK = 1 << 22  # elements of the [A, B, K] weight-difference block per slice
 
@@ -117,7 +117,5 @@ def next_representatives(g: Genomes, row: np.ndarray, species: Species, cfg: Nea
 
 
 def empty_species() -> Species:
-    from islands.algorithms.neat.genome import minimal
-
     return Species(np.zeros(0, np.int64), minimal(0, 0, 0, np.random.default_rng(0), 1.0),
                    np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
