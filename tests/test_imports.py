@@ -38,12 +38,9 @@ def test_the_launcher_cli_needs_click_but_not_torch():
     assert loaded_after("launcher.cli") == {"torch": False, "click": True}
 
 
-CHECKED: list[str] = []  # every module of islands/, launcher/ and migration_pool/ keeps the rule
-
-
 def test_no_import_cycle_and_every_lazy_import_says_why():
     """scripts/check_imports.py (docs/DESIGN.md, "Layers") over every module of the three packages."""
     script = Path(__file__).resolve().parent.parent / "scripts" / "check_imports.py"
-    out = subprocess.run([sys.executable, str(script), "--strict", *CHECKED], cwd=script.parent.parent,
+    out = subprocess.run([sys.executable, str(script), "--strict"], cwd=script.parent.parent,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
