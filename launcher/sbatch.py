@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from islands.exit_codes import EXIT_STOPPED
+from islands.manifest import valid_run_id
 from launcher.errors import PlanError
 from launcher.plan import format_cores  # "0-2,5": also sbatch's --array syntax
+from migration_pool.island_ids import valid_island_id
 
 PATTERNS = ("array", "step")
 ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
@@ -106,6 +108,10 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
     """
     if not indices:
         raise PlanError("no island left to submit")
+    if not valid_run_id(run_id):  # the manifest's decoder refuses these already; a script never takes one
+        raise PlanError(f"run id {ascii(run_id)[:80]} is not a run id: refusing to write it into a batch script")
+    if not all(valid_island_id(planned[i]) for i in indices):
+        raise PlanError("a planned island id is not canonical: refusing to write it into a batch script")
     check_path(run_dir)
     check_path(cwd)
     array = opts.pattern == "array"
