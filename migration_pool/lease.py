@@ -97,10 +97,10 @@ class Lease:
         return -min(self.ttl, MAX_AHEAD_S) <= self.age(now) <= self.ttl
 
     def alive_here(self) -> bool:
-        """Names a live process of this host other than this one, which started no later than
+        """Names a live process of this host (this one included) which started no later than
         the lease says (the rule of `islands.status.liveness.pid_alive`: a reused pid or a
         zombie is not the holder)."""
-        if self.host != this_host() or self.pid == os.getpid() or self.pid <= 0:
+        if self.host != this_host() or self.pid <= 0:
             return False
         try:
             proc = psutil.Process(self.pid)

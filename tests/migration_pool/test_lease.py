@@ -8,12 +8,13 @@ import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from islands.config import RunConfig
 from islands.exit_codes import EXIT_BUSY, EXIT_STOPPED
 from islands.runs import join_run
-from migration_pool import atomic, format as fmt, lease
+from migration_pool import atomic, files, format as fmt, lease
 from migration_pool.errors import IslandBusy
 from migration_pool.lease import Lease
 from migration_pool.rundir import RunDir
@@ -206,14 +207,31 @@ def test_the_flock_holder_rewrites_a_forged_lease_of_this_host_naming_a_live_pid
     claim.release()
 
 
-@pytest.mark.parametrize("named", ["live", "dead"])
+def zombie() -> tuple[subprocess.Popen, float]:
+    """A child killed and not yet reaped (the caller reaps it)."""
+    started = time.time()
+    proc = subprocess.Popen(["sleep", "120"])
+    proc.kill()
+    wait_for(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, timeout=30, what="a zombie")
+    return proc, started
+
+
+@pytest.mark.parametrize("named", ["live", "dead", "reused", "zombie"])
 def test_a_holder_whose_claim_file_was_replaced_yields_only_to_a_live_process_of_this_host(tmp_path, sleeper, named):
     """Unlinking `.claim` lets a second process flock a new inode: the flocks then both "hold".
-    The lease decides: a live pid of this host named by a newer lease wins, a dead one does not."""
+    The lease decides: a live pid of this host named by a newer lease wins; a dead one does not,
+    nor a killed one not yet reaped, nor a pid now held by a process younger than the lease's
+    holder (the kernel reused it)."""
     rd = RunDir(tmp_path)
     claim = rd.island("island-00").claim()
     (rd.island("island-00").dir / ".claim").unlink()
-    forge_here(rd, *(sleeper if named == "live" else dead_pid()))
+    unreaped = None
+    if named == "zombie":
+        unreaped, started = zombie()
+        pid = unreaped.pid
+    else:
+        pid, started = {"live": sleeper, "dead": dead_pid(), "reused": (sleeper[0], sleeper[1] - 100.0)}[named]
+    forge_here(rd, pid, started)
     if named == "live":
         with pytest.raises(IslandBusy, match=f"claimed meanwhile by host {lease.this_host()} \\(pid {sleeper[0]}"):
             claim.refresh(force=True)
@@ -221,6 +239,21 @@ def test_a_holder_whose_claim_file_was_replaced_yields_only_to_a_live_process_of
         claim.refresh(force=True)
         assert rd.island("island-00").read_lease().pid == os.getpid()
     claim.release()
+    if unreaped is not None:
+        unreaped.wait()
+
+
+def test_after_the_claim_file_is_replaced_the_newer_claim_wins_even_in_one_process(tmp_path):
+    rd = RunDir(tmp_path)
+    first = rd.island("island-00").claim()
+    (rd.island("island-00").dir / ".claim").unlink()
+    second = rd.island("island-00").claim()  # flocks the new inode
+    with pytest.raises(IslandBusy, match="claimed meanwhile"):
+        first.refresh(force=True)
+    second.refresh(force=True)
+    assert rd.island("island-00").read_lease().token == second.lease.token
+    second.release()
+    first.lock.release()
 
 
 def test_a_claimer_that_gets_the_flock_takes_a_live_pids_lease_of_this_host_with_a_notice(tmp_path, sleeper):
@@ -298,3 +331,28 @@ def test_a_forged_lease_of_this_host_does_not_stop_a_running_island(tmp_path, sl
         assert proc.wait(timeout=60) == EXIT_STOPPED, log.read_text()[-500:]
     finally:
         kill_group(proc)
+
+
+@pytest.mark.parametrize("host, busy", [(lease.this_host(), False), (OTHER, True)])
+def test_a_lease_written_between_the_claimers_write_and_read_back(tmp_path, host, busy):
+    """Another host's claimer racing this one wins the read-back; a lease of this host written
+    there cannot be a claimer's (this process holds the flock), so the claim goes on."""
+    rd = RunDir(tmp_path)
+    rd.ensure("island-00")
+    lock = files.hold(rd.island("island-00").dir / ".claim", IslandBusy("held"))
+    rival = Lease(island="island-00", host=host, pid=os.getpid() + 1, job_id=None, started=time.time(),
+                  heartbeat=time.time(), ttl=lease.LEASE_TTL_S, token="0badc0de0badc0de")
+    stored: list[Lease] = []
+    try:
+        take = lambda: lease.take("island-00", lock, job_id=None, warn=lambda _m: None,  # noqa: E731
+                                  read=lambda: stored[-1] if stored else None,
+                                  write=lambda held: stored.extend([held, rival]), remove=stored.clear)
+        if busy:
+            with pytest.raises(IslandBusy, match=f"claimed at the same moment by host {OTHER}"):
+                take()
+        else:
+            claim = take()
+            claim.refresh(force=True)  # the holder rewrites it
+            assert stored[-2].token == claim.lease.token
+    finally:
+        lock.release()
