@@ -4,7 +4,6 @@ that option) and stops at the first command line, so one newline, one unexpected
 abbreviation would let a value run as a command or override an option the script owns."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
