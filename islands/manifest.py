@@ -5,9 +5,15 @@ reads one back (refusing another schema), `check_against` compares a user's expl
 with it. Joining or starting a run (locks, checks, the island loop) is `islands.runs`; this
 module only models the record, so the run reader (`islands.status.reader`) can build on it.
 No torch.
+
+Every field that can reach a path, a script or a command is checked on decode: the run id
+goes into the SLURM batch script and job name, so it must be a plain name (`RUN_ID_RE`); the
+planned island ids are canonical (`planned_islands`); per-island devices and overrides must
+have their shape. A manifest that breaks one is refused with one line (FormatError).
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +30,10 @@ MANIFEST_SCHEMA = 1
 # starts: an island started by hand takes its neighbours from it from the first exchange.
 # Older manifests record the same list as "islands" only.
 PLANNED_KEY = "planned_islands"
+# What a run id may be: a uuid's hex (what `new_manifest` writes) or any plain name of letters,
+# digits, _ and - not starting with -; no shell, sbatch or path character, one line.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+DEVICE_RE = re.compile(r"^[a-z]{1,16}(?::[0-9]{1,4})?\Z")  # cpu, cuda, cuda:1, mps
 
 
 @dataclass(frozen=True)
@@ -106,13 +116,37 @@ def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
             raise ManifestConflict(path.split(".")[-1].replace("_", "-"), have, given)
 
 
+def valid_run_id(value: Any) -> bool:
+    """Whether `value` is a run id that may go into a path, a script or a command line."""
+    return isinstance(value, str) and RUN_ID_RE.match(value) is not None
+
+
+def _check_fields(manifest: Mapping[str, Any]) -> str | None:
+    """What is wrong with the fields of `manifest` that reach paths, scripts or commands."""
+    run_id = manifest["run_id"]
+    if not valid_run_id(run_id):
+        return (f"manifest run_id {ascii(run_id)[:80]} is not a run id (1 to 64 letters, digits, _ or -, "
+                "not starting with -)")
+    devices, overrides = manifest.get("devices", {}), manifest.get("overrides", {})
+    if not isinstance(devices, Mapping) or not all(
+            isinstance(d, str) and DEVICE_RE.match(d) for d in devices.values()):
+        return "manifest devices is not a map of island to device (cpu, cuda, cuda:N)"
+    if not isinstance(overrides, Mapping) or not all(isinstance(o, Mapping) for o in overrides.values()):
+        return "manifest overrides is not a map of island to settings"
+    return None
+
+
 def run_from_manifest(root: Path, manifest: dict[str, Any]) -> Run:
-    """The run a manifest records; FormatError if it lacks a field or has another schema."""
+    """The run a manifest records; FormatError if it lacks a field, has another schema, or a
+    field that reaches a path, a script or a command is malformed (`_check_fields`)."""
+    path = str(RunDir(root).manifest_path)
     try:
         config = RunConfig.from_dict(manifest["config"])
-        run_id = str(manifest["run_id"])
+        problem = _check_fields(manifest)
     except (KeyError, TypeError) as e:
-        raise FormatError(f"manifest lacks a field ({e})", str(RunDir(root).manifest_path)) from None
+        raise FormatError(f"manifest lacks a field ({e})", path) from None
     if manifest.get("schema") != MANIFEST_SCHEMA:
         raise FormatError(f"manifest schema {manifest.get('schema')!r} is not {MANIFEST_SCHEMA}", str(root))
-    return Run(root, run_id, config, manifest)
+    if problem is not None:
+        raise FormatError(problem, path)
+    return Run(root, manifest["run_id"], config, manifest)

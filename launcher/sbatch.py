@@ -10,6 +10,13 @@ its generation, checkpoints and exits), then requeues the task itself with
 `scontrol requeue JOB_TASK` while SLURM_RESTART_COUNT is below the requeue budget; the
 requeued task resumes from the checkpoint. The shell ignores SIGTERM itself: `scancel` and
 the time limit signal every process of the job, so the island already gets its own.
+
+How sbatch reads the `#SBATCH` lines decides what may go into them: it collects them up to the
+first command line, splits each at white space (reading quotes, backslashes and `#` itself) and
+parses the words with getopt_long, where any unambiguous prefix of a long option is that option
+and short options cluster (`-vo FILE` is `-v -o FILE`). So every value is one printable word,
+the time limit is written only in the exact form `parse_time` read, and `--sbatch-arg` may name
+no option the script owns, not even abbreviated or inside a cluster.
 """
 from __future__ import annotations
 
@@ -19,23 +26,31 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from islands.exit_codes import EXIT_STOPPED
+from islands.manifest import valid_run_id
 from launcher.errors import PlanError
 from launcher.plan import format_cores  # "0-2,5": also sbatch's --array syntax
+from migration_pool.island_ids import valid_island_id
 
 PATTERNS = ("array", "step")
 ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
-_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
+_TIME = re.compile(r"^(?:([0-9]+)-)?([0-9]+)(?::([0-9]+))?(?::([0-9]+))?\Z")  # [0-9]: \d takes any digit
 # Options the script sets itself: given again through --sbatch-arg they would contradict it.
 _OWNED = ("--array", "--output", "--error", "--signal", "--ntasks", "--cpus-per-task", "--gpus-per-task",
           "--wrap", "--parsable", "--test-only", "--chdir", "--open-mode", "--requeue", "--no-requeue",
-          "--partition", "--time", "--account", "-a", "-o", "-e", "-n", "-c", "-p", "-t", "-A", "-D")
+          "--partition", "--time", "--account")
+_OWNED_SHORT = {"a": "--array", "o": "--output", "e": "--error", "n": "--ntasks", "c": "--cpus-per-task",
+                 "p": "--partition", "t": "--time", "A": "--account", "D": "--chdir"}  # their one-letter forms
+_EXACT = ("--gpus",)  # real sbatch options that are also prefixes of owned ones: getopt takes an exact name
+_SHORT_WITH_VALUE = "ABCDFGJLMNSabcdeikmnopqtwx"  # sbatch's short options that take a value (-k an optional one)
+_LONG_NAME = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*\Z")
+_SBATCH_SYNTAX = re.compile(r"[\s\"'\\#]")  # what sbatch's #SBATCH line splitter reads itself
 _UNSAFE_PATH = re.compile(r"[\s%\\\"'$`]")
 
 
 def parse_time(text: str) -> int:
     """SLURM's time formats -> minutes (rounded up): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
-    m = _TIME.match(text.strip())
+    m = _TIME.match(text)
     if not m:
         raise PlanError(f"--time {text!r}: expected minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
     days, a, b, c = m.groups()
@@ -80,20 +95,51 @@ class SlurmOptions:
         if self.device not in ("cpu", "cuda"):
             raise PlanError(f"--device {self.device!r}: under SLURM use cpu or cuda (SLURM gives each task its GPU)")
         for arg in self.sbatch_args:
-            if not arg.startswith("-") or "\n" in arg:
-                raise PlanError(f"--sbatch-arg {arg!r}: expected one sbatch option like --qos=long or --mem=4G")
-            name = arg.split("=", 1)[0].split()[0]
-            short = name[:2] if not name.startswith("--") else name
-            if name in _OWNED or short in _OWNED:
-                raise PlanError(f"--sbatch-arg {arg!r}: {name} is set by islands (use its own option, "
-                                "or `islands slurm-script` and edit the file)")
+            check_sbatch_arg(arg)
+
+
+def owned_option(arg: str) -> str | None:
+    """Why `arg` sets an option the script owns, spelled out, abbreviated (`--outp`) or in a
+    cluster of short options (`-vo`); None if it sets none."""
+    if arg.startswith("--"):
+        name = arg.split("=", 1)[0]
+        if name in _OWNED:
+            return f"{name} is set by islands"
+        owned = [o for o in _OWNED if o.startswith(name)]
+        if owned and len(name) > 2 and name not in _EXACT:
+            return f"{name} abbreviates {' or '.join(owned)}, which islands sets"
+        return None
+    for letter in arg[1:]:  # a cluster: letters up to the first that takes a value (the rest is that value)
+        if letter in _OWNED_SHORT:
+            return f"-{letter} is set by islands (it is {_OWNED_SHORT[letter]})"
+        if letter in _SHORT_WITH_VALUE:
+            return None
+    return None
+
+
+def check_sbatch_arg(arg: str) -> None:
+    """PlanError unless `arg` is one sbatch option, one printable word that sets no option the
+    script owns (see the module docstring)."""
+    hint = "(use its own option, or `islands slurm-script` and edit the file)"
+    if not arg.startswith("-") or not arg.isprintable():
+        raise PlanError(f"--sbatch-arg {arg!r}: expected one sbatch option like --qos=long or --mem=4G, "
+                        "printable, on one line")
+    owned = owned_option(arg)
+    if owned is not None:
+        raise PlanError(f"--sbatch-arg {arg!r}: {owned} {hint}")
+    if arg in ("-", "--") or (arg.startswith("--") and not _LONG_NAME.match(arg.split("=", 1)[0])):
+        raise PlanError(f"--sbatch-arg {arg!r}: expected one sbatch option like --qos=long or --mem=4G")
+    if _SBATCH_SYNTAX.search(arg):
+        raise PlanError(f"--sbatch-arg {arg!r}: sbatch splits #SBATCH lines at spaces and reads quotes, "
+                        f"backslashes and # itself; give one option without them {hint}")
 
 
 def check_path(root: str) -> None:
-    """#SBATCH lines cannot quote: refuse a run directory (or working directory) they would break."""
-    if _UNSAFE_PATH.search(root):
+    """Refuse a run directory (or working directory) that #SBATCH lines would split or sbatch
+    would expand (%j, %A, ... in --output and --chdir), or that is not printable."""
+    if _UNSAFE_PATH.search(root) or not root.isprintable():
         raise PlanError(f"--run-dir {root!r}: under SLURM the run directory's path must not contain "
-                        "spaces, quotes, %, $ or backslashes (sbatch cannot quote them)")
+                        "spaces, quotes, %, $, backslashes or control characters (sbatch cannot quote them)")
 
 
 def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[int], planned: Sequence[str],
@@ -106,6 +152,10 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
     """
     if not indices:
         raise PlanError("no island left to submit")
+    if not valid_run_id(run_id):  # the manifest's decoder refuses these already; a script never takes one
+        raise PlanError(f"run id {ascii(run_id)[:80]} is not a run id: refusing to write it into a batch script")
+    if not all(valid_island_id(planned[i]) for i in indices):
+        raise PlanError("a planned island id is not canonical: refusing to write it into a batch script")
     check_path(run_dir)
     check_path(cwd)
     array = opts.pattern == "array"

@@ -66,17 +66,22 @@ class IslandFiles:
         crashed island never blocks its restart; and a lease (`migration_pool.lease`: host,
         pid, `job_id`, heartbeat), so that a copy on another host is refused while the holder's
         lease is fresh even where flock does not reach across hosts. A stale lease of another
-        host is taken over with a notice through `warn`.
+        host is taken over with a notice through `warn`. On this host the flock decides: the
+        claim remembers the claim file's inode, and yields to a lease of this host only once that
+        file was replaced (`lease.Claim.refresh`).
         """
         files.ensure(self.root, self.id)
-        lock = files.hold(self.dir / ".claim", IslandBusy(f"{self.id} is already running in {self.root}"))
+        claim_file = self.dir / ".claim"
+        lock = files.hold(claim_file, IslandBusy(f"{self.id} is already running in {self.root}"))
         path = self.dir / lease.LEASE_FILE
         try:
+            locked = _inode(claim_file)
             return lease.take(
                 self.id, lock, job_id=job_id, warn=warn or (lambda _message: None),
                 read=lambda: lease.Lease.from_body(files.read_envelope(path, "lease", lease.MAX_LEASE_BYTES)),
                 write=lambda held: atomic.publish(path, fmt.encode("lease", held.to_body()), durable=False),
-                remove=lambda: path.unlink(missing_ok=True))
+                remove=lambda: path.unlink(missing_ok=True),
+                holds=lambda: locked is not None and _inode(claim_file) == locked)
         except BaseException:
             lock.release()
             raise
@@ -252,6 +257,15 @@ class IslandFiles:
                 return f.read(max_bytes).decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of `path` itself; None if it is gone."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _generation(line: bytes) -> int | None:

@@ -13,8 +13,14 @@ without breaking the flock (a new inode is a new lock), and a lease rewritten in
 read half-written. Freshness is judged from times written inside the lease (the holder's
 clock) against the reader's clock, never from file mtimes, which another host's client may
 cache; clocks of a cluster's hosts are assumed to agree within a few seconds (NTP), far less
-than LEASE_TTL_S. A lease from this host is not trusted over the flock: if the claimer got the
-flock, the lease's holder is gone.
+than LEASE_TTL_S, so a heartbeat further ahead of the reader's clock than that is garbage and
+the lease stale.
+
+On one host the flock decides, never the lease: a claimer that got the flock takes a lease of
+this host whatever it says (its holder is gone, or it was forged), and a holder whose flock
+still guards the claim file rewrites a lease of this host that names someone else. Only when
+the claim file was replaced (unlinked and created anew, so that a second process could flock the
+new inode) does a holder yield, and only to a lease of this host whose pid is alive.
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
+import psutil
+
 from migration_pool.errors import FormatError, IslandBusy
 
 LEASE_FILE = "lease.isld"
@@ -34,6 +42,8 @@ LEASE_TTL_S = 60.0  # a lease not renewed for this long (or 4x the holder's long
 REFRESH_S = 5.0  # the holder rewrites its lease at most this often
 MAX_TTL_S = 24 * 3600.0  # a lease's own ttl is capped: a hostile one must not block forever
 STRETCH = 4.0  # a slow island's ttl covers this many of its longest gaps between renewals
+MAX_AHEAD_S = LEASE_TTL_S  # a heartbeat further ahead of the reader's clock is no skew: stale
+REUSE_SLACK_S = 2.0  # as islands.status.liveness: psutil's create_time against time.time()
 
 
 def this_host() -> str:
@@ -81,9 +91,27 @@ class Lease:
         return now - self.heartbeat
 
     def fresh(self, now: float) -> bool:
-        """Renewed within its ttl. A heartbeat further in the future than the ttl is no clock
-        skew but garbage, and counts as stale."""
-        return -self.ttl <= self.age(now) <= self.ttl
+        """Renewed within its ttl. A heartbeat further in the future than the ttl, or than
+        MAX_AHEAD_S whatever the ttl, is no clock skew but garbage, and counts as stale: a lease
+        can block a claim for at most MAX_AHEAD_S + MAX_TTL_S."""
+        return -min(self.ttl, MAX_AHEAD_S) <= self.age(now) <= self.ttl
+
+    def alive_here(self) -> bool:
+        """Names a live process of this host (this one included) which started no later than
+        the lease says (the rule of `islands.status.liveness.pid_alive`: a reused pid or a
+        zombie is not the holder)."""
+        if self.host != this_host() or self.pid <= 0:
+            return False
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            created = proc.create_time()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, OverflowError):
+            return False
+        except psutil.AccessDenied:  # it exists but is not ours to inspect: assume it is the holder
+            return True
+        return created <= self.started + REUSE_SLACK_S
 
     def describe(self, now: float) -> str:
         job = f", job {self.job_id}" if self.job_id else ""
@@ -103,12 +131,14 @@ def _float(x: Any) -> float | None:
 
 class Claim:
     """A held island: the flock plus the lease. `refresh()` renews the lease (called with each
-    status rewrite, acting at most every REFRESH_S); `release()` gives both up."""
+    status rewrite, acting at most every REFRESH_S); `release()` gives both up. `holds()` tells
+    whether the flock still guards the claim file (False once that file was replaced)."""
 
     def __init__(self, lock: Any, lease: Lease, write: Callable[[Lease], None],
-                 read: Callable[[], Lease | None], remove: Callable[[], None]) -> None:
+                 read: Callable[[], Lease | None], remove: Callable[[], None],
+                 holds: Callable[[], bool] = lambda: True) -> None:
         self.lock, self.lease = lock, lease
-        self._write, self._read, self._remove = write, read, remove
+        self._write, self._read, self._remove, self._holds = write, read, remove, holds
         self._renewed = time.monotonic()
         self._longest_gap = 0.0
 
@@ -116,8 +146,9 @@ class Claim:
         """Renew the lease (best effort: an I/O error waits for the next call).
 
         Raises:
-            IslandBusy: the lease now names another live holder (a copy of this island that
-                claimed it on a host whose flock did not see ours): this copy must stop.
+            IslandBusy: the lease now names another live holder: a copy of this island that
+                claimed it on a host whose flock did not see ours (its lease is fresh), or a
+                live process of this host that flocked a replaced claim file: this copy must stop.
         """
         mono = time.monotonic()
         gap = mono - self._renewed
@@ -129,7 +160,7 @@ class Claim:
         except OSError:
             current = self.lease
         now = time.time()
-        if current is not None and current.token != self.lease.token and current.fresh(now):
+        if current is not None and current.token != self.lease.token and self._taken(current, now):
             raise IslandBusy(f"{self.lease.island} was claimed meanwhile by {current.describe(now)}; "
                              "stopping this copy")
         ttl = min(MAX_TTL_S, max(LEASE_TTL_S, STRETCH * self._longest_gap))
@@ -139,6 +170,12 @@ class Claim:
         except OSError:
             return
         self.lease, self._renewed = lease, mono
+
+    def _taken(self, current: Lease, now: float) -> bool:
+        """Whether `current`, a lease not ours, names a holder that outranks this one."""
+        if current.host != this_host():
+            return current.fresh(now)
+        return not self._holds() and current.alive_here()  # on one host the flock decides
 
     def release(self) -> None:
         """Remove the lease if it is still ours, then release the flock."""
@@ -154,8 +191,9 @@ class Claim:
 
 def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], None],
          read: Callable[[], Lease | None], write: Callable[[Lease], None],
-         remove: Callable[[], None]) -> Claim:
+         remove: Callable[[], None], holds: Callable[[], bool] = lambda: True) -> Claim:
     """Take the lease of `island`, whose flock `lock` the caller holds; see the module docstring.
+    `holds` tells the claim later whether that flock still guards the claim file.
 
     Raises:
         IslandBusy: another host's lease is fresh, or another claimer wrote its lease between
@@ -173,15 +211,18 @@ def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], No
                              f"wait {max(0.0, held.ttl - held.age(now)):.0f} s for its lease to go stale "
                              "if that host is down")
         warn(f"{island}: taking over the stale lease of {held.describe(now)}")
+    elif held is not None and held.fresh(now) and held.alive_here():
+        warn(f"{island}: its lease names pid {held.pid} of this host, which runs, but the claim was free: "
+             "taking it (on one host the flock decides; that process, if it is a copy, stops)")
     mine = new_lease(island, job_id)
     write(mine)
     try:
         back = read()
     except FormatError:
         back = None
-    if back is not None and back.token != mine.token:
+    if back is not None and back.token != mine.token and (back.host != this_host() or not holds()):
         raise IslandBusy(f"{island} was claimed at the same moment by {back.describe(time.time())}")
-    return Claim(lock, mine, write, _quiet(read), remove)
+    return Claim(lock, mine, write, _quiet(read), remove, holds)
 
 
 def _quiet(read: Callable[[], Lease | None]) -> Callable[[], Lease | None]:

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from islands.config import RunConfig
-from islands.exit_codes import EXIT_BUSY
+from islands.exit_codes import EXIT_BUSY, EXIT_STOPPED
 from islands.runs import join_run
-from migration_pool import atomic, format as fmt, lease
+from migration_pool import atomic, files, format as fmt, lease
 from migration_pool.errors import IslandBusy
 from migration_pool.lease import Lease
 from migration_pool.rundir import RunDir
@@ -23,9 +24,9 @@ OTHER = "node-b.cluster.example"
 
 
 def fake_lease(rd: RunDir, island: str = "island-00", *, age: float = 1.0, ttl: float = 60.0,
-               host: str = OTHER, token: str = "feedfacefeedface") -> Lease:
+               host: str = OTHER, token: str = "feedfacefeedface", pid: int = 4242) -> Lease:
     now = time.time()
-    held = Lease(island=island, host=host, pid=4242, job_id="777_3", started=now - 100, heartbeat=now - age,
+    held = Lease(island=island, host=host, pid=pid, job_id="777_3", started=now - 100, heartbeat=now - age,
                  ttl=ttl, token=token, beat=9)
     rd.ensure(island)
     atomic.publish(rd.island(island).dir / lease.LEASE_FILE, fmt.encode("lease", held.to_body()))
@@ -55,7 +56,7 @@ def test_a_stale_lease_is_taken_over_with_a_notice_and_removed_on_release(tmp_pa
 
 def test_a_lease_of_this_host_never_outlives_its_flock(tmp_path):
     rd = RunDir(tmp_path)
-    fake_lease(rd, host=lease.this_host())  # fresh, but its holder's flock is gone: it died
+    fake_lease(rd, host=lease.this_host(), pid=dead_pid()[0])  # fresh, but its holder's flock is gone: it died
     notes: list[str] = []
     rd.island("island-00").claim(warn=notes.append).release()
     assert notes == []
@@ -160,3 +161,198 @@ def test_a_bad_lease_file_is_replaced_with_a_notice_never_read_whole_or_followed
     assert rd.island("island-00").read_lease().pid == os.getpid() and not path.is_symlink()
     claim.release()
     assert target.read_bytes() == b"keep me"  # replaced the link, never wrote through it
+
+
+# -- forged leases: on one host the flock decides ---------------------------------------------------
+
+
+def forge_here(rd: RunDir, pid: int, started: float, island: str = "island-00") -> Lease:
+    """A fresh lease naming this host and `pid` with a token no holder of ours has (forged, or
+    written by a process that flocked a replaced claim file)."""
+    held = Lease(island=island, host=lease.this_host(), pid=pid, job_id=None, started=started,
+                 heartbeat=time.time(), ttl=lease.LEASE_TTL_S, token="0badc0de0badc0de", beat=99)
+    rd.ensure(island)
+    atomic.publish(rd.island(island).dir / lease.LEASE_FILE, fmt.encode("lease", held.to_body()))
+    return held
+
+
+def dead_pid() -> tuple[int, float]:
+    """The pid of a process that ran and was reaped, and when it started."""
+    started = time.time()
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid, started
+
+
+@pytest.fixture
+def sleeper():
+    """A live process of this host that holds no claim: a forged lease names it."""
+    proc = subprocess.Popen(["sleep", "120"])
+    started = time.time()
+    try:
+        yield proc.pid, started
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_flock_holder_rewrites_a_forged_lease_of_this_host_naming_a_live_pid(tmp_path, sleeper):
+    rd = RunDir(tmp_path)
+    claim = rd.island("island-00").claim()
+    mine = rd.island("island-00").read_lease()
+    forge_here(rd, *sleeper)
+    claim.refresh(force=True)  # this process holds the flock on the claim file: it is the holder
+    back = rd.island("island-00").read_lease()
+    assert (back.token, back.pid) == (mine.token, os.getpid()) and back.beat == mine.beat + 1
+    claim.release()
+
+
+def zombie() -> tuple[subprocess.Popen, float]:
+    """A child killed and not yet reaped (the caller reaps it)."""
+    started = time.time()
+    proc = subprocess.Popen(["sleep", "120"])
+    proc.kill()
+    wait_for(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, timeout=30, what="a zombie")
+    return proc, started
+
+
+@pytest.mark.parametrize("named", ["live", "dead", "reused", "zombie"])
+def test_a_holder_whose_claim_file_was_replaced_yields_only_to_a_live_process_of_this_host(tmp_path, sleeper, named):
+    """Unlinking `.claim` lets a second process flock a new inode: the flocks then both "hold".
+    The lease decides: a live pid of this host named by a newer lease wins; a dead one does not,
+    nor a killed one not yet reaped, nor a pid now held by a process younger than the lease's
+    holder (the kernel reused it)."""
+    rd = RunDir(tmp_path)
+    claim = rd.island("island-00").claim()
+    (rd.island("island-00").dir / ".claim").unlink()
+    unreaped = None
+    if named == "zombie":
+        unreaped, started = zombie()
+        pid = unreaped.pid
+    else:
+        pid, started = {"live": sleeper, "dead": dead_pid(), "reused": (sleeper[0], sleeper[1] - 100.0)}[named]
+    forge_here(rd, pid, started)
+    if named == "live":
+        with pytest.raises(IslandBusy, match=f"claimed meanwhile by host {lease.this_host()} \\(pid {sleeper[0]}"):
+            claim.refresh(force=True)
+    else:
+        claim.refresh(force=True)
+        assert rd.island("island-00").read_lease().pid == os.getpid()
+    claim.release()
+    if unreaped is not None:
+        unreaped.wait()
+
+
+def test_after_the_claim_file_is_replaced_the_newer_claim_wins_even_in_one_process(tmp_path):
+    rd = RunDir(tmp_path)
+    first = rd.island("island-00").claim()
+    (rd.island("island-00").dir / ".claim").unlink()
+    second = rd.island("island-00").claim()  # flocks the new inode
+    with pytest.raises(IslandBusy, match="claimed meanwhile"):
+        first.refresh(force=True)
+    second.refresh(force=True)
+    assert rd.island("island-00").read_lease().token == second.lease.token
+    second.release()
+    first.lock.release()
+
+
+def test_a_claimer_that_gets_the_flock_takes_a_live_pids_lease_of_this_host_with_a_notice(tmp_path, sleeper):
+    rd = RunDir(tmp_path)
+    forge_here(rd, *sleeper)
+    notes: list[str] = []
+    claim = rd.island("island-00").claim(warn=notes.append)
+    assert rd.island("island-00").read_lease().pid == os.getpid()
+    assert len(notes) == 1 and f"names pid {sleeper[0]} of this host" in notes[0], notes
+    claim.release()
+
+
+@pytest.mark.parametrize("ahead", [3 * 3600.0, lease.MAX_TTL_S - 60])
+def test_a_heartbeat_far_in_the_future_blocks_neither_a_claim_nor_a_holder(tmp_path, ahead):
+    rd = RunDir(tmp_path)
+    fake_lease(rd, age=-ahead, ttl=lease.MAX_TTL_S)  # another host, its heartbeat hours ahead of our clock
+    notes: list[str] = []
+    claim = rd.island("island-00").claim(warn=notes.append)
+    assert len(notes) == 1 and f"taking over the stale lease of host {OTHER}" in notes[0]
+    fake_lease(rd, age=-ahead, ttl=lease.MAX_TTL_S)
+    claim.refresh(force=True)  # not a live copy: the holder goes on and rewrites it
+    assert rd.island("island-00").read_lease().pid == os.getpid()
+    claim.release()
+
+
+def test_clock_skew_within_the_base_ttl_still_counts_as_fresh():
+    now = time.time()
+    ahead = Lease.from_body({"host": "h", "pid": 1, "heartbeat": now + lease.LEASE_TTL_S - 1, "ttl": lease.MAX_TTL_S,
+                             "token": "t"})
+    assert ahead.fresh(now) and not ahead.fresh(now - 2)  # one more second ahead: no skew, garbage
+
+
+def test_a_slow_islands_lease_ttl_stretches_to_four_times_its_longest_gap(tmp_path, monkeypatch):
+    rd = RunDir(tmp_path)
+    claim = rd.island("island-00").claim()
+    real = time.monotonic
+    monkeypatch.setattr(lease.time, "monotonic", lambda: real() + 100.0)  # 100 s since the last renewal
+    claim.refresh()
+    stretched = rd.island("island-00").read_lease()
+    assert 400.0 <= stretched.ttl < 401.0
+    assert stretched.fresh(stretched.heartbeat + 390.0)  # another host still sees it held after 390 s
+    monkeypatch.setattr(lease.time, "monotonic", lambda: real() + 110.0)
+    claim.refresh(force=True)  # a short gap later: the longest gap is remembered
+    assert rd.island("island-00").read_lease().ttl == stretched.ttl
+    claim.release()
+    fresh_claim = rd.island("island-00").claim()
+    fresh_claim.refresh(force=True)
+    assert rd.island("island-00").read_lease().ttl == lease.LEASE_TTL_S  # no slow gap: the base ttl
+    fresh_claim.release()
+
+
+@pytest.mark.timeout(120)
+def test_a_forged_lease_of_this_host_does_not_stop_a_running_island(tmp_path, sleeper):
+    root = tmp_path / "run"
+    log = tmp_path / "island.err"
+    cmd = evolve_cmd("island-00", root, "--problem", "slow_problem:make", "--param", "delay=0.05",
+                     "--dim", "3", "--generations", "100000", quiet=False)
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    rd = RunDir(root)
+
+    def running(check):
+        if proc.poll() is not None:
+            raise AssertionError(f"the island exited {proc.returncode}: {log.read_text()[-500:]}")
+        return check()
+
+    try:
+        wait_for(lambda: running(lambda: status_generation(root, "island-00") >= 1), what="generation 1")
+        own = rd.island("island-00").read_lease()
+        assert own.pid == proc.pid
+        forged = forge_here(rd, *sleeper)
+        wait_for(lambda: running(lambda: (rd.island("island-00").read_lease() or forged).token == own.token),
+                 timeout=4 * lease.REFRESH_S + 20, what="the island rewriting the forged lease")
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == EXIT_STOPPED, log.read_text()[-500:]
+    finally:
+        kill_group(proc)
+
+
+@pytest.mark.parametrize("host, busy", [(lease.this_host(), False), (OTHER, True)])
+def test_a_lease_written_between_the_claimers_write_and_read_back(tmp_path, host, busy):
+    """Another host's claimer racing this one wins the read-back; a lease of this host written
+    there cannot be a claimer's (this process holds the flock), so the claim goes on."""
+    rd = RunDir(tmp_path)
+    rd.ensure("island-00")
+    lock = files.hold(rd.island("island-00").dir / ".claim", IslandBusy("held"))
+    rival = Lease(island="island-00", host=host, pid=os.getpid() + 1, job_id=None, started=time.time(),
+                  heartbeat=time.time(), ttl=lease.LEASE_TTL_S, token="0badc0de0badc0de")
+    stored: list[Lease] = []
+    try:
+        take = lambda: lease.take("island-00", lock, job_id=None, warn=lambda _m: None,  # noqa: E731
+                                  read=lambda: stored[-1] if stored else None,
+                                  write=lambda held: stored.extend([held, rival]), remove=stored.clear)
+        if busy:
+            with pytest.raises(IslandBusy, match=f"claimed at the same moment by host {OTHER}"):
+                take()
+        else:
+            claim = take()
+            claim.refresh(force=True)  # the holder rewrites it
+            assert stored[-2].token == claim.lease.token
+    finally:
+        lock.release()
