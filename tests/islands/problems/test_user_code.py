@@ -228,3 +228,24 @@ def test_an_installed_plugin_that_exits_at_import_is_listed_and_refused(tmp_path
     assert out.returncode == EXIT_USAGE and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.count("\n") == 1 and where in out.stderr and "exiting-plugin" in out.stderr, out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_island_joining_a_run_whose_problem_now_fails_says_so_in_one_line(user_dir: Path, tmp_path: Path):
+    """No plan check when the run exists: the island builds the problem itself, and its failure
+    reaches the command line as the same one line (and, with --debug, the traceback behind it)."""
+    (user_dir / "flaky.py").write_text(
+        "import os\n\nfrom usermod import good\n\n\ndef make(dim=10):\n"
+        "    if os.environ.get('FLAKY'):\n        raise OSError('the data file is gone')\n    return good(dim)\n")
+    run = tmp_path / "run"
+    ok = _islands(user_dir, "evolve", "island-00", "--run-dir", str(run), "--problem", "flaky:make",
+                  "--dim", "3", "--generations", "2", "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    where = f"{user_dir / 'flaky.py'}:{_line_of(user_dir / 'flaky.py', 'raise OSError')}"
+    for debug in ("", "1"):
+        out = _islands(user_dir, "evolve", "island-01", "--run-dir", str(run), "--quiet",
+                       env={"FLAKY": "1", "ISLANDS_DEBUG": debug})
+        assert out.returncode == EXIT_USAGE, out.stdout + out.stderr
+        last = out.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and where in last and "OSError: the data file is gone" in last, last
+        assert ("Traceback" in out.stderr) == bool(debug), out.stderr
+        assert (f'File "{user_dir / "flaky.py"}"' in out.stderr) == bool(debug), out.stderr
