@@ -62,6 +62,7 @@ def crash(x):
 '''
 EXITS_AT_IMPORT = "import sys\n\nsys.exit(3)\n\n\ndef make(dim=10):\n    pass\n"
 RAISES_AT_IMPORT = "x = 1\nimport no_such_module_of_the_user\n"
+SYNTAX_ERROR = "def make(dim=10):\n    return dim\n\nx = = 1\n"
 
 # (problem, the user's file, the line that failed, what the line must say)
 CASES = {
@@ -72,6 +73,7 @@ CASES = {
     "bad parameter": ("usermod:bad_scale", "usermod.py", "raise ValueError(", "scale must be > 0, got -1"),
     "import error at import": ("raises_at_import:make", "raises_at_import.py", "import no_such_module_of_the_user",
                                "ModuleNotFoundError"),
+    "syntax error": ("syntax_error:make", "syntax_error.py", "x = = 1", "SyntaxError"),
     "fitness raises": ("usermod:fitness_raises", "usermod.py", 'raise ZeroDivisionError("fitness exploded")',
                        "ZeroDivisionError: fitness exploded"),
 }
@@ -84,6 +86,7 @@ def user_dir(tmp_path: Path) -> Path:
     (folder / "usermod.py").write_text(USER_MODULE)
     (folder / "exits_at_import.py").write_text(EXITS_AT_IMPORT)
     (folder / "raises_at_import.py").write_text(RAISES_AT_IMPORT)
+    (folder / "syntax_error.py").write_text(SYNTAX_ERROR)
     return folder
 
 
