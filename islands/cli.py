@@ -25,7 +25,7 @@ from islands.cli_errors import guarded  # noqa: E402
 from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option,  # noqa: E402
                                  warn_about_locks, yes_option)
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
-from islands.errors import ConfigError, IslandsError  # noqa: E402
+from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_STOPPED  # noqa: E402
 from islands.runs import check_memory, check_run_dir, evolve as run_evolve  # noqa: E402
 from islands.scheduler_state import island_from_env  # noqa: E402
@@ -183,13 +183,19 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="islands")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar=DEBUG_ENV,
+              help=f"Show the traceback behind an error line, e.g. of a problem module that fails "
+                   f"(also {DEBUG_ENV}=1; the islands and checks a command starts inherit it).")
+def main(debug: bool) -> None:
     """Island-model evolution on many cores, coordinated through a shared directory.
 
-    Exit codes: 0 finished; 1 error; 2 bad option or manifest conflict; 3 unusable checkpoint;
+    Exit codes: 0 finished; 1 error; 2 bad option, manifest conflict, or a problem whose code
+    fails (its module, factory or fitness function raises or exits); 3 unusable checkpoint;
     4 already running; 75 stopped by a signal before finishing (checkpointed: run the same
     command to resume).
     """
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # children (islands, the plan check) show theirs too
 
 
 @main.command()

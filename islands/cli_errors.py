@@ -3,7 +3,10 @@
 Every command is wrapped in `guarded`, so a user's mistake never ends in a traceback: a
 contradiction of the manifest or a bad setting exits 2, an unusable checkpoint 3, a run
 another process holds 4, any other library or I/O error 1 (`islands.exit_codes`). An I/O
-error of the run directory says what to do about it (`os_error_line`).
+error of the run directory says what to do about it (`os_error_line`). A problem whose own
+code fails (its module, factory or fitness function raises or calls sys.exit) is a
+ConfigError naming the user's file and line, so it exits 2 too; `islands --debug` (or
+ISLANDS_DEBUG=1) prints the exception behind such a line, with its traceback, before it.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from islands.errors import CheckpointError, ConfigError, IslandsError
+from islands.errors import CheckpointError, ConfigError, IslandsError, show_traceback
 from islands.exit_codes import EXIT_BUSY, EXIT_CHECKPOINT, EXIT_ERROR, EXIT_USAGE
 from migration_pool.errors import IslandBusy, ManifestConflict, PoolError
 
@@ -34,25 +37,32 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ManifestConflict as e:
-            ctx = click.get_current_context(silent=True)
-            again = {"launch": "launch --fresh", "evolve": "evolve --fresh-run"}.get(ctx.info_name if ctx else "")
-            raise Failure(f"{e}; leave the option out to join this run, or use another --run-dir "
-                          "for a new one" + (f" (or start this one over: {again})" if again else ""),
-                          EXIT_USAGE) from None
-        except ConfigError as e:
-            raise Failure(str(e), EXIT_USAGE) from None
-        except CheckpointError as e:
-            raise Failure(str(e), EXIT_CHECKPOINT) from None
-        except IslandBusy as e:
-            raise Failure(str(e), EXIT_BUSY) from None
-        except (IslandsError, PoolError) as e:
-            raise Failure(str(e), EXIT_ERROR) from None
-        except OSError as e:  # disk full, a run dir made read-only, a file replaced by a directory
-            raise Failure(os_error_line(e), EXIT_ERROR) from None
+        except (IslandsError, PoolError, OSError) as e:
+            if e.__cause__ is not None:  # with --debug: the exception behind the line (the user's code)
+                show_traceback(e)
+            raise Failure(*failure(e)) from None
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
+
+
+def failure(e: Exception) -> tuple[str, int]:
+    """The line and the exit code of library error `e`, by its kind."""
+    if isinstance(e, ManifestConflict):
+        ctx = click.get_current_context(silent=True)
+        again = {"launch": "launch --fresh", "evolve": "evolve --fresh-run"}.get(ctx.info_name if ctx else "")
+        return (f"{e}; leave the option out to join this run, or use another --run-dir for a new one"
+                + (f" (or start this one over: {again})" if again else "")), EXIT_USAGE
+    if isinstance(e, ConfigError):
+        return str(e), EXIT_USAGE
+    if isinstance(e, CheckpointError):
+        return str(e), EXIT_CHECKPOINT
+    if isinstance(e, IslandBusy):
+        return str(e), EXIT_BUSY
+    if isinstance(e, (IslandsError, PoolError)):
+        return str(e), EXIT_ERROR
+    assert isinstance(e, OSError)  # disk full, a run dir made read-only, a file replaced by a directory
+    return os_error_line(e), EXIT_ERROR
 
 
 def os_error_line(e: OSError) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a run-directory error, or an island that failed
-EXIT_USAGE = 2  # a bad option or a contradiction of the run's manifest
+EXIT_USAGE = 2  # a bad option, a contradiction of the run's manifest, or a problem whose own code fails
 EXIT_CHECKPOINT = 3  # a checkpoint exists but cannot be used
 EXIT_BUSY = 4  # the island (or the run's launcher) already runs elsewhere
 # Stopped, not finished: a signal (SIGINT, SIGTERM, or SIGUSR1 as a scheduler's time-limit
@@ -20,5 +20,5 @@ EXIT_STOPPED = 75
 # (EXIT_STOPPED: someone stopped it on purpose; the launcher records it as stopped, not failed).
 NO_RESTART = frozenset({EXIT_OK, EXIT_USAGE, EXIT_CHECKPOINT, EXIT_BUSY, EXIT_STOPPED})
 
-MEANING = {EXIT_USAGE: "bad option or manifest conflict", EXIT_CHECKPOINT: "unusable checkpoint",
+MEANING = {EXIT_USAGE: "bad option, manifest conflict or failing problem code", EXIT_CHECKPOINT: "unusable checkpoint",
            EXIT_BUSY: "island already running elsewhere", EXIT_STOPPED: "stopped by a signal before finishing"}

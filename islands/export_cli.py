@@ -60,8 +60,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def write_export(fields: Mapping[str, Any], path: Path, fmt: str) -> None:
-    """Write `fields` as npz (0-d arrays for scalars and strings) or as a json object."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `fields` as npz (0-d arrays for scalars and strings) or as a json object, into
+    `path`'s folder, which must exist (no folder is ever created: see `missing_folder`)."""
     tmp = path.with_name(path.name + ".part")
     if fmt == "npz":
         arrays = {k: np.asarray(v) for k, v in fields.items()}
@@ -70,6 +70,18 @@ def write_export(fields: Mapping[str, Any], path: Path, fmt: str) -> None:
     else:
         tmp.write_text(json.dumps({k: _jsonable(v) for k, v in fields.items()}, indent=1) + "\n")
     tmp.replace(path)
+
+
+def missing_folder(out: Path) -> str | None:
+    """Why `out`'s folder cannot take the file (it does not exist, or is not a folder), else None.
+
+    An export never creates folders: a typo in --out must not leave a tree of them anywhere.
+    """
+    parent = out.parent
+    if parent.is_dir():
+        return None
+    what = "is not a folder" if parent.exists() or parent.is_symlink() else "does not exist"
+    return f"cannot write {out}: its folder {parent} {what} (an export creates no folders)"
 
 
 @click.command("export")
@@ -86,6 +98,9 @@ def export(run: Path, island: str | None, fmt: str, out: Path | None) -> None:
         click.echo(f"error: {message}", err=True)
         raise SystemExit(code)
 
+    why = missing_folder(out) if out is not None else None
+    if why is not None:
+        fail(why, EXIT_USAGE)
     try:
         res = open_run(run)
         if island is not None and island not in res.islands():

@@ -4,8 +4,11 @@
 the algorithm's and problem's own configs can judge, and those live beside torch code. The
 launcher never loads torch (docs/DESIGN.md, "Layers"), so it runs this module once in a child
 (`python -m islands.plancheck`, JSON in on stdin, JSON out on stdout) before it writes
-anything: every island's effective config is built (problem and algorithm, no evaluation) and
-the first refusal is reported. With migration on, every island must also publish genomes of
+anything: every island's effective config is built (problem and algorithm) and its problem
+scores two genomes (`islands.problems.inline.check_runs`: a fitness of the wrong shape, or one
+that raises, is refused here, before a manifest exists), and the first refusal is reported.
+A failure of the user's problem code is one line naming the user's file and line; with
+ISLANDS_DEBUG (`islands --debug`) its traceback goes to stderr, which the launcher then shows. With migration on, every island must also publish genomes of
 one kind, length and dtype (the run's pool pins them), so a `param.hidden` spread that changes
 the network's weight count is refused rather than left to count foreign batches as bad files.
 """
@@ -19,10 +22,11 @@ from islands.threads import limit_env
 
 limit_env()  # before torch loads
 
-from islands.algorithms import REGISTRY, make_algorithm, resolve_dtype  # noqa: E402  (loads torch)
+from islands.algorithms import REGISTRY, resolve_dtype  # noqa: E402
 from islands.config import RunConfig  # noqa: E402
-from islands.errors import ConfigError  # noqa: E402
+from islands.errors import ConfigError, show_traceback  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
+from islands.problems.inline import check_runs  # noqa: E402
 
 
 def dim_note(problem_name: str, dim: int, built_dim: int) -> str | None:
@@ -50,11 +54,13 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
             if key in seen:
                 continue
             problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
-            make_algorithm(cfg, problem, "cpu")
+            check_runs(cfg, problem)  # the algorithm builds, the problem scores two genomes
             note = dim_note(cfg.problem, cfg.dim, problem.dim) if notes is not None else None
             if note is not None and note not in notes:  # type: ignore[operator]
                 notes.append(note)  # type: ignore[union-attr]
         except (ConfigError, TypeError, ValueError) as e:
+            if e.__cause__ is not None:  # the user's code failed: the traceback behind the line
+                show_traceback(e)
             own = overrides.get(isl)
             return f"{isl} ({_describe(own)}): {e}" if own else str(e)
         seen[key] = isl
@@ -81,6 +87,7 @@ def main() -> int:
     try:
         error = check(request["config"], request.get("overrides") or {}, notes)
     except Exception as e:  # noqa: BLE001 - a plug-in problem may raise anything: report it
+        show_traceback(e)
         error = f"{type(e).__name__}: {e}"
     json.dump({"error": error, "notes": notes or []}, sys.stdout)
     return 0

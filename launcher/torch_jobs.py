@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
+from islands.errors import debug_wanted
 from launcher.child_setup import child_env, pdeathsig_wanted
 from launcher.template_client import ForkServer, ForkServerError
 
@@ -66,6 +67,9 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
                                     start_new_session=True)
     except (OSError, subprocess.SubprocessError) as e:
         return f"cannot check the islands' settings ({e})"
+    if debug_wanted() and out.stderr:  # `islands --debug`: the traceback of a failing problem
+        sys.stderr.write(out.stderr)
+        sys.stderr.flush()
     try:
         answer = json.loads(out.stdout)
         if notes is not None:

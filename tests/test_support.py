@@ -50,7 +50,9 @@ def test_barrier_is_met_once_every_party_has_arrived(tmp_path):
     barrier.mkdir()
     (barrier / "other-island").touch()  # the other party is already there
     p = make(2, delay=0.0, barrier=str(barrier), parties=2)
-    p.evaluate(torch.zeros(1, 2, dtype=torch.float64))
+    p.evaluate(torch.zeros(2, 2, dtype=torch.float64))  # a new run's check of two genomes: no party
+    assert os.listdir(barrier) == ["other-island"]
+    p.evaluate(torch.zeros(3, 2, dtype=torch.float64))
     assert sorted(os.listdir(barrier)) == sorted(["other-island", str(os.getpid())])
 
 

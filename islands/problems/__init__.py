@@ -12,6 +12,7 @@ Fitness is maximised everywhere; minimisation benchmarks report -f(x).
     double_pole.py  double pole balancing, with and without velocities
     gym.py          gymnasium environments as network tasks (`gym:ENV-ID`, the `gym` extra)
     inline.py       a fitness function or `Problem` given as a Python object
+    usercode.py     a user's problem code that fails: one line naming the user's file and line
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from islands.config import INLINE_PREFIX as PREFIX
 from islands.config import is_inline, not_rebuildable  # noqa: F401  (re-exported)
 from islands.errors import ConfigError
 from islands.problems.base import Problem
+from islands.problems.usercode import USER_FAILURES, failed, module_of
 
 
 def label(fn: Callable[..., Any]) -> str:
@@ -68,8 +69,9 @@ def recorded_params(problem: Any) -> dict[str, Any]:
 def check_runs(cfg: Any, problem: Any) -> None:
     """Build the algorithm for `problem` and score two genomes, before anything is written.
 
-    A function that raises or returns the wrong shape is reported here, as a ConfigError,
-    instead of after the run directory holds a manifest the corrected call would contradict.
+    A function that raises (or calls sys.exit) or returns the wrong shape is reported here, as
+    a ConfigError naming the user's line, instead of after the run directory holds a manifest
+    the corrected call would contradict. The global torch generator is left as it was.
     """
     make_algorithm(cfg, problem, "cpu")
     if problem.genome_kind != "vector":
@@ -78,10 +80,11 @@ def check_runs(cfg: Any, problem: Any) -> None:
     lo, hi = problem.bounds(dtype=dtype)
     gen = torch.Generator().manual_seed(0)
     x = lo + (hi - lo) * torch.rand((2, problem.dim), generator=gen, dtype=dtype)
-    try:
-        problem.evaluate(x)
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - the user's function may raise anything: report it
-        raise ConfigError(f"problem {problem.name}: the fitness function failed on 2 test genomes "
-                          f"of shape [2, {problem.dim}]: {type(e).__name__}: {e}") from e
+    with torch.random.fork_rng(devices=[]):  # a function drawing from it must not shift the run's draws
+        try:
+            problem.evaluate(x)
+        except ConfigError:
+            raise
+        except USER_FAILURES as e:  # the user's function may raise anything: report it
+            raise failed(f"problem {problem.name}: the fitness function failed on 2 test genomes "
+                         f"of shape [2, {problem.dim}]", e, module_of(problem.fn)) from e

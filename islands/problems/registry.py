@@ -33,6 +33,7 @@ from islands.problems.double_pole import DOUBLE_POLE
 from islands.problems.gym import gym_problem
 from islands.problems.landscapes import LANDSCAPES
 from islands.problems.rotated import ROTATED
+from islands.problems.usercode import USER_FAILURES, failed, module_of, one_line as _one_line
 
 # Every built-in: the classic benchmarks, their rotated (non-separable) versions, the
 # deceptive landscapes and the neuroevolution control tasks.
@@ -44,16 +45,6 @@ ENTRY_POINT_GROUP = "islands.problems"
 GYM_PREFIX = "gym:"
 
 Factory = Callable[..., Any]
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    """Collapse an error text to one short line: messages here end up in a terminal."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _why(exc: BaseException) -> str:
-    return _one_line(f"{type(exc).__name__}: {exc}")
 
 
 def builtin_names() -> list[str]:
@@ -96,8 +87,8 @@ def describe_all() -> list[tuple[str, str]]:
         origin = f"plug-in {ep.value} from {_dist_name(ep)}"
         try:
             factory = ep.load()
-        except Exception as exc:  # user code at import time: report, never crash a listing
-            rows[name] = f"{origin}; cannot load: {_why(exc)}"
+        except USER_FAILURES as exc:  # user code at import time: report, never crash a listing
+            rows[name] = str(failed(f"{origin}; cannot load", exc, ep.module, hint=False))
             continue
         rows[name] = _summary(factory, origin)
     return sorted(rows.items())
@@ -125,10 +116,9 @@ def _load_import_path(spec: str) -> Factory:
     _search_current_folder()
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module may fail in any way while importing
-        raise ProblemNotFound(
-            f"cannot import module {module_name!r} for problem {spec!r}: {_why(exc)}"
-        ) from exc
+    except USER_FAILURES as exc:  # the user's module may fail in any way while importing, sys.exit too
+        raise failed(f"cannot import module {module_name!r} for problem {spec!r}", exc, module_name,
+                     ProblemNotFound) from exc
     for part in attr_path.split("."):
         try:
             target = getattr(target, part)
@@ -143,10 +133,9 @@ def _load_import_path(spec: str) -> Factory:
 def _load_plugin(name: str, ep: metadata.EntryPoint) -> Factory:
     try:
         return ep.load()
-    except Exception as exc:  # a plug-in's import may fail in any way
-        raise ProblemNotFound(
-            f"plug-in problem {name!r} ({ep.value} from {_dist_name(ep)}) failed to load: {_why(exc)}"
-        ) from exc
+    except USER_FAILURES as exc:  # a plug-in's import may fail in any way, sys.exit too
+        raise failed(f"plug-in problem {name!r} ({ep.value} from {_dist_name(ep)}) failed to load",
+                     exc, ep.module, ProblemNotFound) from exc
 
 
 def _unknown(name: str, plugins: dict[str, metadata.EntryPoint]) -> ProblemNotFound:
@@ -163,7 +152,9 @@ def _unknown(name: str, plugins: dict[str, metadata.EntryPoint]) -> ProblemNotFo
     )
 
 
-def _call_factory(label: str, factory: Factory, dim: int, params: dict[str, Any]) -> Problem:
+def _call_factory(label: str, factory: Factory, dim: int, params: dict[str, Any], user: bool = True) -> Problem:
+    """`factory(dim=dim, **params)`, checked; `user`: the factory is the user's code (not built in),
+    so a failure names the user's file and line (`islands.problems.usercode`)."""
     if not callable(factory):
         raise ConfigError(f"problem {label!r}: {factory!r} is not callable; expected a factory(dim, **params)")
     try:
@@ -182,14 +173,15 @@ def _call_factory(label: str, factory: Factory, dim: int, params: dict[str, Any]
                 f"problem {label!r} does not accept these parameters ({_one_line(exc)}); "
                 f"it takes: {accepted or 'nothing'}"
             ) from None
+    module = module_of(factory) if user else None
     try:
         problem = factory(dim=dim, **params)
     except IslandsError:
         raise
-    except (TypeError, ValueError) as exc:
-        # Idiomatic "bad argument" errors from a user's factory become config errors;
-        # anything else is a bug in the factory and keeps its own traceback.
-        raise ConfigError(f"problem {label!r} rejected its parameters: {_why(exc)}") from exc
+    except (TypeError, ValueError) as exc:  # idiomatic "bad argument" errors from a factory
+        raise failed(f"problem {label!r} rejected its parameters", exc, module) from exc
+    except USER_FAILURES as exc:  # a bug in the factory, or sys.exit: one line, the traceback as its cause
+        raise failed(f"problem {label!r}: its factory failed", exc, module) from exc
     if not isinstance(problem, Problem):
         raise ConfigError(
             f"problem factory {label!r} returned {type(problem).__module__}.{type(problem).__qualname__}, "
@@ -212,8 +204,11 @@ def make_problem(name: str, dim: int = 10, **params: Any) -> Problem:
         The Problem the factory built.
 
     Raises:
-        ProblemNotFound: unknown name, or an import path or plug-in that fails to load.
-        ConfigError: bad dim or parameters, or a factory that does not return a Problem.
+        ProblemNotFound: unknown name, or an import path or plug-in that fails to load
+            (raises or calls sys.exit while importing).
+        ConfigError: bad dim or parameters, or a factory that fails (raises or calls
+            sys.exit) or does not return a Problem. A failure of the user's code says which
+            line of the user's module it went through; the exception is its `__cause__`.
     """
     if not isinstance(name, str) or not name.strip():
         raise ProblemNotFound(f"problem name must be a non-empty string, got {name!r}")
@@ -222,9 +217,9 @@ def make_problem(name: str, dim: int = 10, **params: Any) -> Problem:
         raise ProblemNotFound(not_rebuildable(name))
     dim = check_dim(dim)
     if name in BUILTINS:
-        return _call_factory(name, BUILTINS[name].factory, dim, params)
+        return _call_factory(name, BUILTINS[name].factory, dim, params, user=False)
     if name.startswith(GYM_PREFIX):  # gymnasium environments: gym:ENV-ID (islands.problems.gym)
-        return _call_factory(name, functools.partial(gym_problem, name[len(GYM_PREFIX):]), dim, params)
+        return _call_factory(name, functools.partial(gym_problem, name[len(GYM_PREFIX):]), dim, params, user=False)
     if ":" in name:
         return _call_factory(name, _load_import_path(name), dim, params)
     plugins = _plugins()

@@ -168,3 +168,22 @@ def test_pure_cartpole_champion_replays_to_its_recorded_fitness(tmp_path):
     x = np.random.default_rng(0).normal(size=(5, 4))
     by_hand = 1 / (1 + np.exp(-(np.tanh(x @ w0 + b0) @ w1 + b1)))
     np.testing.assert_allclose(by_hand, policy(torch.as_tensor(x, dtype=torch.float32)).numpy(), atol=1e-5)
+
+
+def test_export_refuses_an_out_path_whose_folder_is_missing(ga_run, tmp_path):
+    """`--out` never creates folders: a missing (or non-folder) parent is one line, exit 2, nothing made."""
+    import subprocess
+    import sys
+
+    from support.procs import child_env
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out in (tmp_path / "missing" / "deeper" / "x.npz", a_file / "x.npz"):
+        r = subprocess.run([sys.executable, "-m", "islands", "export", str(ga_run), "--out", str(out)],
+                           env=child_env(), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and str(out.parent) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and r.stdout == ""
+    assert not (tmp_path / "missing").exists() and a_file.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -23,6 +23,8 @@ def make(dim: int = 10, delay: float = 0.004, base: str = "rastrigin", barrier: 
 
     With `barrier` (a directory), the first evaluation waits until `parties` processes have
     reached it, so islands started together evolve together whatever their start-up skew.
+    Scoring two genomes is not a party: that is the check every new run makes before it writes
+    anything (`islands.plancheck`, in the launcher's own child before any island starts).
     """
     if base not in BASES:
         raise ValueError(f"slow_problem: base must be one of {BASES}, got {base!r}")
@@ -30,7 +32,7 @@ def make(dim: int = 10, delay: float = 0.004, base: str = "rastrigin", barrier: 
     waited = [not barrier]
 
     def slow(genomes: Any) -> Any:
-        if not waited[0]:
+        if not waited[0] and len(genomes) > 2:
             waited[0] = True
             _meet(barrier, int(parties))
         time.sleep(float(delay))

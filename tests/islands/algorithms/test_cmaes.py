@@ -159,6 +159,29 @@ def test_ipop_restart_on_rastrigin_doubles_lambda_and_is_counted():
     assert algo.info(s)["sigma"] == pytest.approx(0.3, rel=0.5)  # sigma reset at the restart
 
 
+@pytest.mark.parametrize("start,cap,expected", [
+    (8, 20, [8, 16, 20, 20, 20]),  # doubles, then stops at the cap, exactly
+    (6, 7, [6, 7, 7, 7, 7]),
+    (30, 20, [30, 30, 30, 30, 30]),  # a population above the cap never grows (nor shrinks)
+])
+def test_ipop_restarts_never_grow_lambda_beyond_max_population(start, cap, expected):
+    # A flat fitness: tolfun fires as soon as its window is full, so restarts come quickly.
+    algo = CMAES(Problem("flat", 2, -1.0, 1.0, lambda x: torch.zeros(x.shape[0], dtype=x.dtype)),
+                 CMAESConfig(max_population=cap))
+    gen = torch.Generator().manual_seed(0)
+    s = algo.evaluate(algo.init(start, 0, gen))
+    lams, g = [s.lam], 0  # lambda at the start and after each restart
+    while s.restarts < len(expected) - 1:
+        assert g < 500, f"only {s.restarts} restarts in 500 generations"
+        restarts = s.restarts
+        s = algo.evaluate(algo.step(s, g, gen))
+        g += 1
+        assert s.pop.genomes.shape[0] == s.lam == algo.info(s)["lambda"]
+        if s.restarts != restarts:
+            lams.append(s.lam)
+    assert lams == expected
+
+
 # -- checkpoints ------------------------------------------------------------------------------------
 
 def _roundtrip(algo: CMAES, state: CMAState) -> CMAState:
@@ -255,6 +278,40 @@ def test_good_immigrant_steers_mean_and_its_lineage_shows():
     assert dist(a) < 0.75 * dist(b)  # one clipped step of weight w_1 toward the optimum
     assert figures.foreign_share(algo.population(a), 0) == 1.0 and figures.foreign_share(algo.population(b), 0) == 0.0
     assert set(a.pop.lineage.tolist()) == {7 << 32}
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_an_injected_immigrants_step_is_clipped_to_the_documented_mahalanobis_length(separable):
+    """README, "What an immigrant does": the step from the mean is shortened to Mahalanobis length
+    sqrt(D) + 2D/(D+2) exactly when longer, its direction kept; a shorter one is left as it is."""
+    dim = 6
+    algo = CMAES(_ellipsoid(rotated=not separable, dim=dim), CMAESConfig(), separable=separable)
+    gen = torch.Generator().manual_seed(3)
+    s = _generations(algo, algo.evaluate(algo.init(10, 0, gen)), gen, 0, 25)
+    box = lambda z: (algo.lower + algo.width * z).numpy()  # noqa: E731 (normalised -> genome)
+    far = box(torch.where(s.mean < 0.5, 1.0, 0.0))  # the farthest corner of the box from the mean
+    near = box(s.mean + 1e-3 * s.sigma * s.Ddiag.min())  # well inside the cap
+    s2, n = policies.immigrate(algo, s, _migrants(np.vstack([far, near]), 4), "worst", gen)
+    assert n == 2
+    s3 = algo.step(s2, 25, gen)
+    assert s3.restarts == s.restarts  # sampled from the updated distribution, not a fresh one
+    B, Dd = s3.B, s3.Ddiag  # C as of its last eigendecomposition, which the clipping uses
+    assert float(Dd.max() / Dd.min()) > 2.0  # far from the identity by now: the metric matters
+    cov = torch.diag(Dd * Dd) if separable else B @ torch.diag(Dd * Dd) @ B.T
+    cap = math.sqrt(dim) + 2.0 * dim / (dim + 2.0)
+    for genome in (far, near):  # injected as the first samples, better first
+        row = int(np.flatnonzero((s3.pop.genomes.numpy() == genome).all(axis=1))[0])
+        assert row < 2
+        raw = ((torch.as_tensor(genome) - algo.lower) / algo.width - s3.mean) / s3.sigma
+        y = s3.y[row]
+        mahal = lambda v: float(torch.sqrt(v @ torch.linalg.solve(cov, v)))  # noqa: E731
+        if mahal(raw) > cap:
+            assert genome is far
+            assert mahal(y) == pytest.approx(cap, rel=1e-9)
+            assert torch.allclose(y * (mahal(raw) / cap), raw, rtol=1e-9, atol=0.0)  # same direction
+        else:
+            assert genome is near
+            assert torch.equal(y, raw)
 
 
 def test_bad_immigrants_do_not_harm_convergence():

@@ -100,6 +100,51 @@ def test_archive_fills_up_to_the_population_size_and_holds_former_parents():
     assert all(tuple(row) in seen for row in state.archive.tolist())  # every row was a population member
 
 
+def test_archive_takes_exactly_the_parents_strictly_beaten_by_their_trials():
+    """SHADE: a trial that ties its parent replaces it (DE drifts across plateaus), but only a
+    parent strictly beaten goes to the archive, and only strict wins feed the memory."""
+    # Fitness in steps of 1: many trials tie their parent, some beat it, some lose.
+    problem = Problem(name="steps", dim=3, lower=-4.0, upper=4.0,
+                      fn=lambda x: -torch.floor((x * x).sum(dim=1) / 4.0))
+    algo = de(problem, archive_rate=5.0)  # room for 200 rows: none is dropped at random here
+    g = gen(7)
+    state = algo.evaluate(algo.init(40, 0, g))
+    kinds = set()
+    for generation in range(5):
+        stepped = algo.step(state, generation, g)
+        parents, size_before = state.pop, int(state.archive_size)
+        trial_fit = problem.evaluate(stepped.trials.pop.genomes)
+        won, tied = trial_fit > parents.fitness, trial_fit == parents.fitness
+        kinds |= {"won"} if won.any() else set()
+        kinds |= {"tied"} if tied.any() else set()
+        after = algo.evaluate(stepped)
+        # Selection: ties and wins move in, losses stay out.
+        assert torch.equal(after.pop.genomes, torch.where((won | tied)[:, None], stepped.trials.pop.genomes,
+                                                          parents.genomes))
+        # The archive: what it held plus exactly the beaten parents.
+        assert size_before + int(won.sum()) <= state.archive.shape[0] == 200
+        assert int(after.archive_size) == size_before + int(won.sum())
+        held = sorted(map(tuple, after.archive[: int(after.archive_size)].tolist()))
+        expected = sorted([tuple(r) for r in state.archive[:size_before].tolist()]
+                          + [tuple(r) for r in parents.genomes[won].tolist()])
+        assert held == expected
+        assert not after.archive[int(after.archive_size):].any()  # unfilled rows stay zero
+        if not won.any():  # only ties: the memory does not move either
+            assert torch.equal(after.memory_f, state.memory_f) and int(after.k) == int(state.k)
+        state = after
+    assert kinds == {"won", "tied"}  # both cases happened
+
+
+def test_trials_tying_at_nan_neither_archive_their_parents_nor_move_the_memory():
+    """NaN ranks worst, so a NaN trial "ties" a NaN parent: it moves in, but it is no success."""
+    algo = de(Problem(name="nan", dim=3, lower=-1.0, upper=1.0,
+                      fn=lambda x: torch.full((x.shape[0],), torch.nan, dtype=x.dtype)))
+    state, _ = run(algo, 4, size=12)
+    assert int(state.archive_size) == 0 and not state.archive.any()
+    assert torch.equal(state.memory_f, torch.full_like(state.memory_f, 0.5)) and int(state.k) == 0
+    assert torch.equal(state.memory_cr, torch.full_like(state.memory_cr, 0.5))
+
+
 def test_index_draws_avoid_the_excluded_indices():
     n, size = 7, 5000
     rows = torch.arange(size) % n
