@@ -158,7 +158,7 @@ class _Loop:
                                          cfg.checkpoint_every, cfg.checkpoint_seconds)
         self.heartbeat = Heartbeat(spec, cfg.generations, rundir, self.algo, self.number, self.target,
                                    self.history, on_status)
-        self.marker = TargetMarker(rundir, spec.run_id, spec.island, log) if cfg.stop_when == "first" else None
+        self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.recorders = Recorders([self.history, self.checkpointer, self.heartbeat,
                                     *([self.marker] if self.marker is not None else [])])
 

@@ -180,15 +180,25 @@ class Heartbeat(Recorder):
 
 
 class TargetMarker(Recorder):
-    """`--stop-when first`: the run's target marker, which tells the other islands to stop."""
+    """`--stop-when first`: the run's target marker, which tells the other islands to stop.
 
-    def __init__(self, rundir: RunDir, run_id: str, island: str, log: Callable[[str], None]) -> None:
+    A marker counts only when it is this run's record of one of its islands reaching the
+    target (`RunDir.target_marker`); any other file there is ignored, counted in `ignored`
+    (once per file), and warned about once.
+    """
+
+    def __init__(self, rundir: RunDir, run_id: str, island: str, log: Callable[[str], None],
+                 target: float | None = None) -> None:
         self.rundir, self.run_id, self.island, self.log = rundir, run_id, island, log
+        self.goal = target
         self.checked = float("-inf")  # first check at once, so a resumed island sees it
+        self.ignored = 0  # marker files that were not a record of this run reaching the target
+        self._bad: tuple[int, int, int] | None = None  # the stamp of the last one, counted once
 
     def target(self, progress: ckpt.Progress) -> None:
         body = {"island": self.island, "run_id": self.run_id, "generation": progress.generation,
-                "evaluations": progress.evaluations, "best_ever": progress.best_ever, "time": time.time()}
+                "evaluations": progress.evaluations, "best_ever": progress.best_ever,
+                "target": self.goal, "time": time.time()}
         try:
             if self.rundir.mark_target_reached(body):
                 self.log(f"{self.island}: target reached; asking the other islands to stop")
@@ -196,12 +206,30 @@ class TargetMarker(Recorder):
             self.log(f"warning: cannot write the target marker: {e}")
 
     def elsewhere(self) -> bool:
-        """One stat at most every MARKER_CHECK_S: has another island reached the target?"""
+        """At most every MARKER_CHECK_S (one stat while there is no marker): has another island
+        of this run reached the target?"""
         now = time.monotonic()
         if now - self.checked < MARKER_CHECK_S:
             return False
         self.checked = now
-        return self.rundir.target_reached()
+        body, why = self.rundir.target_marker(self.run_id, self.goal)
+        if why is not None:
+            self._ignore(why)
+        return body is not None
+
+    def _ignore(self, why: str) -> None:
+        try:
+            st = os.stat(self.rundir.target_marker_path, follow_symlinks=False)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self._bad:
+            return
+        self._bad = stamp
+        self.ignored += 1
+        if self.ignored == 1:
+            self.log(f"warning: {self.island}: ignoring a target marker that is not this run's "
+                     f"record of an island reaching the target ({why}); evolving on")
 
 
 def _finite(x: float) -> float | None:

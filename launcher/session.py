@@ -156,7 +156,10 @@ class _Session:
         try:
             for isl in self.plan.ids:
                 st = self.statuses[isl]
-                if st is not None and self._ours(st) and st.state == "finished":
+                # Stopped by another island's target marker that is no longer one: evolve on.
+                voided = st is not None and st.reason == "target-elsewhere" \
+                    and not self.rundir.target_reached(self.run_.run_id, st.target)
+                if st is not None and self._ours(st) and st.state == "finished" and not voided:
                     self.watches[isl].state = "finished"
                     self.view.message(f"{isl}: already finished ({st.reason}), not rerun")
             self._loop()
