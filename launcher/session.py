@@ -213,7 +213,7 @@ class _Session:
         w = self.watches[island]
         try:
             child = self._spawn(island, w.starts + 1)
-        except (OSError, subprocess.SubprocessError) as e:  # fork/exec failed: a start failure
+        except (OSError, subprocess.SubprocessError, FormatError) as e:  # fork/exec failed, or its log is a FIFO: a start failure
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)
             self.view.message(f"{island}: cannot start ({e}); "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from migration_pool import format as fmt
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
+from support.procs import bounded
 
 RUN = "run-a"
 TARGET = -1e-6
@@ -96,21 +96,73 @@ def test_with_no_target_of_its_own_a_reader_still_checks_the_markers_target(tmp_
 
 
 # -- history reads ------------------------------------------------------------------------
+def _history_run(tmp_path, kind: str) -> RunDir:
+    """island-00's history is `kind` (a FIFO, a symlink to /dev/zero, a directory); island-01's is real."""
+    rundir = run_with_islands(tmp_path, "island-00", "island-01")
+    path = rundir.island("island-00").history_path
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", path)
+    elif kind == "dir":
+        os.mkdir(path)
+    rundir.island("island-01").append_history([{"generation": 0, "best_ever": -1.0, "evaluations": 10,
+                                                "time": 100.0}])
+    return rundir
 
-def bounded(call, timeout: float = 20.0):
-    """`call()` in a thread; fails (never hangs the suite) if it has not returned in time."""
-    out: dict = {}
 
-    def target() -> None:
-        try:
-            out["value"] = call()
-        except BaseException as e:  # noqa: BLE001 - handed to the test
-            out["error"] = e
+HOSTILE = ["fifo", "dev-zero", "dir"]
 
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"{call} still blocked after {timeout} s"
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_every_history_reader_refuses_a_fifo_or_a_device_without_blocking(tmp_path, kind):
+    rundir = _history_run(tmp_path, kind)
+    files = rundir.island("island-00")
+    for read in (files.read_history, files.history_lines, lambda: files.truncate_history(3),
+                 lambda: files.append_history([{"generation": 0}])):
+        with pytest.raises(FormatError, match="regular file|symlink"):
+            bounded(read)
+    assert os.path.lexists(files.history_path)  # refused, not replaced
+
+
+def test_a_whole_history_read_stops_at_the_cap_and_says_so(tmp_path):
+    rundir = run_with_islands(tmp_path, "island-00")
+    files = rundir.island("island-00")
+    lines = [json.dumps({"generation": g, "pad": "x" * 40}).encode() + b"\n" for g in range(100)]
+    files.history_path.write_bytes(b"".join(lines))
+    cap = sum(len(x) for x in lines[:10]) + 5  # the 11th line is cut by the cap: not a record
+    got = []
+    with pytest.raises(FormatError, match="cap"):
+        for rec in files.iter_history(max_bytes=cap):
+            got.append(rec["generation"])
+    assert got == list(range(10))
+    assert [r["generation"] for r in files.iter_history()] == list(range(100))
+    # A sparse file of absurd size is read only up to the cap, not to its end.
+    with open(files.history_path, "r+b") as f:
+        f.truncate(1 << 40)
+    started = time.monotonic()
+    with pytest.raises(FormatError, match="cap"):
+        bounded(lambda: sum(1 for _ in files.iter_history(max_bytes=1 << 20)))
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_an_island_log_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path, kind):
+    rundir = run_with_islands(tmp_path, "island-00")
+    log = rundir.island("island-00").log_path
+    {"fifo": os.mkfifo, "dev-zero": lambda p: os.symlink("/dev/zero", p), "dir": os.mkdir}[kind](log)
+    with pytest.raises(FormatError, match="regular file|symlink"):
+        bounded(rundir.island("island-00").open_log)
+    assert bounded(lambda: rundir.island("island-00").read_log_tail()) == ""
+
+
+def test_the_log_and_history_of_an_island_still_work_as_files(tmp_path):
+    rundir = run_with_islands(tmp_path, "island-00")
+    files = rundir.island("island-00")
+    with files.open_log() as log:
+        log.write(b"x" * 5000 + b"end\n")
+    assert files.read_log_tail(10) == "xxxxxxend\n"
+    files.append_history([{"generation": g} for g in range(5)])
+    files.truncate_history(2)
+    assert [r["generation"] for r in files.iter_history()] == [0, 1, 2]
+    assert files.history_lines() == [b'{"generation":0}', b'{"generation":1}', b'{"generation":2}']
