@@ -6,6 +6,7 @@
     Heartbeat        the status file (an `IslandStatus`), at most every STATUS_INTERVAL_S and at
                      every checkpoint and end; renews the island's lease; tells `on_status`
     TargetMarker     with `--stop-when first`: the run's target marker, written and looked for
+    FitnessCheck     one warning on the island's log the first time a generation has no finite fitness
 
 The island builds them in that order (`islands.island`), which is the order of the writes
 that crash safety relies on: a resume cuts the history back to the checkpoint and replays
@@ -230,6 +231,21 @@ class TargetMarker(Recorder):
         if self.ignored == 1:
             self.log(f"warning: {self.island}: ignoring a target marker that is not this run's "
                      f"record of an island reaching the target ({why}); evolving on")
+
+
+class FitnessCheck(Recorder):
+    """Says once, on the island's log, that a generation had no finite fitness (every value NaN
+    or infinite): a problem that returns nothing usable is named during the run, not after it."""
+
+    def __init__(self, island: str, log: Callable[[str], None]) -> None:
+        self.island, self.log = island, log
+        self.warned = False
+
+    def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
+        if not self.warned and not math.isfinite(stats.best):
+            self.warned = True
+            self.log(f"warning: {self.island}: generation {progress.generation} has no finite fitness "
+                     "(every value NaN or infinite): check the problem's fitness function")
 
 
 def _finite(x: float) -> float | None:
