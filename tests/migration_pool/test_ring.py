@@ -409,3 +409,79 @@ def test_an_island_publishes_only_the_emigrants_whose_genes_and_fitness_are_fini
     got, bad = Pool(RunDir(tmp_path), RUN, gene_shape=(DIM,)).read_new(["island-00"])
     assert bad == 0 and got[0].lineage.tolist() == [0, 3] and np.isfinite(got[0].genomes).all()
 
+
+# -- forged and restarted rings -----------------------------------------------------------
+
+def _header(tmp_path, island: str = "island-01") -> ring.RingHeader:
+    with open(ring_path(tmp_path, island), "rb") as f:
+        return ring.decode_ring_header(f.read(ring.RING_HEADER_SIZE))
+
+
+def _forge(tmp_path, head: ring.RingHeader, island: str = "island-01") -> None:
+    with open(ring_path(tmp_path, island), "r+b") as f:
+        f.write(ring.encode_ring_header(head))  # a valid CRC: anyone can compute one
+
+
+def test_a_restarted_islands_new_ring_at_the_same_counter_is_read(tmp_path):
+    r = reader(tmp_path)
+    first = writer(tmp_path)
+    first.publish_ring("island-01", 10, encoded(generation=10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    old = _header(tmp_path)
+    first.close()
+    # The island restarts from a checkpoint at the same generation: a new process, a new ring,
+    # the same counter, generation and length; only the ring id tells it from the old one.
+    writer(tmp_path).publish_ring("island-01", 10, encoded(generation=10))
+    new = _header(tmp_path)
+    assert (new.counter, new.generation, new.length) == (old.counter, old.generation, old.length)
+    assert new.ring_id != old.ring_id
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+
+
+def test_a_forged_header_one_ahead_never_hides_the_real_batch_at_that_counter(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    w.publish_ring("island-01", 10, encoded(generation=10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    good = _header(tmp_path)
+    # counter + 1 points at an empty slot: a bad ring, counted once ...
+    _forge(tmp_path, ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, good.counter + 1, good.length, 20))
+    assert r.read_new(["island-01"]) == ([], 1)
+    assert r.read_new(["island-01"]) == ([], 0)
+    # ... and the writer's real batch at that counter (same length, same generation: the
+    # forger guessed everything) is read all the same.
+    w.publish_ring("island-01", 20, encoded(generation=20))
+    assert _header(tmp_path) == ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, good.counter + 1,
+                                                good.length, 20)
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
+
+
+def test_a_forged_header_replaying_an_old_slot_never_hides_a_later_real_batch(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    for generation in (10, 20):
+        w.publish_ring("island-01", generation, encoded(generation=generation))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
+    good = _header(tmp_path)
+    ahead = good.counter + good.slots - 1  # (ahead - 1) % 4 is slot 0 again: generation 10's batch
+    _forge(tmp_path, ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, ahead, good.length, 10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]  # an old valid batch, harmless
+    for generation in (30, 40, 50):  # the writer goes on; its 3rd batch has counter `ahead`
+        w.publish_ring("island-01", generation, encoded(generation=generation))
+        assert [b.generation for b in r.read_new(["island-01"])[0]] == [generation]
+    assert _header(tmp_path).counter == ahead
+
+
+def test_a_header_whose_checksum_does_not_match_is_refused(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    w.publish_ring("island-01", 10, encoded(generation=10))
+    raw = bytearray(open(ring_path(tmp_path), "rb").read(ring.RING_HEADER_SIZE))
+    assert ring.decode_ring_header(bytes(raw)).generation == 10
+    for offset in (50, 40, 24):  # a reserved byte, the generation, the counter: the CRC is stale
+        bad = bytearray(raw)
+        bad[offset] ^= 0x01
+        with pytest.raises(FormatError, match="checksum"):
+            ring.decode_ring_header(bytes(bad))
+    raw[50] ^= 0x01  # only the reserved bytes differ: without the CRC the header reads the same
+    with open(ring_path(tmp_path), "r+b") as f:
+        f.write(raw)
+    assert r.read_new(["island-01"]) == ([], 1)
+    assert r.read_new(["island-01"]) == ([], 0)
