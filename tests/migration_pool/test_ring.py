@@ -455,19 +455,18 @@ def test_a_forged_header_one_ahead_never_hides_the_real_batch_at_that_counter(tm
     assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
 
 
-def test_a_forged_header_replaying_an_old_slot_never_hides_a_later_real_batch(tmp_path):
+def test_a_forged_header_replaying_an_old_slot_never_hides_the_next_real_batch(tmp_path):
     w, r = writer(tmp_path), reader(tmp_path)
-    for generation in (10, 20):
+    for generation in (10, 20, 30, 40):  # every slot full
         w.publish_ring("island-01", generation, encoded(generation=generation))
-    assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [40]
     good = _header(tmp_path)
-    ahead = good.counter + good.slots - 1  # (ahead - 1) % 4 is slot 0 again: generation 10's batch
-    _forge(tmp_path, ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, ahead, good.length, 10))
-    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]  # an old valid batch, harmless
-    for generation in (30, 40, 50):  # the writer goes on; its 3rd batch has counter `ahead`
-        w.publish_ring("island-01", generation, encoded(generation=generation))
-        assert [b.generation for b in r.read_new(["island-01"])[0]] == [generation]
-    assert _header(tmp_path).counter == ahead
+    # counter + 1 names slot 0, which still holds generation 10's batch: a valid old batch, harmless
+    _forge(tmp_path, ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, good.counter + 1, good.length, 10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    w.publish_ring("island-01", 50, encoded(generation=50))  # the writer's real batch at that counter
+    assert _header(tmp_path).counter == good.counter + 1
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [50]
 
 
 def test_a_header_whose_checksum_does_not_match_is_refused(tmp_path):
