@@ -26,7 +26,7 @@ from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_d
                                  warn_about_locks, yes_option)
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
-from islands.exit_codes import EXIT_STOPPED  # noqa: E402
+from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
 from islands.runs import check_memory, check_run_dir, evolve as run_evolve  # noqa: E402
 from islands.scheduler_state import island_from_env  # noqa: E402
 from islands.status.island_view import make_island_view  # noqa: E402
@@ -266,6 +266,11 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
         f"best fitness {result.best:.6g}, {result.evaluations} evaluations"
         + (f" (resumed from generation {result.resumed_from})" if result.resumed_from is not None else "")
     )
+    if result.reason == REASON_NO_FITNESS:
+        click.echo(f"error: {result.island}: no finite fitness in {result.generation} generation(s) "
+                   "(every value NaN or infinite), so no best genome: check the problem's fitness "
+                   f"function (exit {EXIT_NO_FITNESS})", err=True)
+        sys.exit(EXIT_NO_FITNESS)
     if result.reason == "stopped":
         again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
         if fresh or fresh_run:

@@ -26,7 +26,8 @@ from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.events import Recorders
 from islands.problems import make_problem
-from islands.recorders import Checkpointer, Heartbeat, HistoryRecorder, TargetMarker
+from islands.exit_codes import REASON_NO_FITNESS
+from islands.recorders import Checkpointer, FitnessCheck, Heartbeat, HistoryRecorder, TargetMarker
 from islands.status.record import IslandStatus
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
 from migration_pool.lease import scheduler_job_id
@@ -54,7 +55,9 @@ class IslandSpec:
 @dataclass(frozen=True)
 class IslandResult:
     island: str
-    reason: str  # "generations", "evaluations", "target", "target-elsewhere", "stagnation" or "stopped"
+    # "generations", "evaluations", "target", "target-elsewhere", "stagnation", "stopped", or
+    # REASON_NO_FITNESS: it ran out of generations, evaluations or patience without one finite fitness
+    reason: str
     generation: int
     best: float
     evaluations: int
@@ -148,6 +151,9 @@ class _Loop:
         self.gen.manual_seed(self.seed)
         self.population = cfg.population or self.algo.default_population()
         self.target = cfg.target if cfg.target is not None else self.problem.solved_at
+        note = self.problem.target_note(cfg.target)
+        if note is not None:
+            log(f"warning: {spec.island}: {note}")
         self.hash = cfg.trajectory_hash()
         self.migrator = None
         if cfg.migration.every and migrator_factory is not None:
@@ -158,9 +164,9 @@ class _Loop:
                                          cfg.checkpoint_every, cfg.checkpoint_seconds)
         self.heartbeat = Heartbeat(spec, cfg.generations, rundir, self.algo, self.number, self.target,
                                    self.history, on_status)
-        self.marker = TargetMarker(rundir, spec.run_id, spec.island, log) if cfg.stop_when == "first" else None
-        self.recorders = Recorders([self.history, self.checkpointer, self.heartbeat,
-                                    *([self.marker] if self.marker is not None else [])])
+        self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
+        self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
+                                    self.heartbeat, *([self.marker] if self.marker is not None else [])])
 
     # -- start ----------------------------------------------------------------------------
     def _start(self) -> tuple[Any, ckpt.Progress, int | None]:
@@ -221,6 +227,8 @@ class _Loop:
             progress.evaluations += self.algo.population(state).evaluations
             self._record(state, progress, adopted=deferred)
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
+        if reason in ("generations", "evaluations", "stagnation") and not math.isfinite(progress.best_ever):
+            reason = REASON_NO_FITNESS  # it found nothing: not a finished run to build on
         self.recorders.end(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
                             progress.evaluations, resumed, self.stop.signum if reason == "stopped" else None)

@@ -158,14 +158,18 @@ class PoolMigrator:
         return self._islands
 
     def _publish(self, pool: Pool, em: Migrants, progress: Progress) -> int:
-        """Publish the emigrants with finite fitness; returns how many were published.
+        """Publish the emigrants with finite fitness (and, for array genomes, finite genes: the
+        format refuses a batch holding one that is not); returns how many were published.
 
         An I/O error (disk full, directory removed) is warned about and counted in
         `publish_errors`: the island goes on evolving without sending this time.
         """
         generation = progress.generation
         fitness = np.asarray(em.fitness, dtype=np.float64)
-        ok = np.flatnonzero(np.isfinite(fitness))  # the format refuses NaN/inf fitness
+        finite = np.isfinite(fitness)  # the format refuses NaN/inf fitness and genes
+        if isinstance(em.genomes, np.ndarray) and em.genomes.ndim >= 1 and len(em.genomes) == len(finite):
+            finite &= np.isfinite(em.genomes.reshape(len(finite), -1)).all(axis=1)
+        ok = np.flatnonzero(finite)
         if ok.size == 0:
             return 0
         genomes, origin, birth, lineage = em.genomes, em.origin, em.birth, em.lineage

@@ -6,6 +6,7 @@
     Heartbeat        the status file (an `IslandStatus`), at most every STATUS_INTERVAL_S and at
                      every checkpoint and end; renews the island's lease; tells `on_status`
     TargetMarker     with `--stop-when first`: the run's target marker, written and looked for
+    FitnessCheck     one warning on the island's log the first time a generation has no finite fitness
 
 The island builds them in that order (`islands.island`), which is the order of the writes
 that crash safety relies on: a resume cuts the history back to the checkpoint and replays
@@ -180,15 +181,25 @@ class Heartbeat(Recorder):
 
 
 class TargetMarker(Recorder):
-    """`--stop-when first`: the run's target marker, which tells the other islands to stop."""
+    """`--stop-when first`: the run's target marker, which tells the other islands to stop.
 
-    def __init__(self, rundir: RunDir, run_id: str, island: str, log: Callable[[str], None]) -> None:
+    A marker counts only when it is this run's record of one of its islands reaching the
+    target (`RunDir.target_marker`); any other file there is ignored, counted in `ignored`
+    (once per file), and warned about once.
+    """
+
+    def __init__(self, rundir: RunDir, run_id: str, island: str, log: Callable[[str], None],
+                 target: float | None = None) -> None:
         self.rundir, self.run_id, self.island, self.log = rundir, run_id, island, log
+        self.goal = target
         self.checked = float("-inf")  # first check at once, so a resumed island sees it
+        self.ignored = 0  # marker files that were not a record of this run reaching the target
+        self._bad: tuple[int, int, int] | None = None  # the stamp of the last one, counted once
 
     def target(self, progress: ckpt.Progress) -> None:
         body = {"island": self.island, "run_id": self.run_id, "generation": progress.generation,
-                "evaluations": progress.evaluations, "best_ever": progress.best_ever, "time": time.time()}
+                "evaluations": progress.evaluations, "best_ever": progress.best_ever,
+                "target": self.goal, "time": time.time()}
         try:
             if self.rundir.mark_target_reached(body):
                 self.log(f"{self.island}: target reached; asking the other islands to stop")
@@ -196,12 +207,45 @@ class TargetMarker(Recorder):
             self.log(f"warning: cannot write the target marker: {e}")
 
     def elsewhere(self) -> bool:
-        """One stat at most every MARKER_CHECK_S: has another island reached the target?"""
+        """At most every MARKER_CHECK_S (one stat while there is no marker): has another island
+        of this run reached the target?"""
         now = time.monotonic()
         if now - self.checked < MARKER_CHECK_S:
             return False
         self.checked = now
-        return self.rundir.target_reached()
+        body, why = self.rundir.target_marker(self.run_id, self.goal)
+        if why is not None:
+            self._ignore(why)
+        return body is not None
+
+    def _ignore(self, why: str) -> None:
+        try:
+            st = os.stat(self.rundir.target_marker_path, follow_symlinks=False)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self._bad:
+            return
+        self._bad = stamp
+        self.ignored += 1
+        if self.ignored == 1:
+            self.log(f"warning: {self.island}: ignoring a target marker that is not this run's "
+                     f"record of an island reaching the target ({why}); evolving on")
+
+
+class FitnessCheck(Recorder):
+    """Says once, on the island's log, that a generation had no finite fitness (every value NaN
+    or infinite): a problem that returns nothing usable is named during the run, not after it."""
+
+    def __init__(self, island: str, log: Callable[[str], None]) -> None:
+        self.island, self.log = island, log
+        self.warned = False
+
+    def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
+        if not self.warned and not math.isfinite(stats.best):
+            self.warned = True
+            self.log(f"warning: {self.island}: generation {progress.generation} has no finite fitness "
+                     "(every value NaN or infinite): check the problem's fitness function")
 
 
 def _finite(x: float) -> float | None:

@@ -156,7 +156,10 @@ class _Session:
         try:
             for isl in self.plan.ids:
                 st = self.statuses[isl]
-                if st is not None and self._ours(st) and st.state == "finished":
+                # Stopped by another island's target marker that is no longer one: evolve on.
+                voided = st is not None and st.reason == "target-elsewhere" \
+                    and not self.rundir.target_reached(self.run_.run_id, st.target)
+                if st is not None and self._ours(st) and st.state == "finished" and not voided:
                     self.watches[isl].state = "finished"
                     self.view.message(f"{isl}: already finished ({st.reason}), not rerun")
             self._loop()
@@ -210,7 +213,7 @@ class _Session:
         w = self.watches[island]
         try:
             child = self._spawn(island, w.starts + 1)
-        except (OSError, subprocess.SubprocessError) as e:  # fork/exec failed: a start failure
+        except (OSError, subprocess.SubprocessError, FormatError) as e:  # fork/exec failed, or its log is a FIFO: a start failure
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)
             self.view.message(f"{island}: cannot start ({e}); "

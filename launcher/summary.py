@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 from islands.status import lineage
 from islands.status.record import MIGRATION_COUNTERS, HistoryLine, IslandStatus, champion
 from islands.status.record import champion_record  # noqa: F401  (the launcher's champion file)
+from migration_pool.errors import FormatError
 
 
 MILESTONE_DECADES = range(6, -9, -1)  # distances to the target: 1e6 ... 1e-8
@@ -40,7 +41,8 @@ def time_to_target(
 ) -> dict[str, Any] | None:
     """When the run first reached its target and each milestone before it, and the cost.
 
-    `histories` holds each island's history records (in order), `targets` each island's
+    `histories` holds each island's history records (in order; one that cannot be read to its
+    end, e.g. a FIFO, counts with the records read before), `targets` each island's
     target, `started` the run's start (unix time). The cost of a level is every island's
     evaluations at the instant one island first reached it (each island's last history line
     at or before it), summed, which is what `--stop-when first` saves on. Milestones are the
@@ -48,7 +50,7 @@ def time_to_target(
     reached, so the list reads as the run's progress in decades. None when no island has a
     target or no island reached it.
     """
-    lines = {isl: [HistoryLine.from_body(b) for b in recs] for isl, recs in histories.items()}
+    lines = {isl: _readable(recs) for isl, recs in histories.items()}
     goals = [t for t in targets.values() if t is not None]
     if not goals:
         return None
@@ -71,6 +73,18 @@ def time_to_target(
                                "wall_s": round(max(0.0, reached[0] - started), 3)})
     return {"island": island, "generation": line.generation, "evaluations": _cost_at(lines, at),
             "wall_s": round(max(0.0, at - started), 3), "target": target, "milestones": milestones}
+
+
+def _readable(records: Iterable[Any]) -> list[HistoryLine]:
+    """An island's history lines up to where it could be read: a history that is not a regular
+    file, or past its cap (`IslandFiles.iter_history`), counts as what came before."""
+    out: list[HistoryLine] = []
+    try:
+        for body in records:
+            out.append(HistoryLine.from_body(body))
+    except (FormatError, OSError):
+        pass
+    return out
 
 
 def _first_reach(lines: Mapping[str, list[HistoryLine]], level: float) -> tuple[float, str, HistoryLine] | None:

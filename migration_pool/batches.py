@@ -100,6 +100,8 @@ def _validate_batch(b: MigrantBatch) -> None:
         raise FormatError(f"genomes must be a [K, *gene_shape] array of {_GENOME_DTYPES}, got "
                           f"{getattr(b.genomes, 'dtype', type(b.genomes).__name__)} "
                           f"{getattr(b.genomes, 'shape', '')}")
+    elif not np.isfinite(b.genomes).all():
+        raise FormatError("genomes hold NaN or inf")
     k = len(b)
     set_("fitness", _column("fitness", b.fitness, np.float64, k))
     if not np.isfinite(b.fitness).all():

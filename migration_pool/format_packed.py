@@ -24,6 +24,8 @@ batch is the ordinary envelope (magic, version, kind "migrants", length, CRC) wi
     ..     genomes  K x prod(shape) x itemsize, zero padding to a multiple of 8
     ..     fitness  K x f64 (finite), birth K x i64 (>= 0), lineage K x i64, origin K x u32
 
+Genes are finite (NaN or inf in one makes the whole batch a bad file, counted).
+
 The total is computed from the header with Python integers and must equal the payload length
 exactly before anything is allocated, so decoding costs one copy of the payload. Genome kinds
 with a per-genome codec (`genome_codecs`) are never packed: their genomes are not one array.
@@ -74,6 +76,8 @@ def encode_vector_batch(*, run_id: str, source: int, generation: int, created: f
     fit, bir, lin, org = columns
     if not np.isfinite(fit).all() or (bir < 0).any() or (org < 0).any() or (org >= ID_LIMIT).any():
         raise FormatError("fitness must be finite, birth >= 0 and origin valid island numbers")
+    if not np.isfinite(genomes).all():
+        raise FormatError("genomes hold NaN or inf")
     if not 0 <= source < ID_LIMIT or not 0 <= generation < 2**63 or not math.isfinite(created):
         raise FormatError(f"source {source}, generation {generation} or created {created} out of range")
     rid, kind = run_id.encode("utf-8"), genome_kind.encode("ascii")
@@ -147,6 +151,8 @@ def decode_packed(payload: memoryview, run_id: str | None, genome_kind: str | No
     origin = np.frombuffer(buf, "<u4", k, columns_at + 24 * k)
     if not np.isfinite(fitness).all():
         raise FormatError("fitness holds NaN or inf")
+    if not np.isfinite(genomes).all():  # a gene no box or distance can judge: the whole batch is bad
+        raise FormatError("genomes hold NaN or inf")
     if (birth < 0).any() or (origin >= ID_LIMIT).any():
         raise FormatError("birth must be >= 0 and origin valid island numbers")
     return dict(run_id=rid, source=island_id(source), generation=generation,

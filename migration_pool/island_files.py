@@ -33,6 +33,7 @@ from migration_pool.errors import FormatError, IslandBusy
 CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
+HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops here: ~4 million generations
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,7 @@ class IslandFiles:
         if not records and not durable:
             return
         text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
-        fd = os.open(self.history_path,
-                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        fd, _ = self._open_history(os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             if text:
                 os.write(fd, text.encode())
@@ -131,19 +131,35 @@ class IslandFiles:
         finally:
             os.close(fd)
 
-    def iter_history(self) -> Iterator[dict[str, Any]]:
-        """History records in order, skipping a torn last line and any line that is not JSON."""
+    def _open_history(self, flags: int = os.O_RDONLY) -> tuple[int, int]:
+        """The history's descriptor and its size at opening: every reader and the writer of the
+        history open it here (`open_regular`). Readers read no further than that size (a file
+        another process keeps appending to ends somewhere) and than their cap
+        (`HISTORY_MAX_BYTES`, `HISTORY_TAIL_BYTES`)."""
+        return open_regular(self.history_path, flags)
+
+    def iter_history(self, max_bytes: int = HISTORY_MAX_BYTES) -> Iterator[dict[str, Any]]:
+        """History records in order, skipping a torn last line and any line that is not JSON.
+
+        Reads at most `max_bytes` (and no further than the file's size when opened): past the
+        cap, after the records before it, FormatError says the rest was not read. FormatError
+        too for a history that is not a regular file (`_open_history`).
+        """
         try:
-            with open(self.history_path, "rb") as f:
-                for line in files.lines(f):
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(rec, dict):
-                        yield rec
+            fd, size = self._open_history()
         except FileNotFoundError:
             return
+        with os.fdopen(fd, "rb") as f:
+            for line in files.lines(_Capped(f, min(size, max_bytes))):
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
+        if size > max_bytes:
+            raise FormatError(f"is {size} bytes, over the cap of {max_bytes}: read up to the cap",
+                              str(self.history_path))
 
     def read_history(self) -> list[dict[str, Any]]:
         return list(self.iter_history())
@@ -157,20 +173,13 @@ class IslandFiles:
         history of millions of generations must not be read whole (the tail is what matters).
         """
         try:
-            fd = os.open(self.history_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd, size = self._open_history()
         except FileNotFoundError:
             return []
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise FormatError("is a symlink, refused", str(self.history_path)) from None
-            raise
         with os.fdopen(fd, "rb") as f:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise FormatError("is not a regular file", str(self.history_path))
-            start = max(0, info.st_size - max_bytes)
+            start = max(0, size - max_bytes)
             f.seek(start)
-            data = f.read(max_bytes)
+            data = f.read(size - start)
         lines = data.split(b"\n")[:-1]  # the last piece is empty or a line still being written
         return lines[1:] if start > 0 else lines
 
@@ -180,15 +189,19 @@ class IslandFiles:
 
         Streams the file into a new one and renames it over the old: a history of millions of
         lines is never held in memory, and a crash leaves the old file or the new one whole.
-        Lines without an integer generation (torn, or edited by hand) are dropped.
+        Lines without an integer generation (torn, or edited by hand) are dropped. The island's
+        own file is cut back whole, however long (no cap); one that is not a regular file is
+        refused (FormatError), never replaced.
         """
         path = self.history_path
-        if not path.exists():
+        try:
+            fd, size = self._open_history()
+        except FileNotFoundError:
             return
         tmp = path.with_name(f"{atomic.TMP_PREFIX}{path.name}.{os.getpid()}")
         try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                for line in files.lines(src):
+            with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
+                for line in files.lines(_Capped(src, size)):
                     gen = _generation(line)
                     if gen is not None and gen <= generation:
                         dst.write(line)
@@ -243,20 +256,66 @@ class IslandFiles:
 
     # -- log ------------------------------------------------------------------------------
     def open_log(self) -> BinaryIO:
-        """The island's log file opened for appending, unbuffered, for a child's stdout/stderr."""
+        """The island's log file opened for appending, unbuffered, for a child's stdout/stderr
+        (FormatError if it is not a regular file: a FIFO there would block the launcher)."""
         files.ensure(self.root, self.id)
-        fd = os.open(self.log_path,
-                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        fd, _ = open_regular(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.set_blocking(fd, True)  # a regular file: the flag only mattered for the open
         return open(fd, "ab", buffering=0)
 
     def read_log_tail(self, max_bytes: int = 4096) -> str:
-        """The last `max_bytes` of an island's log as text ("" if it has none)."""
+        """The last `max_bytes` of an island's log as text ("" if it has none or it is not a
+        regular file: the launcher reads it to say why an island failed, and must not block)."""
         try:
-            with open(self.log_path, "rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
-                return f.read(max_bytes).decode("utf-8", "replace")
-        except FileNotFoundError:
+            fd, size = open_regular(self.log_path)
+        except (FileNotFoundError, FormatError):
             return ""
+        with os.fdopen(fd, "rb") as f:
+            f.seek(max(0, size - max_bytes))
+            return f.read(max_bytes).decode("utf-8", "replace")
+
+def open_regular(path: Path, flags: int = os.O_RDONLY) -> tuple[int, int]:
+    """`path` opened with `flags` as a regular file: its descriptor and its size at opening.
+
+    O_NOFOLLOW (a symlink, to /dev/zero or anywhere, is refused), O_NONBLOCK (opening a FIFO
+    never waits for a peer), then fstat: anything but a regular file is refused, so no reader
+    blocks on a FIFO or reads a device forever, and no writer blocks on a FIFO.
+
+    Raises:
+        FileNotFoundError: there is no such file (and `flags` does not create one).
+        FormatError: a symlink, FIFO, device, directory or socket.
+    """
+    name = str(path)
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK):
+            raise FormatError("is a symlink, refused", name) from None
+        if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO opened to write; a directory
+            raise FormatError("is not a regular file", name) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FormatError("is not a regular file", name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
+
+
+class _Capped:
+    """A binary file read no further than `limit` bytes from where it stands (for `files.lines`)."""
+
+    def __init__(self, f: BinaryIO, limit: int) -> None:
+        self.f, self.left = f, limit
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        line = self.f.readline(self.left if size < 0 else min(size, self.left))
+        self.left -= len(line)
+        return line
 
 
 def _inode(path: Path) -> tuple[int, int] | None:

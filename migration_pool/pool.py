@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -57,9 +58,10 @@ class Pool:
     _warned: int = field(default=0, repr=False)
     _dirs: dict[str, str] = field(default_factory=dict, repr=False)
     # The ring files (docs/DESIGN.md, "Migrant ring"): our writers, and per neighbour the
-    # (ring_id, counter) last judged, or the stamp of a ring file found bad.
+    # header last judged (its 64 bytes) with the CRC of its slot if that was bad, or the stamp
+    # of a ring file found bad.
     _writers: dict[str, ring.RingWriter] = field(default_factory=dict, repr=False)
-    _ring_known: dict[str, tuple[bytes, int]] = field(default_factory=dict, repr=False)
+    _ring_known: dict[str, tuple[bytes, int | None]] = field(default_factory=dict, repr=False)
     _ring_bad: dict[str, Stamp] = field(default_factory=dict, repr=False)
     _legacy: LegacyBatches = field(init=False, repr=False)
 
@@ -132,9 +134,12 @@ class Pool:
         """The neighbour's ring: None if it has none, _RETRY if it cannot be read now,
         else a RingRead whose `data` is the new batch (None: nothing new, or bad).
 
-        A bad ring is counted once per (ring_id, counter), or per stamp when even its header
-        is bad; a slot that fails its checks while the header moved on was a read racing the
-        writer, tried again next time, not counted.
+        A ring is judged by its whole header: a good batch is not read again while the header
+        is unchanged; a bad one is counted once per header and slot content (its CRC), so a
+        forged header never hides the batch the writer later publishes under the same bytes;
+        a ring whose very header is bad is counted once per stamp. A slot that fails its checks
+        while the header moved on was a read racing the writer, tried again next time, not
+        counted.
         """
         path = os.path.join(self.directory(island), ring.RING_NAME)
         bad_stamp = self._ring_bad.get(island)
@@ -146,13 +151,13 @@ class Pool:
             if st is not None and stamp_of(st) == bad_stamp:
                 return ring.RingRead(None, None)
             del self._ring_bad[island]
-        known = self._ring_known.get(island)
+        known, slot_crc = self._ring_known.get(island, (None, None))
         head = None
         try:
             try:
-                found = ring.read_ring(path, self.max_bytes, known)
+                found = ring.read_ring(path, self.max_bytes, known, slot_crc)
             except FormatError:  # a header torn by a concurrent rewrite reads well at once
-                found = ring.read_ring(path, self.max_bytes, known)
+                found = ring.read_ring(path, self.max_bytes, known, slot_crc)
             if found is None or found.data is None:
                 return found
             head = found.header
@@ -167,10 +172,10 @@ class Pool:
                                       path)
             except FormatError:
                 now = ring.header_now(path, self.max_bytes)
-                if now is not None and (now.ring_id, now.counter) != (head.ring_id, head.counter):
+                if now is not None and now.raw != head.raw:
                     return _RETRY  # the writer lapped this read: not the file's fault
                 raise
-            self._ring_known[island] = (head.ring_id, head.counter)
+            self._ring_known[island] = (head.raw, None)
             return ring.RingRead(head, batch)
         except FileNotFoundError:
             return None
@@ -178,8 +183,8 @@ class Pool:
             if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS:
                 self.say(f"cannot read migrant ring {path} now, will retry: {e}")
                 return _RETRY
-            if head is not None:  # a bad batch under a good header: judged by (ring_id, counter)
-                self._ring_known[island] = (head.ring_id, head.counter)
+            if head is not None:  # a bad batch under a good header: judged by header and slot
+                self._ring_known[island] = (head.raw, zlib.crc32(found.data))
             else:  # no usable header (or a symlink, a FIFO, unreadable): judged by stamp
                 try:
                     self._ring_bad[island] = stamp_of(os.stat(path, follow_symlinks=False))

@@ -10,6 +10,8 @@ reader whose neighbour published nothing new reads 64 bytes and stops.
 Safety, as for write-once files (docs/DESIGN.md, "Migrant ring"):
 - atomic for readers: the writer fills a slot the header does not name, then rewrites the
   header; the header and every slot carry a CRC, so a torn read is a mismatch, never a batch.
+- judged by the whole header: a reader skips a ring only when all 64 header bytes are the ones
+  it judged (`read_ring`), never by the counter alone, and re-reads a slot it judged bad.
 - containment: the file is created by `atomic.publish` (O_EXCL, then renamed into place in a
   checked directory) and written only through the descriptor of that creation, and only while
   the name still leads to that very inode (lstat): a file that someone replaced, or a symlink,
@@ -26,7 +28,7 @@ import secrets
 import stat
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from migration_pool import atomic, format as fmt
@@ -62,7 +64,7 @@ RING_MAX_SLOTS = 64
 
 @dataclass(frozen=True)
 class RingHeader:
-    """The decoded header of a migrant ring file."""
+    """The decoded header of a migrant ring file (`raw`: its 64 bytes, when read from one)."""
 
     slots: int
     slot_bytes: int
@@ -70,6 +72,7 @@ class RingHeader:
     counter: int
     length: int
     generation: int
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def offset(self) -> int:
@@ -101,7 +104,7 @@ def decode_ring_header(data: bytes, max_bytes: int = fmt.MAX_FILE_BYTES) -> Ring
     (crc,) = struct.unpack_from("<I", data, RING_HEADER.size)
     if crc != zlib.crc32(memoryview(data)[:RING_HEADER.size]):
         raise FormatError("ring header checksum mismatch")
-    h = RingHeader(slots, slot_bytes, ring_id, counter, length, generation)
+    h = RingHeader(slots, slot_bytes, ring_id, counter, length, generation, bytes(data[:RING_HEADER_SIZE]))
     if not 2 <= slots <= RING_MAX_SLOTS or not fmt.HEADER_SIZE <= slot_bytes <= max_bytes \
             or h.file_bytes > max_bytes + RING_HEADER_SIZE or counter < 1 \
             or not fmt.HEADER_SIZE <= length <= slot_bytes or generation >= 2**63:
@@ -192,15 +195,23 @@ class RingWriter:
 @dataclass(frozen=True)
 class RingRead:
     """What one look at a neighbour's ring found: its header, and the newest batch's bytes
-    (None when the header is the one the reader already judged). `Pool` reuses it with the
+    (None when the ring holds nothing the reader has not judged). `Pool` reuses it with the
     decoded batch as `data`, and with no header for a ring it judged bad."""
 
     header: RingHeader | None
     data: Any
 
 
-def read_ring(path: str, max_bytes: int, known: tuple[bytes, int] | None) -> RingRead | None:
-    """The newest batch of the ring at `path`, unless its (ring_id, counter) is `known`.
+def read_ring(path: str, max_bytes: int, known: bytes | None, slot_crc: int | None = None) -> RingRead | None:
+    """The newest batch of the ring at `path`, unless the reader has judged it already.
+
+    `known` is the whole header (`RingHeader.raw`) the reader last judged: a ring is judged by
+    every byte of its header, never by its counter alone (a restarted island's new ring has
+    another ring id at the same counter; a forged header one ahead differs from the writer's
+    real one in generation, length or ring id). An unchanged header is nothing new, read in
+    64 bytes, unless `slot_crc` (the zlib.crc32 of a slot judged bad under that header) is
+    given: then the slot is read again, and judged afresh if it changed (a forger who guessed
+    the writer's next header exactly hides nothing).
 
     None when there is no ring. Raises FormatError for a file that is not a valid ring
     (a symlink, a FIFO, a bad header, a header pointing past the end) and OSError for I/O errors.
@@ -221,11 +232,14 @@ def read_ring(path: str, max_bytes: int, known: tuple[bytes, int] | None) -> Rin
             head = decode_ring_header(os.pread(fd, RING_HEADER_SIZE, 0), max_bytes)
         except FormatError as e:
             raise FormatError(e.args[0], path) from None
-        if (head.ring_id, head.counter) == known:
+        if head.raw == known and slot_crc is None:
             return RingRead(head, None)
         if head.offset + head.length > st.st_size:
             raise FormatError(f"ring header points past the end of its {st.st_size} bytes", path)
-        return RingRead(head, os.pread(fd, head.length, head.offset))
+        data = os.pread(fd, head.length, head.offset)
+        if head.raw == known and zlib.crc32(data) == slot_crc:
+            return RingRead(head, None)
+        return RingRead(head, data)
     finally:
         os.close(fd)
 

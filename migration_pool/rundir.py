@@ -19,6 +19,7 @@ classes. Shared rules (containment, capped reads, lock files) are in `files`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import stat
@@ -41,6 +42,7 @@ RUN_ENTRIES = frozenset({MANIFEST, ".manifest.lock", "summary.json", "champion.i
                          "launcher.isld", ".launcher.lock", "target-reached.isld", "slurm"})
 LOCK_FILES = frozenset({".manifest.lock", ".launcher.lock"})  # kept by `reset_run`
 LOCK_TIMEOUT_S = 30.0
+MAX_MARKER_BYTES = 64 * 1024  # a target marker is a few fields
 
 
 class RunDir:
@@ -264,22 +266,47 @@ class RunDir:
     def mark_target_reached(self, body: dict[str, Any]) -> bool:
         """Record that an island reached the target; False (and nothing written) if one did first.
 
-        The marker is written atomically and only when absent, so normally the first island's
-        record stays; two islands reaching the target within the same instant may leave the
-        later one's (either way the run stops, and the summary reads times from histories).
+        `body` is the marker's record (island, run_id, generation, evaluations, best_ever,
+        target, time). A marker already there counts only if it is a valid one of the same run
+        (`target_marker`); anything else is replaced. Written atomically and only when no valid
+        marker is there, so normally the first island's record stays; two islands reaching the
+        target within the same instant may leave the later one's (either way the run stops, and
+        the summary reads times from histories).
         """
-        if self.target_marker_path.exists():
+        if self.target_marker(body.get("run_id"), body.get("target"))[0] is not None:
             return False
         atomic.publish(self.target_marker_path, fmt.encode("target", body))
         return True
 
-    def target_reached(self) -> bool:
-        """A single stat: whether some island of the run reached the target (cheap enough to poll)."""
-        return self.target_marker_path.exists()
+    def target_marker(self, run_id: Any, target: float | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """The run's target marker if it is one: (body, None); (None, why not) for a file that is
+        not; (None, None) when there is none (one stat).
+
+        A marker ends every island of a run, so it counts only when it decodes as an envelope
+        of kind "target" naming run `run_id` and an island of the run (its directory exists),
+        with a finite best_ever at or above its own target and at or above `target` (the
+        reader's, if it has one). An empty, corrupt, foreign or forged file is not one.
+        """
+        try:
+            body = files.read_envelope(self.target_marker_path, "target", MAX_MARKER_BYTES)
+        except FormatError as e:
+            return None, str(e)
+        except OSError as e:
+            return None, f"{self.target_marker_path}: unreadable: {e.strerror or e}"
+        if body is None:
+            return None, None
+        why = _marker_problem(body, run_id, target, self.root)
+        return (None, f"{self.target_marker_path}: {why}") if why else (body, None)
+
+    def target_reached(self, run_id: Any, target: float | None = None) -> bool:
+        """Whether an island of run `run_id` reached the target (`target_marker`); a single stat
+        while there is no marker, cheap enough to poll."""
+        return self.target_marker(run_id, target)[0] is not None
 
     def read_target_reached(self) -> dict[str, Any] | None:
-        """The marker's body (island, run_id, generation, evaluations, time); None if none."""
-        return files.read_envelope(self.target_marker_path, "target")
+        """The marker's body as it is, unchecked (island, run_id, generation, evaluations,
+        best_ever, target, time); None if none, FormatError if it is not an envelope."""
+        return files.read_envelope(self.target_marker_path, "target", MAX_MARKER_BYTES)
 
     def claim_launcher(self) -> FileLock:
         """Hold the run for the calling launcher; LauncherBusy if another live launcher does."""
@@ -294,3 +321,27 @@ class RunDir:
     def read_launcher_state(self) -> dict[str, Any] | None:
         """The launcher's bookkeeping, None if no launcher ran here; FormatError if corrupt."""
         return files.read_envelope(self.root / "launcher.isld", "launcher")
+
+
+def _marker_problem(body: dict[str, Any], run_id: Any, target: float | None, root: Path) -> str | None:
+    """Why a decoded target marker is not a record of this run's island reaching the target (None if it is)."""
+    island = body.get("island")
+    if body.get("run_id") != run_id or not isinstance(run_id, str):
+        return f"is from another run ({str(body.get('run_id'))[:40]!r})"
+    if not isinstance(island, str) or not valid_island_id(island) \
+            or not os.path.isdir(files.island_dir(root, island)):
+        return f"names {str(island)[:40]!r}, which is not an island of this run"
+    best, own = body.get("best_ever"), body.get("target")
+    if not _real(best) or not math.isfinite(best) or (own is not None and not _real(own)):
+        return f"holds no finite best fitness ({str(best)[:40]}, target {str(own)[:40]})"
+    for goal in (own, target):
+        if goal is not None and not best >= goal:
+            return f"best fitness {best:g} is below the target {goal:g}"
+    for key in ("generation", "evaluations"):
+        if not isinstance(body.get(key), int) or isinstance(body.get(key), bool) or body[key] < 0:
+            return f"{key} {str(body.get(key))[:40]} is not a count"
+    return None
+
+
+def _real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)

@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 import torch
 
 from islands.problems import make_problem
-from support.procs import alive, result, wait_for
+from support.procs import alive, bounded, result, wait_for
 from support.slow_problem import make
 
 # What an island does with `--problem slow_problem:make --param base=...`, in a child process.
@@ -76,3 +77,13 @@ def test_alive_tells_a_running_process_from_a_reaped_or_reused_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     child.wait()
     assert not alive(child.pid)
+
+
+def test_bounded_returns_the_value_raises_the_error_and_kills_a_call_that_blocks():
+    assert bounded(lambda: {"a": [1, 2]}) == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="boom"):
+        bounded(lambda: (_ for _ in ()).throw(ValueError("boom")))
+    started = time.monotonic()
+    with pytest.raises(AssertionError, match="did not return within 0.5 s"):
+        bounded(lambda: time.sleep(60), timeout=0.5)
+    assert time.monotonic() - started < 10

@@ -73,7 +73,10 @@ class Problem:
             sequence of D numbers (one per gene).
         fn: genomes [P, D] -> fitness [P], maximised; a handful of tensor ops over the
             whole population, never a Python loop over individuals. NaN is allowed
-            (the engine ranks NaN as the worst fitness).
+            (the engine ranks NaN as the worst fitness); +inf is no fitness (it would beat
+            every real one) and counts as NaN; -inf is the worst real fitness. A generation
+            without one finite value is warned about, and an island that never sees one ends
+            with reason "no-finite-fitness" (`islands.exit_codes.EXIT_NO_FITNESS`).
         optimum: Best possible fitness (0.0 for -f of the classic benchmarks), or None.
         optimum_x: dim -> float64 tensor [dim], a point where `optimum` is reached.
         solved_at: Default target: an island stops once its best fitness is >= this.
@@ -158,7 +161,8 @@ class Problem:
             genomes: [P, D] floating-point tensor (any P >= 0) for vector problems.
 
         Returns:
-            Fitness [P] (maximised) on the genomes' device, in their dtype; NaN allowed.
+            Fitness [P] (maximised) on the genomes' device, in their dtype; NaN allowed,
+            +inf replaced by NaN (it can never become a best or a champion).
 
         Raises:
             ConfigError: genomes of the wrong type, shape or dtype, or a fitness
@@ -188,8 +192,20 @@ class Problem:
             dtype = fitness.dtype
         else:
             dtype = torch.get_default_dtype()
-        # .to() returns the tensor itself when nothing changes: no copy on the hot path.
-        return fitness.to(device=genomes.device, dtype=dtype)
+        # One elementwise pass, no device sync: +inf ranks with NaN, NaN and -inf stay.
+        return fitness.to(device=genomes.device, dtype=dtype).nan_to_num(
+            nan=math.nan, posinf=math.nan, neginf=-math.inf)
+
+    def target_note(self, target: float | None) -> str | None:
+        """Why `target` can never be reached (None when it can, or the optimum is unknown): it is
+        above the problem's known optimum. Fitness is maximised, so a benchmark's -f(x) is at
+        most 0. Not an error: a target beyond reach is how a run says "every generation", but
+        the island says so when it starts, so a typo (a positive target for -f(x)) is seen."""
+        if target is None or self.optimum is None or not target > self.optimum:
+            return None
+        return (f"--target {target:g} is above the best fitness {self.name} can reach ({self.optimum:g}; "
+                "fitness is maximised, a benchmark's is -f(x) <= 0): it will never be reached, so only "
+                "--generations, --max-evaluations or --stagnation-limit end the island")
 
     def bounds(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None

@@ -218,7 +218,7 @@ def batches(draw) -> MigrantBatch:
         # Any kind name round-trips with array genomes, except "neat", whose genomes are maps
         # (its own round trips are in test_neat_format.py).
         genome_kind=draw(st.text(min_size=1, max_size=10).filter(lambda k: k != "neat")),
-        genomes=draw(hnp.arrays(dtype, (k, *gene_shape))),
+        genomes=draw(hnp.arrays(dtype, (k, *gene_shape), elements={"allow_nan": False, "allow_infinity": False})),
         fitness=draw(hnp.arrays("float64", (k,), elements=finite)),
         origin=tuple(draw(st.lists(island_ids, min_size=k, max_size=k))),
         birth=draw(hnp.arrays("int64", (k,), elements=st.integers(0, 2**63 - 1))),

@@ -348,3 +348,139 @@ def test_an_island_run_in_process_leaves_no_ring_file_open(tmp_path):
         evolve(island, tmp_path / "run", cfg, log=lambda _m: None)
     assert (tmp_path / "run" / "pool" / "island-00" / "ring.isld").exists()  # a ring was written
     assert open_rings() == []
+
+
+# -- non-finite genes ---------------------------------------------------------------------
+
+def _genomes_at(run_id: str = RUN, kind: str = "vector", ndim: int = 1) -> int:
+    names_end = 32 + 4 * ndim + len(run_id) + len(kind)
+    return names_end + (-(names_end - 32)) % 8
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_packed_reader_refuses_a_genome_that_is_not_finite(dtype, bad):
+    data = encoded(dtype=dtype)
+    payload, item = _payload(data), np.dtype(dtype).itemsize
+    at = _genomes_at() + 5 * item  # genome 1, gene 1
+    le = np.dtype(dtype).newbyteorder("<")
+    assert np.frombuffer(bytes(payload[at:at + item]), le)[0] == batches.decode_batch(data).genomes[1, 1]
+    payload[at:at + item] = np.array([bad], le).tobytes()
+    with pytest.raises(FormatError, match="genomes hold NaN or inf"):
+        batches.decode_batch(rewrapped(data, bytes(payload)))
+
+
+def test_both_writers_refuse_genomes_that_are_not_finite_and_a_body_map_reader_too():
+    genomes = np.zeros((3, DIM))
+    genomes[2, 3] = np.inf
+    with pytest.raises(FormatError, match="NaN or inf"):
+        encoded(genomes=genomes, dtype="float64")
+    good = batches.decode_batch(encoded(dtype="float64"))
+    with pytest.raises(FormatError, match="NaN or inf"):
+        batches.encode_batch(batches.MigrantBatch(**{**vars(good), "genomes": genomes}))
+    body = fmt.decode(batches.encode_batch(good), "migrants")  # schema 1, a body map
+    body["genomes"] = genomes
+    with pytest.raises(FormatError, match="NaN or inf"):
+        batches.decode_batch(fmt.encode("migrants", body))
+
+
+def test_a_ring_batch_with_a_nan_gene_is_a_counted_bad_file(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    data = encoded(generation=10)
+    payload = _payload(data)
+    payload[_genomes_at():_genomes_at() + 4] = np.array([np.nan], "<f4").tobytes()
+    w.publish_ring("island-01", 10, rewrapped(data, bytes(payload)))
+    assert r.read_new(["island-01"]) == ([], 1)
+    w.publish_ring("island-01", 20, encoded(generation=20))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
+
+
+def test_an_island_publishes_only_the_emigrants_whose_genes_and_fitness_are_finite(tmp_path):
+    from islands.population import Migrants
+    mig, algo, state, progress, gen = _island(tmp_path, 0)
+    pool = mig._pool(algo, Migrants(np.zeros((1, DIM)), np.zeros(1), np.zeros(1, np.int64),
+                                    np.zeros(1, np.int64), np.zeros(1, np.int64)))
+    genomes = np.arange(4 * DIM, dtype=np.float64).reshape(4, DIM)
+    genomes[1, 2] = np.nan
+    fitness = np.array([-1.0, -2.0, np.nan, -4.0])
+    sent = mig._publish(pool, Migrants(genomes, fitness, np.zeros(4, np.int64), np.zeros(4, np.int64),
+                                       np.arange(4)), progress)
+    assert sent == 2
+    got, bad = Pool(RunDir(tmp_path), RUN, gene_shape=(DIM,)).read_new(["island-00"])
+    assert bad == 0 and got[0].lineage.tolist() == [0, 3] and np.isfinite(got[0].genomes).all()
+
+
+# -- forged and restarted rings -----------------------------------------------------------
+
+def _header(tmp_path, island: str = "island-01") -> ring.RingHeader:
+    with open(ring_path(tmp_path, island), "rb") as f:
+        return ring.decode_ring_header(f.read(ring.RING_HEADER_SIZE))
+
+
+def _forge(tmp_path, head: ring.RingHeader, island: str = "island-01") -> None:
+    with open(ring_path(tmp_path, island), "r+b") as f:
+        f.write(ring.encode_ring_header(head))  # a valid CRC: anyone can compute one
+
+
+def test_a_restarted_islands_new_ring_at_the_same_counter_is_read(tmp_path):
+    r = reader(tmp_path)
+    first = writer(tmp_path)
+    first.publish_ring("island-01", 10, encoded(generation=10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    old = _header(tmp_path)
+    first.close()
+    # The island restarts from a checkpoint at the same generation: a new process, a new ring,
+    # the same counter, generation and length; only the ring id tells it from the old one.
+    writer(tmp_path).publish_ring("island-01", 10, encoded(generation=10))
+    new = _header(tmp_path)
+    assert (new.counter, new.generation, new.length) == (old.counter, old.generation, old.length)
+    assert new.ring_id != old.ring_id
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+
+
+def test_a_forged_header_one_ahead_never_hides_the_real_batch_at_that_counter(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    w.publish_ring("island-01", 10, encoded(generation=10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    good = _header(tmp_path)
+    # counter + 1 points at an empty slot: a bad ring, counted once ...
+    _forge(tmp_path, ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, good.counter + 1, good.length, 20))
+    assert r.read_new(["island-01"]) == ([], 1)
+    assert r.read_new(["island-01"]) == ([], 0)
+    # ... and the writer's real batch at that counter (same length, same generation: the
+    # forger guessed everything) is read all the same.
+    w.publish_ring("island-01", 20, encoded(generation=20))
+    assert _header(tmp_path) == ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, good.counter + 1,
+                                                good.length, 20)
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [20]
+
+
+def test_a_forged_header_replaying_an_old_slot_never_hides_the_next_real_batch(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    for generation in (10, 20, 30, 40):  # every slot full
+        w.publish_ring("island-01", generation, encoded(generation=generation))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [40]
+    good = _header(tmp_path)
+    # counter + 1 names slot 0, which still holds generation 10's batch: a valid old batch, harmless
+    _forge(tmp_path, ring.RingHeader(good.slots, good.slot_bytes, good.ring_id, good.counter + 1, good.length, 10))
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [10]
+    w.publish_ring("island-01", 50, encoded(generation=50))  # the writer's real batch at that counter
+    assert _header(tmp_path).counter == good.counter + 1
+    assert [b.generation for b in r.read_new(["island-01"])[0]] == [50]
+
+
+def test_a_header_whose_checksum_does_not_match_is_refused(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    w.publish_ring("island-01", 10, encoded(generation=10))
+    raw = bytearray(open(ring_path(tmp_path), "rb").read(ring.RING_HEADER_SIZE))
+    assert ring.decode_ring_header(bytes(raw)).generation == 10
+    for offset in (50, 40, 24):  # a reserved byte, the generation, the counter: the CRC is stale
+        bad = bytearray(raw)
+        bad[offset] ^= 0x01
+        with pytest.raises(FormatError, match="checksum"):
+            ring.decode_ring_header(bytes(bad))
+    raw[50] ^= 0x01  # only the reserved bytes differ: without the CRC the header reads the same
+    with open(ring_path(tmp_path), "r+b") as f:
+        f.write(raw)
+    assert r.read_new(["island-01"]) == ([], 1)
+    assert r.read_new(["island-01"]) == ([], 0)

@@ -11,6 +11,8 @@ import ctypes
 import json
 import os
 import signal
+import pickle
+import select
 import subprocess
 import sys
 import time
@@ -88,6 +90,52 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def bounded(call: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """`call()` in a forked child; its value, or what it raised, comes back pickled.
+
+    For calls that a regression would block forever (a FIFO opened without O_NONBLOCK) or keep
+    busy forever (reading /dev/zero): past `timeout` the child is killed and the test fails,
+    never the suite hanging nor a stuck thread left behind. What the call changes in memory
+    stays in the child: return whatever the test needs to look at.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(r)
+            try:
+                out: tuple[str, Any] = ("value", call())
+            except BaseException as e:  # noqa: BLE001 - handed to the parent
+                out = ("error", e)
+            try:
+                data = pickle.dumps(out)
+            except Exception as e:  # noqa: BLE001
+                data = pickle.dumps(("error", AssertionError(f"unpicklable result {out!r}: {e}")))
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"{call} did not return within {timeout} s (blocked or reading forever)")
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "error":
+        raise value
+    return value
 
 
 def alive(pid: int, created: float | None = None) -> bool:

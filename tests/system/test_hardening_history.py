@@ -1,13 +1,21 @@
 """History after kills and hand edits (issue 17, items 6 and 7): one trajectory per island,
-resume and status never read a whole history into memory nor fail on a bad line."""
+resume and status never read a whole history into memory nor fail on a bad line; no reader
+blocks on a history that is a FIFO or reads one that is a link to /dev/zero."""
 from __future__ import annotations
 
 import json
 import os
 import signal
 
+import pytest
+
+from islands.config import RunConfig
+from islands.results import open_run
+from islands.runs import new_manifest
+from islands.status.report import build_report
+from launcher.summary import time_to_target
 from migration_pool.rundir import RunDir
-from support.procs import evolve_cmd, kill_group, run, start, status_generation, wait_for
+from support.procs import bounded, evolve_cmd, kill_group, run, start, status_generation, wait_for
 
 SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "20", "--seed", "5"]
 
@@ -59,3 +67,34 @@ def test_history_lines_reads_only_the_tail(tmp_path):
     assert 0 < len(tail) < 200
     assert [json.loads(t)["generation"] for t in tail] == list(range(5000 - len(tail), 5000))
     assert len(rundir.island("island-00").history_lines()) == 5000
+
+
+def _hostile_history_run(tmp_path, kind: str) -> RunDir:
+    """A run whose island-00 history is a FIFO or a symlink to /dev/zero; island-01's is real."""
+    rundir = RunDir(tmp_path)
+    rundir.create_or_read_manifest(lambda: new_manifest(RunConfig(problem="sphere", dim=2)))
+    for island in ("island-00", "island-01"):
+        rundir.ensure(island)
+    path = rundir.island("island-00").history_path
+    os.mkfifo(path) if kind == "fifo" else os.symlink("/dev/zero", path)
+    rundir.island("island-01").append_history([{"generation": 0, "best_ever": -1.0, "evaluations": 10,
+                                                "time": 100.0}])
+    return rundir
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_the_python_api_and_the_summary_read_the_other_islands(tmp_path, kind):
+    rundir = _hostile_history_run(tmp_path, kind)
+    run = open_run(tmp_path)
+    rows, notes = bounded(lambda: (run.history(), run.reader.notes))
+    assert [(r["island"], r["generation"]) for r in rows] == [("island-01", 0)]
+    assert any("island-00: history unreadable" in n for n in notes), notes
+    histories = {i: rundir.island(i).iter_history() for i in ("island-00", "island-01")}
+    hit = bounded(lambda: time_to_target(histories, {"island-00": -2.0, "island-01": -2.0}, 99.0))
+    assert hit is not None and hit["island"] == "island-01"
+
+
+def test_status_of_a_run_with_a_fifo_history_returns_and_shows_both_islands(tmp_path):
+    _hostile_history_run(tmp_path, "fifo")
+    report = bounded(lambda: build_report(tmp_path))
+    assert {"island-00", "island-01"} <= {entry["island"] for entry in report["islands"]}, report["islands"]

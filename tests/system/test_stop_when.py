@@ -31,10 +31,13 @@ def test_stop_when_is_validated_and_not_part_of_the_trajectory():
 
 def test_the_marker_is_written_once(tmp_path):
     rundir = RunDir(tmp_path)
-    assert not rundir.target_reached() and rundir.read_target_reached() is None
-    assert rundir.mark_target_reached({"island": "island-01", "generation": 7})
-    assert not rundir.mark_target_reached({"island": "island-02", "generation": 9})
-    assert rundir.target_reached() and rundir.read_target_reached()["island"] == "island-01"
+    rundir.ensure("island-01")
+    rundir.ensure("island-02")
+    mark = {"run_id": "r", "evaluations": 50, "best_ever": 0.0, "target": -1e-6, "time": 0.0}
+    assert not rundir.target_reached("r") and rundir.read_target_reached() is None
+    assert rundir.mark_target_reached({**mark, "island": "island-01", "generation": 7})
+    assert not rundir.mark_target_reached({**mark, "island": "island-02", "generation": 9})
+    assert rundir.target_reached("r") and rundir.read_target_reached()["island"] == "island-01"
 
 
 def test_time_to_target_sums_every_island_at_the_first_hit():

@@ -449,3 +449,20 @@ def test_solved_at_override() -> None:
     assert make_problem("rastrigin", 3, solved_at=-0.5).solved_at == -0.5
     with pytest.raises(ConfigError, match="above the optimum"):
         make_problem("sphere", 3, solved_at=1.0)
+
+
+def test_positive_infinity_is_no_fitness_and_ranks_with_nan() -> None:
+    values = torch.tensor([1.0, float("inf"), float("nan"), float("-inf")])
+    out = _plain(fn=lambda x: values.clone()).evaluate(torch.zeros(4, 3))
+    assert out[0].item() == 1.0 and math.isnan(out[1].item()) and math.isnan(out[2].item())
+    assert out[3].item() == float("-inf")  # the worst real fitness stays what it is
+    assert not torch.isposinf(out).any()
+
+
+def test_a_target_above_a_known_optimum_is_named() -> None:
+    sphere = make_problem("sphere", 3)
+    assert sphere.target_note(None) is None and sphere.target_note(0.0) is None
+    assert sphere.target_note(-1e-8) is None
+    note = sphere.target_note(0.5)
+    assert note is not None and note.startswith("--target 0.5 is above the best fitness sphere can reach (0;")
+    assert _plain().target_note(1e9) is None  # no known optimum: any target

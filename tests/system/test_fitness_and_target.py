@@ -1,0 +1,118 @@
+"""Fitness values and targets a problem cannot give: a fitness that is NaN or infinite is never a
+champion and is said during the run, and an island that never saw a finite fitness ends with
+reason `no-finite-fitness` and exit 5; a target above a problem's known optimum is named when
+the island starts.
+
+The problem module is written into the test's folder and put on the children's PYTHONPATH.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from islands.exit_codes import EXIT_NO_FITNESS, EXIT_USAGE, MEANING, NO_RESTART
+from migration_pool.rundir import RunDir
+from support.procs import child_env, evolve_cmd
+
+pytestmark = pytest.mark.timeout(300)
+
+PROBLEM = '''
+import torch
+from islands.problems import Problem
+
+def make(dim=3, value="nan", finite_from=-1, half=False):
+    calls = [0]
+    def fn(genomes):
+        calls[0] += 1
+        f = -(genomes ** 2).sum(dim=1)
+        if half:
+            return torch.where(torch.arange(len(f)) % 2 == 0, f, torch.full_like(f, float(value)))
+        if finite_from >= 0 and calls[0] > finite_from:
+            return f
+        return torch.full_like(f, float(value))
+    return Problem(name="bad-fitness", dim=dim, lower=-5.0, upper=5.0, fn=fn, optimum=0.0)
+'''
+
+
+def evolve(tmp_path, *params: str, generations: int = 15, quiet: bool = False) -> subprocess.CompletedProcess:
+    (tmp_path / "bad_fitness.py").write_text(PROBLEM)
+    args = ["--problem", "bad_fitness:make", "--population", "8", "--generations", str(generations),
+            *[x for p in params for x in ("--param", p)]]
+    return subprocess.run(evolve_cmd("island-00", tmp_path / "run", *args, quiet=quiet),
+                          env=child_env(PYTHONPATH=str(tmp_path)), capture_output=True, text=True,
+                          timeout=240, start_new_session=True)
+
+
+def status(tmp_path) -> dict:
+    return RunDir(tmp_path / "run").island("island-00").read_status()
+
+
+def test_the_exit_code_is_documented_and_never_restarted():
+    assert EXIT_NO_FITNESS not in (0, 1, EXIT_USAGE) and EXIT_NO_FITNESS in NO_RESTART
+    assert "finite" in MEANING[EXIT_NO_FITNESS]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_an_island_that_never_saw_a_finite_fitness_says_so_and_exits_5(tmp_path, value):
+    out = evolve(tmp_path, f"value={value}")
+    assert out.returncode == EXIT_NO_FITNESS, out.stdout + out.stderr
+    assert out.stderr.count("no finite fitness") >= 2, out.stderr  # the warning at once, the error at the end
+    assert out.stderr.count("warning:") == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    st = status(tmp_path)
+    assert (st["state"], st["reason"], st["generation"]) == ("finished", "no-finite-fitness", 15), st
+    assert st["best_genome"] is None and st["best_ever"] in (None, float("-inf")), st
+    history = RunDir(tmp_path / "run").island("island-00").read_history()
+    assert len(history) == 16 and all(h["best_ever"] is None for h in history)
+    # Run again: the same end, not a restart from scratch nor a silent exit 0.
+    again = evolve(tmp_path, quiet=True)
+    assert again.returncode == EXIT_NO_FITNESS and "no finite fitness" in again.stderr, again.stderr
+
+
+def test_a_first_generation_without_finite_fitness_is_warned_once_and_the_run_goes_on(tmp_path):
+    out = evolve(tmp_path, "finite_from=3", generations=20)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr.count("no finite fitness") == 1, out.stderr
+    st = status(tmp_path)
+    assert st["reason"] == "generations" and st["best_ever"] is not None and st["best_ever"] <= 0.0, st
+
+
+def test_some_nan_or_inf_is_neither_warned_about_nor_a_champion(tmp_path):
+    out = evolve(tmp_path, "half=True", "value=inf")
+    assert out.returncode == 0 and "no finite fitness" not in out.stderr, out.stderr
+    st = status(tmp_path)
+    assert st["best_ever"] is not None and st["best_ever"] <= 0.0, st  # +inf never won
+
+
+def test_a_launch_marks_such_an_island_failed_without_restarting_it(tmp_path):
+    (tmp_path / "bad_fitness.py").write_text(PROBLEM)
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "islands", "launch", "--plain", "-n", "1", "--run-dir", str(run),
+                          "--problem", "bad_fitness:make", "--population", "8", "--generations", "10"],
+                         env=child_env(PYTHONPATH=str(tmp_path)), capture_output=True, text=True, timeout=240,
+                         start_new_session=True)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "no finite fitness" in text and "restarts 0" in text, text
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["islands"]["island-00"]["state"] == "failed", summary["islands"]
+    assert "champion" not in summary or summary["champion"] is None, summary.get("champion")
+
+
+def test_a_target_above_the_known_optimum_is_warned_about_when_the_island_starts(tmp_path):
+    run = tmp_path / "run"
+    out = subprocess.run(evolve_cmd("island-00", run, "--problem", "sphere", "--dim", "3", "--population", "8",
+                                    "--generations", "5", "--target", "0.5", quiet=False),
+                         env=child_env(), capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    warned = [ln for ln in out.stderr.splitlines() if "--target 0.5 is above the best fitness sphere" in ln]
+    assert len(warned) == 1 and warned[0].startswith("warning: island-00: "), out.stderr
+    assert RunDir(run).island("island-00").read_status()["reason"] == "generations"
+    # At the optimum itself: reachable in principle, nothing to say.
+    at = subprocess.run(evolve_cmd("island-00", tmp_path / "at", "--problem", "sphere", "--dim", "3",
+                                   "--generations", "2", "--target", "0", quiet=False),
+                        env=child_env(), capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert at.returncode == 0 and "above the best fitness" not in at.stderr, at.stderr
