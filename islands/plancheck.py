@@ -5,7 +5,8 @@ the algorithm's and problem's own configs can judge, and those live beside torch
 launcher never loads torch (docs/DESIGN.md, "Layers"), so it runs this module once in a child
 (`python -m islands.plancheck`, JSON in on stdin, JSON out on stdout) before it writes
 anything: every island's effective config is built (problem and algorithm, no evaluation) and
-the first refusal is reported. With migration on, every island must also publish genomes of
+the first refusal is reported (an evaluation budget below one generation of the island's
+population among them). With migration on, every island must also publish genomes of
 one kind, length and dtype (the run's pool pins them), so a `param.hidden` spread that changes
 the network's weight count is refused rather than left to count foreign batches as bad files.
 """
@@ -20,6 +21,7 @@ from islands.threads import limit_env
 limit_env()  # before torch loads
 
 from islands.algorithms import REGISTRY, make_algorithm, resolve_dtype  # noqa: E402  (loads torch)
+from islands.budget import budget_refusal  # noqa: E402
 from islands.config import RunConfig  # noqa: E402
 from islands.errors import ConfigError  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
@@ -50,7 +52,11 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
             if key in seen:
                 continue
             problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
-            make_algorithm(cfg, problem, "cpu")
+            algo = make_algorithm(cfg, problem, "cpu")
+            refusal = budget_refusal(cfg.max_evaluations, cfg.population or algo.default_population(),
+                                     cfg.evaluation_budget)
+            if refusal is not None:
+                raise ConfigError(refusal)
             note = dim_note(cfg.problem, cfg.dim, problem.dim) if notes is not None else None
             if note is not None and note not in notes:  # type: ignore[operator]
                 notes.append(note)  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import Run
@@ -28,7 +29,7 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.launch_view import PlainView, Row
-from launcher.request import LaunchRequest, join, new_plan, planned_count, refuse_inline
+from launcher.request import LaunchRequest, join, new_plan, new_run_config, planned_count, refuse_inline
 from launcher.spawn import Child, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch
@@ -69,6 +70,8 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
     rundir = RunDir(request.root)
     refuse_inline(rundir, request.config)
+    if request.fresh or not rundir.is_run():
+        new_run_config(request, cores)  # a budget that cannot be split is refused before anything starts
     if not request.allow_shared_run:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
@@ -77,8 +80,8 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
     if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
         forks = start_template(rundir, max(planned_count(rundir), request.islands or len(cores)), request.device)
     try:
-        fresh = new_plan(request.config, request, cores, specs, forks) if request.fresh or not rundir.is_run() \
-            else None
+        fresh = new_plan(new_run_config(request, cores), request, cores, specs, forks) \
+            if request.fresh or not rundir.is_run() else None
         if request.fresh:
             rundir.reset_run()  # refuses while a launcher or an island of the run is alive
         lock = rundir.claim_launcher()
@@ -147,7 +150,7 @@ class _Session:
         self._check_not_running()
         for line in self.plan.describe():
             self.view.message(line)
-        self.view.message(planning.settings_line(self.run_.config))
+        self.view.message(planning.settings_line(self.run_.config, len(self.plan.ids)))
         for note in self.plan.notes:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
@@ -368,7 +371,8 @@ class _Session:
         summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,
                             dim=cfg.dim, state=state, wall_s=time.monotonic() - self.started,
                             statuses=statuses, baseline=self.baseline, watches=watches,
-                            to_target=self._to_target(statuses))
+                            to_target=self._to_target(statuses),
+                            budget=run_total(cfg, len(self.plan.ids)))
         self.rundir.write_summary(summary)
         for line in summary_lines(summary):
             self.view.message(line)

@@ -104,11 +104,13 @@ def summarize(
     baseline: Mapping[str, int],
     watches: Mapping[str, Mapping[str, Any]],
     to_target: Mapping[str, Any] | None = None,
+    budget: int | None = None,
 ) -> dict[str, Any]:
     """The summary of one launch, JSON-ready.
 
     `baseline` holds each island's evaluations when this launch began, so the rate counts
-    only the work done now; `watches` holds the launcher's per-island bookkeeping.
+    only the work done now; `watches` holds the launcher's per-island bookkeeping; `budget`
+    is what the whole run may spend (`islands.budget.run_total`; None: no budget).
     """
     islands: dict[str, Any] = {}
     origins: list[dict[int, int]] = []
@@ -151,6 +153,7 @@ def summarize(
             "island": champ.island, "fitness": champ.best_ever,
             "generation": champ.best_ever_generation, "file": "champion.isld"},
         "evaluations": total,
+        "evaluation_budget": budget,
         "to_target": None if to_target is None else dict(to_target),
         "evaluations_this_launch": done_now,
         "evals_per_sec": round(done_now / wall_s, 3) if wall_s > 0 else 0.0,
@@ -188,7 +191,10 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             lines.append("milestones (best >= level: evaluations over all islands, seconds): " + ", ".join(
                 f"{m['level']:.4g}: {m['evaluations']:,}, {m['wall_s']:.1f} s" for m in hit["milestones"]))
     m = summary["migration"]
-    lines.append(f"evaluations: {summary['evaluations']:,} in total, {summary['evaluations_this_launch']:,} "
+    spent = summary.get("evaluation_budget")
+    lines.append(f"evaluations: {summary['evaluations']:,} in total"
+                 + (f" of a budget of {spent:,} ({summary['evaluations'] / spent:.0%})" if spent else "")
+                 + f", {summary['evaluations_this_launch']:,} "
                  f"in this launch over {summary['wall_s']:.1f} s ({summary['evals_per_sec']:,.0f}/s)")
     lines.append(f"migration: {m['events']} events, {m['sent']} sent, {m['received']} received, "
                  f"{m['adopted']} adopted, {m['bad_files']} bad files"

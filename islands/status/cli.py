@@ -21,6 +21,7 @@ from islands.cli_run_dir import default_run_dir
 from islands.cli_types import FiniteFloat
 from islands.exit_codes import EXIT_ERROR
 from islands.status.plot import write_plot
+from islands.status.progress import generation_text
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from islands.status.schema import SCHEMA
 from islands.status.settings import display
@@ -172,7 +173,7 @@ def render(report: dict[str, Any]) -> Any:
     header = Text.assemble(
         ("run ", "bold"), (f"{(run['run_id'] or '?')[:12]}", "cyan"),
         f"  {problem_label(run)}  {run['algorithm']} pop {run['population'] or 'default'}  "
-        f"{run['generations']} generations  ",
+        f"{_limits(run)}  ",
         "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrant{'' if mig['migrants'] == 1 else 's'})",
         f"\n{report['run_dir']}\n",
     )
@@ -204,7 +205,7 @@ def render(report: dict[str, Any]) -> Any:
         counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else []) \
             + ([m["publish_errors"]] if unpublished else [])
         cells = [isl["island"], Text(isl["state"], STATE_STYLE.get(isl["state"], "")),
-                 "-" if isl["generation"] is None else f"{isl['generation']}/{isl['generations']}",
+                 generation_text(isl["generation"], isl["generations"]),
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
         cells += [str(isl["restarts"])] if restarts else []
         cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
@@ -216,6 +217,20 @@ def render(report: dict[str, Any]) -> Any:
     if report["notes"]:
         parts.append(Text("\n".join(f"note: {n}" for n in report["notes"]), style="yellow"))
     return Group(*parts)
+
+
+def _limits(run: dict[str, Any]) -> str:
+    """What stops the islands: "200 generations", "budget 4,000 evaluations (2,000 per island)"."""
+    parts = []
+    if run.get("evaluation_budget") is not None:
+        each = run.get("max_evaluations")
+        parts.append(f"budget {run['evaluation_budget']:,} evaluations"
+                     + (f" ({each:,} per island)" if each is not None and each != run["evaluation_budget"] else ""))
+    elif run.get("max_evaluations") is not None:
+        parts.append(f"budget {run['max_evaluations']:,} evaluations per island")
+    if run.get("generations") is not None or not parts:
+        parts.append(f"{run.get('generations')} generations")
+    return ", ".join(parts)
 
 
 def _archipelago(arch: dict[str, Any]) -> Any:

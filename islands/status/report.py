@@ -29,6 +29,7 @@ from islands.status import lineage
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, lease_state, migration_matrix)
+from islands.status.progress import fraction
 from islands.status.reader import RunReader, open_run
 from islands.status.record import (MIGRATION_COUNTERS, IslandStatus, as_float, as_int, as_mapping, as_str,
                                    champion, island_entry_fields, plain)
@@ -99,7 +100,8 @@ def build_report(
         status = reader.status(island)
         entry = _island_entry(island, status, reader.problems.get(island), now=now, here=here, alive=alive,
                               stale_after=stale_after, restarts=restarts.get(island, 0),
-                              failed=failed.get(island), lease=reader.lease(island))
+                              failed=failed.get(island), lease=reader.lease(island),
+                              budget=as_int(as_mapping(manifest.get("config")).get("max_evaluations")))
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
             entry["overrides"] = {str(k): plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
         slurm.merge_into_entry(entry, (scheduler or {}).get(island))
@@ -150,7 +152,7 @@ def build_report(
 
 def _island_entry(island: str, status: IslandStatus | None, problem: str | None, *, now: float, here: str,
                   alive: Callable[[int, float | None], bool], stale_after: float, restarts: int,
-                  failed: str | None, lease: Lease | None = None) -> dict[str, Any]:
+                  failed: str | None, lease: Lease | None = None, budget: int | None = None) -> dict[str, Any]:
     s = status or IslandStatus()
     if problem is not None:
         state, note = "unreadable", problem
@@ -169,7 +171,7 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
         "note": note,
         **island_entry_fields(s),
         # A finished island is done whatever generation it stopped at (a target, a stagnation limit).
-        "progress": 1.0 if state == "finished" else (min(1.0, gen / total) if gen is not None and total else None),
+        "progress": fraction(gen, total, s.evaluations, budget, finished=state == "finished"),
         "restarts": restarts,
         "effective_origins": lineage.effective_origins(s.origins) if s.origins else None,
         "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
@@ -237,6 +239,8 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "algorithm": as_str(cfg.get("algorithm")),
         "population": as_int(cfg.get("population")),
         "generations": as_int(cfg.get("generations")),
+        "max_evaluations": as_int(cfg.get("max_evaluations")),
+        "evaluation_budget": as_int(cfg.get("evaluation_budget")),
         "migration": {"every": as_int(mig.get("every")), "topology": as_str(mig.get("topology")),
                       "migrants": as_int(mig.get("migrants"))},
         "planned_islands": list(planned),

@@ -101,7 +101,8 @@ ISLAND = _obj(
         "note": _d(_str, "why the state is what it is, or what is wrong (corrupt file, silence)"),
         **{f.name: _shown(f) for f in SHOWN},
         # derived by the report, not recorded by the island:
-        "progress": _d(_num, "generation / generations, in [0, 1]"),
+        "progress": _d(_num, "share of its work done, in [0, 1]: generation / generations or evaluations / its "
+                            "evaluation budget, whichever is further; 1 once finished"),
         "restarts": _d(_count, "restarts by the launcher (0 when no launcher state is recorded)"),
         "effective_origins": _d(_num, "effective number of origins of the population: exp of the Shannon "
                                       "entropy of the islands where its individuals' lineages began (1: one "
@@ -205,7 +206,11 @@ SCHEMA: dict[str, Any] = {
                     "genome_kind": _d({"enum": ["vector", "neat", None]}, "vector (fixed length) or neat (a graph)"),
                     "algorithm": _str,
                     "population": _int,
-                    "generations": _int,
+                    "generations": _d(_int, "each island's generation limit (null: none, an evaluation budget "
+                                            "stops the islands)"),
+                    "max_evaluations": _d(_int, "each island's evaluation budget (its share of the run's); null: none"),
+                    "evaluation_budget": _d(_int, "the run's total evaluation budget as given (--max-evaluations); "
+                                                  "null: none given, or a run planned with a per-island budget"),
                     "migration": _obj({"every": _int, "topology": _str, "migrants": _int}),
                     "planned_islands": {"type": "array", "items": {"type": "string"}},
                 },
