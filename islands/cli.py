@@ -52,8 +52,8 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
      "--generations is given."),
     ("--max-evaluations-per-island", "max_evaluations", Int64(min=1),
      "Stop each island after this many evaluations (as --max-evaluations, but per island)."),
-    ("--generations", "generations", Int64(), "Generations per island; with an evaluation budget too, the "
-     "earlier limit stops it."),
+    ("--generations", "generations", Int64(), "Generations per island (no limit under an evaluation budget "
+     "unless given; given with one, the earlier limit stops the island)."),
     ("--seed", "seed", Int64(min=0), "Run seed; each island's seed derives from it and its id."),
     ("--checkpoint-every", "checkpoint_every", Int64(min=1), "Generations between checkpoints."),
     ("--checkpoint-seconds", "checkpoint_seconds", FiniteFloat(min=0),
@@ -95,7 +95,7 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
 # What a setting whose default is None means (the config resolves it later).
 _NONE_DEFAULTS = {"population": "the algorithm's default", "dtype": "the problem's",
                   "target": "the problem's solved threshold", "max_evaluations": "no limit",
-                  "evaluation_budget": "no limit", "generations": f"{cfg.DEFAULT_GENERATIONS}; none under a budget",
+                  "evaluation_budget": "no limit", "generations": str(cfg.DEFAULT_GENERATIONS),
                   "ga.mutation_rate": "1/dim"}
 
 

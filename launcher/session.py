@@ -25,7 +25,8 @@ from islands.exit_codes import EXIT_ERROR
 from islands.runs import Run
 from islands.status.progress import fraction, number
 from islands.status.reader import read_status
-from islands.status.record import IslandStatus, champion
+from islands.status import lineage
+from islands.status.record import HistoryLine, IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.launch_view import PlainView, Row
@@ -332,13 +333,18 @@ class _Session:
         except OSError as e:  # bookkeeping only: a full disk must not stop supervision
             self.view.message(f"warning: cannot write the launcher state: {e}")
 
-    def _to_target(self, statuses: Mapping[str, IslandStatus | None]) -> dict[str, Any] | None:
-        """Evaluations and wall time until the first island reached its target (from histories)."""
+    def _to_target(self, statuses: Mapping[str, IslandStatus | None]) -> tuple[dict[str, Any] | None, list]:
+        """Evaluations and wall time until the first island reached its target, and the
+        archipelago's lineage curve (both from the histories; read only when an island reached
+        its target: the curve then tells a takeover before the target from one after it)."""
         targets = {i: s.target for i, s in statuses.items() if s is not None and self._ours(s)}
         if not any(s is not None and s.reason == "target" for s in statuses.values()):
-            return None  # no island stopped at its target: skip reading every history
+            return None, []  # no island stopped at its target: skip reading every history
         started = float(self.run_.manifest.get("created") or self.started_wall)
-        return time_to_target({i: self.rundir.island(i).iter_history() for i in targets}, targets, started)
+        histories = {i: list(self.rundir.island(i).iter_history()) for i in targets}
+        points = {i: [(h.generation, h.origins, h.time) for h in map(HistoryLine.from_body, recs)
+                      if h.generation is not None and h.origins] for i, recs in histories.items()}
+        return time_to_target(histories, targets, started), lineage.over_time(points)
 
     def _evaluate(self, summary: dict[str, Any]) -> None:
         """The champion on unseen starts, in a child (`islands evaluate`: torch stays out of the
@@ -368,10 +374,11 @@ class _Session:
         if champ is not None:
             self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id))
         watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}
+        to_target, trend = self._to_target(statuses)
         summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,
                             dim=cfg.dim, state=state, wall_s=time.monotonic() - self.started,
                             statuses=statuses, baseline=self.baseline, watches=watches,
-                            to_target=self._to_target(statuses),
+                            to_target=to_target, lineage_trend=trend,
                             budget=run_total(cfg, len(self.plan.ids)))
         self.rundir.write_summary(summary)
         for line in summary_lines(summary):
