@@ -248,7 +248,7 @@ class RunConfig:
             object.__setattr__(self, "generations", DEFAULT_GENERATIONS)
         _check(self.dtype is None or self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         _check(self.generations is None or (_is_int(self.generations) and self.generations >= 0),
-               f"generations must be an integer >= 0, got {self.generations!r}")
+               f"generations must be >= 0 and an integer, got {self.generations!r}")
         _check(0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}")
         _check(self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}")
         _check(isinstance(self.checkpoint_seconds, (int, float)) and not isinstance(self.checkpoint_seconds, bool)
