@@ -109,9 +109,9 @@ def join_run(
     """
     check_memory(config)
     rundir = RunDir(root)
-    if make_manifest is None:  # a run without a plan: a lone island's budget is the run's
-        config = budget.for_islands(config, 1)
-    make = make_manifest or (lambda: new_manifest(config))
+    # A run without a plan: a lone island's budget is the run's (resolved only if this call
+    # creates the run; joining one compares typed budgets with its record below).
+    make = make_manifest or (lambda: new_manifest(budget.for_islands(config, 1)))
 
     def make_checked() -> dict[str, Any]:  # under the manifest lock, before anything is written
         _refuse_orphaned_checkpoints(root)
