@@ -128,3 +128,15 @@ def test_an_old_manifest_resumes_with_its_recorded_meaning(tmp_path):
     with pytest.raises(ConfigError, match="records 100000 evaluations per island"):
         evolve("island-01", tmp_path, RunConfig(evaluation_budget=100_000), explicit={"evaluation_budget": 100_000},
                **QUIET)
+
+
+def test_a_typed_total_joins_a_planned_run_without_judging_the_options_defaults(tmp_path):
+    # A planned run of two islands of 20: 100 evaluations in all, 50 each. The command that
+    # joins it names only the total; its default population (the GA's 100) is not the run's.
+    recorded = budget.for_islands(small(population=20, generations=None, evaluation_budget=100, target=1.0), 2)
+    RunDir(tmp_path).create_or_read_manifest(lambda: {
+        "schema": 1, "run_id": "b" * 32, "created": 0.0, "config": recorded.to_dict(), "overrides": {},
+        "islands": ["island-00", "island-01"], "planned_islands": ["island-00", "island-01"]})
+    result = evolve("island-01", tmp_path, RunConfig(evaluation_budget=100), explicit={"evaluation_budget": 100},
+                    **QUIET)
+    assert result.reason == "evaluations" and 50 <= result.evaluations < 50 + 20
