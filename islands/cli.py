@@ -46,8 +46,14 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--population", "population", Int64(), registry.population_help()),
     ("--dtype", "dtype", click.Choice(cfg.DTYPES),
      "Precision of genomes and fitness (float64 benchmarks, float32 networks)."),
-    ("--max-evaluations", "max_evaluations", Int64(min=1), "Stop an island after this many evaluations."),
-    ("--generations", "generations", Int64(), "Generations per island."),
+    ("--max-evaluations", "evaluation_budget", Int64(min=1),
+     "The run's evaluation budget, split evenly over its planned islands (an island started "
+     "alone gets all of it); each island stops on its share. Lifts the generation limit unless "
+     "--generations is given."),
+    ("--max-evaluations-per-island", "max_evaluations", Int64(min=1),
+     "Stop each island after this many evaluations (as --max-evaluations, but per island)."),
+    ("--generations", "generations", Int64(), "Generations per island (no limit under an evaluation budget "
+     "unless given; given with one, the earlier limit stops the island)."),
     ("--seed", "seed", Int64(min=0), "Run seed; each island's seed derives from it and its id."),
     ("--checkpoint-every", "checkpoint_every", Int64(min=1), "Generations between checkpoints."),
     ("--checkpoint-seconds", "checkpoint_seconds", FiniteFloat(min=0),
@@ -89,6 +95,7 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
 # What a setting whose default is None means (the config resolves it later).
 _NONE_DEFAULTS = {"population": "the algorithm's default", "dtype": "the problem's",
                   "target": "the problem's solved threshold", "max_evaluations": "no limit",
+                  "evaluation_budget": "no limit", "generations": str(cfg.DEFAULT_GENERATIONS),
                   "ga.mutation_rate": "1/dim"}
 
 
@@ -296,7 +303,8 @@ def _island_argument(island: str | None, run_dir: Path | None, slurm: bool) -> s
 
 
 def _max_evaluations(root: Path) -> int | None:
-    """The run's evaluation budget per island (its manifest's, which the options may not name)."""
+    """The island's evaluation budget, its share of the run's (the manifest's, which the options
+    may not name)."""
     try:
         return open_run(root).config.max_evaluations
     except (IslandsError, PoolError, OSError):

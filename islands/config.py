@@ -39,6 +39,9 @@ ALGO_PREFIX = "algo."
 PARAM_PREFIX = "param."
 
 
+DEFAULT_GENERATIONS = 200  # the generation limit of a run without an evaluation budget
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -208,7 +211,9 @@ class RunConfig:
     problem_params: Mapping[str, Any] = field(default_factory=dict)
     algorithm: str = "ga"
     population: int | None = None  # None: the algorithm's default (GA 100, CMA-ES 4 + 3 ln D, ...)
-    generations: int = 200
+    # None: DEFAULT_GENERATIONS, or no generation limit when an evaluation budget is set (a
+    # budget is then the limit); resolved here, so a manifest records what the run does.
+    generations: int | None = None
     seed: int = 0
     checkpoint_every: int = 25
     # A periodic checkpoint also waits until this many seconds have passed since the last one
@@ -216,7 +221,10 @@ class RunConfig:
     checkpoint_seconds: float = 30.0
     stagnation_limit: int = 0  # 0: never stop for stagnation
     target: float | None = None  # None: the problem's own "solved" threshold
-    max_evaluations: int | None = None  # None: no evaluation budget per island
+    max_evaluations: int | None = None  # each island's evaluation budget (None: none)
+    # The run's total budget (`--max-evaluations`), recorded as given; `islands.budget` splits it
+    # over the planned islands into max_evaluations, which is what an island stops on.
+    evaluation_budget: int | None = None
     dtype: str | None = None  # None: the problem's own (float64 benchmarks, float32 networks)
     ga: GAConfig = field(default_factory=GAConfig)
     migration: MigrationConfig = field(default_factory=MigrationConfig)
@@ -232,10 +240,15 @@ class RunConfig:
         _check(self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         _check(self.population is None or (_is_int(self.population) and self.population >= 2),
                f"population must be >= 2 and an integer, got {self.population!r}")
-        _check(self.max_evaluations is None or self.max_evaluations >= 1,
-               f"max evaluations must be >= 1, got {self.max_evaluations}")
+        _check(self.max_evaluations is None or (_is_int(self.max_evaluations) and self.max_evaluations >= 1),
+               f"max evaluations per island must be an integer >= 1, got {self.max_evaluations!r}")
+        _check(self.evaluation_budget is None or (_is_int(self.evaluation_budget) and self.evaluation_budget >= 1),
+               f"max evaluations (the run's budget) must be an integer >= 1, got {self.evaluation_budget!r}")
+        if self.generations is None and self.max_evaluations is None and self.evaluation_budget is None:
+            object.__setattr__(self, "generations", DEFAULT_GENERATIONS)
         _check(self.dtype is None or self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        _check(self.generations >= 0, f"generations must be >= 0, got {self.generations}")
+        _check(self.generations is None or (_is_int(self.generations) and self.generations >= 0),
+               f"generations must be >= 0 and an integer, got {self.generations!r}")
         _check(0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}")
         _check(self.checkpoint_every >= 1, f"checkpoint-every must be >= 1, got {self.checkpoint_every}")
         _check(isinstance(self.checkpoint_seconds, (int, float)) and not isinstance(self.checkpoint_seconds, bool)
@@ -299,7 +312,7 @@ class RunConfig:
         """
         d = self.to_dict()
         for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
-                  "max_evaluations", "stop_when"):
+                  "max_evaluations", "evaluation_budget", "stop_when"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -248,7 +248,7 @@ class _Loop:
             return "target-elsewhere"
         if self.cfg.stagnation_limit and progress.stale >= self.cfg.stagnation_limit:
             return "stagnation"
-        if progress.generation >= self.cfg.generations:
+        if self.cfg.generations is not None and progress.generation >= self.cfg.generations:
             return "generations"
         if self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations:
             return "evaluations"

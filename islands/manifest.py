@@ -99,6 +99,10 @@ def flatten_config(config: RunConfig) -> dict[str, Any]:
     return _flatten(config.to_dict())
 
 
+# Settings whose option is not their name: how a conflict names the option typed.
+FLAGS = {"max_evaluations": "max-evaluations-per-island", "evaluation_budget": "max-evaluations"}
+
+
 def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
     """Raise ManifestConflict for the first explicit setting that differs from the manifest.
 
@@ -113,7 +117,7 @@ def check_against(recorded: RunConfig, explicit: Mapping[str, Any]) -> None:
         if isinstance(given, Mapping):
             given = dict(given)
         if have != given and not (isinstance(have, float) and isinstance(given, (int, float)) and float(given) == have):
-            raise ManifestConflict(path.split(".")[-1].replace("_", "-"), have, given)
+            raise ManifestConflict(FLAGS.get(path, path.split(".")[-1].replace("_", "-")), have, given)
 
 
 def valid_run_id(value: Any) -> bool:

@@ -6,9 +6,10 @@ launcher never loads torch (docs/DESIGN.md, "Layers"), so it runs this module on
 (`python -m islands.plancheck`, JSON in on stdin, JSON out on stdout) before it writes
 anything: every island's effective config is built (problem and algorithm) and its problem
 scores two genomes (`islands.problems.inline.check_runs`: a fitness of the wrong shape, or one
-that raises, is refused here, before a manifest exists), and the first refusal is reported.
-A failure of the user's problem code is one line naming the user's file and line; with
-ISLANDS_DEBUG (`islands --debug`) its traceback goes to stderr, which the launcher then shows. With migration on, every island must also publish genomes of
+that raises, is refused here, before a manifest exists), and the first refusal is reported (an
+evaluation budget below one generation of the island's population among them). A failure of the
+user's problem code is one line naming the user's file and line; with ISLANDS_DEBUG (`islands
+--debug`) its traceback goes to stderr, which the launcher then shows. With migration on, every island must also publish genomes of
 one kind, length and dtype (the run's pool pins them), so a `param.hidden` spread that changes
 the network's weight count is refused rather than left to count foreign batches as bad files.
 """
@@ -23,6 +24,7 @@ from islands.threads import limit_env
 limit_env()  # before torch loads
 
 from islands.algorithms import REGISTRY, resolve_dtype  # noqa: E402
+from islands.budget import budget_refusal  # noqa: E402
 from islands.config import RunConfig  # noqa: E402
 from islands.errors import ConfigError, show_traceback  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
@@ -54,7 +56,11 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
             if key in seen:
                 continue
             problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
-            check_runs(cfg, problem)  # the algorithm builds, the problem scores two genomes
+            algo = check_runs(cfg, problem)  # the algorithm builds, the problem scores two genomes
+            refusal = budget_refusal(cfg.max_evaluations, cfg.population or algo.default_population(),
+                                     cfg.evaluation_budget)
+            if refusal is not None:
+                raise ConfigError(refusal)
             note = dim_note(cfg.problem, cfg.dim, problem.dim) if notes is not None else None
             if note is not None and note not in notes:  # type: ignore[operator]
                 notes.append(note)  # type: ignore[union-attr]

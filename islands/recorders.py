@@ -117,7 +117,7 @@ class Checkpointer(Recorder):
 class Heartbeat(Recorder):
     """status.isld: the island's latest state for other processes, and its lease renewal."""
 
-    def __init__(self, spec: Any, generations: int, rundir: RunDir, algo: Any, number: int,
+    def __init__(self, spec: Any, generations: int | None, rundir: RunDir, algo: Any, number: int,
                  target: float | None, history: HistoryRecorder,
                  on_status: Callable[[IslandStatus], None] | None) -> None:
         self.spec, self.generations, self.rundir, self.algo, self.number = spec, generations, rundir, algo, number

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from islands import budget
 from islands.config import RunConfig, is_inline, island_number, not_rebuildable
 from islands.errors import ConfigError
 from migration_pool.errors import FormatError, PoolError, RunDirError
@@ -108,7 +109,9 @@ def join_run(
     """
     check_memory(config)
     rundir = RunDir(root)
-    make = make_manifest or (lambda: new_manifest(config))
+    # A run without a plan: a lone island's budget is the run's (resolved only if this call
+    # creates the run; joining one compares typed budgets with its record below).
+    make = make_manifest or (lambda: new_manifest(budget.for_islands(config, 1)))
 
     def make_checked() -> dict[str, Any]:  # under the manifest lock, before anything is written
         _refuse_orphaned_checkpoints(root)
@@ -120,8 +123,8 @@ def join_run(
     if not allow_shared:
         rundir.check_private()
     run = run_from_manifest(Path(root), manifest)
-    if not created:
-        check_against(run.config, explicit)
+    if not created:  # a typed total budget stands for its share of the run's planned islands
+        check_against(run.config, budget.explicit_for(run.config, len(run.planned()) or 1, explicit))
     return run, created
 
 
@@ -185,7 +188,8 @@ def evolve(
     notes: list[str] | None = [] if dim_typed and built is None else None
     if fresh_run or not _has_manifest(root):
         # A new run: build its problem and algorithm first, so a typo writes no manifest that
-        # the corrected command would then contradict.
+        # the corrected command would then contradict. Without a plan, the run is this island.
+        config = budget.for_islands(config, 1)
         if built is not None:
             from islands.problems.inline import check_runs  # lazy: loads torch; the launcher imports this module and never does
 
@@ -209,11 +213,15 @@ def evolve(
     from islands.island import IslandSpec, run_island  # lazy: loads torch; the launcher imports this module and never does
     from islands.migration import PoolMigrator  # lazy: as above
 
+    recorded = run.config
+    if recorded.max_evaluations is None and recorded.evaluation_budget is not None:  # a manifest written by hand
+        recorded = dataclasses.replace(recorded, max_evaluations=budget.share(recorded.evaluation_budget,
+                                                                               len(run.planned()) or 1))
     spec = IslandSpec(
         island=island,
         run_dir=Path(root),
         run_id=run.run_id,
-        config=run.config,
+        config=recorded,
         overrides=run.overrides(island),
         device=device or run.device(island),
         planned=run.planned(),

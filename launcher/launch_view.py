@@ -22,7 +22,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from islands.status.progress import Eta, clock, fraction, number
+from islands.status.progress import Eta, clock, fraction, generation_text, number
 from launcher.plan import format_cores
 
 
@@ -184,7 +184,7 @@ class LiveView:
         for r in rows:
             share = r.share()
             bar = Text("-") if share is None else ProgressBar(total=1.0, completed=share, width=12)
-            gen = "-" if r.generation is None else f"{r.generation}/{r.generations}"
+            gen = generation_text(r.generation, r.generations)
             table.add_row(r.island, Text(r.state, style=STYLES.get(r.state, "")), bar, gen, number(r.best),
                           "-" if r.evals_per_sec is None else f"{r.evals_per_sec:,.0f}",
                           number(r.diversity, 3), str(r.restarts), format_cores(r.cores))

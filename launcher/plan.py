@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import psutil
 
+from islands import budget
 from islands.config import (ALGO_PREFIX, PARAM_PREFIX, VARIABLE_SETTINGS, GAConfig, RunConfig, island_id,
                             parse_cli_value)
 from islands.errors import ConfigError
@@ -327,11 +328,13 @@ class Plan:
         return lines
 
 
-def settings_line(config: Any) -> str:
-    """What each island runs, defaults included (a --vary spread shows on the island lines)."""
+def settings_line(config: Any, islands: int = 1) -> str:
+    """What each island runs, defaults included (a --vary spread shows on the island lines),
+    and what stops it: the evaluation budget (the run's, and each island's share) and the
+    generation limit."""
     population = config.population if config.population is not None else "the algorithm's default"
     return (f"settings: problem {config.problem}, dim {config.dim}, algorithm {config.algorithm}, "
-            f"population {population}, {config.generations} generations")
+            f"population {population}, {budget.describe(config, islands)}")
 
 
 def migration_line(mig: Any, islands: int) -> str:

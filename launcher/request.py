@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from islands import budget
 from islands.config import RunConfig, is_inline, not_rebuildable
 from islands.runs import Run, flatten_config, join_run, new_manifest, planned_islands
 from launcher import plan as planning
@@ -31,6 +32,8 @@ class LaunchRequest:
     root: Path
     # None: resume with the manifest's settings (a new run gets RunConfig()). A config given
     # with no `explicit` counts as given in full, so it must match an existing run's manifest.
+    # Its `evaluation_budget` is the whole run's (split over the planned islands when the run
+    # is planned, `new_run_config`); its `max_evaluations` each island's.
     config: RunConfig = None  # type: ignore[assignment]  # None until __post_init__
     explicit: Mapping[str, Any] = None  # type: ignore[assignment]
     islands: int | None = None
@@ -57,6 +60,12 @@ class LaunchRequest:
         if self.grace_s < 0:
             raise PlanError(f"--grace must be >= 0 seconds, got {self.grace_s}")
 
+
+
+def new_run_config(request: LaunchRequest, cores: Sequence[int]) -> RunConfig:
+    """A new run's config: its total evaluation budget split over the islands it plans (one
+    per core unless -n says otherwise). ConfigError when the budget cannot be split."""
+    return budget.for_islands(request.config, request.islands or len(cores))
 
 
 def planned_count(rundir: RunDir) -> int:
@@ -89,7 +98,8 @@ def join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: li
          fresh: planning.Plan | None, forks: ForkServer | None = None) -> tuple[Run, planning.Plan]:
     """The run (created with the `fresh` plan if new) and the plan to run it with."""
     if rundir.read_manifest() is None:
-        config, plan = request.config, fresh or new_plan(request.config, request, cores, specs, forks)
+        config = new_run_config(request, cores)
+        plan = fresh or new_plan(config, request, cores, specs, forks)
         run, created = join_run(rundir.root, config, request.explicit,
                                 make_manifest=lambda: new_manifest(config, **plan.manifest_fields()),
                                 allow_shared=request.allow_shared_run)
@@ -103,6 +113,8 @@ def join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: li
 
 def new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list,
              forks: ForkServer | None = None) -> planning.Plan:
+    """The plan of a run with `config` (a new run's from `new_run_config`, or a run that
+    `islands evolve` started and this launch adopts: its recorded budget stays as it is)."""
     ids = planning.island_ids(request.islands or len(cores))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)

@@ -19,16 +19,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import Run
 from islands.status.progress import fraction, number
 from islands.status.reader import read_status
-from islands.status.record import IslandStatus, champion
+from islands.status import lineage
+from islands.status.record import HistoryLine, IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.launch_view import PlainView, Row
-from launcher.request import LaunchRequest, join, new_plan, planned_count, refuse_inline
+from launcher.request import LaunchRequest, join, new_plan, new_run_config, planned_count, refuse_inline
 from launcher.spawn import Child, spawn_island
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch
@@ -69,6 +71,8 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         planning.assign_devices(1, request.device, ["0"])  # syntax only; GPUs are checked below
     rundir = RunDir(request.root)
     refuse_inline(rundir, request.config)
+    if request.fresh or not rundir.is_run():
+        new_run_config(request, cores)  # a budget that cannot be split is refused before anything starts
     if not request.allow_shared_run:
         rundir.check_private()  # before anything is written or any island imports its problem
     # A new run's plan is checked in full (against the config, and the GPUs) before the
@@ -77,8 +81,8 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
     if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
         forks = start_template(rundir, max(planned_count(rundir), request.islands or len(cores)), request.device)
     try:
-        fresh = new_plan(request.config, request, cores, specs, forks) if request.fresh or not rundir.is_run() \
-            else None
+        fresh = new_plan(new_run_config(request, cores), request, cores, specs, forks) \
+            if request.fresh or not rundir.is_run() else None
         if request.fresh:
             rundir.reset_run()  # refuses while a launcher or an island of the run is alive
         lock = rundir.claim_launcher()
@@ -147,7 +151,7 @@ class _Session:
         self._check_not_running()
         for line in self.plan.describe():
             self.view.message(line)
-        self.view.message(planning.settings_line(self.run_.config))
+        self.view.message(planning.settings_line(self.run_.config, len(self.plan.ids)))
         for note in self.plan.notes:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
@@ -332,13 +336,18 @@ class _Session:
         except OSError as e:  # bookkeeping only: a full disk must not stop supervision
             self.view.message(f"warning: cannot write the launcher state: {e}")
 
-    def _to_target(self, statuses: Mapping[str, IslandStatus | None]) -> dict[str, Any] | None:
-        """Evaluations and wall time until the first island reached its target (from histories)."""
+    def _to_target(self, statuses: Mapping[str, IslandStatus | None]) -> tuple[dict[str, Any] | None, list]:
+        """Evaluations and wall time until the first island reached its target, and the
+        archipelago's lineage curve (both from the histories; read only when an island reached
+        its target: the curve then tells a takeover before the target from one after it)."""
         targets = {i: s.target for i, s in statuses.items() if s is not None and self._ours(s)}
         if not any(s is not None and s.reason == "target" for s in statuses.values()):
-            return None  # no island stopped at its target: skip reading every history
+            return None, []  # no island stopped at its target: skip reading every history
         started = float(self.run_.manifest.get("created") or self.started_wall)
-        return time_to_target({i: self.rundir.island(i).iter_history() for i in targets}, targets, started)
+        histories = {i: list(self.rundir.island(i).iter_history()) for i in targets}
+        points = {i: [(h.generation, h.origins, h.time) for h in map(HistoryLine.from_body, recs)
+                      if h.generation is not None and h.origins] for i, recs in histories.items()}
+        return time_to_target(histories, targets, started), lineage.over_time(points)
 
     def _evaluate(self, summary: dict[str, Any]) -> None:
         """The champion on unseen starts, in a child (`islands evaluate`: torch stays out of the
@@ -368,10 +377,12 @@ class _Session:
         if champ is not None:
             self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id))
         watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}
+        to_target, trend = self._to_target(statuses)
         summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,
                             dim=cfg.dim, state=state, wall_s=time.monotonic() - self.started,
                             statuses=statuses, baseline=self.baseline, watches=watches,
-                            to_target=self._to_target(statuses))
+                            to_target=to_target, lineage_trend=trend,
+                            budget=run_total(cfg, len(self.plan.ids)))
         self.rundir.write_summary(summary)
         for line in summary_lines(summary):
             self.view.message(line)

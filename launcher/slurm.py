@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from islands import scheduler_state as sched
+from islands import budget, scheduler_state as sched
 from islands.exit_codes import EXIT_STOPPED, NO_RESTART
 from islands.runs import Run, join_run, new_manifest, planned_islands
+from islands.status.progress import fraction
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import LauncherError, PlanError
@@ -78,9 +79,10 @@ def new_plan(request: LaunchRequest, device: str) -> planning.Plan:
         raise PlanError("--backend slurm needs -n/--islands for a new run (there are no local cores to count)")
     specs = [planning.parse_vary(v) for v in request.vary]
     ids = planning.island_ids(request.islands)
-    overrides = planning.sample_overrides(specs, ids, request.config.seed)
-    planning.check_overrides(request.config, overrides, specs)
-    error = check_islands_build(request.config.to_dict(), overrides, [] if "dim" in request.explicit else None)
+    config = budget.for_islands(request.config, len(ids))
+    overrides = planning.sample_overrides(specs, ids, config.seed)
+    planning.check_overrides(config, overrides, specs)
+    error = check_islands_build(config.to_dict(), overrides, [] if "dim" in request.explicit else None)
     if error is not None:
         raise PlanError(error)
     # Each task sees only its own GPU, as cuda:0; cores are SLURM's to choose.
@@ -142,8 +144,9 @@ class SlurmLaunch:
             self._claim()
             fields = plan.manifest_fields()
             fields["plan"] = {**fields["plan"], "backend": "slurm", "pattern": self.opts.pattern}
-            run, _ = join_run(self.rundir.root, self.request.config, self.request.explicit,
-                              make_manifest=lambda: new_manifest(self.request.config, **fields),
+            config = budget.for_islands(self.request.config, len(plan.ids))
+            run, _ = join_run(self.rundir.root, config, self.request.explicit,
+                              make_manifest=lambda: new_manifest(config, **fields),
                               allow_shared=self.request.allow_shared_run)
         else:
             self._claim()
@@ -256,7 +259,8 @@ class SlurmLaunch:
         else:
             state = self._ended(island, task)
         return Row(island, state, s.generation, s.generations, s.best_ever, s.evals_per_sec, s.diversity,
-                   self.resubmits.get(island, 0))
+                   self.resubmits.get(island, 0), done=fraction(s.generation, s.generations, s.evaluations,
+                                                                run.config.max_evaluations, state == "finished"))
 
     def _ended(self, island: str, task: sched.TaskState) -> str:
         """stopped (its batch script ended by itself: the island stopped on request or gave up),

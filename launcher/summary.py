@@ -23,7 +23,7 @@ Load it with `islands.status.reader.open_run(run_dir).champion_file()`.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from islands.status import lineage
 from islands.status.record import MIGRATION_COUNTERS, HistoryLine, IslandStatus, champion
@@ -72,7 +72,7 @@ def time_to_target(
                                "evaluations": _cost_at(lines, reached[0]),
                                "wall_s": round(max(0.0, reached[0] - started), 3)})
     return {"island": island, "generation": line.generation, "evaluations": _cost_at(lines, at),
-            "wall_s": round(max(0.0, at - started), 3), "target": target, "milestones": milestones}
+            "wall_s": round(max(0.0, at - started), 3), "time": at, "target": target, "milestones": milestones}
 
 
 def _readable(records: Iterable[Any]) -> list[HistoryLine]:
@@ -118,14 +118,20 @@ def summarize(
     baseline: Mapping[str, int],
     watches: Mapping[str, Mapping[str, Any]],
     to_target: Mapping[str, Any] | None = None,
+    budget: int | None = None,
+    lineage_trend: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The summary of one launch, JSON-ready.
 
     `baseline` holds each island's evaluations when this launch began, so the rate counts
-    only the work done now; `watches` holds the launcher's per-island bookkeeping.
+    only the work done now; `watches` holds the launcher's per-island bookkeeping; `budget`
+    is what the whole run may spend (`islands.budget.run_total`; None: no budget);
+    `lineage_trend` the archipelago's origins over time (`lineage.over_time`, from the
+    histories), which tells a takeover before the target from one after it.
     """
     islands: dict[str, Any] = {}
     origins: list[dict[int, int]] = []
+    ours: dict[str, IslandStatus] = {}
     migration = dict.fromkeys(MIGRATION_COUNTERS, 0)
     total = done_now = 0
     for isl in sorted(set(statuses) | set(watches)):
@@ -140,6 +146,7 @@ def summarize(
             migration[k] += getattr(st.migration, k)
         if st.origins:
             origins.append(dict(st.origins))
+        ours[isl] = st
         islands[isl] = {
             "state": w.get("state", st.state or "unknown"),
             "reason": w.get("reason") or st.reason,
@@ -165,24 +172,39 @@ def summarize(
             "island": champ.island, "fitness": champ.best_ever,
             "generation": champ.best_ever_generation, "file": "champion.isld"},
         "evaluations": total,
+        "evaluation_budget": budget,
         "to_target": None if to_target is None else dict(to_target),
         "evaluations_this_launch": done_now,
         "evals_per_sec": round(done_now / wall_s, 3) if wall_s > 0 else 0.0,
         "migration": migration,
-        "lineage": _lineage(origins, sorted(set(statuses) | set(watches))),
+        "lineage": _lineage(origins, sorted(set(statuses) | set(watches)), _reach(ours, to_target), lineage_trend),
         "restarts": sum(v["restarts"] for v in islands.values()),
         "hangs": sum(v["hangs"] for v in islands.values()),
         "ended": time.time(),
     }
 
 
-def _lineage(origins: list[dict[int, int]], ids: list[str]) -> dict[str, Any]:
-    """The archipelago's effective origins at the end (`islands.status.lineage`)."""
+def _reach(statuses: Mapping[str, IslandStatus], to_target: Mapping[str, Any] | None) -> lineage.TargetReach:
+    """When the target was first reached: the statuses say whether and at which generation,
+    `time_to_target` (from the full histories) when."""
+    reach = lineage.target_reach(statuses)
+    if to_target is None or to_target.get("time") is None:
+        return reach
+    return lineage.TargetReach(reach.target, to_target["island"], to_target["generation"], to_target["time"])
+
+
+def _lineage(origins: list[dict[int, int]], ids: list[str], reach: lineage.TargetReach,
+             trend: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The archipelago's effective origins at the end (`islands.status.lineage`), with a warning
+    for a takeover while no island had reached the target and a note for one after it."""
     counts = lineage.name_origins(lineage.pooled(origins), ids)
     top, share = lineage.dominant(counts)
+    verdict = lineage.takeover_verdict(counts, len(origins), reach, trend)
+    line = lineage.verdict_line(verdict)
+    fine = verdict is not None and verdict["kind"] == "after-target"
     return {"effective_origins": lineage.effective_origins(counts) if counts else None,
             "islands_counted": len(origins), "dominant_origin": top, "dominant_share": share,
-            "warning": lineage.takeover_warning(counts, len(origins))}
+            "warning": None if fine else line, "note": line if fine else None}
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -202,7 +224,10 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             lines.append("milestones (best >= level: evaluations over all islands, seconds): " + ", ".join(
                 f"{m['level']:.4g}: {m['evaluations']:,}, {m['wall_s']:.1f} s" for m in hit["milestones"]))
     m = summary["migration"]
-    lines.append(f"evaluations: {summary['evaluations']:,} in total, {summary['evaluations_this_launch']:,} "
+    spent = summary.get("evaluation_budget")
+    lines.append(f"evaluations: {summary['evaluations']:,} in total"
+                 + (f" of a budget of {spent:,} ({summary['evaluations'] / spent:.0%})" if spent else "")
+                 + f", {summary['evaluations_this_launch']:,} "
                  f"in this launch over {summary['wall_s']:.1f} s ({summary['evals_per_sec']:,.0f}/s)")
     lines.append(f"migration: {m['events']} events, {m['sent']} sent, {m['received']} received, "
                  f"{m['adopted']} adopted, {m['bad_files']} bad files"
@@ -213,8 +238,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     if lin["effective_origins"] is not None:
         lines.append(f"lineages: {lin['effective_origins']:.1f} effective origins of {lin['islands_counted']} "
                      f"island(s); largest: {lin['dominant_origin']} {lin['dominant_share']:.0%}")
-        if lin["warning"]:
-            lines.append(lin["warning"])
+        if lin["warning"] or lin.get("note"):
+            lines.append(lin["warning"] or lin["note"])
     for isl, v in summary["islands"].items():
         if v["state"] == "failed":
             lines.append(f"failed: {isl}: {v['reason']}")

@@ -66,16 +66,16 @@ def recorded_params(problem: Any) -> dict[str, Any]:
     return {"lower": plain(problem.lower), "upper": plain(problem.upper)}
 
 
-def check_runs(cfg: Any, problem: Any) -> None:
-    """Build the algorithm for `problem` and score two genomes, before anything is written.
+def check_runs(cfg: Any, problem: Any) -> Any:
+    """Build the algorithm for `problem` (returned) and score two genomes, before anything is written.
 
     A function that raises (or calls sys.exit) or returns the wrong shape is reported here, as
     a ConfigError naming the user's line, instead of after the run directory holds a manifest
     the corrected call would contradict. The global torch generator is left as it was.
     """
-    make_algorithm(cfg, problem, "cpu")
+    algo = make_algorithm(cfg, problem, "cpu")
     if problem.genome_kind != "vector":
-        return
+        return algo
     dtype = resolve_dtype(cfg, problem)
     lo, hi = problem.bounds(dtype=dtype)
     gen = torch.Generator().manual_seed(0)
@@ -88,3 +88,4 @@ def check_runs(cfg: Any, problem: Any) -> None:
         except USER_FAILURES as e:  # the user's function may raise anything: report it
             raise failed(f"problem {problem.name}: the fitness function failed on 2 test genomes "
                          f"of shape [2, {problem.dim}]", e, module_of(problem.fn)) from e
+    return algo

@@ -21,6 +21,7 @@ from islands.cli_run_dir import default_run_dir
 from islands.cli_types import FiniteFloat
 from islands.exit_codes import EXIT_ERROR
 from islands.status.plot import write_plot
+from islands.status.progress import generation_text
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from islands.status.schema import SCHEMA
 from islands.status.settings import display
@@ -64,10 +65,11 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
     minimisation problems show -f(x)); evals/s; restarts by the launcher; migrants
     sent/received/adopted/rejected (then bad pool files and failed publishes, when any); div, the within-island diversity (mean gene standard
     deviation / bound width); foreign, the share of the population whose lineage began on
-    another island; origins, the effective number of origins of the population (exp of the
-    entropy of its lineages' origin islands: 1 = one lineage); seen, the age of the last
-    heartbeat. Below the table: the archipelago's effective origins, and a warning when one
-    island's lineage holds more than half of all individuals.
+    another island; lineage, the island's largest lineage and its share of the population
+    ("own 100%": all its own; "07 62%": island-07's lineage holds 62% of it); seen, the age of
+    the last heartbeat. Below the table: the archipelago's effective origins and their curve
+    (every island at its latest origins), a warning when one island's lineage holds more than
+    half of all individuals before the target was reached, a note when that happened after.
     """
     if show_schema:
         click.echo(json.dumps(SCHEMA, indent=2))
@@ -172,7 +174,7 @@ def render(report: dict[str, Any]) -> Any:
     header = Text.assemble(
         ("run ", "bold"), (f"{(run['run_id'] or '?')[:12]}", "cyan"),
         f"  {problem_label(run)}  {run['algorithm']} pop {run['population'] or 'default'}  "
-        f"{run['generations']} generations  ",
+        f"{_limits(run)}  ",
         "isolated" if not mig["every"] else f"migrate every {mig['every']} ({mig['topology']}, {mig['migrants']} migrant{'' if mig['migrants'] == 1 else 's'})",
         f"\n{report['run_dir']}\n",
     )
@@ -191,7 +193,7 @@ def render(report: dict[str, Any]) -> Any:
              for i in isl_rows]
     table = Table(box=None, pad_edge=False, header_style="bold underline")
     columns = ["island", "state", "gen", "best", "mean", "evals/s"] + (["restarts"] if restarts else []) + \
-        ["sent/recv/adopt/rej" + ("/bad" if bad else "") + ("/unpub" if unpublished else ""), "div", "foreign", "origins",
+        ["sent/recv/adopt/rej" + ("/bad" if bad else "") + ("/unpub" if unpublished else ""), "div", "foreign", "lineage",
          "seen"]
     keep = {"island": max((len(i["island"]) for i in isl_rows), default=6), "state": 10, "best": 10}
     for name in columns:
@@ -204,11 +206,11 @@ def render(report: dict[str, Any]) -> Any:
         counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else []) \
             + ([m["publish_errors"]] if unpublished else [])
         cells = [isl["island"], Text(isl["state"], STATE_STYLE.get(isl["state"], "")),
-                 "-" if isl["generation"] is None else f"{isl['generation']}/{isl['generations']}",
+                 generation_text(isl["generation"], isl["generations"]),
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
         cells += [str(isl["restarts"])] if restarts else []
         cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
-                  _num(isl["effective_origins"], ".2f"), _ago(isl["heartbeat_age_s"])]
+                  _lineage_cell(isl), _ago(isl["heartbeat_age_s"])]
         table.add_row(*cells, *([note] if any(notes) else []))
     parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
     if report["settings"]:
@@ -216,6 +218,30 @@ def render(report: dict[str, Any]) -> Any:
     if report["notes"]:
         parts.append(Text("\n".join(f"note: {n}" for n in report["notes"]), style="yellow"))
     return Group(*parts)
+
+
+def _lineage_cell(isl: dict[str, Any]) -> str:
+    """"own 100%": the island's population is its own lineage; "07 62%": island-07's lineage
+    holds 62% of it (a takeover seen from the island); "-" before it reported."""
+    origin, share = isl.get("lineage_origin"), isl.get("lineage_share")
+    if origin is None or share is None:
+        return "-"
+    who = "own" if origin == isl["island"] else origin.rsplit("-", 1)[-1]
+    return f"{who} {share:.0%}"
+
+
+def _limits(run: dict[str, Any]) -> str:
+    """What stops the islands: "200 generations", "budget 4,000 evaluations (2,000 per island)"."""
+    parts = []
+    if run.get("evaluation_budget") is not None:
+        each = run.get("max_evaluations")
+        parts.append(f"budget {run['evaluation_budget']:,} evaluations"
+                     + (f" ({each:,} per island)" if each is not None and each != run["evaluation_budget"] else ""))
+    elif run.get("max_evaluations") is not None:
+        parts.append(f"budget {run['max_evaluations']:,} evaluations per island")
+    if run.get("generations") is not None or not parts:
+        parts.append(f"{run.get('generations')} generations")
+    return ", ".join(parts)
 
 
 def _archipelago(arch: dict[str, Any]) -> Any:
@@ -261,6 +287,8 @@ def _archipelago(arch: dict[str, Any]) -> Any:
         lines.append("\n")
         if lin["warning"]:
             lines.append(lin["warning"] + "\n", "bold yellow")
+        elif lin.get("note"):
+            lines.append(lin["note"] + "\n", "green")
     series = arch["diversity_over_time"]
     if series:
         lines.append("diversity over time ", "bold")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from islands.status.progress import Eta, clock, fraction, number
+from islands.status.progress import Eta, clock, fraction, generation_text, number
 from islands.status.record import IslandStatus
 
 
@@ -31,7 +31,7 @@ class PlainIslandView:
             return
         done, eta = due
         share = "" if done is None else f"  {done:.0%} ETA {clock(eta)}"
-        self.echo(f"{st.island}  gen {st.generation}/{st.generations}{share}  best {number(st.best_ever)}  "
+        self.echo(f"{st.island}  gen {generation_text(st.generation, st.generations)}{share}  best {number(st.best_ever)}  "
                   f"{st.evals_per_sec or 0.0:,.0f} evals/s  diversity {number(st.diversity, 3)}")
 
     def close(self) -> None:
@@ -66,7 +66,7 @@ class BarIslandView:
         if due is None:
             return
         done, eta = due
-        figures = (f"gen {st.generation}/{st.generations}  best {number(st.best_ever)}  "
+        figures = (f"gen {generation_text(st.generation, st.generations)}  best {number(st.best_ever)}  "
                    f"{st.evals_per_sec or 0.0:,.0f} evals/s")
         self.bar.update(self.task, completed=done or 0.0, description=str(st.island), figures=figures,
                         eta=clock(eta))

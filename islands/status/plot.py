@@ -1,5 +1,8 @@
 """`islands status --plot FILE.png`: fitness per island, diversity and lineages over time.
 
+The lineage panel marks where a takeover began (red when it came before the target, grey
+when after) and where the target was first reached.
+
 The champion's island is drawn on top, thick and labelled; diversity is on a log axis (it
 falls by orders of magnitude as islands converge, which a linear axis flattens into one
 line); `--plot-x time` draws against wall-clock time since the run began instead of
@@ -141,6 +144,14 @@ def write_plot(root: str | Path, report: Mapping[str, Any], path: str | Path, po
     if trend:
         ax_lin.plot(gen_x([p["generation"] for p in trend]), [p["effective_origins"] for p in trend],
                     color="tab:purple", lw=2.0, marker=".", label="effective origins (archipelago)")
+    verdict = lineage.get("takeover")
+    if verdict and verdict["generation"] is not None:
+        trouble = verdict["kind"] == "before-target"
+        ax_lin.axvline(gen_x([verdict["generation"]])[0], color="crimson" if trouble else "grey", ls=":", lw=1.5,
+                       label=f"{verdict['origin']} takes over" + (" (before the target)" if trouble else ""))
+    if verdict and verdict["target_generation"] is not None:
+        ax_lin.axvline(gen_x([verdict["target_generation"]])[0], color="tab:green", ls="--", lw=1.2,
+                       label=f"target reached ({verdict['target_island']})")
     counted = max((p["islands"] for p in trend), default=lineage["islands_counted"])
     if counted:
         ax_lin.axhline(counted, color="grey", ls="--", lw=1.0, label=f"{counted} islands: every lineage alive")

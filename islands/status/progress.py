@@ -27,6 +27,14 @@ def fraction(generation: int | None, generations: int | None, evaluations: int |
     return min(1.0, max(0.0, max(parts))) if parts else None
 
 
+def generation_text(generation: int | None, generations: int | None) -> str:
+    """"57/200", or "57" for an island without a generation limit (an evaluation budget
+    stops it), "-" before it reported."""
+    if generation is None:
+        return "-"
+    return str(generation) if generations is None else f"{generation}/{generations}"
+
+
 class Eta:
     """Remaining seconds, extrapolated linearly from the progress made since a baseline.
 

@@ -29,6 +29,7 @@ from islands.status import lineage
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, lease_state, migration_matrix)
+from islands.status.progress import fraction
 from islands.status.reader import RunReader, open_run
 from islands.status.record import (MIGRATION_COUNTERS, IslandStatus, as_float, as_int, as_mapping, as_str,
                                    champion, island_entry_fields, plain)
@@ -94,12 +95,14 @@ def build_report(
     scheduler = slurm.island_states(rundir)  # None: SLURM cannot be asked; {}: nothing submitted
     statuses: dict[str, IslandStatus] = {}
     div_points = {}
-    origin_points: dict[str, list[tuple[int, Mapping[int, int]]]] = {}
+    origin_points: dict[str, list[tuple[int, Mapping[int, int], float | None]]] = {}
+    best_points: dict[str, list[tuple[float | None, float | None]]] = {}
     for island in ids:
         status = reader.status(island)
         entry = _island_entry(island, status, reader.problems.get(island), now=now, here=here, alive=alive,
                               stale_after=stale_after, restarts=restarts.get(island, 0),
-                              failed=failed.get(island), lease=reader.lease(island))
+                              failed=failed.get(island), lease=reader.lease(island),
+                              budget=as_int(as_mapping(manifest.get("config")).get("max_evaluations")), known=ids)
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
             entry["overrides"] = {str(k): plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
         slurm.merge_into_entry(entry, (scheduler or {}).get(island))
@@ -113,7 +116,8 @@ def build_report(
             statuses[island] = status
         recs = reader.sampled_history(island, history_points, _DIVERSITY_KEY)
         gens = [(r.generation, r.diversity) for r in recs if r.generation is not None and r.diversity is not None]
-        origin_points[island] = [(r.generation, r.origins) for r in recs if r.generation is not None and r.origins]
+        origin_points[island] = [(r.generation, r.origins, r.time) for r in recs if r.generation is not None and r.origins]
+        best_points[island] = [(r.time, r.best_ever) for r in recs]
         div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
     run["genome_kind"], run["genome_size"] = _genome_size(statuses.values())
     champion = _champion(reader, statuses)
@@ -136,7 +140,7 @@ def build_report(
             "between_island_diversity": between,
             "mean_diversity": within,
             "separation": between / within if between is not None and within else None,
-            "lineage": _lineage(statuses, ids, origin_points),
+            "lineage": _lineage(statuses, ids, origin_points, best_points),
             "mean_foreign_share": _mean(i["foreign_share"] for i in islands),
             "migrants": {k: sum(i["migration"][k] for i in islands) for k in MIGRATION_COUNTERS if k != "events"},
             "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}),
@@ -150,7 +154,8 @@ def build_report(
 
 def _island_entry(island: str, status: IslandStatus | None, problem: str | None, *, now: float, here: str,
                   alive: Callable[[int, float | None], bool], stale_after: float, restarts: int,
-                  failed: str | None, lease: Lease | None = None) -> dict[str, Any]:
+                  failed: str | None, lease: Lease | None = None, budget: int | None = None,
+                  known: Sequence[str] = ()) -> dict[str, Any]:
     s = status or IslandStatus()
     if problem is not None:
         state, note = "unreadable", problem
@@ -169,19 +174,33 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
         "note": note,
         **island_entry_fields(s),
         # A finished island is done whatever generation it stopped at (a target, a stagnation limit).
-        "progress": 1.0 if state == "finished" else (min(1.0, gen / total) if gen is not None and total else None),
+        "progress": fraction(gen, total, s.evaluations, budget, finished=state == "finished"),
         "restarts": restarts,
         "effective_origins": lineage.effective_origins(s.origins) if s.origins else None,
+        **_island_lineage(s.origins, known),
         "heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
     }
 
 
+def _island_lineage(origins: Mapping[int, int], known: Sequence[str]) -> dict[str, Any]:
+    """An island's largest lineage and its share of the island (`lineage.island_lineage`)."""
+    top, share = lineage.island_lineage(lineage.name_origins(origins, known)) if origins else (None, None)
+    return {"lineage_origin": top, "lineage_share": share}
+
+
 def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str],
-             points: Mapping[str, Sequence[tuple[int, Mapping[int, int]]]]) -> dict[str, Any]:
-    """The archipelago's lineage diversity: the islands' latest origin counts pooled."""
+             points: Mapping[str, Sequence[tuple[int, Mapping[int, int], float | None]]],
+             bests: Mapping[str, Sequence[tuple[float | None, float | None]]]) -> dict[str, Any]:
+    """The archipelago's lineage diversity: the islands' latest origin counts pooled, its curve
+    (each island at its latest known origins), and whether a takeover is trouble (it began
+    before the run reached its target) or convergence on a reached target."""
     counted = [s.origins for s in statuses.values() if s.origins]
     counts = lineage.name_origins(lineage.pooled(counted), ids)
     top, share = lineage.dominant(counts)
+    trend = lineage.over_time(points)
+    reach = lineage.first_reach_time(lineage.target_reach(statuses), statuses, bests)
+    verdict = lineage.takeover_verdict(counts, len(counted), reach, trend)
+    line = lineage.verdict_line(verdict)
     return {
         "effective_origins": lineage.effective_origins(counts) if counts else None,
         "islands_counted": len(counted),
@@ -189,8 +208,10 @@ def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str],
         "origins": counts,
         "dominant_origin": top,
         "dominant_share": share,
-        "warning": lineage.takeover_warning(counts, len(counted)),
-        "over_time": lineage.over_time(points),
+        "warning": line if verdict is not None and verdict["kind"] == "before-target" else None,
+        "note": line if verdict is not None and verdict["kind"] == "after-target" else None,
+        "takeover": verdict,
+        "over_time": trend,
     }
 
 
@@ -237,6 +258,8 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "algorithm": as_str(cfg.get("algorithm")),
         "population": as_int(cfg.get("population")),
         "generations": as_int(cfg.get("generations")),
+        "max_evaluations": as_int(cfg.get("max_evaluations")),
+        "evaluation_budget": as_int(cfg.get("evaluation_budget")),
         "migration": {"every": as_int(mig.get("every")), "topology": as_str(mig.get("topology")),
                       "migrants": as_int(mig.get("migrants"))},
         "planned_islands": list(planned),

@@ -17,7 +17,9 @@ from typing import Any
 
 from islands.status.record import MIGRATION_COUNTERS, SHOWN, Migration, counter_help
 
-SCHEMA_VERSION = 1
+# 2: the lineage curve counts every island at its latest origins (not only those sampled in a
+# bin) and the takeover warning is only for a takeover before the target (after it: a note).
+SCHEMA_VERSION = 2
 
 STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "requeued", "unreadable")
 STATE_HELP = {
@@ -70,14 +72,32 @@ LINEAGE = _obj(
                        "additionalProperties": _count}, "individuals per origin island"),
         "dominant_origin": _d({"oneOf": [{"type": "null"}, _ISLAND_ID]}, "the origin holding the most individuals"),
         "dominant_share": _d(_num, "its share of all individuals counted"),
-        "warning": _d(_str, "set when one origin holds more than half of the archipelago (a takeover) "
-                            "and two or more islands are counted"),
+        "warning": _d(_str, "set when one origin holds more than half of the archipelago (a takeover, two or "
+                            "more islands counted) and it began before any island reached the target: trouble"),
+        "note": _d(_str, "set instead of the warning when the takeover began once an island had reached the "
+                         "target: the run converged on a solution it had found"),
+        "takeover": _d({"oneOf": [{"type": "null"}, _obj({
+            "origin": _ISLAND_ID,
+            "share": {"type": "number"},
+            "kind": _d({"enum": ["before-target", "after-target"]}, "trouble, or convergence on a reached target"),
+            "generation": _d(_int, "generation from which the takeover holds on the curve (over_time)"),
+            "target_island": _d({"oneOf": [{"type": "null"}, _ISLAND_ID]}, "the first island to reach the "
+                                "target (status reason target, or best_ever >= its target); null: none yet"),
+            "target_generation": _d(_int, "the generation it reached it at (its best_ever_generation)"),
+            "target": _d(_num, "the target the islands record (null: none)"),
+        })]}, "the takeover and its verdict; null without one"),
         "over_time": _d({"type": "array", "items": _obj({
-            "generation": _d({"type": "integer"}, "mean generation of the samples in the bin"),
+            "generation": _d({"type": "integer"}, "mean generation of the samples taken in the bin"),
+            "time": _d(_num, "the latest Unix time among those samples: when the point's counts were all "
+                               "known (null: not recorded)"),
             "effective_origins": {"type": "number"},
             "dominant_share": _num,
-            "islands": _d(_count, "islands with a sample in the bin (each contributes its latest)"),
-        })}, "archipelago effective origins from the histories' sampled origin counts, binned by generation"),
+            "islands": _d(_count, "islands counted: every island that had reported by the bin, each with its "
+                                  "latest sample up to it"),
+            "carried": _d(_count, "of those, islands whose latest sample is from an earlier bin (ended, or "
+                                  "sampling less often): carried forward"),
+        })}, "archipelago effective origins over generations from the histories' sampled origin counts, each "
+             "island at its latest known origins (like with like: an island that ended still counts)"),
     },
     "lineage diversity: how many islands' lineages survive (docs/DESIGN.md, \"Diversity is a figure\")",
 )
@@ -101,11 +121,16 @@ ISLAND = _obj(
         "note": _d(_str, "why the state is what it is, or what is wrong (corrupt file, silence)"),
         **{f.name: _shown(f) for f in SHOWN},
         # derived by the report, not recorded by the island:
-        "progress": _d(_num, "generation / generations, in [0, 1]"),
+        "progress": _d(_num, "share of its work done, in [0, 1]: generation / generations or evaluations / its "
+                            "evaluation budget, whichever is further; 1 once finished"),
         "restarts": _d(_count, "restarts by the launcher (0 when no launcher state is recorded)"),
         "effective_origins": _d(_num, "effective number of origins of the population: exp of the Shannon "
                                       "entropy of the islands where its individuals' lineages began (1: one "
                                       "lineage; k: k lineages of equal size)"),
+        "lineage_origin": _d({"oneOf": [{"type": "null"}, _ISLAND_ID]}, "the island where the largest lineage "
+                             "of this island's population began (itself: untouched by migrants; another: that "
+                             "island's lineage has taken this one over)"),
+        "lineage_share": _d(_num, "that lineage's share of this island's population"),
         "heartbeat_age_s": _d(_num, "seconds since the island last wrote its status"),
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
         "scheduler": _d({"type": ["object", "null"]}, "SLURM's view of its latest task (runs launched with "
@@ -205,7 +230,11 @@ SCHEMA: dict[str, Any] = {
                     "genome_kind": _d({"enum": ["vector", "neat", None]}, "vector (fixed length) or neat (a graph)"),
                     "algorithm": _str,
                     "population": _int,
-                    "generations": _int,
+                    "generations": _d(_int, "each island's generation limit (null: none, an evaluation budget "
+                                            "stops the islands)"),
+                    "max_evaluations": _d(_int, "each island's evaluation budget (its share of the run's); null: none"),
+                    "evaluation_budget": _d(_int, "the run's total evaluation budget as given (--max-evaluations); "
+                                                  "null: none given, or a run planned with a per-island budget"),
                     "migration": _obj({"every": _int, "topology": _str, "migrants": _int}),
                     "planned_islands": {"type": "array", "items": {"type": "string"}},
                 },

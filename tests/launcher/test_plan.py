@@ -140,3 +140,20 @@ def test_vary_lists_of_integer_settings_take_integers_only():
         parse_vary("population=8,16.5")
     with pytest.raises(PlanError, match="takes integers"):
         parse_vary("tournament_size=2,3.5")
+
+
+# -- the run's evaluation budget ----------------------------------------------------------------
+def test_a_launch_splits_the_runs_budget_over_the_islands_it_plans(tmp_path):
+    from islands.errors import ConfigError
+    from launcher.plan import settings_line
+    from launcher.request import LaunchRequest, new_run_config
+
+    given = RunConfig(algorithm="cmaes", evaluation_budget=4000)
+    config = new_run_config(LaunchRequest(tmp_path, given, islands=2), cores=(0, 1, 2, 3))
+    assert (config.max_evaluations, config.evaluation_budget, config.generations) == (2000, 4000, None)
+    assert new_run_config(LaunchRequest(tmp_path, given), cores=(0, 1, 2, 3)).max_evaluations == 1000  # one per core
+    assert settings_line(config, 2).endswith("budget 4,000 evaluations (2,000 per island), no generation limit")
+    assert settings_line(RunConfig(), 2).endswith("population 100, 200 generations")
+    with pytest.raises(ConfigError, match="but --max-evaluations-per-island says 1500"):
+        new_run_config(LaunchRequest(tmp_path, RunConfig(evaluation_budget=4000, max_evaluations=1500), islands=2),
+                       cores=(0,))

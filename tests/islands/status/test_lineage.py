@@ -217,3 +217,149 @@ def test_real_runs_report_separation(takeover, isolated):
         arch = rep.build_report(rd.root)["archipelago"]
         assert arch["separation"] == pytest.approx(arch["between_island_diversity"] / arch["mean_diversity"])
         assert arch["separation"] > 0
+
+
+# -- like with like, per island, and takeover verdicts -----------------------------------------
+def test_over_time_carries_an_ended_island_forward_instead_of_dropping_it():
+    # island-00 ends at generation 20, island-01 runs to 60: both keep their own lineage.
+    points = {"island-00": [(0, {0: 10}, 100.0), (10, {0: 10}, 101.0), (20, {0: 10}, 102.0)],
+              "island-01": [(g, {1: 10}, 100.0 + g) for g in range(0, 61, 10)]}
+    trend = lineage.over_time(points, bins=7)  # bins of 9 generations: one sample per island and bin
+    assert [p["generation"] for p in trend] == [0, 10, 20, 30, 40, 50, 60]
+    # Counting only the islands that sampled in a bin, the curve fell to 1.0 after generation 20.
+    assert [p["effective_origins"] for p in trend] == pytest.approx([2.0] * 7)
+    assert [p["islands"] for p in trend] == [2] * 7
+    assert [p["carried"] for p in trend] == [0, 0, 0, 1, 1, 1, 1]
+    assert trend[-1]["time"] == 160.0 and trend[2]["time"] == 120.0  # the latest sample in the bin
+    # An island that has not reported yet is not counted; one that samples less often is carried.
+    late = {"island-00": [(0, {0: 4}), (30, {0: 4})], "island-01": [(20, {1: 4}), (30, {0: 4})]}
+    assert [(p["generation"], p["islands"], p["carried"]) for p in lineage.over_time(late, bins=4)] == \
+        [(0, 1, 0), (20, 2, 1), (30, 2, 0)]
+    assert lineage.over_time(late, bins=4)[-1]["effective_origins"] == pytest.approx(1.0)
+    assert lineage.over_time(late, bins=4)[0]["time"] is None  # pairs: no time recorded
+
+
+def test_an_islands_own_figure_names_its_largest_lineage():
+    assert lineage.island_lineage({"island-03": 30}) == ("island-03", 1.0)
+    assert lineage.island_lineage({"island-03": 12, "island-07": 18}) == ("island-07", pytest.approx(0.6))
+    assert lineage.island_lineage({}) == (None, None)
+
+
+def _st(island, **kw):
+    return IslandStatus(island=island, run_id="r", **kw)
+
+
+def test_target_reach_from_status_records():
+    none = {"island-00": _st("island-00", target=-1e-8, best_ever=-0.5, reason="generations")}
+    assert lineage.target_reach(none) == lineage.TargetReach(-1e-8) and not lineage.target_reach(none).reached
+    statuses = {
+        "island-00": _st("island-00", target=-1e-8, best_ever=-1e-9, best_ever_generation=80, reason="target"),
+        "island-01": _st("island-01", target=-1e-8, best_ever=-2e-9, best_ever_generation=50, reason="target"),
+        "island-02": _st("island-02", target=-1e-8, best_ever=-3.0, generation=49, reason="target-elsewhere"),
+    }
+    assert lineage.target_reach(statuses) == lineage.TargetReach(-1e-8, "island-01", 50)
+    # An island that says it ended at its target counts even without a best_ever to compare.
+    assert lineage.target_reach({"island-04": _st("island-04", reason="target", generation=9)}).island == "island-04"
+    # The time, from the sampled histories (each island against its own target), else from the
+    # heartbeat of an island that stopped at its target.
+    hist = {"island-00": [(10.0, -3.0), (20.0, -5e-9)], "island-01": [(15.0, -0.1)]}
+    timed = lineage.first_reach_time(lineage.target_reach(statuses), statuses, hist)
+    assert (timed.island, timed.generation, timed.time) == ("island-00", 80, 20.0)
+    beat = {**statuses, "island-01": _st("island-01", target=-1e-8, best_ever=-2e-9, best_ever_generation=50,
+                                          reason="target", heartbeat=12.5)}
+    assert lineage.first_reach_time(lineage.target_reach(beat), beat, hist).time == 12.5
+    assert lineage.first_reach_time(lineage.target_reach(none), none, {}) == lineage.target_reach(none)
+
+
+def _trend(*points):
+    return [{"generation": g, "time": t, "dominant_share": share, "islands": 4} for g, t, share in points]
+
+
+def test_a_takeover_before_the_target_warns_and_one_after_it_is_a_note():
+    counts = {"island-00": 70, "island-01": 10, "island-02": 10, "island-03": 10}
+    curve = _trend((0, 100.0, 0.25), (10, 110.0, 0.4), (20, 120.0, 0.6), (30, 130.0, 0.7))
+    # Never reached: trouble, and it says since when.
+    v = lineage.takeover_verdict(counts, 4, lineage.TargetReach(-1e-8), curve)
+    assert v["kind"] == "before-target" and v["generation"] == 20
+    line = lineage.verdict_line(v)
+    assert line.startswith("warning: island-00's lineage holds 70% of the archipelago from generation 20 on, and "
+                           "no island has reached the target (takeover:")
+    assert lineage.takeover_warning(counts, 4, lineage.TargetReach(-1e-8), curve) == line
+    # Reached at 115 s, after the takeover began (120 s on the curve is later: fine; 110 s not).
+    after = lineage.takeover_verdict(counts, 4, lineage.TargetReach(-1e-8, "island-02", 15, 115.0), curve)
+    assert after["kind"] == "after-target" and lineage.takeover_warning(counts, 4, lineage.TargetReach(
+        -1e-8, "island-02", 15, 115.0), curve) is None
+    assert lineage.verdict_line(after).startswith("note: island-00's lineage holds 70% of the archipelago; it "
+                                                  "spread after island-02 had reached the target (its generation 15)")
+    before = lineage.takeover_verdict(counts, 4, lineage.TargetReach(-1e-8, "island-02", 25, 125.0), curve)
+    assert before["kind"] == "before-target"
+    assert "before island-02 reached the target at generation 25" in lineage.verdict_line(before)
+    # Without times the generations decide; with no curve a reached target is convergence.
+    untimed = [{**p, "time": None} for p in curve]
+    assert lineage.takeover_verdict(counts, 4, lineage.TargetReach(-1e-8, "island-02", 25), untimed)["kind"] == \
+        "before-target"
+    assert lineage.takeover_verdict(counts, 4, lineage.TargetReach(-1e-8, "island-02", 25))["kind"] == "after-target"
+    # A takeover that came and went counts from where it began for good.
+    wavy = _trend((0, 100.0, 0.25), (10, 110.0, 0.6), (20, 120.0, 0.4), (30, 130.0, 0.7))
+    assert lineage.takeover_verdict(counts, 4, None, wavy)["generation"] == 30
+    # No target at all: still a warning, which says so; no takeover: nothing.
+    assert "this run has no target" in lineage.verdict_line(lineage.takeover_verdict(counts, 4))
+    assert lineage.takeover_verdict({"island-00": 5, "island-01": 5}, 2) is None
+
+
+def test_the_report_and_the_summary_show_the_island_lineage_and_the_verdict(tmp_path):
+    rd = RunDir(tmp_path)
+    ids = ["island-00", "island-01", "island-02"]
+    rd.create_or_read_manifest(lambda: {"schema": 1, "run_id": "r1", "created": 0.0, "islands": ids,
+                                        "config": {"problem": "sphere", "dim": 3, "migration": {"every": 0}}})
+    for n, island in enumerate(ids):
+        rd.ensure(island)
+        rd.island(island).write_status(status_body(island, origins={"0": 10},
+                                                   target=-1e-8, best_ever=-1e-9 if n == 0 else -1.0,
+                                                   best_ever_generation=30, reason="target" if n == 0 else
+                                                   "target-elsewhere", state="finished"))
+    report = rep.build_report(tmp_path)
+    VALIDATOR.validate(report)
+    by_id = {i["island"]: i for i in report["islands"]}
+    assert (by_id["island-00"]["lineage_origin"], by_id["island-00"]["lineage_share"]) == ("island-00", 1.0)
+    assert (by_id["island-02"]["lineage_origin"], by_id["island-02"]["lineage_share"]) == ("island-00", 1.0)
+    lin = report["archipelago"]["lineage"]
+    # No history: no curve, and the target was reached: convergence, a note and no warning.
+    assert lin["warning"] is None and lin["note"].startswith("note: island-00's lineage holds 100%")
+    assert lin["takeover"]["kind"] == "after-target" and lin["takeover"]["target_island"] == "island-00"
+    table = CliRunner().invoke(status_cmd, ["--run-dir", str(tmp_path)])
+    assert table.exit_code == 0, table.output
+    assert "lineage" in table.output and "own 100%" in table.output and "00 100%" in table.output
+    assert "no takeover to worry about" in table.output and "warning" not in table.output
+    statuses = {i: IslandStatus.from_body(rd.island(i).read_status()) for i in ids}
+    summary = summarize(run_id="r1", run_dir=str(tmp_path), problem="sphere", dim=3, state="finished",
+                        wall_s=1.0, statuses=statuses, baseline={}, watches={})
+    assert summary["lineage"]["warning"] is None and summary["lineage"]["note"].startswith("note: ")
+    assert any(line.startswith("note: island-00's lineage") for line in summary_lines(summary))
+    # The same run before any island reached its target: the warning.
+    statuses = {i: IslandStatus.from_body({**rd.island(i).read_status(), "reason": "generations",
+                                           "best_ever": -1.0}) for i in ids}
+    summary = summarize(run_id="r1", run_dir=str(tmp_path), problem="sphere", dim=3, state="finished",
+                        wall_s=1.0, statuses=statuses, baseline={}, watches={})
+    assert summary["lineage"]["warning"].startswith("warning: island-00's lineage holds 100%")
+    assert "no island has reached the target" in summary["lineage"]["warning"]
+
+
+def test_a_real_run_that_converges_on_its_target_ends_with_a_note_not_a_warning(tmp_path):
+    # island-00 evolves to its target first; the other two then adopt its lineage (10 migrants
+    # every 2 generations): the lineage spread after the target was reached.
+    cfg = small_config(problem="sphere", dim=4, generations=300,
+                       migration=MigrationConfig(every=2, migrants=10, topology="ring", min_distance=0.0))
+    ends = [evolve(island, tmp_path, cfg, **QUIET) for island in ("island-00", "island-01", "island-02")]
+    assert [r.reason for r in ends] == ["target"] * 3
+    report = rep.build_report(tmp_path)
+    VALIDATOR.validate(report)
+    lin = report["archipelago"]["lineage"]
+    assert lin["dominant_origin"] == "island-00" and lin["dominant_share"] > 0.5
+    assert lin["takeover"]["kind"] == "after-target" and lin["takeover"]["target_island"] == "island-00"
+    assert lin["warning"] is None and "no takeover to worry about" in lin["note"]
+    assert {i["island"]: i["lineage_origin"] for i in report["islands"]}["island-01"] == "island-00"
+    # The curve counts all three islands to the end, though two ended before the last one.
+    assert all(p["islands"] == 3 for p in lin["over_time"]) and lin["over_time"][-1]["carried"] == 2
+    png = write_plot(tmp_path, report, tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

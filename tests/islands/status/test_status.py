@@ -29,7 +29,7 @@ from islands.status.reader import sample_records
 from islands.status.cli import status as status_cmd
 from islands.status.liveness import pid_alive
 from islands.status.record import IslandStatus, Migration
-from islands.status.schema import SCHEMA, STATES
+from islands.status.schema import SCHEMA, SCHEMA_VERSION, STATES
 from migration_pool.island_files import IslandFiles
 from migration_pool.rundir import RunDir
 from support.factories import status_body
@@ -228,7 +228,7 @@ def test_schema_is_valid_and_has_teeth(tmp_path):
     broken[0]["islands"][0]["state"] = "sleeping"
     del broken[1]["archipelago"]["migration_matrix"]
     broken[2]["islands"][0]["undocumented"] = 1
-    broken[3]["schema_version"] = 2
+    broken[3]["schema_version"] = SCHEMA_VERSION + 1
     for doc in broken:
         assert not VALIDATOR.is_valid(doc)
     assert set(STATES) >= set(report["totals"]["states"])
