@@ -6,7 +6,8 @@ joins (or creates) the run's manifest, holds the run's launcher lock, starts eac
 island as its own process and then loops: reap exits and apply the restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
 SIGINT, SIGTERM or SIGUSR1 asks every island to checkpoint and stop; a second SIGINT (or the
 end of the grace period) kills them, repeated SIGTERMs change nothing (a scheduler may send
-several). Every child is reaped before `launch` returns.
+several). Islands are killed by their process groups, by the launcher
+itself, and every child is seen to end (bounded) before `launch` returns.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ __all__ = ["LaunchRequest", "LaunchResult", "launch", "read_status"]  # LaunchRe
 
 STATUS_EVERY_S = 0.5  # how often heartbeats are read (less often beyond 50 islands)
 STATE_EVERY_S = 2.0  # how often the launcher state file is rewritten without an event
+KILL_WAIT_S = 10.0  # how long killed islands may take to be seen gone before the launcher gives up on them
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class _Session:
     def _loop(self) -> None:
         while True:
             now = time.monotonic()
+            self._watch_template()
             self._handle_signals(now)
             self._reap(now)
             if now - self._status_at >= self.status_every:
@@ -197,12 +200,9 @@ class _Session:
                 return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
             except ForkServerError as e:
-                if self.forks.dead:  # closing a live template would kill every island forked from it
-                    self.view.message(f"note: island template gone ({e}); starting islands as fresh processes")
-                    self.forks.close()
-                    self.forks = None
-                else:
+                if self.forks.answering:
                     self.view.message(f"note: {island} could not be forked ({e}); starting it as a fresh process")
+                self._watch_template()
         return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
                             cuda_visible=p.cuda_visible, attempt=attempt)
 
@@ -220,6 +220,18 @@ class _Session:
         self.reported.discard(island)  # "starting" until this process reports
         w.started(now)
         self._state_at = float("-inf")  # record the new pid soon
+
+    def _watch_template(self) -> None:
+        """A template that died or stopped answering forks no more islands; those it forked are
+        watched through /proc and signalled by the launcher itself (`ForkedProc`)."""
+        if self.forks is None or self.forks.answering:
+            return
+        why = "gone" if self.forks.dead else f"not answering ({self.forks.hung})"
+        self.view.message(f"note: island template {why}; its islands are watched by pid, "
+                          "new ones start as fresh processes")
+        if self.forks.dead:  # closing a live template would kill every island forked from it
+            self.forks.close()
+        self.forks = None  # `launch` closes it at the end
 
     def _reap(self, now: float) -> None:
         for isl, child in list(self.children.items()):
@@ -264,7 +276,7 @@ class _Session:
             if self.stopping_since is None and w.hung(now):
                 w.hang()
                 self.view.message(f"{isl}: hung (no heartbeat for {self.request.policy.hang_timeout_s:g} s); killing it")
-                child.signal(signal.SIGKILL)
+                child.kill()
 
     def _handle_signals(self, now: float) -> None:
         if self.signals and self.stopping_since is None:
@@ -287,14 +299,18 @@ class _Session:
             self._kill_all()
 
     def _kill_all(self) -> None:
-        """SIGKILL every island still running and reap it."""
+        """SIGKILL every island still running, by its process group (the launcher itself, not
+        through the template), and see it end; one still there after KILL_WAIT_S is given up."""
         self.killed = True
         for child in self.children.values():
-            child.signal(signal.SIGKILL)
+            child.kill()
+        deadline = time.monotonic() + KILL_WAIT_S
+        while any(c.poll() is None for c in self.children.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for isl, child in list(self.children.items()):
-            child.proc.wait()
-            child.poll()
-            self.watches[isl].stopped(child.exit_code if child.exit_code is not None else -9)
+            if child.poll() is None:
+                self.view.message(f"{isl}: pid {child.pid} still there {KILL_WAIT_S:g} s after SIGKILL; giving up on it")
+            self.watches[isl].stopped(child.exit_code if child.exit_code is not None else -signal.SIGKILL)
             del self.children[isl]
 
     # -- reporting ------------------------------------------------------------------------
