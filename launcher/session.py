@@ -3,10 +3,12 @@
 `launch(request)` is the library form of `islands launch`. It checks every input before it
 touches anything (`launcher.request`: a new run's plan, or the one a resumed run recorded),
 joins (or creates) the run's manifest, holds the run's launcher lock, starts each unfinished
-island as its own process and then loops: reap exits and apply the restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
-SIGINT, SIGTERM or SIGUSR1 asks every island to checkpoint and stop; a second SIGINT (or the
-end of the grace period) kills them, repeated SIGTERMs change nothing (a scheduler may send
-several). Islands are killed by their process groups, by the launcher
+island as its own process and then loops: reap exits and apply the restart policy, read heartbeats, kill hung islands, redraw the progress view. From its
+start until its summary is written, SIGINT, SIGTERM and SIGUSR1 are requests
+(`launcher.stop_requests`): the first asks every island to checkpoint and stop (one that comes
+while the launch is still planning starts none), a second SIGINT (or the end of the grace
+period) kills them, repeated SIGTERMs change nothing (a scheduler may send several); a stopped
+launch always writes its summary. Islands are killed by their process groups, by the launcher
 itself, and every child is seen to end (bounded) before `launch` returns.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ from launcher.errors import PlanError
 from launcher.launch_view import PlainView, Row
 from launcher.request import LaunchRequest, join, new_plan, planned_count, refuse_inline
 from launcher.spawn import Child, spawn_island
+from launcher.stop_requests import StopRequests
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch
 from launcher.template_client import ForkServer, ForkServerError, fork_server_wanted, start_template
@@ -53,14 +56,24 @@ class LaunchResult:
     killed: bool = False  # a second SIGINT killed the islands without their checkpoint
 
 
-def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
+def launch(request: LaunchRequest, view: Any = None, stops: StopRequests | None = None) -> LaunchResult:
     """Plan, start and supervise the run's islands until they end; see the module docstring.
+
+    `stops`: stop requests the caller installed already (the CLI, from before this call until
+    its process exits); without it `launch` records them itself and restores the handlers.
 
     Raises:
         PlanError / ManifestConflict: bad input or a contradiction of the manifest (nothing started).
         RunDirError: the run directory cannot be used. LauncherBusy: another launcher runs it.
     """
     view = view or PlainView()
+    if stops is not None:
+        return _launch(request, view, stops)
+    with StopRequests() as own:
+        return _launch(request, view, own)
+
+
+def _launch(request: LaunchRequest, view: Any, stops: StopRequests) -> LaunchResult:
     cores = planning.parse_cores(request.cores, planning.available_cores()) if request.cores is not None \
         else planning.available_cores()
     specs = [planning.parse_vary(v) for v in request.vary]
@@ -86,7 +99,7 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         lock = rundir.claim_launcher()
         try:
             run, plan = join(rundir, request, cores, specs, fresh, forks)
-            return _Session(rundir, run, plan, request, view, forks).run()
+            return _Session(rundir, run, plan, request, view, forks, stops.signals).run()
         finally:
             lock.release()
     finally:
@@ -98,7 +111,7 @@ class _Session:
     """One launch of a planned run: the supervision loop and its bookkeeping."""
 
     def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any,
-                 forks: ForkServer | None = None) -> None:
+                 forks: ForkServer | None = None, signals: list[int] | None = None) -> None:
         self.rundir, self.run_, self.plan, self.request, self.view = rundir, run, plan, request, view
         self.by_id = {p.island: p for p in plan.islands}
         self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
@@ -108,7 +121,7 @@ class _Session:
         self.baseline = {i: (s.evaluations or 0) if s is not None and self._ours(s) else 0
                          for i, s in self.statuses.items()}
         self.prior_restarts = self._prior_restarts()
-        self.signals: list[int] = []
+        self.signals: list[int] = [] if signals is None else signals  # appended to by `StopRequests`
         self.stopping_since: float | None = None
         self.killed = False
         self.interrupted = False  # killed by a second SIGINT
@@ -154,7 +167,6 @@ class _Session:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
         try:
             for isl in self.plan.ids:
                 st = self.statuses[isl]
@@ -164,13 +176,7 @@ class _Session:
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception
-            for s, h in old.items():
-                signal.signal(s, h)
         return self._finish()
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        # Only record it: the loop acts within one poll interval, outside the handler.
-        self.signals.append(signum)
 
     def _loop(self) -> None:
         while True:
@@ -356,7 +362,7 @@ class _Session:
     def _evaluate(self, summary: dict[str, Any]) -> None:
         """The champion on unseen starts, in a child (`islands evaluate`: torch stays out of the
         launcher); it records the figure in the run and summary.json, and we show its line."""
-        ok, text = evaluate_champion(self.rundir.root, self.request.evaluate_episodes)
+        ok, text = evaluate_champion(self.rundir.root, self.request.evaluate_episodes, lambda: bool(self.signals))
         self.view.message(text if ok else f"warning: could not evaluate the champion on unseen starts: {text}")
         if ok:
             result = recorded(self.rundir, self.run_.run_id)

@@ -2,7 +2,9 @@
 
 A stopped (SIGSTOP) island template must not freeze the launcher: the launcher knows its
 islands' pids and process groups, signals them itself once the template stops answering, and
-notices their deaths on its own.
+notices their deaths on its own. Stop signals are requests from the start of a launch until
+its summary is written: repeated SIGTERMs, or one while the launch is still planning, end in
+exit 75 with summary.json, never in a death by signal.
 """
 from __future__ import annotations
 
@@ -165,3 +167,57 @@ def test_a_killed_island_is_noticed_and_restarted_while_the_template_is_stopped(
     for isl in ("island-00", "island-01"):
         record, errors = RunDir(run).island(isl).load_checkpoint()
         assert status(run, isl)["state"] == "stopped" and not errors and record["generation"] == status(run, isl)["generation"]
+
+
+def test_sigterms_during_the_shutdown_never_kill_the_launcher(tmp_path, launcher):
+    run = tmp_path / "run"
+    launch = launcher(launch_args(run, 2, 100_000, "--grace", "30"))
+    launch.wait_until(running(run, 2), 90, "two islands running")
+    sent = 0
+    deadline = time.monotonic() + 90
+    while launch.proc.poll() is None and time.monotonic() < deadline:
+        try:
+            launch.proc.send_signal(signal.SIGTERM)  # a scheduler repeating itself, all through the shutdown
+        except ProcessLookupError:
+            break
+        sent += 1
+        time.sleep(0.005)  # the stimulus' pace, not a wait for anything
+    assert launch.proc.poll() is not None, f"launcher still running after {sent} SIGTERMs:\n{launch.output()}"
+    assert launch.proc.returncode == EXIT_STOPPED, f"exit {launch.proc.returncode} after {sent} SIGTERMs:\n{launch.output()}"
+    assert json.loads((run / "summary.json").read_text())["state"] == "stopped"
+    assert sent > 20  # the signals kept coming while it stopped
+
+
+def test_a_sigterm_while_the_launch_is_still_planning_stops_it_with_a_summary(tmp_path, launcher):
+    run = tmp_path / "run"
+    launch = launcher(launch_args(run, 2, 100_000))
+    # The template is started first thing, before the plan is checked and any island starts.
+    launch.wait_until(lambda: launch.descendants("islands.island_template"), 60, "the island template")
+    assert not (run / "manifest.isld").exists()  # still planning
+    launch.proc.send_signal(signal.SIGTERM)
+    try:
+        launch.proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"launcher still running after SIGTERM:\n{launch.output()}")
+    assert launch.proc.returncode == EXIT_STOPPED, launch.output()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["state"] == "stopped" and summary["evaluations"] == 0
+    for i in range(2):  # stopped before any island started
+        log = RunDir(run).island(f"island-0{i}").log_path
+        assert not log.exists() or "--- launcher: start" not in log.read_text(errors="replace"), launch.output()
+
+
+def test_a_sigterm_during_the_champion_evaluation_ends_it_and_the_launch(tmp_path, launcher):
+    run = tmp_path / "run"
+    launch = launcher(["launch", "-n", "1", "--run-dir", str(run), "--problem", "cartpole", "--population", "6",
+                       "--generations", "1", "--evaluate", str(2**20), "--plain"])
+    launch.wait_until(lambda: launch.descendants("evaluate"), 120, "the champion's evaluation")
+    launch.proc.send_signal(signal.SIGTERM)
+    try:
+        launch.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"launcher still evaluating 60 s after SIGTERM:\n{launch.output()}")
+    assert launch.proc.returncode == 0, launch.output()  # every island finished: the run did
+    assert "could not evaluate the champion on unseen starts: stopped by a signal" in launch.output()
+    assert json.loads((run / "summary.json").read_text())["state"] == "finished"
+    assert launch.left_alive() == []
