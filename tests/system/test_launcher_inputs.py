@@ -1,0 +1,54 @@
+"""Bad input and bad surroundings of `islands launch`, from the outside: each ends in one clear
+line and the documented exit code, before anything is expanded, written or started.
+
+A core range is bounded before it is expanded; `--migrants` above the population is refused;
+an island the plan does not name cannot join a planned run while its launcher runs it; an
+island that keeps failing (a full disk, a log that cannot be opened) is given up with the
+reason and what to do, in the launcher's line and in its summary.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from islands.cli import main
+from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
+from migration_pool.errors import FormatError
+from migration_pool.rundir import RunDir
+from support.procs import child_env, evolve_cmd, run, wait_for
+
+LAUNCH = "import sys; sys.argv[0] = 'islands'; from islands.cli import main; main()"
+pytestmark = pytest.mark.timeout(240)
+
+
+def error_lines(text: str) -> list[str]:
+    assert "Traceback" not in text, text
+    return [ln for ln in text.splitlines() if ln.startswith("error: ")]
+
+
+def _limit_memory() -> None:  # preexec: 1 GiB of address space, far more than a launcher needs
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("cores", ["0-99999999", "0,5-4000000000000", "99999999"])
+def test_a_huge_core_range_is_refused_in_one_line_before_it_is_expanded(tmp_path, cores):
+    run_dir = tmp_path / "run"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "islands", "launch", "--cores", cores, "--run-dir", str(run_dir),
+                           "--plain"], env=child_env(), capture_output=True, text=True, timeout=60,
+                          preexec_fn=_limit_memory, start_new_session=True)
+    assert done.returncode == EXIT_USAGE, done.stderr[-2000:]
+    (line,) = error_lines(done.stderr)
+    assert "--cores" in line and "not available" in line and len(line) < 300, line
+    assert time.monotonic() - started < 30 and not run_dir.exists()
+
+
