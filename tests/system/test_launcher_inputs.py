@@ -52,3 +52,20 @@ def test_a_huge_core_range_is_refused_in_one_line_before_it_is_expanded(tmp_path
     assert time.monotonic() - started < 30 and not run_dir.exists()
 
 
+@pytest.mark.parametrize("command", [["launch", "-n", "2"], ["evolve", "island-00"]])
+def test_more_migrants_than_the_population_is_refused(tmp_path, command):
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, [*command, "--run-dir", str(run_dir), "--population", "20", "--migrants", "21"])
+    assert result.exit_code == EXIT_USAGE, result.output
+    (line,) = error_lines(result.output)
+    assert "migrants (21)" in line and "population (20)" in line
+    assert not run_dir.exists()
+
+
+def test_as_many_migrants_as_the_population_is_accepted():
+    from islands.config import MigrationConfig, RunConfig
+
+    assert RunConfig(population=20, migration=MigrationConfig(migrants=20)).migration.migrants == 20
+    assert RunConfig(population=20, migration=MigrationConfig(every=0, migrants=50)).migration.migrants == 50
+
+
