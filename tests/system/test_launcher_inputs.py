@@ -69,3 +69,27 @@ def test_as_many_migrants_as_the_population_is_accepted():
     assert RunConfig(population=20, migration=MigrationConfig(every=0, migrants=50)).migration.migrants == 50
 
 
+def status(run_dir: Path, island: str) -> dict:
+    try:
+        return RunDir(run_dir).island(island).read_status() or {}
+    except FormatError:
+        return {}
+
+
+def test_an_unplanned_island_cannot_join_a_planned_run_while_its_launcher_runs(tmp_path, spawn):
+    run_dir = tmp_path / "run"
+    launcher = spawn(LAUNCH, "launch", "-n", "2", "--run-dir", str(run_dir), "--problem", "slow_problem:make",
+                     "--param", "base=sphere", "--dim", "5", "--population", "20", "--generations", "100000",
+                     "--plain", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: status(run_dir, "island-01").get("generation", 0) >= 2 or launcher.poll() is not None, 90,
+             "the planned islands running")
+    assert launcher.poll() is None
+    joined = run(evolve_cmd("island-57", run_dir), timeout=60)
+    assert joined.returncode == EXIT_USAGE, joined.stderr
+    (line,) = error_lines(joined.stderr)
+    assert "island-57" in line and "island-00, island-01" in line
+    assert not RunDir(run_dir).island("island-57").dir.exists() or status(run_dir, "island-57") == {}
+    planned = run(evolve_cmd("island-01", run_dir), timeout=60)  # control: a planned one is told it is busy
+    assert planned.returncode != EXIT_USAGE and "island-57" not in planned.stderr
+
+
