@@ -30,6 +30,7 @@ from islands.status.reader import read_status
 from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
+from launcher.failures import log_tail, os_error_text, why_failed
 from launcher.launch_view import PlainView, Row
 from launcher.request import LaunchRequest, join, new_plan, planned_count, refuse_inline
 from launcher.spawn import Child, spawn_island
@@ -219,8 +220,10 @@ class _Session:
         except (OSError, subprocess.SubprocessError) as e:  # fork/exec failed: a start failure
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)
+            if d.action is Action.FAIL:
+                w.reason = f"{d.reason}: {os_error_text(e) if isinstance(e, OSError) else e}"
             self.view.message(f"{island}: cannot start ({e}); "
-                              + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {d.reason}"))
+                              + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {w.reason}"))
             return
         self.children[island] = child
         self.reported.discard(island)  # "starting" until this process reports
@@ -260,9 +263,10 @@ class _Session:
             if d.action is Action.RESTART:
                 self.view.message(f"{isl}: {d.reason}; restarting in {d.delay:.1f} s (from its last checkpoint)")
             elif d.action is Action.FAIL:
-                tail = self.rundir.island(isl).read_log_tail(2000).strip().splitlines()[-3:]
-                self.view.message(f"{isl}: FAILED: {d.reason}; log {self.rundir.island(isl).log_path}"
-                                  + "".join(f"\n    {line}" for line in tail))
+                tail = log_tail(self.rundir, isl)
+                w.reason = f"{d.reason}: {why_failed(self.rundir.root, tail)}"
+                self.view.message(f"{isl}: FAILED: {w.reason}; log {self.rundir.island(isl).log_path}"
+                                  + "".join(f"\n    {line}" for line in tail[-3:]))
             elif finished and st is not None:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
                                   f"best {'?' if st.best_ever is None else number(st.best_ever)}")

@@ -93,3 +93,59 @@ def test_an_unplanned_island_cannot_join_a_planned_run_while_its_launcher_runs(t
     assert planned.returncode != EXIT_USAGE and "island-57" not in planned.stderr
 
 
+def _tmpfs_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root"
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as probe:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True, text=True)
+        if done.returncode != 0:
+            return f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}"
+        subprocess.run(["umount", "-l", probe], check=False)
+    return None
+
+
+NO_TMPFS = _tmpfs_unavailable()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 400 KiB tmpfs: two checkpoints of a dim-100, population-200 island fit, a third does not."""
+    mnt = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], check=True, capture_output=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _launch(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "islands", "launch", "-n", "1", "--plain", "--run-dir", str(run_dir), *extra]
+    return subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=180, start_new_session=True)
+
+
+@pytest.mark.skipif(NO_TMPFS is not None, reason=f"needs a small tmpfs: {NO_TMPFS}")
+def test_an_island_failing_on_a_full_disk_is_given_up_saying_why_and_what_to_do(small_tmpfs):
+    run_dir = small_tmpfs / "run"
+    done = _launch(run_dir, "--dim", "100", "--population", "200", "--generations", "40", "--checkpoint-every", "5",
+                   "--checkpoint-seconds", "0", "--seed", "3")
+    assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
+    # The island's own error line when its log could take it, else what the disk says.
+    full = ("No space left on device", "disk is full")
+    (failed,) = [ln for ln in done.stdout.splitlines() if ln.startswith("island-00: FAILED")]
+    assert "FAILED: exit 1" in failed and "free some space" in failed and any(w in failed for w in full), failed
+    (last,) = [ln for ln in done.stdout.splitlines() if ln.startswith("failed: island-00")]
+    assert "free some space" in last and any(w in last for w in full), last
+    reason = json.loads((run_dir / "summary.json").read_text())["islands"]["island-00"]["reason"]
+    assert "free some space" in reason
+
+
+def test_an_island_that_cannot_be_started_is_given_up_with_the_os_error(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "islands" / "island-00" / "island.log").mkdir(parents=True)  # its log cannot be opened
+    done = _launch(run_dir, "--allow-nonempty", "--generations", "5")
+    assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
+    (last,) = [ln for ln in done.stdout.splitlines() if ln.startswith("failed: island-00")]
+    assert "Is a directory" in last and "island.log" in last and "run the same command again" in last, last
