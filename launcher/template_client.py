@@ -72,7 +72,9 @@ class ForkServer:
         self.ready: dict[str, Any] | None = None
         self.dead = False
         self.hung = ""  # why the template is no longer trusted ("" while it answers)
-        self._ping, self._ping_at, self._answered_at = 0, None, time.monotonic()  # type: ignore[var-annotated]
+        self._ping = 0  # the number of the last ping sent
+        self._ping_at: float | None = None  # when that ping was sent, while unanswered
+        self._answered_at = time.monotonic()
         self._unconfirmed: list[tuple[int, int, int]] = []  # (last ping before it, pid, signal)
         self._abandoned = 0  # spawns given up on: an island a late reply names is killed
 
@@ -154,7 +156,11 @@ class ForkServer:
         data = (json.dumps(msg) + "\n").encode()
         try:
             while data:
-                data = data[os.write(self._in, data):]
+                try:
+                    data = data[os.write(self._in, data):]
+                except BlockingIOError:  # a pipe full of what it has not read yet: give it time
+                    if not select.select([], [self._in], [], ANSWER_TIMEOUT_S)[1]:
+                        raise
         except BlockingIOError:
             self._distrust("it stopped reading its requests")  # a truncated line: never send again
         except (BrokenPipeError, OSError) as e:

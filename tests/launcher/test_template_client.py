@@ -101,3 +101,11 @@ def test_island_pids_follow_one_process_and_never_signal_another(reaper):
     code = reaper.start([sys.executable, "-c", "import sys; sys.exit(75)"])
     wait_for(lambda: ended(code.pid, None)[0], 30, "exit 75")
     assert ended(code.pid, None) == (True, 75)
+
+
+def test_a_request_longer_than_the_pipe_waits_for_a_template_that_reads(fake):
+    server = fake()
+    proc = server.spawn(ARGV, child_env(BIG="x" * 300_000), str(REPO), os.devnull, (), False)  # > 64 KiB pipe
+    assert server.answering and proc.poll() is None
+    proc.kill()
+    assert proc.wait(timeout=10) == -signal.SIGKILL
