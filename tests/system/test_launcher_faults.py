@@ -141,6 +141,9 @@ def test_a_stopped_template_neither_keeps_the_islands_nor_freezes_the_launcher(t
     state = RunDir(run).read_launcher_state()["islands"]
     assert all(state[f"island-0{i}"]["state"] == "stopped" for i in range(2)), state
     assert "grace period of 2 s over: killing island-00, island-01" in launch.output()
+    # Killed by the launcher itself at once, not after the template was found not answering
+    # (10 s without an answer, far beyond the 2 s grace) and its signals sent anew.
+    assert "island template not answering" not in launch.output()
 
 
 def test_a_killed_island_is_noticed_and_restarted_while_the_template_is_stopped(tmp_path, launcher):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -21,10 +22,12 @@ import pytest
 from click.testing import CliRunner
 
 from islands.cli import main
-from islands.exit_codes import EXIT_ERROR, EXIT_USAGE
+from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE
+from islands.runs import evolve
+from islands.stopping import StopFlag
 from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
-from support.procs import child_env, evolve_cmd, run, wait_for
+from support.procs import SUPPORT, child_env, evolve_cmd, run, wait_for
 
 LAUNCH = "import sys; sys.argv[0] = 'islands'; from islands.cli import main; main()"
 pytestmark = pytest.mark.timeout(240)
@@ -76,7 +79,7 @@ def status(run_dir: Path, island: str) -> dict:
         return {}
 
 
-def test_an_unplanned_island_cannot_join_a_planned_run_while_its_launcher_runs(tmp_path, spawn):
+def test_an_unplanned_island_cannot_join_a_planned_run_while_its_launcher_runs(tmp_path, spawn, monkeypatch):
     run_dir = tmp_path / "run"
     launcher = spawn(LAUNCH, "launch", "-n", "2", "--run-dir", str(run_dir), "--problem", "slow_problem:make",
                      "--param", "base=sphere", "--dim", "5", "--population", "20", "--generations", "100000",
@@ -91,6 +94,12 @@ def test_an_unplanned_island_cannot_join_a_planned_run_while_its_launcher_runs(t
     assert not RunDir(run_dir).island("island-57").dir.exists() or status(run_dir, "island-57") == {}
     planned = run(evolve_cmd("island-01", run_dir), timeout=60)  # control: a planned one is told it is busy
     assert planned.returncode != EXIT_USAGE and "island-57" not in planned.stderr
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=60) == EXIT_STOPPED
+    monkeypatch.syspath_prepend(str(SUPPORT))  # slow_problem, in this process
+    stop = StopFlag()
+    stop.request()  # control: with no launcher running, island-57 may join (and stops at once)
+    assert evolve("island-57", run_dir, stop=stop, log=lambda _line: None).reason == "stopped"
 
 
 def _tmpfs_unavailable() -> str | None:
