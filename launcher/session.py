@@ -177,6 +177,7 @@ class _Session:
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception
+        self._watch_template()  # one found not answering while the islands were stopped: say so
         return self._finish()
 
     def _loop(self) -> None:
