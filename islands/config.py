@@ -258,6 +258,8 @@ class RunConfig:
         _check(self.target is None or math.isfinite(self.target), f"target must be a finite number, got {self.target}")
         _check(self.population is None or not registry.uses_ga_options(self.algorithm) or self.ga.elitism < self.population,
                f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
+        _check(self.population is None or not self.migration.every or self.migration.migrants <= self.population,
+               f"migrants ({self.migration.migrants}) must not exceed the population ({self.population}); lower --migrants")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

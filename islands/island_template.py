@@ -16,14 +16,20 @@ The protocol, one JSON object per line. Launcher -> template (our stdin):
    "stdin": PATH, "stderr": PATH}          argv: `python -m islands ...` or `-m islands.plancheck`;
                                            stdin /dev/null and stderr the log unless given
   {"op": "signal", "pid": P, "sig": S}     signal P's process group unless P was reaped already
+  {"op": "ping", "n": N}                   answered at once, after every earlier request
 Template -> launcher (our stdout):
   {"op": "ready", "pid": P, "threads": T}  once imported (T: the template's OS threads, 1)
-  {"op": "spawned", "pid": P} | {"op": "spawned", "error": "..."}  one per spawn, in order
-  {"op": "exit", "pid": P, "code": C}      C as subprocess reports it (negative: a signal)
+  {"op": "spawned", "pid": P, "pgid": P} | {"op": "spawned", "error": "..."}  one per spawn, in order;
+                                           pgid: P leads its own process group (made before this
+                                           reply), null if it could not
+  {"op": "pong", "n": N}
+  {"op": "exit", "pid": P, "code": C}      C as subprocess reports it (negative: a signal), once per pid
 Only this template reaps its children, and it handles requests one at a time, so a signal
-request for a reaped pid is dropped and never reaches a stranger that reused the pid. On EOF
-(the launcher closed the pipe or died) it SIGKILLs whatever children remain (those spawned
-with a parent-death signal: all but a test's) and exits.
+request for a reaped pid is dropped and never reaches a stranger that reused the pid. The
+launcher knows each island's pid and group, so it can kill them itself (an island it has not
+seen reported cannot have been reaped) and watch them when the template stops answering its
+pings (stopped, hung). On EOF (the launcher closed the pipe or died) it SIGKILLs whatever
+children remain (those spawned with a parent-death signal: all but a test's) and exits.
 
 Before forking no torch thread pool may exist (fork copies only the calling thread): the
 template sets one intra-op and one inter-op thread and runs no torch operation; "ready"
@@ -174,6 +180,20 @@ def _child(req: dict[str, Any], keep: tuple[int, ...]) -> None:
             os._exit(code & 0xFF)
 
 
+def _own_group(pid: int) -> int | None:
+    """Make the forked child `pid` leader of its own process group now (it does so itself too;
+    whichever runs first wins), so its group exists before the launcher hears of it. None if
+    it is not (the launcher then signals the pid alone, never a group it does not know)."""
+    try:
+        os.setpgid(pid, pid)
+    except OSError:  # it ran setpgid itself already, or exited (a zombie keeps its group)
+        pass
+    try:
+        return pid if os.getpgid(pid) == pid else None
+    except OSError:
+        return None
+
+
 def _exit_code(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
@@ -239,7 +259,9 @@ def serve(inp: int = 0, out: int = 1) -> None:
                 if pid == 0:
                     _child(req, keep)
                 live[pid] = bool(req.get("pdeathsig"))
-                send({"op": "spawned", "pid": pid})
+                send({"op": "spawned", "pid": pid, "pgid": _own_group(pid)})
+            elif req["op"] == "ping":
+                send({"op": "pong", "n": req.get("n")})
             elif req["op"] == "signal" and req["pid"] in live:
                 try:
                     os.killpg(req["pid"], req["sig"])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from islands import budget
 from islands.config import RunConfig, is_inline, island_number, not_rebuildable
 from islands.errors import ConfigError
-from migration_pool.errors import FormatError, PoolError, RunDirError
+from migration_pool.errors import FormatError, LauncherBusy, PoolError, RunDirError
 from migration_pool.rundir import RunDir
 from islands.manifest import (MANIFEST_SCHEMA, PLANNED_KEY, Run, check_against, flatten_config,  # noqa: F401
                               new_manifest, planned_islands, run_from_manifest)
@@ -208,6 +208,7 @@ def evolve(
         RunDir(root).reset_run()
     run, _ = join_run(root, config, explicit, allow_shared=allow_shared)
     _check_inline_resume(run, built)
+    _refuse_unplanned(run, island)
     if fresh:
         RunDir(root).island(island).reset_island()
     from islands.island import IslandSpec, run_island  # lazy: loads torch; the launcher imports this module and never does
@@ -250,6 +251,22 @@ def _inline(config: RunConfig, problem: Any, bounds: tuple[Any, Any] | None) -> 
     recorded = dataclasses.replace(config, problem=inline.label(inline.fn_of(problem)), dim=built.dim,
                                    problem_params=inline.recorded_params(built))
     return recorded, built
+
+
+def _refuse_unplanned(run: Run, island: str) -> None:
+    """An island the plan does not name may not join a planned run while its launcher runs it
+    (the launcher starts, counts and stops only the planned islands)."""
+    planned = run.planned()
+    if not planned or island in planned:
+        return
+    try:
+        RunDir(run.root).claim_launcher().release()
+    except LauncherBusy:
+        names = ", ".join(planned) if len(planned) <= 8 else f"{', '.join(planned[:4])}, ..., {planned[-1]}"
+        raise ConfigError(f"{island} is not one of the {len(planned)} island(s) this run's launcher runs ({names}); "
+                          "evolve one of those, or wait until the launcher has ended") from None
+    except OSError:
+        return  # the lock cannot be taken here (a read-only run): no launcher check to make
 
 
 def _check_inline_resume(run: Run, built: Any) -> None:

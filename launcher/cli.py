@@ -27,11 +27,13 @@ from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_d
 from islands.cli_types import FiniteFloat, Int64
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
 from islands.runs import check_memory, check_run_dir
+from islands.stopping import ignore_stop_signals
 from launcher.errors import PlanError
 from launcher.launch_view import make_view
 from launcher.sbatch import PATTERNS, SlurmOptions
 from launcher.request import LaunchRequest
 from launcher.session import launch as run_launch
+from launcher.stop_requests import StopRequests
 from launcher.slurm import SlurmLaunch, script_text
 from launcher.supervise import RestartPolicy
 
@@ -243,11 +245,17 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent
+    # From here to the process's exit a stop signal is a request (`launch` acts on it); as for
+    # `islands evolve`, SIGTERM and SIGUSR1 stay requests after the launch and are ignored from
+    # interpreter exit on, so a late repeat cannot turn exit 75 into a death by signal.
+    stops = StopRequests().install()
+    ignore_stop_signals()
     view = make_view(live=False if plain else None, every_s=progress_every)
     try:
-        result = run_launch(request, view)
+        result = run_launch(request, view, stops)
     finally:
         view.close()
+        stops.restore((signal.SIGINT,))  # a person's Ctrl+C ends whatever is left
     if result.state == "finished":
         return
     if result.killed:

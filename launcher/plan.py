@@ -35,24 +35,39 @@ def available_cores() -> tuple[int, ...]:
 
 
 def parse_cores(spec: str, available: Sequence[int]) -> tuple[int, ...]:
-    """`"0-3,6"` -> (0, 1, 2, 3, 6), refusing cores that are not in `available`."""
+    """`"0-3,6"` -> (0, 1, 2, 3, 6), refusing cores that are not in `available`.
+
+    Only cores up to the highest available one are ever expanded, so a range like
+    0-99999999 costs nothing before it is refused (like -n, it is bounded by the machine).
+    """
+    top = max(available, default=-1)
+    shown = _short(spec)
     cores: set[int] = set()
+    beyond: list[str] = []  # parts past the highest available core: named, never expanded
     for part in spec.replace(" ", "").split(","):
         lo, dash, hi = part.partition("-")
         try:
             a, b = int(lo), int(hi) if dash else int(lo)
         except ValueError:
-            raise PlanError(f"--cores {spec!r}: {part!r} is not a core number or a range like 0-3") from None
+            raise PlanError(f"--cores {shown!r}: {_short(part)!r} is not a core number or a range like 0-3") from None
         if a < 0 or b < a:
-            raise PlanError(f"--cores {spec!r}: {part!r} is not a valid range (want LOW-HIGH with 0 <= LOW <= HIGH)")
-        cores.update(range(a, b + 1))
-    missing = sorted(cores - set(available))
+            raise PlanError(f"--cores {shown!r}: {_short(part)!r} is not a valid range (want LOW-HIGH with 0 <= LOW <= HIGH)")
+        if b > top:
+            first = max(a, top + 1)
+            beyond.append(str(first) if first == b else f"{first}-{b}")
+        cores.update(range(a, min(b, top) + 1))
+    missing = ",".join(x for x in (format_cores(sorted(cores - set(available))), *beyond) if x)
     if missing:
         raise PlanError(
-            f"--cores {spec!r}: core(s) {format_cores(missing)} do not exist or are not available "
+            f"--cores {shown!r}: core(s) {_short(missing)} do not exist or are not available "
             f"to this process (available: {format_cores(available)})"
         )
     return tuple(sorted(cores))
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters for a one-line message."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def format_cores(cores: Sequence[int]) -> str:

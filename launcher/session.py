@@ -3,10 +3,13 @@
 `launch(request)` is the library form of `islands launch`. It checks every input before it
 touches anything (`launcher.request`: a new run's plan, or the one a resumed run recorded),
 joins (or creates) the run's manifest, holds the run's launcher lock, starts each unfinished
-island as its own process and then loops: reap exits and apply the restart policy, read heartbeats, kill hung islands, redraw the progress view. The first
-SIGINT, SIGTERM or SIGUSR1 asks every island to checkpoint and stop; a second SIGINT (or the
-end of the grace period) kills them, repeated SIGTERMs change nothing (a scheduler may send
-several). Every child is reaped before `launch` returns.
+island as its own process and then loops: reap exits and apply the restart policy, read heartbeats, kill hung islands, redraw the progress view. From its
+start until its summary is written, SIGINT, SIGTERM and SIGUSR1 are requests
+(`launcher.stop_requests`): the first asks every island to checkpoint and stop (one that comes
+while the launch is still planning starts none), a second SIGINT (or the end of the grace
+period) kills them, repeated SIGTERMs change nothing (a scheduler may send several); a stopped
+launch always writes its summary. Islands are killed by their process groups, by the launcher
+itself, and every child is seen to end (bounded) before `launch` returns.
 """
 from __future__ import annotations
 
@@ -29,9 +32,11 @@ from islands.status import lineage
 from islands.status.record import HistoryLine, IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
+from launcher.failures import log_tail, os_error_text, why_failed
 from launcher.launch_view import PlainView, Row
 from launcher.request import LaunchRequest, join, new_plan, new_run_config, planned_count, refuse_inline
 from launcher.spawn import Child, spawn_island
+from launcher.stop_requests import StopRequests
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch
 from launcher.template_client import ForkServer, ForkServerError, fork_server_wanted, start_template
@@ -43,6 +48,7 @@ __all__ = ["LaunchRequest", "LaunchResult", "launch", "read_status"]  # LaunchRe
 
 STATUS_EVERY_S = 0.5  # how often heartbeats are read (less often beyond 50 islands)
 STATE_EVERY_S = 2.0  # how often the launcher state file is rewritten without an event
+KILL_WAIT_S = 10.0  # how long killed islands may take to be seen gone before the launcher gives up on them
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,24 @@ class LaunchResult:
     killed: bool = False  # a second SIGINT killed the islands without their checkpoint
 
 
-def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
+def launch(request: LaunchRequest, view: Any = None, stops: StopRequests | None = None) -> LaunchResult:
     """Plan, start and supervise the run's islands until they end; see the module docstring.
+
+    `stops`: stop requests the caller installed already (the CLI, from before this call until
+    its process exits); without it `launch` records them itself and restores the handlers.
 
     Raises:
         PlanError / ManifestConflict: bad input or a contradiction of the manifest (nothing started).
         RunDirError: the run directory cannot be used. LauncherBusy: another launcher runs it.
     """
     view = view or PlainView()
+    if stops is not None:
+        return _launch(request, view, stops)
+    with StopRequests() as own:
+        return _launch(request, view, own)
+
+
+def _launch(request: LaunchRequest, view: Any, stops: StopRequests) -> LaunchResult:
     cores = planning.parse_cores(request.cores, planning.available_cores()) if request.cores is not None \
         else planning.available_cores()
     specs = [planning.parse_vary(v) for v in request.vary]
@@ -88,7 +104,7 @@ def launch(request: LaunchRequest, view: Any = None) -> LaunchResult:
         lock = rundir.claim_launcher()
         try:
             run, plan = join(rundir, request, cores, specs, fresh, forks)
-            return _Session(rundir, run, plan, request, view, forks).run()
+            return _Session(rundir, run, plan, request, view, forks, stops.signals).run()
         finally:
             lock.release()
     finally:
@@ -100,7 +116,7 @@ class _Session:
     """One launch of a planned run: the supervision loop and its bookkeeping."""
 
     def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any,
-                 forks: ForkServer | None = None) -> None:
+                 forks: ForkServer | None = None, signals: list[int] | None = None) -> None:
         self.rundir, self.run_, self.plan, self.request, self.view = rundir, run, plan, request, view
         self.by_id = {p.island: p for p in plan.islands}
         self.watches = {i: IslandWatch(i, request.policy, random.Random()) for i in plan.ids}
@@ -110,7 +126,7 @@ class _Session:
         self.baseline = {i: (s.evaluations or 0) if s is not None and self._ours(s) else 0
                          for i, s in self.statuses.items()}
         self.prior_restarts = self._prior_restarts()
-        self.signals: list[int] = []
+        self.signals: list[int] = [] if signals is None else signals  # appended to by `StopRequests`
         self.stopping_since: float | None = None
         self.killed = False
         self.interrupted = False  # killed by a second SIGINT
@@ -156,7 +172,6 @@ class _Session:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
         try:
             for isl in self.plan.ids:
                 st = self.statuses[isl]
@@ -169,17 +184,13 @@ class _Session:
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception
-            for s, h in old.items():
-                signal.signal(s, h)
+        self._watch_template()  # one found not answering while the islands were stopped: say so
         return self._finish()
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        # Only record it: the loop acts within one poll interval, outside the handler.
-        self.signals.append(signum)
 
     def _loop(self) -> None:
         while True:
             now = time.monotonic()
+            self._watch_template()
             self._handle_signals(now)
             self._reap(now)
             if now - self._status_at >= self.status_every:
@@ -204,12 +215,9 @@ class _Session:
                 return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
             except ForkServerError as e:
-                if self.forks.dead:  # closing a live template would kill every island forked from it
-                    self.view.message(f"note: island template gone ({e}); starting islands as fresh processes")
-                    self.forks.close()
-                    self.forks = None
-                else:
+                if self.forks.answering:
                     self.view.message(f"note: {island} could not be forked ({e}); starting it as a fresh process")
+                self._watch_template()
         return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
                             cuda_visible=p.cuda_visible, attempt=attempt)
 
@@ -220,13 +228,27 @@ class _Session:
         except (OSError, subprocess.SubprocessError, FormatError) as e:  # fork/exec failed, or its log is a FIFO: a start failure
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)
+            if d.action is Action.FAIL:
+                w.reason = f"{d.reason}: {os_error_text(e) if isinstance(e, OSError) else e}"
             self.view.message(f"{island}: cannot start ({e}); "
-                              + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {d.reason}"))
+                              + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {w.reason}"))
             return
         self.children[island] = child
         self.reported.discard(island)  # "starting" until this process reports
         w.started(now)
         self._state_at = float("-inf")  # record the new pid soon
+
+    def _watch_template(self) -> None:
+        """A template that died or stopped answering forks no more islands; those it forked are
+        watched through /proc and signalled by the launcher itself (`ForkedProc`)."""
+        if self.forks is None or self.forks.answering:
+            return
+        why = "gone" if self.forks.dead else f"not answering ({self.forks.hung})"
+        self.view.message(f"note: island template {why}; its islands are watched by pid, "
+                          "new ones start as fresh processes")
+        if self.forks.dead:  # closing a live template would kill every island forked from it
+            self.forks.close()
+        self.forks = None  # `launch` closes it at the end
 
     def _reap(self, now: float) -> None:
         for isl, child in list(self.children.items()):
@@ -249,9 +271,10 @@ class _Session:
             if d.action is Action.RESTART:
                 self.view.message(f"{isl}: {d.reason}; restarting in {d.delay:.1f} s (from its last checkpoint)")
             elif d.action is Action.FAIL:
-                tail = self.rundir.island(isl).read_log_tail(2000).strip().splitlines()[-3:]
-                self.view.message(f"{isl}: FAILED: {d.reason}; log {self.rundir.island(isl).log_path}"
-                                  + "".join(f"\n    {line}" for line in tail))
+                tail = log_tail(self.rundir, isl)
+                w.reason = f"{d.reason}: {why_failed(self.rundir.root, tail)}"
+                self.view.message(f"{isl}: FAILED: {w.reason}; log {self.rundir.island(isl).log_path}"
+                                  + "".join(f"\n    {line}" for line in tail[-3:]))
             elif finished and st is not None:
                 self.view.message(f"{isl}: finished ({st.reason}) at generation {st.generation}, "
                                   f"best {'?' if st.best_ever is None else number(st.best_ever)}")
@@ -271,7 +294,7 @@ class _Session:
             if self.stopping_since is None and w.hung(now):
                 w.hang()
                 self.view.message(f"{isl}: hung (no heartbeat for {self.request.policy.hang_timeout_s:g} s); killing it")
-                child.signal(signal.SIGKILL)
+                child.kill()
 
     def _handle_signals(self, now: float) -> None:
         if self.signals and self.stopping_since is None:
@@ -294,14 +317,18 @@ class _Session:
             self._kill_all()
 
     def _kill_all(self) -> None:
-        """SIGKILL every island still running and reap it."""
+        """SIGKILL every island still running, by its process group (the launcher itself, not
+        through the template), and see it end; one still there after KILL_WAIT_S is given up."""
         self.killed = True
         for child in self.children.values():
-            child.signal(signal.SIGKILL)
+            child.kill()
+        deadline = time.monotonic() + KILL_WAIT_S
+        while any(c.poll() is None for c in self.children.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for isl, child in list(self.children.items()):
-            child.proc.wait()
-            child.poll()
-            self.watches[isl].stopped(child.exit_code if child.exit_code is not None else -9)
+            if child.poll() is None:
+                self.view.message(f"{isl}: pid {child.pid} still there {KILL_WAIT_S:g} s after SIGKILL; giving up on it")
+            self.watches[isl].stopped(child.exit_code if child.exit_code is not None else -signal.SIGKILL)
             del self.children[isl]
 
     # -- reporting ------------------------------------------------------------------------
@@ -352,7 +379,7 @@ class _Session:
     def _evaluate(self, summary: dict[str, Any]) -> None:
         """The champion on unseen starts, in a child (`islands evaluate`: torch stays out of the
         launcher); it records the figure in the run and summary.json, and we show its line."""
-        ok, text = evaluate_champion(self.rundir.root, self.request.evaluate_episodes)
+        ok, text = evaluate_champion(self.rundir.root, self.request.evaluate_episodes, lambda: bool(self.signals))
         self.view.message(text if ok else f"warning: could not evaluate the champion on unseen starts: {text}")
         if ok:
             result = recorded(self.rundir, self.run_.run_id)

@@ -10,6 +10,7 @@ the island template (`launcher.template_client`); `Child` supervises both the sa
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,21 @@ class Child:
             pass
         except PermissionError:  # setpgid failed? fall back to the process itself
             self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL the island's process group ourselves, whoever its parent is (the template may
+        not answer); only while it is unreaped, so its pid and group are still its own."""
+        if self.poll() is not None:
+            return
+        if not isinstance(self.proc, subprocess.Popen):
+            self.proc.kill()
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            self.proc.kill()
 
     def owns(self, status: IslandStatus) -> bool:
         """Whether a status file was written by this incarnation (same pid, started after it)."""

@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from islands.errors import debug_wanted
 from launcher.child_setup import child_env, pdeathsig_wanted
@@ -83,16 +84,30 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
 EVALUATE_TIMEOUT_S = 600.0
 
 
-def evaluate_champion(root: Path, episodes: int) -> tuple[bool, str]:
+def evaluate_champion(root: Path, episodes: int, stopped: Callable[[], bool] = lambda: False) -> tuple[bool, str]:
     """Run `islands evaluate ROOT --episodes N` in a child; (succeeded, its last line or why not).
 
     A child for the same reason as `check_islands_build`: the evaluation runs the policy in torch.
+    The child is killed once `stopped()` (a stop signal reached the launcher) or after
+    EVALUATE_TIMEOUT_S.
     """
     cmd = [sys.executable, "-m", "islands", "evaluate", str(root), "--episodes", str(episodes)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(os.environ),
-                             timeout=EVALUATE_TIMEOUT_S, start_new_session=True)
-    except (OSError, subprocess.SubprocessError) as e:
-        return False, str(e)
-    lines = ((out.stdout if out.returncode == 0 else out.stderr) or "").strip().splitlines()
-    return out.returncode == 0, (lines[-1] if lines else f"exit {out.returncode}, no output")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        try:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=child_env(os.environ),
+                                    start_new_session=True)
+        except (OSError, subprocess.SubprocessError) as e:
+            return False, str(e)
+        deadline = time.monotonic() + EVALUATE_TIMEOUT_S
+        while True:
+            try:
+                code = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if stopped() or time.monotonic() > deadline:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    return False, "stopped by a signal" if stopped() else f"timed out after {EVALUATE_TIMEOUT_S:g} s"
+        (out if code == 0 else err).seek(0)
+        lines = (out if code == 0 else err).read().strip().splitlines()
+    return code == 0, (lines[-1] if lines else f"exit {code}, no output")

@@ -71,7 +71,7 @@ def test_a_forked_island_is_its_own_pinned_process_and_dies_with_the_template(tm
         proc = server.spawn(_evolve_argv(run), env, str(REPO), str(tmp_path / "a.log"), (0,), True)
         wait_for(lambda: status_generation(run, "island-00") >= 2, 90, "the forked island evolving")
         p = psutil.Process(proc.pid)
-        assert p.ppid() == server.proc.pid and os.getpgid(proc.pid) == proc.pid
+        assert p.ppid() == server.proc.pid and os.getpgid(proc.pid) == proc.pid == proc.pgid  # reported by the template
         assert p.cpu_affinity() == [0] and p.num_threads() == 1
         assert p.cmdline()[:5] == [sys.executable, "-m", "islands", "evolve", "island-00"]
         assert RunDir(run).island("island-00").read_status()["torch_threads"] == 1
