@@ -25,6 +25,14 @@ def os_error_text(e: OSError) -> str:
     return f"{e.strerror or e}{where}; {HINTS.get(e.errno or 0, 'fix that')}, then run the same command again"
 
 
+def start_error_text(e: BaseException) -> str:
+    """Why an island could not be started, with what to do: an OSError's hint, or for a file
+    that is not what it should be (a directory or FIFO where its log belongs) to move it aside."""
+    if isinstance(e, OSError):
+        return os_error_text(e)
+    return f"{e}; move it aside, then run the same command again"
+
+
 def log_tail(rundir: RunDir, island: str) -> list[str]:
     """The last lines of an island's log ([] if it has none or cannot be read)."""
     try:

@@ -32,7 +32,7 @@ from islands.status import lineage
 from islands.status.record import HistoryLine, IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import PlanError
-from launcher.failures import log_tail, os_error_text, why_failed
+from launcher.failures import log_tail, start_error_text, why_failed
 from launcher.launch_view import PlainView, Row
 from launcher.request import LaunchRequest, join, new_plan, new_run_config, planned_count, refuse_inline
 from launcher.spawn import Child, spawn_island
@@ -229,7 +229,7 @@ class _Session:
             w.started(now)
             d = w.exited(EXIT_ERROR, now, finished=False)
             if d.action is Action.FAIL:
-                w.reason = f"{d.reason}: {os_error_text(e) if isinstance(e, OSError) else e}"
+                w.reason = f"{d.reason}: {start_error_text(e)}"
             self.view.message(f"{island}: cannot start ({e}); "
                               + (f"retrying in {d.delay:.1f} s" if d.action is Action.RESTART else f"FAILED: {w.reason}"))
             return

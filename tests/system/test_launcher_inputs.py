@@ -157,4 +157,4 @@ def test_an_island_that_cannot_be_started_is_given_up_with_the_os_error(tmp_path
     done = _launch(run_dir, "--allow-nonempty", "--generations", "5")
     assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
     (last,) = [ln for ln in done.stdout.splitlines() if ln.startswith("failed: island-00")]
-    assert "Is a directory" in last and "island.log" in last and "run the same command again" in last, last
+    assert "is not a regular file" in last and "island.log" in last and "run the same command again" in last, last
