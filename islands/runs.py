@@ -273,7 +273,8 @@ def write_champion(run: Run) -> None:
     if (held is not None and held.get("run_id") == run.run_id and held.get("island") != best.island
             and float(held.get("fitness", float("-inf"))) > float(best.best_ever)):  # type: ignore[arg-type]
         return
-    reader.rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
+    reader.rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id,
+                                                       config=run.config))
 
 
 __all__ = ["planned_islands", "PLANNED_KEY", "check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "run_from_manifest", "join_run", "evolve", "write_champion", "ConfigError"]

@@ -375,7 +375,7 @@ class _Session:
         cfg = self.run_.config
         champ = champion(statuses.values(), self.run_.run_id)
         if champ is not None:
-            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id))
+            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id, config=cfg))
         watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}
         to_target, trend = self._to_target(statuses)
         summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,

@@ -159,9 +159,21 @@ def test_pure_cartpole_champion_replays_to_its_recorded_fitness(tmp_path):
     obs = torch.zeros((3, 4))
     assert policy(obs).shape == (3, 1) and bool(((policy(obs) > 0) & (policy(obs) < 1)).all())
 
+    # The champion file and both exports carry the settings that rebuild it without the manifest.
+    written = RunDir(tmp_path).read_champion()
+    assert written["problem_params"] == dict(cfg.problem_params) and written["algorithm"] == "pure"
+    assert written["population"] == 16 and written["dtype"] is None
     r = _export(tmp_path, "--format", "json")
     assert r.exit_code == 0, r.output
     body = json.loads((tmp_path / "champion.json").read_text())
+    assert body["problem_params"] == dict(cfg.problem_params) and body["algorithm_params"] == {}
+    rebuilt = make_problem(body["problem"], body["dim"], **body["problem_params"])
+    again = float(rebuilt.fn(torch.as_tensor(body["genome"], dtype=torch.float64)[None])[0])
+    assert again == pytest.approx(fitness, abs=1e-6)
+    assert _export(tmp_path, "--out", str(tmp_path / "c.npz")).exit_code == 0
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["problem_params"])) == dict(cfg.problem_params)
+        assert int(z["population"]) == 16 and str(z["dtype"]) == ""
     assert body["network_kind"] == "mlp" and body["network_layer_sizes"] == [4, 4, 1]
     w0, b0 = np.asarray(body["network_weights_0"]), np.asarray(body["network_biases_0"])
     w1, b1 = np.asarray(body["network_weights_1"]), np.asarray(body["network_biases_1"])
