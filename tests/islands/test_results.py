@@ -199,3 +199,25 @@ def test_export_refuses_an_out_path_whose_folder_is_missing(ga_run, tmp_path):
         assert "Traceback" not in r.stderr and r.stdout == ""
     assert not (tmp_path / "missing").exists() and a_file.read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_history_frame_is_the_history_as_a_dataframe(ga_run):
+    pandas = pytest.importorskip("pandas", reason="pandas not installed (the islands[pandas] extra)")
+    run = open_run(ga_run)
+    df = run.history_frame()
+    assert isinstance(df, pandas.DataFrame) and tuple(df.columns) == HISTORY_KEYS
+    rows = run.history()
+    assert len(df) == len(rows) and list(df["island"]) == [r["island"] for r in rows]
+    assert list(df["evaluations"]) == [r["evaluations"] for r in rows]  # None (diversity) is NaN there
+    assert df.groupby("island")["best_ever"].max().to_dict() == {
+        i: RunDir(ga_run).island(i).read_status()["best_ever"] for i in ("island-00", "island-01")}
+    assert list(run.history_frame("island-01")["generation"]) == list(range(16))
+
+
+def test_history_frame_without_pandas_names_the_extra(ga_run, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(IslandsError, match=r"islands\[pandas\]") as e:
+        open_run(ga_run).history_frame()
+    assert "\n" not in str(e.value)
