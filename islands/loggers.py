@@ -28,7 +28,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from islands.errors import ConfigError
 from islands.events import Recorder
@@ -195,6 +195,11 @@ def parse_logger(text: str) -> LoggerSpec:
 def specs_from_env(environ: Any) -> list[LoggerSpec]:
     """The loggers a launching `islands launch --logger` asked its islands for."""
     return [parse_logger(line) for line in environ.get(LOGGERS_ENV, "").splitlines() if line.strip()]
+
+
+def island_environ(environ: Mapping[str, str], specs: Sequence[str]) -> dict[str, str] | None:
+    """The environment a launcher gives its islands so that each builds `specs` (None: unchanged)."""
+    return {**environ, LOGGERS_ENV: "\n".join(specs)} if specs else None
 
 
 def build_loggers(island: str, loggers: Iterable[Logger | str | LoggerSpec]) -> list[Logger]:

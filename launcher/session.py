@@ -23,6 +23,7 @@ from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import Run
+from islands.loggers import island_environ
 from islands.status.progress import fraction, number
 from islands.status.reader import read_status
 from islands.status import lineage
@@ -199,9 +200,10 @@ class _Session:
 
     def _spawn(self, island: str, attempt: int) -> Child:
         p = self.by_id[island]
+        env = island_environ(os.environ, self.request.loggers)  # None: the launcher's own
         if self.forks is not None:
             try:
-                return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
             except ForkServerError as e:
                 if self.forks.dead:  # closing a live template would kill every island forked from it
@@ -210,7 +212,7 @@ class _Session:
                     self.forks = None
                 else:
                     self.view.message(f"note: {island} could not be forked ({e}); starting it as a fresh process")
-        return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+        return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                             cuda_visible=p.cuda_visible, attempt=attempt)
 
     def _start(self, island: str, now: float) -> None:
