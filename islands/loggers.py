@@ -156,6 +156,9 @@ class LoggerSpec:
                               f"{type(logger).__name__}, not an islands.loggers.Logger")
         return logger
 
+    def __str__(self) -> str:  # as typed
+        return self.target if self.kind == "factory" else f"{self.kind}:{self.target}"
+
     def check(self) -> None:
         """Refuse (ConfigError) what cannot be built, before a run is created, so a typo or a
         missing extra writes nothing: a factory that cannot be imported, tensorboard missing."""
@@ -202,13 +205,24 @@ def island_environ(environ: Mapping[str, str], specs: Sequence[str]) -> dict[str
     return {**environ, LOGGERS_ENV: "\n".join(specs)} if specs else None
 
 
-def build_loggers(island: str, loggers: Iterable[Logger | str | LoggerSpec]) -> list[Logger]:
-    """Loggers given as objects, specs or their text, built for `island`."""
+def build_loggers(island: str, loggers: Iterable[Logger | str | LoggerSpec],
+                  log: Callable[[str], None] = print) -> list[Logger]:
+    """Loggers given as objects, specs or their text, built for `island`. A spec that fails to
+    build (its factory raises, its folder cannot be made) is left out with one warning on `log`,
+    as a logger failing later is detached: the island runs without it."""
     out: list[Logger] = []
     for item in loggers:
         if isinstance(item, str):
             item = parse_logger(item)
-        out.append(item.build(island) if isinstance(item, LoggerSpec) else item)
+        if not isinstance(item, LoggerSpec):
+            out.append(item)
+            continue
+        try:
+            out.append(item.build(island))
+        except Exception as e:  # user code or the file system: whatever it raises, the island evolves
+            why = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
+            log(f"warning: {island}: logger {item} could not be built ({why}); "
+                "the island runs without it")
     return out
 
 

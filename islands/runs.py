@@ -240,7 +240,7 @@ def evolve(
         device=device or run.device(island),
         planned=run.planned(),
         problem=built,
-        loggers=(*build_loggers(island, loggers),
+        loggers=(*build_loggers(island, loggers, log),
                  *([CallbackLogger(island, on_generation)] if on_generation is not None else [])),
     )
     result = run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status,

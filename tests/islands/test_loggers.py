@@ -122,3 +122,17 @@ def test_tensorboard_missing_is_one_line_naming_the_extra(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"islands\[tensorboard\]"):
         evolve("island-00", tmp_path / "run", small_config(generations=2), loggers=["tensorboard:tb"], **QUIET)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_logger_that_cannot_be_built_is_left_out_with_one_warning(tmp_path, monkeypatch):
+    """A factory that raises (or a folder that cannot be made) costs the logger, not the island."""
+    (tmp_path / "brokenlogs.py").write_text("def make(island):\n    raise OSError('no space left')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "a_file").write_text("x")
+    messages = []
+    result = evolve("island-00", tmp_path / "run", small_config(generations=4),
+                    loggers=["brokenlogs:make", f"jsonl:{tmp_path / 'a_file'}"], log=messages.append)
+    assert result.reason == "generations"
+    warnings = [m for m in messages if "could not be built" in m]
+    assert len(warnings) == 2 and "brokenlogs:make" in warnings[0] and "OSError: no space left" in warnings[0]
+    assert f"jsonl:{tmp_path / 'a_file'}" in warnings[1], warnings
