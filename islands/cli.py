@@ -27,6 +27,7 @@ from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_d
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
+from islands.loggers import LoggerSpec, parse_logger, specs_from_env  # noqa: E402
 from islands.runs import check_memory, check_run_dir, evolve as run_evolve  # noqa: E402
 from islands.scheduler_state import island_from_env  # noqa: E402
 from islands.status.island_view import make_island_view  # noqa: E402
@@ -108,6 +109,21 @@ def option_default(path: str) -> str:
     if value is None:
         return _NONE_DEFAULTS.get(path, "none")
     return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def logger_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--logger SPEC` (repeatable), shared by `evolve` and `launch`."""
+    return click.option(
+        "--logger", "logger", multiple=True, metavar="KIND:FOLDER",
+        help="Also send each island's generations to jsonl:FOLDER (FOLDER/<island>.jsonl), "
+             "tensorboard:FOLDER (FOLDER/<island>/, needs islands[tensorboard]) or module:factory "
+             "(your factory(island) returns an islands.loggers.Logger). Repeatable.")(fn)
+
+
+def logger_specs(texts: tuple[str, ...]) -> list[LoggerSpec]:
+    """The typed --logger specs, checked (ConfigError: one line, exit 2, nothing written); none
+    typed: those a launching `islands launch --logger` passed in the environment."""
+    return [parse_logger(t) for t in texts] if texts else specs_from_env(os.environ)
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -222,11 +238,12 @@ def main(debug: bool) -> None:
 @click.option("--allow-shared-run", is_flag=True, envvar=ALLOW_SHARED_ENV,
               help="Accept a run directory or manifest that other users can write (they can "
                    "run code in this island through the manifest's problem).")
+@logger_option
 @run_options
 @guarded
 def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool,
            fresh_run: bool, yes: bool, quiet: bool, slurm: bool, allow_shared_run: bool,
-           **options: Any) -> None:
+           logger: tuple[str, ...], **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
     ISLAND is an id like island-03.
@@ -246,6 +263,7 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     island = _island_argument(island, run_dir, slurm)
     cfg.island_number(island)
     config, explicit = config_from_options(options)
+    loggers = logger_specs(logger)
     check_memory(config)
     root = run_dir or new_run_dir(config.problem)
     check_run_dir(root, allow_nonempty)
@@ -263,7 +281,7 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     try:
         result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
                             fresh_run=fresh_run, allow_shared=allow_shared_run, stop=stop, log=echo,
-                            on_status=None if view is None else view.status)
+                            on_status=None if view is None else view.status, loggers=loggers)
     finally:
         if view is not None:
             view.close()  # the bar stays above; the result line below is the last thing shown

@@ -18,10 +18,12 @@ Events, in the order a generation meets them:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from islands.checkpoint import Progress
 from islands.status.record import MigrationEvent
+
+if TYPE_CHECKING:  # annotations only: this module stays torch-free for `islands.loggers`, which the launcher reads
+    from islands.checkpoint import Progress
 
 EVENTS = ("migration", "checkpoint", "generation", "target", "end")
 

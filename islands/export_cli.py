@@ -2,7 +2,10 @@
 
 npz (numpy's zip of .npy arrays, read with `np.load(path)` and no pickle) or json. Keys:
 `genome` (vector problems and `pure`), or `genome_nodes`, `genome_conn_in`, ... (NEAT);
-`fitness`, `island`, `generation`, `run_id`, `problem`, `algorithm`, `dim`; and for network
+`fitness`, `island`, `generation`, `run_id`, `problem`, `algorithm`, `dim`; the settings that
+rebuild it: `problem_params` and `algorithm_params` (the island's `--param` / `--algo-param`
+values with its `--vary` overrides: a JSON object in json, its JSON text in npz),
+`population` and `dtype` (-1 and "" in npz where the default applies); and for network
 tasks `network_*` (see `islands.results.RunResults.network`: MLP layer sizes, activation and
 `network_weights_<i>` / `network_biases_<i>`; NEAT nodes, node kinds, connections, steepness).
 Never pickle: every value is a number, a string, or an array of numbers or strings.
@@ -32,6 +35,8 @@ def export_fields(res: Any, island: str | None = None) -> dict[str, Any]:
         "fitness": float(champ.fitness), "island": champ.island,
         "generation": -1 if champ.generation is None else int(champ.generation),
         "run_id": res.run_id, "problem": cfg.problem, "algorithm": cfg.algorithm, "dim": int(cfg.dim),
+        "problem_params": dict(cfg.problem_params), "algorithm_params": dict(cfg.algorithm_params),
+        "population": cfg.population, "dtype": cfg.dtype,
     }
     if isinstance(champ.genome, Mapping):
         out["genome_kind"] = "neat"
@@ -59,12 +64,22 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+NPZ_NONE = {"population": -1}  # npz has no None: what stands for "the default" (else "")
+
+
+def _npz_value(key: str, v: Any) -> Any:
+    """npz holds arrays only: a map as its JSON text (never pickle), None as NPZ_NONE says."""
+    if isinstance(v, Mapping):
+        return json.dumps(dict(v), sort_keys=True)
+    return NPZ_NONE.get(key, "") if v is None else v
+
+
 def write_export(fields: Mapping[str, Any], path: Path, fmt: str) -> None:
     """Write `fields` as npz (0-d arrays for scalars and strings) or as a json object, into
     `path`'s folder, which must exist (no folder is ever created: see `missing_folder`)."""
     tmp = path.with_name(path.name + ".part")
     if fmt == "npz":
-        arrays = {k: np.asarray(v) for k, v in fields.items()}
+        arrays = {k: np.asarray(_npz_value(k, v)) for k, v in fields.items()}
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
     else:

@@ -25,6 +25,7 @@ from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
 from islands.events import Recorders
+from islands.loggers import LoggerRecorder, close_all
 from islands.problems import make_problem
 from islands.exit_codes import REASON_NO_FITNESS
 from islands.recorders import Checkpointer, FitnessCheck, Heartbeat, HistoryRecorder, TargetMarker
@@ -46,6 +47,7 @@ class IslandSpec:
     device: str = "cpu"
     planned: tuple[str, ...] = ()  # islands the launcher planned; others are discovered
     problem: Any = None  # a Problem built in this process (islands.problems.inline); None: from the config
+    loggers: tuple[Any, ...] = ()  # islands.loggers.Logger objects for this island, told after its own recorders
 
     @property
     def effective(self) -> RunConfig:
@@ -121,6 +123,8 @@ def run_island(
         close = getattr(loop.migrator, "close", None) if loop is not None else None
         if close is not None:
             close()  # its ring files: a program running many islands in turn keeps no descriptors
+        if loop is not None:
+            close_all(loop.recorders.recorders)  # user loggers of an island that ended by an exception
         claim.release()
     if result.reason == "stopped" and stop.time_limit and on_time_limit is not None:
         on_time_limit(result)
@@ -166,7 +170,8 @@ class _Loop:
                                    self.history, on_status)
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
-                                    self.heartbeat, *([self.marker] if self.marker is not None else [])])
+                                    self.heartbeat, *([self.marker] if self.marker is not None else []),
+                                    *(LoggerRecorder(spec.island, lg, self.history, log) for lg in spec.loggers)])
 
     # -- start ----------------------------------------------------------------------------
     def _start(self) -> tuple[Any, ckpt.Progress, int | None]:

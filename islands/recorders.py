@@ -8,6 +8,9 @@
     TargetMarker     with `--stop-when first`: the run's target marker, written and looked for
     FitnessCheck     one warning on the island's log the first time a generation has no finite fitness
 
+and, after them, the user's loggers (`islands.loggers.LoggerRecorder`), which write nothing
+into the run directory and are detached at their first failure.
+
 The island builds them in that order (`islands.island`), which is the order of the writes
 that crash safety relies on: a resume cuts the history back to the checkpoint and replays
 from there, so every line up to a checkpoint is on disk before the checkpoint is, and a
@@ -51,6 +54,7 @@ class HistoryRecorder(Recorder):
     def __init__(self, rundir: RunDir, island: str, algo: Any, number: int) -> None:
         self.rundir, self.island, self.algo, self.number = rundir, island, algo, number
         self.pending: list[HistoryLine] = []
+        self.last: HistoryLine | None = None  # the latest line, flushed or not (user loggers get it)
         self.event: MigrationEvent | None = None  # last migration, for the next history line
 
     def migration(self, event: MigrationEvent | None) -> None:
@@ -59,7 +63,7 @@ class HistoryRecorder(Recorder):
     def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
         sampled = progress.generation % DIVERSITY_EVERY == 0
         diversity, foreign, origins, info = sampled_figures(self.algo, state, self.number) if sampled else (None, None, {}, {})
-        self.pending.append(HistoryLine(
+        self.last = HistoryLine(
             generation=progress.generation,
             best=_finite(stats.best),
             mean=_finite(stats.mean),
@@ -71,7 +75,8 @@ class HistoryRecorder(Recorder):
             foreign=round(foreign, 4) if sampled else None,
             origins=origins,
             algo=info,  # step size, restarts: on sampled lines
-        ))
+        )
+        self.pending.append(self.last)
         self.event = None
 
     def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:

@@ -4,7 +4,8 @@ The public reading API for a run directory, so that analysis never needs interna
 
     from islands.results import open_run, load_policy
     run = open_run("runs/xor")
-    rows = run.history()             # list of flat dicts: pandas.DataFrame(rows) takes it as is
+    rows = run.history()             # list of flat dicts, one per island generation
+    df = run.history_frame()         # the same rows as a pandas DataFrame (extra islands[pandas])
     genome, fitness, island = run.champion()
     policy = load_policy(run)        # network tasks: observations [B, inputs] -> outputs [B, outputs]
 
@@ -101,6 +102,19 @@ class RunResults:
                     **{f"migration_{k}": (getattr(ev, k) if ev is not None else 0) for k in EVENT_COUNTERS},
                 })
         return rows
+
+    def history_frame(self, island: str | None = None) -> Any:
+        """`history()` as a pandas DataFrame, columns `HISTORY_KEYS` (also when it has no rows).
+
+        pandas is optional (`pip install islands[pandas]`); without it, an IslandsError in one
+        line naming that extra.
+        """
+        try:
+            import pandas  # lazy: optional (the pandas extra); open_run and history() never need it
+        except ImportError:
+            raise IslandsError("history_frame() needs pandas: pip install 'islands[pandas]' "
+                               "(or use history(), a list of flat dicts)") from None
+        return pandas.DataFrame(self.history(island), columns=list(HISTORY_KEYS))
 
     def champion(self, island: str | None = None) -> Champion:
         """The run's champion, or with `island` that island's best-ever genome."""

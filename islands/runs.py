@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from islands import budget
 from islands.config import RunConfig, is_inline, island_number, not_rebuildable
 from islands.errors import ConfigError
+from islands.loggers import CallbackLogger, Logger, LoggerSpec, build_loggers, parse_logger
 from migration_pool.errors import FormatError, LauncherBusy, PoolError, RunDirError
 from migration_pool.rundir import RunDir
 from islands.manifest import (MANIFEST_SCHEMA, PLANNED_KEY, Run, check_against, flatten_config,  # noqa: F401
@@ -26,7 +27,7 @@ from islands.status.record import champion, champion_record
 
 if TYPE_CHECKING:
     from islands.island import IslandResult, StopFlag
-    from islands.status.record import IslandStatus
+    from islands.status.record import HistoryLine, IslandStatus
 
 def check_run_dir(root: str | Path, allow_nonempty: bool = False) -> None:
     """Refuse a run directory that would scatter run files where they do not belong.
@@ -152,6 +153,8 @@ def evolve(
     log: Callable[[str], None] = print,
     on_status: Callable[[IslandStatus], None] | None = None,
     on_time_limit: Callable[[IslandResult], None] | None = None,
+    on_generation: Callable[[str, HistoryLine], None] | None = None,
+    loggers: Sequence[Logger | LoggerSpec | str] = (),
 ) -> IslandResult:
     """Run (or resume) one island of the run at `root`, creating the run if needed.
 
@@ -168,8 +171,19 @@ def evolve(
     has been checked as a new run's, so a typo deletes nothing).
 
     `on_time_limit`: see `islands.island.run_island` (a scheduler backend's requeue hook).
+
+    `on_generation(island, record)` is called after every generation with its history line
+    (`islands.status.record.HistoryLine`; `record.to_body()` is the history.jsonl dict), and
+    `loggers` are `islands.loggers.Logger` objects, or specs such as "jsonl:FOLDER" or
+    "tensorboard:FOLDER" (built for this island). Both run in the island's loop after its own
+    files are written; one that raises is reported once on `log` and detached, and the island
+    evolves on (docs/DESIGN.md, "Recorders").
     """
     island_number(island)  # validate the id before touching the disk
+    loggers = [parse_logger(x) if isinstance(x, str) else x for x in loggers]  # a typo: ConfigError, nothing written
+    for spec_ in loggers:
+        if isinstance(spec_, LoggerSpec):
+            spec_.check()  # buildable (importable, its extra installed) before anything is written
     given = config
     config = config or RunConfig()
     built = None
@@ -227,6 +241,8 @@ def evolve(
         device=device or run.device(island),
         planned=run.planned(),
         problem=built,
+        loggers=(*build_loggers(island, loggers, log),
+                 *([CallbackLogger(island, on_generation)] if on_generation is not None else [])),
     )
     result = run_island(spec, stop=stop, log=log, migrator_factory=PoolMigrator, on_status=on_status,
                         on_time_limit=on_time_limit)
@@ -290,7 +306,8 @@ def write_champion(run: Run) -> None:
     if (held is not None and held.get("run_id") == run.run_id and held.get("island") != best.island
             and float(held.get("fitness", float("-inf"))) > float(best.best_ever)):  # type: ignore[arg-type]
         return
-    reader.rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id))
+    reader.rundir.write_champion(champion_record(best, run.config.problem, run.config.dim, run.run_id,
+                                                       config=run.config))
 
 
 __all__ = ["planned_islands", "PLANNED_KEY", "check_memory", "check_run_dir", "Run", "new_manifest", "check_against", "flatten_config", "run_from_manifest", "join_run", "evolve", "write_champion", "ConfigError"]

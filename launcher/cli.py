@@ -20,7 +20,8 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from islands.cli import ALLOW_SHARED_ENV, config_from_options, run_options
+from islands.cli import ALLOW_SHARED_ENV, config_from_options, logger_option, run_options
+from islands.loggers import LOGGERS_ENV
 from islands.cli_errors import guarded
 from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option, warn_about_locks,
                                  yes_option)
@@ -88,6 +89,8 @@ def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: b
     """`islands launch --backend slurm`, from checked options to the exit code."""
     if request.allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"
+    if request.loggers:  # the job's tasks inherit the submitting environment
+        os.environ[LOGGERS_ENV] = "\n".join(request.loggers)
     view = make_view(live=False if plain else None, every_s=progress_every)
     try:
         result = SlurmLaunch(request, opts, view).run(detach=detach)
@@ -194,12 +197,14 @@ def refuse_local_only(cores: str | None, device: str | None) -> None:
 @click.option("--no-fork-server", is_flag=True,
               help="Start every island as a fresh process instead of forking it from a template that "
                    "imported torch once (also ISLANDS_NO_FORK_SERVER=1).")
+@logger_option
 @run_options
 @guarded
 def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
            progress_every: float | None, plain: bool, evaluate_episodes: int, fresh: bool, yes: bool,
-           allow_shared_run: bool, backend: str, no_fork_server: bool, **options: Any) -> None:
+           allow_shared_run: bool, backend: str, no_fork_server: bool, logger: tuple[str, ...],
+           **options: Any) -> None:
     """Start N islands, one per core, supervise them and resume them when run again.
 
     Each island is its own `islands evolve` process pinned to one core with one thread, its
@@ -233,7 +238,8 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
                             slurm["sbatch_args"], slurm["warn_before"], slurm["max_requeues"])
         request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
                                 vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts),
-                                resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run)
+                                resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
+                                loggers=tuple(logger))
         return run_slurm(request, opts, slurm["detach"], plain, progress_every)
     if fresh:
         confirm_fresh(root, yes, "--fresh")
@@ -241,7 +247,7 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
         root=root, config=config, explicit=explicit, islands=n_islands, cores=cores, device=device,
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
         grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
-        evaluate_episodes=evaluate_episodes, fresh=fresh, fork_server=not no_fork_server,
+        evaluate_episodes=evaluate_episodes, fresh=fresh, fork_server=not no_fork_server, loggers=tuple(logger),
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent

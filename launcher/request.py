@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from islands import budget
 from islands.config import RunConfig, is_inline, not_rebuildable
+from islands.loggers import parse_logger
 from islands.runs import Run, flatten_config, join_run, new_manifest, planned_islands
 from launcher import plan as planning
 from launcher.errors import PlanError
@@ -48,6 +49,9 @@ class LaunchRequest:
     evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
     fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked
     fork_server: bool = True  # fork CPU islands from a pre-imported template (launcher.template_client)
+    # `--logger` specs ("jsonl:FOLDER", "tensorboard:FOLDER", "module:factory"): each island
+    # builds its own in its process (islands.loggers), told through the environment
+    loggers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.config is None:
@@ -55,6 +59,8 @@ class LaunchRequest:
             object.__setattr__(self, "explicit", dict(self.explicit or {}))
         elif self.explicit is None:
             object.__setattr__(self, "explicit", flatten_config(self.config))
+        for text in self.loggers:
+            parse_logger(text)  # syntax here (ConfigError); a factory is imported by each island
         if self.islands is not None and self.islands < 1:
             raise PlanError(f"-n/--islands must be at least 1, got {self.islands}")
         if self.grace_s < 0:

@@ -26,6 +26,7 @@ from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
 from islands.runs import Run
+from islands.loggers import island_environ
 from islands.status.progress import fraction, number
 from islands.status.reader import read_status
 from islands.status import lineage
@@ -210,15 +211,16 @@ class _Session:
 
     def _spawn(self, island: str, attempt: int) -> Child:
         p = self.by_id[island]
+        env = island_environ(os.environ, self.request.loggers)  # None: the launcher's own
         if self.forks is not None:
             try:
-                return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+                return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
             except ForkServerError as e:
                 if self.forks.answering:
                     self.view.message(f"note: {island} could not be forked ({e}); starting it as a fresh process")
                 self._watch_template()
-        return spawn_island(self.rundir, island, cores=p.cores, device=p.device,
+        return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                             cuda_visible=p.cuda_visible, attempt=attempt)
 
     def _start(self, island: str, now: float) -> None:
@@ -402,7 +404,7 @@ class _Session:
         cfg = self.run_.config
         champ = champion(statuses.values(), self.run_.run_id)
         if champ is not None:
-            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id))
+            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, self.run_.run_id, config=cfg))
         watches = {i: {**w.snapshot(), "restarts": self._restarts(i)} for i, w in self.watches.items()}
         to_target, trend = self._to_target(statuses)
         summary = summarize(run_id=self.run_.run_id, run_dir=str(self.rundir.root), problem=cfg.problem,

@@ -326,7 +326,7 @@ class SlurmLaunch:
         champ = champion(statuses.values(), run.run_id)
         if champ is not None:
             cfg = run.config
-            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, run.run_id))
+            self.rundir.write_champion(champion_record(champ, cfg.problem, cfg.dim, run.run_id, config=cfg))
         states = [r.state for r in rows]
         if all(s == "finished" for s in states):
             self.view.message(f"all {len(rows)} island(s) finished"

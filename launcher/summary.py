@@ -16,6 +16,11 @@ saved as `champion.isld` through `RunDir.write_champion`: the run directory's en
     run_id      str
     generation  int     the island generation at which it was found
     overrides   map     that island's --vary values
+    problem_params   map   that island's problem parameters (--param, with its overrides)
+    algorithm        str   that island's algorithm
+    algorithm_params map   its --algo-param values (with its overrides)
+    population       int   its population (None: the algorithm's default)
+    dtype            str   None: the problem's own
     created     float   unix time
 
 Load it with `islands.status.reader.open_run(run_dir).champion_file()`.

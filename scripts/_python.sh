@@ -22,14 +22,14 @@ setup_project() {
   fi
   want="$("$PY" -c 'import sys; print(sys.executable)') $(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | cksum)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-     && "$PY" -c 'import torch, islands.cli, pytest, hypothesis, gymnasium' 2>/dev/null; then
+     && "$PY" -c 'import torch, islands.cli, pytest, hypothesis, gymnasium, pandas, tensorboard' 2>/dev/null; then
     return 0
   fi
   if ! "$PY" -c 'import torch' 2>/dev/null; then
     echo "setup: installing torch==2.13.0 (CPU build)" >&2
     "$PY" -m pip install --quiet torch==2.13.0
   fi
-  echo "setup: installing islands and its test and gym extras" >&2
-  "$PY" -m pip install --quiet -e "$ROOT[test,gym]"
+  echo "setup: installing islands and its test, gym, pandas and tensorboard extras" >&2
+  "$PY" -m pip install --quiet -e "$ROOT[test,gym,pandas,tensorboard]"
   echo "$want" > "$stamp"
 }

@@ -378,10 +378,23 @@ def champion(statuses: Iterable[IslandStatus | None], run_id: str | None = None)
     return best
 
 
-def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str) -> dict[str, Any]:
+def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str,
+                    config: Any = None) -> dict[str, Any]:
     """The body of a run's `champion.isld` (fields in `launcher.summary`'s docstring) from the
-    champion's status; written by the launcher at its end and by `islands.runs.evolve`."""
+    champion's status; written by the launcher at its end and by `islands.runs.evolve`.
+
+    `config` (the run's `RunConfig`) adds the champion island's effective problem and
+    algorithm settings (its `--vary` overrides applied), so the champion can be rebuilt and
+    re-run from the file alone, without the manifest.
+    """
+    settings: dict[str, Any] = {}
+    if config is not None:
+        eff = config.with_overrides(status.overrides)
+        settings = {"problem_params": dict(eff.problem_params), "algorithm": eff.algorithm,
+                    "algorithm_params": dict(eff.algorithm_params), "population": eff.population,
+                    "dtype": eff.dtype}
     return {
+        **settings,
         "island": status.island,
         "fitness": float(status.best_ever),  # type: ignore[arg-type]  # a champion has one
         "genome": _genome(status.best_genome),

@@ -159,9 +159,21 @@ def test_pure_cartpole_champion_replays_to_its_recorded_fitness(tmp_path):
     obs = torch.zeros((3, 4))
     assert policy(obs).shape == (3, 1) and bool(((policy(obs) > 0) & (policy(obs) < 1)).all())
 
+    # The champion file and both exports carry the settings that rebuild it without the manifest.
+    written = RunDir(tmp_path).read_champion()
+    assert written["problem_params"] == dict(cfg.problem_params) and written["algorithm"] == "pure"
+    assert written["population"] == 16 and written["dtype"] is None
     r = _export(tmp_path, "--format", "json")
     assert r.exit_code == 0, r.output
     body = json.loads((tmp_path / "champion.json").read_text())
+    assert body["problem_params"] == dict(cfg.problem_params) and body["algorithm_params"] == {}
+    rebuilt = make_problem(body["problem"], body["dim"], **body["problem_params"])
+    again = float(rebuilt.fn(torch.as_tensor(body["genome"], dtype=torch.float64)[None])[0])
+    assert again == pytest.approx(fitness, abs=1e-6)
+    assert _export(tmp_path, "--out", str(tmp_path / "c.npz")).exit_code == 0
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["problem_params"])) == dict(cfg.problem_params)
+        assert int(z["population"]) == 16 and str(z["dtype"]) == ""
     assert body["network_kind"] == "mlp" and body["network_layer_sizes"] == [4, 4, 1]
     w0, b0 = np.asarray(body["network_weights_0"]), np.asarray(body["network_biases_0"])
     w1, b1 = np.asarray(body["network_weights_1"]), np.asarray(body["network_biases_1"])
@@ -187,3 +199,25 @@ def test_export_refuses_an_out_path_whose_folder_is_missing(ga_run, tmp_path):
         assert "Traceback" not in r.stderr and r.stdout == ""
     assert not (tmp_path / "missing").exists() and a_file.read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_history_frame_is_the_history_as_a_dataframe(ga_run):
+    pandas = pytest.importorskip("pandas", reason="pandas not installed (the islands[pandas] extra)")
+    run = open_run(ga_run)
+    df = run.history_frame()
+    assert isinstance(df, pandas.DataFrame) and tuple(df.columns) == HISTORY_KEYS
+    rows = run.history()
+    assert len(df) == len(rows) and list(df["island"]) == [r["island"] for r in rows]
+    assert list(df["evaluations"]) == [r["evaluations"] for r in rows]  # None (diversity) is NaN there
+    assert df.groupby("island")["best_ever"].max().to_dict() == {
+        i: RunDir(ga_run).island(i).read_status()["best_ever"] for i in ("island-00", "island-01")}
+    assert list(run.history_frame("island-01")["generation"]) == list(range(16))
+
+
+def test_history_frame_without_pandas_names_the_extra(ga_run, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(IslandsError, match=r"islands\[pandas\]") as e:
+        open_run(ga_run).history_frame()
+    assert "\n" not in str(e.value)

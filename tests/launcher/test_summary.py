@@ -39,6 +39,21 @@ def test_champion_file_round_trips_without_pickle(tmp_path):
     assert back["overrides"] == {"mutation_sigma": 0.1} and back["generation"] == 7
 
 
+def test_champion_file_carries_the_champion_islands_own_settings(tmp_path):
+    """With the run's config, the file says how to rebuild the champion: that island's problem and
+    algorithm parameters with its --vary overrides applied, not just the run's."""
+    import dataclasses
+
+    from islands.config import RunConfig
+
+    cfg = RunConfig(problem="rastrigin", dim=3, problem_params={"a": 1}, algorithm_params={"b": 2})
+    champ = dataclasses.replace(status("island-01", -1.0), overrides={"param.a": 5, "algo.c": 3})
+    back = RunDir(tmp_path).read_champion() if RunDir(tmp_path).write_champion(
+        champion_record(champ, "rastrigin", 3, "r1", config=cfg)) else None
+    assert back["problem_params"] == {"a": 5} and back["algorithm_params"] == {"b": 2, "c": 3}
+    assert back["algorithm"] == "ga" and back["population"] == 100
+
+
 def test_summary_totals_and_rate_count_only_this_launch():
     statuses = {"island-00": status("island-00", -3.0, evaluations=300),
                 "island-01": status("island-01", -1.0, evaluations=500)}
