@@ -55,7 +55,9 @@ def run_name(config: RunConfig, extra: Mapping[str, Any] | None = None) -> str:
     canonical = json.dumps({"config": config.to_dict(), **(extra or {})}, sort_keys=True, default=str)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:HASH_CHARS]
     params = "-".join(f"{k}{v}" for k, v in sorted(config.problem_params.items()))
-    parts = [config.problem.split(":")[-1], params, config.algorithm, f"d{config.dim}", f"s{config.seed}"]
+    module, _, factory = config.problem.partition(":")  # "pkg.mod:make" -> "mod", "gym:CartPole-v1" as is
+    problem = module.split(".")[-1] + ("" if factory in ("", "make") else f"-{factory}")
+    parts = [problem, params, config.algorithm, f"d{config.dim}", f"s{config.seed}"]
     readable = _slug("-".join(p for p in parts if p))[:NAME_CHARS].strip("-.") or "run"
     return f"{readable}-{digest}"
 
