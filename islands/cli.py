@@ -22,8 +22,9 @@ import click  # noqa: E402
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.algorithms import registry  # noqa: E402  (no torch: the algorithms' names and help)
 from islands.cli_errors import guarded  # noqa: E402
-from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_option, refuse_new_with_run_dir,  # noqa: E402
-                                 run_dir_option, settings_run_dir, start_line, warn_about_locks, yes_option)
+from islands.cli_run_dir import (  # noqa: E402
+    allow_nonempty_option, confirm_fresh, new_option, refuse_new_with_run_dir, run_dir_option, settings_run_dir,
+    start_line, warn_about_locks, yes_option)
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402

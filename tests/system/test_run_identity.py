@@ -62,8 +62,8 @@ def interrupted(tmp_path: Path, args: list[str], folder: Path | None, at: int = 
             new = set(folders(tmp_path)) - before
             return next(iter(new)) if new else None
 
-        wait_for(lambda: (f := where()) is not None and status_generation(f, "island-00") >= at or proc.poll() is not None,
-                 what=f"generation {at}")
+        wait_for(lambda: ((f := where()) is not None and status_generation(f, "island-00") >= at)
+                 or proc.poll() is not None, what=f"generation {at}")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
