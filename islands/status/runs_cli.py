@@ -11,7 +11,7 @@ import time
 import click
 
 from islands.cli_errors import Failure, guarded
-from islands.cli_run_dir import confirm_delete, runs_root, yes_option
+from islands.cli_run_dir import confirm_delete, runs_root
 from islands.exit_codes import EXIT_ERROR
 from islands.status.runlist import PRUNABLE, RunSummary, run_folders, summarize
 
@@ -22,7 +22,7 @@ _UNITS = ("B", "kB", "MB", "GB", "TB")
 @click.option("--prune", is_flag=True,
               help=f"Remove the {' and '.join(PRUNABLE)} runs (asks on a terminal, else needs --yes); "
                    "running, stopped and pending runs stay.")
-@yes_option
+@click.option("--yes", "-y", is_flag=True, help="Confirm --prune without asking (needed where there is no terminal).")
 @guarded
 def runs(prune: bool, yes: bool) -> None:
     """List the runs under ~/.local/share/islands/runs (the runs made without --run-dir).

@@ -1,5 +1,5 @@
-"""A new user's first hour (issue 14, items 2, 6 and 7): defaults shown, one folder per run
-run, a plug-in module in the current folder found by every entry point, an unused --dim
+"""A new user's first hour (issue 14, items 2, 6 and 7): defaults shown, one folder per
+run's settings, a plug-in module in the current folder found by every entry point, an unused --dim
 said aloud, and status reports that do not mislead (genome size, progress, plots).
 
 Real processes where the entry point matters: the console script is reproduced by a shim

@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+import islands.cli as cli
+import islands.cli_run_dir as cli_run_dir
 from islands.exit_codes import EXIT_STOPPED, EXIT_USAGE
 from migration_pool.rundir import RunDir
 from support.procs import child_env, kill_group, status_generation, wait_for
@@ -207,3 +210,17 @@ def test_launch_resumes_by_the_same_command(tmp_path):
     assert folders(tmp_path) == [folder]
     third = islands(tmp_path, *cmd[:2], "3", *cmd[3:])  # another island count: another run
     assert third.returncode == 0 and len(folders(tmp_path)) == 2, third.stderr
+
+
+def test_prune_asks_on_a_terminal_and_no_keeps_everything(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("ISLANDS_RUN_DIR", raising=False)
+    monkeypatch.setattr(cli_run_dir, "_interactive", lambda: True)
+    quick = ["--problem", "sphere", "--dim", "3", "--population", "6", "--generations", "3", "--quiet"]
+    res = CliRunner().invoke(cli.main, ["evolve", "island-00", *quick])
+    assert res.exit_code == 0, res.output
+    (run,) = (tmp_path / "data" / "islands" / "runs").iterdir()
+    res = CliRunner().invoke(cli.main, ["runs", "--prune"], input="n\n")
+    assert res.exit_code == EXIT_USAGE and "Delete them? [y/N]" in res.output and run.is_dir(), res.output
+    res = CliRunner().invoke(cli.main, ["runs", "--prune"], input="y\n")
+    assert res.exit_code == 0 and f"deleted {run.name} (finished)" in res.output and not run.exists(), res.output
