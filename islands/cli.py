@@ -22,8 +22,9 @@ import click  # noqa: E402
 from islands import config as cfg  # noqa: E402  (no torch: settings and their choices)
 from islands.algorithms import registry  # noqa: E402  (no torch: the algorithms' names and help)
 from islands.cli_errors import guarded  # noqa: E402
-from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option,  # noqa: E402
-                                 warn_about_locks, yes_option)
+from islands.cli_run_dir import (  # noqa: E402
+    allow_nonempty_option, confirm_fresh, new_option, refuse_new_with_run_dir, run_dir_option, settings_run_dir,
+    start_line, warn_about_locks, yes_option)
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
@@ -224,6 +225,7 @@ def main(debug: bool) -> None:
 @main.command()
 @click.argument("island", required=False)
 @run_dir_option
+@new_option
 @allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
 @click.option("--fresh", is_flag=True, help="Discard this island's checkpoints and history and start it over.")
@@ -241,7 +243,7 @@ def main(debug: bool) -> None:
 @logger_option
 @run_options
 @guarded
-def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, device: str | None, fresh: bool,
+def evolve(island: str | None, run_dir: Path | None, new: bool, allow_nonempty: bool, device: str | None, fresh: bool,
            fresh_run: bool, yes: bool, quiet: bool, slurm: bool, allow_shared_run: bool,
            logger: tuple[str, ...], **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
@@ -249,10 +251,11 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     ISLAND is an id like island-03.
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
-    and refuses options that contradict it. Without --run-dir, a new run gets a new folder
-    (printed). Ctrl+C, SIGTERM or SIGUSR1 (a scheduler's time-limit warning) finishes the
-    generation, checkpoints and exits 75 (stopped, not finished); repeated SIGTERMs change
-    nothing, a second Ctrl+C exits at once. Run the same command with --run-dir again to resume.
+    and refuses options that contradict it. Without --run-dir, the run lives in a folder named
+    by its settings (printed), so the same command resumes it; --new starts another. Ctrl+C,
+    SIGTERM or SIGUSR1 (a scheduler's time-limit warning) finishes the generation, checkpoints
+    and exits 75 (stopped, not finished); repeated SIGTERMs change nothing, a second Ctrl+C
+    exits at once. Run the same command again to resume.
     """
     # lazy: islands.island loads torch; the launcher imports this module and must not (docs/DESIGN.md, "Layers")
     from islands.island import limit_torch_threads
@@ -260,12 +263,13 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
     if slurm and (fresh or fresh_run):  # every task of the job would start the run over
         raise ConfigError("--slurm runs a task of a planned run: it cannot start it over (--fresh, --fresh-run); "
                           "use a new --run-dir with `islands launch --backend slurm`")
+    refuse_new_with_run_dir(new, run_dir)
     island = _island_argument(island, run_dir, slurm)
     cfg.island_number(island)
     config, explicit = config_from_options(options)
     loggers = logger_specs(logger)
     check_memory(config)
-    root = run_dir or new_run_dir(config.problem)
+    root = run_dir or settings_run_dir(config, new=new)
     check_run_dir(root, allow_nonempty)
     if fresh_run:
         confirm_fresh(root, yes, "--fresh-run")
@@ -277,7 +281,7 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
                                                lambda: _max_evaluations(root))
     echo = (lambda _msg: None) if view is None else view.log
     if run_dir is None:
-        click.echo(f"run directory {root} (to resume: the same command with --run-dir {root})", err=True)
+        click.echo(start_line(root, new), err=True)
     try:
         result = run_evolve(island, root, config, explicit=explicit, device=device, fresh=fresh,
                             fresh_run=fresh_run, allow_shared=allow_shared_run, stop=stop, log=echo,
@@ -297,9 +301,10 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
                    f"function (exit {EXIT_NO_FITNESS})", err=True)
         sys.exit(EXIT_NO_FITNESS)
     if result.reason == "stopped":
-        again = "the same command" if run_dir is not None else f"the same command with --run-dir {root}"
-        if fresh or fresh_run:
-            again += " without --fresh" + ("-run" if fresh_run else "")  # or it would start over again
+        again = "the same command"
+        dropped = [flag for flag, given in (("--new", new), ("--fresh", fresh), ("--fresh-run", fresh_run)) if given]
+        if dropped:  # or it would start another run, or start this one over again
+            again += " without " + " and ".join(dropped)
         why = "time limit (SIGUSR1): " if stop.time_limit else ""
         click.echo(f"{why}stopped; run {again} to resume (run directory {root})")
         sys.exit(EXIT_STOPPED)
@@ -353,6 +358,10 @@ from islands.evaluate_cli import evaluate, replay  # noqa: E402  (built in, like
 
 main.add_command(evaluate)
 main.add_command(replay)
+
+from islands.status.runs_cli import runs  # noqa: E402  (built in, like export)
+
+main.add_command(runs)
 
 
 if __name__ == "__main__":  # pragma: no cover

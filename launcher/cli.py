@@ -23,8 +23,8 @@ from click.core import ParameterSource
 from islands.cli import ALLOW_SHARED_ENV, config_from_options, logger_option, run_options
 from islands.loggers import LOGGERS_ENV
 from islands.cli_errors import guarded
-from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option, warn_about_locks,
-                                 yes_option)
+from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_option, refuse_new_with_run_dir,
+                                 run_dir_option, settings_run_dir, start_line, warn_about_locks, yes_option)
 from islands.cli_types import FiniteFloat, Int64
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
 from islands.runs import check_memory, check_run_dir
@@ -127,14 +127,14 @@ def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bo
                         slurm.get("account"), slurm.get("sbatch_args", ()), slurm.get("warn_before"),
                         slurm.get("max_requeues"))
     config, explicit = config_from_options(options)
-    root = run_dir or new_run_dir(config.problem)
+    root = run_dir or settings_run_dir(config, _identity(n_islands, vary))
     check_memory(config)
     check_run_dir(root, allow_nonempty)
     request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
                             vary=tuple(vary), allow_shared_run=allow_shared_run, policy=RestartPolicy())
     click.echo(script_text(request, opts), nl=False)
     if run_dir is None:
-        click.echo(f"run directory {root}", err=True)
+        click.echo(start_line(root), err=True)
 
 
 # Options of the local supervisor that a SLURM launch has no use for: refused when typed, so
@@ -154,6 +154,7 @@ def refuse_local_only(cores: str | None, device: str | None) -> None:
 @click.option("-n", "--islands", "n_islands", type=Int64(max=MAX_ISLANDS), default=None,
               help="Number of islands (default: one per available core; on resume: the recorded number).")
 @run_dir_option
+@new_option
 @allow_nonempty_option
 @click.option("--cores", default=None, metavar="LIST",
               help="Cores to pin islands to, e.g. 0-15,32-47 (default: every core this process may use). "
@@ -200,7 +201,8 @@ def refuse_local_only(cores: str | None, device: str | None) -> None:
 @logger_option
 @run_options
 @guarded
-def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, cores: str | None, device: str | None,
+def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempty: bool, cores: str | None,
+           device: str | None,
            vary: tuple[str, ...], max_restarts: int, hang_timeout: float, grace: float,
            progress_every: float | None, plain: bool, evaluate_episodes: int, fresh: bool, yes: bool,
            allow_shared_run: bool, backend: str, no_fork_server: bool, logger: tuple[str, ...],
@@ -210,20 +212,23 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     Each island is its own `islands evolve` process pinned to one core with one thread, its
     output in RUN_DIR/islands/island-XX/island.log. Crashed or hung islands are restarted
     from their checkpoint; Ctrl+C (or SIGTERM, SIGUSR1) checkpoints every island and stops
-    with exit 75 (a second Ctrl+C kills them, exit 130). Without --run-dir a new run gets a
-    new folder (printed); to resume, run the same command with --run-dir naming it; finished
-    islands are not rerun.
+    with exit 75 (a second Ctrl+C kills them, exit 130). Without --run-dir the run lives in a
+    folder named by its settings (printed), so the same command resumes it and --new starts
+    another; finished islands are not rerun.
     """
     slurm = {k: options.pop(k) for k in SLURM_FLAGS}
     if backend != "slurm" and given_slurm_options(slurm):
         raise PlanError(f"{given_slurm_options(slurm)[0]} needs --backend slurm")
     if cores is not None and not cores.strip():
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
+    refuse_new_with_run_dir(new, run_dir)
     config, explicit = config_from_options(options)
-    root = run_dir or new_run_dir(config.problem)
+    root = run_dir or settings_run_dir(config, _identity(n_islands, vary), new=new)
     check_memory(config)
     check_run_dir(root, allow_nonempty)
     warn_about_locks(root)
+    if run_dir is None:
+        click.echo(start_line(root, new), err=True)
     if backend == "slurm":
         refuse_local_only(cores, device)
         ctx = click.get_current_context()
@@ -269,10 +274,16 @@ def launch(n_islands: int | None, run_dir: Path | None, allow_nonempty: bool, co
     sys.exit(EXIT_STOPPED if result.state == "stopped" else EXIT_ERROR)
 
 
+def _identity(n_islands: int | None, vary: tuple[str, ...]) -> dict[str, Any]:
+    """What defines a launched run beyond its settings (for its folder's name): the island count
+    and --vary, when given; a launch without them finds the run `islands evolve` made alike."""
+    return {k: v for k, v in (("islands", n_islands), ("vary", list(vary))) if v}
+
+
 def _resume_hint(root: Path) -> str:
     """The command line that resumes this run: the one typed, with the run directory made explicit
     and without --fresh (which would start it over again)."""
-    args = [a for a in sys.argv[1:] if a not in ("--fresh", "--fresh-run", "--yes", "-y")]
+    args = [a for a in sys.argv[1:] if a not in ("--fresh", "--fresh-run", "--yes", "-y", "--new")]
     if "--run-dir" not in args and not any(a.startswith("--run-dir=") for a in args):
         args += ["--run-dir", str(root)]
     return shlex.join(["islands", *args])

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from islands.cli_errors import Failure, guarded
-from islands.cli_run_dir import default_run_dir
+from islands.cli_run_dir import find_run_to_show
 from islands.cli_types import FiniteFloat
 from islands.exit_codes import EXIT_ERROR
 from islands.status.plot import write_plot
@@ -39,7 +39,8 @@ MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as it
 
 @click.command()
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: $ISLANDS_RUN_DIR, else the newest run under ~/.local/share/islands/runs).")
+              help="Run directory (default: $ISLANDS_RUN_DIR, else the current folder if it holds a run, else the "
+                   "most recently active run under ~/.local/share/islands/runs; `islands runs` lists them).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (schema: `islands status --schema`); with --watch, one line per refresh.")
 @click.option("--watch", type=FiniteFloat(min=0.1), is_flag=False, flag_value=2.0, default=None,
@@ -77,7 +78,11 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise click.BadParameter(f"{str(plot)!r} must end in {', '.join(PLOT_SUFFIXES)} (the format is "
                                  "taken from the name)", param_hint="'--plot'")
-    root = run_dir or default_run_dir()
+    root = run_dir
+    if root is None:
+        root, which = find_run_to_show()
+        if which:
+            click.echo(which, err=True)  # stderr: --json stays parseable
 
     def make() -> dict[str, Any]:
         try:

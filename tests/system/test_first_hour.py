@@ -1,5 +1,5 @@
-"""A new user's first hour (issue 14, items 2, 6 and 7): defaults shown, one folder per new
-run, a plug-in module in the current folder found by every entry point, an unused --dim
+"""A new user's first hour (issue 14, items 2, 6 and 7): defaults shown, one folder per
+run's settings, a plug-in module in the current folder found by every entry point, an unused --dim
 said aloud, and status reports that do not mislead (genome size, progress, plots).
 
 Real processes where the entry point matters: the console script is reproduced by a shim
@@ -82,31 +82,33 @@ def test_help_shows_every_run_default(command):
         assert f"[default: {value}]" in helps[flag], (flag, helps[flag])
     assert "[default: the algorithm's default]" in helps["--population"]
     assert "resume" in helps["--run-dir"]
-    assert "timestamped" in helps["--run-dir"]
+    assert "named by the run's settings" in helps["--run-dir"] and "--new" in helps
     # The help is what the user sees: the rendered text carries them too.
     out = CliRunner().invoke(main, [command, "--help"]).output
     assert out.count("[default:") >= len(RUN_OPTIONS) and "x<=None" not in out
 
 
-def test_runs_without_run_dir_get_their_own_printed_folders(tmp_path):
+def test_runs_without_run_dir_get_a_printed_folder_per_settings(tmp_path):
     data = tmp_path / "data"
     env = {"XDG_DATA_HOME": str(data), "ISLANDS_RUN_DIR": ""}
     cmd = [sys.executable, "-m", "islands", "evolve", "island-00", *TINY]
     first = run_in(tmp_path, [*cmd, "--dim", "3"], **env)
-    second = run_in(tmp_path, [*cmd, "--dim", "4"], **env)  # other settings: no manifest conflict
+    second = run_in(tmp_path, [*cmd, "--dim", "4"], **env)  # other settings: another folder, no conflict
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     folders = []
     for res in (first, second):
-        m = re.search(r"run directory (\S+) \(to resume: the same command with --run-dir \1\)", res.stderr)
+        m = re.search(r"^new run (\S+) \(folder (\S+); the same command resumes it", res.stderr, re.M)
         assert m, res.stderr
-        folders.append(Path(m.group(1)))
+        assert Path(m.group(2)).name == m.group(1)
+        folders.append(Path(m.group(2)))
     runs = sorted((data / "islands" / "runs").iterdir())
     assert folders[0] != folders[1] and set(folders) == set(runs)
-    assert all(f.name.endswith("-rastrigin") and RunDir(f).read_manifest() for f in folders)
-    # `islands status` without --run-dir reads the newest run.
+    assert [f.name.split("-")[:4] for f in folders] == [["rastrigin", "ga", "d3", "s1"], ["rastrigin", "ga", "d4", "s1"]]
+    assert all(RunDir(f).read_manifest() for f in folders)
+    # `islands status` without --run-dir reads the most recently active run.
     res = CliRunner().invoke(status_cmd, ["--json"], env=env)
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["run"]["dim"] == 4
+    assert json.loads(res.stdout)["run"]["dim"] == 4 and "most recently active" in res.stderr
 
 
 def test_islands_run_dir_stays_an_explicit_choice(tmp_path):
