@@ -8,12 +8,18 @@ import sys
 import pytest
 from hypothesis import settings
 
+from support import still_running
 from support.procs import Reaper, child_env
 
 # "ci" is the default; HYPOTHESIS_PROFILE=nightly runs many more examples.
 settings.register_profile("ci", deadline=None)
 settings.register_profile("nightly", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    """A test running over ISLANDS_TEST_STILL_RUNNING seconds (60) is named on the terminal."""
+    still_running.register(config)
 
 
 @pytest.fixture

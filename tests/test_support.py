@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from islands.problems import make_problem
-from support.procs import alive, bounded, result, wait_for
+from support.procs import alive, bounded, child_env, result, wait_for
 from support.slow_problem import make
 
 # What an island does with `--problem slow_problem:make --param base=...`, in a child process.
@@ -87,3 +87,41 @@ def test_bounded_returns_the_value_raises_the_error_and_kills_a_call_that_blocks
     with pytest.raises(AssertionError, match="did not return within 0.5 s"):
         bounded(lambda: time.sleep(60), timeout=0.5)
     assert time.monotonic() - started < 10
+
+
+# A test that runs until the file $RELEASE exists (at most 60 s), after one that ends at once.
+BLOCKING_TESTS = """
+import os, time
+
+def test_quick():
+    pass
+
+def test_blocks():
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["RELEASE"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(os.environ["RELEASE"])
+"""
+
+
+def test_a_long_running_test_is_named_on_the_terminal_while_it_runs(tmp_path, reaper):
+    """support.still_running (loaded by tests/conftest.py) in a real pytest process: the
+    notice comes while the test runs (the test only ends once we saw it) and names it."""
+    (tmp_path / "test_inner.py").write_text(BLOCKING_TESTS)
+    release = tmp_path / "release"
+    proc = reaper.start([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "still_running",
+                         "test_inner.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                        env=child_env(ISLANDS_TEST_STILL_RUNNING="1", RELEASE=str(release)))
+    seen = []
+    for line in proc.stdout:  # ends at the latest when the inner test gives up after 60 s
+        seen.append(line)
+        if line.startswith("still running:"):
+            break
+    release.touch()
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 0, "".join(seen) + rest
+    assert seen[-1].strip() == "still running: test_inner.py::test_blocks (1 s)", "".join(seen)
+    notices = [ln for ln in ("".join(seen) + rest).splitlines() if ln.startswith("still running:")]
+    assert all("test_blocks" in ln for ln in notices), notices
+    assert "2 passed" in rest
+
