@@ -29,6 +29,7 @@ from islands.problems import make_problem
 from islands.exit_codes import REASON_NO_FITNESS
 from islands.recorders import Checkpointer, FitnessCheck, Heartbeat, HistoryRecorder, TargetMarker
 from islands.status.record import IslandStatus
+from islands.sync_migration import MigrationInterrupted
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
 from migration_pool.lease import scheduler_job_id
 from migration_pool.rundir import RunDir
@@ -158,6 +159,8 @@ class _Loop:
         self.migrator = None
         if cfg.migration.every and migrator_factory is not None:
             self.migrator = migrator_factory(spec, self.rundir, self.log)
+            if hasattr(self.migrator, "stop_requested"):  # a sync wait gives up when asked to stop
+                self.migrator.stop_requested = lambda: bool(stop)
         # The recorders, in the order of their writes (islands.recorders).
         self.history = HistoryRecorder(rundir, spec.island, self.algo, self.number)
         self.checkpointer = Checkpointer(rundir, spec.run_id, spec.island, self.hash, self.algo, self.gen,
@@ -211,7 +214,11 @@ class _Loop:
             # the recorded last migration generation tells a resumed island which one it has.
             if (self.migrator is not None and self.cfg.migration.due(g, self.seed)
                     and progress.migration.get("last_generation") != g):
-                state = self.migrator.exchange(self.algo, state, progress, self.gen)
+                try:
+                    state = self.migrator.exchange(self.algo, state, progress, self.gen)
+                except MigrationInterrupted:  # stopped while waiting: g's event did not happen
+                    reason = "stopped"
+                    break
                 event = self.migrator.last_event
                 self.recorders.migration(event)
                 if event is None or event.adopted:

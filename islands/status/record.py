@@ -119,6 +119,7 @@ class MigrationEvent:
     adopted: int = _counter("received migrants that entered the population")
     rejected: int = _counter("received migrants not adopted (duplicates, not better)")
     bad_files: int = _counter("corrupt or foreign pool files skipped")
+    skipped: int = _counter("sources sync migration skipped (ended, or no batch in time)")
     sources: tuple[str, ...] = ()  # the islands whose batches were read
     seconds: float = 0.0  # time the event took
 
@@ -146,6 +147,7 @@ class Migration:
     rejected: int = _counter("received migrants not adopted (duplicates, not better)")
     bad_files: int = _counter("corrupt or foreign pool files skipped")
     publish_errors: int = _counter("migration events whose emigrants could not be written")
+    skipped: int = _counter("sources sync migration skipped (ended, or no batch in time)")
     micros: int = 0  # time spent migrating
     last_generation: int | None = None  # of the last event: a resumed island must not repeat it
     received_from: Mapping[str, int] = field(default_factory=dict)  # migrants read per source island
