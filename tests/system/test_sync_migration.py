@@ -75,3 +75,24 @@ def test_a_killed_source_is_skipped_and_counted(tmp_path):
     assert "skipped island-00 (process gone" in outs["island-01"][0] + outs["island-01"][1], outs["island-01"]
     assert migration(tmp_path, "island-01")["skipped"] >= 1
     assert migration(tmp_path, "island-02")["skipped"] == 0  # it reads island-01, alive throughout
+
+
+@pytest.mark.slow
+def test_a_stopped_and_resumed_sync_launch_ends_as_an_uninterrupted_one(tmp_path):
+    args = ["-n", "3", "--problem", "slow_problem:make", "--dim", "6", "--population", "20",
+            "--param", "delay=0.002", "--generations", "100", "--seed", "9", "--migrate-every", "4",
+            "--migration", "sync", "--checkpoint-every", "7", "--checkpoint-seconds", "0", "--plain"]
+    launch(tmp_path / "whole", *args)
+    stopped = tmp_path / "stopped"
+    cmd = [sys.executable, "-m", "islands", "launch", "--run-dir", str(stopped), *args]
+    proc = start(cmd)
+    try:
+        wait_for(lambda: min(status_generation(stopped, f"island-0{i}") for i in range(3)) >= 30,
+                 what="every island past generation 30")
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does
+        proc.communicate(timeout=120)
+    finally:
+        kill_group(proc)
+    assert max(status_generation(stopped, f"island-0{i}") for i in range(3)) < 100  # it did stop early
+    launch(stopped, *args)  # the same command resumes
+    assert trajectories(stopped) == trajectories(tmp_path / "whole")
