@@ -244,6 +244,10 @@ class IslandStatus:
     reason: str | None = _rec(as_str, "why it ended: generations, target, stagnation or stopped", shown="string")
     generation: int | None = _rec(as_int, "generations done", shown="integer")
     generations: int | None = _rec(as_int, "generations planned", shown="integer")
+    joined_at: int | None = _rec(_maybe_count, "the generation the run's furthest other island had reached when "
+                                               "this one started, if at least one migration interval (a late "
+                                               "joiner); 0: it started with them; null: not recorded",
+                                 shown="integer")
     best: float | None = _rec(as_float, "best fitness of the current population", shown="number")
     mean: float | None = _rec(as_float, "mean fitness of the current population", shown="number")
     best_ever: float | None = _rec(as_float, "best fitness the island has ever seen", shown="number")
