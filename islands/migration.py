@@ -63,6 +63,7 @@ class PoolMigrator:
         self.sync = self.cfg.mode == "sync"
         self._waiter = SyncWaiter(spec, rundir, log, lambda: self.stop_requested()) if self.sync else None
         self._started: set[str] = set()  # sources seen started (or noted as not started)
+        self._skip_logged: set[str] = set()  # sources whose sync skip has been logged
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
@@ -106,9 +107,11 @@ class PoolMigrator:
             bad_before = pool.rejected
             batches, skipped = self._waiter.read(pool, self._waiter.wants(sources, progress.generation))
             bad_files = pool.rejected - bad_before
-            if skipped:
+            new = [line for line in skipped if line.split(" ", 1)[0] not in self._skip_logged]
+            if new:  # once per source: an ended one is skipped at every later event
+                self._skip_logged.update(line.split(" ", 1)[0] for line in new)
                 self.log(f"{self.spec.island}: generation {progress.generation}: skipped "
-                         f"{'; '.join(skipped)}")
+                         f"{'; '.join(new)} (later skips of it are counted, not logged)")
         else:
             sent = self._publish(pool, em, progress)
             batches, bad_files = pool.read_new(sources)

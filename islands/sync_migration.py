@@ -86,6 +86,8 @@ class SyncWaiter:
         self.spec, self.rundir, self.log, self.stop = spec, rundir, log, stop
         self.cfg: MigrationConfig = spec.effective.migration
         self._seeds: dict[str, int] = {}
+        self._readers_key: tuple[str, ...] | None = None
+        self._readers_cache: list[str] = []
 
     def _seed(self, island: str) -> int:
         seed = self._seeds.get(island)
@@ -147,9 +149,7 @@ class SyncWaiter:
             back = prev
         if last_due(self.cfg, seed, back - 1) is None:
             return
-        readers = [x for x in everyone if x != me and (
-            self.cfg.topology == "random" or me in topology.neighbours(
-                x, everyone, self.cfg.topology, seed=self.spec.config.seed, event=generation))]
+        readers = self._readers(everyone)
         deadline = time.monotonic() + self.cfg.sync_timeout
         pause = POLL_MIN_S
         while readers:
@@ -161,6 +161,17 @@ class SyncWaiter:
                          f"{self.cfg.sync_timeout:g} s; publishing generation {generation} anyway")
                 return
             pause = self._pause(pause)
+
+    def _readers(self, everyone: list[str]) -> list[str]:
+        """The islands whose sources include this one (all others under `random`, whose
+        sources change per event), recomputed only when the run's islands change."""
+        key = tuple(everyone)
+        if key != self._readers_key:
+            me, topo = self.spec.island, self.cfg.topology
+            self._readers_key, self._readers_cache = key, [
+                x for x in everyone if x != me and (topo == "random" or me in topology.neighbours(
+                    x, everyone, topo, seed=self.spec.config.seed, event=0))]
+        return list(self._readers_cache)
 
     def _past(self, reader: str, generation: int) -> bool:
         """Whether `reader` has published at `generation` or later, or has ended."""

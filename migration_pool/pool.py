@@ -142,7 +142,7 @@ class Pool:
         """
         path = os.path.join(self.directory(island), ring.RING_NAME)
         try:
-            found = ring.read_ring_slots(path, self.max_bytes)
+            found = ring.read_ring_slots(path, self.max_bytes, since=generation)
         except (FormatError, OSError):
             return "behind", None  # unreadable now: the wait's deadline bounds this
         if found is None or found[0].generation < generation:

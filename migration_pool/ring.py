@@ -284,9 +284,10 @@ def _slot_bytes_at(fd: int, head: RingHeader, back: int) -> bytes | None:
     return top + os.pread(fd, payload, offset + fmt.HEADER_SIZE)
 
 
-def read_ring_slots(path: str, max_bytes: int) -> tuple[RingHeader, list[bytes]] | None:
+def read_ring_slots(path: str, max_bytes: int, since: int = 0) -> tuple[RingHeader, list[bytes]] | None:
     """The ring's header and the bytes of every slot it holds, newest first (unchecked: the
-    caller decodes each, and a slot a writer is overwriting fails its CRC there).
+    caller decodes each, and a slot a writer is overwriting fails its CRC there); no slots
+    when the newest batch is older than generation `since` (64 bytes read).
 
     For readers that need one generation, not the newest (synchronous migration). None when
     there is no ring; FormatError or OSError as `read_ring`.
@@ -306,6 +307,8 @@ def read_ring_slots(path: str, max_bytes: int) -> tuple[RingHeader, list[bytes]]
             head = decode_ring_header(os.pread(fd, RING_HEADER_SIZE, 0), max_bytes)
         except FormatError as e:
             raise FormatError(e.args[0], path) from None
+        if head.generation < since:
+            return head, []
         found = [_slot_bytes_at(fd, head, back) for back in range(head.slots)]
         return head, [b for b in found if b]
     finally:
