@@ -47,6 +47,9 @@ class Progress:
     # benchmarks): scale-free, so a worse first population does not earn its island more gain.
     own_log_gain: float = 0.0
     adopted_log_gain: float = 0.0
+    # The generation the run's furthest other island had reached when this one started (0: it
+    # started with them): a late joiner's early generations are not comparable with theirs.
+    joined_at: int = 0
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0),
                                       metadata=_SINCE_V1)

@@ -81,6 +81,13 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--migration-min-distance", "migration.min_distance", FiniteFloat(min=0),
      "Reject an immigrant closer than this to a resident (RMS over genes, share of the box "
      "width; 0: only exact copies)."),
+    ("--migration", "migration.mode", click.Choice(cfg.MIGRATION_MODES),
+     "async: read whatever neighbours published (fastest; timing-dependent). sync: wait at each "
+     "migration for each source's batch of that generation, so a run is a pure function of its "
+     "seed and settings (an ended source is skipped and counted)."),
+    ("--migration-timeout", "migration.sync_timeout", FiniteFloat(min=0, min_open=True),
+     "With --migration sync: seconds an island waits for a source that is alive but behind "
+     "(or not started) before skipping it."),
     ("--tournament-size", "ga.tournament_size", Int64(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", FiniteFloat(0, 1), "Probability that a pair is recombined."),

@@ -31,6 +31,7 @@ ALGORITHMS = registry.ALGORITHMS
 FIXED_DEFAULT_POPULATION = registry.FIXED_DEFAULT_POPULATION
 MUTATIONS = ("self-adaptive", "fixed")
 DTYPES = ("float64", "float32")
+MIGRATION_MODES = ("async", "sync")  # sync: wait for each source's batch of the generation
 STOP_WHEN = ("all", "first")  # first: every island stops once any island reaches its target
 # Per-island overrides name an algorithm setting as `algo.KEY` (what --algorithm-param KEY=..
 # sets) and a problem parameter as `param.KEY` (what --param KEY=.. sets); plain names are
@@ -131,6 +132,10 @@ class MigrationConfig:
     happens with `probability`, none happens before generation `start`, and an immigrant
     closer than `min_distance` (RMS over genes, as a share of the box width) to a resident is
     rejected as a near-duplicate.
+    `mode` "sync" makes a run a pure function of its seed and settings (docs/DESIGN.md,
+    "Synchronous migration"): an island waits at each event, up to `sync_timeout` seconds, for
+    each source's batch of that generation, and an island may run at most a ring's depth of
+    events ahead of the islands that read it. "async" (the default) never waits.
     """
 
     every: int = 10
@@ -142,6 +147,8 @@ class MigrationConfig:
     probability: float = 1.0
     start: int = 0
     min_distance: float = 0.05
+    mode: str = "async"
+    sync_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         _check(self.every >= 0, f"migrate-every must be >= 0, got {self.every}")
@@ -155,6 +162,11 @@ class MigrationConfig:
         _check(self.start >= 0, f"migration start must be >= 0, got {self.start}")
         _check(isinstance(self.min_distance, (int, float)) and 0.0 <= self.min_distance < math.inf,
                f"migration min-distance must be a finite number >= 0, got {self.min_distance}")
+        _check(self.mode in MIGRATION_MODES,
+               f"migration must be one of {', '.join(MIGRATION_MODES)}, got {self.mode!r}")
+        _check(isinstance(self.sync_timeout, (int, float)) and not isinstance(self.sync_timeout, bool)
+               and 0.0 < self.sync_timeout < math.inf,
+               f"migration timeout must be a finite number of seconds > 0, got {self.sync_timeout!r}")
 
     def due(self, generation: int, island_seed: int) -> bool:
         """Whether this island migrates at `generation`: the one rule of the loop and the benchmarks.
@@ -316,6 +328,11 @@ class RunConfig:
         for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
                   "max_evaluations", "evaluation_budget", "stop_when"):
             d.pop(k)
+        # How long a sync island waits is no trajectory setting, and async (the default, and
+        # every run before the mode existed) hashes as before, so old checkpoints still resume.
+        d["migration"].pop("sync_timeout")
+        if d["migration"]["mode"] == "async":
+            d["migration"].pop("mode")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

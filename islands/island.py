@@ -30,7 +30,9 @@ from islands.problems import make_problem
 from islands.exit_codes import REASON_NO_FITNESS
 from islands.recorders import Checkpointer, FitnessCheck, Heartbeat, HistoryRecorder, TargetMarker
 from islands.status.record import IslandStatus
+from islands.sync_migration import MigrationInterrupted
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
+from migration_pool.errors import FormatError
 from migration_pool.lease import scheduler_job_id
 from migration_pool.rundir import RunDir
 
@@ -162,6 +164,8 @@ class _Loop:
         self.migrator = None
         if cfg.migration.every and migrator_factory is not None:
             self.migrator = migrator_factory(spec, self.rundir, self.log)
+            if hasattr(self.migrator, "stop_requested"):  # a sync wait gives up when asked to stop
+                self.migrator.stop_requested = lambda: bool(stop)
         # The recorders, in the order of their writes (islands.recorders).
         self.history = HistoryRecorder(rundir, spec.island, self.algo, self.number)
         self.checkpointer = Checkpointer(rundir, spec.run_id, spec.island, self.hash, self.algo, self.gen,
@@ -197,12 +201,30 @@ class _Loop:
         # No checkpoint: generation 0 again, so lines an earlier attempt wrote before it was
         # killed (before its first checkpoint) would make the history mix two trajectories.
         self.rundir.island(self.spec.island).truncate_history(-1)
-        progress = ckpt.Progress()
+        progress = ckpt.Progress(joined_at=self._joined_at())
         self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
         progress.evaluations = self.algo.population(state).evaluations
         self._record(state, progress)
         return state, progress, None
+
+    def _joined_at(self) -> int:
+        """How far the run's other islands had got when this one starts afresh: their highest
+        generation, if at least one migration interval (a late joiner), else 0. Isolated
+        islands adopt nothing from the others: their start times do not matter."""
+        mig = self.cfg.migration
+        if not mig.every or mig.topology == "none":
+            return 0
+        furthest = 0
+        for other in self.rundir.island_ids():
+            if other == self.spec.island:
+                continue
+            try:
+                status = IslandStatus.from_body(self.rundir.island(other).read_status() or {})
+            except (FormatError, OSError):
+                continue
+            furthest = max(furthest, status.generation or 0)
+        return furthest if furthest >= mig.every else 0
 
     # -- loop -----------------------------------------------------------------------------
     def run(self) -> IslandResult:
@@ -216,7 +238,11 @@ class _Loop:
             # the recorded last migration generation tells a resumed island which one it has.
             if (self.migrator is not None and self.cfg.migration.due(g, self.seed)
                     and progress.migration.get("last_generation") != g):
-                state = self.migrator.exchange(self.algo, state, progress, self.gen)
+                try:
+                    state = self.migrator.exchange(self.algo, state, progress, self.gen)
+                except MigrationInterrupted:  # stopped while waiting: g's event did not happen
+                    reason = "stopped"
+                    break
                 event = self.migrator.last_event
                 self.recorders.migration(event)
                 if event is None or event.adopted:

@@ -1,9 +1,12 @@
 """The island's migration step: publish emigrants, read neighbours, adopt immigrants.
 
 A thin shell between the algorithm's population (which the island's policies select from and
-replace into, `islands.policies`) and the pool (which owns the files). It never waits for a neighbour: whatever is in the pool now is read, and a
-neighbour that has published nothing new simply contributes nothing this time. Migration is
-best effort: a pool that cannot be written or holds garbage costs migrants, never the island.
+replace into, `islands.policies`) and the pool (which owns the files). Asynchronous (the
+default), it never waits for a neighbour: whatever is in the pool now is read, and a
+neighbour that has published nothing new simply contributes nothing this time. Synchronous
+(`--migration sync`), it reads each source's batch of the event's generation, waiting for it
+(`islands.sync_migration`). Migration is best effort: a pool that cannot be written or holds
+garbage costs migrants, never the island.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ from islands.population import Migrants
 from islands.checkpoint import Progress
 from islands.config import island_number
 from islands.status.record import EVENT_COUNTERS, MigrationEvent
+from islands.sync_migration import SyncWaiter
 from migration_pool.batches import MigrantBatch, encode_batch
 from migration_pool import format_packed as fmt_packed
 from migration_pool import topology
 from migration_pool.fsinfo import on_shared_filesystem
+from migration_pool.lease import LEASE_FILE
 from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
@@ -54,6 +59,11 @@ class PoolMigrator:
         self._events = 0  # events in this process: it collects at its first
         self._number = island_number(spec.island)
         self._last_sent: tuple[np.ndarray, ...] | None = None  # the batch in our ring now
+        self.stop_requested: Callable[[], bool] = lambda: False  # the loop sets its stop flag here
+        self.sync = self.cfg.mode == "sync"
+        self._waiter = SyncWaiter(spec, rundir, log, lambda: self.stop_requested()) if self.sync else None
+        self._started: set[str] = set()  # sources seen started (or noted as not started)
+        self._skip_logged: set[str] = set()  # sources whose sync skip has been logged
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
@@ -69,6 +79,7 @@ class PoolMigrator:
                 warn=lambda message: self.log(f"warning: {message}"),
                 # Other hosts see an in-place ring rewrite only once it reached the server.
                 durable=on_shared_filesystem(self.rundir.root),
+                carry=self.sync,  # a restarted island keeps the batches its readers still need
             )
         return self.pool
 
@@ -78,14 +89,32 @@ class PoolMigrator:
             self.pool.close()
 
     def exchange(self, algo: Algorithm, state: Any, progress: Progress, gen: torch.Generator) -> Any:
-        """One migration event at `progress.generation`; updates the counters in `progress`."""
+        """One migration event at `progress.generation`; updates the counters in `progress`.
+
+        In sync mode it raises `MigrationInterrupted` when the island is asked to stop while
+        it waits: the event then did not happen (nothing adopted, nothing counted).
+        """
         started = time.perf_counter()
         pop = algo.population(state)
         em = policies.select(pop, self.cfg.migrants, self.cfg.emigrants, gen)
         pool = self._pool(algo, em)
-        sent = self._publish(pool, em, progress)
         sources = self._sources(progress.generation)
-        batches, bad_files = pool.read_new(sources)
+        self._note_missing(sources)
+        skipped: list[str] = []
+        if self._waiter is not None:
+            self._waiter.wait_for_readers(progress.generation, sorted(self._sources_key[0]))
+            sent = self._publish(pool, em, progress)
+            bad_before = pool.rejected
+            batches, skipped = self._waiter.read(pool, self._waiter.wants(sources, progress.generation))
+            bad_files = pool.rejected - bad_before
+            new = [line for line in skipped if line.split(" ", 1)[0] not in self._skip_logged]
+            if new:  # once per source: an ended one is skipped at every later event
+                self._skip_logged.update(line.split(" ", 1)[0] for line in new)
+                self.log(f"{self.spec.island}: generation {progress.generation}: skipped "
+                         f"{'; '.join(new)} (later skips of it are counted, not logged)")
+        else:
+            sent = self._publish(pool, em, progress)
+            batches, bad_files = pool.read_new(sources)
         incoming = _concat(batches, algo.genome_kind)
         adopted = 0
         if incoming is not None:
@@ -103,6 +132,7 @@ class PoolMigrator:
             adopted=adopted,
             rejected=received - adopted,
             bad_files=bad_files,
+            skipped=len(skipped),
             sources=tuple(b.source for b in batches),
             seconds=round(time.perf_counter() - started, 6),
         )
@@ -135,6 +165,20 @@ class PoolMigrator:
                 seed=self.spec.config.seed, event=event,
             )
         return self._sources_cache
+
+    def _note_missing(self, sources: list[str]) -> None:
+        """One line, once per source, when a source this island reads has never started
+        (no status, no lease: a hand-started archipelago with a gap, or a planned island that
+        failed to start): its migrants will be missing until it does."""
+        if self.spec.planned:  # the launcher reports an island that failed to start
+            return
+        for source in sources:
+            if source in self._started:
+                continue
+            self._started.add(source)  # noted once, whether started or not
+            files = self.rundir.island(source)
+            if not (files.status_path.exists() or files.dir.joinpath(LEASE_FILE).exists()):
+                self.log(f"note: {self.spec.island} reads {source}, which has not started")
 
     def _discovered(self) -> tuple[str, ...]:
         """The islands with a directory in the run, relisted only when that directory changes.
@@ -180,7 +224,8 @@ class PoolMigrator:
             fitness = fitness[ok]
         if isinstance(genomes, np.ndarray):
             sending = (genomes, fitness, np.asarray(origin), np.asarray(birth), np.asarray(lineage))
-            if self._last_sent is not None and all(
+            # Sync readers ask for a batch per generation: a sync island always publishes.
+            if not self.sync and self._last_sent is not None and all(
                     a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, self._last_sent)) \
                     and pool.ring_intact(self.spec.island):
                 # The same emigrants as last time (a converged elite): the ring still holds

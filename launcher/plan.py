@@ -365,6 +365,8 @@ def migration_line(mig: Any, islands: int) -> str:
         parts.append(f"from generation {mig.start}")
     if mig.min_distance:
         parts.append(f"near-duplicates below {mig.min_distance:g} rejected")
+    if getattr(mig, "mode", "async") == "sync":
+        parts.append(f"synchronous (waits up to {mig.sync_timeout:g} s per source)")
     return "migration: " + ", ".join(parts)
 
 

@@ -53,6 +53,7 @@ class Pool:
     durable: bool = False
     temp_grace_s: float = TEMP_GRACE_S
     warn: Callable[[str], None] | None = None
+    carry: bool = False  # a fresh ring keeps the batches of the one it replaces (`RingWriter`)
     seen: dict[str, int] = field(default_factory=dict)  # neighbour -> generation last read
     rejected: int = 0  # bad files met by read_new, each counted once
     _warned: int = field(default=0, repr=False)
@@ -83,7 +84,8 @@ class Pool:
         directory = self.directory(source)
         writer = self._writers.get(source)
         if writer is None:
-            writer = self._writers[source] = ring.RingWriter(directory, durable=self.durable)
+            writer = self._writers[source] = ring.RingWriter(directory, durable=self.durable,
+                                                                     carry=self.carry)
         check = lambda: self.rundir.checked_dir(directory)  # noqa: E731
         try:
             writer.publish(data, generation, check_dir=check)
@@ -129,6 +131,35 @@ class Pool:
         if self._warned > WARNINGS_PER_READ:
             self.say(f"... and {self._warned - WARNINGS_PER_READ} more bad migrant file(s)")
         return found_batches, self.rejected - rejected_before
+
+    def read_generation(self, island: str, generation: int) -> tuple[str, MigrantBatch | None]:
+        """The neighbour's batch of exactly `generation`, for synchronous migration.
+
+        ("found", batch); ("ahead", None) when its ring has moved past `generation` without
+        holding it (never published, or overwritten); ("behind", None) when it has no ring or
+        its newest batch is older (wait and ask again). A bad or torn slot is passed over, so a
+        batch the writer is still filling reads as "behind" until it is whole.
+        """
+        path = os.path.join(self.directory(island), ring.RING_NAME)
+        try:
+            found = ring.read_ring_slots(path, self.max_bytes, since=generation)
+        except (FormatError, OSError):
+            return "behind", None  # unreadable now: the wait's deadline bounds this
+        if found is None or found[0].generation < generation:
+            return "behind", None
+        for data in found[1]:
+            try:
+                batch = batches.decode_batch(
+                    data, run_id=self.run_id, genome_kind=self.genome_kind, dtype=self.dtype,
+                    gene_shape=self.gene_shape, max_bytes=self.max_bytes, path=path)
+            except FormatError:
+                continue
+            if batch.source == island and batch.generation == generation:
+                self.seen[island] = generation
+                return "found", batch
+        if found[0].generation == generation:
+            return "behind", None  # its newest slot is being rewritten: read again
+        return "ahead", None
 
     def _read_ring(self, island: str) -> ring.RingRead | object | None:
         """The neighbour's ring: None if it has none, _RETRY if it cannot be read now,

@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from migration_pool import atomic, format as fmt
+from migration_pool import atomic, batches, format as fmt
 from migration_pool.errors import FormatError
 
 # The migrant ring (layout version RING_VERSION): one file per island, pool/<island>/ring.isld,
@@ -120,9 +120,12 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 class RingWriter:
     """Publishes one island's batches into `directory/ring.isld` (the caller checks `directory`)."""
 
-    def __init__(self, directory: str, durable: bool = False) -> None:
+    def __init__(self, directory: str, durable: bool = False, carry: bool = False) -> None:
         self.path = os.path.join(directory, RING_NAME)
         self.durable = durable
+        # carry: a fresh ring keeps the older batches of the ring it replaces (a restarted
+        # island's readers may still need them: synchronous migration reads by generation).
+        self.carry = carry
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the ring we created
         self._head: RingHeader | None = None
@@ -169,11 +172,16 @@ class RingWriter:
     def _create(self, data: bytes, generation: int, check_dir) -> None:
         """A fresh ring holding `data` in slot 0, published atomically, then opened for writing."""
         self.close()
-        slot_bytes = max(MIN_SLOT_BYTES, 2 * len(data))  # room for batches that grow a little
-        head = RingHeader(RING_SLOTS, slot_bytes, secrets.token_bytes(8), 1, len(data), generation)
+        older = _older_slots(self.path, generation, RING_SLOTS - 1) if self.carry else []
+        batches = [*older, data]  # oldest first: the new batch is the newest
+        slot_bytes = max(MIN_SLOT_BYTES, 2 * max(len(b) for b in batches))  # room to grow a little
+        head = RingHeader(RING_SLOTS, slot_bytes, secrets.token_bytes(8), len(batches), len(data),
+                          generation)
         image = bytearray(head.file_bytes)
         image[:RING_HEADER_SIZE] = encode_ring_header(head)
-        image[RING_HEADER_SIZE:RING_HEADER_SIZE + len(data)] = data
+        for i, b in enumerate(batches):
+            start = RING_HEADER_SIZE + i * slot_bytes
+            image[start:start + len(b)] = b
         if check_dir is not None:
             check_dir()
         atomic.publish(self.path, bytes(image), durable=self.durable)
@@ -256,3 +264,77 @@ def header_now(path: str, max_bytes: int) -> RingHeader | None:
         return None
     finally:
         os.close(fd)
+
+
+def _slot_bytes_at(fd: int, head: RingHeader, back: int) -> bytes | None:
+    """The envelope `back` batches before the newest (0: the newest), or None if it cannot be
+    one (its length field out of the slot). Older slots carry no length in the ring header:
+    the envelope's own payload length (bytes 20..27) bounds the read."""
+    if back >= min(head.counter, head.slots):
+        return None
+    offset = RING_HEADER_SIZE + ((head.counter - 1 - back) % head.slots) * head.slot_bytes
+    if back == 0:
+        return os.pread(fd, head.length, offset)
+    top = os.pread(fd, fmt.HEADER_SIZE, offset)
+    if len(top) < fmt.HEADER_SIZE:
+        return None
+    (payload,) = struct.unpack_from("<Q", top, 20)
+    if payload > head.slot_bytes - fmt.HEADER_SIZE:
+        return None
+    return top + os.pread(fd, payload, offset + fmt.HEADER_SIZE)
+
+
+def read_ring_slots(path: str, max_bytes: int, since: int = 0) -> tuple[RingHeader, list[bytes]] | None:
+    """The ring's header and the bytes of every slot it holds, newest first (unchecked: the
+    caller decodes each, and a slot a writer is overwriting fails its CRC there); no slots
+    when the newest batch is older than generation `since` (64 bytes read).
+
+    For readers that need one generation, not the newest (synchronous migration). None when
+    there is no ring; FormatError or OSError as `read_ring`.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise FormatError("ring is a symlink", path) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FormatError("ring is not a regular file", path)
+        try:
+            head = decode_ring_header(os.pread(fd, RING_HEADER_SIZE, 0), max_bytes)
+        except FormatError as e:
+            raise FormatError(e.args[0], path) from None
+        if head.generation < since:
+            return head, []
+        found = [_slot_bytes_at(fd, head, back) for back in range(head.slots)]
+        return head, [b for b in found if b]
+    finally:
+        os.close(fd)
+
+
+def _older_slots(path: str, generation: int, keep: int) -> list[bytes]:
+    """Up to `keep` batches of the ring at `path` older than `generation`, oldest first; none
+    when there is no readable ring. What they hold is judged by their readers (the envelope)."""
+    try:
+        found = read_ring_slots(path, fmt.MAX_FILE_BYTES)
+    except (OSError, FormatError):
+        return []
+    if found is None:
+        return []
+    out = []
+    for data in found[1]:
+        try:
+            gen = _batch_generation(data)
+        except FormatError:
+            continue
+        if gen < generation and gen not in {g for g, _ in out}:
+            out.append((gen, data))
+    return [d for _, d in sorted(out)[-keep:]] if keep > 0 else []
+
+
+def _batch_generation(data: bytes) -> int:
+    """The generation a migrant batch envelope claims (decoding its body; FormatError if bad)."""
+    return batches.decode_batch(data).generation

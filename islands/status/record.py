@@ -119,6 +119,7 @@ class MigrationEvent:
     adopted: int = _counter("received migrants that entered the population")
     rejected: int = _counter("received migrants not adopted (duplicates, not better)")
     bad_files: int = _counter("corrupt or foreign pool files skipped")
+    skipped: int = _counter("sources sync migration skipped (ended, or no batch in time)")
     sources: tuple[str, ...] = ()  # the islands whose batches were read
     seconds: float = 0.0  # time the event took
 
@@ -146,6 +147,7 @@ class Migration:
     rejected: int = _counter("received migrants not adopted (duplicates, not better)")
     bad_files: int = _counter("corrupt or foreign pool files skipped")
     publish_errors: int = _counter("migration events whose emigrants could not be written")
+    skipped: int = _counter("sources sync migration skipped (ended, or no batch in time)")
     micros: int = 0  # time spent migrating
     last_generation: int | None = None  # of the last event: a resumed island must not repeat it
     received_from: Mapping[str, int] = field(default_factory=dict)  # migrants read per source island
@@ -242,6 +244,10 @@ class IslandStatus:
     reason: str | None = _rec(as_str, "why it ended: generations, target, stagnation or stopped", shown="string")
     generation: int | None = _rec(as_int, "generations done", shown="integer")
     generations: int | None = _rec(as_int, "generations planned", shown="integer")
+    joined_at: int | None = _rec(_maybe_count, "the generation the run's furthest other island had reached when "
+                                               "this one started, if at least one migration interval (a late "
+                                               "joiner); 0: it started with them; null: not recorded",
+                                 shown="integer")
     best: float | None = _rec(as_float, "best fitness of the current population", shown="number")
     mean: float | None = _rec(as_float, "mean fitness of the current population", shown="number")
     best_ever: float | None = _rec(as_float, "best fitness the island has ever seen", shown="number")

@@ -166,6 +166,8 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
         state, note = classify(status, now=now, here=here, alive=alive, stale_after=stale_after, lease=lease)
     if failed is not None and state != "finished":  # the launcher gave up on it
         state, note = "failed", "; ".join(x for x in ("the launcher gave up restarting it", failed, note) if x)
+    if s.joined_at:  # its generations count from a later start than the others'
+        note = "; ".join(x for x in (f"joined at gen {s.joined_at}", note) if x)
     beat, gen, total = s.heartbeat, s.generation, s.generations
     # The recorded fields come as `IslandStatus` declares them; only derived values are written here.
     return {

@@ -51,3 +51,36 @@ def test_checkpoints_wait_30_seconds_by_default_and_old_manifests_get_that_defau
     recorded = small().to_dict()
     del recorded["checkpoint_seconds"]  # a manifest written before the setting existed
     assert RunConfig.from_dict(recorded).checkpoint_seconds == 30.0
+
+
+def test_migration_mode_defaults_to_async_and_old_manifests_and_checkpoints_stay_valid():
+    import hashlib
+    import json
+
+    from islands.config import MigrationConfig
+
+    cfg = RunConfig()
+    assert cfg.migration.mode == "async"
+    old = cfg.to_dict()
+    for key in ("mode", "sync_timeout"):  # what a manifest written before the setting holds
+        del old["migration"][key]
+    assert RunConfig.from_dict(old).migration.mode == "async"
+    # An async run hashes as before the setting existed: its checkpoints still resume.
+    for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
+              "max_evaluations", "evaluation_budget", "stop_when"):
+        old.pop(k)
+    assert cfg.trajectory_hash() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    sync = dataclasses.replace(cfg, migration=MigrationConfig(mode="sync"))
+    assert sync.trajectory_hash() != cfg.trajectory_hash()  # another trajectory
+    longer = dataclasses.replace(cfg, migration=MigrationConfig(mode="sync", sync_timeout=999))
+    assert longer.trajectory_hash() == sync.trajectory_hash()  # how long it waits is no trajectory
+    assert RunConfig.from_dict(sync.to_dict()) == sync
+
+
+@pytest.mark.parametrize("bad", [{"mode": "lockstep"}, {"sync_timeout": 0}, {"sync_timeout": float("inf")},
+                                 {"sync_timeout": True}])
+def test_bad_migration_mode_settings_are_refused(bad):
+    from islands.config import MigrationConfig
+
+    with pytest.raises(ConfigError):
+        MigrationConfig(**bad)

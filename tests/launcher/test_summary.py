@@ -65,7 +65,7 @@ def test_summary_totals_and_rate_count_only_this_launch():
     assert s["evaluations"] == 800 and s["evaluations_this_launch"] == 700 and s["evals_per_sec"] == 70.0
     assert s["restarts"] == 7 and s["hangs"] == 1 and s["finished"] == 1 and s["failed"] == 1
     assert s["migration"] == {"events": 2, "sent": 10, "received": 8, "adopted": 6, "rejected": 2, "bad_files": 0,
-                              "publish_errors": 0}
+                              "publish_errors": 0, "skipped": 0}
     assert s["champion"]["island"] == "island-01"
     text = "\n".join(summary_lines(s))
     assert "1/2 island(s) finished" in text and "failed: island-01: crashed 6 time(s)" in text

@@ -484,3 +484,50 @@ def test_a_header_whose_checksum_does_not_match_is_refused(tmp_path):
         f.write(raw)
     assert r.read_new(["island-01"]) == ([], 1)
     assert r.read_new(["island-01"]) == ([], 0)
+
+
+# -- reading by generation (synchronous migration) -------------------------------------
+
+def test_read_generation_finds_each_batch_the_ring_still_holds(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    assert r.read_generation("island-01", 10) == ("behind", None)  # no ring yet
+    for g in (10, 20, 30, 40, 50, 60):
+        w.publish_ring("island-01", g, encoded(generation=g))
+    for g in (30, 40, 50, 60):  # the four newest: the older ones by their own envelope's length
+        state, batch = r.read_generation("island-01", g)
+        assert state == "found" and batch.generation == g and batch.source == "island-01"
+        assert batch.genomes[0, 0] == np.float32(1000 + g)
+    assert r.read_generation("island-01", 20) == ("ahead", None)  # overwritten: gone for good
+    assert r.read_generation("island-01", 70) == ("behind", None)  # not yet published
+    assert r.read_generation("island-01", 35) == ("ahead", None)  # never published
+
+
+def test_a_bad_older_slot_is_passed_over_not_taken(tmp_path):
+    w, r = writer(tmp_path), reader(tmp_path)
+    for g in (10, 20):
+        w.publish_ring("island-01", g, encoded(generation=g))
+    head = ring.header_now(ring_path(tmp_path), fmt.MAX_FILE_BYTES)
+    with open(ring_path(tmp_path), "r+b") as f:  # flip a payload byte of the older slot (slot 0)
+        f.seek(ring.RING_HEADER_SIZE + fmt.HEADER_SIZE + 5)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert head.counter == 2
+    assert r.read_generation("island-01", 10) == ("ahead", None)
+    assert r.read_generation("island-01", 20)[0] == "found"
+
+
+def test_a_carrying_writers_fresh_ring_keeps_the_older_batches(tmp_path):
+    first = writer(tmp_path)
+    for g in (10, 20, 30, 40):
+        first.publish_ring("island-01", g, encoded(generation=g))
+    first.close()
+    restarted = Pool(RunDir(tmp_path), RUN, dtype="float32", gene_shape=(DIM,), carry=True)
+    restarted.publish_ring("island-01", 30, encoded(generation=30))  # resumed before 30: redoes it
+    r = reader(tmp_path)
+    # 40 is the past life's, not carried: it comes again when the island gets there
+    assert [r.read_generation("island-01", g)[0] for g in (10, 20, 30, 40)] == ["found", "found", "found", "behind"]
+    plain = writer(tmp_path)  # without carry, a new ring holds only its own batch
+    plain.publish_ring("island-01", 50, encoded(generation=50))
+    assert r.read_generation("island-01", 20) == ("ahead", None)
+    assert r.read_generation("island-01", 50)[0] == "found"

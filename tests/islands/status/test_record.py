@@ -31,7 +31,7 @@ def test_the_decoder_ignores_unknown_keys_and_defaults_missing_or_bad_ones():
 
 
 def test_migration_counters_are_the_single_list():
-    assert MIGRATION_COUNTERS == ("events", "sent", "received", "adopted", "rejected", "bad_files", "publish_errors")
+    assert MIGRATION_COUNTERS == ("events", "sent", "received", "adopted", "rejected", "bad_files", "publish_errors", "skipped")
     assert set(Migration().to_body()) == set(MIGRATION_COUNTERS) | {"micros"}
 
 
