@@ -55,7 +55,8 @@ def test_two_sync_launches_with_one_seed_are_bit_identical(tmp_path):
 def test_a_killed_source_is_skipped_and_counted(tmp_path):
     barrier = tmp_path / "barrier"
     args = ["--problem", "slow_problem:make", "--dim", "6", "--population", "20", "--seed", "3",
-            "--param", "delay=0.002", "--param", f"barrier={barrier}", "--param", "parties=3",
+            # 0.16 s per generation: island-00 is killed long before it could reach the end
+            "--param", "delay=0.008", "--param", f"barrier={barrier}", "--param", "parties=3",
             "--generations", "120", "--migrate-every", "5", "--migration", "sync",
             "--migration-timeout", "60"]
     procs = {i: start(evolve_cmd(i, tmp_path, *args, quiet=False))
@@ -64,6 +65,8 @@ def test_a_killed_source_is_skipped_and_counted(tmp_path):
         wait_for(lambda: status_generation(tmp_path, "island-00") >= 30, what="island-00 at generation 30")
         os.killpg(procs["island-00"].pid, signal.SIGKILL)
         procs["island-00"].wait()
+        killed_at = status_generation(tmp_path, "island-00")
+        assert killed_at < 100, f"island-00 was killed too late to test a skip (generation {killed_at})"
         outs = {i: procs[i].communicate(timeout=120) for i in ("island-01", "island-02")}
     finally:
         for p in procs.values():
