@@ -98,13 +98,13 @@ def _launch(request: LaunchRequest, view: Any, stops: StopRequests) -> LaunchRes
     if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
         forks = start_template(rundir, max(planned_count(rundir), request.islands or len(cores)), request.device)
     try:
-        fresh = new_plan(new_run_config(request, cores), request, cores, specs, forks) \
+        fresh = new_plan(new_run_config(request, cores), request, cores, specs, forks, view) \
             if request.fresh or not rundir.is_run() else None
         if request.fresh:
             rundir.reset_run()  # refuses while a launcher or an island of the run is alive
         lock = rundir.claim_launcher()
         try:
-            run, plan = join(rundir, request, cores, specs, fresh, forks)
+            run, plan = join(rundir, request, cores, specs, fresh, forks, view)
             return _Session(rundir, run, plan, request, view, forks, stops.signals).run()
         finally:
             lock.release()
@@ -213,6 +213,9 @@ class _Session:
         p = self.by_id[island]
         env = island_environ(os.environ, self.request.loggers)  # None: the launcher's own
         if self.forks is not None:
+            if self.forks.ready is None and self.forks.answering:  # a resumed run: nothing waited on it yet
+                self.view.begin("starting the island template (loading torch)")
+                self.forks.wait_ready(self.view.waiting)
             try:
                 return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)
