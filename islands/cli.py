@@ -222,7 +222,7 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-@click.argument("island", required=False)
+@click.argument("island", required=False, metavar="ISLAND")  # needed unless --slurm names it
 @run_dir_option
 @allow_nonempty_option
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the manifest's, else cpu).")
@@ -246,7 +246,7 @@ def evolve(island: str | None, run_dir: Path | None, allow_nonempty: bool, devic
            logger: tuple[str, ...], **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
-    ISLAND is an id like island-03.
+    ISLAND is an id like island-03 (under --slurm it comes from the task and is left out).
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
     and refuses options that contradict it. Without --run-dir, a new run gets a new folder
