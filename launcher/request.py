@@ -129,13 +129,14 @@ def new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], sp
     # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
     notes: list[str] | None = [] if "dim" in request.explicit else None
     steps = {"begin": view.begin, "tick": view.waiting} if view is not None else {}
-    error = check_islands_build(config.to_dict(), overrides, notes, forks, **steps)
+    groups: list[dict[str, Any]] = []
+    error = check_islands_build(config.to_dict(), overrides, notes, forks, groups=groups, **steps)
     if error is not None:
         varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
         raise PlanError(f"--vary: {error}" if varied else error)
     device = request.device or "cpu"
     plan = planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
-    return replace(plan, notes=tuple(notes or ()))
+    return replace(plan, notes=tuple(notes or ()), groups=tuple(groups))
 
 
 def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list,

@@ -168,7 +168,8 @@ class _Session:
         self._check_not_running()
         for line in self.plan.describe():
             self.view.message(line)
-        self.view.message(planning.settings_line(self.run_.config, len(self.plan.ids)))
+        for line in planning.settings_lines(self.run_.config, len(self.plan.ids), self.plan.setting_groups(self.run_.config)):
+            self.view.message(line)
         for note in self.plan.notes:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))

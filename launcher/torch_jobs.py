@@ -87,14 +87,17 @@ def _check_spawned(request: str, begin: Callable[[str], None], tick: Callable[[]
 
 def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Mapping[str, object]],
                         notes: list[str] | None = None, forks: ForkServer | None = None,
-                        begin: Callable[[str], None] = _no_view, tick: Callable[[], None] = _no_view) -> str | None:
+                        begin: Callable[[str], None] = _no_view, tick: Callable[[], None] = _no_view,
+                        groups: list[dict[str, Any]] | None = None) -> str | None:
     """Build every island's config in a child (`islands.plancheck`); None if all build, else why not.
 
     With `notes` (the user typed --dim), the child's notices (a problem that fixes its own
     genome length) are appended there.
 
     A child, because judging algorithm and problem settings needs torch, which the launcher
-    never loads. `begin` names each step as it starts and `tick` is called about every TICK_S
+    never loads. With `groups`, the effective settings per algorithm that only the built
+    problem knows (population, target, dtype; `islands.plancheck.check`) are appended there.
+    `begin` names each step as it starts and `tick` is called about every TICK_S
     while one lasts (the launcher's view: the screen says what it waits for). Used before a
     new run writes anything, when `--vary` reaches beyond settings
     `RunConfig` checks by itself.
@@ -119,6 +122,8 @@ def check_islands_build(config: Mapping[str, object], overrides: Mapping[str, Ma
         answer = json.loads(out.stdout)
         if notes is not None:
             notes.extend(str(n) for n in answer.get("notes") or ())
+        if groups is not None:  # the effective settings per algorithm, for the plan line
+            groups.extend(g for g in answer.get("groups") or () if isinstance(g, dict))
         return answer["error"]
     except (ValueError, KeyError, TypeError):
         tail = (out.stderr or "").strip().splitlines()[-1:] or ["no output"]

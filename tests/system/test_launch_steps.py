@@ -3,6 +3,7 @@ a child that imports torch) it says what it is doing, in plain mode, with and wi
 island template; then "starting n/N" while the islands import torch."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -39,3 +40,22 @@ def test_launch_names_each_step_before_its_plan(tmp_path, template):
     assert all(line.endswith(" s") for line in lines[1:plan] if "..." in line and not line.endswith("..."))
     assert not any("loading torch" in line or "checking settings" in line for line in lines[plan:]), text
     assert plan < first(lines, "[0:00:0") and "starting 0/2" in lines[first(lines, "[0:00:0")], text
+
+
+def test_the_plan_of_a_mixed_archipelago_names_each_algorithms_settings(tmp_path):
+    cmd = [sys.executable, "-m", "islands", "launch", "--plain", "-n", "3", "--run-dir", str(tmp_path / "run"),
+           "--problem", "sphere", "--dim", "3", "--generations", "2", "--seed", "1", "--cores", "0",
+           "--vary", "algorithm=cmaes,de,ga", "--max-evaluations", "3000"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=child_env(), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    head = first(lines, "settings: ")
+    assert "algorithm" not in lines[head] and "population" not in lines[head], lines[head]
+    for part in ("budget 3,000 evaluations (1,000 per island)", "at most 2 generations", "(the problem's)",
+                 "stop: each island at its target", "dtype float64"):
+        assert part in lines[head], (part, lines[head])
+    groups = lines[head + 1:head + 4]
+    # The built algorithms' own populations (sized from the genome length), not the GA's 100 for all.
+    assert [g.split(",")[0].strip() for g in groups] == ["algorithm cmaes", "algorithm de", "algorithm ga"], groups
+    assert all(re.fullmatch(r"  algorithm \w+, population \d+  \(1 island\(s\): 0\d\)", g) for g in groups), groups
+    assert "population 100" in groups[2] and "population 100" not in groups[0], groups
