@@ -24,6 +24,7 @@ from islands.algorithms import registry  # noqa: E402  (no torch: the algorithms
 from islands.cli_errors import guarded  # noqa: E402
 from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_run_dir, run_dir_option,  # noqa: E402
                                  warn_about_locks, yes_option)
+from islands.cli_help import GroupedCommand
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
@@ -221,7 +222,7 @@ def main(debug: bool) -> None:
         os.environ[DEBUG_ENV] = "1"  # children (islands, the plan check) show theirs too
 
 
-@main.command()
+@main.command(cls=GroupedCommand)
 @click.argument("island", required=False, metavar="ISLAND")  # needed unless --slurm names it
 @run_dir_option
 @allow_nonempty_option

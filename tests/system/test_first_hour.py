@@ -91,6 +91,10 @@ def test_help_shows_every_run_default(command):
     assert str(INT64_MAX) not in out and "[x>=1]" in out
     too_big = CliRunner().invoke(main, [command, "--generations", str(INT64_MAX + 1)])
     assert too_big.exit_code == 2 and f"x<={INT64_MAX}" in too_big.output, too_big.output
+    # Options in sections, the problem's first; the scheduler's last.
+    heads = [out.index(f"\n{s} options:\n") for s in ("Problem", "Algorithm", "Migration", "Run", "Scheduler")]
+    assert heads == sorted(heads) and heads[0] < out.index("  --problem") < heads[1] < out.index("  --population") \
+        < heads[2] < out.index("  --topology") < heads[3] < out.index("  --generations") < heads[4], out
     if command == "evolve":  # ISLAND is needed (unless --slurm names it): not shown as optional
         assert " evolve [OPTIONS] ISLAND\n" in out, out[:200]
 
