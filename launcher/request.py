@@ -20,7 +20,7 @@ from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.supervise import RestartPolicy
 from launcher.template_client import ForkServer
-from launcher.torch_jobs import check_islands_build
+from launcher.torch_jobs import check_islands_build, view_steps
 from migration_pool.errors import FormatError, ManifestConflict
 from migration_pool.island_ids import valid_island_id
 from migration_pool.rundir import RunDir
@@ -128,7 +128,7 @@ def new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], sp
     # Every island's problem and algorithm are built once (in a child: no torch here) before
     # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
     notes: list[str] | None = [] if "dim" in request.explicit else None
-    steps = {"begin": view.begin, "tick": view.waiting} if view is not None else {}
+    steps = view_steps(view)
     groups: list[dict[str, Any]] = []
     error = check_islands_build(config.to_dict(), overrides, notes, forks, groups=groups, **steps)
     if error is not None:

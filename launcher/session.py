@@ -41,7 +41,7 @@ from launcher.stop_requests import StopRequests
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch
 from launcher.template_client import ForkServer, ForkServerError, fork_server_wanted, start_template
-from launcher.torch_jobs import evaluate_champion
+from launcher.torch_jobs import evaluate_champion, view_steps
 from migration_pool.errors import FormatError, IslandBusy
 from migration_pool.rundir import RunDir
 
@@ -215,8 +215,10 @@ class _Session:
         env = island_environ(os.environ, self.request.loggers)  # None: the launcher's own
         if self.forks is not None:
             if self.forks.ready is None and self.forks.answering:  # a resumed run: nothing waited on it yet
-                self.view.begin("starting the island template (loading torch)")
-                self.forks.wait_ready(self.view.waiting)
+                steps = view_steps(self.view)
+                if steps:
+                    steps["begin"]("starting the island template (loading torch)")
+                self.forks.wait_ready(steps.get("tick", lambda: None))
             try:
                 return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)

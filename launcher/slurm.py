@@ -35,7 +35,7 @@ from launcher.request import LaunchRequest
 from launcher.sbatch import ENDED_MARK, SlurmOptions, render
 from launcher.session import read_status
 from launcher.summary import champion_record
-from launcher.torch_jobs import check_islands_build
+from launcher.torch_jobs import check_islands_build, view_steps
 from migration_pool.errors import ManifestConflict
 from migration_pool.rundir import RunDir
 
@@ -83,7 +83,7 @@ def new_plan(request: LaunchRequest, device: str, view: Any = None) -> planning.
     config = budget.for_islands(request.config, len(ids))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
-    steps = {"begin": view.begin, "tick": view.waiting} if view is not None else {}
+    steps = view_steps(view)
     error = check_islands_build(config.to_dict(), overrides, [] if "dim" in request.explicit else None, **steps)
     if error is not None:
         raise PlanError(error)

@@ -29,6 +29,14 @@ def _no_view(text: str | None = None) -> None:
     """No screen to keep alive (a library caller, a test)."""
 
 
+def view_steps(view: Any) -> dict[str, Callable[..., None]]:
+    """The `begin`/`tick` arguments of `check_islands_build` from a launcher view; none from a
+    caller's own view that lacks `begin`/`waiting` (`launch(request, view)` takes any view)."""
+    if view is None or not hasattr(view, "begin") or not hasattr(view, "waiting"):
+        return {}
+    return {"begin": view.begin, "tick": view.waiting}
+
+
 def _wait(proc: Any, tick: Callable[[], None], timeout: float) -> int:
     """`proc.wait(timeout)`, calling `tick` about every TICK_S: the waiting loop is what keeps
     the launcher's screen alive (no thread, docs/DESIGN.md)."""

@@ -4,11 +4,13 @@ island template; then "starting n/N" while the islands import torch."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from islands.exit_codes import EXIT_STOPPED
 from support.procs import child_env
 
 
@@ -59,3 +61,31 @@ def test_the_plan_of_a_mixed_archipelago_names_each_algorithms_settings(tmp_path
     assert [g.split(",")[0].strip() for g in groups] == ["algorithm cmaes", "algorithm de", "algorithm ga"], groups
     assert all(re.fullmatch(r"  algorithm \w+, population \d+  \(1 island\(s\): 0\d\)", g) for g in groups), groups
     assert "population 100" in groups[2] and "population 100" not in groups[0], groups
+
+
+def test_a_resumed_launch_names_the_template_while_it_loads_torch(tmp_path, reaper):
+    root = tmp_path / "run"
+    cmd = [sys.executable, "-m", "islands", "launch", "--plain", "-n", "1", "--run-dir", str(root), "--cores", "0",
+           "--problem", "slow_problem:make", "--param", "delay=0.05", "--dim", "3", "--population", "6",
+           "--generations", "100000", "--seed", "1", "--checkpoint-seconds", "0"]
+    first_run = reaper.start(cmd, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    for line in first_run.stdout:  # stopped once its island runs: a planned run with an unfinished island
+        if line.startswith("[") and "1 running" in line:
+            break
+    first_run.send_signal(signal.SIGINT)
+    first_run.stdout.read()
+    assert first_run.wait(timeout=120) == EXIT_STOPPED
+    resumed = reaper.start(cmd, stdout=subprocess.PIPE, text=True, cwd=tmp_path)  # the same command resumes
+    lines: list[str] = []
+    for line in resumed.stdout:  # up to the first progress line, then stopped again
+        lines.append(line.rstrip("\n"))
+        if line.startswith("[0:00:0"):
+            break
+    resumed.send_signal(signal.SIGINT)
+    resumed.stdout.read()
+    assert resumed.wait(timeout=120) == EXIT_STOPPED
+    text = "\n".join(lines)
+    # No settings check on resume; the template's torch import is named before the first island starts.
+    assert not any(line.startswith("checking settings") for line in lines), text
+    assert first(lines, "run ") < first(lines, "starting the island template (loading torch) ...") \
+        < first(lines, "[0:00:0"), text
