@@ -25,6 +25,7 @@ from islands.cli_errors import guarded  # noqa: E402
 from islands.cli_run_dir import (  # noqa: E402
     allow_nonempty_option, confirm_fresh, new_option, refuse_new_with_run_dir, run_dir_option, settings_run_dir,
     start_line, warn_about_locks, yes_option)
+from islands.cli_help import GroupedCommand  # noqa: E402
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
@@ -229,8 +230,8 @@ def main(debug: bool) -> None:
         os.environ[DEBUG_ENV] = "1"  # children (islands, the plan check) show theirs too
 
 
-@main.command()
-@click.argument("island", required=False)
+@main.command(cls=GroupedCommand)
+@click.argument("island", required=False, metavar="ISLAND")  # needed unless --slurm names it
 @run_dir_option
 @new_option
 @allow_nonempty_option
@@ -255,7 +256,7 @@ def evolve(island: str | None, run_dir: Path | None, new: bool, allow_nonempty: 
            logger: tuple[str, ...], **options: Any) -> None:
     """Run one island in the foreground, resuming from its checkpoint.
 
-    ISLAND is an id like island-03.
+    ISLAND is an id like island-03 (under --slurm it comes from the task and is left out).
 
     With no run in RUN_DIR, this creates one from the options; otherwise it joins that run
     and refuses options that contradict it. Without --run-dir, the run lives in a folder named

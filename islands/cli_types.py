@@ -36,7 +36,28 @@ class FiniteFloat(click.FloatRange):
         return rv
 
 
+class _Int64Range(click.IntRange):
+    """An IntRange whose 64-bit ceiling is enforced but not shown in --help: nobody needs
+    `[x<=9223372036854775807]` on every count (a lower bound or a smaller ceiling still shows)."""
+
+    _checking = False  # True while a value is converted: its error names the whole range
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        self._checking = True
+        try:
+            return super().convert(value, param, ctx)
+        finally:
+            self._checking = False
+
+    def _describe_range(self) -> str:
+        if self.max != INT64_MAX or self._checking:
+            return super()._describe_range()
+        if self.min is None:
+            return ""
+        return f"x{'>' if self.min_open else '>='}{self.min}"
+
+
 def Int64(min: int | None = None, max: int = INT64_MAX) -> click.IntRange:  # noqa: N802 (a type)
     """An integer option bounded to 64 bits, so an absurd count fails here, naming the option,
     not later while encoding the manifest."""
-    return click.IntRange(min=min, max=max)
+    return _Int64Range(min=min, max=max)

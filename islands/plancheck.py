@@ -40,20 +40,24 @@ def dim_note(problem_name: str, dim: int, built_dim: int) -> str | None:
 
 
 def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
-          notes: list[str] | None = None) -> str | None:
+          notes: list[str] | None = None, groups: list[dict[str, Any]] | None = None) -> str | None:
     """None when every island's config builds (and genomes agree under migration), else why not.
 
     With `notes` (the user typed --dim), a problem that ignored the asked dimension adds a
-    notice there, so the flag is never silently dropped.
+    notice there, so the flag is never silently dropped. With `groups`, the effective settings
+    that only the built problem and algorithm know (population, target, dtype) are appended
+    there per algorithm, with the islands that run them, for the launcher's plan line.
     """
     base = RunConfig.from_dict(config)
     shapes: dict[tuple[Any, ...], str] = {}
     seen: dict[str, str] = {}
+    found: dict[str, dict[str, Any]] = {}
     for isl in sorted(overrides) or ["(every island)"]:
         try:
             cfg = base.with_overrides(overrides.get(isl, {}))
             key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
             if key in seen:
+                found[key]["islands"].append(isl)
                 continue
             problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
             algo = check_runs(cfg, problem)  # the algorithm builds, the problem scores two genomes
@@ -70,12 +74,18 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
             own = overrides.get(isl)
             return f"{isl} ({_describe(own)}): {e}" if own else str(e)
         seen[key] = isl
+        dtype = str(resolve_dtype(cfg, problem)).replace("torch.", "")
+        found[key] = {"algorithm": cfg.algorithm, "population": cfg.population or algo.default_population(),
+                      "target": cfg.target if cfg.target is not None else problem.solved_at,
+                      "target_given": cfg.target is not None, "dtype": dtype, "islands": [isl], "checked": True}
         kind = REGISTRY[cfg.algorithm].genome_kind
         if kind != "vector":  # graphs of any size: the kind alone must agree
             shape: tuple[Any, ...] = (kind,)
         else:
-            shape = (problem.genome_kind, problem.dim, str(resolve_dtype(cfg, problem)).replace("torch.", ""))
+            shape = (problem.genome_kind, problem.dim, dtype)
         shapes.setdefault(shape, isl)
+    if groups is not None:
+        groups.extend(found.values())
     if base.migration.every and len(shapes) > 1:
         what = "; ".join(f"{isl}: {' '.join(map(str, s))}" for s, isl in shapes.items())
         return (f"islands would exchange genomes of different kinds or lengths ({what}); "
@@ -90,12 +100,13 @@ def _describe(values: Mapping[str, Any]) -> str:
 def main() -> int:
     request = json.load(sys.stdin)
     notes: list[str] | None = [] if request.get("dim_given") else None
+    groups: list[dict[str, Any]] = []
     try:
-        error = check(request["config"], request.get("overrides") or {}, notes)
+        error = check(request["config"], request.get("overrides") or {}, notes, groups)
     except Exception as e:  # noqa: BLE001 - a plug-in problem may raise anything: report it
         show_traceback(e)
         error = f"{type(e).__name__}: {e}"
-    json.dump({"error": error, "notes": notes or []}, sys.stdout)
+    json.dump({"error": error, "notes": notes or [], "groups": groups}, sys.stdout, default=float)
     return 0
 
 

@@ -25,6 +25,7 @@ from islands.loggers import LOGGERS_ENV
 from islands.cli_errors import guarded
 from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_option, refuse_new_with_run_dir,
                                  run_dir_option, settings_run_dir, start_line, warn_about_locks, yes_option)
+from islands.cli_help import GroupedCommand
 from islands.cli_types import FiniteFloat, Int64
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
 from islands.runs import check_memory, check_run_dir
@@ -101,7 +102,7 @@ def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: b
     sys.exit(EXIT_STOPPED if result.state == "stopped" else EXIT_ERROR)
 
 
-@click.command("slurm-script")
+@click.command("slurm-script", cls=GroupedCommand)
 @click.option("-n", "--islands", "n_islands", type=Int64(max=MAX_ISLANDS), default=None,
               help="Number of islands (a new run needs it; on resume: the recorded number).")
 @run_dir_option
@@ -150,7 +151,7 @@ def refuse_local_only(cores: str | None, device: str | None) -> None:
         raise PlanError(f"--device {device!r}: under SLURM use cpu or cuda (SLURM gives each task its GPU)")
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.option("-n", "--islands", "n_islands", type=Int64(max=MAX_ISLANDS), default=None,
               help="Number of islands (default: one per available core; on resume: the recorded number).")
 @run_dir_option

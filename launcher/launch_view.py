@@ -5,7 +5,11 @@ Views only format what the launcher hands them (`Row`s and messages); they read 
 The live table is refreshed by the launcher's loop, never by a rich background thread: the
 launcher forks islands with a `preexec_fn`, which should not race with other threads.
 Islands show "starting" from their spawn until their first status (importing torch takes
-seconds), and the overall ETA waits for them (`islands.status.progress.Eta`). This is the
+seconds), and the overall ETA waits for them (`islands.status.progress.Eta`). Before that, a
+step the launcher waits on (the settings check, the island template importing torch) is named
+by `begin` and kept alive by `waiting`, which the waiting loop calls (a line every
+STEP_EVERY_S in plain mode, a spinner with the seconds on a terminal): the screen is never
+blank while torch loads. This is the
 launcher's view of many islands; one island's own bar is `islands.status.island_view`.
 """
 from __future__ import annotations
@@ -49,6 +53,23 @@ class Row:
 
 
 ENDED = ("finished", "stopped", "failed")
+STEP_EVERY_S = 3.0  # plain mode: a line this often while a step or the islands' start is under way
+SPINNER = "|/-\\"
+
+
+class Step:
+    """The step the launcher is waiting on, and since when."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.since = self.shown = time.monotonic()
+
+    def begin(self, text: str) -> None:
+        self.text, self.since = text, time.monotonic()
+        self.shown = self.since
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.since
 STATES = ("running", "starting", "waiting", "pending", "requeued", "stopping", "finished", "stopped", "dead", "failed")
 
 
@@ -104,15 +125,31 @@ class PlainView:
         self.every_s = every_s
         self._last = float("-inf")
         self.eta = Eta()
+        self.step = Step()
 
     def message(self, text: str) -> None:
+        self.step.text = None
         print(text, file=self.out, flush=True)
+
+    def begin(self, text: str) -> None:
+        """A step the launcher now waits on: said at once."""
+        self.message(f"{text} ...")
+        self.step.begin(text)
+
+    def waiting(self) -> None:
+        """Called by the loop that waits on the step: a line every STEP_EVERY_S."""
+        now = time.monotonic()
+        if self.step.text is not None and now - self.step.shown >= STEP_EVERY_S:
+            self.step.shown = now
+            print(f"{self.step.text} ... {self.step.elapsed():.0f} s", file=self.out, flush=True)
 
     def update(self, rows: Sequence[Row], elapsed: float, force: bool = False) -> None:
         done, settled = overall(rows)
         eta = self.eta.update(done, elapsed, settled)
         now = time.monotonic()
-        if force or now - self._last >= self.every_s:
+        # While islands import torch ("starting n/N") a line every few seconds, not every 10.
+        every = min(self.every_s, STEP_EVERY_S) if not settled else self.every_s
+        if force or now - self._last >= every:
             self._last = now
             self.message(headline(rows, elapsed, eta))
 
@@ -145,6 +182,7 @@ class LiveView:
         self.task = self.bar.add_task("starting", total=1.0, eta="?", elapsed="0:00:00")
         self._started = False  # started on first use, so an early error prints only itself
         self._ended = False
+        self.step = Step()
 
     def _start(self) -> None:
         if not self._started:
@@ -156,7 +194,29 @@ class LiveView:
             self.console.print(text, markup=False, highlight=False)
             return
         self._start()
+        if self.step.text is not None:  # the step is over: its spinner goes
+            self.step.text = None
+            self.live.update(Text(""), refresh=False)
         self.live.console.print(text, markup=False, highlight=False)
+
+    def begin(self, text: str) -> None:
+        """A step the launcher now waits on: a spinner line with its seconds, until the next message."""
+        if self._ended:
+            return
+        self._start()
+        self.step.begin(text)
+        self._spin()
+
+    def waiting(self) -> None:
+        """Called by the loop that waits on the step: the spinner turns, the seconds count."""
+        if self.step.text is not None and not self._ended and time.monotonic() - self.step.shown >= 0.2:
+            self._spin()
+
+    def _spin(self) -> None:
+        self.step.shown = time.monotonic()
+        elapsed = self.step.elapsed()
+        self.live.update(Text(f"{SPINNER[int(elapsed * 5) % len(SPINNER)]} {self.step.text} ... {elapsed:.0f} s",
+                              style="yellow"), refresh=True)
 
     def update(self, rows: Sequence[Row], elapsed: float, force: bool = False) -> None:
         done, settled = overall(rows)
@@ -166,6 +226,7 @@ class LiveView:
             return
         self._start()
         self._last = now
+        self.step.text = None  # the islands' table replaces a step's spinner
         self.live.update(self.frame(rows, elapsed, done, eta), refresh=True)
 
     def frame(self, rows: Sequence[Row], elapsed: float, done: float | None, eta: float | None) -> Any:

@@ -149,6 +149,9 @@ def _default(name: str) -> Any:
     return getattr(RunConfig(), name) if name in ("population", "algorithm") else getattr(GAConfig(), name)
 
 
+DEFAULT_POPULATION = "the algorithm's default"
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
@@ -305,6 +308,9 @@ class Plan:
     cores: tuple[int, ...]
     vary: tuple[VarySpec, ...] = ()
     notes: tuple[str, ...] = ()  # notices found while checking the plan (e.g. an unused --dim)
+    # The effective settings per algorithm found by the check (`islands.plancheck.check`:
+    # algorithm, population, target, dtype, islands); empty for a resumed run (not checked again).
+    groups: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def ids(self) -> list[str]:
@@ -327,6 +333,15 @@ class Plan:
             },
         }
 
+    def setting_groups(self, config: Any) -> tuple[Mapping[str, Any], ...]:
+        """The check's groups, else (a resumed run, not checked again) each island's algorithm
+        and population from its overrides, those the problem decides left unknown (None)."""
+        if self.groups or not any(p.overrides for p in self.islands):
+            return self.groups
+        cfgs = [(p.island, config.with_overrides(p.overrides)) for p in self.islands]
+        return tuple({"algorithm": c.algorithm, "population": c.population, "target": c.target,
+                      "target_given": c.target is not None, "dtype": c.dtype, "islands": [i]} for i, c in cfgs)
+
     def describe(self) -> list[str]:
         """Human lines: one header, then one line per island."""
         n, c = len(self.islands), len(self.cores)
@@ -343,13 +358,34 @@ class Plan:
         return lines
 
 
-def settings_line(config: Any, islands: int = 1) -> str:
-    """What each island runs, defaults included (a --vary spread shows on the island lines),
-    and what stops it: the evaluation budget (the run's, and each island's share) and the
-    generation limit."""
-    population = config.population if config.population is not None else "the algorithm's default"
-    return (f"settings: problem {config.problem}, dim {config.dim}, algorithm {config.algorithm}, "
-            f"population {population}, {budget.describe(config, islands)}")
+def settings_lines(config: Any, islands: int = 1, groups: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """What each island runs, defaults included, and what stops it: the evaluation budget (the
+    run's, and each island's share), the generation limit, the target, the stop rule and the
+    dtype. `groups` (the check's, `Plan.groups`) give the effective population, target and
+    dtype per algorithm: one line when every island runs the same, else the settings the
+    groups share, then one line per algorithm group with what differs (--vary algorithm=...)."""
+    rows: dict[tuple[str, ...], list[str]] = {}  # the settings' words -> the islands running them
+    for g in groups or [{"algorithm": config.algorithm, "population": config.population, "target": config.target,
+                         "target_given": config.target is not None, "dtype": config.dtype}]:
+        pop, target, given = g.get("population"), g.get("target"), g.get("target_given")
+        words = (f"algorithm {g.get('algorithm')}", f"population {pop if pop is not None else DEFAULT_POPULATION}",
+                 ("no target (the problem has none)" if g.get("checked") else "target: the problem's") if target is None
+                 else f"target {target:g}" + ("" if given else " (the problem's)"),
+                 f"dtype {g.get('dtype') or 'the problem' + chr(39) + 's'}")
+        rows.setdefault(words, []).extend(g.get("islands") or ())
+    shared = [i for i in range(4) if len({w[i] for w in rows}) == 1]
+    first = next(iter(rows))
+    stop = "stop: each island at its target" if config.stop_when == "all" else "stop: the run once any island reaches its target"
+    if config.stagnation_limit:
+        stop += f" or after {config.stagnation_limit} generations without progress"
+    head = [f"problem {config.problem}", f"dim {config.dim}", *(first[i] for i in (0, 1) if i in shared),
+            budget.describe(config, islands), *(first[i] for i in (2,) if i in shared), stop,
+            *(first[i] for i in (3,) if i in shared)]
+    lines = ["settings: " + ", ".join(head)]
+    for words, ids in sorted(rows.items()) if len(rows) > 1 else ():
+        shown = ", ".join(i.replace("island-", "") for i in ids[:6]) + (f" +{len(ids) - 6} more" if len(ids) > 6 else "")
+        lines.append(f"  {', '.join(w for i, w in enumerate(words) if i not in shared)}  ({len(ids)} island(s): {shown})")
+    return lines
 
 
 def migration_line(mig: Any, islands: int) -> str:

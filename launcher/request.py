@@ -20,7 +20,7 @@ from launcher import plan as planning
 from launcher.errors import PlanError
 from launcher.supervise import RestartPolicy
 from launcher.template_client import ForkServer
-from launcher.torch_jobs import check_islands_build
+from launcher.torch_jobs import check_islands_build, view_steps
 from migration_pool.errors import FormatError, ManifestConflict
 from migration_pool.island_ids import valid_island_id
 from migration_pool.rundir import RunDir
@@ -101,11 +101,12 @@ def _gpus(device: str) -> list[str] | None:
 
 
 def join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: list,
-         fresh: planning.Plan | None, forks: ForkServer | None = None) -> tuple[Run, planning.Plan]:
-    """The run (created with the `fresh` plan if new) and the plan to run it with."""
+         fresh: planning.Plan | None, forks: ForkServer | None = None, view: Any = None) -> tuple[Run, planning.Plan]:
+    """The run (created with the `fresh` plan if new) and the plan to run it with; `view`
+    (the launcher's) is told what the settings check is waiting for."""
     if rundir.read_manifest() is None:
         config = new_run_config(request, cores)
-        plan = fresh or new_plan(config, request, cores, specs, forks)
+        plan = fresh or new_plan(config, request, cores, specs, forks, view)
         run, created = join_run(rundir.root, config, request.explicit,
                                 make_manifest=lambda: new_manifest(config, **plan.manifest_fields()),
                                 allow_shared=request.allow_shared_run)
@@ -114,11 +115,11 @@ def join(rundir: RunDir, request: LaunchRequest, cores: Sequence[int], specs: li
     else:
         run, _ = join_run(rundir.root, request.config, request.explicit,
                           allow_shared=request.allow_shared_run)
-    return run, _resume_plan(rundir, run, request, cores, specs, forks)
+    return run, _resume_plan(rundir, run, request, cores, specs, forks, view)
 
 
 def new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], specs: list,
-             forks: ForkServer | None = None) -> planning.Plan:
+             forks: ForkServer | None = None, view: Any = None) -> planning.Plan:
     """The plan of a run with `config` (a new run's from `new_run_config`, or a run that
     `islands evolve` started and this launch adopts: its recorded budget stays as it is)."""
     ids = planning.island_ids(request.islands or len(cores))
@@ -127,17 +128,19 @@ def new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], sp
     # Every island's problem and algorithm are built once (in a child: no torch here) before
     # anything is written, so a typo in --problem, --param or --algorithm-param starts nothing.
     notes: list[str] | None = [] if "dim" in request.explicit else None
-    error = check_islands_build(config.to_dict(), overrides, notes, forks)
+    steps = view_steps(view)
+    groups: list[dict[str, Any]] = []
+    error = check_islands_build(config.to_dict(), overrides, notes, forks, groups=groups, **steps)
     if error is not None:
         varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
         raise PlanError(f"--vary: {error}" if varied else error)
     device = request.device or "cpu"
     plan = planning.make_plan(ids, cores, device, _gpus(device), overrides, specs)
-    return replace(plan, notes=tuple(notes or ()))
+    return replace(plan, notes=tuple(notes or ()), groups=tuple(groups))
 
 
 def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequence[int], specs: list,
-                 forks: ForkServer | None = None) -> planning.Plan:
+                 forks: ForkServer | None = None, view: Any = None) -> planning.Plan:
     """The recorded plan on today's cores, refusing -n, --vary or --device that contradict it."""
     m = run.manifest
     recorded = m.get("plan") or {}
@@ -145,7 +148,7 @@ def _resume_plan(rundir: RunDir, run: Run, request: LaunchRequest, cores: Sequen
         # A run started by `islands evolve`: adopt it and record this launcher's plan.
         if specs and rundir.island_ids():
             raise PlanError("--vary cannot be added to a run whose islands have already started")
-        plan = new_plan(run.config, request, cores, specs, forks)
+        plan = new_plan(run.config, request, cores, specs, forks, view)
         rundir.update_manifest(lambda cur: cur if cur.get("islands") else {**cur, **plan.manifest_fields()})
         return plan
     planned = list(m["islands"])

@@ -41,7 +41,7 @@ from launcher.stop_requests import StopRequests
 from launcher.summary import champion_record, summarize, summary_lines, time_to_target
 from launcher.supervise import Action, IslandWatch
 from launcher.template_client import ForkServer, ForkServerError, fork_server_wanted, start_template
-from launcher.torch_jobs import evaluate_champion
+from launcher.torch_jobs import evaluate_champion, view_steps
 from migration_pool.errors import FormatError, IslandBusy
 from migration_pool.rundir import RunDir
 
@@ -98,13 +98,13 @@ def _launch(request: LaunchRequest, view: Any, stops: StopRequests) -> LaunchRes
     if request.fork_server and fork_server_wanted():  # it imports while the plan is made, and checks it
         forks = start_template(rundir, max(planned_count(rundir), request.islands or len(cores)), request.device)
     try:
-        fresh = new_plan(new_run_config(request, cores), request, cores, specs, forks) \
+        fresh = new_plan(new_run_config(request, cores), request, cores, specs, forks, view) \
             if request.fresh or not rundir.is_run() else None
         if request.fresh:
             rundir.reset_run()  # refuses while a launcher or an island of the run is alive
         lock = rundir.claim_launcher()
         try:
-            run, plan = join(rundir, request, cores, specs, fresh, forks)
+            run, plan = join(rundir, request, cores, specs, fresh, forks, view)
             return _Session(rundir, run, plan, request, view, forks, stops.signals).run()
         finally:
             lock.release()
@@ -168,7 +168,8 @@ class _Session:
         self._check_not_running()
         for line in self.plan.describe():
             self.view.message(line)
-        self.view.message(planning.settings_line(self.run_.config, len(self.plan.ids)))
+        for line in planning.settings_lines(self.run_.config, len(self.plan.ids), self.plan.setting_groups(self.run_.config)):
+            self.view.message(line)
         for note in self.plan.notes:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
@@ -213,6 +214,11 @@ class _Session:
         p = self.by_id[island]
         env = island_environ(os.environ, self.request.loggers)  # None: the launcher's own
         if self.forks is not None:
+            if self.forks.ready is None and self.forks.answering:  # a resumed run: nothing waited on it yet
+                steps = view_steps(self.view)
+                if steps:
+                    steps["begin"]("starting the island template (loading torch)")
+                self.forks.wait_ready(steps.get("tick", lambda: None))
             try:
                 return spawn_island(self.rundir, island, cores=p.cores, device=p.device, env=env,
                                     cuda_visible=p.cuda_visible, attempt=attempt, forks=self.forks)

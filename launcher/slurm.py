@@ -35,7 +35,7 @@ from launcher.request import LaunchRequest
 from launcher.sbatch import ENDED_MARK, SlurmOptions, render
 from launcher.session import read_status
 from launcher.summary import champion_record
-from launcher.torch_jobs import check_islands_build
+from launcher.torch_jobs import check_islands_build, view_steps
 from migration_pool.errors import ManifestConflict
 from migration_pool.rundir import RunDir
 
@@ -73,8 +73,9 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def new_plan(request: LaunchRequest, device: str) -> planning.Plan:
-    """A new run's plan: ids, --vary overrides, every island's settings built once (in a child)."""
+def new_plan(request: LaunchRequest, device: str, view: Any = None) -> planning.Plan:
+    """A new run's plan: ids, --vary overrides, every island's settings built once (in a child,
+    while `view` says so)."""
     if request.islands is None:
         raise PlanError("--backend slurm needs -n/--islands for a new run (there are no local cores to count)")
     specs = [planning.parse_vary(v) for v in request.vary]
@@ -82,7 +83,8 @@ def new_plan(request: LaunchRequest, device: str) -> planning.Plan:
     config = budget.for_islands(request.config, len(ids))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
-    error = check_islands_build(config.to_dict(), overrides, [] if "dim" in request.explicit else None)
+    steps = view_steps(view)
+    error = check_islands_build(config.to_dict(), overrides, [] if "dim" in request.explicit else None, **steps)
     if error is not None:
         raise PlanError(error)
     # Each task sees only its own GPU, as cuda:0; cores are SLURM's to choose.
@@ -139,7 +141,7 @@ class SlurmLaunch:
             self.rundir.check_private()
         manifest = self.rundir.read_manifest()
         if manifest is None:
-            plan = new_plan(self.request, self.opts.device)
+            plan = new_plan(self.request, self.opts.device, self.view)
             self.test_only(self.script(planned=plan.ids))  # nothing written yet
             self._claim()
             fields = plan.manifest_fields()

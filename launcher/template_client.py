@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from islands.config import island_id
 from launcher.child_setup import child_command, child_env, pdeathsig_wanted, preexec
@@ -31,6 +31,7 @@ NO_FORK_SERVER_ENV = "ISLANDS_NO_FORK_SERVER"
 READY_TIMEOUT_S = 300.0  # imports on a loaded machine; the first island waits for them anyway
 ANSWER_TIMEOUT_S = 10.0  # a ready template that leaves a ping or a spawn unanswered this long is not trusted
 PING_EVERY_S = 1.0
+WAIT_TICK_S = 0.2  # how often a wait for the template calls its `tick`
 TEMPLATE_MODULE = "islands.island_template"
 
 
@@ -184,6 +185,15 @@ class ForkServer:
             raise ForkServerError(f"island template exited {self.proc.wait()}: {self.error_tail()}")
         if self.hung:
             raise ForkServerError(f"island template not answering ({self.hung})")
+
+    def wait_ready(self, tick: Callable[[], None], timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait (up to `timeout` s) until the template has imported torch, calling `tick` about
+        every WAIT_TICK_S so that the launcher's screen says what it waits for; errors are left
+        to `spawn`, which follows."""
+        deadline = time.monotonic() + timeout
+        while self.ready is None and self.answering and time.monotonic() < deadline:
+            self.pump(WAIT_TICK_S)
+            tick()
 
     def error_tail(self) -> str:
         self._err.seek(0)

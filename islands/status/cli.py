@@ -35,6 +35,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 160
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as its top flows
+ENDED = ("finished", "failed", "stopped")  # states no island leaves by itself: a watch of them ends
 
 
 @click.command()
@@ -44,7 +45,8 @@ MATRIX_MAX = 12  # islands beyond which the migration matrix is summarised as it
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (schema: `islands status --schema`); with --watch, one line per refresh.")
 @click.option("--watch", type=FiniteFloat(min=0.1), is_flag=False, flag_value=2.0, default=None,
-              metavar="[SECONDS]", help="Refresh in place every SECONDS (default 2) until Ctrl+C.")
+              metavar="[SECONDS]", help="Refresh in place every SECONDS (default 2) until Ctrl+C, or until every "
+                                        "island has ended (finished, failed or stopped).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
               help="Also draw fitness per island and diversity over time into FILE.png (its path is printed).")
 @click.option("--plot-x", type=click.Choice(["generation", "time"]), default="generation", show_default=True,
@@ -104,6 +106,8 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
         if as_json:
             while True:
                 _emit(report, True, compact=True)
+                if ended(report):
+                    break
                 time.sleep(watch)
                 report = make()
         else:
@@ -113,6 +117,13 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
             raise
     except BrokenPipeError:  # `islands status --json --watch | head`: the reader left, so do we
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
+def ended(report: dict[str, Any]) -> bool:
+    """Every island has ended: nothing will change until someone resumes the run, so a watch
+    stops (after showing this view once) instead of redrawing it forever."""
+    islands = report.get("islands") or []
+    return bool(islands) and all(i.get("state") in ENDED for i in islands)
 
 
 def _emit(report: dict[str, Any], as_json: bool, compact: bool = False) -> None:
@@ -130,7 +141,7 @@ def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, pl
     from rich.text import Text  # lazy: rich, as above
 
     with Live(render(report), console=_console(), auto_refresh=False) as live:
-        while True:
+        while not ended(report):
             time.sleep(every)
             try:
                 report = make()
@@ -139,6 +150,7 @@ def _watch_table(report: dict[str, Any], make: Any, every: float, root: Path, pl
                 live.update(render(report), refresh=True)
             except (PoolError, Failure) as e:  # the run vanished or broke mid-watch: say so, go on
                 live.update(Text(f"error: {e} (retrying every {every:g} s)", style="bold red"), refresh=True)
+    click.echo("every island has ended; watch over", err=True)
 
 
 def _console() -> Any:

@@ -2,6 +2,7 @@
 documented exit code, and nothing started (no process, no run directory, no log)."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -24,8 +25,13 @@ def run_cli(*args):
     return result
 
 
+STEP = re.compile(r"(starting the island template|checking settings)( \(loading torch\))? \.\.\.( \d+ s)?")
+
+
 def one_error_line(result):
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    """The one line of a refusal; the launch's step lines before it ("checking settings ...",
+    the screen never blank while torch loads) are progress, not part of the error."""
+    lines = [line for line in result.output.splitlines() if line.strip() and not STEP.fullmatch(line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     return lines[0]
 

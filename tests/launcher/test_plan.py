@@ -145,15 +145,28 @@ def test_vary_lists_of_integer_settings_take_integers_only():
 # -- the run's evaluation budget ----------------------------------------------------------------
 def test_a_launch_splits_the_runs_budget_over_the_islands_it_plans(tmp_path):
     from islands.errors import ConfigError
-    from launcher.plan import settings_line
+    from launcher.plan import settings_lines
     from launcher.request import LaunchRequest, new_run_config
 
     given = RunConfig(algorithm="cmaes", evaluation_budget=4000)
     config = new_run_config(LaunchRequest(tmp_path, given, islands=2), cores=(0, 1, 2, 3))
     assert (config.max_evaluations, config.evaluation_budget, config.generations) == (2000, 4000, None)
     assert new_run_config(LaunchRequest(tmp_path, given), cores=(0, 1, 2, 3)).max_evaluations == 1000  # one per core
-    assert settings_line(config, 2).endswith("budget 4,000 evaluations (2,000 per island), no generation limit")
-    assert settings_line(RunConfig(), 2).endswith("population 100, 200 generations")
+    assert "budget 4,000 evaluations (2,000 per island), no generation limit, " in settings_lines(config, 2)[0]
+    assert "population 100, 200 generations, target: the problem's, stop: each island at its target, dtype the " \
+           "problem's" in settings_lines(RunConfig(), 2)[0]
     with pytest.raises(ConfigError, match="but --max-evaluations-per-island says 1500"):
         new_run_config(LaunchRequest(tmp_path, RunConfig(evaluation_budget=4000, max_evaluations=1500), islands=2),
                        cores=(0,))
+
+
+def test_the_settings_line_of_a_mixed_archipelago_names_each_algorithms_population():
+    from launcher.plan import settings_lines
+
+    groups = [{"algorithm": a, "population": p, "target": -1e-4, "target_given": False, "dtype": "float64",
+               "islands": ids} for a, p, ids in (("ga", 100, ["island-02"]), ("cmaes", 10, ["island-00", "island-03"]))]
+    lines = settings_lines(RunConfig(stop_when="first", stagnation_limit=7), 3, groups)
+    assert lines[0] == ("settings: problem rastrigin, dim 10, 200 generations, target -0.0001 (the problem's), stop: the "
+                        "run once any island reaches its target or after 7 generations without progress, dtype float64")
+    assert lines[1:] == ["  algorithm cmaes, population 10  (2 island(s): 00, 03)",
+                         "  algorithm ga, population 100  (1 island(s): 02)"]

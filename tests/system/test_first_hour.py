@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from islands.cli import RUN_OPTIONS, main
+from islands.cli_types import INT64_MAX
 from islands.config import GAConfig, MigrationConfig, RunConfig
 from islands.status import report as rep
 from islands.status.cli import status as status_cmd
@@ -86,6 +87,16 @@ def test_help_shows_every_run_default(command):
     # The help is what the user sees: the rendered text carries them too.
     out = CliRunner().invoke(main, [command, "--help"]).output
     assert out.count("[default:") >= len(RUN_OPTIONS) and "x<=None" not in out
+    # The 64-bit ceiling is enforced, not shown: no [x<=9223372036854775807] on every count.
+    assert str(INT64_MAX) not in out and "[x>=1]" in out
+    too_big = CliRunner().invoke(main, [command, "--generations", str(INT64_MAX + 1)])
+    assert too_big.exit_code == 2 and f"x<={INT64_MAX}" in too_big.output, too_big.output
+    # Options in sections, the problem's first; the scheduler's last.
+    heads = [out.index(f"\n{s} options:\n") for s in ("Problem", "Algorithm", "Migration", "Run", "Scheduler")]
+    assert heads == sorted(heads) and heads[0] < out.index("  --problem") < heads[1] < out.index("  --population") \
+        < heads[2] < out.index("  --topology") < heads[3] < out.index("  --generations") < heads[4], out
+    if command == "evolve":  # ISLAND is needed (unless --slurm names it): not shown as optional
+        assert " evolve [OPTIONS] ISLAND\n" in out, out[:200]
 
 
 def test_runs_without_run_dir_get_a_printed_folder_per_settings(tmp_path):

@@ -1,7 +1,7 @@
 """The launch screen as a person sees it (issue 14, item 3): a real `islands launch -n 3` on a
 terminal of fixed size (a detached tmux session), its screen captured while it runs and after.
 
-While islands import torch they show "starting"; once they report, an overall bar with an ETA;
+Before the plan, the step torch is loaded for turns a spinner; while islands import torch they show "starting"; once they report, an overall bar with an ETA;
 at the end the summary is the last thing on screen, below the last frame of the table (which
 used to print after it and push it off screen), with no raw float such as -12.577276229858398.
 """
@@ -70,6 +70,9 @@ def test_launch_screen_shows_starting_a_bar_with_eta_and_ends_with_the_summary(t
 
     during = [s for s in seen[:-1] if not any(line.startswith(DONE) for line in s)]
     text = ["\n".join(s) for s in during]
+    # Never blank: while torch loads (before the plan) a spinner says so, with its seconds.
+    assert any(re.search(r"(starting the island template|checking settings) \(loading torch\) \.\.\. \d+ s", t)
+               for t in text), "no step named while torch loaded:\n" + text[0]
     assert any("starting 0/3" in t for t in text), "no 'starting' state before the islands reported"
     running = [t for t in text if "━" in t and ETA.search(t) and "running" in t]
     assert running, "no bar with an ETA while the islands ran:\n" + text[-1]

@@ -138,7 +138,7 @@ def test_history_sampling(tmp_path):
 
 
 # -- synthetic runs: errors and launcher state ----------------------------------------------
-def _fake_run(root: Path, islands: int = 2) -> RunDir:
+def _fake_run(root: Path, islands: int = 2, state: str = "finished") -> RunDir:
     rd = RunDir(root)
     ids = [f"island-{i:02d}" for i in range(islands)]
     rd.create_or_read_manifest(lambda: {"schema": 1, "run_id": "r1", "created": 0.0, "islands": ids,
@@ -146,7 +146,7 @@ def _fake_run(root: Path, islands: int = 2) -> RunDir:
                                                                     "migration": {"every": 0}}})
     for n, island in enumerate(ids):
         rd.ensure(island)
-        rd.island(island).write_status(status_body(island, best=-1.0 - n, mean=-2.0, best_ever=-0.5 - n,
+        rd.island(island).write_status(status_body(island, state=state, best=-1.0 - n, mean=-2.0, best_ever=-0.5 - n,
                                             best_genome=np.arange(3.0), evals_per_sec=50.0, diversity=0.1,
                                             foreign_share=0.0, centroid=np.full(3, 0.5), host=HERE, pid=1,
                                             started=0.0, heartbeat=time.time()))
@@ -235,7 +235,7 @@ def test_schema_is_valid_and_has_teeth(tmp_path):
 
 
 def test_watch_refreshes_and_ctrl_c_exits_zero(tmp_path, monkeypatch):
-    _fake_run(tmp_path)
+    _fake_run(tmp_path, state="running")  # a finished run would end the watch by itself
     calls = []
     real = rep.build_report
 
@@ -413,10 +413,23 @@ def test_isolated_islands_then_stopped_and_killed(runs):
     assert result.exit_code == 0 and "dead" in result.output and "stopped" in result.output
 
 
+def test_watch_of_an_ended_run_shows_it_once_and_exits(runs):
+    a, _, _ = runs  # every island finished
+    for extra in ((), ("--json",)):
+        out = subprocess.run([sys.executable, "-m", "islands", "status", "--run-dir", str(a), "--watch", "0.1", *extra],
+                             env=child_env(), capture_output=True, text=True, start_new_session=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        if extra:
+            lines = out.stdout.splitlines()
+            assert len(lines) == 1 and {i["state"] for i in json.loads(lines[0])["islands"]} == {"finished"}
+        else:
+            assert out.stdout.count("island-02") >= 1 and "watch over" in out.stderr, out.stdout + out.stderr
+
+
 def test_json_watch_real_process_stops_cleanly(runs):
-    a, _, _ = runs
+    _, b, _ = runs  # never all ended (running, or stopped and dead): the watch goes on until a signal
     for sig in (signal.SIGINT, signal.SIGTERM):
-        p = subprocess.Popen([sys.executable, "-m", "islands", "status", "--run-dir", str(a), "--json", "--watch", "0.1"],
+        p = subprocess.Popen([sys.executable, "-m", "islands", "status", "--run-dir", str(b), "--json", "--watch", "0.1"],
                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
             docs = [json.loads(p.stdout.readline()) for _ in range(2)]  # two refreshes: it is in the loop
