@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from islands.problems import make_problem
-from support.procs import alive, result, wait_for
+from support.procs import alive, child_env, result, wait_for
 from support.slow_problem import make
 
 # What an island does with `--problem slow_problem:make --param base=...`, in a child process.
@@ -52,6 +52,41 @@ def test_barrier_is_met_once_every_party_has_arrived(tmp_path):
     p = make(2, delay=0.0, barrier=str(barrier), parties=2)
     p.evaluate(torch.zeros(1, 2, dtype=torch.float64))
     assert sorted(os.listdir(barrier)) == sorted(["other-island", str(os.getpid())])
+
+
+# An island's turn lasts from one population evaluation to the next, so what it writes
+# between two lands in its turn; the one-genome evaluation (a screened immigrant) takes none.
+TAKE_TURNS = r"""
+import os, sys, torch
+from slow_problem import make
+p = make(2, delay=0.0, barrier=sys.argv[1], parties=2, turns=3, rows=2)
+for _ in range(3):
+    p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
+    p.evaluate(torch.zeros(1, 2, dtype=torch.float64))
+    with open(sys.argv[2], "a") as f:
+        f.write(os.environ["SLOW_PROBLEM_PLACE"])
+print("[]")
+"""
+
+
+def test_islands_with_turns_go_one_after_the_other(tmp_path, reaper):
+    barrier, log = tmp_path / "barrier", tmp_path / "log"
+    # The second place starts first: the order of turns is the places', not the starts'.
+    children = [reaper.python(TAKE_TURNS, str(barrier), str(log), env=child_env(SLOW_PROBLEM_PLACE=place))
+                for place in ("1", "0")]
+    for child in children:
+        result(child)
+    assert log.read_text() == "010101"
+    assert sorted(os.listdir(barrier / "turns")) == [f"done-{t}" for t in range(6)]
+
+
+def test_a_turn_that_never_comes_fails_the_evaluation(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLOW_PROBLEM_PLACE", "1")
+    monkeypatch.setattr("support.slow_problem.TURN_TIMEOUT_S", 0.05)
+    (tmp_path / "2").touch()  # the other party met the barrier, then never took its turn
+    p = make(2, delay=0.0, barrier=str(tmp_path), parties=2, turns=3, rows=2)
+    with pytest.raises(RuntimeError, match="turn 1 did not come"):
+        p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
 
 
 def test_children_find_the_plug_in_by_its_command_line_name(reaper):
