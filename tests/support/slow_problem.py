@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -23,7 +25,7 @@ TURN_TIMEOUT_S = 60.0
 
 
 def make(dim: int = 10, delay: float = 0.004, base: str = "rastrigin", barrier: str = "",
-         parties: int = 1, turns: int = 0, rows: int = 1) -> Problem:
+         parties: int = 1, turns: int = 0, rows: int = 1, trace: str = "") -> Problem:
     """`base` ("rastrigin" or "sphere") that sleeps `delay` seconds per evaluation.
 
     With `barrier` (a directory), the first evaluation waits until `parties` processes have
@@ -35,14 +37,26 @@ def make(dim: int = 10, delay: float = 0.004, base: str = "rastrigin", barrier: 
     population evaluation (its migration included) while the others wait. Evaluations of
     fewer than `rows` genomes (immigrants being screened, mid-turn) take no turn. A turn that
     does not come within TURN_TIMEOUT_S raises: the island fails with the reason in its log.
+
+    With `trace` (a file), each evaluation appends a line `evaluate` as it begins, and the
+    first wraps the island's handlers of the stop signals (installed by then) so that each
+    run of one first appends `signal <number>`. A test then sends a signal while an island
+    is inside a given evaluation, and the next once the last was handled (Python merges
+    repeats of a signal whose handler has not run yet).
     """
     if base not in BASES:
         raise ValueError(f"slow_problem: base must be one of {BASES}, got {base!r}")
     inner = make_problem(base, dim, solved_at=None)
     waited = [not barrier]
+    wrapped = [not trace]
     taking = _Turns(barrier, int(parties), int(turns)) if barrier and int(turns) else None
 
     def slow(genomes: Any) -> Any:
+        if not wrapped[0]:
+            wrapped[0] = True
+            _trace_handlers(trace)
+        if trace:
+            _append(trace, "evaluate")
         if not waited[0]:
             waited[0] = True
             _meet(barrier, int(parties))
@@ -96,6 +110,29 @@ class _Turns:
         self.calls += 1
         if self.calls == self.turns:  # the island's last evaluation: nothing of it follows
             self._done(self._turn(self.calls - 1))
+
+
+def _append(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _trace_handlers(path: str) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("slow_problem: trace= needs the island's loop in the main thread")
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        original = signal.getsignal(signum)
+        if not callable(original):
+            raise RuntimeError(f"slow_problem: no handler of signal {signum} to wrap ({original!r})")
+
+        def record(number: int, frame: Any, original: Any = original) -> None:
+            _append(path, f"signal {number}")  # first: the second SIGINT's handler exits at once
+            original(number, frame)
+
+        signal.signal(signum, record)
 
 
 def _meet(barrier: str, parties: int, timeout: float = 60.0) -> None:
