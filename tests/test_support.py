@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from islands.problems import make_problem
-from support.procs import alive, child_env, result, wait_for
+from support.procs import alive, child_env, result, signal_pending, wait_for, waits_for_a_child
 from support.slow_problem import make
 
 # What an island does with `--problem slow_problem:make --param base=...`, in a child process.
@@ -56,15 +57,17 @@ def test_barrier_is_met_once_every_party_has_arrived(tmp_path):
 
 # An island's turn lasts from one population evaluation to the next, so what it writes
 # between two lands in its turn; the one-genome evaluation (a screened immigrant) takes none.
+# The last turn ends with its evaluation (an island's run ends there).
 TAKE_TURNS = r"""
 import os, sys, torch
 from slow_problem import make
-p = make(2, delay=0.0, barrier=sys.argv[1], parties=2, turns=3, rows=2)
+p = make(2, delay=0.0, barrier=sys.argv[1], parties=2, turns=4, rows=2)
 for _ in range(3):
     p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
     p.evaluate(torch.zeros(1, 2, dtype=torch.float64))
     with open(sys.argv[2], "a") as f:
         f.write(os.environ["SLOW_PROBLEM_PLACE"])
+p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
 print("[]")
 """
 
@@ -77,7 +80,7 @@ def test_islands_with_turns_go_one_after_the_other(tmp_path, reaper):
     for child in children:
         result(child)
     assert log.read_text() == "010101"
-    assert sorted(os.listdir(barrier / "turns")) == [f"done-{t}" for t in range(6)]
+    assert sorted(os.listdir(barrier / "turns")) == [f"done-{t}" for t in range(8)]
 
 
 def test_a_turn_that_never_comes_fails_the_evaluation(tmp_path, monkeypatch):
@@ -109,3 +112,36 @@ def test_alive_tells_a_running_process_from_a_reaped_or_reused_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     child.wait()
     assert not alive(child.pid)
+
+
+def test_waits_for_a_child_tells_a_shell_in_wait_from_one_that_sleeps(reaper, tmp_path):
+    waiting = reaper.start(["bash", "-c", "sleep 600 & wait"])
+    sleeping = reaper.start(["sh", "-c", f": > {tmp_path}/ready; exec sleep 600"])
+    wait_for(lambda: waits_for_a_child(waiting.pid), timeout=30, what="the shell in wait")
+    wait_for((tmp_path / "ready").exists, timeout=30, what="the sleeping shell")
+    assert not waits_for_a_child(sleeping.pid)  # control: asleep, but not waiting for a child
+    assert not waits_for_a_child(2**22 + 1)  # no such process
+
+
+BLOCKS_USR1 = r"""
+import signal, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+print("blocked", flush=True)
+sys.stdin.readline()
+signal.signal(signal.SIGUSR1, lambda *_: print("handled", flush=True))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+time.sleep(600)  # lives on until the test kills it
+"""
+
+
+def test_signal_pending_until_the_process_takes_the_signal(reaper):
+    child = reaper.python(BLOCKS_USR1, stdin=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "blocked"
+    assert not signal_pending(child.pid, signal.SIGUSR1)
+    child.send_signal(signal.SIGUSR1)
+    wait_for(lambda: signal_pending(child.pid, signal.SIGUSR1), timeout=30, what="SIGUSR1 pending")
+    assert not signal_pending(child.pid, signal.SIGTERM)
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "handled"
+    assert not signal_pending(child.pid, signal.SIGUSR1)

@@ -39,7 +39,7 @@ def batch(source, g):
 
 def start_together(root, name):
     open(os.path.join(root, "ready-" + name), "w").close()
-    while not os.path.exists(os.path.join(root, "go")):
+    while not os.path.exists(os.path.join(root, "go")):  # the start line; result() bounds the wait
         time.sleep(0.001)
 
 rd = RunDir(sys.argv[1])
