@@ -22,14 +22,15 @@ setup_project() {
   fi
   want="$("$PY" -c 'import sys; print(sys.executable)') $(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | cksum)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-     && "$PY" -c 'import torch, islands.cli, pytest, hypothesis, gymnasium' 2>/dev/null; then
+     && "$PY" -c 'import importlib.util, sys, torch, islands.cli, pytest, hypothesis, gymnasium
+sys.exit(importlib.util.find_spec("pygame") is None)' 2>/dev/null; then
     return 0
   fi
   if ! "$PY" -c 'import torch' 2>/dev/null; then
     echo "setup: installing torch==2.13.0 (CPU build)" >&2
     "$PY" -m pip install --quiet torch==2.13.0
   fi
-  echo "setup: installing islands and its test and gym extras" >&2
+  echo "setup: installing islands and its test and gym extras (gymnasium, its renderer pygame)" >&2
   "$PY" -m pip install --quiet -e "$ROOT[test,gym]"
   echo "$want" > "$stamp"
 }
