@@ -223,6 +223,8 @@ def run_islands(tmp_path, reaper, n: int, topology: str, stall: str | None = Non
         os.kill(stalled.pid, signal.SIGSTOP)
         wait_for(lambda: all(p.poll() is not None for p in others) or waiting_for(barrier / "turns", place, n),
                  what=f"the islands beside the stopped {stall} to finish or wait for it")
+        ended = sorted(os.listdir(barrier / "turns")) if (barrier / "turns").is_dir() else []
+        (tmp_path / "turns-ended-in-the-stall").write_text(" ".join(ended))
         os.kill(stalled.pid, signal.SIGCONT)
     for i, p in enumerate(procs):
         code = p.wait(timeout=120)
@@ -309,6 +311,8 @@ def test_a_stalled_neighbour_changes_nothing_the_islands_exchange(tmp_path, reap
     for island in calm:
         assert [e["received"] for e in stalled[island]["events"]] == [e["received"] for e in calm[island]["events"]], island
     assert stalled == calm
+    # The stall was real: island-00 went on to the end of its first turn meanwhile.
+    assert "done-0" in (tmp_path / "stalled" / "turns-ended-in-the-stall").read_text().split()
 
 
 @pytest.mark.timeout(240)
