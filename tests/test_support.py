@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from islands.problems import make_problem
-from support.procs import alive, bounded, child_env, result, wait_for
+from support.procs import alive, bounded, child_env, result, signal_pending, wait_for, waits_for_a_child
 from support.slow_problem import make
 
 # What an island does with `--problem slow_problem:make --param base=...`, in a child process.
@@ -55,6 +56,43 @@ def test_barrier_is_met_once_every_party_has_arrived(tmp_path):
     assert os.listdir(barrier) == ["other-island"]
     p.evaluate(torch.zeros(3, 2, dtype=torch.float64))
     assert sorted(os.listdir(barrier)) == sorted(["other-island", str(os.getpid())])
+
+
+# An island's turn lasts from one population evaluation to the next, so what it writes
+# between two lands in its turn; the one-genome evaluation (a screened immigrant) takes none.
+# The last turn ends with its evaluation (an island's run ends there).
+TAKE_TURNS = r"""
+import os, sys, torch
+from slow_problem import make
+p = make(2, delay=0.0, barrier=sys.argv[1], parties=2, turns=4, rows=2)
+for _ in range(3):
+    p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
+    p.evaluate(torch.zeros(1, 2, dtype=torch.float64))
+    with open(sys.argv[2], "a") as f:
+        f.write(os.environ["SLOW_PROBLEM_PLACE"])
+p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
+print("[]")
+"""
+
+
+def test_islands_with_turns_go_one_after_the_other(tmp_path, reaper):
+    barrier, log = tmp_path / "barrier", tmp_path / "log"
+    # The second place starts first: the order of turns is the places', not the starts'.
+    children = [reaper.python(TAKE_TURNS, str(barrier), str(log), env=child_env(SLOW_PROBLEM_PLACE=place))
+                for place in ("1", "0")]
+    for child in children:
+        result(child)
+    assert log.read_text() == "010101"
+    assert sorted(os.listdir(barrier / "turns")) == [f"done-{t}" for t in range(8)]
+
+
+def test_a_turn_that_never_comes_fails_the_evaluation(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLOW_PROBLEM_PLACE", "1")
+    monkeypatch.setattr("support.slow_problem.TURN_TIMEOUT_S", 0.05)
+    (tmp_path / "2").touch()  # the other party met the barrier, then never took its turn
+    p = make(2, delay=0.0, barrier=str(tmp_path), parties=2, turns=3, rows=2)
+    with pytest.raises(RuntimeError, match="turn 1 did not come"):
+        p.evaluate(torch.zeros(2, 2, dtype=torch.float64))
 
 
 def test_children_find_the_plug_in_by_its_command_line_name(reaper):
@@ -125,3 +163,34 @@ def test_a_long_running_test_is_named_on_the_terminal_while_it_runs(tmp_path, re
     assert all("test_blocks" in ln for ln in notices), notices
     assert "2 passed" in rest
 
+def test_waits_for_a_child_tells_a_shell_in_wait_from_one_that_sleeps(reaper, tmp_path):
+    waiting = reaper.start(["bash", "-c", "sleep 600 & wait"])
+    sleeping = reaper.start(["sh", "-c", f": > {tmp_path}/ready; exec sleep 600"])
+    wait_for(lambda: waits_for_a_child(waiting.pid), timeout=30, what="the shell in wait")
+    wait_for((tmp_path / "ready").exists, timeout=30, what="the sleeping shell")
+    assert not waits_for_a_child(sleeping.pid)  # control: asleep, but not waiting for a child
+    assert not waits_for_a_child(2**22 + 1)  # no such process
+
+
+BLOCKS_USR1 = r"""
+import signal, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+print("blocked", flush=True)
+sys.stdin.readline()
+signal.signal(signal.SIGUSR1, lambda *_: print("handled", flush=True))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+time.sleep(600)  # lives on until the test kills it
+"""
+
+
+def test_signal_pending_until_the_process_takes_the_signal(reaper):
+    child = reaper.python(BLOCKS_USR1, stdin=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "blocked"
+    assert not signal_pending(child.pid, signal.SIGUSR1)
+    child.send_signal(signal.SIGUSR1)
+    wait_for(lambda: signal_pending(child.pid, signal.SIGUSR1), timeout=30, what="SIGUSR1 pending")
+    assert not signal_pending(child.pid, signal.SIGTERM)
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "handled"
+    assert not signal_pending(child.pid, signal.SIGUSR1)

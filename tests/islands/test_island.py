@@ -46,7 +46,7 @@ def test_same_seed_same_history_and_other_islands_draw_other_streams(tmp_path):
 
 def test_target_and_stagnation_stop_early(tmp_path):
     hit = evolve("island-00", tmp_path / "t", small(target=-80.0, generations=500), **QUIET)
-    assert hit.reason == "target" and hit.best >= -80.0 and hit.generation < 500
+    assert hit.reason == "target" and hit.best >= -80.0 and hit.generation < 500  # seeds 0-9: 1-3
     stuck = evolve("island-00", tmp_path / "s",
                    small(stagnation_limit=5, generations=5000, ga=GAConfig(mutation_rate=0.0, crossover_rate=0.0)),
                    **QUIET)
@@ -54,7 +54,8 @@ def test_target_and_stagnation_stop_early(tmp_path):
 
 
 def test_the_problem_solved_threshold_is_the_default_target(tmp_path):
-    result = evolve("island-00", tmp_path, small(problem="sphere", dim=2, generations=2000,
+    # Seeds 0-9 reach it at generations 24-88.
+    result = evolve("island-00", tmp_path, small(problem="sphere", dim=2, generations=130,
                                                 ga=GAConfig(mutation_rate=0.5, mutation_sigma=0.01)), **QUIET)
     assert result.reason == "target" and result.best >= -1e-8
 

@@ -108,14 +108,14 @@ def test_the_ga_solves_sphere_and_tracks_provenance():
     g = gen(0)
     state = algo.evaluate(algo.init(60, island=7, gen=g))
     first = figures.stats(algo.population(state)).best
-    for generation in range(150):
+    for generation in range(40):  # seeds 0-9 pass -1e-3 at generations 19-28
         state = algo.evaluate(algo.step(state, generation, g))
     assert first < -1.0
     assert figures.stats(algo.population(state)).best > -1e-3
     assert torch.all(state.origin == 7)
-    assert int(state.birth.max()) == 150
+    assert int(state.birth.max()) == 40
     assert figures.foreign_share(algo.population(state), 7) == 0.0 and figures.foreign_share(algo.population(state), 1) == 1.0
-    assert 0.0 <= figures.diversity(algo.population(state)) < 0.05  # converged
+    assert 0.0 <= figures.diversity(algo.population(state)) < 0.05  # converged (seeds 0-9: < 0.01)
 
 
 def test_immigrants_are_reevaluated_and_duplicates_are_not_adopted():
@@ -157,4 +157,4 @@ def test_the_ga_beats_a_plain_budget_on_rastrigin_30():
         for generation in range(150):
             state = algo.evaluate(algo.step(state, generation, g))
         bests.append(figures.stats(algo.population(state)).best)
-    assert sorted(bests)[1] > -40.0, bests
+    assert sorted(bests)[1] > -30.0, bests  # seeds 0-9: -5.6 to -21.1

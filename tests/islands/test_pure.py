@@ -61,7 +61,8 @@ def test_pure_needs_a_network_task():
 
 
 def test_pure_mode_solves_cartpole(tmp_path):
-    cfg = RunConfig(problem="cartpole", algorithm="pure", population=50, generations=60, seed=1)
+    # Seeds 0-9 solve it at generations 7-24, and every champion scores 500 on the unseen starts.
+    cfg = RunConfig(problem="cartpole", algorithm="pure", population=50, generations=35, seed=1)
     result = evolve("island-00", tmp_path, cfg, **QUIET)
     assert result.reason == "target" and result.best == 500.0
     # Trained on 10 noisy starts a generation, the champion balances on 100 starts it never

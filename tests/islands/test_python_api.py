@@ -71,7 +71,7 @@ def test_a_problem_object_runs_and_a_named_run_refuses_it(tmp_path):
     recorded = open_run(tmp_path / "obj").config
     assert recorded.dim == 3 and recorded.problem == f"<python:{__name__}.shifted>"
     assert dict(recorded.problem_params) == {"lower": -1.0, "upper": [1.0, 2.0, 3.0]}
-    assert result.best > -3.0
+    assert result.best > -0.1  # seeds 0-9: -0.022 at worst
     evolve("island-00", tmp_path / "named", small_config(generations=2), **QUIET)
     with pytest.raises(ManifestConflict, match="problem"):
         evolve("island-01", tmp_path / "named", small_config(generations=2), problem=sphere, bounds=(-1, 1), **QUIET)

@@ -125,6 +125,7 @@ def test_resume_refuses_options_that_contradict_the_manifest(tmp_path, args, wor
 def test_a_second_launcher_on_the_same_run_exits_4(tmp_path, spawn):
     import subprocess
 
+    # The holder's sleep is the holding: it keeps the lock until the test kills it.
     holder = spawn("import sys, time; from migration_pool.rundir import RunDir; "
                    "lock = RunDir(sys.argv[1]).claim_launcher(); print('held', flush=True); time.sleep(60)",
                    str(tmp_path), stdout=subprocess.PIPE, text=True)
@@ -146,6 +147,7 @@ def test_an_island_still_running_from_before_is_refused_with_exit_4(tmp_path, sp
     import subprocess
 
     recorded_run(tmp_path)
+    # The holder's sleep is the holding: it keeps the claim until the test kills it.
     holder = spawn("import sys, time; from migration_pool.rundir import RunDir; "
                    "lock = RunDir(sys.argv[1]).island('island-01').claim(); print('held', flush=True); time.sleep(60)",
                    str(tmp_path), stdout=subprocess.PIPE, text=True)

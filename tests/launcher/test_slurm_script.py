@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from launcher.errors import PlanError
 from launcher.sbatch import SlurmOptions, parse_time, render
 from launcher.slurm import ended_code
 from migration_pool.rundir import RunDir
+from support.procs import signal_pending, wait_for, waits_for_a_child
 
 PLANNED = [f"island-{i:02d}" for i in range(8)]
 
@@ -85,7 +85,8 @@ def _fake_task(tmp_path: Path, restarts: int) -> tuple[subprocess.Popen, Path, P
     bin_dir.mkdir()
     calls = tmp_path / "scontrol.calls"
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
-    island = tmp_path / "island"  # an island: stops (exit 0) on SIGTERM, as `islands evolve` does
+    # An island: stops (exit 0) on SIGTERM, as `islands evolve` does; its loop only keeps it running.
+    island = tmp_path / "island"
     island.write_text("#!/bin/sh\ntrap 'echo island stopped; exit 0' TERM\necho island started\n"
                       "while :; do sleep 0.05; done\n")
     for f in (bin_dir / "scontrol", island):
@@ -103,7 +104,8 @@ def test_the_time_limit_warning_stops_the_island_and_requeues_the_task_within_it
     proc, calls, _ = _fake_task(tmp_path, restarts)
     try:
         assert proc.stdout.readline().strip() == "island started"
-        time.sleep(0.2)  # the shell's traps are set before the island starts; give bash time to wait
+        # The warning's trap stops the island the shell knows: once the shell waits for it.
+        wait_for(lambda: waits_for_a_child(proc.pid), timeout=30, what="the batch shell to wait for its island")
         proc.send_signal(signal.SIGUSR1)
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -122,10 +124,10 @@ def test_the_time_limit_warning_stops_the_island_and_requeues_the_task_within_it
 def test_the_batch_shell_ignores_sigterm_and_reports_how_the_island_ended(tmp_path):
     proc, calls, _ = _fake_task(tmp_path, 0)
     try:
-        assert proc.stdout.readline().strip() == "island started"
-        time.sleep(0.2)
+        assert proc.stdout.readline().strip() == "island started"  # the shell's traps are set
         proc.send_signal(signal.SIGTERM)  # to the shell only: it must neither die nor requeue
-        time.sleep(0.3)
+        wait_for(lambda: not signal_pending(proc.pid, signal.SIGTERM), timeout=30,
+                 what="the batch shell to take its SIGTERM")
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGTERM)  # as scancel: every process of the job
         out, _ = proc.communicate(timeout=30)

@@ -38,7 +38,7 @@ def change(manifest):
     return manifest
 
 open(os.path.join(root, f"ready-{name}"), "w").close()
-while not os.path.exists(os.path.join(root, "go")):
+while not os.path.exists(os.path.join(root, "go")):  # the start line; result() bounds the wait
     time.sleep(0.001)
 for _ in range(holds):
     rd.update_manifest(change)
@@ -84,7 +84,7 @@ rd = RunDir(root)
 marker = os.path.join(root, "holding")
 def hold(manifest):
     open(marker, "w").close()
-    time.sleep(600)
+    time.sleep(600)  # the holding: until the test kills it
     return manifest
 if what == "manifest":
     rd.update_manifest(hold)
@@ -135,13 +135,13 @@ else:  # negative control: a bare flock on the same file, which a forked child d
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 forked = os.fork()
 if forked == 0:  # a bare fork: the child shares the parent's open file descriptions
-    time.sleep(600)
+    time.sleep(600)  # lives on (holding what it inherited) until the test kills it
     os._exit(0)
 execd = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # fork + exec
 with open(os.path.join(root, "pids.tmp"), "w") as f:
     json.dump([forked, execd.pid], f)
 os.rename(os.path.join(root, "pids.tmp"), os.path.join(root, "pids"))
-time.sleep(600)
+time.sleep(600)  # the holding: until the test kills it
 """
 
 

@@ -138,6 +138,27 @@ def bounded(call: Callable[[], Any], timeout: float = 20.0) -> Any:
     return value
 
 
+def waits_for_a_child(pid: int) -> bool:
+    """Whether `pid` sleeps in wait() for a child, as bash does in its `wait` builtin (Linux:
+    /proc/PID/wchan is `do_wait`; it reads 0 while the process runs; dash sleeps in
+    sigsuspend instead)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text().strip() == "do_wait"
+    except FileNotFoundError:
+        return False
+
+
+def signal_pending(pid: int, signum: int) -> bool:
+    """Whether `signum` is still pending for `pid` (not yet delivered to its handler); False
+    once `pid` is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    masks = [int(line.split()[1], 16) for line in lines if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask >> (signum - 1) & 1 for mask in masks)
+
+
 def alive(pid: int, created: float | None = None) -> bool:
     """Whether `pid` runs and is not a zombie; with `created`, only the process started then
     (the engine's one rule, `islands.status.liveness.pid_alive`)."""

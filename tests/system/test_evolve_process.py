@@ -6,7 +6,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import psutil
@@ -99,9 +98,12 @@ def test_an_island_has_at_most_four_threads_at_population_500(tmp_path):
         wait_for(lambda: status_generation(tmp_path, "island-00") >= 20, what="generation 20")
         p = psutil.Process(proc.pid)
         counts = []
-        for _ in range(10):
+
+        def sampled_over_5_generations() -> bool:
             counts.append(p.num_threads())
-            time.sleep(0.05)
+            return status_generation(tmp_path, "island-00") >= 25 and len(counts) >= 10
+
+        wait_for(sampled_over_5_generations, what="10 thread counts over 5 generations", interval=0.05)
     finally:
         kill_group(proc)
     # With OMP_NUM_THREADS=8 inherited and not overridden, torch would use 8 intra-op threads.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -38,7 +39,7 @@ def batch(source, g):
 
 def start_together(root, name):
     open(os.path.join(root, "ready-" + name), "w").close()
-    while not os.path.exists(os.path.join(root, "go")):
+    while not os.path.exists(os.path.join(root, "go")):  # the start line; result() bounds the wait
         time.sleep(0.001)
 
 rd = RunDir(sys.argv[1])
@@ -192,22 +193,54 @@ def test_concurrent_gc_keeps_the_newest_valid_batches_and_fresh_temporaries(tmp_
 
 # ----------------------------------------------------------------------------- real islands
 
-def run_islands(tmp_path, reaper, n: int, topology: str, generations: int = 60) -> RunDir:
+GENERATIONS = 60
+EVENTS = list(range(5, GENERATIONS, 5))  # the generations that migrate (--migrate-every 5)
+
+
+def run_islands(tmp_path, reaper, n: int, topology: str, stall: str | None = None) -> RunDir:
+    """`n` real islands that take turns (tests/support/slow_problem.py): each evaluates and
+    migrates while the others wait, so what they exchange does not depend on the machine's
+    load. With `stall`, that island is stopped (SIGSTOP) at its first evaluation until the
+    others have run as far as they can without it: a descheduled neighbour, only longer."""
+    tmp_path.mkdir(exist_ok=True)
     root = tmp_path / "run"
     barrier = tmp_path / "barrier"
     options = ["--problem", "slow_problem:make", "--param", "delay=0.003",
                "--param", f"barrier={barrier}", "--param", f"parties={n}",
-               "--dim", "10", "--population", "40", "--generations", str(generations),
+               "--param", f"turns={GENERATIONS + 1}", "--param", "rows=40",
+               "--dim", "10", "--population", "40", "--generations", str(GENERATIONS),
                "--migrate-every", "5", "--migrants", "3", "--topology", topology,
                "--checkpoint-every", "20", "--seed", "3"]
     logs = [open(tmp_path / f"log-{i}", "w") for i in range(n)]
-    procs = [reaper.start(evolve_cmd(f"island-{i:02d}", root, *options, quiet=False), stdout=log, stderr=log)
+    procs = [reaper.start(evolve_cmd(f"island-{i:02d}", root, *options, quiet=False), stdout=log, stderr=log,
+                          env=child_env(SLOW_PROBLEM_PLACE=str(i)))
              for i, log in enumerate(logs)]
+    if stall is not None:
+        place = int(stall[-2:])
+        stalled, others = procs[place], [p for j, p in enumerate(procs) if j != place]
+        wait_for(lambda: barrier.is_dir() and len([f for f in os.listdir(barrier) if f != "turns"]) == n,
+                 what="every island at its first evaluation", interval=0.001)
+        os.kill(stalled.pid, signal.SIGSTOP)
+        wait_for(lambda: all(p.poll() is not None for p in others) or waiting_for(barrier / "turns", place, n),
+                 what=f"the islands beside the stopped {stall} to finish or wait for it")
+        ended = sorted(os.listdir(barrier / "turns")) if (barrier / "turns").is_dir() else []
+        (tmp_path / "turns-ended-in-the-stall").write_text(" ".join(ended))
+        os.kill(stalled.pid, signal.SIGCONT)
     for i, p in enumerate(procs):
         code = p.wait(timeout=120)
         logs[i].close()
         assert code == 0, (tmp_path / f"log-{i}").read_text()[-2000:]
     return RunDir(root)
+
+
+def waiting_for(turns, place: int, n: int) -> bool:
+    """Whether every island but the one at `place`, stopped, has run as far as it can without
+    it. Stopped in its first turn, the island has not ended that turn (`done-<place>`) and
+    its predecessors have ended theirs; stopped after it, the others have ended every turn
+    up to its second one (`done-<n + place - 1>`)."""
+    def done(turn: int) -> bool:
+        return turn < 0 or (turns / f"done-{turn}").exists()
+    return turns.is_dir() and (done(n + place - 1) if done(place) else done(place - 1))
 
 
 def origins(rd: RunDir, island: str) -> tuple[np.ndarray, np.ndarray]:
@@ -216,32 +249,70 @@ def origins(rd: RunDir, island: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(checkpoint["state"]["origin"]), np.asarray(checkpoint["state"]["lineage"])
 
 
+def migration_events(rd: RunDir, island: str) -> list[dict]:
+    return [h["migration"] for h in rd.island(island).read_history() if "migration" in h]
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("n", [2, 4])
 def test_real_islands_on_a_ring_exchange_genomes(tmp_path, reaper, n):
     rd = run_islands(tmp_path, reaper, n, "ring")
+    events = {i: migration_events(rd, f"island-{i:02d}") for i in range(n)}
     foreign = {}
     for i in range(n):
-        island, source = f"island-{i:02d}", f"island-{(i - 1) % n:02d}"
+        island, before = f"island-{i:02d}", (i - 1) % n
+        source = f"island-{before:02d}"
         status = rd.island(island).read_status()
         m = status["migration"]
-        assert status["state"] == "finished" and status["generation"] == 60
-        assert m["events"] == 11 and m["sent"] == 33  # generations 5, 10, ..., 55
+        assert status["state"] == "finished" and status["generation"] == GENERATIONS
+        assert m["events"] == len(EVENTS) and m["sent"] == 3 * len(EVENTS)
         # Ring: island i reads only island i-1, and it did.
         assert [k for k in m if k.startswith("from:")] == [f"from:{source}"]
         assert m[f"from:{source}"] == m["received"] > 0
         assert 0 < m["adopted"] <= m["received"] and m["rejected"] == m["received"] - m["adopted"]
         assert m["bad_files"] == 0
-        events = [h["migration"] for h in rd.island(island).read_history() if "migration" in h]
-        assert len(events) == 11
+        assert len(events[i]) == len(EVENTS)
         for key in ("sent", "received", "adopted", "rejected"):
-            assert sum(e[key] for e in events) == m[key]
-        assert {s for e in events for s in e["sources"]} == {source}
+            assert sum(e[key] for e in events[i]) == m[key]
+        # The islands take turns in order, so at each event island i finds the batch its
+        # predecessor published at the same event if that one went first, at the event before
+        # if it goes after (island-00 reads the last island); each batch is read once.
+        published = [e["sent"] for e in events[before]]
+        if before > i:
+            published = [0] + published[:-1]
+        assert [e["received"] for e in events[i]] == published, island
+        assert [e["sources"] for e in events[i]] == [[source] if k else [] for k in published]
         origin, lineage = origins(rd, island)
         assert set(origin.tolist()) <= set(range(n))
         assert ((lineage >> 32) == origin).all()  # provenance travels with every genome
         foreign[island] = int((origin != i).sum())
     assert sum(1 for v in foreign.values() if v) >= 1, foreign
+
+
+def exchanged(rd: RunDir, n: int) -> dict:
+    """What each island sent, received and adopted at each event, and where its genomes came from."""
+    out = {}
+    for i in range(n):
+        island = f"island-{i:02d}"
+        origin, _ = origins(rd, island)
+        out[island] = {"events": migration_events(rd, island), "origin": origin.tolist(),
+                       "best": rd.island(island).read_status()["best_ever"]}
+        for e in out[island]["events"]:
+            del e["seconds"]
+    return out
+
+
+@pytest.mark.timeout(240)
+def test_a_stalled_neighbour_changes_nothing_the_islands_exchange(tmp_path, reaper):
+    # A loaded machine deschedules a process for a while; here island-01 is stopped at its
+    # first evaluation until island-00 has gone as far as it can without it.
+    calm = exchanged(run_islands(tmp_path / "calm", reaper, 2, "ring"), 2)
+    stalled = exchanged(run_islands(tmp_path / "stalled", reaper, 2, "ring", stall="island-01"), 2)
+    for island in calm:
+        assert [e["received"] for e in stalled[island]["events"]] == [e["received"] for e in calm[island]["events"]], island
+    assert stalled == calm
+    # The stall was real: island-00 went on to the end of its first turn meanwhile.
+    assert "done-0" in (tmp_path / "stalled" / "turns-ended-in-the-stall").read_text().split()
 
 
 @pytest.mark.timeout(240)

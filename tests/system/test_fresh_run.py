@@ -23,7 +23,7 @@ TINY = ["--dim", "3", "--population", "6", "--generations", "3", "--seed", "1"]
 HOLD = ("import sys, time\nfrom migration_pool.rundir import RunDir\n"
         "rd = RunDir(sys.argv[1])\n"
         "lock = rd.island(sys.argv[3]).claim() if sys.argv[2] == 'claim' else getattr(rd, sys.argv[2])()\n"
-        "print('held', flush=True)\ntime.sleep(120)\n")
+        "print('held', flush=True)\ntime.sleep(120)  # the holding: until the test kills it\n")
 
 
 def evolve(root: Path, *args: str, input: str | None = None):

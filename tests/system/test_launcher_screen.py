@@ -13,12 +13,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-from support.procs import child_env
+from support.procs import child_env, wait_for
 
 TMUX = shutil.which("tmux")
 pytestmark = [pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/_python.sh installs it as root)"),
@@ -59,12 +58,12 @@ def test_launch_screen_shows_starting_a_bar_with_eta_and_ends_with_the_summary(t
     tmux("new-session", "-d", "-s", "launch", "-x", str(COLS), "-y", str(ROWS), shell)
 
     seen: list[list[str]] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def ended() -> bool:  # every frame polled is kept: the test judges them all
         seen.append(screen(tmux))
-        if any(line.startswith(DONE) for line in seen[-1]):
-            break
-        time.sleep(0.1)
+        return any(line.startswith(DONE) for line in seen[-1])
+
+    wait_for(ended, timeout=120, what="the launch to end on the terminal", interval=0.1)
     final = [line for line in seen[-1] if line]
     assert final[-1] == f"{DONE}0]", "\n".join(final)
 

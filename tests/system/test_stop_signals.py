@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,13 +18,12 @@ from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool.rundir import RunDir
 from support.procs import child_env, evolve_cmd, kill_group, start, status_generation, wait_for
 
-# 1.2 s per generation (almost all of it asleep: no CPU). Python runs a signal handler
-# between bytecodes and merges repeats of a signal whose handler has not run yet, so the
-# signals are sent GAP_S apart, from GAP_S after a generation began: every handler runs inside
-# that generation, long before the island can reach its checkpoint.
+# 1.2 s per generation (almost all of it asleep: no CPU). Signals are sent while the island
+# is inside the evaluation of its generation 2 or later (slow_problem's trace says when), and
+# each once the island has handled the one before: Python runs a signal handler between
+# bytecodes and merges repeats of a signal whose handler has not run yet.
 SLOW = ["--problem", "slow_problem:make", "--param", "delay=1.2", "--dim", "5", "--population", "10",
         "--seed", "5", "--generations", "100000", "--checkpoint-every", "1000", "--checkpoint-seconds", "0"]
-GAP_S = 0.15
 
 
 def checkpoint_generation(root) -> int | None:
@@ -34,17 +32,36 @@ def checkpoint_generation(root) -> int | None:
     return None if record is None else record["generation"]
 
 
-def signal_island(root, *signums: int) -> tuple[int, str]:
-    proc = start(evolve_cmd("island-00", root, *SLOW))
+def read_trace(path) -> list[str]:
+    """What the island did, in order: `evaluate` per evaluation, `signal N` per handler run."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def signal_island(root, *signums: int) -> tuple[int, str, list[str]]:
+    """Sends `signums` one after another to a running island; returns its exit code, its
+    output and its trace."""
+    trace = root.parent / f"{root.name}-trace"
+    proc = start(evolve_cmd("island-00", root, *SLOW, "--param", f"trace={trace}"))
     try:
-        wait_for(lambda: status_generation(root, "island-00") >= 1, what="generation 1", interval=0.005)
-        for signum in signums:
-            time.sleep(GAP_S)
+        # Evaluations 1 and 2 are the first population's and generation 1's.
+        wait_for(lambda: read_trace(trace).count("evaluate") >= 3, what="the evaluation of generation 2",
+                 interval=0.005)
+        for k, signum in enumerate(signums, 1):
             proc.send_signal(signum)
+            wait_for(lambda: sum(line.startswith("signal") for line in read_trace(trace)) >= k
+                     or proc.poll() is not None, interval=0.005,
+                     what=f"the island to handle signal {k} ({signal.Signals(signum).name})")
         out, _ = proc.communicate(timeout=60)
     finally:
         kill_group(proc)
-    return proc.returncode, out
+    return proc.returncode, out, read_trace(trace)
+
+
+def handled_in_one_generation(trace: list[str], signums: tuple[int, ...]) -> int:
+    """The generation during which every signal was handled (and none began after them)."""
+    evaluations = trace.count("evaluate")
+    assert trace == ["evaluate"] * evaluations + [f"signal {s}" for s in signums], trace
+    return evaluations - 1
 
 
 @pytest.mark.timeout(120)
@@ -52,19 +69,22 @@ def signal_island(root, *signums: int) -> tuple[int, str]:
                                      (signal.SIGUSR1, signal.SIGTERM)],
                          ids=["term-term-term", "usr1-term"])
 def test_repeated_stop_signals_still_checkpoint_and_exit_75(tmp_path, signums):
-    code, out = signal_island(tmp_path, *signums)
+    code, out, trace = signal_island(tmp_path, *signums)
     assert code == EXIT_STOPPED, out
+    generation = handled_in_one_generation(trace, signums)  # every repeat reached a handler
     status = RunDir(tmp_path).island("island-00").read_status()
     assert status["state"] == "stopped" and status["reason"] == "stopped"
-    # No periodic checkpoint is due before generation 1000: this one was written at the stop.
-    assert checkpoint_generation(tmp_path) == status["generation"] >= 2
+    # No periodic checkpoint is due before generation 1000: this one was written at the stop,
+    # once the generation the signals came in had been finished.
+    assert checkpoint_generation(tmp_path) == status["generation"] == generation >= 2
     assert ("time limit (SIGUSR1)" in out) == (signums[0] == signal.SIGUSR1)
 
 
 @pytest.mark.timeout(120)
 def test_a_second_sigint_exits_at_once_without_a_checkpoint(tmp_path):
-    code, _ = signal_island(tmp_path, signal.SIGINT, signal.SIGINT)
+    code, _, trace = signal_island(tmp_path, signal.SIGINT, signal.SIGINT)
     assert code == 128 + signal.SIGINT
+    handled_in_one_generation(trace, (signal.SIGINT, signal.SIGINT))
     assert checkpoint_generation(tmp_path) is None  # control: it did not wait for its checkpoint
 
 
@@ -138,8 +158,11 @@ def test_an_island_run_in_process_does_not_leave_stop_signals_ignored_for_later_
                                         "sphere", "--dim", "3", "--population", "8", "--generations", "3", "--quiet"])
         assert res.exit_code == 0, res.output
         assert all(signal.getsignal(s) != signal.SIG_IGN for s in before)
-        child = subprocess.Popen(["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.05; done"])
-        time.sleep(0.3)
+        # The shell says when its trap is set; its loop only keeps it running until the signal.
+        ready = tmp_path / "trap-set"
+        child = subprocess.Popen(["sh", "-c", "trap 'exit 7' TERM; : > \"$1\"; while :; do sleep 0.05; done",
+                                  "sh", str(ready)])
+        wait_for(ready.exists, timeout=30, what="the shell to set its trap")
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=10) == 7
     finally:

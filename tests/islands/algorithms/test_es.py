@@ -89,24 +89,24 @@ def test_samples_are_clipped_to_the_box_and_the_center_stays_inside():
 
 
 # -- convergence -------------------------------------------------------------------------------
-def test_snes_converges_on_sphere_to_1e_8_within_15000_evaluations():
-    # Measured: 11,900-12,800 evaluations for seeds 0-2 at the default population (100).
+def test_snes_converges_on_sphere_to_1e_8_within_17000_evaluations():
+    # Seeds 0-9: 11,900-13,000 evaluations at the default population (100); budget 1.3 x the worst.
     algo = make_algorithm(RunConfig(algorithm="es", problem="sphere"), make_problem("sphere", D))
-    best, evals = _run_until(algo, -1e-8, 15000, seed=0)
+    best, evals = _run_until(algo, -1e-8, 17000, seed=0)
     assert best >= -1e-8, (best, evals)
     assert algo.info(algo.init(12, 0, torch.Generator().manual_seed(0)))["sigma"] == pytest.approx(1.024, rel=1e-6)
 
 
-def test_solves_xor_within_5000_evaluations():
-    # Seed 2 solves at 2,500 evaluations (seeds 0-9: 200-4,700, median 2,700).
+def test_solves_xor_within_6500_evaluations():
+    # Seed 2 solves at 2,500 evaluations (seeds 0-9: 200-4,700, median 2,700); 1.4 x the worst.
     problem = make_problem("xor", 1)
     algo = make_algorithm(RunConfig(algorithm="es", problem="xor"), problem)
-    best, evals = _run_until(algo, problem.solved_at, 5000, seed=2)
+    best, evals = _run_until(algo, problem.solved_at, 6500, seed=2)
     assert best >= problem.solved_at, (best, evals)
 
 
 def test_pgpe_solves_xor_within_6000_evaluations():
-    # Seed 0 solves at 1,600 evaluations (seeds 0-9: 700-4,100, median 2,300).
+    # Seed 0 solves at 1,600 evaluations (seeds 0-9: 700-4,100, median 2,300); 1.45 x the worst.
     problem = make_problem("xor", 1)
     algo = make_algorithm(RunConfig(algorithm="es", problem="xor", algorithm_params={"variant": "pgpe"}), problem)
     best, _ = _run_until(algo, problem.solved_at, 6000, seed=0)

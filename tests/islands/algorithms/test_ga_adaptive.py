@@ -29,13 +29,15 @@ def run(algo: GeneticAlgorithm, gens: int, size: int = 100, seed: int = 0, start
     return state, g
 
 
-def test_self_adaptive_ga_reaches_1e_minus_8_on_sphere_d10_within_30000_evaluations():
+def test_self_adaptive_ga_reaches_1e_minus_8_on_sphere_d10_within_19000_evaluations():
+    # Seeds 0-9: 11,400-13,800 evaluations; the budget is 1.4 x the worst.
     algo = ga()
-    state, _ = run(algo, 299)  # 100 + 299 * 100 = 30,000 evaluations
+    state, _ = run(algo, 189)  # 100 + 189 * 100 = 19,000 evaluations
     assert figures.stats(algo.population(state)).best > -1e-8
+    # The fixed step alone stays far from it: seeds 0-9 at 19,000 evaluations, -1.2e-6 at best.
     fixed = ga(mutation="fixed")
-    fixed_state, _ = run(fixed, 299)
-    assert figures.stats(fixed.population(fixed_state)).best < -1e-6  # the fixed step alone is far from it
+    fixed_state, _ = run(fixed, 189)
+    assert figures.stats(fixed.population(fixed_state)).best < -1e-7
 
 
 def test_steps_never_fall_below_the_floor_nor_exceed_the_cap():
