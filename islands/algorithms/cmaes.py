@@ -184,7 +184,7 @@ class _Params:
 
 
 class CMAES(VectorAlgorithm[CMAState]):
-    """CMA-ES (full or diagonal covariance) with IPOP restarts, on a box-bounded problem."""
+    """CMA-ES (full or diagonal covariance) with BIPOP or IPOP restarts, on a box-bounded problem."""
 
     def __init__(self, problem: Problem, cfg: CMAESConfig, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float64, separable: bool = False) -> None:
