@@ -197,7 +197,7 @@ def ecdf_plot(runs: list[dict], path: Path) -> None:
         for method in dict.fromkeys(r["method"] for r in mine):
             rs = [r for r in mine if r["method"] == method]
             hits = sorted(e / dim for r in rs for e in r["hits"].values())
-            xs = np.array([1.0] + hits)
+            xs = np.array([1.0 / dim] + hits)  # from the first evaluation on
             ax.step(xs, np.arange(len(xs)) / (len(rs) * len(TARGETS)), where="post", label=method,
                     ls="--" if method in PEERS else "-")
         functions = sorted({r["function"] for r in mine})
