@@ -1,6 +1,7 @@
 """Runners for search-quality benchmarks: islands algorithms and archipelagos, and the peers.
 
-Every runner spends at most `budget` evaluations of one problem and reports through a
+Every runner spends at most `budget` evaluations of one problem (a built-in problem's name, or a
+`Problem` whose optimum is known, e.g. a COCO function in bench_coco.py) and reports through a
 `Trace`: the best f - f_opt seen after each evaluation count, so evaluations to any target
 and the final precision come from the same record for every method.
 
@@ -105,7 +106,12 @@ def _origin_counts(islands: list[list[Any]]) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts)}
 
 
-def run_archipelago(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
+def problem_of(problem: str | Problem, dim: int) -> Problem:
+    """A built-in problem by name (no early stop of its own), or the `Problem` given."""
+    return problem if isinstance(problem, Problem) else make_problem(problem, dim, solved_at=None)
+
+
+def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithms: Sequence[str],
                     migration: MigrationConfig | None = None, params: dict[str, Any] | None = None,
                     population: int | None = None, sample_every: int = 0,
                     floor: float = FLOOR) -> Archipelago:
@@ -120,10 +126,10 @@ def run_archipelago(problem_name: str, dim: int, budget: int, seed: int, algorit
     trace = Trace(budget, floor=floor)
     islands = []
     for n, algo_name in enumerate(algorithms):
-        cfg = RunConfig(problem=problem_name, dim=dim, algorithm=algo_name, seed=seed,
+        problem = problem_of(problem_name, dim)
+        cfg = RunConfig(problem=problem.name, dim=dim, algorithm=algo_name, seed=seed,
                         population=population, migration=mig,
                         algorithm_params=(params or {}).get(algo_name, {}))
-        problem = make_problem(problem_name, dim, solved_at=None)
         algo = make_algorithm(cfg, problem)
         gen = torch.Generator()
         key = island_seed(seed, island_id(n))
@@ -188,7 +194,7 @@ def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: M
     return events, received, adopted
 
 
-def run_islands(problem_name: str, dim: int, budget: int, seed: int, algorithms: Sequence[str],
+def run_islands(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithms: Sequence[str],
                 every: int = 10, migration: MigrationConfig | None = None,
                 params: dict[str, Any] | None = None) -> Trace:
     """len(algorithms) islands (one algorithm each) sharing `budget`, ring migration every `every`."""
@@ -207,11 +213,11 @@ def _objective(problem: Problem, trace: Trace):
     return f
 
 
-def run_pycma(problem_name: str, dim: int, budget: int, seed: int) -> Trace:
+def run_pycma(problem_name: str | Problem, dim: int, budget: int, seed: int) -> Trace:
     """pycma with BIPOP restarts from a uniform random start in the box, sigma0 = 0.3 x width."""
     import cma
 
-    problem = make_problem(problem_name, dim, solved_at=None)
+    problem = problem_of(problem_name, dim)
     trace = Trace(budget)
     lower, upper = (b.double().numpy() for b in problem.bounds(dtype=torch.float64))
     rng = np.random.default_rng(seed)
@@ -242,12 +248,12 @@ class _PygmoProblem:
         return self.lo, self.hi
 
 
-def run_pygmo(problem_name: str, dim: int, budget: int, seed: int, algorithm: str = "de",
+def run_pygmo(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithm: str = "de",
               islands: int = 4, pop: int = 20, every: int = 10) -> Trace:
     """`islands` pygmo populations of `pop` evolved by `algorithm`, ring migration every `every`."""
     import pygmo as pg
 
-    problem = make_problem(problem_name, dim, solved_at=None)
+    problem = problem_of(problem_name, dim)
     trace = Trace(budget)
     prob = pg.problem(_PygmoProblem(problem, trace))
     make = {"de": lambda s: pg.de(gen=every, seed=s), "sade": lambda s: pg.sade(gen=every, seed=s)}[algorithm]
@@ -264,19 +270,25 @@ def run_pygmo(problem_name: str, dim: int, budget: int, seed: int, algorithm: st
                     p.set_xf(worst, x, f)  # fair_replace: only if better than the one it replaces
     except (BudgetSpent, RuntimeError) as e:  # pygmo re-raises the objective's exception as RuntimeError
         if not trace.done:
-            raise RuntimeError(f"pygmo {algorithm} failed on {problem_name}: {e}") from None
+            raise RuntimeError(f"pygmo {algorithm} failed on {problem.name}: {e}") from None
     return trace
 
 
 def method_runner(name: str):
-    """A callable (problem, dim, budget, seed) -> Trace for a method name of the benchmark."""
+    """A callable (problem, dim, budget, seed) -> Trace for a method name of the benchmark.
+
+    Islands methods may end with KEY=VALUE settings, given to every island's algorithm as
+    `--algorithm-param` would ('cmaes x4 restarts=ipop').
+    """
     if name == "pycma-bipop":
         return run_pycma
     if name.startswith("pygmo-"):
         algorithm = name.split("-", 1)[1].split(" ")[0]
         return lambda p, d, b, s: run_pygmo(p, d, b, s, algorithm)
-    algorithms = _archipelago(name)
-    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms)
+    settings = dict(t.split("=", 1) for t in name.split() if "=" in t)
+    algorithms = _archipelago(" ".join(t for t in name.split() if "=" not in t))
+    params = {a: settings for a in algorithms} if settings else None
+    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms, params=params)
 
 
 def _archipelago(name: str) -> list[str]:

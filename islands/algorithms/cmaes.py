@@ -1,4 +1,4 @@
-"""CMA-ES with IPOP restarts (`cmaes`) and its diagonal variant (`sep-cmaes`).
+"""CMA-ES with BIPOP or IPOP restarts (`cmaes`) and its diagonal variant (`sep-cmaes`).
 
 The search runs in normalised coordinates z in [0, 1]^D (genome = lower + width * z), so
 per-gene bounds need nothing special and `sigma0` is a share of the box. Updates follow
@@ -30,13 +30,16 @@ carries the origin and lineage of the mean's ancestry: the rank-1 individual of 
 update (an injected immigrant keeps its own provenance). An immigrant that wins a ranking
 thus shows as foreign lineage from then on; a restart begins a new local lineage.
 
-IPOP restarts (Auger & Hansen 2005) within the island, after pycma's criteria: tolfun
+Restarts within the island, after pycma's criteria: tolfun
 (best fitness over the last 10 + 30D/lambda generations and the current generation both
 span < tolfun * max(1, |best|)), tolx (sigma * max(|pc|, sqrt(diag C)) < tolx everywhere,
 in box widths), stagnation (median of the best and of the median fitness of the latest 20
 of the last 120 + 30D/lambda generations no better than of the first 20), condition of
-C > max_condition, NoEffectAxis/NoEffectCoord, or non-finite numbers. A restart doubles
-lambda (`ipop_factor`, capped at `max_population`) and draws a new mean uniform in the box.
+C > max_condition, NoEffectAxis/NoEffectCoord, non-finite numbers, or a small BIPOP run that
+spent its evaluations. What the next run is (`restarts=bipop`: alternating large-population
+IPOP runs and small-step local runs, by evaluations spent; `restarts=ipop`: lambda doubles each
+time) and where its mean starts (uniform in the box, away from basins earlier runs ended in) is
+`islands.algorithms.cmaes_restarts`.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ import torch
 from torch import Tensor
 
 from islands import operators as ops
+from islands.algorithms import cmaes_restarts as rs
 from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
@@ -65,17 +69,25 @@ class CMAESConfig:
 
     Attributes:
         sigma0: initial step size, a share of the box width (per gene).
-        ipop_factor: population growth factor at each restart (1 keeps lambda).
+        restarts: "bipop" (large and small-step runs, by evaluations spent) or "ipop".
+        ipop_factor: population growth factor at each large restart (1 keeps lambda).
         max_population: lambda never grows beyond this.
-        max_restarts: restarts allowed per island (0 disables IPOP).
+        max_restarts: restarts allowed per island (0 disables them).
+        basin_memory: basins (final mean, radius, best) an island remembers; 0 forgets them.
+        basin_redraws: extra draws a restart's mean gets to start outside the known basins.
+        basin_radius: a basin's radius is at most this share of the box diagonal.
         tolfun, tolx, max_condition: restart thresholds (see the module docstring).
         diagonal_above: full `cmaes` adapts only the diagonal of C when D exceeds this.
     """
 
     sigma0: float = 0.3
+    restarts: str = "bipop"
     ipop_factor: float = 2.0
     max_population: int = 2048
     max_restarts: int = 1000
+    basin_memory: int = 16
+    basin_redraws: int = 5
+    basin_radius: float = 0.2
     tolfun: float = 1e-12
     tolx: float = 1e-12
     max_condition: float = 1e14
@@ -84,6 +96,8 @@ class CMAESConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.type == "str":
+                continue
             kind = int if f.type == "int" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                     kind is int and not isinstance(value, int)) or not math.isfinite(value):
@@ -92,6 +106,10 @@ class CMAESConfig:
         _need(self.ipop_factor >= 1.0, "ipop_factor must be >= 1", self.ipop_factor)
         _need(self.max_population >= 2, "max_population must be >= 2", self.max_population)
         _need(self.max_restarts >= 0, "max_restarts must be >= 0", self.max_restarts)
+        _need(self.restarts in rs.RESTARTS, f"restarts must be one of {', '.join(rs.RESTARTS)}", self.restarts)
+        _need(self.basin_memory >= 0, "basin_memory must be >= 0", self.basin_memory)
+        _need(self.basin_redraws >= 0, "basin_redraws must be >= 0", self.basin_redraws)
+        _need(0.0 < self.basin_radius <= 1.0, "basin_radius must be in (0, 1]", self.basin_radius)
         for name in ("tolfun", "tolx", "max_condition"):
             _need(getattr(self, name) > 0, f"{name} must be > 0", getattr(self, name))
         _need(self.diagonal_above >= 1, "diagonal_above must be >= 1", self.diagonal_above)
@@ -132,6 +150,14 @@ class CMAState:
     inject: VectorPopulation  # immigrants waiting for the next generation (fitness screened)
     ancestry: Tensor  # [2] int64: origin and lineage of the mean (the last rank-1 individual)
     island: int
+    start: Tensor  # [D] the mean this run started from
+    basins: Tensor  # [k, D + 2] known basins: centre, radius, best fitness (cmaes_restarts)
+    regime: int  # cmaes_restarts.FIRST, LARGE or SMALL: the current run's
+    lam0: int  # the first run's lambda
+    lam_large: int  # the large regime's current lambda
+    evals_large: int  # evaluations spent by finished large runs
+    evals_small: int  # by finished small runs and the first run
+    run_limit: int  # evaluations this run may spend (a small BIPOP run); 0: no limit
     last_stop: str = ""  # criteria that caused the last restart, comma-separated
 
     @property
@@ -158,7 +184,7 @@ class _Params:
 
 
 class CMAES(VectorAlgorithm[CMAState]):
-    """CMA-ES (full or diagonal covariance) with IPOP restarts, on a box-bounded problem."""
+    """CMA-ES (full or diagonal covariance) with BIPOP or IPOP restarts, on a box-bounded problem."""
 
     def __init__(self, problem: Problem, cfg: CMAESConfig, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float64, separable: bool = False) -> None:
@@ -207,14 +233,22 @@ class CMAES(VectorAlgorithm[CMAState]):
 
     # -- the distribution --------------------------------------------------------------------
     def _fresh(self, lam: int, island: int, restarts: int, hist: int, gen: torch.Generator,
-               inject: VectorPopulation | None = None) -> CMAState:
-        """A new distribution (random mean, sigma0, C = I), before its first sample."""
+               inject: VectorPopulation | None = None, mean: Tensor | None = None,
+               sigma: float | None = None, **books: Any) -> CMAState:
+        """A new distribution (C = I), before its first sample.
+
+        The first run's mean is uniform in the box and its step sigma0; a restart passes its
+        own (`_restart`) and the restart books (`basins`, `regime`, ... of `CMAState`).
+        """
         n, kw = self.dim, dict(device=self.device, dtype=self.dtype)
-        mean = torch.rand((n,), generator=gen, **kw)
+        if mean is None:
+            mean = torch.rand((n,), generator=gen, **kw)
+        books = {"basins": torch.zeros((0, n + 2), **kw), "regime": rs.FIRST, "lam0": lam, "lam_large": lam,
+                 "evals_large": 0, "evals_small": 0, "run_limit": 0, **books}
         empty = self._empty(0)
         return CMAState(
-            pop=empty, y=torch.zeros((lam, n), **kw), mean=mean,
-            sigma=torch.tensor(self.cfg.sigma0, **kw),
+            pop=empty, y=torch.zeros((lam, n), **kw), mean=mean, start=mean,
+            sigma=torch.tensor(self.cfg.sigma0 if sigma is None else sigma, **kw),
             C=torch.ones(n, **kw) if self.separable else torch.eye(n, **kw),
             pc=torch.zeros(n, **kw), ps=torch.zeros(n, **kw),
             B=torch.zeros((0, 0), **kw) if self.separable else torch.eye(n, **kw),
@@ -222,7 +256,7 @@ class CMAES(VectorAlgorithm[CMAState]):
             best_hist=torch.zeros(hist, **kw), median_hist=torch.zeros(hist, **kw), hist_len=0,
             inject=empty if inject is None else inject,
             ancestry=torch.tensor([island, (island << 32) + restarts], device=self.device, dtype=torch.int64),
-            island=island,
+            island=island, **books,
         )
 
     def _empty(self, rows: int) -> VectorPopulation:
@@ -300,13 +334,27 @@ class CMAES(VectorAlgorithm[CMAState]):
                                 best_hist=best_hist, median_hist=median_hist,
                                 hist_len=min(s.hist_len + 1, int(best_hist.shape[0])), ancestry=ancestry)
         stops = self._stops(s, p, fit)
+        if s.run_limit and s.count * s.lam >= s.run_limit:
+            stops.append("budget")
         if stops and s.restarts < self.cfg.max_restarts:
-            lam = min(max(s.lam, int(s.lam * self.cfg.ipop_factor)), max(self.cfg.max_population, s.lam))
-            fresh = self._fresh(lam, s.island, s.restarts + 1, int(best_hist.shape[0]), gen, s.inject)
-            return self._sample(dataclasses.replace(fresh, last_stop=",".join(stops)), generation + 1, gen)
+            return self._restart(s, stops, generation, gen)
         if s.count - s.eigen_at >= p.gap:
             s = self._decompose(s)
         return self._sample(s, generation + 1, gen)
+
+    def _restart(self, s: CMAState, stops: list[str], generation: int, gen: torch.Generator) -> CMAState:
+        """The first generation of the next run (`cmaes_restarts`: its regime, lambda, step, mean)."""
+        cfg = self.cfg
+        best = float(s.best_hist[-s.hist_len:].max()) if s.hist_len else -math.inf
+        basins = rs.remember(s.basins, s.mean, s.start, best, cfg.basin_radius, cfg.basin_memory)
+        plan = rs.next_run(cfg.restarts, s.regime, s.lam, s.lam0, s.lam_large, s.evals_large, s.evals_small,
+                           s.count * s.lam, cfg.sigma0, cfg.ipop_factor, cfg.max_population, gen)
+        mean = rs.start_point(basins, self.dim, cfg.basin_redraws, gen, self.device, self.dtype)
+        fresh = self._fresh(plan.lam, s.island, s.restarts + 1, int(s.best_hist.shape[0]), gen, s.inject,
+                            mean=mean, sigma=plan.sigma, basins=basins, regime=plan.regime, lam0=s.lam0,
+                            lam_large=plan.lam_large, evals_large=plan.evals_large,
+                            evals_small=plan.evals_small, run_limit=plan.limit)
+        return self._sample(dataclasses.replace(fresh, last_stop=",".join(stops)), generation + 1, gen)
 
     def _decompose(self, s: CMAState) -> CMAState:
         if self.separable:
@@ -340,11 +388,14 @@ class CMAES(VectorAlgorithm[CMAState]):
 
     # -- reporting ------------------------------------------------------------------------------
     def info(self, state: CMAState) -> dict[str, float | int]:
-        return {"sigma": float(state.sigma), "restarts": state.restarts, "lambda": state.lam}
+        return {"sigma": float(state.sigma), "restarts": state.restarts, "lambda": state.lam,
+                "regime": state.regime, "basins": int(state.basins.shape[0])}
 
     # -- checkpoints ------------------------------------------------------------------------------
-    _TENSORS = ("y", "mean", "sigma", "C", "pc", "ps", "B", "Ddiag", "best_hist", "median_hist", "ancestry")
-    _INTS = ("count", "eigen_at", "restarts", "hist_len", "island")
+    _TENSORS = ("y", "mean", "sigma", "C", "pc", "ps", "B", "Ddiag", "best_hist", "median_hist", "ancestry",
+                "start", "basins")
+    _INTS = ("count", "eigen_at", "restarts", "hist_len", "island", "regime", "lam0", "lam_large",
+             "evals_large", "evals_small", "run_limit")
 
     def to_record(self, state: CMAState) -> dict[str, Any]:
         record: dict[str, Any] = {"pop": self.population_record(state.pop),
@@ -359,15 +410,27 @@ class CMAES(VectorAlgorithm[CMAState]):
             raise ValueError("the checkpoint's covariance form (full or diagonal) differs from this run's")
         pop = self.population_from_record(record["pop"])
         n, lam = self.dim, int(pop.genomes.shape[0])
+        record = {**self._older(record, lam), **record}
         arrays = {k: np.asarray(record[k]) for k in self._TENSORS}
         hist = arrays["best_hist"].shape
         shapes = {"y": (lam, n), "mean": (n,), "sigma": (), "C": (n,) if self.separable else (n, n),
                   "pc": (n,), "ps": (n,), "B": (0, 0) if self.separable else (n, n), "Ddiag": (n,),
-                  "best_hist": hist, "median_hist": hist, "ancestry": (2,)}
+                  "best_hist": hist, "median_hist": hist, "ancestry": (2,), "start": (n,),
+                  "basins": (arrays["basins"].shape[0], n + 2)}
         for k, shape in shapes.items():
             if arrays[k].shape != shape or len(hist) != 1:
                 raise ValueError(f"{k} has shape {arrays[k].shape}, expected {shape}")
         ints = {k: int(record[k]) for k in self._INTS}
+        if ints["regime"] not in (rs.FIRST, rs.LARGE, rs.SMALL) or min(ints["lam0"], ints["lam_large"]) < 1:
+            raise ValueError(f"restart books out of range: regime {ints['regime']}, lambda0 {ints['lam0']}")
         tensors = {k: self.tensor(v, torch.int64 if k == "ancestry" else None) for k, v in arrays.items()}
         return CMAState(pop=pop, inject=self.population_from_record(record["inject"]),
                         last_stop=str(record.get("last_stop", "")), **tensors, **ints)
+
+    def _older(self, record: dict[str, Any], lam: int) -> dict[str, Any]:
+        """What a checkpoint from before the restart books lacks: no basins known, the current run
+        taken as the first (or a large one after restarts), its start unknown (its mean)."""
+        mean = np.asarray(record["mean"])
+        return {"start": mean, "basins": np.zeros((0, self.dim + 2), dtype=mean.dtype),
+                "regime": rs.LARGE if int(record["restarts"]) else rs.FIRST, "lam0": lam, "lam_large": lam,
+                "evals_large": 0, "evals_small": 0, "run_limit": 0}

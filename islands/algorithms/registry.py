@@ -36,7 +36,7 @@ REGISTRY: dict[str, AlgorithmEntry] = {e.name: e for e in (
     AlgorithmEntry("pure", "islands.algorithms.ga", "GeneticAlgorithm", None,
                    "the GA on a network task's weights", needs_network=True, fixed_population=100),
     AlgorithmEntry("cmaes", "islands.algorithms.cmaes", "CMAES", "CMAESConfig",
-                   "CMA-ES with IPOP restarts", kwargs={"separable": False},
+                   "CMA-ES with BIPOP (or IPOP) restarts", kwargs={"separable": False},
                    population_note="4 + 3 ln D"),
     AlgorithmEntry("sep-cmaes", "islands.algorithms.cmaes", "CMAES", "CMAESConfig",
                    "CMA-ES with a diagonal covariance, for thousands of genes", kwargs={"separable": True},

@@ -148,7 +148,7 @@ def test_ipop_restart_on_rastrigin_doubles_lambda_and_is_counted():
     calls = []
     base = make_problem("rastrigin", 5)
     prob = Problem("counted", 5, -5.12, 5.12, lambda x: calls.append(x.shape[0]) or base.fn(x))
-    algo = CMAES(prob, CMAESConfig())
+    algo = CMAES(prob, CMAESConfig(restarts="ipop"))
     gen = torch.Generator().manual_seed(1)
     s = algo.evaluate(algo.init(algo.default_population(), 0, gen))
     evals, lams, g = algo.population(s).evaluations, [algo.info(s)["lambda"]], 0
