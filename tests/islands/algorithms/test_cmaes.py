@@ -171,7 +171,7 @@ def test_ipop_restart_on_rastrigin_doubles_lambda_and_is_counted():
 def test_ipop_restarts_never_grow_lambda_beyond_max_population(start, cap, expected):
     # A flat fitness: tolfun fires as soon as its window is full, so restarts come quickly.
     algo = CMAES(Problem("flat", 2, -1.0, 1.0, lambda x: torch.zeros(x.shape[0], dtype=x.dtype)),
-                 CMAESConfig(max_population=cap))
+                 CMAESConfig(max_population=cap, restarts="ipop"))
     gen = torch.Generator().manual_seed(0)
     s = algo.evaluate(algo.init(start, 0, gen))
     lams, g = [s.lam], 0  # lambda at the start and after each restart
