@@ -175,7 +175,8 @@ def test_a_stopped_neat_island_resumes_to_the_same_end(tmp_path):
 def test_neat_solves_double_pole_balancing_with_velocities(tmp_path):
     """The NEAT paper's task: both poles up for 100,000 steps (33 simulated minutes)."""
     started = time.perf_counter()
-    cfg = RunConfig(problem="double_pole", algorithm="neat", population=150, generations=60, seed=0,
+    # Seeds 0-9 solve it at generations 1-27 (seed 0: 12); 40 generations are 1.5 x the worst.
+    cfg = RunConfig(problem="double_pole", algorithm="neat", population=150, generations=40, seed=0,
                     checkpoint_every=100)
     result = evolve("island-00", tmp_path, cfg, **QUIET)
     assert result.reason == "target" and result.best == 100_000.0, result
