@@ -43,7 +43,29 @@ REFRESH_S = 5.0  # the holder rewrites its lease at most this often
 MAX_TTL_S = 24 * 3600.0  # a lease's own ttl is capped: a hostile one must not block forever
 STRETCH = 4.0  # a slow island's ttl covers this many of its longest gaps between renewals
 MAX_AHEAD_S = LEASE_TTL_S  # a heartbeat further ahead of the reader's clock is no skew: stale
-REUSE_SLACK_S = 2.0  # as islands.status.liveness: psutil's create_time against time.time()
+REUSE_SLACK_S = 2.0  # clock rounding between psutil's create_time and time.time()
+
+
+def pid_alive(pid: int, started: float | None = None) -> bool:
+    """Whether `pid` on this host is still the process that started at `started` (Unix time).
+
+    A pid alone proves little: the kernel hands a dead process's pid to a newer one, and a
+    killed child stays a zombie until its parent reaps it. So a pid created after `started`, or
+    a zombie, counts as not alive; without `started`, any live non-zombie process with that pid
+    does. A process that exists but is not ours to inspect counts as alive.
+    """
+    if pid <= 0:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, OverflowError):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return started is None or created <= started + REUSE_SLACK_S
 
 
 def this_host() -> str:
@@ -98,20 +120,9 @@ class Lease:
 
     def alive_here(self) -> bool:
         """Names a live process of this host (this one included) which started no later than
-        the lease says (the rule of `islands.status.liveness.pid_alive`: a reused pid or a
+        the lease says (`pid_alive`: a reused pid or a
         zombie is not the holder)."""
-        if self.host != this_host() or self.pid <= 0:
-            return False
-        try:
-            proc = psutil.Process(self.pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return False
-            created = proc.create_time()
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, OverflowError):
-            return False
-        except psutil.AccessDenied:  # it exists but is not ours to inspect: assume it is the holder
-            return True
-        return created <= self.started + REUSE_SLACK_S
+        return self.host == this_host() and pid_alive(self.pid, self.started)
 
     def describe(self, now: float) -> str:
         job = f", job {self.job_id}" if self.job_id else ""
