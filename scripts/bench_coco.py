@@ -183,7 +183,7 @@ def markdown(rows: list[dict], verdict: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ecdf_plot(runs: list[dict], path: Path) -> None:
+def ecdf_plot(runs: list[dict], path: Path, budget_per_dim: int) -> None:
     """COCO-style runtime ECDF: share of (function, instance, target) pairs reached by evaluations / D."""
     import matplotlib  # lazy: plotting only at the end
 
@@ -197,9 +197,9 @@ def ecdf_plot(runs: list[dict], path: Path) -> None:
         for method in dict.fromkeys(r["method"] for r in mine):
             rs = [r for r in mine if r["method"] == method]
             hits = sorted(e / dim for r in rs for e in r["hits"].values())
-            xs = np.array([1.0 / dim] + hits)  # from the first evaluation on
-            ax.step(xs, np.arange(len(xs)) / (len(rs) * len(TARGETS)), where="post", label=method,
-                    ls="--" if method in PEERS else "-")
+            xs = np.array([1.0 / dim] + hits + [budget_per_dim])  # from the first evaluation to the budget
+            ys = np.minimum(np.arange(len(xs)), len(hits)) / (len(rs) * len(TARGETS))
+            ax.step(xs, ys, where="post", label=method, ls="--" if method in PEERS else "-")
         functions = sorted({r["function"] for r in mine})
         ax.set(xscale="log", xlabel="evaluations / D", ylabel="share of (function, instance, target) reached",
                title=f"bbob D={dim}, {len(functions)} functions, targets 1e2..1e-8", ylim=(0, 1))
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(rows, verdict, header)
     (out / "coco.json").write_text(json.dumps({**data, "rows": rows, "verdicts": verdict}, indent=1))
     (out / "coco.md").write_text(md)
-    ecdf_plot(data["runs"], out / "coco-ecdf.png")
+    ecdf_plot(data["runs"], out / "coco-ecdf.png", data["budget_per_dim"])
     print(md)
     print(f"wrote {out}/coco.json, coco.md, coco-ecdf.png")
     return 0
