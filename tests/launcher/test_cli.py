@@ -2,7 +2,6 @@
 documented exit code, and nothing started (no process, no run directory, no log)."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from islands.config import RunConfig
 from islands.runs import join_run, new_manifest
 from launcher.plan import island_ids, make_plan, parse_vary, sample_overrides
 from migration_pool.rundir import RunDir
+from support import cli_output
 from support.procs import child_env, unreadable_files_possible
 
 
@@ -25,15 +25,9 @@ def run_cli(*args):
     return result
 
 
-STEP = re.compile(r"(starting the island template|checking settings)( \(loading torch\))? \.\.\.( \d+ s)?")
-
-
 def one_error_line(result):
-    """The one line of a refusal; the launch's step lines before it ("checking settings ...",
-    the screen never blank while torch loads) are progress, not part of the error."""
-    lines = [line for line in result.output.splitlines() if line.strip() and not STEP.fullmatch(line)]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
+    """The one line of a refusal (the launch's step lines before it are progress, not the error)."""
+    return cli_output.one_error_line(result.output)
 
 
 @pytest.mark.parametrize("args, words", [
