@@ -50,6 +50,9 @@ class Progress:
     # The generation the run's furthest other island had reached when this one started (0: it
     # started with them): a late joiner's early generations are not comparable with theirs.
     joined_at: int = 0
+    # A tuned island's current segment (`islands.tuning.segments.Segment.to_body`), {} untuned:
+    # its settings and counts, so a resume takes the tuner up where the algorithm is.
+    segment: dict[str, Any] = field(default_factory=dict)
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0),
                                       metadata=_SINCE_V1)

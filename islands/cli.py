@@ -28,6 +28,7 @@ from islands.cli_run_dir import (  # noqa: E402
 from islands.cli_help import GroupedCommand  # noqa: E402
 from islands.cli_types import FiniteFloat, Int64  # noqa: E402
 from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
+from islands.tuning.config import TUNERS  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
 from islands.loggers import LoggerSpec, parse_logger, specs_from_env  # noqa: E402
 from islands.runs import check_memory, check_run_dir, evolve as run_evolve  # noqa: E402
@@ -89,6 +90,18 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--migration-timeout", "migration.sync_timeout", FiniteFloat(min=0, min_open=True),
      "With --migration sync: seconds an island waits for a source that is alive but behind "
      "(or not started) before skipping it."),
+    ("--tuner", "tuner.kind", click.Choice(TUNERS),
+     "How islands change the settings --vary names while the run goes on: static (never: a spread), "
+     "asha (successive halving at rungs: the lagging restart with new settings), pbt (the bottom copy "
+     "a top island's population and settings, then explore), tpe (asha's rungs, restarts proposed "
+     "by Optuna's TPE; needs islands[optuna])."),
+    ("--rung", "tuner.rung", Int64(min=1),
+     "asha/tpe: generations of a segment at its first rung; the next rungs at rung*reduction^k."),
+    ("--reduction", "tuner.reduction", Int64(min=2),
+     "asha/tpe: a segment stays at a rung if in the top 1/reduction there."),
+    ("--ready", "tuner.ready", Int64(min=1), "pbt: generations between an island's exploit decisions."),
+    ("--pbt-fraction", "tuner.fraction", FiniteFloat(0, 0.5, min_open=True),
+     "pbt: the bottom fraction copies from the top fraction."),
     ("--tournament-size", "ga.tournament_size", Int64(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", FiniteFloat(0, 1), "Probability that a pair is recombined."),
@@ -154,13 +167,16 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def config_from_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The RunConfig for these options and the settings the user gave explicitly."""
+def config_from_options(options: dict[str, Any], vary: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+    """The RunConfig for these options and the settings the user gave explicitly; a tuner
+    searches the `--vary` space (`vary`), which its config records."""
     explicit: dict[str, Any] = {}
     for flag, path, _typ, _help in RUN_OPTIONS:
         value = options.get(flag.lstrip("-").replace("-", "_"))
         if value is not None:
             explicit[path] = value
+    if explicit.get("tuner.kind", "static") != "static":
+        explicit["tuner.space"] = tuple(vary)
     for name, flag in (("params", "--param"), ("algorithm_params", "--algorithm-param")):
         pairs = _key_values(options.get(name) or (), flag)
         if pairs:

@@ -1,5 +1,5 @@
 """`--help` of the long commands (`islands evolve`, `islands launch`, `islands slurm-script`)
-in sections: problem, algorithm, migration, run, scheduler.
+in sections: problem, algorithm, tuning, migration, run, scheduler.
 
 Click prints one flat option table in declaration order, where the run's problem and
 algorithm options came after the launcher's and SLURM's; a section heading per kind lets a
@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 
-SECTIONS = ("Problem", "Algorithm", "Migration", "Run", "Scheduler")
+SECTIONS = ("Problem", "Algorithm", "Tuning", "Migration", "Run", "Scheduler")
 _MEMBERS = {
     "Problem": ("problem", "params", "dim", "dtype"),
-    "Algorithm": ("algorithm", "algorithm_params", "population", "vary", "tournament_size", "crossover",
+    "Tuning": ("vary", "tuner", "rung", "reduction", "ready", "pbt_fraction"),
+    "Algorithm": ("algorithm", "algorithm_params", "population", "tournament_size", "crossover",
                   "crossover_rate", "mutation_rate", "mutation", "mutation_sigma", "elitism", "bounds"),
     "Migration": ("migrate_every", "migrants", "topology", "emigrants", "replacement", "migration_probability",
                   "migration_start", "migration_min_distance", "migration", "migration_timeout"),

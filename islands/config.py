@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from islands.algorithms import registry
 from islands.errors import ConfigError
+from islands.tuning.config import TunerConfig
 from migration_pool import island_ids
 from migration_pool.island_ids import island_id  # re-exported: callers import the id rule from here
 from migration_pool.topology import TOPOLOGIES
@@ -242,6 +243,7 @@ class RunConfig:
     migration: MigrationConfig = field(default_factory=MigrationConfig)
     algorithm_params: Mapping[str, Any] = field(default_factory=dict)
     stop_when: str = "all"  # "first": the whole run stops once one island reaches the target
+    tuner: TunerConfig = field(default_factory=TunerConfig)  # islands changing their own settings (islands.tuning)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.problem, str) and bool(self.problem.strip()), _problem_message(self.problem))
@@ -272,11 +274,16 @@ class RunConfig:
                f"elitism ({self.ga.elitism}) must be below the population ({self.population})")
         _check(self.population is None or not self.migration.every or self.migration.migrants <= self.population,
                f"migrants ({self.migration.migrants}) must not exceed the population ({self.population}); lower --migrants")
+        if self.tuner.active and self.generations is not None:
+            first = self.tuner.first_decision
+            _check(first < self.generations, f"--{'ready' if self.tuner.kind == 'pbt' else 'rung'} {first} is not "
+                   f"below the run's {self.generations} generations: the tuner would never act")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["problem_params"] = dict(self.problem_params)
         d["algorithm_params"] = dict(self.algorithm_params)
+        d["tuner"]["space"] = list(self.tuner.space)  # as a manifest reads back
         return d
 
     @classmethod
@@ -286,6 +293,8 @@ class RunConfig:
             data["ga"] = _from_mapping(GAConfig, data["ga"], "GA")
         if "migration" in data:
             data["migration"] = _from_mapping(MigrationConfig, data["migration"], "migration")
+        if "tuner" in data:
+            data["tuner"] = _from_mapping(TunerConfig, data["tuner"], "tuner")
         return _from_mapping(cls, data, "run")
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "RunConfig":
@@ -333,6 +342,11 @@ class RunConfig:
         d["migration"].pop("sync_timeout")
         if d["migration"]["mode"] == "async":
             d["migration"].pop("mode")
+        # Untuned runs (every run before tuners existed) hash as before; the journal is no setting.
+        if self.tuner.active:
+            d["tuner"].pop("optuna_journal")
+        else:
+            d.pop("tuner")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -31,6 +31,7 @@ from islands.exit_codes import REASON_NO_FITNESS
 from islands.recorders import Checkpointer, FitnessCheck, Heartbeat, HistoryRecorder, TargetMarker
 from islands.status.record import IslandStatus
 from islands.sync_migration import MigrationInterrupted
+from islands.tuning.tuner import Switch, make_tuner
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
 from migration_pool.errors import FormatError
 from migration_pool.lease import scheduler_job_id
@@ -148,6 +149,7 @@ class _Loop:
         on_status: Callable[[IslandStatus], None] | None,
     ) -> None:
         self.spec, self.cfg, self.rundir, self.stop, self.log = spec, cfg, rundir, stop, log
+        self.device = device
         self.number = island_number(spec.island)
         self.problem = spec.problem if spec.problem is not None else \
             make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
@@ -173,6 +175,7 @@ class _Loop:
         self.heartbeat = Heartbeat(spec, cfg.generations, rundir, self.algo, self.number, self.target,
                                    self.history, on_status)
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
+        self.tuner = make_tuner(cfg.tuner, spec.island, self.seed, rundir, spec.run_id, log) if cfg.tuner.active else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
                                     self.heartbeat, *([self.marker] if self.marker is not None else []),
                                     *(LoggerRecorder(spec.island, lg, self.history, log) for lg in spec.loggers)])
@@ -190,6 +193,7 @@ class _Loop:
         if record is not None:
             where = str(self.rundir.island(self.spec.island).checkpoint_paths()[len(errors)])
             state_rec, progress = ckpt.restore(record, self.spec.run_id, self.spec.island, self.hash, self.gen, where)
+            self._resume_tuner(progress)
             try:
                 state = self.algo.from_record(state_rec)
             except (ValueError, KeyError, TypeError) as e:
@@ -205,8 +209,23 @@ class _Loop:
         self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
         progress.evaluations = self.algo.population(state).evaluations
+        if self.tuner is not None:
+            self.tuner.begin(self.spec.overrides, 0)
+            progress.segment = self.tuner.current_body
         self._record(state, progress)
         return state, progress, None
+
+    def _resume_tuner(self, progress: ckpt.Progress) -> None:
+        """Take up the segment the checkpoint recorded, with its settings (a tuned island may have
+        moved away from the ones it started with)."""
+        if self.tuner is None:
+            return
+        current = self.tuner.resume(progress.segment, progress.generation)
+        if current is None:
+            self.tuner.begin(self.spec.overrides, progress.generation, progress.evaluations)
+        elif dict(current.settings) != self.tuner.settings_of(self.spec.overrides):
+            self._use(self.spec.config.with_overrides({**self.spec.overrides, **current.settings}))
+        progress.segment = self.tuner.current_body
 
     def _joined_at(self) -> int:
         """How far the run's other islands had got when this one starts afresh: their highest
@@ -256,10 +275,15 @@ class _Loop:
             state = self.algo.evaluate(self.algo.step(state, g, self.gen))
             progress.generation = g + 1
             progress.evaluations += self.algo.population(state).evaluations
-            self._record(state, progress, adopted=deferred)
+            stats = self._record(state, progress, adopted=deferred)
+            if self.tuner is not None:
+                state = self._tune(state, progress, stats.best)
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
         if reason in ("generations", "evaluations", "stagnation") and not math.isfinite(progress.best_ever):
             reason = REASON_NO_FITNESS  # it found nothing: not a finished run to build on
+        if self.tuner is not None and reason != "stopped":
+            self.tuner.finish(reason)
+            progress.segment = self.tuner.current_body
         self.recorders.end(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
                             progress.evaluations, resumed, self.stop.signum if reason == "stopped" else None)
@@ -312,13 +336,66 @@ class _Loop:
             progress.stale = 0
         return stats
 
-    def _record(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> None:
+    def _record(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> Any:
         """Count a generation (or the first population), then tell the recorders."""
         before = progress.best_ever
         stats = self._record_best(state, progress, adopted=adopted)
         if progress.best_ever == before and progress.generation > 0:
             progress.stale += 1
         self.recorders.generation(state, progress, stats)
+        return stats
+
+    # -- tuning (islands.tuning) --------------------------------------------------------------
+    def _tune(self, state: Any, progress: ckpt.Progress, best: float) -> Any:
+        """Let the tuner decide after a generation; checkpoint at its decision points, so a donor's
+        population is at most one decision old and a resume takes up the segment it recorded."""
+        switch = self.tuner.after_generation(progress.generation, progress.evaluations, best)
+        if switch is not None:
+            state = self._switch(state, progress, switch)
+        progress.segment = self.tuner.current_body
+        if self.tuner.decided:
+            self.recorders.checkpoint(state, progress)
+        return state
+
+    def _switch(self, state: Any, progress: ckpt.Progress, switch: Switch) -> Any:
+        """Start the segment `switch` names: its settings, and the donor's population or a fresh one."""
+        try:
+            cfg = self.spec.config.with_overrides({**self.spec.overrides, **switch.settings})
+        except (ConfigError, TypeError) as e:
+            self.log(f"warning: {self.spec.island}: settings {switch.settings} make no valid run ({e}); carrying on")
+            return state
+        before = (self.cfg, self.problem, self.algo)
+        self._use(cfg)
+        evaluations = progress.evaluations
+        if switch.donor_state is not None:
+            try:
+                new = self.algo.from_record(switch.donor_state)
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                self._use(before[0], problem=before[1], algo=before[2])
+                self.log(f"warning: {self.spec.island}: {switch.parent}'s population does not fit ({e}); not copied")
+                return state
+        else:
+            self._episodes(progress.generation)
+            new = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
+            progress.evaluations += self.algo.population(new).evaluations
+        best = self._record_best(new, progress, adopted=switch.donor_state is not None).best
+        segment = self.tuner.start(switch, progress.generation, evaluations, best)
+        shown = " ".join(f"{k}={v}" for k, v in sorted(segment.settings.items()))
+        self.log(f"{self.spec.island}: segment {segment.index} at generation {progress.generation}: {shown} ({switch.why})")
+        return new
+
+    def _use(self, cfg: RunConfig, problem: Any = None, algo: Any = None) -> None:
+        """Run on with `cfg`: rebuild the problem (when its parameters changed) and the algorithm,
+        and hand the algorithm to the recorders that read the state through it."""
+        if problem is None:
+            problem = self.problem
+            if self.spec.problem is None and dict(cfg.problem_params) != dict(self.cfg.problem_params):
+                problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
+        self.cfg, self.problem = cfg, problem
+        self.algo = algo if algo is not None else make_algorithm(cfg, problem, self.device)
+        self.population = cfg.population or self.algo.default_population()
+        for recorder in (self.history, self.checkpointer, self.heartbeat):
+            recorder.algo = self.algo
 
 
 LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly

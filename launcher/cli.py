@@ -127,7 +127,7 @@ def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bo
     opts = make_options(device, slurm.get("pattern"), slurm.get("partition"), slurm.get("time"),
                         slurm.get("account"), slurm.get("sbatch_args", ()), slurm.get("warn_before"),
                         slurm.get("max_requeues"))
-    config, explicit = config_from_options(options)
+    config, explicit = config_from_options(options, tuple(vary))
     root = run_dir or settings_run_dir(config, _identity(n_islands, vary))
     check_memory(config)
     check_run_dir(root, allow_nonempty)
@@ -223,7 +223,7 @@ def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempt
     if cores is not None and not cores.strip():
         raise PlanError("--cores '' names no core (leave the option out to use every core)")
     refuse_new_with_run_dir(new, run_dir)
-    config, explicit = config_from_options(options)
+    config, explicit = config_from_options(options, tuple(vary))
     root = run_dir or settings_run_dir(config, _identity(n_islands, vary), new=new)
     check_memory(config)
     check_run_dir(root, allow_nonempty)

@@ -7,20 +7,18 @@ manifest (`Plan.manifest_fields`).
 """
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import psutil
 
 from islands import budget
-from islands.config import (ALGO_PREFIX, PARAM_PREFIX, VARIABLE_SETTINGS, GAConfig, RunConfig, island_id,
-                            parse_cli_value)
+from islands.config import RunConfig, island_id
 from islands.errors import ConfigError
+from islands.tuning import space
+from islands.tuning.space import VarySpec, _value, sample_overrides  # noqa: F401  (the plan's --vary)
 from launcher.errors import PlanError
 
 THREADS_PER_ISLAND = 1
@@ -116,157 +114,17 @@ def assign_devices(n: int, device: str, gpus: Sequence[str] | None) -> list[tupl
 
 
 # -- --vary ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class VarySpec:
-    """Spread one setting over the islands: `NAME=LOW:HIGH[:log]` or `NAME=A,B,C`.
-
-    NAME is `algorithm`, `population`, a GA field, `algo.KEY` (an algorithm setting, as
-    `--algorithm-param KEY=`) or `param.KEY` (a problem parameter, as `--param KEY=`). A range
-    of an `algo.`/`param.` setting is integer when both ends are written as integers.
-    A list is dealt round-robin over the islands in order.
-    """
-
-    name: str
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
-    values: tuple[Any, ...] | None = None  # a categorical list
-    whole: bool = False  # an algo./param. range written with integer ends
-
-    @property
-    def integer(self) -> bool:
-        if self.name.startswith((ALGO_PREFIX, PARAM_PREFIX)):
-            return self.whole
-        return isinstance(_default(self.name), int) and not isinstance(_default(self.name), bool)
-
-    def __str__(self) -> str:
-        if self.values is not None:
-            return f"{self.name}=" + ",".join(_text(v) for v in self.values)
-        return f"{self.name}={_num(self.low)}:{_num(self.high)}" + (":log" if self.log else "")
-
-
-def _default(name: str) -> Any:
-    return getattr(RunConfig(), name) if name in ("population", "algorithm") else getattr(GAConfig(), name)
-
-
 DEFAULT_POPULATION = "the algorithm's default"
 
 
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def _text(v: Any) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def parse_vary(text: str) -> VarySpec:
-    """Parse and check one `--vary` value; PlanError quoting it when it makes no sense."""
-    name, eq, rng = text.partition("=")
-    name = name.strip()
-    prefixed = name.startswith((ALGO_PREFIX, PARAM_PREFIX))
-    if not prefixed:
-        name = name.replace("-", "_")
-    if not eq:
-        raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log] or NAME=A,B,C")
-    if prefixed and not name.split(".", 1)[1]:
-        raise PlanError(f"--vary {text!r}: {name!r} needs a setting name after the dot")
-    if not prefixed and name not in VARIABLE_SETTINGS:
-        raise PlanError(f"--vary {text!r}: cannot vary {name!r}; choose one of {', '.join(VARIABLE_SETTINGS)}, "
-                        f"{ALGO_PREFIX}KEY (an algorithm setting) or {PARAM_PREFIX}KEY (a problem parameter)")
-    if ":" not in rng:
-        items = [v.strip() for v in rng.split(",")]
-        if len(items) < 2 or any(not v for v in items):
-            raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH[:log] or a list of two or more values "
-                            "NAME=A,B[,...] (one value for every island: set it as a run option)")
-        values = tuple(parse_cli_value(v) for v in items)
-        if not prefixed:
-            values = tuple(_coerce(name, v, text) for v in values)
-        return VarySpec(name, values=values)
-    parts = rng.split(":")
-    log = len(parts) == 3 and parts[2].strip().lower() == "log"
-    if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
-        raise PlanError(f"--vary {text!r}: expected NAME=LOW:HIGH or NAME=LOW:HIGH:log")
-    if not prefixed and not isinstance(_default(name), (int, float, type(None))) or name == "algorithm":
-        raise PlanError(f"--vary {text!r}: {name} is not a number; give a list like {name}=A,B")
+    """Parse and check one `--vary` value (`islands.tuning.space`); PlanError quoting it."""
     try:
-        low, high = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise PlanError(f"--vary {text!r}: LOW and HIGH must be numbers") from None
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise PlanError(f"--vary {text!r}: LOW and HIGH must be finite")
-    if not low < high:
-        raise PlanError(f"--vary {text!r}: LOW ({_num(low)}) must be below HIGH ({_num(high)})")
-    if log and low <= 0:
-        raise PlanError(f"--vary {text!r}: a log range needs LOW > 0")
-    whole = prefixed and all(_is_int_text(p) for p in parts[:2])
-    spec = VarySpec(name, low, high, log, whole=whole)
-    if spec.integer and math.ceil(low) > math.floor(high):
-        raise PlanError(f"--vary {text!r}: {name} is an integer and no integer lies in [{_num(low)}, {_num(high)}]")
-    return spec
-
-
-def _is_int_text(raw: str) -> bool:
-    try:
-        int(raw.strip())
-        return True
-    except ValueError:
-        return False
-
-
-def _coerce(name: str, value: Any, text: str) -> Any:
-    """A list item of a plain setting in that setting's type (5 for a float field is 5.0)."""
-    default = _default(name)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
-        if not value.is_integer():
-            raise PlanError(f"--vary {text!r}: {name} takes integers, got {value!r}")
-        return int(value)
-    if name == "algorithm" or isinstance(default, str):
-        if not isinstance(value, str):
-            raise PlanError(f"--vary {text!r}: {name} takes names, got {value!r}")
-    elif isinstance(value, str) or isinstance(value, bool):
-        raise PlanError(f"--vary {text!r}: {name} takes numbers, got {value!r}")
-    return value
-
-
-def sample_overrides(specs: Sequence[VarySpec], islands: Sequence[str], seed: int) -> dict[str, dict[str, Any]]:
-    """Per-island values of every varied setting: stratified, shuffled, seeded by the run seed.
-
-    Each island draws from its own 1/N slice of the range (a Latin hypercube over the varied
-    settings), so even a handful of islands covers the range evenly; the slices are shuffled
-    independently per setting so settings are not correlated across islands.
-    """
-    n = len(islands)
-    out: dict[str, dict[str, Any]] = {isl: {} for isl in islands}
-    for spec in specs:
-        # The seed depends on the run seed and the setting's name only, not on the order of
-        # the --vary options, so the same command line always gives the same values.
-        if spec.values is not None:  # a list: round-robin over the islands in order
-            for i, isl in enumerate(islands):
-                out[isl][spec.name] = spec.values[i % len(spec.values)]
-            continue
-        tag = int.from_bytes(hashlib.blake2b(spec.name.encode(), digest_size=8).digest(), "little")
-        rng = np.random.default_rng([seed, tag])
-        u = (rng.permutation(n) + rng.random(n)) / n
-        for isl, ui in zip(islands, u):
-            out[isl][spec.name] = _value(spec, float(ui))
-    return out
-
-
-def _value(spec: VarySpec, u: float) -> int | float:
-    """The value at quantile `u` in [0, 1] of the range (log-uniform with `log`)."""
-    low, high = spec.low, spec.high
-    if spec.integer:  # widen by half a step so that rounding makes every integer equally likely
-        low, high = math.ceil(low) - 0.499, math.floor(high) + 0.499
-    if spec.log:
-        x = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-    else:
-        x = low + u * (high - low)
-    if spec.integer:
-        return int(min(max(round(x), math.ceil(spec.low)), math.floor(spec.high)))
-    return float(f"{min(max(x, spec.low), spec.high):.6g}")
+        return space.parse_vary(text)
+    except ConfigError as e:
+        raise PlanError(str(e)) from None
 
 
 def check_overrides(config: RunConfig, overrides: Mapping[str, Mapping[str, Any]], specs: Sequence[VarySpec]) -> None:

@@ -5,6 +5,7 @@
       lease.isld             its lease: host, pid, job id, heartbeat (envelope "lease")
       status.isld            rewritten atomically, a few times a second at most
       history.jsonl          one JSON line per generation, append-only
+      segments.isld          a tuned island's segments, rewritten atomically at each decision
       checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
       island.log             stdout/stderr when started by the launcher
 
@@ -33,6 +34,7 @@ from migration_pool.errors import FormatError, IslandBusy
 CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
+SEGMENTS_MAX_BYTES = 4 << 20  # another island's segment records are read at every decision: bounded
 HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops here: ~4 million generations
 
 
@@ -106,6 +108,20 @@ class IslandFiles:
     def read_status(self) -> dict[str, Any] | None:
         """The island's status, None if it has none yet; FormatError if it is corrupt."""
         return files.read_envelope(self.status_path, "status")
+
+    # -- segments (a tuner's records, islands.tuning.segments) ----------------------------
+    @property
+    def segments_path(self) -> Path:
+        return self.dir / "segments.isld"
+
+    def write_segments(self, body: dict[str, Any]) -> None:
+        """Replace the island's segment records atomically (durably: a tuner's state on resume)."""
+        files.checked_dir(self.root, self.dir)
+        atomic.publish(self.segments_path, fmt.encode("segments", body), durable=True)
+
+    def read_segments(self, max_bytes: int = SEGMENTS_MAX_BYTES) -> dict[str, Any] | None:
+        """The island's segment records, None if it has none; FormatError if corrupt or too large."""
+        return files.read_envelope(self.segments_path, "segments", max_bytes)
 
     # -- history --------------------------------------------------------------------------
     @property

@@ -64,6 +64,7 @@ def test_migration_mode_defaults_to_async_and_old_manifests_and_checkpoints_stay
     old = cfg.to_dict()
     for key in ("mode", "sync_timeout"):  # what a manifest written before the setting holds
         del old["migration"][key]
+    del old["tuner"]  # nor did it have a tuner
     assert RunConfig.from_dict(old).migration.mode == "async"
     # An async run hashes as before the setting existed: its checkpoints still resume.
     for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
