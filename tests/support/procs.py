@@ -206,6 +206,16 @@ def status_generation(run_dir: Path, island: str) -> int:
     return -1 if status is None else int(status["generation"])
 
 
+def sigkill_at_generation(proc: subprocess.Popen, run_dir: Path, generation: int, island: str = "island-00") -> None:
+    """Once `island` of `run_dir` has published `generation`, SIGKILL `proc`'s process group (a crash
+    mid-run); `proc` is reaped whatever happens."""
+    try:
+        wait_for(lambda: status_generation(run_dir, island) >= generation, what=f"generation {generation}")
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        kill_group(proc)
+
+
 # ----------------------------------------------------------------------------- privileges
 
 def drop_dac_capabilities() -> None:
