@@ -228,8 +228,7 @@ def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempt
     check_memory(config)
     check_run_dir(root, allow_nonempty)
     warn_about_locks(root)
-    if run_dir is None:
-        click.echo(start_line(root, new), err=True)
+    said = start_line(root, new) if run_dir is None else None  # said by the launch once it is accepted
     if backend == "slurm":
         refuse_local_only(cores, device)
         ctx = click.get_current_context()
@@ -245,7 +244,7 @@ def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempt
         request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
                                 vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts),
                                 resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
-                                loggers=tuple(logger))
+                                loggers=tuple(logger), start_line=said)
         return run_slurm(request, opts, slurm["detach"], plain, progress_every)
     if fresh:
         confirm_fresh(root, yes, "--fresh")
@@ -254,6 +253,7 @@ def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempt
         vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts, hang_timeout_s=hang_timeout),
         grace_s=grace, resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,
         evaluate_episodes=evaluate_episodes, fresh=fresh, fork_server=not no_fork_server, loggers=tuple(logger),
+        start_line=said,
     )
     if allow_shared_run:
         os.environ[ALLOW_SHARED_ENV] = "1"  # the islands it starts inherit the consent

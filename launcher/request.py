@@ -45,6 +45,9 @@ class LaunchRequest:
     grace_s: float = 30.0
     poll_s: float = 0.2
     resume_hint: str | None = None  # the command to print for resuming
+    # Which run folder a launch without --run-dir picked (new, resumed or finished), said only once
+    # the launch is accepted, so a refused one prints its error alone
+    start_line: str | None = None
     allow_shared_run: bool = False  # accept a run others can write (they can run code in it)
     evaluate_episodes: int = 100  # unseen starts for the champion after a finished run (0: none)
     fresh: bool = False  # start the run over (`RunDir.reset_run`), once every input is checked

@@ -166,6 +166,8 @@ class _Session:
 
     def run(self) -> LaunchResult:
         self._check_not_running()
+        if self.request.start_line:  # accepted: now the run folder a launch without --run-dir picked is said
+            self.view.message(self.request.start_line)
         for line in self.plan.describe():
             self.view.message(line)
         for line in planning.settings_lines(self.run_.config, len(self.plan.ids), self.plan.setting_groups(self.run_.config)):

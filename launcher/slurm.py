@@ -197,6 +197,8 @@ class SlurmLaunch:
     def run(self, detach: bool = False) -> SlurmResult:
         try:
             run, planned, todo = self.prepare()
+            if self.request.start_line:  # accepted: now the run folder a launch without --run-dir picked is said
+                self.view.message(self.request.start_line)
             self.view.message(f"run {run.run_id} in {self.rundir.root}: {len(planned)} island(s) planned, "
                               f"{len(todo)} to submit, pattern {self.opts.pattern}")
             if todo:

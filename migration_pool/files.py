@@ -9,10 +9,11 @@ an append-only file yields complete lines only (`lines`).
 """
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -129,6 +130,17 @@ def hold(path: Path, busy: Exception) -> FileLock:
     except Timeout:
         raise busy from None
     return lock
+
+
+def json_objects(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
+    """The JSON objects among `lines` (JSON-lines files: a line that is not JSON, or not an object, is skipped)."""
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            yield rec
 
 
 def lines(f: BinaryIO) -> Iterator[bytes]:

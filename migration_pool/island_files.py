@@ -166,13 +166,7 @@ class IslandFiles:
         except FileNotFoundError:
             return
         with os.fdopen(fd, "rb") as f:
-            for line in files.lines(_Capped(f, min(size, max_bytes))):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict):
-                    yield rec
+            yield from files.json_objects(files.lines(_Capped(f, min(size, max_bytes))))
         if size > max_bytes:
             raise FormatError(f"is {size} bytes, over the cap of {max_bytes}: read up to the cap",
                               str(self.history_path))

@@ -68,12 +68,4 @@ class SchedulerFiles:
                 lines = list(files.lines(f))
         except FileNotFoundError:
             return []
-        out = []
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
-        return out
+        return list(files.json_objects(lines))

@@ -33,7 +33,8 @@ from islands.threads import limit_env  # noqa: E402
 limit_env()
 import torch  # noqa: E402
 
-from quality_runners import TARGETS, method_runner  # noqa: E402
+from ecdf import ecdf_plot  # noqa: E402
+from quality_runners import method_runner  # noqa: E402
 
 PROBLEMS = ("sphere", "ellipsoid", "rotated_ellipsoid", "bent_cigar", "rosenbrock", "rastrigin",
             "rotated_rastrigin", "schwefel", "rotated_schwefel", "lunacek")
@@ -110,32 +111,6 @@ def markdown(rows: list[dict], verdicts: list[dict], budget_per_dim: int) -> str
     return "\n".join(lines) + "\n"
 
 
-def ecdf_plot(runs: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    dims = sorted({r["dim"] for r in runs})
-    fig, axes = plt.subplots(1, len(dims), figsize=(6 * len(dims), 4.5), squeeze=False)
-    for ax, dim in zip(axes[0], dims):
-        mine = [r for r in runs if r["dim"] == dim]
-        for method in dict.fromkeys(r["method"] for r in mine):
-            rs = [r for r in mine if r["method"] == method]
-            hits = sorted(e / dim for r in rs for e in r["hits"].values())
-            total = len(rs) * len(TARGETS)
-            xs = np.array([1.0] + hits)
-            ax.step(xs, np.arange(len(xs)) / total, where="post", label=method,
-                    ls="--" if method.startswith(("pycma", "pygmo")) else "-")
-        ax.set(xscale="log", xlabel="evaluations / D", ylabel="share of (problem, seed, target) reached",
-               title=f"D={dim}: targets 1e2..1e-8", ylim=(0, 1))
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="D=10, 3 seeds, 5 problems")
@@ -191,7 +166,8 @@ def main() -> None:
                                                      "skipped": skipped, "budget_per_dim": args.budget_per_dim},
                                                     indent=1))
     (out / "algorithms.md").write_text(md)
-    ecdf_plot(runs, out / "algorithms-ecdf.png")
+    ecdf_plot(runs, out / "algorithms-ecdf.png", args.budget_per_dim, pairs="problem, seed", peers=PEERS,
+              title=lambda dim, mine: f"D={dim}: targets 1e2..1e-8")
     print(md)
     print(f"wrote {out}/algorithms.json, algorithms.md, algorithms-ecdf.png")
 

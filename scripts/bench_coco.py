@@ -47,7 +47,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from islands.problems import Problem  # noqa: E402
-from quality_runners import TARGETS, method_runner  # noqa: E402
+from ecdf import ecdf_plot  # noqa: E402
+from quality_runners import method_runner  # noqa: E402
 
 FUNCTIONS = (2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 21, 23, 24)
 HELD_OUT = (1, 3, 8, 15, 20, 22)
@@ -183,32 +184,6 @@ def markdown(rows: list[dict], verdict: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ecdf_plot(runs: list[dict], path: Path, budget_per_dim: int) -> None:
-    """COCO-style runtime ECDF: share of (function, instance, target) pairs reached by evaluations / D."""
-    import matplotlib  # lazy: plotting only at the end
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # lazy: after the backend is chosen
-
-    dims = sorted({r["dim"] for r in runs})
-    fig, axes = plt.subplots(1, len(dims), figsize=(6.5 * len(dims), 4.8), squeeze=False)
-    for ax, dim in zip(axes[0], dims):
-        mine = [r for r in runs if r["dim"] == dim]
-        for method in dict.fromkeys(r["method"] for r in mine):
-            rs = [r for r in mine if r["method"] == method]
-            hits = sorted(e / dim for r in rs for e in r["hits"].values())
-            xs = np.array([1.0 / dim] + hits + [budget_per_dim])  # from the first evaluation to the budget
-            ys = np.minimum(np.arange(len(xs)), len(hits)) / (len(rs) * len(TARGETS))
-            ax.step(xs, ys, where="post", label=method, ls="--" if method in PEERS else "-")
-        functions = sorted({r["function"] for r in mine})
-        ax.set(xscale="log", xlabel="evaluations / D", ylabel="share of (function, instance, target) reached",
-               title=f"bbob D={dim}, {len(functions)} functions, targets 1e2..1e-8", ylim=(0, 1))
-        ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="D=10, instances 1-2, six functions, the restart variants")
@@ -291,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(rows, verdict, header)
     (out / "coco.json").write_text(json.dumps({**data, "rows": rows, "verdicts": verdict}, indent=1))
     (out / "coco.md").write_text(md)
-    ecdf_plot(data["runs"], out / "coco-ecdf.png", data["budget_per_dim"])
+    ecdf_plot(data["runs"], out / "coco-ecdf.png", data["budget_per_dim"], pairs="function, instance", peers=PEERS,
+              title=lambda dim, mine: (f"bbob D={dim}, {len({r['function'] for r in mine})} functions, "
+                                       "targets 1e2..1e-8"))
     print(md)
     print(f"wrote {out}/coco.json, coco.md, coco-ecdf.png")
     return 0

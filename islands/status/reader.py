@@ -19,7 +19,6 @@ The error policy, the same for every reader:
 """
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 from islands.config import RunConfig
 from islands.manifest import Run, planned_islands, run_from_manifest
 from islands.status.record import HistoryLine, IslandStatus, as_str
+from migration_pool import files
 from migration_pool.errors import FormatError, RunDirError
 from migration_pool.lease import Lease
 from migration_pool.rundir import RunDir
@@ -97,15 +97,7 @@ def sample_records(lines: Sequence[bytes], points: int, key: bytes | None = None
     if len(lines) > points:
         idx = np.unique(np.linspace(0, len(lines) - 1, points).round().astype(np.int64))
         lines = [lines[i] for i in idx]
-    out = []
-    for ln in lines:
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(HistoryLine.from_body(rec))
-    return out
+    return [HistoryLine.from_body(rec) for rec in files.json_objects(lines)]
 
 
 class RunReader:

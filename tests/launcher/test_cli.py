@@ -54,6 +54,21 @@ def test_bad_input_exits_2_and_starts_nothing(tmp_path, args, words):
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("args, words", [
+    (["-n", "0"], "-n/--islands must be at least 1, got 0"),
+    (["--vary", "nosuch=1:2"], "cannot vary 'nosuch'"),
+    (["--problem", "rastrign"], "unknown problem 'rastrign'"),  # refused by the settings check
+])
+def test_bad_input_without_run_dir_says_only_its_error_and_names_no_run(tmp_path, monkeypatch, args, words):
+    """The settings-named run folder is said once the launch is accepted, never before a refusal."""
+    monkeypatch.delenv("ISLANDS_RUN_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    result = run_cli("--problem", "sphere", *args)
+    assert result.exit_code == 2, result.output
+    assert words in one_error_line(result)  # no "new run ..." line before it
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="needs a CUDA-less Linux box")
 def test_cuda_asked_for_without_cuda_exits_2(tmp_path):
     import torch

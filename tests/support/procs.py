@@ -206,6 +206,28 @@ def status_generation(run_dir: Path, island: str) -> int:
     return -1 if status is None else int(status["generation"])
 
 
+def sigkill_at_generation(proc: subprocess.Popen, run_dir: Path, generation: int, island: str = "island-00") -> None:
+    """Once `island` of `run_dir` has published `generation`, SIGKILL `proc`'s process group (a crash
+    mid-run); `proc` is reaped whatever happens."""
+    try:
+        wait_for(lambda: status_generation(run_dir, island) >= generation, what=f"generation {generation}")
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        kill_group(proc)
+
+
+def signal_at_generation(proc: subprocess.Popen, run_dir: Path, generation: int, signum: int, timeout: float,
+                         island: str = "island-00") -> tuple[str, str]:
+    """Once `island` of `run_dir` has published `generation`, send `proc` `signum` and read its
+    output to the end (within `timeout` s): (stdout, stderr). `proc` is reaped whatever happens."""
+    try:
+        wait_for(lambda: status_generation(run_dir, island) >= generation, what=f"generation {generation}")
+        proc.send_signal(signum)
+        return proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc)
+
+
 # ----------------------------------------------------------------------------- privileges
 
 def drop_dac_capabilities() -> None:

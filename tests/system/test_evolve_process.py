@@ -13,7 +13,8 @@ import pytest
 
 from islands.exit_codes import EXIT_STOPPED
 from migration_pool.rundir import RunDir
-from support.procs import child_env, evolve_cmd, kill_group, run, start, status_generation, wait_for
+from support.procs import (child_env, evolve_cmd, kill_group, run, sigkill_at_generation, signal_at_generation, start,
+                           status_generation, wait_for)
 
 SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "40", "--seed", "11",
         "--checkpoint-every", "10", "--checkpoint-seconds", "0"]
@@ -32,11 +33,7 @@ def checkpoint_generations(run_dir, island="island-00") -> list[int]:
 def test_sigkill_mid_run_then_the_same_command_resumes_from_the_checkpoint(tmp_path):
     cmd = evolve_cmd("island-00", tmp_path, *SLOW, "--generations", "150")
     proc = start(cmd)
-    try:
-        wait_for(lambda: status_generation(tmp_path, "island-00") >= 45, what="generation 45")
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        kill_group(proc)
+    sigkill_at_generation(proc, tmp_path, 45)
     assert proc.returncode == -signal.SIGKILL
     saved = checkpoint_generations(tmp_path)
     assert saved and saved[-1] >= 40
@@ -73,12 +70,7 @@ def test_resume_equivalence_under_repeated_sigkill(tmp_path):
 def test_sigint_checkpoints_exits_75_and_resumes(tmp_path):
     cmd = evolve_cmd("island-00", tmp_path, *SLOW, "--generations", "400")
     proc = start(cmd)
-    try:
-        wait_for(lambda: status_generation(tmp_path, "island-00") >= 25, what="generation 25")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        kill_group(proc)
+    out, err = signal_at_generation(proc, tmp_path, 25, signal.SIGINT, timeout=30)
     assert proc.returncode == EXIT_STOPPED, err
     assert "stopped" in out and "run the same command to resume" in out
     status = RunDir(tmp_path).island("island-00").read_status()

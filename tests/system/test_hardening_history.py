@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 
 import pytest
 
@@ -15,7 +14,7 @@ from islands.runs import new_manifest
 from islands.status.report import build_report
 from launcher.summary import time_to_target
 from migration_pool.rundir import RunDir
-from support.procs import bounded, evolve_cmd, kill_group, run, start, status_generation, wait_for
+from support.procs import bounded, evolve_cmd, run, sigkill_at_generation, start
 
 SLOW = ["--problem", "slow_problem:make", "--dim", "10", "--population", "20", "--seed", "5"]
 
@@ -27,11 +26,7 @@ def generations(run_dir, island="island-00") -> list[int]:
 def test_sigkill_before_the_first_checkpoint_then_rerun_records_each_generation_once(tmp_path):
     cmd = evolve_cmd("island-00", tmp_path, *SLOW, "--generations", "120", "--checkpoint-every", "1000")
     proc = start(cmd)
-    try:
-        wait_for(lambda: status_generation(tmp_path, "island-00") >= 20, what="generation 20")
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        kill_group(proc)
+    sigkill_at_generation(proc, tmp_path, 20)
     assert not RunDir(tmp_path).island("island-00").checkpoint_paths(), "the test must kill before the first checkpoint"
     assert len(generations(tmp_path)) >= 20  # the killed attempt left lines behind
     done = run(evolve_cmd("island-00", tmp_path))

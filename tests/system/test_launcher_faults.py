@@ -78,6 +78,14 @@ class Launcher:
         except AssertionError as e:
             pytest.fail(f"{e}:\n{self.output()}")
 
+    def sigterm(self, timeout: float, what: str = "the launcher is still running") -> int:
+        """SIGTERM the launcher and wait for it to exit; its exit code, or the test fails with its output."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{what} {timeout} s after SIGTERM:\n{self.output()}")
+
     def left_alive(self) -> list[int]:
         return [pid for pid, created in self.seen.items() if alive(pid, created)]
 
@@ -105,6 +113,11 @@ def launcher(spawn, tmp_path):
         one.cleanup()
 
 
+@pytest.fixture
+def run(tmp_path) -> Path:
+    return tmp_path / "run"
+
+
 def status(run: Path, island: str) -> dict:
     try:
         return RunDir(run).island(island).read_status() or {}
@@ -116,25 +129,25 @@ def running(run: Path, n: int, generation: int = 5):
     return lambda: all(status(run, f"island-{i:02d}").get("generation", 0) >= generation for i in range(n))
 
 
+def two_islands(launcher, run: Path, grace: int, generation: int = 5) -> Launcher:
+    """A launch of two slow islands that run until stopped, once both are at `generation`."""
+    launch = launcher(launch_args(run, 2, 100_000, "--grace", str(grace)))
+    launch.wait_until(running(run, 2, generation), 90, f"two islands at generation {generation}")
+    return launch
+
+
 def template_of(launch: Launcher) -> psutil.Process:
     (template,) = launch.descendants("islands.island_template")
     return template
 
 
-def test_a_stopped_template_neither_keeps_the_islands_nor_freezes_the_launcher(tmp_path, launcher):
-    run = tmp_path / "run"
-    launch = launcher(launch_args(run, 2, 100_000, "--grace", "2"))
-    launch.wait_until(running(run, 2), 90, "two islands running")
+def test_a_stopped_template_neither_keeps_the_islands_nor_freezes_the_launcher(run, launcher):
+    launch = two_islands(launcher, run, grace=2)
     islands = launch.descendants("evolve")
     template = template_of(launch)
     assert {p.ppid() for p in islands} == {template.pid}  # forked: the template is their parent
     os.kill(template.pid, signal.SIGSTOP)
-    launch.proc.send_signal(signal.SIGTERM)
-    try:
-        launch.proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the launcher is still running 60 s after SIGTERM with its template stopped:\n{launch.output()}")
-    assert launch.proc.returncode == EXIT_STOPPED, launch.output()
+    assert launch.sigterm(60, "the launcher is still running with its template stopped") == EXIT_STOPPED, launch.output()
     assert launch.left_alive() == [], f"left running: {launch.left_alive()}\n{launch.output()}"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["state"] == "stopped"
@@ -146,10 +159,8 @@ def test_a_stopped_template_neither_keeps_the_islands_nor_freezes_the_launcher(t
     assert "island template not answering" not in launch.output()
 
 
-def test_a_killed_island_is_noticed_and_restarted_while_the_template_is_stopped(tmp_path, launcher):
-    run = tmp_path / "run"
-    launch = launcher(launch_args(run, 2, 100_000, "--grace", "20"))
-    launch.wait_until(running(run, 2, 15), 90, "two islands past a checkpoint")
+def test_a_killed_island_is_noticed_and_restarted_while_the_template_is_stopped(run, launcher):
+    launch = two_islands(launcher, run, grace=20, generation=15)  # past a checkpoint
     template = template_of(launch)
     victim = status(run, "island-01")["pid"]
     os.kill(template.pid, signal.SIGSTOP)
@@ -160,22 +171,15 @@ def test_a_killed_island_is_noticed_and_restarted_while_the_template_is_stopped(
     assert "note: island template not answering" in launch.output()  # the restart could not be forked
     # Still stoppable, and the other island, still the stopped template's child, checkpoints.
     launch.descendants("evolve")
-    launch.proc.send_signal(signal.SIGTERM)
-    try:
-        launch.proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the launcher is still running 60 s after SIGTERM:\n{launch.output()}")
-    assert launch.proc.returncode == EXIT_STOPPED, launch.output()
+    assert launch.sigterm(60) == EXIT_STOPPED, launch.output()
     assert launch.left_alive() == []
     for isl in ("island-00", "island-01"):
         record, errors = RunDir(run).island(isl).load_checkpoint()
         assert status(run, isl)["state"] == "stopped" and not errors and record["generation"] == status(run, isl)["generation"]
 
 
-def test_sigterms_during_the_shutdown_never_kill_the_launcher(tmp_path, launcher):
-    run = tmp_path / "run"
-    launch = launcher(launch_args(run, 2, 100_000, "--grace", "30"))
-    launch.wait_until(running(run, 2), 90, "two islands running")
+def test_sigterms_during_the_shutdown_never_kill_the_launcher(run, launcher):
+    launch = two_islands(launcher, run, grace=30)
     sent = 0
     deadline = time.monotonic() + 90
     while launch.proc.poll() is None and time.monotonic() < deadline:
@@ -191,18 +195,12 @@ def test_sigterms_during_the_shutdown_never_kill_the_launcher(tmp_path, launcher
     assert sent > 20  # the signals kept coming while it stopped
 
 
-def test_a_sigterm_while_the_launch_is_still_planning_stops_it_with_a_summary(tmp_path, launcher):
-    run = tmp_path / "run"
+def test_a_sigterm_while_the_launch_is_still_planning_stops_it_with_a_summary(run, launcher):
     launch = launcher(launch_args(run, 2, 100_000))
     # The template is started first thing, before the plan is checked and any island starts.
     launch.wait_until(lambda: launch.descendants("islands.island_template"), 60, "the island template")
     assert not (run / "manifest.isld").exists()  # still planning
-    launch.proc.send_signal(signal.SIGTERM)
-    try:
-        launch.proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"launcher still running after SIGTERM:\n{launch.output()}")
-    assert launch.proc.returncode == EXIT_STOPPED, launch.output()
+    assert launch.sigterm(120) == EXIT_STOPPED, launch.output()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["state"] == "stopped" and summary["evaluations"] == 0
     for i in range(2):  # stopped before any island started
@@ -210,17 +208,11 @@ def test_a_sigterm_while_the_launch_is_still_planning_stops_it_with_a_summary(tm
         assert not log.exists() or "--- launcher: start" not in log.read_text(errors="replace"), launch.output()
 
 
-def test_a_sigterm_during_the_champion_evaluation_ends_it_and_the_launch(tmp_path, launcher):
-    run = tmp_path / "run"
+def test_a_sigterm_during_the_champion_evaluation_ends_it_and_the_launch(run, launcher):
     launch = launcher(["launch", "-n", "1", "--run-dir", str(run), "--problem", "cartpole", "--population", "6",
                        "--generations", "1", "--evaluate", str(2**20), "--plain"])
     launch.wait_until(lambda: launch.descendants("evaluate"), 120, "the champion's evaluation")
-    launch.proc.send_signal(signal.SIGTERM)
-    try:
-        launch.proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"launcher still evaluating 60 s after SIGTERM:\n{launch.output()}")
-    assert launch.proc.returncode == 0, launch.output()  # every island finished: the run did
+    assert launch.sigterm(60, "the launcher is still evaluating") == 0, launch.output()  # every island finished: the run did
     assert "could not evaluate the champion on unseen starts: stopped by a signal" in launch.output()
     assert json.loads((run / "summary.json").read_text())["state"] == "finished"
     assert launch.left_alive() == []

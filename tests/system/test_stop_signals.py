@@ -16,7 +16,7 @@ import pytest
 from islands.exit_codes import EXIT_STOPPED, NO_RESTART
 from launcher.supervise import Action, IslandWatch, RestartPolicy
 from migration_pool.rundir import RunDir
-from support.procs import child_env, evolve_cmd, kill_group, start, status_generation, wait_for
+from support.procs import child_env, evolve_cmd, kill_group, signal_at_generation, start, wait_for
 
 # 1.2 s per generation (almost all of it asleep: no CPU). Signals are sent while the island
 # is inside the evaluation of its generation 2 or later (slow_problem's trace says when), and
@@ -120,12 +120,7 @@ print(json.dumps({"reason": result.reason}))
 def test_sigusr1_checkpoints_then_calls_the_requeue_hook_with_the_island_released(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", HOOKED, str(tmp_path)], env=child_env(),
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: status_generation(tmp_path, "island-00") >= 3, what="generation 3")
-        proc.send_signal(signal.SIGUSR1)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        kill_group(proc)
+    out, err = signal_at_generation(proc, tmp_path, 3, signal.SIGUSR1, timeout=60)
     assert proc.returncode == 0 and json.loads(out.splitlines()[-1]) == {"reason": "stopped"}, err
     hook = json.loads((tmp_path / "hook.json").read_text())
     assert hook["claim_rc"] == 0, hook["claim_err"]

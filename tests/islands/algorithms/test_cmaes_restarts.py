@@ -18,6 +18,7 @@ from islands.config import RunConfig
 from islands.errors import ConfigError
 from islands.problems import make_problem
 from migration_pool import format as fmt
+from support.records import same_record
 
 ROOT = Path(__file__).resolve().parents[3]
 FAST = dict(tolfun=1e-6, tolx=1e-4)  # runs end sooner: more restarts per second of test
@@ -183,15 +184,6 @@ def _roundtrip(record: dict) -> dict:
     return fmt.decode(fmt.encode("checkpoint", {"state": record}), "checkpoint")["state"]
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-    return type(a) is type(b) and a == b
-
-
 def _continue(algo: CMAES, s: CMAState, gen: torch.Generator, g: int, restarts: int) -> CMAState:
     target = s.restarts + restarts
     while s.restarts < target:
@@ -212,11 +204,11 @@ def test_checkpoint_in_a_small_run_resumes_bit_exactly(dtype):
     record = algo.to_record(s)
     restored = CMAES(make_problem("rastrigin", 3, solved_at=None), CMAESConfig(**FAST), dtype=dtype).from_record(
         _roundtrip(record))
-    assert _same(algo.to_record(restored), record)
+    assert same_record(algo.to_record(restored), record)
     gen2 = torch.Generator()
     gen2.set_state(gen.get_state())
     straight, resumed = _continue(algo, s, gen, g, 3), _continue(algo, restored, gen2, g, 3)
-    assert _same(algo.to_record(straight), algo.to_record(resumed))
+    assert same_record(algo.to_record(straight), algo.to_record(resumed))
     assert straight.basins.dtype == dtype and straight.regime in (rs.LARGE, rs.SMALL)
 
 

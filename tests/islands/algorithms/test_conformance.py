@@ -21,6 +21,7 @@ from islands.config import MigrationConfig, RunConfig
 from islands.population import Migrants
 from islands.problems import make_problem
 from migration_pool import format as fmt
+from support.records import same_record
 
 SIZE, DIM, GENERATIONS = 12, 4, 3
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -51,15 +52,6 @@ def island(algo, number: int, device: str, generations: int = GENERATIONS):
 
 def column(values) -> np.ndarray:
     return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-
-
-def same_record(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same_record(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-    return type(a) is type(b) and a == b
 
 
 @pytest.mark.parametrize("name, dtype, device", CASES)
