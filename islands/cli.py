@@ -31,6 +31,7 @@ from islands.errors import DEBUG_ENV, ConfigError, IslandsError  # noqa: E402
 from islands.tuning.config import TUNERS  # noqa: E402
 from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, REASON_NO_FITNESS  # noqa: E402
 from islands.loggers import LoggerSpec, parse_logger, specs_from_env  # noqa: E402
+from islands.tuning.tuner import check_tuner  # noqa: E402
 from islands.runs import check_memory, check_run_dir, evolve as run_evolve  # noqa: E402
 from islands.scheduler_state import island_from_env  # noqa: E402
 from islands.status.island_view import make_island_view  # noqa: E402
@@ -293,6 +294,7 @@ def evolve(island: str | None, run_dir: Path | None, new: bool, allow_nonempty: 
     config, explicit = config_from_options(options)
     loggers = logger_specs(logger)
     check_memory(config)
+    check_tuner(config.tuner)
     root = run_dir or settings_run_dir(config, new=new)
     check_run_dir(root, allow_nonempty)
     if fresh_run:

@@ -206,25 +206,27 @@ class _Loop:
         # killed (before its first checkpoint) would make the history mix two trajectories.
         self.rundir.island(self.spec.island).truncate_history(-1)
         progress = ckpt.Progress(joined_at=self._joined_at())
+        if self.tuner is not None:  # its first settings: those given, the rest drawn from the space
+            self._take_up(self.tuner.begin(self.spec.overrides, 0), progress)
         self._episodes(0)
         state = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
         progress.evaluations = self.algo.population(state).evaluations
-        if self.tuner is not None:
-            self.tuner.begin(self.spec.overrides, 0)
-            progress.segment = self.tuner.current_body
         self._record(state, progress)
         return state, progress, None
 
     def _resume_tuner(self, progress: ckpt.Progress) -> None:
         """Take up the segment the checkpoint recorded, with its settings (a tuned island may have
         moved away from the ones it started with)."""
-        if self.tuner is None:
-            return
-        current = self.tuner.resume(progress.segment, progress.generation)
-        if current is None:
-            self.tuner.begin(self.spec.overrides, progress.generation, progress.evaluations)
-        elif dict(current.settings) != self.tuner.settings_of(self.spec.overrides):
-            self._use(self.spec.config.with_overrides({**self.spec.overrides, **current.settings}))
+        if self.tuner is not None:
+            current = self.tuner.resume(progress.segment, progress.evaluations)
+            if current is None:
+                current = self.tuner.begin(self.spec.overrides, progress.generation, progress.evaluations)
+            self._take_up(current, progress)
+
+    def _take_up(self, segment: Any, progress: ckpt.Progress) -> None:
+        """Run with `segment`'s settings from here on (the island's own when they are the same)."""
+        if dict(segment.settings) != self.tuner.settings_of(self.spec.overrides):
+            self._use(self.spec.config.with_overrides({**self.spec.overrides, **segment.settings}))
         progress.segment = self.tuner.current_body
 
     def _joined_at(self) -> int:
@@ -311,6 +313,10 @@ class _Loop:
             return "stopped"
         return None
 
+    def _out_of_budget(self, progress: ckpt.Progress) -> bool:
+        return (self.cfg.generations is not None and progress.generation >= self.cfg.generations) or \
+            (self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations)
+
     def _record_best(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> Any:
         """Update best_ever; attribute the gain to immigrants (`adopted`) or to own breeding.
 
@@ -350,7 +356,7 @@ class _Loop:
         """Let the tuner decide after a generation; checkpoint at its decision points, so a donor's
         population is at most one decision old and a resume takes up the segment it recorded."""
         switch = self.tuner.after_generation(progress.generation, progress.evaluations, best)
-        if switch is not None:
+        if switch is not None and not self._out_of_budget(progress):  # no new segment at the very end
             state = self._switch(state, progress, switch)
         progress.segment = self.tuner.current_body
         if self.tuner.decided:
@@ -379,7 +385,7 @@ class _Loop:
             new = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
             progress.evaluations += self.algo.population(new).evaluations
         best = self._record_best(new, progress, adopted=switch.donor_state is not None).best
-        segment = self.tuner.start(switch, progress.generation, evaluations, best)
+        segment = self.tuner.start(switch, progress.generation, evaluations, progress.evaluations, best)
         shown = " ".join(f"{k}={v}" for k, v in sorted(segment.settings.items()))
         self.log(f"{self.spec.island}: segment {segment.index} at generation {progress.generation}: {shown} ({switch.why})")
         return new

@@ -27,6 +27,7 @@ import numpy as np
 from islands.config import RunConfig, is_inline
 from islands.errors import IslandsError
 from islands.runs import Run
+from islands.tuning import segments, tpe
 from islands.status import reader as run_reader
 from islands.status.reader import RunReader
 from islands.status.record import EVENT_COUNTERS, IslandStatus, champion
@@ -115,6 +116,25 @@ class RunResults:
             raise IslandsError("history_frame() needs pandas: pip install 'islands[pandas]' "
                                "(or use history(), a list of flat dicts)") from None
         return pandas.DataFrame(self.history(island), columns=list(HISTORY_KEYS))
+
+    def segments(self) -> list[dict[str, Any]]:
+        """A tuned run's segments (`islands.tuning.segments`), best first, one flat dict each:
+        island, segment, start, generations, evaluations, best, end, parent, why, trial and one
+        `setting.NAME` column per searched setting (for a pandas DataFrame). [] when untuned."""
+        rows = []
+        for s in segments.ranked(segments.read_run(self.rundir, self.islands())):
+            row = {k: v for k, v in s.to_body().items() if k not in ("settings", "rungs", "index")}
+            row["segment"], row["rungs"] = s.index, list(s.rungs)
+            rows.append({**row, **{f"setting.{k}": v for k, v in sorted(s.settings.items())}})
+        return rows
+
+    def study(self) -> Any:
+        """The run's Optuna study (`RUN/optuna.journal`, written by `--tuner tpe`); needs the optuna
+        extra. IslandsError when the run has no journal."""
+        path = self.root / tpe.JOURNAL
+        if not path.is_file():
+            raise IslandsError(f"{self.root} has no {tpe.JOURNAL} (a run launched with --tuner tpe writes one)")
+        return tpe.open_study(path)
 
     def champion(self, island: str | None = None) -> Champion:
         """The run's champion, or with `island` that island's best-ever genome."""

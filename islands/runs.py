@@ -22,6 +22,7 @@ from migration_pool.errors import FormatError, LauncherBusy, PoolError, RunDirEr
 from migration_pool.rundir import RunDir
 from islands.manifest import (MANIFEST_SCHEMA, PLANNED_KEY, Run, check_against, flatten_config,  # noqa: F401
                               new_manifest, planned_islands, run_from_manifest)
+from islands.tuning.tuner import check_tuner
 from islands.status.reader import RunReader
 from islands.status.record import champion, champion_record
 
@@ -109,6 +110,7 @@ def join_run(
     what code the islands import.
     """
     check_memory(config)
+    check_tuner(config.tuner)
     rundir = RunDir(root)
     # A run without a plan: a lone island's budget is the run's (resolved only if this call
     # creates the run; joining one compares typed budgets with its record below).

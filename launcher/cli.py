@@ -28,6 +28,7 @@ from islands.cli_run_dir import (allow_nonempty_option, confirm_fresh, new_optio
 from islands.cli_help import GroupedCommand
 from islands.cli_types import FiniteFloat, Int64
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED
+from islands.tuning.tuner import check_tuner
 from islands.runs import check_memory, check_run_dir
 from islands.stopping import ignore_stop_signals
 from launcher.errors import PlanError
@@ -130,6 +131,7 @@ def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bo
     config, explicit = config_from_options(options, tuple(vary))
     root = run_dir or settings_run_dir(config, _identity(n_islands, vary))
     check_memory(config)
+    check_tuner(config.tuner)
     check_run_dir(root, allow_nonempty)
     request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
                             vary=tuple(vary), allow_shared_run=allow_shared_run, policy=RestartPolicy())
@@ -226,6 +228,7 @@ def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempt
     config, explicit = config_from_options(options, tuple(vary))
     root = run_dir or settings_run_dir(config, _identity(n_islands, vary), new=new)
     check_memory(config)
+    check_tuner(config.tuner)
     check_run_dir(root, allow_nonempty)
     warn_about_locks(root)
     said = start_line(root, new) if run_dir is None else None  # said by the launch once it is accepted

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from islands.tuning.config import tuner_line
 from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
 from islands.exit_codes import EXIT_ERROR
@@ -175,6 +176,9 @@ class _Session:
         for note in self.plan.notes:
             self.view.message(note)
         self.view.message(planning.migration_line(self.run_.config.migration, len(self.plan.ids)))
+        tuning = tuner_line(self.run_.config.tuner, self.run_.config.generations)
+        if tuning is not None:
+            self.view.message(tuning)
         self.view.message(f"run {self.run_.run_id} in {self.rundir.root}")
         try:
             for isl in self.plan.ids:

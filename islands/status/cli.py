@@ -25,6 +25,7 @@ from islands.status.progress import generation_text
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from islands.status.schema import SCHEMA
 from islands.status.settings import display
+from islands.status.tuning import render as render_tuning
 from migration_pool.errors import PoolError
 
 STATE_STYLE = {
@@ -232,6 +233,8 @@ def render(report: dict[str, Any]) -> Any:
     parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
     if report["settings"]:
         parts += [Text(""), _settings(report["settings"])]
+    if report.get("tuning"):
+        parts += [Text(""), render_tuning(report["tuning"])]
     if report["notes"]:
         parts.append(Text("\n".join(f"note: {n}" for n in report["notes"]), style="yellow"))
     return Group(*parts)

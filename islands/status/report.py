@@ -35,6 +35,7 @@ from islands.status.record import (MIGRATION_COUNTERS, IslandStatus, as_float, a
                                    champion, island_entry_fields, plain)
 from islands.status.schema import SCHEMA_VERSION
 from islands.status.settings import settings_section
+from islands.status.tuning import tuning_section
 from migration_pool.lease import Lease
 
 HISTORY_POINTS = 100  # diversity samples decoded per island (2 per bin of diversity_over_time)
@@ -122,6 +123,7 @@ def build_report(
     run["genome_kind"], run["genome_size"] = _genome_size(statuses.values())
     champion = _champion(reader, statuses)
     generalisation = _generalisation(reader, champion)
+    tuning = tuning_section(rundir, ids, as_mapping(manifest.get("config")), champion["island"] if champion else None)
     notes = launcher_notes + reader.notes  # the launcher's fate first, then files skipped, in reading order
     between = as_float(between_island_diversity([s.centroid for s in statuses.values()]))
     within = _mean(i["diversity"] for i in islands)
@@ -146,8 +148,10 @@ def build_report(
             "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}),
             "diversity_over_time": diversity_over_time(div_points),
         },
-        "settings": settings_section(islands, migration_every=run["migration"]["every"],
-                                     champion=champion["island"] if champion else None),
+        # A tuned island's first settings say little of what it ran: its segments are ranked instead.
+        "settings": None if tuning else settings_section(islands, migration_every=run["migration"]["every"],
+                                                         champion=champion["island"] if champion else None),
+        "tuning": tuning,
         "notes": notes,
     }
 

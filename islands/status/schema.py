@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import Field
 from typing import Any
 
+from islands.status.tuning import SCHEMA as TUNING
 from islands.status.record import MIGRATION_COUNTERS, SHOWN, Migration, counter_help
 
 # 2: the lineage curve counts every island at its latest origins (not only those sampled in a
@@ -290,6 +291,7 @@ SCHEMA: dict[str, Any] = {
                 },
             ),
             "settings": {"oneOf": [{"type": "null"}, SETTINGS]},
+            "tuning": _d(TUNING, "a tuned run's best segments and the champion island's settings schedule (null: no segments)"),
             "notes": _d({"type": "array", "items": {"type": "string"}}, "run-level problems found while reading"),
         },
     ),

@@ -72,3 +72,21 @@ class TunerConfig:
         while at < age:
             k, at = k + 1, at * self.reduction
         return k if at == age else None
+
+
+def tuner_line(tuner: TunerConfig, generations: int | None = None) -> str | None:
+    """What the tuner will do, every effective setting spelled out (the plan prints it); None
+    for static."""
+    if tuner.kind == "static":
+        return None
+    if tuner.kind == "pbt":
+        return (f"tuner: pbt, every {tuner.ready} generations the bottom {tuner.fraction:g} copy a top-"
+                f"{tuner.fraction:g} island's population and settings, then explore (numbers x1.2 or /1.2, "
+                "categories redrawn with chance 0.25; algorithm, population and param.* are copied as they are)")
+    rungs, at = [], tuner.rung
+    while (generations is None and len(rungs) < 4) or (generations is not None and at < generations):
+        rungs.append(str(at))
+        at *= tuner.reduction
+    source = "proposed by Optuna's TPE (RUN/optuna.journal)" if tuner.kind == "tpe" else "drawn from the --vary space"
+    return (f"tuner: {tuner.kind}, rungs at {', '.join(rungs)}{' ...' if generations is None else ''} generations "
+            f"of a segment; outside the top 1/{tuner.reduction} there, an island restarts with settings {source}")

@@ -56,18 +56,23 @@ class Tuner:
         return {k: v for k, v in overrides.items() if k in self.names}
 
     def begin(self, overrides: Mapping[str, Any], generation: int, evaluations: int = 0) -> Segment:
-        """The first segment, with the settings the island started with, from `evaluations` on."""
-        first = Segment(self.island, 0, self.settings_of(overrides), generation)
+        """The first segment, from `evaluations` on: the settings the island was given, and for
+        searched settings it was not given (an island started by hand) a draw from the space."""
+        given = self.settings_of(overrides)
+        drawn = space.draw([s for s in self.specs if s.name not in given], self._rng(generation, index=0))
+        first = Segment(self.island, 0, {**given, **drawn}, generation)
         self._start_evals = evaluations
         self.segments = SegmentLog(self.island, [first])
         self.segments.save(self.rundir)
         return first
 
-    def resume(self, body: Any, generation: int) -> Segment | None:
-        """Take up the segment a checkpoint recorded; None if it recorded none (an untuned checkpoint)."""
+    def resume(self, body: Any, evaluations: int) -> Segment | None:
+        """Take up the segment a checkpoint recorded (the loop's count then: `evaluations`); None
+        if it recorded none (an untuned checkpoint)."""
         current = Segment.from_body(self.island, body)
         if current is None:
             return None
+        self._start_evals = evaluations - current.evaluations
         earlier = [s for s in seg.read(self.rundir, self.island) if s.index < current.index]
         self.segments = SegmentLog(self.island, [*earlier, current])
         self.segments.save(self.rundir)
@@ -77,7 +82,7 @@ class Tuner:
     def after_generation(self, generation: int, evaluations: int, best: float) -> Switch | None:
         """Count the generation into the current segment, then decide if it is a decision point."""
         cur = self.segments.current
-        cur = cur.grown(generation - cur.start, evaluations - self._evaluations_at_start(evaluations), best)
+        cur = cur.grown(generation - cur.start, evaluations - (self._start_evals or 0), best)
         self.segments.replace_current(cur)
         self.decided = False
         if self.config.kind == "pbt":
@@ -95,13 +100,10 @@ class Tuner:
         self.segments.save(self.rundir)
         return self._judge(cur, k, generation)
 
-    def _evaluations_at_start(self, evaluations: int) -> int:
-        if self._start_evals is None:  # first generation of this process: the segment's count so far is recorded
-            self._start_evals = evaluations - self.segments.current.evaluations
-        return self._start_evals
-
-    def _rng(self, generation: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.segments.current.index, generation])
+    def _rng(self, generation: int, index: int | None = None) -> np.random.Generator:
+        """The draws of a decision: seeded by the island, the segment and the generation only."""
+        index = self.segments.current.index if index is None else index
+        return np.random.default_rng([self.seed, index, generation])
 
     def _judge(self, cur: Segment, k: int, generation: int) -> Switch | None:
         """Successive halving at rung k: carry on, or restart with new settings."""
@@ -159,17 +161,18 @@ class Tuner:
         return dict(donor_seg.settings), state, donor_seg.key
 
     # -- segment changes ----------------------------------------------------------------------
-    def start(self, switch: Switch, generation: int, evaluations: int, best: float) -> Segment:
+    def start(self, switch: Switch, generation: int, before: int, after: int, best: float) -> Segment:
         """End the current segment (halved, or exploited when `switch` copied a donor) and begin
-        the one `switch` names, at `evaluations` before its first population and holding `best`."""
+        the one `switch` names: the loop's evaluation count was `before` ahead of its first
+        population and is `after` it; it holds `best`."""
         end = "exploited" if switch.donor_state is not None else "halved"
         old = replace(self.segments.current, end=end, why=switch.why)
         self.segments.replace_current(old)
         self._tell(old)
-        new = Segment(self.island, old.index + 1, dict(switch.settings), generation, best=best,
-                      parent=switch.parent, trial=switch.trial)
+        new = Segment(self.island, old.index + 1, dict(switch.settings), generation, evaluations=after - before,
+                      best=best, parent=switch.parent, trial=switch.trial)
         self.segments.segments.append(new)
-        self._start_evals = evaluations
+        self._start_evals = before
         self.segments.save(self.rundir)
         return new
 
@@ -200,3 +203,16 @@ def make_tuner(config: TunerConfig, island: str, island_seed: int, rundir: RunDi
     specs = space.parse_space(config.space)
     proposer = tpe.Journal(rundir.root / tpe.JOURNAL, specs, island_seed) if config.kind == "tpe" else None
     return Tuner(config, island, island_seed, rundir, run_id, log, proposer)
+
+
+def check_tuner(config: TunerConfig) -> None:
+    """Refuse, before anything is written, a tuner that could not run: a space that does not
+    parse or names a setting twice, or `tpe` without Optuna (ConfigError: one line, exit 2)."""
+    if not config.active:
+        return
+    names = [s.name for s in space.parse_space(config.space)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise space.SpaceError(f"--vary names a setting twice: {', '.join(twice)}")
+    if config.kind == "tpe":
+        tpe.optuna_module()

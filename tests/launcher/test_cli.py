@@ -45,6 +45,13 @@ def one_error_line(result):
     (["--max-restarts", "-1"], "--max-restarts"),
     (["--hang-timeout", "-1"], "--hang-timeout"),
     (["--population", "1"], "population must be >= 2"),
+    (["--tuner", "asha"], "--tuner asha needs --vary"),
+    (["--tuner", "pbt", "--vary", "mutation_sigma=0.01:0.3", "--generations", "10", "--ready", "10"],
+     "--ready 10 is not below the run's 10 generations"),
+    (["--tuner", "asha", "--vary", "mutation_sigma=0.01:0.3", "--generations", "20", "--rung", "30"],
+     "--rung 30 is not below"),
+    (["--tuner", "asha", "--vary", "mutation_sigma=0.01:0.3", "--vary", "mutation_sigma=0.1:0.2"], "twice"),
+    (["--tuner", "asha", "--vary", "nosuch=1:2"], "cannot vary 'nosuch'"),
 ])
 def test_bad_input_exits_2_and_starts_nothing(tmp_path, args, words):
     run_dir = tmp_path / "run"
@@ -67,6 +74,16 @@ def test_bad_input_without_run_dir_says_only_its_error_and_names_no_run(tmp_path
     assert result.exit_code == 2, result.output
     assert words in one_error_line(result)  # no "new run ..." line before it
     assert not (tmp_path / "data").exists()
+
+
+def test_tpe_without_optuna_names_the_extra_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as on a machine without the extra
+    run_dir = tmp_path / "run"
+    result = run_cli("--run-dir", str(run_dir), "--problem", "sphere", "-n", "2", "--tuner", "tpe",
+                     "--vary", "mutation_sigma=0.01:0.3")
+    assert result.exit_code == 2, result.output
+    assert "islands[optuna]" in one_error_line(result)
+    assert not run_dir.exists()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="needs a CUDA-less Linux box")

@@ -86,7 +86,8 @@ def test_unknown_kind_is_refused_both_ways():
         encode("pickle", {})
     with pytest.raises(FormatError, match="unknown kind"):
         decode(encode("status", {}), "pickle")
-    assert KINDS == {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease"}
+    assert KINDS == {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease",
+                     "segments"}
 
 
 def test_size_cap_boundary():
