@@ -389,6 +389,10 @@ from islands.status.runs_cli import runs  # noqa: E402  (built in, like export)
 
 main.add_command(runs)
 
+from islands.confirm_cli import confirm  # noqa: E402  (built in, like export)
+
+main.add_command(confirm)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
