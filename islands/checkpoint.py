@@ -53,6 +53,9 @@ class Progress:
     # A tuned island's current segment (`islands.tuning.segments.Segment.to_body`), {} untuned:
     # its settings and counts, so a resume takes the tuner up where the algorithm is.
     segment: dict[str, Any] = field(default_factory=dict)
+    # The searched settings best_ever was found with ({} untuned): what the island's status,
+    # and so the champion, reports as its overrides (its first ones no longer say how it was found).
+    best_ever_settings: dict[str, Any] = field(default_factory=dict)
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0),
                                       metadata=_SINCE_V1)

@@ -340,6 +340,8 @@ class _Loop:
             progress.best_ever_genome = figures.genome(self.algo.population(state), stats.best_index)
             progress.best_ever_generation = progress.generation
             progress.stale = 0
+            if self.tuner is not None:
+                progress.best_ever_settings = dict(self.tuner.segments.current.settings)
         return stats
 
     def _record(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> Any:
@@ -384,8 +386,9 @@ class _Loop:
             self._episodes(progress.generation)
             new = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
             progress.evaluations += self.algo.population(new).evaluations
-        best = self._record_best(new, progress, adopted=switch.donor_state is not None).best
-        segment = self.tuner.start(switch, progress.generation, evaluations, progress.evaluations, best)
+        segment = self.tuner.start(switch, progress.generation, evaluations, progress.evaluations,
+                                   figures.stats(self.algo.population(new)).best)
+        self._record_best(new, progress, adopted=switch.donor_state is not None)  # a copied best is adopted
         shown = " ".join(f"{k}={v}" for k, v in sorted(segment.settings.items()))
         self.log(f"{self.spec.island}: segment {segment.index} at generation {progress.generation}: {shown} ({switch.why})")
         return new

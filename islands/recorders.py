@@ -167,7 +167,7 @@ class Heartbeat(Recorder):
             foreign_share=foreign,
             centroid=figures.centroid(self.algo.population(state)),
             origins=origins,
-            overrides=dict(self.spec.overrides),
+            overrides={**self.spec.overrides, **progress.best_ever_settings},  # a tuned island: its best's
             device=self.spec.device,
             torch_threads=torch.get_num_threads(),
             pid=os.getpid(),

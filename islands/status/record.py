@@ -277,7 +277,7 @@ class IslandStatus:
                                         shown="integer")
     adopted_improvements: int | None = _rec(_maybe_count, "how many migration events improved best_ever",
                                             shown="integer")
-    overrides: Mapping[str, Any] = _rec(_overrides, "this island's hyperparameter overrides (launch --vary)",
+    overrides: Mapping[str, Any] = _rec(_overrides, "this island's hyperparameter overrides (launch --vary; a tuned island: the settings its best-ever was found with)",
                                         shown="object", entry=_plain_map, encode=dict, factory=dict)
     device: str | None = _rec(as_str, "torch device of the island", shown="string")
     torch_threads: int | None = _rec(as_int, "torch threads of the island's process")

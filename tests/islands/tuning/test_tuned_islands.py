@@ -93,3 +93,17 @@ def test_a_forged_donor_checkpoint_outside_the_space_is_not_copied(tmp_path):
     assert [s.end for s in segments.read(rundir, "island-00")] == ["ended"]  # never copied
     assert any("outside the --vary space; not copied" in line for line in lines)
     assert math.isfinite(result.best)
+
+
+def test_a_tuned_islands_status_and_champion_carry_the_settings_its_best_was_found_with(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir()
+    dominating(root)
+    evolve("island-00", root, config("asha", rung=5, reduction=3), log=lambda m: None)
+    rundir = RunDir(root)
+    mine = segments.read(rundir, "island-00")
+    status = rundir.island("island-00").read_status()
+    found_in = max(mine, key=lambda s: s.best)  # the segment that holds the island's best-ever
+    assert status["best_ever"] == found_in.best
+    assert status["overrides"] == dict(found_in.settings)
+    assert rundir.read_champion()["overrides"] == dict(found_in.settings)
