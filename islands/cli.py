@@ -103,6 +103,9 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--ready", "tuner.ready", Int64(min=1), "pbt: generations between an island's exploit decisions."),
     ("--pbt-fraction", "tuner.fraction", FiniteFloat(0, 0.5, min_open=True),
      "pbt: the bottom fraction copies from the top fraction."),
+    ("--optuna-journal", "tuner.optuna_journal", click.BOOL,
+     "Write RUN/optuna.journal at the end of a --vary launch (every segment or island a trial) when "
+     "Optuna is installed, for optuna-dashboard; false: do not. --tuner tpe always writes it."),
     ("--tournament-size", "ga.tournament_size", Int64(min=1), "GA tournament size."),
     ("--crossover", "ga.crossover", click.Choice(cfg.CROSSOVERS), "GA crossover operator."),
     ("--crossover-rate", "ga.crossover_rate", FiniteFloat(0, 1), "Probability that a pair is recombined."),

@@ -14,7 +14,7 @@ import click
 SECTIONS = ("Problem", "Algorithm", "Tuning", "Migration", "Run", "Scheduler")
 _MEMBERS = {
     "Problem": ("problem", "params", "dim", "dtype"),
-    "Tuning": ("vary", "tuner", "rung", "reduction", "ready", "pbt_fraction"),
+    "Tuning": ("vary", "tuner", "rung", "reduction", "ready", "pbt_fraction", "optuna_journal"),
     "Algorithm": ("algorithm", "algorithm_params", "population", "tournament_size", "crossover",
                   "crossover_rate", "mutation_rate", "mutation", "mutation_sigma", "elitism", "bounds"),
     "Migration": ("migrate_every", "migrants", "topology", "emigrants", "replacement", "migration_probability",

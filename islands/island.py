@@ -12,6 +12,7 @@ checkpoint (`islands.checkpoint`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,25 +368,29 @@ class _Loop:
 
     def _switch(self, state: Any, progress: ckpt.Progress, switch: Switch) -> Any:
         """Start the segment `switch` names: its settings, and the donor's population or a fresh one."""
-        try:
-            cfg = self.spec.config.with_overrides({**self.spec.overrides, **switch.settings})
-        except (ConfigError, TypeError) as e:
-            self.log(f"warning: {self.spec.island}: settings {switch.settings} make no valid run ({e}); carrying on")
-            return state
         before = (self.cfg, self.problem, self.algo)
-        self._use(cfg)
         evaluations = progress.evaluations
-        if switch.donor_state is not None:
+        tries = [switch] + ([dataclasses.replace(switch, settings=switch.unexplored, why=switch.why + " (the copy "
+                                                 "fits only the donor's own settings: not explored)")]
+                            if switch.donor_state is not None and switch.unexplored is not None else [])
+        new, why = None, ""
+        for attempt in tries:
             try:
-                new = self.algo.from_record(switch.donor_state)
-            except (ValueError, KeyError, TypeError, RuntimeError) as e:
-                self._use(before[0], problem=before[1], algo=before[2])
-                self.log(f"warning: {self.spec.island}: {switch.parent}'s population does not fit ({e}); not copied")
-                return state
-        else:
-            self._episodes(progress.generation)
-            new = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
-            progress.evaluations += self.algo.population(new).evaluations
+                self._use(self.spec.config.with_overrides({**self.spec.overrides, **attempt.settings}))
+                if attempt.donor_state is not None:
+                    new = self.algo.from_record(attempt.donor_state)
+                else:
+                    self._episodes(progress.generation)
+                    new = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
+                    progress.evaluations += self.algo.population(new).evaluations
+                switch = attempt
+                break
+            except (ConfigError, ValueError, KeyError, TypeError, RuntimeError) as e:
+                why = str(e)
+        if new is None:
+            self._use(before[0], problem=before[1], algo=before[2])
+            self.log(f"warning: {self.spec.island}: cannot start segment {switch.settings} ({why}); carrying on")
+            return state
         segment = self.tuner.start(switch, progress.generation, evaluations, progress.evaluations,
                                    figures.stats(self.algo.population(new)).best)
         self._record_best(new, progress, adopted=switch.donor_state is not None)  # a copied best is adopted

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from islands.tuning import study_export
 from islands.tuning.config import tuner_line
 from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
@@ -427,6 +428,8 @@ class _Session:
         self.rundir.write_summary(summary)
         for line in summary_lines(summary):
             self.view.message(line)
+        for line in study_export.after_launch(self.rundir.root, self.run_.config, self.plan, statuses):
+            self.view.message(line)  # RUN/optuna.journal for optuna-dashboard
         if state == "finished" and champ is not None and self.request.evaluate_episodes and evaluates(cfg.problem):
             self._evaluate(summary)
         if state == "stopped":

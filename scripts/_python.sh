@@ -55,7 +55,7 @@ setup_project() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
      && (cd / && "$PY" -c '
 import os, sys, sysconfig
-import importlib.util, torch, islands.cli, pytest, hypothesis, gymnasium, pandas, tensorboard
+import importlib.util, torch, islands.cli, pytest, hypothesis, gymnasium, pandas, tensorboard, optuna
 ok = importlib.util.find_spec("pygame") is not None and os.path.dirname(os.path.dirname(os.path.realpath(islands.__file__))) == os.path.realpath(sys.argv[1])
 sys.exit(0 if ok and os.access(os.path.join(sysconfig.get_path("scripts"), "islands"), os.X_OK) else 1)
 ' "$ROOT") 2>/dev/null; then
@@ -65,8 +65,8 @@ sys.exit(0 if ok and os.access(os.path.join(sysconfig.get_path("scripts"), "isla
     echo "setup: installing torch==2.13.0 (CPU build)" >&2
     "$PY" -m pip install --quiet torch==2.13.0
   fi
-  echo "setup: installing islands and its test, gym (gymnasium, its renderer pygame), pandas and tensorboard extras" >&2
-  "$PY" -m pip install --quiet -e "$ROOT[test,gym,pandas,tensorboard]"
+  echo "setup: installing islands and its test, gym (gymnasium, its renderer pygame), pandas, tensorboard and optuna extras" >&2
+  "$PY" -m pip install --quiet -e "$ROOT[test,gym,pandas,tensorboard,optuna]"
   if [ ! -x "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/islands" ]; then
     # pip skips the console script when it finds islands already installed outside this
     # environment (a --system-site-packages venv); reinstalling the project alone writes it.

@@ -83,3 +83,32 @@ class Journal:
             params=dict(segment.settings), distributions=self.dists, state=state, value=value,
             intermediate_values={st: v for st, v in zip(steps, segment.rungs) if math.isfinite(v)},
             user_attrs={"island": segment.island, "segment": segment.index, "end": segment.end}))
+
+
+def export_study(root: Path, specs: Sequence[VarySpec], trials: Sequence[tuple[dict[str, Any], float, dict[str, Any]]]) -> Path | None:
+    """Write `trials` (settings, best, user attributes) as the study of `RUN/optuna.journal`, so an
+    untuned or asha/pbt run opens in optuna-dashboard too; replaces an earlier export atomically.
+    None (nothing written) when Optuna is not installed or no trial fits the space."""
+    try:
+        optuna = optuna_module()
+    except ConfigError:
+        return None
+    dists = distributions(specs)
+    fitting = [(p, v, a) for p, v, a in trials if set(p) == set(dists)]
+    if not fitting:
+        return None
+    tmp = root / f".{JOURNAL}.tmp"
+    tmp.unlink(missing_ok=True)
+    study = open_study(tmp)
+    state = optuna.trial.TrialState
+    for params, value, attrs in fitting:
+        ok = math.isfinite(value)
+        try:
+            study.add_trial(optuna.trial.create_trial(params=dict(params), distributions=dists, user_attrs=attrs,
+                                                      state=state.COMPLETE if ok else state.FAIL,
+                                                      value=value if ok else None))
+        except ValueError:  # a value outside its distribution (a hand-edited manifest): left out
+            continue
+    final = root / JOURNAL
+    tmp.replace(final)
+    return final

@@ -34,6 +34,9 @@ class Switch:
     donor_state: dict[str, Any] | None = None
     parent: str = ""
     trial: int = -1
+    # The donor's own settings: used instead when the copied state does not fit the explored
+    # ones (an explored algo.* setting that sizes the state, e.g. a memory length).
+    unexplored: dict[str, Any] | None = None
 
 
 class Tuner:
@@ -135,7 +138,7 @@ class Tuner:
         explored = space.explore(self.specs, settings, rng, keep=keep)
         why = (f"ranked in the bottom {self.config.fraction:g} at generation {generation} "
                f"(best {cur.best:.6g} against {donor}'s {scores[donor]:.6g}): copied {parent}, explored")
-        return Switch(explored, why, donor_state=state, parent=parent)
+        return Switch(explored, why, donor_state=state, parent=parent, unexplored=settings)
 
     def _donor_checkpoint(self, donor: str) -> tuple[dict[str, Any], dict[str, Any], str] | None:
         """The donor's settings, state record and segment key from its newest readable checkpoint;

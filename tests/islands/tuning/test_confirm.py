@@ -47,3 +47,24 @@ def test_confirm_reruns_the_top_settings_of_a_real_launch(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "islands", "confirm", str(tmp_path / "nothing")], env=child_env(),
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_a_vary_launch_writes_an_optuna_study_unless_told_not_to(tmp_path):
+    optuna = pytest.importorskip("optuna", reason="the optuna extra is not installed")
+    from islands.results import open_run
+
+    def launch(run, *extra):
+        out = subprocess.run([sys.executable, "-m", "islands", "launch", "-n", "3", "--run-dir", str(run), "--problem",
+                              "sphere", "--dim", "3", "--population", "10", "--generations", "6", "--plain",
+                              "--vary", "mutation_sigma=0.001,0.05,0.5", "--no-fork-server", *extra],
+                             env=child_env(), capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    shown = launch(tmp_path / "run")
+    assert "optuna study:" in shown
+    study = open_run(tmp_path / "run").study()
+    assert sorted(t.params["mutation_sigma"] for t in study.trials) == [0.001, 0.05, 0.5]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert "optuna study:" not in launch(tmp_path / "off", "--optuna-journal", "false")
+    assert not (tmp_path / "off" / "optuna.journal").exists()

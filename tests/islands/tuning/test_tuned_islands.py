@@ -107,3 +107,22 @@ def test_a_tuned_islands_status_and_champion_carry_the_settings_its_best_was_fou
     assert status["best_ever"] == found_in.best
     assert status["overrides"] == dict(found_in.settings)
     assert rundir.read_champion()["overrides"] == dict(found_in.settings)
+
+
+def test_pbt_copies_with_the_donors_own_settings_when_explored_ones_do_not_fit_its_state(tmp_path):
+    """DE's memory_size sizes its state: an explored size cannot hold the copied memory, so the
+    copy runs with the donor's settings rather than not at all."""
+    root = tmp_path / "run"
+    cfg = RunConfig(problem="rastrigin", dim=4, algorithm="de", population=20, generations=30, seed=5,
+                    checkpoint_seconds=0, tuner=TunerConfig(kind="pbt", ready=10, fraction=0.5,
+                                                           space=("algo.memory_size=2:20", "algo.p_best=0.05:0.5:log")))
+    evolve("island-01", root, cfg, log=lambda m: None)
+    rundir = RunDir(root)
+    (ended,) = segments.read(rundir, "island-01")
+    segments.write(rundir, "island-01", [Segment(**{**ended.__dict__, "end": "running", "best": 0.0})])
+    lines: list[str] = []
+    evolve("island-00", root, cfg, log=lines.append)
+    mine = segments.read(rundir, "island-00")
+    assert mine[1].parent == "island-01#0" and dict(mine[1].settings) == dict(ended.settings)
+    assert "not explored" in mine[0].why
+    assert not any("warning" in line for line in lines), lines
