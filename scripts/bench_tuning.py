@@ -119,12 +119,17 @@ def base_config(case: Case, seed: int, evaluations: int) -> Any:
 
 def evolve_once(case: Case, settings: dict[str, Any], seed: int, evaluations: int) -> float:
     """One island alone, in this process, with `settings` for `evaluations`: its best fitness."""
+    return evolve_counted(case, settings, seed, evaluations)[0]
+
+
+def evolve_counted(case: Case, settings: dict[str, Any], seed: int, evaluations: int) -> tuple[float, int]:
+    """As `evolve_once`, with the evaluations the island actually spent."""
     from islands.runs import evolve
 
     cfg = base_config(case, seed, evaluations).with_overrides(settings)
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
         result = evolve("island-00", Path(tmp) / "run", cfg, log=lambda _m: None)
-    return float(result.best)
+    return float(result.best), int(result.evaluations)
 
 
 def _evolve_task(args: tuple[Case, dict[str, Any], int, int]) -> float:
@@ -210,9 +215,12 @@ def run_optuna(case: Case, seed: int, workers: int) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     per = case.evaluations // case.trials
+    spent: list[int] = []
 
     def objective(trial: Any) -> float:
-        return evolve_once(case, suggest(trial, case), seed * 1000 + trial.number, per)
+        best, evaluations = evolve_counted(case, suggest(trial, case), seed * 1000 + trial.number, per)
+        spent.append(evaluations)
+        return best
 
     t = time.perf_counter()
     study = optuna.create_study(direction="maximize", sampler=TPESampler(seed=seed))
@@ -220,7 +228,7 @@ def run_optuna(case: Case, seed: int, workers: int) -> dict[str, Any]:
     wall = time.perf_counter() - t
     done = [tr for tr in study.trials if tr.value is not None]
     return {"wall_s": wall, "rc": 0, "best": study.best_value, "settings": dict(study.best_params),
-            "config_values": [tr.value for tr in done], "evaluations": per * len(done),
+            "config_values": [tr.value for tr in done], "evaluations": sum(spent),
             "failed_trials": len(study.trials) - len(done)}
 
 
