@@ -180,7 +180,7 @@ def config_from_options(options: dict[str, Any], vary: tuple[str, ...] = ()) -> 
         if value is not None:
             explicit[path] = value
     if explicit.get("tuner.kind", "static") != "static":
-        explicit["tuner.space"] = tuple(vary)
+        explicit["tuner.space"] = list(vary)  # as the manifest records it
     for name, flag in (("params", "--param"), ("algorithm_params", "--algorithm-param")):
         pairs = _key_values(options.get(name) or (), flag)
         if pairs:

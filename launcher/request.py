@@ -8,11 +8,12 @@ manifest records, on today's cores; options that contradict it are refused
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from islands import budget
+from islands.tuning.config import TunerConfig
 from islands.config import RunConfig, is_inline, not_rebuildable
 from islands.loggers import parse_logger
 from islands.runs import Run, flatten_config, join_run, new_manifest, planned_islands
@@ -55,6 +56,9 @@ class LaunchRequest:
     # `--logger` specs ("jsonl:FOLDER", "tensorboard:FOLDER", "module:factory"): each island
     # builds its own in its process (islands.loggers), told through the environment
     loggers: tuple[str, ...] = ()
+    # `--tuner` and its schedule, e.g. {"kind": "asha", "rung": 5}: searches the `vary` space
+    # (None: the config's own tuner, static unless it names one)
+    tuner: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.config is None:
@@ -64,6 +68,12 @@ class LaunchRequest:
             object.__setattr__(self, "explicit", flatten_config(self.config))
         for text in self.loggers:
             parse_logger(text)  # syntax here (ConfigError); a factory is imported by each island
+        if self.tuner is not None:  # as --tuner: its schedule, searching the --vary space
+            tuner = TunerConfig(**{**dict(self.tuner), "space": tuple(self.vary)})
+            object.__setattr__(self, "config", replace(self.config, tuner=tuner))
+            object.__setattr__(self, "explicit", {**self.explicit, **{f"tuner.{f.name}": getattr(tuner, f.name)
+                                                                      for f in fields(tuner)},
+                                                     "tuner.space": list(tuner.space)})
         if self.islands is not None and self.islands < 1:
             raise PlanError(f"-n/--islands must be at least 1, got {self.islands}")
         if self.grace_s < 0:

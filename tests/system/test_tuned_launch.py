@@ -54,3 +54,29 @@ def test_a_killed_tuned_island_resumes_its_segments_and_status_ranks_them(tmp_pa
     bests = [s["best"] for s in tuning["best"]]
     assert bests == sorted(bests, reverse=True) and bests[0] == pytest.approx(report["archipelago"]["champion"]["fitness"])
     assert tuning["champion_schedule"] and report["settings"] is None  # segments, not first settings, are ranked
+
+
+def test_the_same_tuned_command_resumes_and_a_changed_schedule_is_refused(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "islands", "launch", "-n", "2", "--run-dir", str(run), "--problem", "sphere", "--dim",
+           "3", "--population", "10", "--generations", "20", "--vary", "mutation_sigma=0.01:0.5:log", "--tuner", "asha",
+           "--rung", "5", "--plain", "--no-fork-server"]
+    first = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0 and "contradicts" not in again.stdout + again.stderr, again.stdout + again.stderr
+    changed = subprocess.run([*cmd, "--rung", "6"], env=child_env(), capture_output=True, text=True, timeout=240)
+    assert changed.returncode == 2 and "rung=6 contradicts the run manifest" in changed.stderr, changed.stderr
+
+
+def test_launch_request_takes_a_tuner_over_its_vary_space(tmp_path):
+    from pathlib import Path
+
+    from islands.config import RunConfig
+    from launcher.request import LaunchRequest
+
+    req = LaunchRequest(Path(tmp_path / "run"), RunConfig(problem="sphere"), islands=2,
+                        vary=("mutation_sigma=0.01:0.5:log",), tuner={"kind": "pbt", "ready": 4})
+    assert (req.config.tuner.kind, req.config.tuner.ready, req.config.tuner.space) == \
+        ("pbt", 4, ("mutation_sigma=0.01:0.5:log",))
+    assert req.explicit["tuner.kind"] == "pbt" and req.explicit["tuner.space"] == ["mutation_sigma=0.01:0.5:log"]
