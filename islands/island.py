@@ -385,7 +385,8 @@ class _Loop:
                     progress.evaluations += self.algo.population(new).evaluations
                 switch = attempt
                 break
-            except (ConfigError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            except (ConfigError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError,
+                    OverflowError) as e:  # a donor's state is another process's file: it may not fit
                 why = str(e)
         if new is None:
             self._use(before[0], problem=before[1], algo=before[2])

@@ -126,3 +126,21 @@ def test_pbt_copies_with_the_donors_own_settings_when_explored_ones_do_not_fit_i
     assert mine[1].parent == "island-01#0" and dict(mine[1].settings) == dict(ended.settings)
     assert "not explored" in mine[0].why
     assert not any("warning" in line for line in lines), lines
+
+
+def test_a_forged_donor_state_that_does_not_fit_is_not_copied_and_the_island_runs_on(tmp_path):
+    root = tmp_path / "run"
+    cfg = config("pbt", ready=10, fraction=0.5)
+    evolve("island-01", root, cfg, log=lambda m: None)
+    rundir = RunDir(root)
+    record, _ = rundir.island("island-01").load_checkpoint()
+    (ended,) = segments.read(rundir, "island-01")
+    good = Segment(**{**ended.__dict__, "end": "running", "best": 0.0})
+    rundir.island("island-01").save_checkpoint(41, {**record, "segment": good.to_body(),
+                                                    "state": {"genomes": "not an array", "size": -1}})
+    segments.write(rundir, "island-01", [good])
+    lines: list[str] = []
+    result = evolve("island-00", root, cfg, log=lines.append)
+    assert result.reason == "generations" and result.generation == 40
+    assert [s.end for s in segments.read(rundir, "island-00")] == ["ended"]
+    assert any("cannot start segment" in line for line in lines)
