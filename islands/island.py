@@ -359,7 +359,9 @@ class _Loop:
         """Let the tuner decide after a generation; checkpoint at its decision points, so a donor's
         population is at most one decision old and a resume takes up the segment it recorded."""
         switch = self.tuner.after_generation(progress.generation, progress.evaluations, best)
-        if switch is not None and not self._out_of_budget(progress):  # no new segment at the very end
+        if switch is not None and self._out_of_budget(progress):  # no new segment at the very end
+            self.tuner.drop(switch)
+        elif switch is not None:
             state = self._switch(state, progress, switch)
         progress.segment = self.tuner.current_body
         if self.tuner.decided:
@@ -389,6 +391,7 @@ class _Loop:
                     OverflowError) as e:  # a donor's state is another process's file: it may not fit
                 why = str(e)
         if new is None:
+            self.tuner.drop(switch)
             self._use(before[0], problem=before[1], algo=before[2])
             self.log(f"warning: {self.spec.island}: cannot start segment {switch.settings} ({why}); carrying on")
             return state

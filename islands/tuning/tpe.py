@@ -66,6 +66,10 @@ class Journal:
         trial = self.study.ask(self.dists)
         return trial.number, dict(trial.params)
 
+    def fail(self, number: int) -> None:
+        """A trial asked for but never run."""
+        self.study.tell(number, state=optuna_module().trial.TrialState.FAIL)
+
     def tell(self, segment: Any, config: Any) -> None:
         """Record an ended segment: as the trial it was asked as, or as a new finished trial (a
         first segment, whose settings the launcher spread). A halved segment is told as complete

@@ -179,6 +179,12 @@ class Tuner:
         self.segments.save(self.rundir)
         return new
 
+    def drop(self, switch: Switch) -> None:
+        """A decided switch that will not start (the island's budget is spent, or its settings
+        cannot run): its proposed trial, if any, is told as failed rather than left running."""
+        if self.proposer is not None and switch.trial >= 0:
+            self.proposer.fail(switch.trial)
+
     def finish(self, why: str) -> None:
         """The island ended: its last segment ends with it."""
         if not self.segments.segments:

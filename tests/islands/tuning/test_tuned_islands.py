@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from islands.config import RunConfig
 from islands.runs import evolve
 from islands.stopping import StopFlag
@@ -144,3 +146,19 @@ def test_a_forged_donor_state_that_does_not_fit_is_not_copied_and_the_island_run
     assert result.reason == "generations" and result.generation == 40
     assert [s.end for s in segments.read(rundir, "island-00")] == ["ended"]
     assert any("cannot start segment" in line for line in lines)
+
+
+def test_tpe_leaves_no_trial_running_when_a_rung_falls_on_the_last_generation(tmp_path):
+    optuna = pytest.importorskip("optuna", reason="the optuna extra is not installed")
+    from islands.tuning import tpe
+
+    root = tmp_path / "run"
+    root.mkdir()
+    dominating(root)  # halved at every rung: a rung falls on generation 40, the last
+    evolve("island-00", root, config("tpe", rung=5, reduction=3), log=lambda m: None)
+    study = tpe.open_study(root / tpe.JOURNAL)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states, states
+    assert states.count(optuna.trial.TrialState.FAIL) == 1  # asked at generation 40, never started
+    mine = segments.read(RunDir(root), "island-00")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == len(mine)
