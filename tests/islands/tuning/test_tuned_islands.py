@@ -30,6 +30,15 @@ def dominating(root, island="island-09", rungs=6, many=12) -> None:
                                           for i in range(many)])
 
 
+def finished_donor(root, cfg):
+    """island-01 run to its end: the run directory, its last checkpoint record and its segment."""
+    evolve("island-01", root, cfg, log=lambda m: None)
+    rundir = RunDir(root)
+    record, _ = rundir.island("island-01").load_checkpoint()
+    (ended,) = segments.read(rundir, "island-01")
+    return rundir, record, ended
+
+
 def test_an_island_outside_the_top_at_each_rung_restarts_with_drawn_settings(tmp_path):
     root = tmp_path / "run"
     root.mkdir()
@@ -84,9 +93,7 @@ def test_pbt_copies_a_better_islands_population_and_explores_its_settings(tmp_pa
 def test_a_forged_donor_checkpoint_outside_the_space_is_not_copied(tmp_path):
     root = tmp_path / "run"
     cfg = config("pbt", ready=10, fraction=0.5)
-    evolve("island-01", root, cfg, log=lambda m: None)
-    rundir = RunDir(root)
-    record, _ = rundir.island("island-01").load_checkpoint()
+    rundir, record, _ = finished_donor(root, cfg)
     forged = Segment("island-01", 0, {"mutation_sigma": 50.0, "crossover_rate": 0.5}, 0, 40, 800, 0.0)
     rundir.island("island-01").save_checkpoint(41, {**record, "segment": forged.to_body()})
     segments.write(rundir, "island-01", [forged])
@@ -133,10 +140,7 @@ def test_pbt_copies_with_the_donors_own_settings_when_explored_ones_do_not_fit_i
 def test_a_forged_donor_state_that_does_not_fit_is_not_copied_and_the_island_runs_on(tmp_path):
     root = tmp_path / "run"
     cfg = config("pbt", ready=10, fraction=0.5)
-    evolve("island-01", root, cfg, log=lambda m: None)
-    rundir = RunDir(root)
-    record, _ = rundir.island("island-01").load_checkpoint()
-    (ended,) = segments.read(rundir, "island-01")
+    rundir, record, ended = finished_donor(root, cfg)
     good = Segment(**{**ended.__dict__, "end": "running", "best": 0.0})
     rundir.island("island-01").save_checkpoint(41, {**record, "segment": good.to_body(),
                                                     "state": {"genomes": "not an array", "size": -1}})
