@@ -9,16 +9,13 @@ from typing import Any
 
 import click
 
-from islands.evaluate_cli import _guard
+from islands.evaluate_cli import guard
 from islands.threads import limit_env
+from islands.tuning.space import settings_text
 
 
 def _num(x: float) -> str:
     return "?" if x is None or not math.isfinite(x) else f"{x:.6g}"
-
-
-def _settings(settings: Any) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(settings.items()))
 
 
 @click.command("confirm")
@@ -49,14 +46,14 @@ def confirm(run: Path, top: int, seeds: int, evaluations: int | None, workers: i
         rho = check.spearman([r.candidate.score for r in rows], [r.median for r in rows])
         return rows, check.ranks([r.median for r in rows]), rho
 
-    rows, reranks, rho = _guard(act)
+    rows, reranks, rho = guard(act)
     by = rows[0].candidate.by
     click.echo(f"{'rank':>4}  {'from':<14} {by:>14}  {'re-run median':>14}  {'min .. max':>25}  {'re-run rank':>11}  settings")
     for row, rerank in zip(rows, reranks):
         c = row.candidate
         spread = f"{_num(min(row.results))} .. {_num(max(row.results))}"
         click.echo(f"{c.rank:>4}  {c.source:<14} {_num(c.score):>14}  {_num(row.median):>14}  {spread:>25}  "
-                   f"{rerank:>11g}  {_settings(c.settings)}")
+                   f"{rerank:>11g}  {settings_text(c.settings)}")
     shown = "n/a (fewer than 3 settings, or no spread)" if rho is None else f"{rho:.2f}"
     click.echo(f"Spearman, the run's ranking against the re-runs' medians: {shown} over {len(rows)} setting(s), "
                f"{len(rows[0].results)} seed(s) each")

@@ -26,7 +26,7 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
-def _guard(action: Callable[[], Any]) -> Any:
+def guard(action: Callable[[], Any]) -> Any:
     """Run `action`, turning the library's errors into one line and the documented exit code."""
     try:
         return action()
@@ -70,7 +70,7 @@ def evaluate(run: Path, episodes: int, seed: int, solved: float | None, device: 
         record(res, result)
         return result
 
-    result = _guard(act)
+    result = guard(act)
     if not quiet:
         click.echo(result.line())
 
@@ -96,5 +96,5 @@ def replay(run: Path, episodes: int, seed: int, render: str | None, device: str)
 
         return run_replay(run, episodes=episodes, seed=seed, render=render, device=device, on_episode=show)
 
-    returns = _guard(act)
+    returns = guard(act)
     click.echo(f"mean return {sum(returns) / len(returns):.6g} over {len(returns)} episode(s)")

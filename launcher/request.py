@@ -69,6 +69,9 @@ class LaunchRequest:
         for text in self.loggers:
             parse_logger(text)  # syntax here (ConfigError); a factory is imported by each island
         if self.tuner is not None:  # as --tuner: its schedule, searching the --vary space
+            unknown = sorted(set(self.tuner) - {f.name for f in fields(TunerConfig)} - {"space"})
+            if unknown:
+                raise PlanError(f"unknown tuner setting(s): {', '.join(map(str, unknown))}")
             tuner = TunerConfig(**{**dict(self.tuner), "space": tuple(self.vary)})
             object.__setattr__(self, "config", replace(self.config, tuner=tuner))
             object.__setattr__(self, "explicit", {**self.explicit, **{f"tuner.{f.name}": getattr(tuner, f.name)

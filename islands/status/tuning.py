@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from islands.status.record import as_float, plain
 from islands.tuning import segments as seg
+from islands.tuning.space import settings_text
 from migration_pool.rundir import RunDir
 
 TOP = 5
@@ -66,10 +67,6 @@ def tuning_section(rundir: RunDir, islands: list[str], config: Mapping[str, Any]
     }
 
 
-def _settings_text(settings: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(settings.items()))
-
-
 def render(section: Mapping[str, Any]) -> Any:
     """The section as rich text."""
     from rich.text import Text  # lazy: rich loads only when a table is drawn (`status --json` stays fast)
@@ -77,11 +74,11 @@ def render(section: Mapping[str, Any]) -> Any:
     out = Text.assemble(("tuning ", "bold"), f"{section['tuner']}, {section['segments']} segment(s); best segments:\n")
     for s in section["best"]:
         best = "?" if s["best"] is None else f"{s['best']:.6g}"
-        out.append(f"  {s['segment']:<14} best {best:>12}  {s['generations']} gen  {_settings_text(s['settings'])}"
+        out.append(f"  {s['segment']:<14} best {best:>12}  {s['generations']} gen  {settings_text(s['settings'])}"
                    f"  ({s['end']})\n")
     if section["champion_schedule"]:
         out.append("champion's schedule:\n", "bold")
         for s in section["champion_schedule"]:
             came = f" copied {s['parent']}" if s["parent"] else ""
-            out.append(f"  from generation {s['start']}: {_settings_text(s['settings'])}{came}\n")
+            out.append(f"  from generation {s['start']}: {settings_text(s['settings'])}{came}\n")
     return out

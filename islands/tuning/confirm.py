@@ -107,13 +107,10 @@ def isolated_config(config: RunConfig, settings: Mapping[str, Any], seed: int, e
     return base.with_overrides(dict(settings))
 
 
-def _one(config: RunConfig, root: str) -> float:
-    return evolve("island-00", Path(root), config, log=lambda m: None).best
-
-
 def _rerun(config: RunConfig) -> float:
+    """One isolated island in a throw-away run directory: its best fitness."""
     with tempfile.TemporaryDirectory(prefix="islands-confirm-") as tmp:
-        return _one(config, str(Path(tmp) / "run"))
+        return evolve("island-00", Path(tmp) / "run", config, log=lambda m: None).best
 
 
 def confirm(res: RunResults, *, top: int = 3, seeds: int = 5, evaluations: int | None = None, workers: int = 1,

@@ -223,3 +223,8 @@ def explore(specs: Sequence[VarySpec], settings: dict[str, Any], rng: np.random.
 def parse_space(texts: Sequence[str]) -> tuple[VarySpec, ...]:
     """The space recorded in a run's settings (the `--vary` texts), parsed again."""
     return tuple(parse_vary(t) for t in texts)
+
+
+def settings_text(settings: Any) -> str:
+    """A point of the space for people: `name=value` sorted by name, numbers to 4 digits."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(settings.items()))

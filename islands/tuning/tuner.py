@@ -43,13 +43,13 @@ class Tuner:
     """One island's side of a tuner (`TunerConfig.kind` other than static)."""
 
     def __init__(self, config: TunerConfig, island: str, island_seed: int, rundir: RunDir, run_id: str,
-                 log: Callable[[str], None] = print, proposer: Any = None) -> None:
+                 log: Callable[[str], None] = print) -> None:
         self.config, self.island, self.seed, self.rundir, self.run_id = config, island, island_seed, rundir, run_id
         self.log = log
         self.specs = space.parse_space(config.space)
         self.names = frozenset(s.name for s in self.specs)
         self.segments = SegmentLog(island)
-        self.proposer = proposer  # islands.tuning.tpe.Journal for --tuner tpe
+        self.proposer: Any = None  # islands.tuning.tpe.Journal for --tuner tpe (`make_tuner`)
         self.decided = False  # whether the last generation was a decision point (the loop checkpoints then)
         self._start_evals: int | None = None  # the loop's evaluation count when the current segment was taken up
 
@@ -209,9 +209,10 @@ def make_tuner(config: TunerConfig, island: str, island_seed: int, rundir: RunDi
                log: Callable[[str], None] = print) -> Tuner:
     """The tuner an island runs; `tpe` opens the run's Optuna journal (ConfigError naming the
     extra when Optuna is not installed)."""
-    specs = space.parse_space(config.space)
-    proposer = tpe.Journal(rundir.root / tpe.JOURNAL, specs, island_seed) if config.kind == "tpe" else None
-    return Tuner(config, island, island_seed, rundir, run_id, log, proposer)
+    tuner = Tuner(config, island, island_seed, rundir, run_id, log)
+    if config.kind == "tpe":
+        tuner.proposer = tpe.Journal(rundir.root / tpe.JOURNAL, tuner.specs, island_seed)
+    return tuner
 
 
 def check_tuner(config: TunerConfig) -> None:

@@ -73,6 +73,7 @@ def test_launch_request_takes_a_tuner_over_its_vary_space(tmp_path):
     from pathlib import Path
 
     from islands.config import RunConfig
+    from launcher.errors import PlanError
     from launcher.request import LaunchRequest
 
     req = LaunchRequest(Path(tmp_path / "run"), RunConfig(problem="sphere"), islands=2,
@@ -80,3 +81,6 @@ def test_launch_request_takes_a_tuner_over_its_vary_space(tmp_path):
     assert (req.config.tuner.kind, req.config.tuner.ready, req.config.tuner.space) == \
         ("pbt", 4, ("mutation_sigma=0.01:0.5:log",))
     assert req.explicit["tuner.kind"] == "pbt" and req.explicit["tuner.space"] == ["mutation_sigma=0.01:0.5:log"]
+    with pytest.raises(PlanError, match="unknown tuner setting"):
+        LaunchRequest(Path(tmp_path / "run"), RunConfig(problem="sphere"), vary=("mutation_sigma=0.01:0.5",),
+                      tuner={"kind": "asha", "rungs": 5})

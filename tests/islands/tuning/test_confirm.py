@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from islands.config import RunConfig
+from islands.config import MigrationConfig, RunConfig
 from islands.tuning.confirm import isolated_config, ranks, spearman
 from islands.tuning.config import TunerConfig
 from support.procs import child_env
@@ -22,7 +22,7 @@ def test_rank_correlation():
 
 
 def test_a_rerun_is_one_isolated_untuned_island_on_the_given_budget():
-    run = RunConfig(problem="sphere", generations=50, migration=RunConfig().migration.__class__(every=5),
+    run = RunConfig(problem="sphere", generations=50, migration=MigrationConfig(every=5),
                     tuner=TunerConfig(kind="asha", space=("mutation_sigma=0.01:0.5",)))
     cfg = isolated_config(run, {"mutation_sigma": 0.2}, seed=7, evaluations=999)
     assert (cfg.migration.every, cfg.tuner.kind, cfg.seed, cfg.max_evaluations, cfg.generations) == (0, "static", 7, 999, None)
