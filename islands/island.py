@@ -270,6 +270,8 @@ class _Loop:
                 if event is None or event.adopted:
                     self._record_best(state, progress, adopted=True)  # nothing adopted: state unchanged
             if self.checkpointer.due(g, resumed):
+                if self.tuner is not None:
+                    progress.segment = self.tuner.current_body  # kept current only where it is written
                 self.recorders.checkpoint(state, progress)
             # Immigrants an algorithm keeps for its next generation (CMA-ES injection) make that
             # generation's gain theirs; the count lives in the state, so a resume agrees.
@@ -284,8 +286,9 @@ class _Loop:
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
         if reason in ("generations", "evaluations", "stagnation") and not math.isfinite(progress.best_ever):
             reason = REASON_NO_FITNESS  # it found nothing: not a finished run to build on
-        if self.tuner is not None and reason != "stopped":
-            self.tuner.finish(reason)
+        if self.tuner is not None:
+            if reason != "stopped":
+                self.tuner.finish(reason)
             progress.segment = self.tuner.current_body
         self.recorders.end(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
@@ -363,8 +366,8 @@ class _Loop:
             self.tuner.drop(switch)
         elif switch is not None:
             state = self._switch(state, progress, switch)
-        progress.segment = self.tuner.current_body
         if self.tuner.decided:
+            progress.segment = self.tuner.current_body
             self.recorders.checkpoint(state, progress)
         return state
 
