@@ -30,6 +30,9 @@ from migration_pool.pool import Pool
 from migration_pool.rundir import RunDir
 
 POLL_MIN_S, POLL_MAX_S = 0.0005, 0.02  # the pause between looks grows from the first to the second
+# A source's status and lease are read at most this often while waiting for it: the rings are
+# polled every few ms, but an island's ending changes rarely and costs two file reads to see.
+ENDED_EVERY_S = 0.5
 
 
 class MigrationInterrupted(Exception):
@@ -52,7 +55,7 @@ def last_due(mig: MigrationConfig, seed: int, generation: int) -> int | None:
     return None
 
 
-def ended(rundir: RunDir, island: str, now: float) -> str | None:
+def ended(rundir: RunDir, island: str, now: float, run_id: str | None = None) -> str | None:
     """Why `island` will publish no more batches (None: it may: running, stopped, or not started).
 
     A stopped island may be resumed, and one not started yet may start: those are waited for
@@ -63,6 +66,8 @@ def ended(rundir: RunDir, island: str, now: float) -> str | None:
         status = files.read_status()
     except (FormatError, OSError):  # a bad status file says nothing either way
         status = None
+    if isinstance(status, dict) and run_id is not None and status.get("run_id") != run_id:
+        status = None  # a leftover of another run says nothing of this one
     state = status.get("state") if isinstance(status, dict) else None
     if state == "finished":
         return "finished"
@@ -88,6 +93,7 @@ class SyncWaiter:
         self._seeds: dict[str, int] = {}
         self._readers_key: tuple[str, ...] | None = None
         self._readers_cache: list[str] = []
+        self._ended_seen: dict[str, tuple[float, str | None]] = {}  # island -> (when asked, answer)
 
     def _seed(self, island: str) -> int:
         seed = self._seeds.get(island)
@@ -123,7 +129,7 @@ class SyncWaiter:
                 elif state == "ahead":
                     skipped.append(f"{source} (its batch of generation {want} is gone)")
                 else:
-                    why = ended(self.rundir, source, time.time())
+                    why = self._ended(source)
                     if why is not None:
                         skipped.append(f"{source} ({why} before generation {want})")
                     else:
@@ -178,7 +184,15 @@ class SyncWaiter:
         head = ring.header_now(f"{self.rundir.pool_dir(reader)}/{ring.RING_NAME}", ring.fmt.MAX_FILE_BYTES)
         if head is not None and head.generation >= generation:
             return True
-        return ended(self.rundir, reader, time.time()) is not None
+        return self._ended(reader) is not None
+
+    def _ended(self, island: str) -> str | None:
+        """`ended` for this run, asked at most every ENDED_EVERY_S per island (the first time at once)."""
+        now = time.monotonic()
+        seen = self._ended_seen.get(island)
+        if seen is None or now - seen[0] >= ENDED_EVERY_S:
+            seen = self._ended_seen[island] = (now, ended(self.rundir, island, time.time(), self.spec.run_id))
+        return seen[1]
 
     def _pause(self, pause: float) -> float:
         if self.stop():

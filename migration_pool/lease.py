@@ -32,8 +32,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
-import psutil
-
 from migration_pool.errors import FormatError, IslandBusy
 
 LEASE_FILE = "lease.isld"
@@ -54,6 +52,7 @@ def pid_alive(pid: int, started: float | None = None) -> bool:
     a zombie, counts as not alive; without `started`, any live non-zombie process with that pid
     does. A process that exists but is not ours to inspect counts as alive.
     """
+    import psutil  # lazy: every island, `islands status` and `runs` import this module; few ever ask a pid
     if pid <= 0:
         return False
     try:

@@ -64,3 +64,19 @@ def test_a_source_not_there_is_skipped_after_the_timeout_and_a_stop_interrupts(t
     stopping = SyncWaiter(spec(tmp_path), rd, print, lambda: True)
     with pytest.raises(MigrationInterrupted):
         stopping.read(pool, [("island-02", 5)])
+
+
+def test_another_runs_finished_status_does_not_end_a_source_and_ending_is_asked_rarely(tmp_path, monkeypatch):
+    from islands import sync_migration
+
+    rd = RunDir(tmp_path)
+    rd.ensure("island-02")
+    rd.island("island-02").write_status({"run_id": "an-older-run", "island": "island-02", "state": "finished"})
+    assert ended(rd, "island-02", time.time()) == "finished"  # without a run id: any status counts
+    assert ended(rd, "island-02", time.time(), "run-s") is None  # a leftover of another run: still waited for
+    asked = []
+    monkeypatch.setattr(sync_migration, "ended", lambda *a: asked.append(a) or None)
+    pool = Pool(rd, "run-s", dtype="float64", gene_shape=(8,))
+    waiter = SyncWaiter(spec(tmp_path, sync_timeout=0.3), rd, print, lambda: False)
+    waiter.read(pool, [("island-02", 5)])  # ~30 ring polls in 0.3 s
+    assert 1 <= len(asked) <= 1 + 0.3 / sync_migration.ENDED_EVERY_S
