@@ -386,7 +386,10 @@ class _Session:
         if not any(s is not None and s.reason == "target" for s in statuses.values()):
             return None, []  # no island stopped at its target: skip reading every history
         started = float(self.run_.manifest.get("created") or self.started_wall)
-        histories = {i: list(self.rundir.island(i).iter_history()) for i in targets}
+        try:
+            histories = {i: list(self.rundir.island(i).iter_history()) for i in targets}
+        except (FormatError, OSError):  # a history past the whole-read cap: no figure, the summary stays
+            return None, []
         points = {i: [(h.generation, h.origins, h.time) for h in map(HistoryLine.from_body, recs)
                       if h.generation is not None and h.origins] for i, recs in histories.items()}
         return time_to_target(histories, targets, started), lineage.over_time(points)

@@ -247,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = "python scripts/bench_coco.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.merge:
-        parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        try:
+            parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        except (OSError, ValueError) as e:
+            print(f"bench_coco: cannot read a --merge file ({e})", file=sys.stderr)
+            return 2
         data = {"command": "; ".join(p["command"] for p in parts), "date": max(p["date"] for p in parts),
                 "budget_per_dim": parts[0]["budget_per_dim"], "runs": [r for p in parts for r in p["runs"]]}
     else:
