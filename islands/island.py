@@ -28,6 +28,7 @@ from islands.errors import CheckpointError, ConfigError
 from islands.events import Recorders
 from islands.loggers import LoggerRecorder, close_all
 from islands.problems import make_problem
+from islands.problems.usercode import USER_FAILURES, failed_mid_run, user_modules
 from islands.exit_codes import REASON_NO_FITNESS
 from islands.recorders import Checkpointer, FitnessCheck, Heartbeat, HistoryRecorder, TargetMarker
 from islands.status.record import IslandStatus
@@ -122,7 +123,16 @@ def run_island(
     try:
         loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)
         loop.heartbeat.claim = claim  # its lease is renewed with every status rewrite
-        result = loop.run()
+        try:
+            result = loop.run()
+        except USER_FAILURES as exc:  # the user's fitness failing mid-run: one line, as at the start
+            error = failed_mid_run(
+                f"{spec.island}: problem {cfg.problem!r}: its fitness function failed during the run "
+                "(fix it; the same command resumes)",
+                exc, user_modules(loop.problem, cfg.problem))
+            if error is None:
+                raise
+            raise error from exc
     finally:
         close = getattr(loop.migrator, "close", None) if loop is not None else None
         if close is not None:

@@ -93,11 +93,14 @@ def run_slurm(request: LaunchRequest, opts: SlurmOptions, detach: bool, plain: b
         os.environ[ALLOW_SHARED_ENV] = "1"
     if request.loggers:  # the job's tasks inherit the submitting environment
         os.environ[LOGGERS_ENV] = "\n".join(request.loggers)
+    stops = StopRequests().install()  # as for a local launch: requests until the process exits
+    ignore_stop_signals()
     view = make_view(live=False if plain else None, every_s=progress_every)
     try:
-        result = SlurmLaunch(request, opts, view).run(detach=detach)
+        result = SlurmLaunch(request, opts, view, stops=stops).run(detach=detach)
     finally:
         view.close()
+        stops.restore((signal.SIGINT,))
     if result.state in ("finished", "submitted", "detached"):
         return
     sys.exit(EXIT_STOPPED if result.state == "stopped" else EXIT_ERROR)

@@ -34,6 +34,7 @@ from launcher.launch_view import PlainView, Row
 from launcher.request import LaunchRequest
 from launcher.sbatch import ENDED_MARK, SlurmOptions, render
 from launcher.session import read_status
+from launcher.stop_requests import StopRequests
 from launcher.summary import champion_record
 from launcher.torch_jobs import check_islands_build, view_steps
 from migration_pool.errors import ManifestConflict
@@ -111,11 +112,12 @@ class SlurmLaunch:
     """One `islands launch --backend slurm`: prepare, submit, watch."""
 
     def __init__(self, request: LaunchRequest, opts: SlurmOptions, view: Any = None,
-                 ask: Callable[[str], str] | None = None) -> None:
+                 ask: Callable[[str], str] | None = None, stops: StopRequests | None = None) -> None:
         self.request, self.opts, self.view = request, opts, view or PlainView()
         self.rundir = RunDir(request.root)
         self.ask = ask
-        self.signals: list[int] = []
+        self.stops = stops  # the caller's, held until its process exits; else `run` holds its own
+        self.signals: list[int] = stops.signals if stops is not None else []
         self.resubmits: dict[str, int] = {}
         self.gone_since: dict[str, float] = {}
         self.reported: set[str] = set()
@@ -195,12 +197,23 @@ class SlurmLaunch:
 
     # -- watching -----------------------------------------------------------------------------
     def run(self, detach: bool = False) -> SlurmResult:
+        """Prepare, submit and watch. From the first step to the summary a stop signal is only
+        recorded (the module's `StopRequests`): one that comes while sbatch runs cannot lose the
+        job's record, and one during the summary cannot cut it short; the watch acts on it."""
+        own = StopRequests().install() if self.stops is None else None
+        if own is not None:
+            self.signals = own.signals
         try:
             run, planned, todo = self.prepare()
             if self.request.start_line:  # accepted: now the run folder a launch without --run-dir picked is said
                 self.view.message(self.request.start_line)
             self.view.message(f"run {run.run_id} in {self.rundir.root}: {len(planned)} island(s) planned, "
                               f"{len(todo)} to submit, pattern {self.opts.pattern}")
+            if self.signals and todo:  # asked to stop before anything was submitted: submit nothing
+                sig = self.signals[0]
+                self.view.message(f"stopped before submitting (signal {sig}); nothing submitted. "
+                                  f"Resume: {self._hint()}")
+                return SlurmResult("stopped", sig)
             if todo:
                 self.submit(run, planned, todo)
             if detach:
@@ -209,44 +222,38 @@ class SlurmLaunch:
             return self._watch(run, planned)
         finally:
             self.release()
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self.signals.append(signum)
+            if own is not None:
+                own.restore()
 
     def _watch(self, run: Run, planned: list[str]) -> SlurmResult:
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started, cancelled = time.monotonic(), False
         budget = self.request.policy.max_restarts
         states: dict[str, sched.TaskState] | None = {}
         queried = float("-inf")
-        try:
-            while True:
-                now = time.monotonic()
-                if self.signals:
-                    choice = self._stop_choice(cancelled)
-                    self.signals.clear()
-                    if choice == "detach":
-                        self.view.message(f"detached; the jobs keep running. Watch: islands status --run-dir "
-                                          f"{self.rundir.root}; reattach or resume: {self._hint()}")
-                        return SlurmResult("detached", signal.SIGINT)
-                    cancelled = True
-                    self._cancel(states or {})
-                if now - queried >= QUERY_EVERY_S:
-                    queried, states = now, sched.island_states(self.rundir)
-                statuses = {i: read_status(self.rundir, i) for i in planned}
-                rows = [self._row(run, i, statuses[i], (states or {}).get(i), now) for i in planned]
-                dead = [r.island for r in rows if r.state == "dead" and self.resubmits.get(r.island, 0) <= budget]
-                if dead and not cancelled and states is not None:
-                    if self._resubmit(run, planned, dead, {i: t.raw for i, t in states.items()}):
-                        queried = float("-inf")
-                        continue
-                self.view.update(rows, now - started)
-                if states is not None and not any(r.state in sched.ACTIVE for r in rows):
-                    break
-                time.sleep(self.request.poll_s)
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+        while True:
+            now = time.monotonic()
+            if self.signals:
+                choice = self._stop_choice(cancelled)
+                self.signals.clear()
+                if choice == "detach":
+                    self.view.message(f"detached; the jobs keep running. Watch: islands status --run-dir "
+                                      f"{self.rundir.root}; reattach or resume: {self._hint()}")
+                    return SlurmResult("detached", signal.SIGINT)
+                cancelled = True
+                self._cancel(states or {})
+            if now - queried >= QUERY_EVERY_S:
+                queried, states = now, sched.island_states(self.rundir)
+            statuses = {i: read_status(self.rundir, i) for i in planned}
+            rows = [self._row(run, i, statuses[i], (states or {}).get(i), now) for i in planned]
+            dead = [r.island for r in rows if r.state == "dead" and self.resubmits.get(r.island, 0) <= budget]
+            if dead and not cancelled and states is not None:
+                if self._resubmit(run, planned, dead, {i: t.raw for i, t in states.items()}):
+                    queried = float("-inf")
+                    continue
+            self.view.update(rows, now - started)
+            if states is not None and not any(r.state in sched.ACTIVE for r in rows):
+                break
+            time.sleep(self.request.poll_s)
         return self._finish(run, rows, started, cancelled)
 
     def _row(self, run: Run, island: str, st: IslandStatus | None, task: sched.TaskState | None, now: float) -> Row:

@@ -64,6 +64,29 @@ def failed(what: str, exc: BaseException, module: str | None, kind: type[ConfigE
     return kind(f"{what}: {describe(exc)}{at}{more}")
 
 
+# Our own packages: a problem whose code lives there is built in, not the user's.
+OWN_PACKAGES = frozenset({"islands", "launcher", "migration_pool"})
+
+
+def user_modules(problem: Any, spec: str = "") -> tuple[str, ...]:
+    """The user's modules behind `problem`: its fitness function's and, for an import path
+    `pkg.mod:factory`, the factory's. Empty for a built-in problem."""
+    found = [module_of(getattr(problem, "fn", None))]
+    if ":" in spec and not spec.startswith("<"):
+        found.append(spec.partition(":")[0])
+    return tuple(dict.fromkeys(m for m in found if m and m.partition(".")[0] not in OWN_PACKAGES))
+
+
+def failed_mid_run(what: str, exc: BaseException, modules: tuple[str, ...]) -> ConfigError | None:
+    """The one-line error for user code that raised `exc` while a run was going (its fitness on a
+    later generation), or None when no frame of `modules` is in the traceback: then it is not
+    the user's code that failed, and the exception goes on as it is."""
+    for module in modules:
+        if location(exc, module) is not None:
+            return failed(what, exc, module)
+    return None
+
+
 def module_of(obj: Any) -> str | None:
     """The module a factory or fitness function was defined in (a partial's function's)."""
     target = getattr(obj, "func", obj)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -250,3 +251,46 @@ def test_only_end_states_let_a_task_be_resubmitted(state, active):
     from islands.scheduler_state import TaskState
 
     assert TaskState("7_3", state).active is active
+
+
+def test_a_stop_signal_while_preparing_submits_nothing_and_kills_nothing(tmp_path, monkeypatch):
+    """SIGTERM (a scheduler's stop) while the run is prepared, i.e. before sbatch: recorded, not
+    fatal; nothing is submitted, and the handlers are back as they were afterwards. Before the
+    fix the handlers were only installed for the watch, so the signal killed the launcher
+    (exit 143) wherever it came, sbatch's job record included."""
+    from launcher.request import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    submitted: list = []
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=2), SlurmOptions())
+
+    def prepare():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return SimpleNamespace(run_id="ab" * 16), ["island-00", "island-01"], [0, 1]
+
+    monkeypatch.setattr(launch, "prepare", prepare)
+    monkeypatch.setattr(launch, "submit", lambda *a: submitted.append(a))
+    before = signal.getsignal(signal.SIGTERM)
+    result = launch.run()
+    assert result.state == "stopped" and result.signal == signal.SIGTERM
+    assert submitted == []
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_repeated_sigterm_during_the_summary_cannot_cut_it_short(tmp_path, monkeypatch):
+    """The summary (champion, last table) runs under the same requests: SIGTERMs arriving while it
+    is written are recorded and the result still comes back."""
+    from launcher.request import LaunchRequest
+    from launcher.slurm import SlurmLaunch, SlurmResult
+
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
+    monkeypatch.setattr(launch, "prepare", lambda: (SimpleNamespace(run_id="ab" * 16), ["island-00"], []))
+
+    def watch(_run, _planned):
+        for _ in range(5):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return SlurmResult("finished")
+
+    monkeypatch.setattr(launch, "_watch", watch)
+    assert launch.run().state == "finished"
+    assert launch.signals == [signal.SIGTERM] * 5

@@ -252,3 +252,57 @@ def test_an_island_joining_a_run_whose_problem_now_fails_says_so_in_one_line(use
         assert last.startswith("error: ") and where in last and "OSError: the data file is gone" in last, last
         assert ("Traceback" in out.stderr) == bool(debug), out.stderr
         assert (f'File "{user_dir / "flaky.py"}"' in out.stderr) == bool(debug), out.stderr
+
+
+LATE_FAILURE = '''\
+import torch
+
+from islands.problems import Problem
+
+calls = 0
+
+
+def make(dim=10):
+    return Problem(name="late", dim=dim, lower=-1.0, upper=1.0, fn=score)
+
+
+def score(x):
+    global calls
+    calls += 1
+    if calls > 6:
+        raise ArithmeticError("fitness exploded at a later generation")
+    return -(x * x).sum(dim=1)
+'''
+
+
+@pytest.mark.parametrize("command", ["evolve", "launch"])
+def test_a_fitness_failing_mid_run_is_one_line_exit_2_and_the_run_resumes(user_dir: Path, tmp_path: Path,
+                                                                         command: str):
+    """Past the plan check's two genomes, the user's fitness raising on a later generation was a
+    traceback and exit 1 (an island exit the launcher restarts, to fail the same way again). Now
+    it is the same one line naming the user's file and line and exit 2, and the run's files stay:
+    the same command resumes once the code is fixed."""
+    (user_dir / "late.py").write_text(LATE_FAILURE)
+    run = tmp_path / "run"
+    args = ["--run-dir", str(run), "--problem", "late:make", "--dim", "3", "--generations", "30",
+            "--population", "8", "--checkpoint-every", "1"]
+    where = f"{user_dir / 'late.py'}:{_line_of(user_dir / 'late.py', 'raise ArithmeticError')}"
+    if command == "evolve":
+        out = _islands(user_dir, "evolve", "island-00", *args, "--quiet")
+        assert out.returncode == EXIT_USAGE, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and where in errors[0] and "ArithmeticError" in errors[0], out.stderr
+        assert "during the run" in errors[0]
+    else:
+        out = _islands(user_dir, "launch", "-n", "1", *args, "--plain", "--max-restarts", "3")
+        text = out.stdout + out.stderr
+        assert out.returncode != 0, text
+        log = (run / "islands" / "island-00" / "island.log").read_text() \
+            if (run / "islands" / "island-00" / "island.log").exists() else text
+        assert "Traceback" not in log and where in log, log
+        assert "restarting" not in text.lower(), text  # a failing problem is not restarted
+    assert (run / "manifest.isld").exists()
+    (user_dir / "late.py").write_text(LATE_FAILURE.replace("calls > 6", "calls > 10**9"))
+    again = _islands(user_dir, "evolve", "island-00", "--run-dir", str(run), "--quiet")
+    assert again.returncode == 0, again.stdout + again.stderr
