@@ -13,6 +13,9 @@ EXIT_CHECKPOINT = 3  # a checkpoint exists but cannot be used
 EXIT_BUSY = 4  # the island (or the run's launcher) already runs elsewhere
 EXIT_NO_FITNESS = 5  # the island ran to its end without one finite fitness (the problem returned NaN or inf)
 REASON_NO_FITNESS = "no-finite-fitness"  # that island's end reason in its status and the summary
+# What a relaunch says of such an island: it stays failed (rerunning it changes nothing).
+NO_FITNESS_BEFORE = ("it ended without one finite fitness (no-finite-fitness) and is not rerun: fix the "
+                     "problem's fitness function, then start the run over with --fresh")
 # Stopped, not finished: a signal (SIGINT, SIGTERM, or SIGUSR1 as a scheduler's time-limit
 # warning) stopped it before its generations or target were reached, after a checkpoint; the
 # same command resumes it. 75 is EX_TEMPFAIL of sysexits.h: "try again later".

@@ -26,7 +26,7 @@ from islands.tuning import study_export
 from islands.tuning.config import tuner_line
 from islands.budget import run_total
 from islands.evaluate import evaluates, recorded
-from islands.exit_codes import EXIT_ERROR
+from islands.exit_codes import EXIT_ERROR, NO_FITNESS_BEFORE, REASON_NO_FITNESS
 from islands.runs import Run
 from islands.loggers import island_environ
 from islands.status.progress import fraction, number
@@ -188,8 +188,13 @@ class _Session:
                 voided = st is not None and st.reason == "target-elsewhere" \
                     and not self.rundir.target_reached(self.run_.run_id, st.target)
                 if st is not None and self._ours(st) and st.state == "finished" and not voided:
-                    self.watches[isl].state = "finished"
-                    self.view.message(f"{isl}: already finished ({st.reason}), not rerun")
+                    w = self.watches[isl]
+                    if st.reason == REASON_NO_FITNESS:  # it found nothing: a failed island, as when it ended
+                        w.state, w.reason = "failed", NO_FITNESS_BEFORE
+                        self.view.message(f"{isl}: FAILED earlier: {NO_FITNESS_BEFORE}")
+                    else:
+                        w.state = "finished"
+                        self.view.message(f"{isl}: already finished ({st.reason}), not rerun")
             self._loop()
         finally:
             self._kill_all()  # only does something if the loop died of an exception

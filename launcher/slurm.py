@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from islands import budget, scheduler_state as sched
-from islands.exit_codes import EXIT_STOPPED, NO_RESTART
+from islands.exit_codes import EXIT_STOPPED, NO_RESTART, REASON_NO_FITNESS
 from islands.runs import Run, join_run, new_manifest, planned_islands
 from islands.status.progress import fraction
 from islands.status.record import IslandStatus, champion
@@ -260,7 +260,7 @@ class SlurmLaunch:
         ours = st is not None and st.run_id == run.run_id
         s = st if ours and st is not None else IslandStatus()
         if ours and s.state == "finished":
-            state = "finished"
+            state = "failed" if s.reason == REASON_NO_FITNESS else "finished"
         elif task is None:
             state = "stopped"  # never submitted here (finished earlier, or SLURM not asked yet)
         elif task.active:

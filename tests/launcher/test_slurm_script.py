@@ -294,3 +294,17 @@ def test_repeated_sigterm_during_the_summary_cannot_cut_it_short(tmp_path, monke
     monkeypatch.setattr(launch, "_watch", watch)
     assert launch.run().state == "finished"
     assert launch.signals == [signal.SIGTERM] * 5
+
+
+@pytest.mark.parametrize("reason, shown", [("generations", "finished"), ("no-finite-fitness", "failed")])
+def test_an_island_that_ended_without_a_finite_fitness_is_failed_in_the_slurm_watch(tmp_path, reason, shown):
+    """As in a local launch: such an island found nothing, so the run is not "all finished"."""
+    from islands.status.record import IslandStatus
+    from launcher.request import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
+    st = IslandStatus(run_id="ab" * 16, state="finished", reason=reason, generation=5, generations=5)
+    row = launch._row(SimpleNamespace(run_id="ab" * 16, config=SimpleNamespace(max_evaluations=None)),
+                      "island-00", st, None, 0.0)
+    assert row.state == shown

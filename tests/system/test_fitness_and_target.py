@@ -100,6 +100,15 @@ def test_a_launch_marks_such_an_island_failed_without_restarting_it(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["islands"]["island-00"]["state"] == "failed", summary["islands"]
     assert "champion" not in summary or summary["champion"] is None, summary.get("champion")
+    # The same command again: the island stays failed (before: "already finished", exit 0),
+    # with the way out, and is not rerun.
+    again = subprocess.run(out.args, env=child_env(PYTHONPATH=str(tmp_path)), capture_output=True, text=True,
+                           timeout=240, start_new_session=True)
+    text = again.stdout + again.stderr
+    assert again.returncode == 1, text
+    assert "island-00: FAILED earlier" in text and "--fresh" in text and "already finished" not in text, text
+    assert json.loads((run / "summary.json").read_text())["islands"]["island-00"]["state"] == "failed"
+    assert RunDir(run).island("island-00").read_status()["generation"] == 10  # not rerun
 
 
 def test_a_target_above_the_known_optimum_is_warned_about_when_the_island_starts(tmp_path):

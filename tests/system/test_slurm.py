@@ -209,10 +209,10 @@ def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(ru
     assert status(run_dir, "island-00").state == "stopped"  # it checkpointed before requeueing
     # A requeued task waits ~2 minutes before it may start again; let it start now.
     # Not at once: a task restarted on the same node within a second or so of its requeue is
-    # killed by slurmd ("Job credential revoked", seen here), which is why SLURM waits. Then
-    # repeated: an update that lands before SLURM has set the requeue's begin time is overwritten.
-    time.sleep(3)
-    nudged = [0.0]
+    # killed by slurmd ("Job credential revoked", seen here), which is why SLURM waits: the first
+    # nudge comes 3 s after the requeue was seen, inside the wait below. Then repeated every 5 s:
+    # an update that lands before SLURM has set the requeue's begin time is overwritten.
+    nudged = [time.monotonic() - 2.0]
 
     def both_finished() -> bool:
         if time.monotonic() - nudged[0] > 5:
