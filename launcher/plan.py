@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import psutil
@@ -188,6 +188,7 @@ class Plan:
                 "threads_per_island": THREADS_PER_ISLAND,
                 "vary": [str(v) for v in self.vary],
                 "host": socket.gethostname(),
+                "groups": [dict(g) for g in self.groups],  # the settings check's, for a resumed run's plan line
             },
         }
 
@@ -300,4 +301,28 @@ def plan_from_manifest(manifest: Mapping[str, Any], cores: Sequence[int], gpus: 
     recorded = manifest.get("plan") or {}
     vary = tuple(parse_vary(v) for v in recorded.get("vary", ()))
     device = recorded.get("device", "cpu")
-    return make_plan(list(manifest["islands"]), cores, device, gpus, manifest.get("overrides") or {}, vary)
+    plan = make_plan(list(manifest["islands"]), cores, device, gpus, manifest.get("overrides") or {}, vary)
+    return replace(plan, groups=_recorded_groups(recorded.get("groups")))
+
+
+GROUP_KEYS = {"algorithm": str, "population": int, "target": float, "target_given": bool, "dtype": str,
+              "checked": bool}
+
+
+def _recorded_groups(raw: Any) -> tuple[Mapping[str, Any], ...]:
+    """The settings groups a manifest recorded at the run's start, each key of its expected type
+    (anything else is left out: a run from before they were recorded has none, and the plan
+    line then says what the config alone knows)."""
+    if not isinstance(raw, list):
+        return ()
+    groups = []
+    for g in raw:
+        if not isinstance(g, Mapping):
+            return ()
+        kept: dict[str, Any] = {k: v for k, v in g.items() if k in GROUP_KEYS and
+                                (v is None or isinstance(v, GROUP_KEYS[k]) or (GROUP_KEYS[k] is float and isinstance(v, int)))}
+        ids = g.get("islands")
+        if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+            kept["islands"] = ids
+        groups.append(kept)
+    return tuple(groups)

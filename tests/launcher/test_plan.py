@@ -170,3 +170,18 @@ def test_the_settings_line_of_a_mixed_archipelago_names_each_algorithms_populati
                         "run once any island reaches its target or after 7 generations without progress, dtype float64")
     assert lines[1:] == ["  algorithm cmaes, population 10  (2 island(s): 00, 03)",
                          "  algorithm ga, population 100  (1 island(s): 02)"]
+
+
+def test_a_resumed_plan_takes_the_recorded_settings_groups_and_drops_malformed_ones():
+    from launcher.plan import plan_from_manifest
+
+    good = {"algorithm": "cmaes", "population": 10, "target": 0, "target_given": False, "dtype": "float64",
+            "islands": ["island-00"], "unknown": 1}
+    manifest = {"islands": ["island-00"], "plan": {"device": "cpu", "groups": [good]}}
+    (group,) = plan_from_manifest(manifest, [0], None).groups
+    assert group == {k: v for k, v in good.items() if k != "unknown"}
+    bad = {**good, "population": "10", "islands": "island-00"}  # wrong types: left out, the rest kept
+    (group,) = plan_from_manifest({**manifest, "plan": {"groups": [bad]}}, [0], None).groups
+    assert "population" not in group and "islands" not in group and group["algorithm"] == "cmaes"
+    for raw in (None, "x", [1], {"a": 1}):
+        assert plan_from_manifest({**manifest, "plan": {"groups": raw}}, [0], None).groups == ()

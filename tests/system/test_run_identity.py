@@ -208,6 +208,11 @@ def test_launch_resumes_by_the_same_command(tmp_path):
     assert second.returncode == 0, second.stderr
     assert f"run {folder.name} finished at generation 3" in second.stderr + second.stdout
     assert folders(tmp_path) == [folder]
+    # The resumed plan line says what the new run's said: its effective settings were recorded
+    # in the manifest (before: "population the algorithm's default", "dtype the problem's").
+    said = [[ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("settings:")] for out in (first, second)]
+    assert said[0] == said[1] and len(said[0]) == 1, said
+    assert "population 6" in said[0][0] and "dtype float" in said[0][0], said
     third = islands(tmp_path, *cmd[:2], "3", *cmd[3:])  # another island count: another run
     assert third.returncode == 0 and len(folders(tmp_path)) == 2, third.stderr
 
