@@ -7,6 +7,12 @@ are no-ops. `Recorders` calls, for each event, only the recorders that override 
 order given, so the order of writes that crash safety relies on is the order of the list
 (history lines durable before the checkpoint that counts them; the status after both).
 
+Once, before the first generation of a process that resumes from a checkpoint:
+
+    resume(generation, migrated)        the island goes on from `generation`: what it recorded
+                                        after it is replayed, and that generation's migration
+                                        too unless `migrated` (a log that appends cuts it back)
+
 Events, in the order a generation meets them:
 
     migration(event)                    a migration event ran (None: nothing was read)
@@ -25,11 +31,14 @@ from islands.status.record import MigrationEvent
 if TYPE_CHECKING:  # annotations only: this module stays torch-free for `islands.loggers`, which the launcher reads
     from islands.checkpoint import Progress
 
-EVENTS = ("migration", "checkpoint", "generation", "target", "end")
+EVENTS = ("resume", "migration", "checkpoint", "generation", "target", "end")
 
 
 class Recorder:
     """An observer of the island loop; each method is one event (see the module docstring)."""
+
+    def resume(self, generation: int, migrated: bool) -> None:
+        pass
 
     def migration(self, event: MigrationEvent | None) -> None:
         pass
@@ -57,6 +66,10 @@ class Recorders:
             name: tuple(getattr(r, name) for r in self.recorders
                         if getattr(type(r), name) is not getattr(Recorder, name))
             for name in EVENTS}
+
+    def resume(self, generation: int, migrated: bool) -> None:
+        for call in self._on["resume"]:
+            call(generation, migrated)
 
     def migration(self, event: MigrationEvent | None) -> None:
         for call in self._on["migration"]:

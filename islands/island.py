@@ -210,6 +210,8 @@ class _Loop:
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"checkpoint {where} does not fit this island ({e}); use --fresh") from None
             self.rundir.island(self.spec.island).truncate_history(progress.generation)
+            self.recorders.resume(progress.generation,  # user logs that append are cut back alike
+                                  progress.migration.get("last_generation") == progress.generation)
             self._episodes(progress.generation)  # immigrants screened before the next step meet these
             self.log(f"{self.spec.island}: resuming from generation {progress.generation}")
             return state, progress, progress.generation

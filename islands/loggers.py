@@ -16,14 +16,17 @@ Built in, named on the command line by `--logger KIND:FOLDER` (one file or run p
     tensorboard:FOLDER  TensorBoard event files in FOLDER/<island>/ (extra islands[tensorboard])
     MODULE:FACTORY      your own: FACTORY(island) returns a Logger (imported in the island)
 
-A resumed island replays the generations after its last checkpoint, so a logger sees those
-generations a second time (history.jsonl is cut back first; an append-only log is not).
+A resumed island replays the generations after its last checkpoint. As history.jsonl is cut
+back to that generation first, a logger is told so (`on_resume`) before the replay: the jsonl
+logger cuts its file back the same way, the TensorBoard logger purges the later steps, and a
+logger of your own overrides `on_resume` (by default it sees the replayed generations again).
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -55,6 +58,11 @@ class Logger(ABC):
     def on_migration(self, event: MigrationEvent) -> None:
         """A migration event ran (sent, received, adopted, ... and the sources read)."""
 
+    def on_resume(self, generation: int, migrated: bool) -> None:
+        """The island resumes from its checkpoint at `generation`, before any other call: the
+        generations after it come again, and so does the migration at `generation` unless
+        `migrated` (drop what you logged of them)."""
+
     def close(self) -> None:
         """The island ended (finished, stopped or failed): flush and release files."""
 
@@ -74,19 +82,42 @@ class CallbackLogger(Logger):
 
 class JsonlLogger(Logger):
     """One JSON object per line: {"island", "kind": "generation", ...the history line} or
-    {"island", "kind": "migration", "time", ...the event}. Appends, so a resume continues the file."""
+    {"island", "kind": "migration", "generation", "time", ...the event}. Appends, so a resume
+    continues the file, cut back first to what the resumed island does not replay."""
 
     def __init__(self, path: str | Path, island: str) -> None:
         self.path, self.island = Path(path), island
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "a", encoding="utf-8")
         self.flushed = time.monotonic()
+        self.generation = 0
 
     def on_generation(self, record: HistoryLine) -> None:
+        self.generation = record.generation or 0
         self._write({"island": self.island, "kind": "generation", **record.to_body()})
 
-    def on_migration(self, event: MigrationEvent) -> None:
-        self._write({"island": self.island, "kind": "migration", "time": round(time.time(), 3), **event.to_body()})
+    def on_migration(self, event: MigrationEvent) -> None:  # it runs at the last generation seen
+        self._write({"island": self.island, "kind": "migration", "generation": self.generation,
+                     "time": round(time.time(), 3), **event.to_body()})
+
+    def on_resume(self, generation: int, migrated: bool) -> None:
+        """Keep the generation lines up to `generation` and the migration lines before it (at it:
+        if `migrated`), replacing the file atomically; a line that does not parse is kept."""
+        self.file.close()
+        kept = []
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    body = json.loads(line)
+                    g, kind = body.get("generation"), body.get("kind")
+                except (ValueError, AttributeError):
+                    g, kind = None, None
+                if not isinstance(g, int) or g < generation or (g == generation and (kind != "migration" or migrated)):
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.file = open(self.path, "a", encoding="utf-8")
 
     def _write(self, body: dict[str, Any]) -> None:
         self.file.write(json.dumps(body) + "\n")
@@ -115,8 +146,15 @@ class TensorBoardLogger(Logger):
         except ImportError:
             raise ConfigError(TENSORBOARD_MISSING) from None
         self.logdir = Path(logdir)
+        self.make = SummaryWriter
         self.writer = SummaryWriter(log_dir=str(self.logdir))
         self.generation = 0
+
+    def on_resume(self, generation: int, migrated: bool) -> None:
+        """TensorBoard's own way: a writer with purge_step drops the earlier events at later steps."""
+        self.writer.close()
+        self.writer = self.make(log_dir=str(self.logdir), purge_step=generation + 1)
+        self.generation = generation
 
     def on_generation(self, record: HistoryLine) -> None:
         self.generation = record.generation or 0
@@ -236,6 +274,10 @@ class LoggerRecorder(Recorder):
     def generation(self, state: Any, progress: Progress, stats: Any) -> None:
         if self.logger is not None and self.history.last is not None:
             self._call(self.logger.on_generation, self.history.last)
+
+    def resume(self, generation: int, migrated: bool) -> None:
+        if self.logger is not None:
+            self._call(self.logger.on_resume, generation, migrated)
 
     def migration(self, event: MigrationEvent | None) -> None:
         if self.logger is not None and event is not None:

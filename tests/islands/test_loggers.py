@@ -49,6 +49,61 @@ def test_callback_and_jsonl_logger_see_every_history_line(tmp_path):
     assert all(x["island"] == "island-00" for x in logged)
 
 
+class Crash(BaseException):
+    """Not an Exception: it ends the island as a crash would, past the loggers' guard."""
+
+
+def test_a_resumed_island_cuts_its_jsonl_log_back_so_each_generation_is_logged_once(tmp_path):
+    """A crash after the checkpoint at generation 10: the resumed island replays 11-14. Before,
+    the jsonl log then held those generations twice (history.jsonl was cut back, the log was
+    not); now it is told `on_resume` and holds each once, equal to the history."""
+    cfg, logs = small_config(generations=20, checkpoint_every=10), f"jsonl:{tmp_path / 'logs'}"
+
+    def crash_at_14(_island, record):
+        if record.generation == 14:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        evolve("island-00", tmp_path / "run", cfg, loggers=[logs], on_generation=crash_at_14, **QUIET)
+    path = tmp_path / "logs" / "island-00.jsonl"
+    assert [json.loads(x)["generation"] for x in path.read_text().splitlines()][-1] == 14
+    resumed = []
+
+    class Told(Logger):
+        def on_generation(self, record):
+            pass
+
+        def on_resume(self, generation, migrated):
+            resumed.append(generation)
+
+    evolve("island-00", tmp_path / "run", cfg, loggers=[logs, Told()], **QUIET)
+    assert resumed == [10]
+    logged = [json.loads(x) for x in path.read_text().splitlines()]
+    gens = [x for x in logged if x["kind"] == "generation"]
+    assert [g["generation"] for g in gens] == list(range(21))
+    assert [x["generation"] for x in logged if x["kind"] == "migration"] == [10]  # once, not replayed
+    assert [{k: v for k, v in x.items() if k not in ("island", "kind")} for x in gens] == _history(tmp_path / "run")
+
+
+@pytest.mark.parametrize("migrated, kept", [(True, [4, 5]), (False, [4])])
+def test_the_jsonl_cut_keeps_a_migration_at_the_checkpoint_only_if_it_is_not_replayed(tmp_path, migrated, kept):
+    from islands.loggers import JsonlLogger
+
+    path = tmp_path / "island-00.jsonl"
+    lines = [{"kind": "generation", "generation": g} for g in range(8)]
+    lines[5:5] = [{"kind": "migration", "generation": 4}]  # after generation 4's line
+    lines[7:7] = [{"kind": "migration", "generation": 5}]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + "not json\n")
+    logger = JsonlLogger(path, "island-00")
+    logger.on_resume(5, migrated)
+    logger.close()
+    body = path.read_text().splitlines()
+    assert body[-1] == "not json"  # what it cannot read is not its to drop
+    got = [json.loads(x) for x in body[:-1]]
+    assert [x["generation"] for x in got if x["kind"] == "generation"] == list(range(6))
+    assert [x["generation"] for x in got if x["kind"] == "migration"] == kept
+
+
 def test_a_failing_logger_is_reported_once_and_detached_and_the_island_evolves_on(tmp_path):
     bad, good, messages = Recording(fail_at=3), Recording(), []
     result = evolve("island-00", tmp_path, small_config(generations=10), loggers=[bad, good], log=messages.append)
@@ -112,6 +167,26 @@ def test_tensorboard_logger_writes_events_tensorboard_reads_back(tmp_path):
         assert [e.step for e in events] == [h["generation"] for h in history]
         assert [e.value for e in events] == pytest.approx([h[tag] for h in history], rel=1e-6)
     assert [e.step for e in acc.Scalars("diversity")] == [h["generation"] for h in history if "diversity" in h]
+
+
+def test_a_resumed_islands_tensorboard_curve_has_each_generation_once(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (the islands[tensorboard] extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg, tb = small_config(generations=20, checkpoint_every=10), f"tensorboard:{tmp_path / 'tb'}"
+
+    def crash_at_14(_island, record):
+        if record.generation == 14:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        evolve("island-00", tmp_path / "run", cfg, loggers=[tb], on_generation=crash_at_14, **QUIET)
+    evolve("island-00", tmp_path / "run", cfg, loggers=[tb], **QUIET)
+    acc = EventAccumulator(str(tmp_path / "tb" / "island-00"))
+    acc.Reload()
+    history = _history(tmp_path / "run")
+    assert [e.step for e in acc.Scalars("best")] == list(range(21))
+    assert [e.value for e in acc.Scalars("best")] == pytest.approx([h["best"] for h in history], rel=1e-6)
 
 
 def test_tensorboard_missing_is_one_line_naming_the_extra(tmp_path, monkeypatch):
