@@ -191,8 +191,9 @@ def test_bad_options_submit_nothing_and_write_nothing(run_dir, tmp_path, monkeyp
 
 
 def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(run_dir, tmp_path):
+    logs = tmp_path / "logs"  # --logger reaches the tasks (through the environment sbatch passes on)
     cmd = launch_cmd(run_dir, "-n", "2", "--generations", "60", "--param", "delay=0.006", "--detach",
-                     "--sbatch-arg=--hold")
+                     "--sbatch-arg=--hold", "--logger", f"jsonl:{logs}")
     out = finish(start(cmd, tmp_path))
     assert "detached" in out, out
     (job,) = jobs(run_dir)
@@ -226,3 +227,7 @@ def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(ru
     assert f"requeueing {job}_0 (requeue 1 of 3)" in log
     assert "resumed from generation" in log
     assert generations(run_dir, "island-00") == list(range(generations(run_dir, "island-00")[0], 61))
+    # The requeued island's log was cut back to its checkpoint on resume: each generation once.
+    for island in ("island-00", "island-01"):
+        logged = [json.loads(x) for x in (logs / f"{island}.jsonl").read_text().splitlines()]
+        assert [x["generation"] for x in logged if x["kind"] == "generation"] == list(range(61)), island
