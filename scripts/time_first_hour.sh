@@ -12,10 +12,12 @@ WORK="${1:-$(mktemp -d /tmp/first-hour.XXXXXX)}"
 mkdir -p "$WORK"
 step() {  # step NAME COMMAND...: run it, say how long it took
   local name="$1"; shift
-  local t0=$SECONDS
-  if ! "$@" >"$WORK/$name.log" 2>&1; then
-    echo "FAILED: $name (log $WORK/$name.log)"; tail -5 "$WORK/$name.log"; exit 1
+  local t0=$SECONDS log
+  log="$WORK/$(echo "$name" | tr -c 'A-Za-z0-9\n' '_').log"
+  if ! "$@" >"$log" 2>&1; then
+    echo "FAILED: $name (log $log)"; tail -5 "$log"; exit 1
   fi
+  LAST_LOG="$log"
   printf '%-34s %4d s\n' "$name" $((SECONDS - t0))
 }
 echo "first hour in $WORK (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -23,7 +25,7 @@ step "clone" git clone -q "$SRC" "$WORK/islands"
 cd "$WORK/islands"
 # scripts/demo makes .venv; PYTHON, VIRTUAL_ENV unset so it does what a fresh shell does.
 step "quick start: scripts/demo" env -u VIRTUAL_ENV -u PYTHON ISLANDS_DEMO_DIR="$WORK/demo" scripts/demo --plain
-grep -E "^run .* (finished|stopped)|^champion" "$WORK/quick start: scripts/demo.log" | sed 's/^/    /' || true
+grep -E "^run .* (finished|stopped)|^champion" "$LAST_LOG" | sed 's/^/    /' || true
 . .venv/bin/activate
 mkdir -p "$WORK/tutorial" && cd "$WORK/tutorial"
 cat > myprob.py <<'EOF'
@@ -40,7 +42,7 @@ def make_problem(dim: int = 10, shift: float = 1.0) -> Problem:
 EOF
 step "tutorial 2: islands launch" islands launch -n 4 --problem myprob:make_problem --dim 20 --param shift=2.5 \
     --generations 300 --run-dir runs/mine --plain
-grep -E "^run .* (finished|stopped)|^champion|generation" "$WORK/tutorial 2: islands launch.log" | tail -3 | sed 's/^/    /' || true
+grep -E "^run .* (finished|stopped)|^champion|generation" "$LAST_LOG" | tail -3 | sed 's/^/    /' || true
 step "tutorial 3: islands status" islands status --run-dir runs/mine
 step "tutorial 3: status --plot" islands status --run-dir runs/mine --plot mine.png
 step "tutorial 4: islands export" islands export runs/mine --format json
