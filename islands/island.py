@@ -36,7 +36,7 @@ from islands.sync_migration import MigrationInterrupted
 from islands.tuning.tuner import Switch, make_tuner
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
 from migration_pool.errors import FormatError
-from migration_pool.lease import scheduler_job_id
+from migration_pool.lease import TAKEOVER_WAIT_S, scheduler_job_id
 from migration_pool.rundir import RunDir
 
 
@@ -118,7 +118,9 @@ def run_island(
     cfg = spec.effective
     device = resolve_device(spec.device)
     rundir = RunDir(spec.run_dir)
-    claim = rundir.island(spec.island).claim(job_id=scheduler_job_id(), warn=lambda m: log(f"warning: {m}"))
+    job = scheduler_job_id()  # a scheduler's task outwaits the lease of a crashed holder (migration_pool.lease)
+    claim = rundir.island(spec.island).claim(job_id=job, warn=lambda m: log(f"warning: {m}"),
+                                             wait_s=TAKEOVER_WAIT_S if job is not None else 0.0)
     loop = None
     try:
         loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)

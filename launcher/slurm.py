@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from islands import budget, scheduler_state as sched
-from islands.exit_codes import EXIT_STOPPED, NO_RESTART, REASON_NO_FITNESS
+from islands.exit_codes import EXIT_BUSY, EXIT_STOPPED, NO_RESTART, REASON_NO_FITNESS
 from islands.runs import Run, join_run, new_manifest, planned_islands
 from islands.status.progress import fraction
 from islands.status.record import IslandStatus, champion
@@ -284,7 +284,9 @@ class SlurmLaunch:
                 self.reported.add(island)
                 self.view.message(f"{island}: stopped ({task.raw or task.state}); not resubmitted")
             return "stopped"
-        return "failed" if code in NO_RESTART else "dead"
+        # Refused by a lease (EXIT_BUSY) is worth another try here: the holder may be an island of
+        # a crashed node whose lease outlived the task's wait (migration_pool.lease.take).
+        return "failed" if code in NO_RESTART and code != EXIT_BUSY else "dead"
 
     def _resubmit(self, run: Run, planned: list[str], dead: list[str],
                   states_raw: dict[str, str] | None = None) -> bool:

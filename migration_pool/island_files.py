@@ -61,15 +61,17 @@ class IslandFiles:
         return self.dir / "island.log"
 
     # -- one process per island -----------------------------------------------------------
-    def claim(self, *, job_id: str | None = None,
-              warn: Callable[[str], None] | None = None) -> lease.Claim:
+    def claim(self, *, job_id: str | None = None, warn: Callable[[str], None] | None = None,
+              wait_s: float = 0.0) -> lease.Claim:
         """Hold this island for the calling process; IslandBusy if another process holds it.
 
         A flock on `.claim`, released by the kernel when the holder dies, even by SIGKILL, so a
         crashed island never blocks its restart; and a lease (`migration_pool.lease`: host,
         pid, `job_id`, heartbeat), so that a copy on another host is refused while the holder's
         lease is fresh even where flock does not reach across hosts. A stale lease of another
-        host is taken over with a notice through `warn`. On this host the flock decides: the
+        host is taken over with a notice through `warn`; a fresh one is waited on for up to
+        `wait_s` seconds, and one naming the same scheduler task `job_id` is taken over at once
+        (`lease.take`). On this host the flock decides: the
         claim remembers the claim file's inode, and yields to a lease of this host only once that
         file was replaced (`lease.Claim.refresh`).
         """
@@ -84,7 +86,7 @@ class IslandFiles:
                 read=lambda: lease.Lease.from_body(files.read_envelope(path, "lease", lease.MAX_LEASE_BYTES)),
                 write=lambda held: atomic.publish(path, fmt.encode("lease", held.to_body()), durable=False),
                 remove=lambda: path.unlink(missing_ok=True),
-                holds=lambda: locked is not None and _inode(claim_file) == locked)
+                holds=lambda: locked is not None and _inode(claim_file) == locked, wait_s=wait_s)
         except BaseException:
             lock.release()
             raise

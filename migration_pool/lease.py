@@ -42,6 +42,8 @@ MAX_TTL_S = 24 * 3600.0  # a lease's own ttl is capped: a hostile one must not b
 STRETCH = 4.0  # a slow island's ttl covers this many of its longest gaps between renewals
 MAX_AHEAD_S = LEASE_TTL_S  # a heartbeat further ahead of the reader's clock is no skew: stale
 REUSE_SLACK_S = 2.0  # clock rounding between psutil's create_time and time.time()
+OUTWAIT_POLL_S = 1.0  # how often a claimer waiting on another host's lease reads it again
+TAKEOVER_WAIT_S = LEASE_TTL_S + 2 * REFRESH_S  # how long a scheduler's task waits on such a lease
 
 
 def pid_alive(pid: int, started: float | None = None) -> bool:
@@ -201,9 +203,17 @@ class Claim:
 
 def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], None],
          read: Callable[[], Lease | None], write: Callable[[Lease], None],
-         remove: Callable[[], None], holds: Callable[[], bool] = lambda: True) -> Claim:
+         remove: Callable[[], None], holds: Callable[[], bool] = lambda: True,
+         wait_s: float = 0.0) -> Claim:
     """Take the lease of `island`, whose flock `lock` the caller holds; see the module docstring.
     `holds` tells the claim later whether that flock still guards the claim file.
+
+    A fresh lease of another host that names this process's own scheduler task (`job_id`) is
+    a crashed or lost earlier run of the same task, started again by the scheduler, which runs
+    one copy of a task at a time: it is taken over at once. Any other fresh lease of another
+    host is waited on for up to `wait_s` seconds (a replacement started by a scheduler before
+    the lease of a crashed holder went stale): taken over once it goes stale, refused as soon
+    as its holder renews it (that holder lives).
 
     Raises:
         IslandBusy: another host's lease is fresh, or another claimer wrote its lease between
@@ -216,11 +226,19 @@ def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], No
         held = None
         warn(f"{island}: replacing an unreadable lease ({e})")
     if held is not None and held.host != this_host():
-        if held.fresh(now):
-            raise IslandBusy(f"{island} is already running on {held.describe(now)}; stop it first, or "
-                             f"wait {max(0.0, held.ttl - held.age(now)):.0f} s for its lease to go stale "
-                             "if that host is down")
-        warn(f"{island}: taking over the stale lease of {held.describe(now)}")
+        if held.fresh(now) and job_id is not None and held.job_id == job_id:
+            warn(f"{island}: taking over the lease of {held.describe(now)}: the same scheduler task, "
+                 "started again (the scheduler runs one copy of a task at a time)")
+        else:
+            if held.fresh(now) and wait_s > 0:
+                held = _outwait(island, held, read, wait_s, warn)
+            if held is not None and held.fresh(time.time()):
+                now = time.time()
+                raise IslandBusy(f"{island} is already running on {held.describe(now)}; stop it first, or "
+                                 f"wait {max(0.0, held.ttl - held.age(now)):.0f} s for its lease to go stale "
+                                 "if that host is down")
+            if held is not None:
+                warn(f"{island}: taking over the stale lease of {held.describe(time.time())}")
     elif held is not None and held.fresh(now) and held.alive_here():
         warn(f"{island}: its lease names pid {held.pid} of this host, which runs, but the claim was free: "
              "taking it (on one host the flock decides; that process, if it is a copy, stops)")
@@ -233,6 +251,30 @@ def take(island: str, lock: Any, *, job_id: str | None, warn: Callable[[str], No
     if back is not None and back.token != mine.token and (back.host != this_host() or not holds()):
         raise IslandBusy(f"{island} was claimed at the same moment by {back.describe(time.time())}")
     return Claim(lock, mine, write, _quiet(read), remove, holds)
+
+
+def _outwait(island: str, held: Lease, read: Callable[[], Lease | None], wait_s: float,
+             warn: Callable[[str], None]) -> Lease | None:
+    """Watch `held` until it goes stale (returned, to be taken over), its holder renews or
+    replaces it (returned: still fresh, refused) or `wait_s` runs out (returned as it is)."""
+    now = time.time()
+    wait = min(wait_s, max(0.0, held.ttl - held.age(now)) + 1.0)
+    warn(f"{island}: its lease names {held.describe(now)}; waiting up to {wait:.0f} s for it to be renewed "
+         "(the holder lives: refused) or to go stale (the holder is gone: taken over)")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(min(OUTWAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+        try:
+            current = read()
+        except FormatError:
+            current = None
+        if current is None:
+            return None  # removed (its holder released it) or unreadable: nobody to wait for
+        if (current.token, current.heartbeat, current.beat) != (held.token, held.heartbeat, held.beat):
+            return current  # renewed or replaced: its holder lives
+        if not current.fresh(time.time()):
+            return current
+    return held
 
 
 def _quiet(read: Callable[[], Lease | None]) -> Callable[[], Lease | None]:

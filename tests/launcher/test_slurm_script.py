@@ -308,3 +308,17 @@ def test_an_island_that_ended_without_a_finite_fitness_is_failed_in_the_slurm_wa
     row = launch._row(SimpleNamespace(run_id="ab" * 16, config=SimpleNamespace(max_evaluations=None)),
                       "island-00", st, None, 0.0)
     assert row.state == shown
+
+
+@pytest.mark.parametrize("code, state", [(4, "dead"), (2, "failed"), (3, "failed"), (0, "stopped"), (1, "dead")])
+def test_a_task_refused_by_a_lease_is_resubmitted_not_failed(tmp_path, monkeypatch, code, state):
+    """Exit 4 (the island runs elsewhere) from a SLURM task: after a node crash, the dead node's
+    lease can outlive the replacement's wait, so the watch resubmits it (within the restart
+    budget) instead of leaving the island failed until a person relaunches."""
+    import launcher.slurm as slurm_module
+    from launcher.request import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    monkeypatch.setattr(slurm_module, "ended_code", lambda _rundir, _job: code)
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
+    assert launch._ended("island-00", TaskState("7_0", "gone")) == state

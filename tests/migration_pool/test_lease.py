@@ -356,3 +356,62 @@ def test_a_lease_written_between_the_claimers_write_and_read_back(tmp_path, host
             assert stored[-2].token == claim.lease.token
     finally:
         lock.release()
+
+
+def test_the_same_scheduler_tasks_fresh_lease_from_another_host_is_taken_over_at_once(tmp_path):
+    """A node crash: SLURM requeues the task (same job id) on another node while the dead
+    node's lease is still fresh. Before, the replacement exited 4 and the island stayed failed."""
+    rd = RunDir(tmp_path)
+    fake_lease(rd)  # job 777_3, renewed 1 s ago on another host
+    notes: list[str] = []
+    rd.island("island-00").claim(job_id="777_3", warn=notes.append).release()
+    assert len(notes) == 1 and "the same scheduler task, started again" in notes[0], notes
+    fake_lease(rd)
+    with pytest.raises(IslandBusy):  # another task (a duplicate, not a restart): refused as before
+        rd.island("island-00").claim(job_id="778_3")
+
+
+@pytest.fixture
+def quick_poll(monkeypatch):
+    monkeypatch.setattr(lease, "OUTWAIT_POLL_S", 0.02)
+
+
+def test_a_waiting_claimer_takes_over_a_lease_that_goes_stale(tmp_path, quick_poll):
+    rd = RunDir(tmp_path)
+    fake_lease(rd, ttl=1.5, age=1.0)  # its holder crashed: nobody renews it, stale in 0.5 s
+    notes: list[str] = []
+    claim = rd.island("island-00").claim(job_id="9_1", warn=notes.append, wait_s=30)
+    assert rd.island("island-00").read_lease().job_id == "9_1"
+    assert "waiting up to" in notes[0] and "taking over the stale lease" in notes[-1], notes
+    claim.release()
+
+
+def test_a_waiting_claimer_is_refused_as_soon_as_the_holder_renews(tmp_path, quick_poll):
+    import threading
+
+    rd = RunDir(tmp_path)
+    held = fake_lease(rd, ttl=60.0, age=1.0)
+    waiting = threading.Event()
+
+    def renew() -> None:  # the live holder's next renewal, once the claimer waits
+        waiting.wait(30)
+        renewed = Lease(**{**held.to_body(), "heartbeat": time.time(), "beat": held.beat + 1})
+        atomic.publish(rd.island("island-00").dir / lease.LEASE_FILE, fmt.encode("lease", renewed.to_body()))
+
+    holder = threading.Thread(target=renew)
+    holder.start()
+    started = time.monotonic()
+    with pytest.raises(IslandBusy, match=f"already running on host {OTHER}"):
+        rd.island("island-00").claim(job_id="9_1", warn=lambda m: waiting.set() if "waiting" in m else None,
+                                     wait_s=50)
+    holder.join()
+    assert time.monotonic() - started < 30  # refused at the renewal, not at the end of the wait
+    assert rd.island("island-00").read_lease().beat == held.beat + 1  # the holder's lease is kept
+
+
+def test_the_wait_on_a_lease_is_bounded(tmp_path, quick_poll):
+    rd = RunDir(tmp_path)
+    held = fake_lease(rd, ttl=3600.0)  # a slow holder's stretched ttl: not outwaited
+    with pytest.raises(IslandBusy):
+        rd.island("island-00").claim(job_id="9_1", wait_s=0.2)
+    assert rd.island("island-00").read_lease() == held
