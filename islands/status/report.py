@@ -281,7 +281,10 @@ def _totals(islands: list[dict[str, Any]]) -> dict[str, Any]:
         "evals_per_sec": float(sum(i["evals_per_sec"] or 0.0 for i in islands if i["state"] == "running")),
         "generation_min": min(gens) if gens else None,
         "generation_max": max(gens) if gens else None,
-        "progress": _mean(i["progress"] for i in islands),
+        # Over the islands that may still finish, one not reporting yet at 0: the share moves
+        # with the work done, never jumps because islands failed or came late.
+        "progress": _mean([i["progress"] or 0.0 for i in islands if i["state"] != "failed"]
+                          if any(i["progress"] is not None for i in islands) else ()),
     }
 
 

@@ -185,3 +185,17 @@ def test_evolve_shows_one_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatc
     plain.status(st(11, 110))  # within 2 s of the last line: not printed
     plain.status(st(100, 1000, state="finished"))
     assert len(lines) == 2 and lines[0].startswith("island-00  gen 10/100  10% ETA ?") and "100% ETA 0:00:00" in lines[1]
+
+
+def test_the_share_done_does_not_jump_when_islands_fail():
+    """Four islands at 24%: one fails. Before, a failed island counted as done, so the share
+    jumped to 43%; it now stays over the islands that may still finish (a finished one is done)."""
+    from launcher.launch_view import overall
+
+    going = [Row(f"island-0{i}", "running", done=0.24) for i in range(4)]
+    assert overall(going)[0] == pytest.approx(0.24)
+    failed = [*going[:3], Row("island-03", "failed", done=0.24)]
+    assert overall(failed)[0] == pytest.approx(0.24)
+    finished = [*going[:3], Row("island-03", "finished", done=1.0)]
+    assert overall(finished)[0] == pytest.approx((3 * 0.24 + 1) / 4)
+    assert overall([Row("island-00", "failed", done=0.5)])[0] is None

@@ -192,6 +192,9 @@ def test_corrupt_and_missing_status_are_shown_per_island(tmp_path):
     assert islands["island-00"]["overrides"] == {"mutation_sigma": 0.1}  # the island's own word
     assert islands["island-02"]["overrides"] == {"mutation_sigma": 0.2}  # from the manifest
     assert report["totals"]["states"] == {"finished": 1, "pending": 1, "unreadable": 1}
+    # The run's share: the islands not reporting count at 0 (before: left out, so the share
+    # was the finished island's 100% until the others reported).
+    assert report["totals"]["progress"] == pytest.approx(1 / 3)
     table = _invoke("--run-dir", str(tmp_path))
     assert table.exit_code == 0 and "unreadable" in table.output and "corrupt" in table.output
 
