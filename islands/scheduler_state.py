@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from islands.errors import ConfigError
@@ -48,10 +48,18 @@ class TaskState:
     reason: str = ""
     restarts: int = 0
     exit_code: str = ""
+    node: str = ""  # the host its batch script runs on (BatchHost), while it runs
+    node_state: str = ""  # that host's State, when it does not answer SLURM (NOT_RESPONDING, DOWN...)
 
     @property
     def active(self) -> bool:
         return self.state not in ENDED
+
+    @property
+    def lost(self) -> bool:
+        """Running on a host SLURM cannot reach: the island there is lost (a power loss, a
+        crash), long before its heartbeats look old; SLURM requeues it once the node is DOWN."""
+        return self.active and bool(self.node_state)
 
 
 def available(env: Mapping[str, str] = os.environ) -> bool:
@@ -95,12 +103,40 @@ def query(job_ids: Sequence[str]) -> dict[str, TaskState] | None:
             restarts = int(f.get("Restarts", "0") or 0) if f.get("Restarts", "0").isdigit() else 0
             if state == "pending" and restarts > 0:
                 state = "requeued"
+            node = f.get("BatchHost", "") if state in ("running", "stopping") else ""
+            node = "" if node in ("(null)", "None") else node[:256]
             if "-" in task or "," in task:  # pending tasks not yet split off: one line for many
                 for t in _expand(task):
                     found[f"{f.get('ArrayJobId')}_{t}"] = TaskState(f"{f.get('ArrayJobId')}_{t}", state, raw,
                                                                     f.get("Reason", ""), restarts, f.get("ExitCode", ""))
                 continue
-            found[key] = TaskState(key, state, raw, f.get("Reason", ""), restarts, f.get("ExitCode", ""))
+            found[key] = TaskState(key, state, raw, f.get("Reason", ""), restarts, f.get("ExitCode", ""), node)
+    return found
+
+
+# A node's State flags that mean its processes cannot be reached (scontrol's words): a task
+# there is lost, whatever its island's last heartbeat says.
+UNREACHABLE = ("NOT_RESPONDING", "DOWN", "FAIL", "POWERED_DOWN", "POWERING_DOWN")
+
+
+def unreachable_nodes(nodes: Sequence[str]) -> dict[str, str]:
+    """{node: State} of those of `nodes` SLURM reports unreachable; {} when it cannot be asked
+    (the view then rests on heartbeats alone, as without SLURM)."""
+    wanted = sorted({n for n in nodes if n})
+    if not wanted or not available():
+        return {}
+    try:
+        out = subprocess.run(["scontrol", "-o", "show", "node", ",".join(wanted)], capture_output=True,
+                             text=True, timeout=QUERY_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    found = {}
+    for line in out.stdout.splitlines():
+        f = _fields(line)
+        name, state = f.get("NodeName", ""), f.get("State", "")
+        if name in wanted and any(flag in state.replace("*", "+NOT_RESPONDING").split("+") or
+                                  state.startswith(flag) for flag in UNREACHABLE):
+            found[name] = state[:64]
     return found
 
 
@@ -135,6 +171,9 @@ def island_states(rundir: RunDir) -> dict[str, TaskState] | None:
     states = query(sorted({j.split("_")[0] for j in jobs.values()}))
     if states is None:
         return None
+    down = unreachable_nodes([t.node for t in states.values() if t.node])
+    if down:
+        states = {k: replace(t, node_state=down[t.node]) if t.node in down else t for k, t in states.items()}
     return {isl: states.get(job, TaskState(job, "gone")) for isl, job in jobs.items()}
 
 
@@ -172,7 +211,8 @@ def merge_into_entry(entry: dict, task: TaskState | None) -> None:
     """
     entry["scheduler"] = None if task is None else {
         "job": task.job, "state": task.state, "slurm_state": task.raw or None,
-        "reason": task.reason or None, "restarts": task.restarts}
+        "reason": task.reason or None, "restarts": task.restarts, "node": task.node or None,
+        "node_state": task.node_state or None}
     if task is None or entry["state"] in ("finished", "failed", "unreadable"):
         return
     why = f" ({task.reason})" if task.reason and task.reason != "None" else ""
@@ -180,6 +220,10 @@ def merge_into_entry(entry: dict, task: TaskState | None) -> None:
         again = f", requeued {task.restarts} time(s)" if task.restarts else ""
         entry["state"] = task.state
         entry["note"] = f"SLURM task {task.job} is waiting to run{why}{again}"
+    elif task.lost and entry["state"] in ("running", "stale", "pending"):
+        entry["state"] = "stale"
+        entry["note"] = (f"lost: its host {task.node} does not answer SLURM ({task.node_state}); "
+                         f"SLURM requeues task {task.job} once the node is down, and it resumes from its checkpoint")
     elif task.active:
         if entry["state"] in ("stopped", "dead"):  # a new incarnation is starting
             entry["state"], entry["note"] = "pending", f"SLURM task {task.job} is running; the island is starting"

@@ -30,7 +30,8 @@ STATE_HELP = {
     "finished": "reached its generations, its target or its stagnation limit",
     "stopped": "stopped on request (Ctrl+C / SIGTERM) after a checkpoint; rerun to resume",
     "stale": "status says running but no heartbeat for longer than the threshold and no live "
-             "process is known (another host, or a live pid that has gone silent: hung?)",
+             "process is known (another host, or a live pid that has gone silent: hung?); or its "
+             "SLURM task runs on a host SLURM cannot reach (lost: see note)",
     "dead": "status says running, on this host, but its process is gone (killed or crashed, "
             "or its pid now belongs to another process)",
     "failed": "the launcher gave up restarting it",
@@ -136,7 +137,8 @@ ISLAND = _obj(
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
         "scheduler": _d({"type": ["object", "null"]}, "SLURM's view of its latest task (runs launched with "
                         "--backend slurm, where scontrol answers): job, state (pending, requeued, running, "
-                        "stopping, completed, cancelled, failed, timeout, gone), slurm_state, reason, restarts"),
+                        "stopping, completed, cancelled, failed, timeout, gone), slurm_state, reason, restarts, node (the host "
+                        "of a running task) and node_state (that host's State when SLURM cannot reach it)"),
     },
     "one island",
 )

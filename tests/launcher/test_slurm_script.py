@@ -175,6 +175,9 @@ def test_pending_array_tasks_expand():
     ("running", TaskState("9_1", "running", "RUNNING"), "running"),
     ("stopped", TaskState("9_1", "cancelled", "CANCELLED"), "stopped"),
     ("finished", TaskState("9_1", "failed", "FAILED"), "finished"),
+    # Its host does not answer SLURM: lost at once, whatever its last heartbeat says.
+    ("running", TaskState("9_1", "running", "RUNNING", node="node2", node_state="MIXED+NOT_RESPONDING"), "stale"),
+    ("finished", TaskState("9_1", "running", "RUNNING", node="node2", node_state="DOWN"), "finished"),
 ])
 def test_status_merges_the_scheduler_state(state, task, want):
     entry = {"state": state, "note": None}
@@ -322,3 +325,33 @@ def test_a_task_refused_by_a_lease_is_resubmitted_not_failed(tmp_path, monkeypat
     monkeypatch.setattr(slurm_module, "ended_code", lambda _rundir, _job: code)
     launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
     assert launch._ended("island-00", TaskState("7_0", "gone")) == state
+
+
+# What `scontrol -o show job` and `show node` print (Slurm 22.05, trimmed): node2 was crashed.
+JOB_LINES = (
+    "JobId=12 ArrayJobId=10 ArrayTaskId=2 JobState=RUNNING Reason=None Restarts=0 NodeList=node2 BatchHost=node2\n"
+    "JobId=11 ArrayJobId=10 ArrayTaskId=1 JobState=RUNNING Reason=None Restarts=0 NodeList=node1 BatchHost=node1\n"
+    "JobId=10 ArrayJobId=10 ArrayTaskId=0 JobState=PENDING Reason=BeginTime Restarts=1 NodeList=(null) BatchHost=(null)\n")
+NODE_LINES = "NodeName=node1 Arch=x86_64 State=ALLOCATED\nNodeName=node2 Arch=x86_64 State=MIXED+NOT_RESPONDING\n"
+
+
+def test_island_states_mark_a_task_on_an_unreachable_host_lost(tmp_path, monkeypatch):
+    from islands import scheduler_state as sched
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "job.txt").write_text(JOB_LINES)
+    (tmp_path / "node.txt").write_text(NODE_LINES)
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\ncat {tmp_path}/"$3".txt\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    rundir = RunDir(tmp_path / "run")
+    rundir.scheduler.record_slurm_job({"job_id": "10", "pattern": "array",
+                                       "islands": {"0": "island-00", "1": "island-01", "2": "island-02"}})
+    states = sched.island_states(rundir)
+    assert [states[i].lost for i in ("island-00", "island-01", "island-02")] == [False, False, True]
+    assert states["island-02"].node == "node2" and "NOT_RESPONDING" in states["island-02"].node_state
+    assert states["island-00"].state == "requeued" and states["island-00"].node == ""
+    assert (tmp_path / "calls").read_text().splitlines()[-1] == "-o show node node1,node2"
+    (tmp_path / "node.txt").write_text("garbage\n\x00")  # a malformed answer: nobody is lost
+    assert not any(t.lost for t in sched.island_states(rundir).values())

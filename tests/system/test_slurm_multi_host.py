@@ -1,0 +1,135 @@
+"""A node crash on a real 3-host SLURM cluster: islands on the lost host come back by themselves.
+
+The cluster is `../shared/slurm/multi-node.sh` (or the script ISLANDS_MULTI_NODE names): a
+controller and three compute hosts on this machine, each its own network, hostname and PID
+namespace, sharing the filesystem as a coherent NFS would. `.ci/run` starts it with a short
+credential expiry (MN_CRED_EXPIRE=30); the tests skip at collection, with the reason, where it
+does not answer. `crash NODE` is a power loss: every process of the host dies at once.
+
+What is checked, on 9 islands of one job array over the hosts: the crashed host's islands are
+shown lost by `islands status` within SLURM's node timeout plus a few heartbeat intervals (not
+after the 60 s stale threshold), SLURM requeues their tasks, the replacements start while the
+dead holders' leases are still fresh (here: at once, `scontrol update StartTime=now`) and take
+them over as the same task, and every island finishes with a history free of gaps and repeats.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from islands.status.record import HistoryLine, IslandStatus
+from islands.status.report import build_report
+from migration_pool.rundir import RunDir
+from support.procs import REPO, child_env, wait_for
+
+SCRIPT = Path(os.environ.get("ISLANDS_MULTI_NODE", REPO.parent / "shared" / "slurm" / "multi-node.sh"))
+
+
+def _cluster_conf() -> tuple[str | None, str]:
+    """(SLURM_CONF of the running multi-host cluster, "") or (None, why the tests skip)."""
+    if not SCRIPT.exists():
+        return None, f"no multi-host SLURM script at {SCRIPT} (set ISLANDS_MULTI_NODE)"
+    try:
+        env = subprocess.run(["bash", str(SCRIPT), "env"], capture_output=True, text=True, timeout=30)
+        conf = re.search(r"SLURM_CONF=(\S+)", env.stdout)
+        if conf is None:
+            return None, "the multi-host cluster script prints no SLURM_CONF"
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15,
+                              env={**os.environ, "SLURM_CONF": conf.group(1).strip("'\"")})
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"the multi-host cluster cannot be asked ({e})"
+    if "UP" not in ping.stdout:
+        return None, f"the multi-host cluster is not running ({SCRIPT} start)"
+    return conf.group(1).strip("'\""), ""
+
+
+CONF, REASON = _cluster_conf()
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(420),
+              pytest.mark.skipif(CONF is None, reason=REASON)]
+ISLANDS = [f"island-{i:02d}" for i in range(9)]
+GENERATIONS = 300
+
+
+def _slurm(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=check,
+                          env={**os.environ, "SLURM_CONF": CONF or ""})
+
+
+def _status(run: Path, island: str) -> IslandStatus:
+    try:
+        body = RunDir(run).island(island).read_status()
+    except Exception:  # being replaced: read again on the next poll
+        body = None
+    return IslandStatus.from_body(body) if body else IslandStatus()
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    """The cluster's client configuration for this process; every host is up again afterwards."""
+    monkeypatch.setenv("SLURM_CONF", CONF)
+    crashed: list[str] = []
+    yield crashed
+    for node in crashed:
+        subprocess.run(["bash", str(SCRIPT), "revive", node], capture_output=True, timeout=120)
+
+
+def test_a_crashed_hosts_islands_are_shown_lost_requeued_and_finish_without_gaps(tmp_path, cluster):
+    run = tmp_path / "run"
+    barrier = tmp_path / "barrier"  # the islands evolve together, whatever their start-up skew
+    launch = subprocess.run(
+        [sys.executable, "-m", "islands", "launch", "--backend", "slurm", "--run-dir", str(run), "-n", "9",
+         "--problem", "slow_problem:make", "--dim", "4", "--population", "8", "--generations", str(GENERATIONS),
+         "--param", "delay=0.01", "--param", f"barrier={barrier}", "--param", "parties=9",
+         "--migrate-every", "5", "--checkpoint-every", "5", "--checkpoint-seconds", "0", "--detach", "--plain"],
+        cwd=tmp_path, env=child_env(SLURM_CONF=CONF), capture_output=True, text=True, timeout=120)
+    assert launch.returncode == 0 and "detached" in launch.stdout + launch.stderr, launch.stdout + launch.stderr
+    wait_for(lambda: all((_status(run, i).generation or 0) >= 20 for i in ISLANDS), timeout=180,
+             what="every island past generation 20")
+    hosts = {i: _status(run, i).host for i in ISLANDS}
+    victim = max(sorted(set(hosts.values())), key=lambda h: list(hosts.values()).count(h))
+    lost = sorted(i for i, h in hosts.items() if h == victim)
+    assert 0 < len(lost) < 9, hosts
+    cluster.append(victim)
+    subprocess.run(["bash", str(SCRIPT), "crash", victim], check=True, capture_output=True, timeout=60)
+    crashed_at = time.monotonic()
+
+    seen: set[str] = set()
+
+    def shown_lost() -> bool:
+        """Each lost island shown so (stale, "lost: its host ... does not answer SLURM") before
+        SLURM declares the host down and requeues it: what heartbeats alone would take 60 s for."""
+        entries = {e["island"]: e for e in build_report(run)["islands"]}
+        seen.update(i for i in lost if entries[i]["state"] == "stale" and "lost: its host" in (entries[i]["note"] or ""))
+        return seen == set(lost)
+
+    wait_for(shown_lost, timeout=90, interval=0.3, what=f"status to show {lost} on {victim} lost")
+    seen_after = time.monotonic() - crashed_at
+    # SLURM marks the host NOT_RESPONDING after ~8 s (SlurmdTimeout 15 s in the cluster script):
+    # well before the 60 s after which a silent island's heartbeat makes it stale.
+    print(f"lost shown {seen_after:.1f} s after the crash of {victim} ({len(lost)} island(s))")
+    assert seen_after < 40, seen_after
+    nudged = [0.0]
+
+    def all_finished() -> bool:
+        if time.monotonic() - nudged[0] > 3:  # a requeued task may start again at once: inside the lease's ttl
+            nudged[0] = time.monotonic()
+            for island in lost:
+                job = RunDir(run).scheduler.read_slurm_jobs()[-1]["job_id"]
+                _slurm("scontrol", "update", f"JobId={job}_{ISLANDS.index(island)}", "StartTime=now")
+        return all(_status(run, i).state == "finished" for i in ISLANDS)
+
+    wait_for(all_finished, timeout=300, interval=0.5, what="every island finished after the crash")
+    for island in ISLANDS:
+        gens = [HistoryLine.from_body(r).generation for r in RunDir(run).island(island).iter_history()]
+        assert gens == list(range(GENERATIONS + 1)), (island, gens[:5], len(gens))
+    logs = "".join(p.read_text(errors="replace") for p in (run / "slurm").glob("*.out"))
+    assert "already running" not in logs, logs[-2000:]  # no replacement was refused by a dead holder's lease
+    for island in lost:
+        assert _status(run, island).host != victim  # it ran to its end on another host
+        assert f"{island}: taking over the lease of host {victim}" in logs, logs[-3000:]
