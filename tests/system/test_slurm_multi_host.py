@@ -133,3 +133,40 @@ def test_a_crashed_hosts_islands_are_shown_lost_requeued_and_finish_without_gaps
     for island in lost:
         assert _status(run, island).host != victim  # it ran to its end on another host
         assert f"{island}: taking over the lease of host {victim}" in logs, logs[-3000:]
+
+
+def _sshfs_hosts() -> str | None:
+    """Why the sshfs test skips, or None when node2 and node3 see sshfs at /mnt/shared."""
+    if CONF is None:
+        return REASON
+    out = subprocess.run(["bash", str(REPO / "scripts" / "sshfs-share"), "status"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "ISLANDS_MULTI_NODE": str(SCRIPT)})
+    if out.stdout.split() != ["node2:", "fuse.sshfs", "node3:", "fuse.sshfs"]:
+        return f"no sshfs share on node2 and node3 (scripts/sshfs-share start): {(out.stdout + out.stderr).strip()[-200:]}"
+    return None
+
+
+@pytest.mark.skipif(CONF is None or _sshfs_hosts() is not None, reason=str(_sshfs_hosts() if CONF else REASON))
+def test_a_run_directory_over_sshfs_between_two_hosts(cluster):
+    """sshfs: renames and in-place writes are seen across hosts at once, flock is node-local. A
+    run there works (the lease, not the flock, keeps islands single), and each island says
+    once that the filesystem's locks do not reach the other hosts."""
+    run = Path("/mnt/shared") / f"run-{os.getpid()}-{time.time_ns()}"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "islands", "launch", "--backend", "slurm", "--run-dir", str(run), "-n", "4",
+             "--problem", "slow_problem:make", "--dim", "4", "--population", "8", "--generations", "60",
+             "--param", "delay=0.005", "--param", f"barrier={run}-barrier", "--param", "parties=4",
+             "--migrate-every", "5", "--plain", "--sbatch-arg=--exclude=node1"],
+            env=child_env(SLURM_CONF=CONF), capture_output=True, text=True, timeout=240)
+        text = out.stdout + out.stderr
+        assert out.returncode == 0 and "all 4 island(s) finished" in text, text
+        statuses = {i: _status(run, i) for i in ISLANDS[:4]}
+        assert {s.host for s in statuses.values()} == {"node2", "node3"}, {i: s.host for i, s in statuses.items()}
+        assert all(s.generation == 60 for s in statuses.values())
+        hosts = {i: s.host for i, s in statuses.items()}
+        received_across = sum(n for i, s in statuses.items() for key, n in s.migration.received_from.items()
+                              if hosts.get(key) not in (None, s.host))
+        assert received_across > 0, statuses  # migrants crossed the sshfs mount between the hosts
+    finally:
+        subprocess.run(["rm", "-rf", str(run), f"{run}-barrier"], timeout=60)
