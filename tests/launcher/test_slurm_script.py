@@ -308,3 +308,26 @@ def test_an_island_that_ended_without_a_finite_fitness_is_failed_in_the_slurm_wa
     row = launch._row(SimpleNamespace(run_id="ab" * 16, config=SimpleNamespace(max_evaluations=None)),
                       "island-00", st, None, 0.0)
     assert row.state == shown
+
+
+@pytest.mark.parametrize("reported, state", [
+    (None, "dead"),  # no end line: killed (node failure, OOM): resubmit it
+    (1, "dead"),  # a crash: a restart may get past it
+    (0, "stopped"), (75, "stopped"), (143, "stopped"),  # stopped on request: resumable, not resubmitted
+    (2, "failed"), (3, "failed"), (4, "failed"), (5, "failed"),  # no restart fixes these: failed at once
+])
+def test_how_a_task_ended_decides_between_resubmitting_it_and_giving_it_up(tmp_path, reported, state):
+    """A task whose batch script reported an exit code no restart fixes (a failing problem, an
+    unusable checkpoint, the island busy elsewhere, no finite fitness) is failed at once, not
+    resubmitted --max-restarts times to fail the same way."""
+    from launcher.request import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
+    slurm_dir = tmp_path / "run" / "slurm"
+    slurm_dir.mkdir(parents=True)
+    lines = "islands: time limit near; checkpointed; requeue budget (3) spent, not requeued\n"
+    if reported is not None:
+        lines += f"islands: task ended: 7_3 exit {reported}\n"
+    (slurm_dir / "7_3.out").write_text(lines)
+    assert launch._ended("island-00", TaskState("7_3", "completed")) == state
