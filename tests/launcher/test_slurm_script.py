@@ -313,20 +313,6 @@ def test_an_island_that_ended_without_a_finite_fitness_is_failed_in_the_slurm_wa
     assert row.state == shown
 
 
-@pytest.mark.parametrize("code, state", [(4, "dead"), (2, "failed"), (3, "failed"), (0, "stopped"), (1, "dead")])
-def test_a_task_refused_by_a_lease_is_resubmitted_not_failed(tmp_path, monkeypatch, code, state):
-    """Exit 4 (the island runs elsewhere) from a SLURM task: after a node crash, the dead node's
-    lease can outlive the replacement's wait, so the watch resubmits it (within the restart
-    budget) instead of leaving the island failed until a person relaunches."""
-    import launcher.slurm as slurm_module
-    from launcher.request import LaunchRequest
-    from launcher.slurm import SlurmLaunch
-
-    monkeypatch.setattr(slurm_module, "ended_code", lambda _rundir, _job: code)
-    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
-    assert launch._ended("island-00", TaskState("7_0", "gone")) == state
-
-
 # What `scontrol -o show job` and `show node` print (Slurm 22.05, trimmed): node2 was crashed.
 JOB_LINES = (
     "JobId=12 ArrayJobId=10 ArrayTaskId=2 JobState=RUNNING Reason=None Restarts=0 NodeList=node2 BatchHost=node2\n"
@@ -355,3 +341,29 @@ def test_island_states_mark_a_task_on_an_unreachable_host_lost(tmp_path, monkeyp
     assert (tmp_path / "calls").read_text().splitlines()[-1] == "-o show node node1,node2"
     (tmp_path / "node.txt").write_text("garbage\n\x00")  # a malformed answer: nobody is lost
     assert not any(t.lost for t in sched.island_states(rundir).values())
+
+
+@pytest.mark.parametrize("reported, state", [
+    (None, "dead"),  # no end line: killed (node failure, OOM): resubmit it
+    (1, "dead"),  # a crash: a restart may get past it
+    (0, "stopped"), (75, "stopped"), (143, "stopped"),  # stopped on request: resumable, not resubmitted
+    (2, "failed"), (3, "failed"), (5, "failed"),  # no restart fixes these: failed at once
+    (4, "dead"),  # refused by a lease: its holder may be a crashed node's island whose lease outlived the wait
+])
+def test_how_a_task_ended_decides_between_resubmitting_it_and_giving_it_up(tmp_path, reported, state):
+    """A task whose batch script reported an exit code no restart fixes (a failing problem, an
+    unusable checkpoint, no finite fitness) is failed at once, not resubmitted --max-restarts
+    times to fail the same way. One refused by a lease (exit 4) is resubmitted within the
+    budget: after a node crash, the dead node's lease can outlive the replacement's wait
+    (before, the island stayed failed until a person relaunched)."""
+    from launcher.request import LaunchRequest
+    from launcher.slurm import SlurmLaunch
+
+    launch = SlurmLaunch(LaunchRequest(root=tmp_path / "run", islands=1), SlurmOptions())
+    slurm_dir = tmp_path / "run" / "slurm"
+    slurm_dir.mkdir(parents=True)
+    lines = "islands: time limit near; checkpointed; requeue budget (3) spent, not requeued\n"
+    if reported is not None:
+        lines += f"islands: task ended: 7_3 exit {reported}\n"
+    (slurm_dir / "7_3.out").write_text(lines)
+    assert launch._ended("island-00", TaskState("7_3", "completed")) == state

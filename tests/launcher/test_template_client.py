@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 
+import psutil
 import pytest
 
 from launcher import template_client
@@ -85,6 +86,28 @@ def test_a_stopped_template_is_distrusted_and_its_undelivered_signals_are_sent_d
     assert proc.wait(timeout=10) == -signal.SIGTERM  # delivered by the launcher, read from /proc
     with pytest.raises(template_client.ForkServerError, match="not answering"):
         spawn(server)
+
+
+def test_an_island_whose_spawn_reply_came_too_late_is_killed_not_left_running(fake, monkeypatch, tmp_path):
+    """A spawn the launcher gave up on (no reply within ANSWER_TIMEOUT_S) has started an island
+    nobody supervises; when the late reply names it, the launcher SIGKILLs its group."""
+    monkeypatch.setattr(template_client, "ANSWER_TIMEOUT_S", 0.5)
+    gate = tmp_path / "answer-now"
+    server = fake(FAKE_TEMPLATE_HOLD_REPLY=str(gate))
+    with pytest.raises(template_client.ForkServerError, match="no reply within"):
+        spawn(server)
+    assert not server.answering
+    template = psutil.Process(server.proc.pid)
+    wait_for(lambda: template.children(), 10, "the island the template forked")
+    (island,) = template.children()
+    created = island.create_time()
+    try:
+        gate.write_text("")  # the template answers at last
+        wait_for(lambda: (server.pump(0.05), not alive(island.pid, created))[1], 10,
+                 "the island named by the late reply to be killed")
+    finally:
+        if alive(island.pid, created):
+            os.killpg(island.pid, signal.SIGKILL)
 
 
 def test_island_pids_follow_one_process_and_never_signal_another(reaper):

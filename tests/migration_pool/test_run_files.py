@@ -47,6 +47,16 @@ def test_a_marker_of_this_run_ends_it_once_and_the_first_stays(tmp_path):
     assert rundir.target_marker(RUN, TARGET)[0]["island"] == "island-01"
 
 
+def test_a_best_exactly_at_the_target_reaches_it(tmp_path):
+    """An island stops on `best >= target`; a fitness landing on the target itself (an integer
+    count, an exact optimum) is a marker every other island must honour, as its own or the reader's."""
+    rundir = run_with_islands(tmp_path, "island-01")
+    rundir.target_marker_path.write_bytes(fmt.encode("target", marker(target=12.0, best_ever=12.0)))
+    assert rundir.target_reached(RUN, 12.0) and rundir.target_reached(RUN, None)
+    assert not rundir.target_reached(RUN, 12.5)  # a reader aiming higher is not there yet
+    assert rundir.target_marker(RUN, 12.0)[1] is None
+
+
 FORGED = {
     "empty": b"",
     "garbage": b"\x00" * 64,
@@ -154,6 +164,23 @@ def test_an_island_log_that_is_not_a_regular_file_is_refused_without_blocking(tm
     with pytest.raises(FormatError, match="regular file|symlink"):
         bounded(rundir.island("island-00").open_log)
     assert bounded(lambda: rundir.island("island-00").read_log_tail()) == ""
+
+
+def test_a_history_or_log_symlinked_to_a_real_file_is_refused_and_the_file_left_alone(tmp_path):
+    """A symlink to a regular file (someone's ~/.bashrc, another run's history) is refused too,
+    not followed: truncating or appending to the history must never write through it."""
+    rundir = run_with_islands(tmp_path, "island-00")
+    files = rundir.island("island-00")
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b'{"generation": 0}\n' * 4)
+    os.symlink(victim, files.history_path)
+    os.symlink(victim, files.log_path)
+    for use in (files.read_history, files.history_lines, lambda: files.truncate_history(1),
+                lambda: files.append_history([{"generation": 9}]), files.open_log):
+        with pytest.raises(FormatError, match="symlink"):
+            bounded(use)
+    assert files.read_log_tail() == ""
+    assert victim.read_bytes() == b'{"generation": 0}\n' * 4
 
 
 def test_the_log_and_history_of_an_island_still_work_as_files(tmp_path):

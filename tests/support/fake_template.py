@@ -5,6 +5,8 @@ Tests of the launcher's end (`launcher.template_client`) start it in the templat
 request signals that group. Children are reaped only when a ping comes, and each exit is then
 reported twice, first with `FAKE_TEMPLATE_CODE` (default 99: wrong unless the launcher knew
 nothing else) and again with 98, followed by an exit report for pid 0 (a marker a test can wait for).
+With FAKE_TEMPLATE_HOLD_REPLY set to a path, the reply to a spawn (after the fork) waits until
+that file exists: a template too slow to answer, whose late reply the launcher must handle.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ def main() -> None:
                 os._exit(0)
             os.setpgid(pid, pid)
             children.append(pid)
+            gate = os.environ.get("FAKE_TEMPLATE_HOLD_REPLY")
+            while gate and not os.path.exists(gate):
+                time.sleep(0.01)  # the scenario: a template that answers only once the test says so
             send({"op": "spawned", "pid": pid, "pgid": pid})
         elif req["op"] == "signal":
             os.killpg(req["pid"], req["sig"])

@@ -8,14 +8,15 @@ The problem module is written into the test's folder and put on the children's P
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from islands.exit_codes import EXIT_NO_FITNESS, EXIT_USAGE, MEANING, NO_RESTART
+from islands.exit_codes import EXIT_NO_FITNESS, EXIT_STOPPED, EXIT_USAGE, MEANING, NO_RESTART
 from migration_pool.rundir import RunDir
-from support.procs import child_env, evolve_cmd
+from support.procs import child_env, evolve_cmd, kill_group, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -109,6 +110,55 @@ def test_a_launch_marks_such_an_island_failed_without_restarting_it(tmp_path):
     assert "island-00: FAILED earlier" in text and "--fresh" in text and "already finished" not in text, text
     assert json.loads((run / "summary.json").read_text())["islands"]["island-00"]["state"] == "failed"
     assert RunDir(run).island("island-00").read_status()["generation"] == 10  # not rerun
+
+
+# island-00 (bad=1) never sees a finite fitness and fails within a second; island-01 (bad=0)
+# evaluates slowly (the scenario: it is still running when the launch is stopped).
+MIXED = '''
+import time
+import torch
+from islands.problems import Problem
+
+def make(dim=3, bad=0):
+    def fn(genomes):
+        if bad:
+            return torch.full((len(genomes),), float("nan"))
+        if len(genomes) > 2:  # not the launch's two-genome check
+            time.sleep(0.2)
+        return -(genomes ** 2).sum(dim=1)
+    return Problem(name="mixed", dim=dim, lower=-5.0, upper=5.0, fn=fn, optimum=0.0)
+'''
+
+
+def test_a_stop_signal_outranks_a_failed_island_the_launch_is_stopped_and_resumable(tmp_path):
+    """A launch stopped by SIGTERM while one island had failed ends stopped (exit 75, the way to
+    resume the others), not failed: the scheduler's stop is what ended it."""
+    (tmp_path / "mixed.py").write_text(MIXED)
+    run = tmp_path / "run"
+    log = tmp_path / "launcher.out"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "islands", "launch", "--plain", "-n", "2", "--run-dir", str(run),
+                                 "--problem", "mixed:make", "--vary", "param.bad=1,0", "--population", "8",
+                                 "--generations", "1000", "--checkpoint-every", "1000", "--checkpoint-seconds", "0"],
+                                env=child_env(PYTHONPATH=str(tmp_path)), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        def both_seen() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"launcher exited {proc.returncode}:\n{log.read_text()}")
+            st = RunDir(run).island("island-01").read_status() if (run / "islands").exists() else None
+            return "island-00: FAILED" in log.read_text() and st is not None and st.get("generation", 0) >= 2
+        wait_for(both_seen, 120, "island-00 failed and island-01 running")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == EXIT_STOPPED, log.read_text()
+    finally:
+        kill_group(proc)
+    text = log.read_text()
+    assert "stopped; to resume from the islands' checkpoints, run the same command" in text, text
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["state"] == "stopped", summary
+    assert summary["islands"]["island-00"]["state"] == "failed", summary["islands"]
+    assert summary["islands"]["island-01"]["state"] == "stopped", summary["islands"]
 
 
 def test_a_target_above_the_known_optimum_is_warned_about_when_the_island_starts(tmp_path):

@@ -195,6 +195,23 @@ def test_sigterms_during_the_shutdown_never_kill_the_launcher(run, launcher):
     assert sent > 20  # the signals kept coming while it stopped
 
 
+def test_a_time_limit_warning_sigusr1_to_the_launcher_stops_it_like_sigterm(run, launcher):
+    """SIGUSR1, a scheduler's time-limit warning, is a stop request of the launcher too: every
+    island checkpoints, and the launch ends in its summary and exit 75, not in a death by signal."""
+    launch = two_islands(launcher, run, grace=30)
+    launch.proc.send_signal(signal.SIGUSR1)
+    try:
+        code = launch.proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the launcher is still running 120 s after SIGUSR1:\n{launch.output()}")
+    assert code == EXIT_STOPPED, launch.output()
+    assert "SIGUSR1: asking 2 island(s) to checkpoint and stop" in launch.output()
+    assert json.loads((run / "summary.json").read_text())["state"] == "stopped"
+    for isl in ("island-00", "island-01"):
+        record, errors = RunDir(run).island(isl).load_checkpoint()
+        assert status(run, isl)["state"] == "stopped" and not errors and record["generation"] == status(run, isl)["generation"]
+
+
 def test_a_sigterm_while_the_launch_is_still_planning_stops_it_with_a_summary(run, launcher):
     launch = launcher(launch_args(run, 2, 100_000))
     # The template is started first thing, before the plan is checked and any island starts.

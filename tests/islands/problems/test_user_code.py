@@ -306,3 +306,41 @@ def test_a_fitness_failing_mid_run_is_one_line_exit_2_and_the_run_resumes(user_d
     (user_dir / "late.py").write_text(LATE_FAILURE.replace("calls > 6", "calls > 10**9"))
     again = _islands(user_dir, "evolve", "island-00", "--run-dir", str(run), "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _raised_here() -> BaseException:
+    """An exception whose traceback runs through this test module only."""
+    def deep() -> None:
+        raise ArithmeticError("ours, not the user's")
+
+    try:
+        deep()
+    except ArithmeticError as e:
+        return e
+    raise AssertionError("deep() did not raise")
+
+
+def test_a_failure_mid_run_outside_the_users_modules_goes_on_as_it_is():
+    """An exception whose traceback has no frame of the user's modules (the engine failing,
+    a full disk) is not blamed on the user's fitness: it is no one-line exit 2, never restarted."""
+    from islands.problems.usercode import failed_mid_run
+
+    exc = _raised_here()
+    assert failed_mid_run("island-00: its fitness failed", exc, ("usermod", "other.pkg")) is None
+    assert failed_mid_run("island-00: its fitness failed", exc, ()) is None
+    error = failed_mid_run("island-00: its fitness failed", exc, ("usermod", __name__))
+    assert error is not None and "ArithmeticError: ours, not the user's" in str(error)
+    assert f"{__file__}:{_line_of(Path(__file__), 'raise ArithmeticError(' + chr(34) + 'ours')}" in str(error)
+
+
+def test_a_built_in_problem_has_no_user_modules():
+    """The fitness function of a built-in problem lives in islands' own subpackages: none of it
+    is the user's, so its failure mid-run stays a traceback, not a one-line 'your code failed'."""
+    from islands.problems import make_problem
+    from islands.problems.usercode import user_modules
+
+    sphere = make_problem("sphere", dim=3)
+    assert sphere.fn.__module__.startswith("islands.")
+    assert user_modules(sphere, "sphere") == ()
+    assert user_modules(sphere, "islands.problems.benchmarks:sphere") == ()
+    assert user_modules(sphere, "usermod:make") == ("usermod",)

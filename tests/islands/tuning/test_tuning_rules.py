@@ -25,6 +25,10 @@ def test_the_first_segment_at_a_rung_stays_and_only_the_top_third_stays_later():
     assert rules.survives_rung(-1.0, [-5.0, -2.0, -3.0, -4.0, -6.0], 3)  # the best of 6
     assert rules.survives_rung(-2.0, [-1.0, -3.0, -4.0, -5.0, -6.0], 3)  # second of 6: top 6 // 3 = 2
     assert not rules.survives_rung(-3.0, [-1.0, -2.0, -4.0, -5.0, -6.0], 3)
+    # Only strictly better segments count: a tie takes no place from it.
+    assert rules.survives_rung(-2.0, [-2.0], 3)
+    assert rules.survives_rung(-2.0, [-2.0, -2.0, -5.0], 3)  # n=4: one place, none strictly better
+    assert not rules.survives_rung(-2.0, [-1.0, -2.0, -5.0], 3)
 
 
 def test_pbt_copies_from_the_top_only_when_ranked_at_the_bottom():
@@ -47,6 +51,23 @@ def test_draws_and_explores_stay_in_the_space(seed):
     moved = space.explore(SPACE, drawn, rng, keep=frozenset({"crossover"}))
     assert space.contains(SPACE, moved) and moved["crossover"] == drawn["crossover"]
     assert moved["tournament_size"] != drawn["tournament_size"] or drawn["tournament_size"] in (2, 7)
+
+
+def test_a_list_member_counts_only_with_its_own_type():
+    """A forged record may not slip `True` or `1.0` in for the listed `1` (equal in Python, but
+    another setting for the algorithm): containment compares types too."""
+    listed = space.parse_space(["algo.k=1,2,4", "crossover=sbx,blx"])
+    assert space.contains(listed, {"algo.k": 2, "crossover": "blx"})
+    for forged in (True, 1.0, 2.0, "2"):
+        assert not space.contains(listed, {"algo.k": forged, "crossover": "blx"}), forged
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_explore_moves_a_small_integer_by_at_least_one(seed):
+    """2 * 1.2 and 2 / 1.2 both round back to 2: explore still moves it, to 1 or 3, never leaves it."""
+    small = space.parse_space(["algo.k=1:3"])
+    moved = space.explore(small, {"algo.k": 2}, np.random.default_rng(seed))
+    assert moved["algo.k"] in (1, 3)
 
 
 @pytest.mark.parametrize("forged", [
