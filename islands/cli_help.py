@@ -20,7 +20,7 @@ _MEMBERS = {
     "Migration": ("migrate_every", "migrants", "topology", "emigrants", "replacement", "migration_probability",
                   "migration_start", "migration_min_distance", "migration", "migration_timeout"),
     "Scheduler": ("backend", "slurm", "partition", "time", "account", "sbatch_args", "pattern", "warn_before",
-                  "max_requeues", "detach"),
+                  "max_requeues", "nodes", "detach"),
 }
 SECTION_OF = {name: section for section, names in _MEMBERS.items() for name in names}  # the rest: "Run"
 

@@ -16,6 +16,7 @@
     summary.py          the champion and summary.json
     slurm.py            the SLURM backend: submit the same islands, watch them, resubmit
     sbatch.py           its batch script: options checked up front, the script rendered as text
+    node_launch.py      one node of a whole-node job (--pattern node): a local launcher for its slice
     errors.py           the launcher's exceptions
 
 The launcher never imports torch (docs/DESIGN.md, "Layers") and opens no run-directory file

@@ -45,7 +45,8 @@ MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 
 
 
 # -- SLURM (launcher/slurm.py): the options of --backend slurm, shared with `islands slurm-script`
-SLURM_FLAGS = ("partition", "time", "account", "sbatch_args", "pattern", "warn_before", "max_requeues", "detach")
+SLURM_FLAGS = ("partition", "time", "account", "sbatch_args", "pattern", "nodes", "warn_before", "max_requeues",
+               "detach")
 
 
 def slurm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,7 +60,10 @@ def slurm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sbatch-arg", "sbatch_args", multiple=True, metavar="OPTION",
                      help="An extra sbatch option, e.g. --sbatch-arg=--qos=long (repeatable)."),
         click.option("--pattern", type=click.Choice(PATTERNS), default=None,
-                     help="array (default): one array task per island; step: one job, srun -n N."),
+                     help="array (default): one array task per island; step: one job, srun -n N; "
+                          "node: one job of --nodes whole nodes, each forking its share of the islands."),
+        click.option("--nodes", type=Int64(min=1, max=65535), default=None, metavar="N",
+                     help="--pattern node: the nodes to spread the islands over (a core per island on each)."),
         click.option("--warn-before", type=Int64(min=0, max=65535), default=None, metavar="SECONDS",
                      help="Seconds before the time limit at which islands checkpoint and requeue "
                           "(--signal=B:USR1@SECONDS; default 120; 0: no warning)."),
@@ -72,12 +76,12 @@ def slurm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def make_options(device: str | None, pattern: str | None, partition: str | None, time: str | None,
                  account: str | None, sbatch_args: tuple[str, ...], warn_before: int | None,
-                 max_requeues: int | None) -> SlurmOptions:
+                 max_requeues: int | None, nodes: int | None = None) -> SlurmOptions:
     d = SlurmOptions()
     return SlurmOptions(pattern=pattern or d.pattern, partition=partition, time=time, account=account,
                         sbatch_args=tuple(sbatch_args), warn_s=d.warn_s if warn_before is None else warn_before,
                         max_requeues=d.max_requeues if max_requeues is None else max_requeues,
-                        device=device or "cpu")
+                        device=device or "cpu", nodes=nodes)
 
 
 def given_slurm_options(values: dict[str, Any]) -> list[str]:
@@ -125,12 +129,13 @@ def slurm_script(n_islands: int | None, run_dir: Path | None, allow_nonempty: bo
     Takes the options of `islands launch --backend slurm`. A new run's manifest (with its
     planned islands) is written first, so every task joins one run; submit the printed script
     with `sbatch FILE`. Each task runs `islands evolve --slurm`, which takes its island from
-    SLURM_ARRAY_TASK_ID (pattern array) or SLURM_PROCID (pattern step).
+    SLURM_ARRAY_TASK_ID (pattern array) or SLURM_PROCID (pattern step); with pattern node each
+    node's task runs a node-local launcher for its share (`launcher.node_launch`).
     """
     slurm = {k: options.pop(k) for k in SLURM_FLAGS if k in options}
     opts = make_options(device, slurm.get("pattern"), slurm.get("partition"), slurm.get("time"),
                         slurm.get("account"), slurm.get("sbatch_args", ()), slurm.get("warn_before"),
-                        slurm.get("max_requeues"))
+                        slurm.get("max_requeues"), slurm.get("nodes"))
     config, explicit = config_from_options(options, tuple(vary))
     root = run_dir or settings_run_dir(config, _identity(n_islands, vary))
     check_memory(config)
@@ -246,7 +251,7 @@ def launch(n_islands: int | None, run_dir: Path | None, new: bool, allow_nonempt
         if fresh:
             raise PlanError("--fresh is for local launches; for SLURM, scancel the run's jobs and use a new --run-dir")
         opts = make_options(device, slurm["pattern"], slurm["partition"], slurm["time"], slurm["account"],
-                            slurm["sbatch_args"], slurm["warn_before"], slurm["max_requeues"])
+                            slurm["sbatch_args"], slurm["warn_before"], slurm["max_requeues"], slurm["nodes"])
         request = LaunchRequest(root=root, config=config, explicit=explicit, islands=n_islands, device=device,
                                 vary=tuple(vary), policy=RestartPolicy(max_restarts=max_restarts),
                                 resume_hint=_resume_hint(root), allow_shared_run=allow_shared_run,

@@ -31,7 +31,7 @@ from launcher.errors import PlanError
 from launcher.plan import format_cores  # "0-2,5": also sbatch's --array syntax
 from migration_pool.island_ids import valid_island_id
 
-PATTERNS = ("array", "step")
+PATTERNS = ("array", "step", "node")
 ENDED_MARK = "islands: task ended:"  # the batch script's last line, when it was not killed
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}\Z")
 _TIME = re.compile(r"^(?:([0-9]+)-)?([0-9]+)(?::([0-9]+))?(?::([0-9]+))?\Z")  # [0-9]: \d takes any digit
@@ -79,10 +79,18 @@ class SlurmOptions:
     warn_s: int = 120  # seconds before the time limit the batch shell gets USR1 (0: no warning)
     max_requeues: int = 3  # self-requeues on a time limit, per task
     device: str = "cpu"
+    nodes: int | None = None  # pattern node: how many whole nodes the islands are spread over
 
     def __post_init__(self) -> None:
         if self.pattern not in PATTERNS:
-            raise PlanError(f"--pattern {self.pattern!r}: expected array or step")
+            raise PlanError(f"--pattern {self.pattern!r}: expected array, step or node")
+        if (self.nodes is not None) != (self.pattern == "node"):
+            raise PlanError("--pattern node needs --nodes N (the nodes to spread the islands over)"
+                            if self.pattern == "node" else "--nodes is for --pattern node")
+        if self.nodes is not None and not 1 <= self.nodes <= 65535:
+            raise PlanError(f"--nodes {self.nodes}: expected 1 to 65535")
+        if self.pattern == "node" and self.device == "cuda":
+            raise PlanError("--pattern node runs CPU islands; use --pattern array or step with --device cuda")
         for flag, value in (("--partition", self.partition), ("--account", self.account)):
             if value is not None and not _NAME.match(value):
                 raise PlanError(f"{flag} {value!r}: expected a SLURM name (letters, digits, _ . + -)")
@@ -166,12 +174,16 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
             "# resumes every listed island from its checkpoint. Islands: "
             + " ".join(f"{i}={planned[i]}" for i in indices),
             f"#SBATCH --job-name=islands-{run_id[:8]}"]
+    per_node = -(-len(indices) // opts.nodes) if opts.nodes else 1  # pattern node: a core per island
     if array:
         head += [f"#SBATCH --array={format_cores(indices)}", "#SBATCH --ntasks=1",
                  f"#SBATCH --output={run_dir}/slurm/%A_%a.out"]
+    elif opts.pattern == "node":
+        head += [f"#SBATCH --nodes={opts.nodes}", "#SBATCH --ntasks-per-node=1",
+                 f"#SBATCH --output={run_dir}/slurm/%j.out"]
     else:
         head += [f"#SBATCH --ntasks={len(indices)}", f"#SBATCH --output={run_dir}/slurm/%j.out"]
-    head += ["#SBATCH --cpus-per-task=1"]
+    head += [f"#SBATCH --cpus-per-task={per_node}"]
     if opts.device == "cuda":
         head += ["#SBATCH --gpus-per-task=1"]
     head += ["#SBATCH --open-mode=append", "#SBATCH --requeue", f"#SBATCH --chdir={cwd}"]
@@ -191,6 +203,9 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
         body += [f"export ISLANDS_SLURM_INDICES={','.join(str(i) for i in indices)}"]
         task = '"$SLURM_JOB_ID"'
         run = f"srun --ntasks={len(indices)} --cpus-per-task=1 --cpu-bind=cores {evolve} &"
+        if opts.pattern == "node":  # one node-local launcher per node forks its slice (launcher.node_launch)
+            run = (f"srun --ntasks-per-node=1 --cpus-per-task={per_node} --cpu-bind=cores "
+                   f"{shlex.quote(python)} -m launcher.node_launch {shlex.quote(run_dir)} &")
     body += [
         f"MAX_REQUEUES={opts.max_requeues}",
         f"EXIT_STOPPED={EXIT_STOPPED}",

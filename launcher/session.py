@@ -408,16 +408,17 @@ class _Session:
             result = recorded(self.rundir, self.run_.run_id)
             summary["generalisation"] = None if result is None else result.summary()
 
-    def _finish(self) -> LaunchResult:
+    def _end_state(self) -> str:
+        """finished, failed or stopped: how the launch ended, from its islands and the signals."""
         states = [w.state for w in self.watches.values()]
         if self.signals:
-            state = "stopped"
-        elif "failed" in states:
-            state = "failed"
-        elif all(s == "finished" for s in states):
-            state = "finished"
-        else:
-            state = "stopped"
+            return "stopped"
+        if "failed" in states:
+            return "failed"
+        return "finished" if all(s == "finished" for s in states) else "stopped"
+
+    def _finish(self) -> LaunchResult:
+        state = self._end_state()
         self.view.update(self._rows(), time.monotonic() - self.started, force=True)
         self.view.end()  # the last frame stays above; the summary below is the last thing shown
         self._write_state(state)

@@ -170,3 +170,35 @@ def test_a_run_directory_over_sshfs_between_two_hosts(cluster):
         assert received_across > 0, statuses  # migrants crossed the sshfs mount between the hosts
     finally:
         subprocess.run(["rm", "-rf", str(run), f"{run}-barrier"], timeout=60)
+
+
+def test_whole_node_jobs_fork_each_hosts_islands_from_one_template(tmp_path, cluster):
+    """`--pattern node --nodes 3`: one task per host runs a node-local launcher that forks its
+    share of the 6 islands (every third one) from one island template; every island finishes,
+    migrants cross the hosts, and the submitting launch writes the run's champion."""
+    run = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, "-m", "islands", "launch", "--backend", "slurm", "--run-dir", str(run), "-n", "6",
+         "--pattern", "node", "--nodes", "3", "--problem", "slow_problem:make", "--dim", "4", "--population", "8",
+         "--generations", "80", "--param", "delay=0.005", "--param", f"barrier={tmp_path / 'barrier'}",
+         "--param", "parties=6", "--migrate-every", "5", "--plain"],
+        cwd=tmp_path, env=child_env(SLURM_CONF=CONF), capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0 and "all 6 island(s) finished" in text, text
+    statuses = {i: _status(run, i) for i in ISLANDS[:6]}
+    hosts = {i: s.host for i, s in statuses.items()}
+    assert len(set(hosts.values())) == 3, hosts
+    for k in range(3):  # rank k's slice: islands k and k + 3, on one host
+        assert hosts[ISLANDS[k]] == hosts[ISLANDS[k + 3]], hosts
+    for island in ISLANDS[:6]:
+        head = (run / "islands" / island / "island.log").read_text().splitlines()[0]
+        assert "forked from the island template" in head, head
+        assert statuses[island].generation == 80
+    assert sum(n for i, s in statuses.items() for src, n in s.migration.received_from.items()
+               if hosts.get(src) not in (None, hosts[i])) > 0
+    assert (run / "champion.isld").exists()
+    (job,) = {str(r["job_id"]) for r in RunDir(run).scheduler.read_slurm_jobs()}
+    out_file = run / "slurm" / f"{job}.out"  # the batch script's last line comes just after the islands end
+    wait_for(lambda: "task ended" in out_file.read_text(), timeout=60, what="the job's end line")
+    logs = out_file.read_text()
+    assert logs.count("node node") >= 3 and f"task ended: {job} exit 0" in logs, logs[-2000:]
