@@ -79,3 +79,29 @@ def test_a_node_launcher_outside_a_job_or_run_says_so_in_one_line(tmp_path):
     assert out.returncode == 2 and "no run in" in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not (tmp_path / "run").exists()
     assert node().returncode == 2
+
+
+@pytest.mark.parametrize("scontrol", [
+    "exit 1",  # the controller refuses
+    "printf 'JobId=\\0garbage Restarts=x ArrayTaskId=[ BatchHost\\n%s\\n' \"$(head -c 300 /dev/urandom | base64)\"",
+    "sleep 30",  # a controller that does not answer: the query's own timeout
+])
+def test_status_survives_a_scheduler_that_answers_badly_or_not_at_all(tmp_path, scontrol):
+    """`islands status` of a SLURM run whose scontrol fails, prints garbage or hangs: one table,
+    exit 0, SLURM's view left out (heartbeats alone), never a traceback or a hang."""
+    from migration_pool.rundir import RunDir
+    from support.factories import small_config
+    from islands.runs import evolve
+
+    evolve("island-00", tmp_path / "run", small_config(generations=3), log=lambda _m: None)
+    RunDir(tmp_path / "run").scheduler.record_slurm_job({"job_id": "5", "pattern": "array", "islands": {"0": "island-00"}})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\n{scontrol}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    env = child_env(PATH=f"{bin_dir}:{child_env()['PATH']}")
+    out = subprocess.run([sys.executable, "-c", "import islands.scheduler_state as s, sys; s.QUERY_TIMEOUT_S = 2.0; "  # the hang: 2 s
+                          "from islands.cli import main; sys.exit(main())", "status", "--run-dir", str(tmp_path / "run")],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert "island-00" in out.stdout and "finished" in out.stdout, out.stdout
