@@ -53,7 +53,8 @@ ENDED = ("finished", "failed", "stopped")  # states no island leaves by itself: 
 @click.option("--plot-x", type=click.Choice(["generation", "time"]), default="generation", show_default=True,
               help="The plot's x axis: generations, or wall-clock time since the run began.")
 @click.option("--stale-after", type=FiniteFloat(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
-              metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale.")
+              metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale (one of "
+                   "another host: sooner if its heartbeats came often, after 10 of its intervals, at least 15 s).")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the JSON schema of --json and exit.")
 @guarded
 def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path | None, plot_x: str,

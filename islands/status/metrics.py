@@ -15,6 +15,10 @@ from islands.status.schema import STATES
 from migration_pool.lease import Lease
 
 STALE_AFTER_S = 60.0  # default heartbeat age beyond which a silent island is "stale"
+# An island of another host whose heartbeats came often is stale sooner: after this many of its
+# own mean intervals between status writes, but never sooner than STALE_MIN_S.
+STALE_INTERVALS = 10
+STALE_MIN_S = 15.0
 DIVERSITY_BINS = 50
 
 
@@ -57,9 +61,21 @@ def classify(
         if silent:
             return "stale", f"process {pid} is alive but silent for {_age(age)} (hung?)"
         return "running", None
-    if silent:
+    if age is None or age > elsewhere_limit(status, stale_after):
         return "stale", f"no heartbeat for {_age(age)} from host {status.host!r}"
     return "running", None
+
+
+def elsewhere_limit(status: IslandStatus, stale_after: float) -> float:
+    """How long an island of another host may be silent before it is stale: STALE_INTERVALS of
+    its own mean interval between status writes (its process's writes `beat` over the time since
+    it `started`), at least STALE_MIN_S, at most `stale_after`. A crashed host's islands, which
+    wrote every second, are stale after 15 s, not 60; a slow island's long generations still
+    count as life. On this host the pid decides, so `stale_after` alone applies there."""
+    beats, started, beat = status.beat, status.started, status.heartbeat
+    if beats is None or beats < 5 or started is None or beat is None or beat <= started:
+        return stale_after
+    return min(stale_after, max(STALE_MIN_S, STALE_INTERVALS * (beat - started) / beats))
 
 
 def lease_state(

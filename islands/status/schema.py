@@ -221,7 +221,8 @@ SCHEMA: dict[str, Any] = {
             "generated": _d({"type": "number"}, "Unix time the report was made"),
             "host": _d({"type": "string"}, "host the report was made on (pids are checked only here)"),
             "run_dir": {"type": "string"},
-            "stale_after_s": _d({"type": "number"}, "heartbeat age beyond which a silent island is stale"),
+            "stale_after_s": _d({"type": "number"}, "heartbeat age beyond which a silent island is stale (an island "
+                                 "of another host: sooner, after 10 of its own heartbeat intervals, at least 15 s)"),
             "run": _obj(
                 {
                     "run_id": _str,
