@@ -54,10 +54,13 @@ ENDED = ("finished", "failed", "stopped")  # states no island leaves by itself: 
               help="The plot's x axis: generations, or wall-clock time since the run began.")
 @click.option("--stale-after", type=FiniteFloat(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
               metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale.")
+@click.option("--full-matrix", is_flag=True,
+              help="With --json: add the dense N x N migration matrix (counts) to its sparse flows "
+                   "(megabytes for thousands of islands).")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the JSON schema of --json and exit.")
 @guarded
 def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path | None, plot_x: str,
-           stale_after: float, show_schema: bool) -> None:
+           stale_after: float, full_matrix: bool, show_schema: bool) -> None:
     """Is every island alive, how far along is it, is diversity kept, do migrants flow?
 
     States: running, finished, stopped (resumable), stale (no recent heartbeat), dead (its
@@ -89,7 +92,7 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
 
     def make() -> dict[str, Any]:
         try:
-            return build_report(root, stale_after=stale_after)
+            return build_report(root, stale_after=stale_after, full_matrix=full_matrix and as_json)
         except OSError as e:  # e.g. permission denied: one line, not a traceback
             if isinstance(e, PoolError):
                 raise
@@ -321,20 +324,19 @@ def _archipelago(arch: dict[str, Any]) -> Any:
                  + (f", {m['bad_files']} bad files" if m["bad_files"] else "")
                  + (f", {m['publish_errors']} failed publishes" if m["publish_errors"] else ""))
     mat = arch["migration_matrix"]
-    if not any(any(row) for row in mat["counts"]):
+    if not mat["flows"]:
         return lines
     if len(mat["receivers"]) <= MATRIX_MAX and len(mat["sources"]) <= MATRIX_MAX:
         grid = Table(box=None, pad_edge=False, header_style="bold underline")
         grid.add_column("received by \\ from")
         for s in mat["sources"]:
             grid.add_column(s.split("-")[-1], justify="right")
-        for r, row in zip(mat["receivers"], mat["counts"]):
-            grid.add_row(r, *[str(c) if c else "·" for c in row])
+        cells = {(r, s): c for r, s, c in mat["flows"]}
+        for r in mat["receivers"]:
+            grid.add_row(r, *[str(cells[r, s]) if (r, s) in cells else "·" for s in mat["sources"]])
         return Group(lines, Text(""), grid)
-    flows = sorted(((c, r, s) for r, row in zip(mat["receivers"], mat["counts"])
-                    for s, c in zip(mat["sources"], row) if c), reverse=True)
-    top = ", ".join(f"{s}→{r} {c}" for c, r, s in flows[:8])
-    lines.append(f"\nlargest flows ({len(flows)} in all): {top}")
+    top = ", ".join(f"{s}→{r} {c}" for r, s, c in mat["flows"][:8])  # largest first
+    lines.append(f"\nlargest flows ({mat['flows_total']} in all): {top}")
     return lines
 
 
