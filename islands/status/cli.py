@@ -25,6 +25,7 @@ from islands.status.progress import generation_text
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from islands.status.schema import SCHEMA
 from islands.status.settings import display
+from islands.status.text_table import RICH_ROWS, text_table
 from islands.status.tuning import render as render_tuning
 from migration_pool.errors import PoolError
 
@@ -222,17 +223,23 @@ def render(report: dict[str, Any]) -> Any:
                          min_width=keep.get(name))
     if any(notes):
         table.add_column("overrides · note", overflow="fold", min_width=12)
+    rows = []
     for isl, note in zip(isl_rows, notes):
         m = isl["migration"]
         counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else []) \
             + ([m["publish_errors"]] if unpublished else [])
-        cells = [isl["island"], Text(isl["state"], STATE_STYLE.get(isl["state"], "")),
+        cells = [isl["island"], (isl["state"], STATE_STYLE.get(isl["state"], "")),
                  generation_text(isl["generation"], isl["generations"]),
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
         cells += [str(isl["restarts"])] if restarts else []
         cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
                   _lineage_cell(isl), _ago(isl["heartbeat_age_s"])]
-        table.add_row(*cells, *([note] if any(notes) else []))
+        rows.append([*cells, *([note] if any(notes) else [])])
+    if len(rows) > RICH_ROWS:  # rich lays out ~1,000 rows a second: thousands of islands get plain columns
+        table = text_table(columns + (["overrides · note"] if any(notes) else []), rows,
+                           ("island", "state", "overrides · note"), STATE_STYLE)
+    for row in rows if len(rows) <= RICH_ROWS else ():
+        table.add_row(*[c if isinstance(c, str) else Text(*c) for c in row])
     parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
     if report["settings"]:
         parts += [Text(""), _settings(report["settings"])]
