@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -43,6 +44,7 @@ HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops 
 @dataclass(frozen=True)
 class IslandFiles:
     """The files of island `id` in the run at `root`; cheap, touches the disk only when asked.
+    Its paths are computed once (a report of thousands of islands asks for each several times).
 
     Raises RunDirError on construction if `id` is not a canonical island id.
     """
@@ -53,12 +55,12 @@ class IslandFiles:
     def __post_init__(self) -> None:
         files.valid_id(self.id)
 
-    @property
+    @cached_property
     def dir(self) -> Path:
         """RUN/islands/<id>."""
         return self.root / "islands" / self.id
 
-    @property
+    @cached_property
     def log_path(self) -> Path:
         return self.dir / "island.log"
 
@@ -96,7 +98,7 @@ class IslandFiles:
         return lease.Lease.from_body(files.read_envelope(self.dir / lease.LEASE_FILE, "lease", lease.MAX_LEASE_BYTES))
 
     # -- status ---------------------------------------------------------------------------
-    @property
+    @cached_property
     def status_path(self) -> Path:
         return self.dir / "status.isld"
 
@@ -112,7 +114,7 @@ class IslandFiles:
         return files.read_envelope(self.status_path, "status")
 
     # -- segments (a tuner's records, islands.tuning.segments) ----------------------------
-    @property
+    @cached_property
     def segments_path(self) -> Path:
         return self.dir / "segments.isld"
 
@@ -126,7 +128,7 @@ class IslandFiles:
         return files.read_envelope(self.segments_path, "segments", max_bytes)
 
     # -- history summary --------------------------------------------------------------------
-    @property
+    @cached_property
     def summary_path(self) -> Path:
         return self.dir / "summary.isld"
 
@@ -141,7 +143,7 @@ class IslandFiles:
         return files.read_envelope(self.summary_path, "summary", SUMMARY_MAX_BYTES)
 
     # -- history --------------------------------------------------------------------------
-    @property
+    @cached_property
     def history_path(self) -> Path:
         return self.dir / "history.jsonl"
 

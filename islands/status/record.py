@@ -308,7 +308,7 @@ class IslandStatus:
     @classmethod
     def from_body(cls, body: Any) -> IslandStatus:
         b = as_mapping(body)
-        return cls(**{f.name: f.metadata["decode"](b.get(f.name)) for f in _STATUS_FIELDS})
+        return cls(**{name: decode(b.get(name)) for name, decode in _DECODE.items()})
 
     @staticmethod
     def taken(source: Any, names: Iterable[str]) -> dict[str, Any]:
