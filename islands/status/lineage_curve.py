@@ -21,46 +21,53 @@ Series = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def over_time(series: Sequence[Series], bins: int = 50) -> list[dict[str, Any]]:
     """`lineage.over_time` of the islands' samples (only samples with origins count)."""
-    kept = []
-    for gens, times, rows in series:
-        has = np.zeros(len(gens), dtype=bool)
-        has[rows[:, 0]] = True
-        has &= gens >= 0
-        if has.any():
-            kept.append((gens, times, rows, has))
-    if not kept:
+    gens_l, times_l, rows_l, isl_l = [], [], [], []
+    offset = 0
+    for n, (gens, times, rows) in enumerate(series):  # all islands' samples as one set of arrays
+        if not len(rows):
+            continue
+        gens_l.append(gens)
+        times_l.append(times)
+        rows_l.append(rows + np.array([offset, 0, 0], dtype=np.int64))
+        isl_l.append(np.full(len(gens), n, dtype=np.int64))
+        offset += len(gens)
+    if not rows_l:
         return []
-    last = max(int(g[h].max()) for g, _, _, h in kept)
+    gens, times, rows, isl = (np.concatenate(a) for a in (gens_l, times_l, rows_l, isl_l))
+    has = np.zeros(len(gens), dtype=bool)
+    has[rows[:, 0]] = True
+    has &= gens >= 0
+    if not has.any():
+        return []
+    last = int(gens[has].max())
     width = max(1, math.ceil((last + 1) / max(1, bins)))
+    order = np.flatnonzero(has)
+    order = order[np.lexsort((gens[order], isl[order]))]  # by island, then generation (stable)
+    b, who = gens[order] // width, isl[order]
+    # each island's latest sample in each bin: the next sample is another island's or bin's
+    latest = order[np.r_[(b[1:] != b[:-1]) | (who[1:] != who[:-1]), True]]
+    lb, lw = gens[latest] // width, isl[latest]
     nbins = last // width + 1
-    origin_ids = np.unique(np.concatenate([r[:, 1] for _, _, r, _ in kept]))
-    delta = np.zeros((nbins, len(origin_ids)), dtype=np.int64)
-    fresh = np.zeros(nbins, dtype=np.int64)
-    gen_sum = np.zeros(nbins, dtype=np.int64)
+    fresh = np.bincount(lb, minlength=nbins)
+    gen_sum = np.bincount(lb, weights=gens[latest], minlength=nbins)
     time_max = np.full(nbins, -np.inf)
-    first_bin = np.zeros(nbins, dtype=np.int64)
-    for gens, times, rows, has in kept:
-        order = np.flatnonzero(has)
-        order = order[np.argsort(gens[order], kind="stable")]
-        b = gens[order] // width
-        latest = order[np.r_[b[1:] != b[:-1], True]]  # each bin's latest sample of this island
-        lb = gens[latest] // width
-        fresh[lb] += 1
-        gen_sum[lb] += gens[latest]
-        t = times[latest]
-        ok = ~np.isnan(t)
-        np.maximum.at(time_max, lb[ok], t[ok])
-        first_bin[lb[0]] += 1
-        pos = np.full(len(gens), -1, dtype=np.int64)
-        pos[latest] = np.arange(len(latest))
-        mine = rows[pos[rows[:, 0]] >= 0]
-        k = pos[mine[:, 0]]
-        col = np.searchsorted(origin_ids, mine[:, 1])
-        np.add.at(delta, (lb[k], col), mine[:, 2])  # a sample's counts enter at its bin
-        later = k + 1 < len(latest)  # ... and leave at the island's next sample's bin
-        np.add.at(delta, (lb[k[later] + 1], col[later]), -mine[later, 2])
+    ok = ~np.isnan(times[latest])
+    np.maximum.at(time_max, lb[ok], times[latest][ok])
+    first = np.r_[True, lw[1:] != lw[:-1]]  # an island's first sample: it is known from its bin on
+    known = np.cumsum(np.bincount(lb[first], minlength=nbins))
+    # The pooled counts of a bin as a running sum: a sample's counts enter at its bin and leave
+    # at the bin of its island's next sample.
+    pos = np.full(len(gens), -1, dtype=np.int64)
+    pos[latest] = np.arange(len(latest))
+    mine = rows[pos[rows[:, 0]] >= 0]
+    k = pos[mine[:, 0]]
+    origin_ids, col = np.unique(mine[:, 1], return_inverse=True)
+    delta = np.zeros((nbins, len(origin_ids)), dtype=np.int64)
+    np.add.at(delta, (lb[k], col), mine[:, 2])
+    later = (k + 1 < len(latest))
+    later[later] = lw[k[later] + 1] == lw[k[later]]
+    np.add.at(delta, (lb[k[later] + 1], col[later]), -mine[later, 2])
     pooled = np.cumsum(delta, axis=0)
-    known = np.cumsum(first_bin)
     out = []
     for b in np.flatnonzero(fresh).tolist():
         counts = pooled[b][pooled[b] > 0].astype(np.float64)

@@ -104,18 +104,22 @@ def between_island_diversity(centroids: Sequence[Any]) -> float | None:
     x = np.stack([a for a in arrays if a.size == dim])
     if len(x) < 2:
         return None
-    # Gram form, a block of rows at a time: memory O(block x n), not O(n^2 * dim) as a broadcast
-    # difference would need, and no index arrays of n^2 / 2 pairs (4,096 islands: 8 million).
+    # Gram form, a block of rows at a time against the rows after it (each pair once): memory
+    # O(block x n), not O(n^2 * dim) as a broadcast difference would need, and no index arrays
+    # of n^2 / 2 pairs (4,096 islands: 8 million).
     n = len(x)
     sq = np.einsum("ij,ij->i", x, x)
     total = 0.0
     for start in range(0, n, DISTANCE_BLOCK):
         stop = min(start + DISTANCE_BLOCK, n)
-        d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (x[start:stop] @ x.T)
+        d2 = x[start:stop] @ x[start:].T  # in place from here: one block-sized array, no temporaries
+        d2 *= -2.0
+        d2 += sq[None, start:]
+        d2 += sq[start:stop, None]
         np.maximum(d2, 0.0, out=d2)
-        d2[np.arange(stop - start), np.arange(start, stop)] = 0.0  # a centroid's distance to itself
+        d2[np.tril_indices(stop - start)] = 0.0  # itself, and the block's pairs below the diagonal (counted above)
         total += float(np.sqrt(d2, out=d2).sum())
-    return total / (n * (n - 1)) / math.sqrt(dim)  # every pair counted twice, as n (n - 1) ordered pairs
+    return total / (n * (n - 1) / 2) / math.sqrt(dim)
 
 
 MATRIX_FLOWS = 8192  # flows the report lists, largest first: two per island of a 4,096-island ring

@@ -160,11 +160,12 @@ def from_body(body: Any) -> SummaryView | None:
     if type(step) is not int or step < 1 or step & (step - 1):
         return None
     gen = points[:, 0]
-    if not np.isfinite(gen).all() or (len(gen) and (gen.min() < 0 or gen.max() >= 2**53)):
+    if len(gen) and not (gen.min() >= 0 and gen.max() < 2**53):  # NaN fails both comparisons
         return None
-    if len(origins) and (origins[:, 0].min() < 0 or origins[:, 0].max() >= len(gen) or origins[:, 1].min() < 0
-                         or origins[:, 2].min() <= 0):
-        return None
+    if len(origins):
+        low = origins.min(axis=0)  # point index, origin, individuals
+        if low[0] < 0 or low[1] < 0 or low[2] <= 0 or origins[:, 0].max() >= len(gen):
+            return None
     return SummaryView(as_str(body.get("run_id")), as_str(body.get("island")), step, gen.astype(np.int64),
                        points[:, 1], points[:, 2], points[:, 3], origins)
 
