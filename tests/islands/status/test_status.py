@@ -389,6 +389,12 @@ def test_real_cli_json_validates_and_plot_opens(runs, tmp_path):
     report = json.loads(out.stdout)
     VALIDATOR.validate(report)
     assert report["totals"]["states"] == {"finished": 3}
+    assert "counts" not in report["archipelago"]["migration_matrix"]  # sparse unless asked
+    full = _invoke("--run-dir", str(a), "--json", "--full-matrix")
+    assert full.exit_code == 0, full.output
+    mat = json.loads(full.output)["archipelago"]["migration_matrix"]
+    VALIDATOR.validate(json.loads(full.output))
+    assert len(mat["counts"]) == len(mat["receivers"]) and mat["flows"] == report["archipelago"]["migration_matrix"]["flows"]
     png = tmp_path / "run.png"
     result = _invoke("--run-dir", str(a), "--plot", str(png))
     assert result.exit_code == 0, result.output
