@@ -182,7 +182,7 @@ class _Loop:
             if hasattr(self.migrator, "stop_requested"):  # a sync wait gives up when asked to stop
                 self.migrator.stop_requested = lambda: bool(stop)
         # The recorders, in the order of their writes (islands.recorders).
-        self.history = HistoryRecorder(rundir, spec.island, self.algo, self.number)
+        self.history = HistoryRecorder(rundir, spec.island, self.algo, self.number, spec.run_id)
         self.checkpointer = Checkpointer(rundir, spec.run_id, spec.island, self.hash, self.algo, self.gen,
                                          cfg.checkpoint_every, cfg.checkpoint_seconds)
         self.heartbeat = Heartbeat(spec, cfg.generations, rundir, self.algo, self.number, self.target,

@@ -1,7 +1,8 @@
 """The island's recorders: what observes the loop's events (`islands.events`) and writes.
 
     HistoryRecorder  one `HistoryLine` per generation, buffered, appended with each status
-                     write and durably before each checkpoint
+                     write and durably before each checkpoint; after each append, the
+                     history's summary (`islands.status.summary`) the status report reads
     Checkpointer     the checkpoint, when both `checkpoint_every` and `checkpoint_seconds` say so
     Heartbeat        the status file (an `IslandStatus`), at most every STATUS_INTERVAL_S and at
                      every checkpoint and end; renews the island's lease; tells `on_status`
@@ -30,7 +31,10 @@ import torch
 from islands import checkpoint as ckpt
 from islands import figures
 from islands.events import Recorder
+from islands.status import summary as hsummary
+from islands.status.reader import sample_records
 from islands.status.record import STATUS_FIELDS, HistoryLine, IslandStatus, MigrationEvent
+from migration_pool.errors import FormatError
 from migration_pool.lease import Claim
 from migration_pool.rundir import RunDir
 
@@ -49,10 +53,12 @@ def sampled_figures(algo: Any, state: Any, number: int) -> tuple[float, float, d
 
 
 class HistoryRecorder(Recorder):
-    """history.jsonl: lines buffered per generation, written in one append."""
+    """history.jsonl: lines buffered per generation, written in one append; then its summary."""
 
-    def __init__(self, rundir: RunDir, island: str, algo: Any, number: int) -> None:
+    def __init__(self, rundir: RunDir, island: str, algo: Any, number: int, run_id: str = "") -> None:
         self.rundir, self.island, self.algo, self.number = rundir, island, algo, number
+        self.summary = hsummary.HistorySummary(run_id, island)
+        self.summary_changed = False
         self.pending: list[HistoryLine] = []
         self.last: HistoryLine | None = None  # the latest line, flushed or not (user loggers get it)
         self.event: MigrationEvent | None = None  # last migration, for the next history line
@@ -85,10 +91,33 @@ class HistoryRecorder(Recorder):
     def end(self, state: Any, progress: ckpt.Progress, phase: str, reason: str) -> None:
         self.flush(durable=True)
 
+    def resume(self, generation: int, migrated: bool) -> None:
+        """Take the summary up where the history was cut back to (its file, else the history)."""
+        files = self.rundir.island(self.island)
+        try:
+            view = hsummary.from_body(files.read_summary())
+        except (FormatError, OSError):
+            view = None
+        taken = hsummary.resumed(view, self.summary.run_id, self.island, generation)
+        if taken is None:  # none, unreadable or not this island's: rebuilt once from the history
+            try:
+                lines = sample_records(files.history_lines(), 1 << 62, hsummary.DIVERSITY_KEY)
+            except (FormatError, OSError):
+                lines = []
+            taken = hsummary.HistorySummary.from_lines(self.summary.run_id, self.island, lines)
+        self.summary, self.summary_changed = taken, True
+
     def flush(self, durable: bool = False) -> None:
-        """Append the buffered history lines (one write; fsynced only when `durable`)."""
-        self.rundir.island(self.island).append_history([line.to_body() for line in self.pending], durable=durable)
+        """Append the buffered history lines (one write; fsynced only when `durable`), then
+        rewrite the summary if one of them changed it: never a point before its line."""
+        files = self.rundir.island(self.island)
+        files.append_history([line.to_body() for line in self.pending], durable=durable)
+        for line in self.pending:
+            self.summary_changed |= self.summary.add(line)
         self.pending = []
+        if self.summary_changed:
+            files.write_summary(self.summary.to_body(), durable=durable)
+            self.summary_changed = False
 
 
 class Checkpointer(Recorder):

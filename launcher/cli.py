@@ -39,9 +39,10 @@ from launcher.session import launch as run_launch
 from launcher.stop_requests import StopRequests
 from launcher.slurm import SlurmLaunch, script_text
 from launcher.supervise import RestartPolicy
+from migration_pool.island_ids import MAX_ISLANDS
 
 _POLICY = RestartPolicy()  # the defaults below are the library's, never restated here
-MAX_ISLANDS = 4096  # far beyond any machine's cores; a typo like -n 1000000000 must not plan for an hour
+# MAX_ISLANDS (migration_pool.island_ids): a typo like -n 1000000000 must not plan for an hour
 
 
 # -- SLURM (launcher/slurm.py): the options of --backend slurm, shared with `islands slurm-script`

@@ -27,16 +27,23 @@ import struct
 import zlib
 
 from migration_pool.errors import FormatError
+from migration_pool.island_ids import MAX_ISLANDS
 from migration_pool.values import DECODER_ERRORS, check_value, pack_body, unpack_body
 
 FORMAT_VERSION: int = 1
 MAX_FILE_BYTES: int = 256 * 1024 * 1024
 KINDS: frozenset[str] = frozenset(
-    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease", "segments"}
+    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease", "segments", "summary"}
 )
 MAGIC = b"ISLD"
 HEADER = struct.Struct("<4sHH12sQI")
 HEADER_SIZE = HEADER.size  # 32
+# Kinds that hold an entry per island of the run (the manifest: ids, devices, cores, overrides;
+# the launcher's state: each island's bookkeeping) get this many decoding units per island, for
+# MAX_ISLANDS islands, on top of their payload's own budget (`values._Budget`): a map per island
+# costs more units than its bytes earn. A constant, not read from the file: a hostile manifest
+# costs at most MAX_ISLANDS x ISLAND_UNITS x values.DECODE_BYTES_PER_UNIT (8 MiB) more memory.
+ISLAND_UNITS: dict[str, int] = {"manifest": 32, "launcher": 32}
 
 
 def encode(kind: str, body: dict) -> bytes:
@@ -77,7 +84,7 @@ def decode(data: bytes, kind: str, *, max_bytes: int = MAX_FILE_BYTES,
     try:
         check_kind(kind)
         view = memoryview(data).cast("B")
-        return unpack_body(open_envelope(view, kind, max_bytes))
+        return unpack_body(open_envelope(view, kind, max_bytes), ISLAND_UNITS.get(kind, 0) * MAX_ISLANDS)
     except FormatError as exc:
         raise FormatError(exc.args[0], path) from None  # internal errors carry no path
     except DECODER_ERRORS as exc:

@@ -4,7 +4,9 @@ Islands on several hosts share a run directory over a network filesystem. `flock
 manifest lock, the island claim) is coherent across hosts on most of them, but a mount can
 keep locks on the client (NFS `nolock`, `local_lock=flock|all`; Lustre `localflock`) or have
 none (Lustre `noflock`), and BeeGFS keeps them node-local unless the client sets
-`tuneUseGlobalFileLocks`. There a second copy of an island on another host is kept out only by
+`tuneUseGlobalFileLocks`. FUSE network filesystems (sshfs, s3fs, rclone, gcsfuse, ...; their
+mountinfo fstype is `fuse.<name>`) show a rename or an in-place write to other hosts, but their
+flock is only this host's FUSE client's. There a second copy of an island on another host is kept out only by
 the island's lease (`migration_pool.lease`), and two hosts creating a run's manifest at the same
 instant may each keep their own, so `islands launch` (which writes the manifest before any
 island starts) is the safe way to start a cluster run. `lock_warning` says so in one line.
@@ -26,6 +28,14 @@ MAX_CONF_BYTES = 1 << 20
 # Filesystem types (mountinfo's fstype field) that hosts share, by the name users know.
 SHARED = {"nfs": "NFS", "nfs4": "NFS", "lustre": "Lustre", "gpfs": "GPFS", "beegfs": "BeeGFS",
           "ceph": "CephFS", "fuse.ceph-fuse": "CephFS", "fuse.ceph": "CephFS"}
+# FUSE clients of network or object storage: the kernel's flock on a FUSE mount stays in this
+# host's kernel (these clients implement no lock operations), so locks are node-local. Other
+# fuse.* types (bindfs, mergerfs, fuse-overlayfs, lxcfs, ...) are local and not listed.
+FUSE_NETWORK = {"fuse.sshfs": "sshfs", "fuse.s3fs": "s3fs", "fuse.rclone": "rclone",
+                "fuse.gcsfuse": "gcsfuse", "fuse.goofys": "goofys", "fuse.blobfuse": "blobfuse",
+                "fuse.blobfuse2": "blobfuse", "fuse.mountpoint-s3": "mountpoint-s3", "fuse.davfs": "davfs",
+                "fuse.s3backer": "s3backer", "fuse.curlftpfs": "curlftpfs"}
+SHARED.update(FUSE_NETWORK)
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
@@ -122,6 +132,8 @@ def locking(mount: Mount) -> tuple[str, str]:
         return "unknown", "no flock option (Lustre's default depends on its version)"
     if kind == "BeeGFS":
         return _beegfs(mount)
+    if mount.fstype in FUSE_NETWORK:
+        return "node-local", "a FUSE client: flock stays on this host"
     return "coherent", f"{kind} locks are cluster-wide"
 
 

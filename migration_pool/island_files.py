@@ -5,6 +5,7 @@
       lease.isld             its lease: host, pid, job id, heartbeat (envelope "lease")
       status.isld            rewritten atomically, a few times a second at most
       history.jsonl          one JSON line per generation, append-only
+      summary.isld           a few hundred points of the history, rewritten after each append
       segments.isld          a tuned island's segments, rewritten atomically at each decision
       checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
       island.log             stdout/stderr when started by the launcher
@@ -23,6 +24,7 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -35,12 +37,14 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
 SEGMENTS_MAX_BYTES = 4 << 20  # another island's segment records are read at every decision: bounded
+SUMMARY_MAX_BYTES = 4 << 20  # a history summary is a few hundred points: anything larger is not one
 HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops here: ~4 million generations
 
 
 @dataclass(frozen=True)
 class IslandFiles:
     """The files of island `id` in the run at `root`; cheap, touches the disk only when asked.
+    Its paths are computed once (a report of thousands of islands asks for each several times).
 
     Raises RunDirError on construction if `id` is not a canonical island id.
     """
@@ -51,12 +55,12 @@ class IslandFiles:
     def __post_init__(self) -> None:
         files.valid_id(self.id)
 
-    @property
+    @cached_property
     def dir(self) -> Path:
         """RUN/islands/<id>."""
         return self.root / "islands" / self.id
 
-    @property
+    @cached_property
     def log_path(self) -> Path:
         return self.dir / "island.log"
 
@@ -96,7 +100,7 @@ class IslandFiles:
         return lease.Lease.from_body(files.read_envelope(self.dir / lease.LEASE_FILE, "lease", lease.MAX_LEASE_BYTES))
 
     # -- status ---------------------------------------------------------------------------
-    @property
+    @cached_property
     def status_path(self) -> Path:
         return self.dir / "status.isld"
 
@@ -112,7 +116,7 @@ class IslandFiles:
         return files.read_envelope(self.status_path, "status")
 
     # -- segments (a tuner's records, islands.tuning.segments) ----------------------------
-    @property
+    @cached_property
     def segments_path(self) -> Path:
         return self.dir / "segments.isld"
 
@@ -125,8 +129,23 @@ class IslandFiles:
         """The island's segment records, None if it has none; FormatError if corrupt or too large."""
         return files.read_envelope(self.segments_path, "segments", max_bytes)
 
+    # -- history summary --------------------------------------------------------------------
+    @cached_property
+    def summary_path(self) -> Path:
+        return self.dir / "summary.isld"
+
+    def write_summary(self, body: dict[str, Any], durable: bool = False) -> None:
+        """Replace the history summary atomically (`islands.status.summary`); fsynced only when
+        `durable` (with the history, before a checkpoint)."""
+        files.checked_dir(self.root, self.dir)
+        atomic.publish(self.summary_path, fmt.encode("summary", body), durable=durable)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """The history summary, None if there is none; FormatError if corrupt or too large."""
+        return files.read_envelope(self.summary_path, "summary", SUMMARY_MAX_BYTES)
+
     # -- history --------------------------------------------------------------------------
-    @property
+    @cached_property
     def history_path(self) -> Path:
         return self.dir / "history.jsonl"
 
@@ -206,6 +225,8 @@ class IslandFiles:
         refused (FormatError), never replaced.
         """
         path = self.history_path
+        if generation < 0:  # a fresh start: no summary of lines that are gone
+            self.summary_path.unlink(missing_ok=True)
         try:
             fd, size = self._open_history()
         except FileNotFoundError:
@@ -231,6 +252,15 @@ class IslandFiles:
             return []
         found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
         return [p for _, p in sorted(found, reverse=True)]
+
+    def newest_checkpoint_generation(self) -> int | None:
+        """The generation of the newest checkpoint file, listed, never read; None if none (a
+        reader of thousands of islands: names only, no paths built)."""
+        try:
+            names = os.listdir(self.dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return max((int(m.group(1)) for n in names if (m := CHECKPOINT_RE.match(n))), default=None)
 
     def save_checkpoint(self, generation: int, body: dict[str, Any]) -> Path:
         """Write a durable checkpoint, then drop all but the newest few."""
@@ -261,7 +291,7 @@ class IslandFiles:
         d = self.dir
         files.checked_dir(self.root, d)
         files.checked_dir(self.root, files.pool_dir(self.root, self.id))
-        for p in self.checkpoint_paths() + [self.history_path, self.status_path]:
+        for p in self.checkpoint_paths() + [self.history_path, self.summary_path, self.status_path]:
             p.unlink(missing_ok=True)
         shutil.rmtree(files.pool_dir(self.root, self.id), ignore_errors=True)
         d.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,9 @@ import re
 from migration_pool.errors import FormatError
 
 MAX_ISLAND_DIGITS = 6
+# The most islands one run may plan (`islands launch -n`): far beyond any machine's cores, and
+# the island count the format's bounds are sized for (`format.ISLAND_UNITS`).
+MAX_ISLANDS = 4096
 ID_LIMIT = 10 ** MAX_ISLAND_DIGITS  # island numbers are 0 <= n < ID_LIMIT
 # Anchored with \Z and [0-9]: "$" would accept a trailing newline and \d non-ASCII digits.
 ISLAND_ID_RE = re.compile(r"^island-(?:[0-9]{2}|[1-9][0-9]{2,%d})\Z" % (MAX_ISLAND_DIGITS - 1))

@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 from migration_pool import atomic, files, format as fmt
 from migration_pool.errors import FormatError, LauncherBusy, RunDirError
 from migration_pool.island_files import IslandFiles
-from migration_pool.island_ids import valid_island_id
+from migration_pool.island_ids import MAX_ISLANDS, valid_island_id
 from migration_pool.scheduler_files import SchedulerFiles
 
 MANIFEST = "manifest.isld"
@@ -62,7 +62,7 @@ class RunDir:
         found = self._islands.get(island) if type(island) is str else None
         if found is None:
             found = IslandFiles(self.root, island)
-            if len(self._islands) < 4096:  # a run has a few islands; a hostile list is bounded
+            if len(self._islands) < MAX_ISLANDS:  # a run has at most these; a hostile list is bounded
                 self._islands[island] = found
         return found
 

@@ -56,10 +56,11 @@ def pack_body(body: dict) -> bytes:
         raise FormatError(f"cannot encode body: {exc}") from None
 
 
-def unpack_body(payload: memoryview) -> dict:
-    """The body map in `payload`, decoded within the budget and validated; FormatError or
-    one of DECODER_ERRORS for bad bytes."""
-    budget = _Budget(len(payload))
+def unpack_body(payload: memoryview, extra_units: int = 0) -> dict:
+    """The body map in `payload`, decoded within the budget (`extra_units` more than the
+    payload's own: `format.ISLAND_UNITS`) and validated; FormatError or one of DECODER_ERRORS
+    for bad bytes."""
+    budget = _Budget(len(payload), extra_units)
     body = msgpack.unpackb(
         payload, raw=False, strict_map_key=True, use_list=True,
         object_pairs_hook=budget.pairs, list_hook=budget.list, ext_hook=_ext_hook,
@@ -156,27 +157,30 @@ def _ext_hook(code: int, data: bytes) -> np.ndarray:
 # "element units": each list or map costs CONTAINER_UNITS plus one unit per element (two
 # per map entry). The 16 MiB "array of empty maps" bomb is refused at its header; any other
 # shape is refused after at most S / 64 containers. Measured with tracemalloc over the
-# crafted files (tests/migration_pool/test_format.py): peak <= DECODE_BYTES_PER_BYTE x S + 1 MiB.
+# crafted files (tests/migration_pool/test_format.py): peak <= DECODE_BYTES_PER_BYTE x S + 1 MiB,
+# plus at most DECODE_BYTES_PER_UNIT per extra unit a kind is granted (`format.ISLAND_UNITS`).
 ELEMENT_BYTES = 4
 ELEMENT_SLACK = 4096
 CONTAINER_UNITS = 16
 DECODE_BYTES_PER_BYTE = 16
+DECODE_BYTES_PER_UNIT = 64
 
 
 class _Budget:
     """The msgpack hooks of one decode: count containers and elements, refuse past the limit."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "used", "payload_bytes")
 
-    def __init__(self, payload_bytes: int) -> None:
-        self.limit = payload_bytes // ELEMENT_BYTES + ELEMENT_SLACK
+    def __init__(self, payload_bytes: int, extra_units: int = 0) -> None:
+        self.limit = payload_bytes // ELEMENT_BYTES + ELEMENT_SLACK + max(0, extra_units)
         self.used = 0
+        self.payload_bytes = payload_bytes
 
     def _charge(self, units: int) -> None:
         self.used += units
         if self.used > self.limit:
             raise FormatError(f"more than {self.limit} containers and elements for "
-                              f"{(self.limit - ELEMENT_SLACK) * ELEMENT_BYTES} payload bytes")
+                              f"{self.payload_bytes} payload bytes")
 
     def list(self, items: list) -> list:
         self._charge(CONTAINER_UNITS + len(items))

@@ -25,6 +25,7 @@ from islands.status.progress import generation_text
 from islands.status.report import STALE_AFTER_S, build_report, problem_label
 from islands.status.schema import SCHEMA
 from islands.status.settings import display
+from islands.status.text_table import RICH_ROWS, text_table
 from islands.status.tuning import render as render_tuning
 from migration_pool.errors import PoolError
 
@@ -55,10 +56,13 @@ ENDED = ("finished", "failed", "stopped")  # states no island leaves by itself: 
 @click.option("--stale-after", type=FiniteFloat(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
               metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale (one of "
                    "another host: sooner if its heartbeats came often, after 10 of its intervals, at least 15 s).")
+@click.option("--full-matrix", is_flag=True,
+              help="With --json: add the dense N x N migration matrix (counts) to its sparse flows "
+                   "(megabytes for thousands of islands).")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the JSON schema of --json and exit.")
 @guarded
 def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path | None, plot_x: str,
-           stale_after: float, show_schema: bool) -> None:
+           stale_after: float, full_matrix: bool, show_schema: bool) -> None:
     """Is every island alive, how far along is it, is diversity kept, do migrants flow?
 
     States: running, finished, stopped (resumable), stale (no recent heartbeat), dead (its
@@ -90,7 +94,7 @@ def status(run_dir: Path | None, as_json: bool, watch: float | None, plot: Path 
 
     def make() -> dict[str, Any]:
         try:
-            return build_report(root, stale_after=stale_after)
+            return build_report(root, stale_after=stale_after, full_matrix=full_matrix and as_json)
         except OSError as e:  # e.g. permission denied: one line, not a traceback
             if isinstance(e, PoolError):
                 raise
@@ -220,17 +224,23 @@ def render(report: dict[str, Any]) -> Any:
                          min_width=keep.get(name))
     if any(notes):
         table.add_column("overrides · note", overflow="fold", min_width=12)
+    rows = []
     for isl, note in zip(isl_rows, notes):
         m = isl["migration"]
         counts = [m["sent"], m["received"], m["adopted"], m["rejected"]] + ([m["bad_files"]] if bad else []) \
             + ([m["publish_errors"]] if unpublished else [])
-        cells = [isl["island"], Text(isl["state"], STATE_STYLE.get(isl["state"], "")),
+        cells = [isl["island"], (isl["state"], STATE_STYLE.get(isl["state"], "")),
                  generation_text(isl["generation"], isl["generations"]),
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
         cells += [str(isl["restarts"])] if restarts else []
         cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
                   _lineage_cell(isl), _ago(isl["heartbeat_age_s"])]
-        table.add_row(*cells, *([note] if any(notes) else []))
+        rows.append([*cells, *([note] if any(notes) else [])])
+    if len(rows) > RICH_ROWS:  # rich lays out ~1,000 rows a second: thousands of islands get plain columns
+        table = text_table(columns + (["overrides · note"] if any(notes) else []), rows,
+                           ("island", "state", "overrides · note"), STATE_STYLE)
+    for row in rows if len(rows) <= RICH_ROWS else ():
+        table.add_row(*[c if isinstance(c, str) else Text(*c) for c in row])
     parts: list[Any] = [header, table, Text(""), _archipelago(arch)]
     if report["settings"]:
         parts += [Text(""), _settings(report["settings"])]
@@ -322,20 +332,19 @@ def _archipelago(arch: dict[str, Any]) -> Any:
                  + (f", {m['bad_files']} bad files" if m["bad_files"] else "")
                  + (f", {m['publish_errors']} failed publishes" if m["publish_errors"] else ""))
     mat = arch["migration_matrix"]
-    if not any(any(row) for row in mat["counts"]):
+    if not mat["flows"]:
         return lines
     if len(mat["receivers"]) <= MATRIX_MAX and len(mat["sources"]) <= MATRIX_MAX:
         grid = Table(box=None, pad_edge=False, header_style="bold underline")
         grid.add_column("received by \\ from")
         for s in mat["sources"]:
             grid.add_column(s.split("-")[-1], justify="right")
-        for r, row in zip(mat["receivers"], mat["counts"]):
-            grid.add_row(r, *[str(c) if c else "·" for c in row])
+        cells = {(r, s): c for r, s, c in mat["flows"]}
+        for r in mat["receivers"]:
+            grid.add_row(r, *[str(cells[r, s]) if (r, s) in cells else "·" for s in mat["sources"]])
         return Group(lines, Text(""), grid)
-    flows = sorted(((c, r, s) for r, row in zip(mat["receivers"], mat["counts"])
-                    for s, c in zip(mat["sources"], row) if c), reverse=True)
-    top = ", ".join(f"{s}→{r} {c}" for c, r, s in flows[:8])
-    lines.append(f"\nlargest flows ({len(flows)} in all): {top}")
+    top = ", ".join(f"{s}→{r} {c}" for r, s, c in mat["flows"][:8])  # largest first
+    lines.append(f"\nlargest flows ({mat['flows_total']} in all): {top}")
     return lines
 
 

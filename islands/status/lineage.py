@@ -78,13 +78,20 @@ def takeover(counts: Mapping[K, int], contributors: int) -> tuple[K | None, floa
     return key, share
 
 
-def name_origins(counts: Mapping[int, int], known: Sequence[str]) -> dict[str, int]:
-    """Counts keyed by island id: the id among `known` with that number, else `island-NN`."""
+def origin_names(known: Sequence[str]) -> dict[int, str]:
+    """Island number -> the first id among `known` with that number."""
     ids: dict[int, str] = {}
     for island in known:
         tail = island.rsplit("-", 1)[-1]
         if tail.isdigit():
             ids.setdefault(int(tail), island)
+    return ids
+
+
+def name_origins(counts: Mapping[int, int], known: Mapping[int, str] | Sequence[str]) -> dict[str, int]:
+    """Counts keyed by island id: the id among `known` (ids, or `origin_names` of them, which a
+    reader of many islands builds once) with that number, else `island-NN`."""
+    ids = known if isinstance(known, Mapping) else origin_names(known)
     return {ids.get(n, f"island-{n:02d}"): c for n, c in sorted(counts.items())}
 
 

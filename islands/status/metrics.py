@@ -102,6 +102,9 @@ def lease_state(
     return "running", f"running on {lease.describe(now)}; no status from it yet"
 
 
+DISTANCE_BLOCK = 512  # centroid rows per block of the pairwise distances
+
+
 def between_island_diversity(centroids: Sequence[Any]) -> float | None:
     """Mean pairwise distance of normalised centroids / sqrt(dim), in [0, 1]; None if < 2.
 
@@ -117,25 +120,51 @@ def between_island_diversity(centroids: Sequence[Any]) -> float | None:
     x = np.stack([a for a in arrays if a.size == dim])
     if len(x) < 2:
         return None
-    # Gram form: memory O(n^2), not O(n^2 * dim) as a broadcast difference would need.
+    # Gram form, a block of rows at a time against the rows after it (each pair once): memory
+    # O(block x n), not O(n^2 * dim) as a broadcast difference would need, and no index arrays
+    # of n^2 / 2 pairs (4,096 islands: 8 million).
+    n = len(x)
     sq = np.einsum("ij,ij->i", x, x)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
-    iu = np.triu_indices(len(x), 1)
-    return float(np.sqrt(d2[iu]).mean() / math.sqrt(dim))
+    total = 0.0
+    for start in range(0, n, DISTANCE_BLOCK):
+        stop = min(start + DISTANCE_BLOCK, n)
+        d2 = x[start:stop] @ x[start:].T  # in place from here: one block-sized array, no temporaries
+        d2 *= -2.0
+        d2 += sq[None, start:]
+        d2 += sq[start:stop, None]
+        np.maximum(d2, 0.0, out=d2)
+        d2[np.tril_indices(stop - start)] = 0.0  # itself, and the block's pairs below the diagonal (counted above)
+        total += float(np.sqrt(d2, out=d2).sum())
+    return total / (n * (n - 1) / 2) / math.sqrt(dim)
 
 
-def migration_matrix(counters: Mapping[str, Migration]) -> dict[str, Any]:
+MATRIX_FLOWS = 8192  # flows the report lists, largest first: two per island of a 4,096-island ring
+
+
+def migration_matrix(counters: Mapping[str, Migration], full: bool = False,
+                     max_flows: int = MATRIX_FLOWS) -> dict[str, Any]:
     """Who received from whom, from each island's `received_from` counters.
 
-    Rows are the receivers given, columns every island seen as receiver or source.
+    Receivers are the islands given, sources every island seen as receiver or source. Sparse:
+    `flows`, the non-zero [receiver, source, migrants], largest first (then in island order),
+    at most `max_flows` of them (`flows_total` counts them all, so a cut list says so). With
+    `full`, also the dense `counts[r][s]` (N x N: megabytes for thousands of islands).
     """
     receivers = sorted(counters, key=island_order)
     sources = set(receivers)
     for m in counters.values():
         sources.update(m.received_from)
     cols = sorted(sources, key=island_order)
-    counts = [[counters[r].received_from.get(s, 0) for s in cols] for r in receivers]
-    return {"receivers": receivers, "sources": cols, "counts": counts}
+    rank = {s: i for i, s in enumerate(cols)}
+    flows = [(-c, rank[r], rank[s], r, s, c) for r in receivers
+             for s, c in counters[r].received_from.items() if c > 0]
+    flows.sort()
+    out: dict[str, Any] = {"receivers": receivers, "sources": cols,
+                           "flows": [[r, s, c] for *_, r, s, c in flows[:max(0, max_flows)]],
+                           "flows_total": len(flows)}
+    if full:
+        out["counts"] = [[counters[r].received_from.get(s, 0) for s in cols] for r in receivers]
+    return out
 
 
 def diversity_over_time(points: Mapping[str, tuple[np.ndarray, np.ndarray]], bins: int = DIVERSITY_BINS) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ import numpy as np
 from islands.config import RunConfig
 from islands.manifest import Run, planned_islands, run_from_manifest
 from islands.status.record import HistoryLine, IslandStatus, as_str
+from islands.status.summary import SummaryView, from_body as summary_from_body
 from migration_pool import files
 from migration_pool.errors import FormatError, RunDirError
 from migration_pool.lease import Lease
@@ -166,13 +167,21 @@ class RunReader:
         """At most `points` lines of the history's tail (`sample_records`)."""
         return sample_records(self.history_tail(island) or [], points, key)
 
+    def summary(self, island: str) -> SummaryView | None:
+        """Its history summary (`islands.status.summary`) if it has one of this run and island;
+        None otherwise (an island of an earlier version, a corrupt file): read its history then."""
+        try:
+            view = summary_from_body(self.rundir.island(island).read_summary())
+        except (FormatError, OSError):
+            return None
+        return view if view is not None and view.run_id == self.run_id and view.island == island else None
+
     def checkpoint_generation(self, island: str) -> int | None:
         """The generation of its newest checkpoint file (listed, never loaded)."""
         try:
-            paths = self.rundir.island(island).checkpoint_paths()
+            return self.rundir.island(island).newest_checkpoint_generation()
         except OSError:
             return None
-        return int(paths[0].name.split("-")[1].split(".")[0]) if paths else None
 
     # -- run-level records ------------------------------------------------------------------
     def champion_file(self) -> Mapping[str, Any] | None:

@@ -31,6 +31,8 @@ _FROM = "from:"  # on disk, migrants received per source are flat keys "from:isl
 # -- tolerant field access: records come from other processes -----------------------------
 def as_float(x: Any) -> float | None:
     """A finite float, or None for anything else (bools, strings, NaN, inf, missing)."""
+    if type(x) is float:  # the common case first: thousands of records are decoded per report
+        return x if math.isfinite(x) else None
     if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
         return None
     x = float(x)
@@ -40,6 +42,8 @@ def as_float(x: Any) -> float | None:
 def as_int(x: Any) -> int | None:
     """An int, or None for anything else (bools and floats included, and ints beyond 64 bits,
     which no island writes: a hand-edited line must not break numpy arrays of the whole run)."""
+    if type(x) is int:
+        return x if -2**63 <= x < 2**63 else None
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
         return None
     return int(x) if -2**63 <= int(x) < 2**63 else None
@@ -50,7 +54,7 @@ def as_str(x: Any) -> str | None:
 
 
 def as_mapping(x: Any) -> Mapping[str, Any]:
-    return x if isinstance(x, Mapping) else {}
+    return x if type(x) is dict or isinstance(x, Mapping) else {}
 
 
 def _count(x: Any) -> int:
@@ -304,7 +308,7 @@ class IslandStatus:
     @classmethod
     def from_body(cls, body: Any) -> IslandStatus:
         b = as_mapping(body)
-        return cls(**{f.name: f.metadata["decode"](b.get(f.name)) for f in _STATUS_FIELDS})
+        return cls(**{name: decode(b.get(name)) for name, decode in _DECODE.items()})
 
     @staticmethod
     def taken(source: Any, names: Iterable[str]) -> dict[str, Any]:

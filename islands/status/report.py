@@ -15,6 +15,8 @@ spaced sample of them. Nothing here imports torch.
 """
 from __future__ import annotations
 
+import functools
+import gc
 import socket
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ import numpy as np
 from islands import scheduler_state as slurm
 from islands.evaluate import Generalisation
 from islands.runs import planned_islands
-from islands.status import lineage
+from islands.status import lineage, lineage_curve
 from islands.status.liveness import pid_alive
 from islands.status.metrics import (STALE_AFTER_S, between_island_diversity, classify, count_states,
                                     diversity_over_time, island_order, lease_state, migration_matrix)
@@ -70,6 +72,23 @@ def launcher_info(
     return restarts, failed, notes
 
 
+def _without_gc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` with the cyclic garbage collector paused: the report allocates a few hundred objects
+    per island and frees them all, and generational collections over them cost a sixth of its
+    CPU time (reference counting still frees everything)."""
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+    return wrapped
+
+
+@_without_gc
 def build_report(
     root: str | Path,
     *,
@@ -77,8 +96,10 @@ def build_report(
     stale_after: float = STALE_AFTER_S,
     history_points: int = HISTORY_POINTS,
     alive: Callable[[int, float | None], bool] = pid_alive,
+    full_matrix: bool = False,
 ) -> dict[str, Any]:
-    """The report of the run at `root` (see `islands.status.schema.SCHEMA`).
+    """The report of the run at `root` (see `islands.status.schema.SCHEMA`); `full_matrix` adds
+    the dense N x N migration matrix to its sparse flows.
 
     Raises:
         RunDirError: `root` does not exist or holds no run.
@@ -91,19 +112,20 @@ def build_report(
     run = _run_section(manifest)
     ids = sorted(set(reader.present()) | set(reader.planned), key=island_order)
     restarts, failed, launcher_notes = launcher_info(reader, alive)
+    names = lineage.origin_names(ids)  # island number -> id, once (not once per island)
     planned_overrides = as_mapping(manifest.get("overrides"))
     islands: list[dict[str, Any]] = []
     scheduler = slurm.island_states(rundir)  # None: SLURM cannot be asked; {}: nothing submitted
     statuses: dict[str, IslandStatus] = {}
     div_points = {}
-    origin_points: dict[str, list[tuple[int, Mapping[int, int], float | None]]] = {}
-    best_points: dict[str, list[tuple[float | None, float | None]]] = {}
+    origin_points: dict[str, lineage_curve.Series] = {}
+    best_points: dict[str, list[tuple[float, float]]] = {}
     for island in ids:
         status = reader.status(island)
         entry = _island_entry(island, status, reader.problems.get(island), now=now, here=here, alive=alive,
                               stale_after=stale_after, restarts=restarts.get(island, 0),
                               failed=failed.get(island), lease=reader.lease(island),
-                              budget=as_int(as_mapping(manifest.get("config")).get("max_evaluations")), known=ids)
+                              budget=as_int(as_mapping(manifest.get("config")).get("max_evaluations")), known=names)
         if not entry["overrides"]:  # not started yet, or an unreadable status: the manifest knows
             entry["overrides"] = {str(k): plain(v) for k, v in as_mapping(planned_overrides.get(island)).items()}
         slurm.merge_into_entry(entry, (scheduler or {}).get(island))
@@ -115,11 +137,8 @@ def build_report(
         islands.append(entry)
         if status is not None:
             statuses[island] = status
-        recs = reader.sampled_history(island, history_points, _DIVERSITY_KEY)
-        gens = [(r.generation, r.diversity) for r in recs if r.generation is not None and r.diversity is not None]
-        origin_points[island] = [(r.generation, r.origins, r.time) for r in recs if r.generation is not None and r.origins]
-        best_points[island] = [(r.time, r.best_ever) for r in recs]
-        div_points[island] = (np.array([g for g, _ in gens], dtype=np.int64), np.array([d for _, d in gens], dtype=np.float64))
+        div_points[island], origin_points[island], best_points[island] = _history_points(
+            reader, island, history_points, None if status is None else status.target)
     run["genome_kind"], run["genome_size"] = _genome_size(statuses.values())
     champion = _champion(reader, statuses)
     generalisation = _generalisation(reader, champion)
@@ -145,7 +164,7 @@ def build_report(
             "lineage": _lineage(statuses, ids, origin_points, best_points),
             "mean_foreign_share": _mean(i["foreign_share"] for i in islands),
             "migrants": {k: sum(i["migration"][k] for i in islands) for k in MIGRATION_COUNTERS if k != "events"},
-            "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}),
+            "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}, full=full_matrix),
             "diversity_over_time": diversity_over_time(div_points),
         },
         # A tuned island's first settings say little of what it ran: its segments are ranked instead.
@@ -156,10 +175,38 @@ def build_report(
     }
 
 
+def _history_points(reader: RunReader, island: str, points: int, target: float | None) -> tuple[
+        tuple[np.ndarray, np.ndarray], lineage_curve.Series, list[tuple[float, float]]]:
+    """At most `points` samples of an island's history, as arrays: (generations, diversities),
+    (generations, times, origin rows) for the lineage curve, and the first sample at or above
+    `target` as (time, best_ever), the one `lineage.first_reach_time` looks for. From the
+    island's summary (`islands.status.summary`), else (an island of an earlier version) from
+    a sample of its history's tail."""
+    view = reader.summary(island)
+    if view is not None:
+        gen, times, best, div, rows = view.generation, view.time, view.best_ever, view.diversity, view.origins
+        if len(gen) > points:  # a summary keeps at most 2 x summary.POINTS + 1: fewer asked for
+            idx = view.pick(points)
+            gen, times, best, div = gen[idx], times[idx], best[idx], div[idx]
+            rows = rows[np.isin(rows[:, 0], idx)]
+            rows = np.column_stack([np.searchsorted(idx, rows[:, 0]), rows[:, 1:]]) if len(rows) else rows
+    else:
+        recs = [r for r in reader.sampled_history(island, points, _DIVERSITY_KEY) if r.generation is not None]
+        gen = np.array([r.generation for r in recs], dtype=np.int64)
+        times, best, div = (np.array([np.nan if x is None else x for x in col], dtype=np.float64) for col in
+                            zip(*[(r.time, r.best_ever, r.diversity) for r in recs])) if recs else (np.zeros(0),) * 3
+        rows = np.array([(i, k, v) for i, r in enumerate(recs) for k, v in sorted(r.origins.items())],
+                        dtype=np.int64).reshape(-1, 3)
+    ok = ~np.isnan(div)
+    hit = np.flatnonzero(~np.isnan(times) & (best >= target)) if target is not None else ()
+    first = [(float(times[hit[0]]), float(best[hit[0]]))] if len(hit) else []
+    return (gen[ok], div[ok]), (gen, times, rows), first
+
+
 def _island_entry(island: str, status: IslandStatus | None, problem: str | None, *, now: float, here: str,
                   alive: Callable[[int, float | None], bool], stale_after: float, restarts: int,
                   failed: str | None, lease: Lease | None = None, budget: int | None = None,
-                  known: Sequence[str] = ()) -> dict[str, Any]:
+                  known: Mapping[int, str] | Sequence[str] = ()) -> dict[str, Any]:
     s = status or IslandStatus()
     if problem is not None:
         state, note = "unreadable", problem
@@ -188,22 +235,21 @@ def _island_entry(island: str, status: IslandStatus | None, problem: str | None,
     }
 
 
-def _island_lineage(origins: Mapping[int, int], known: Sequence[str]) -> dict[str, Any]:
+def _island_lineage(origins: Mapping[int, int], known: Mapping[int, str] | Sequence[str]) -> dict[str, Any]:
     """An island's largest lineage and its share of the island (`lineage.island_lineage`)."""
     top, share = lineage.island_lineage(lineage.name_origins(origins, known)) if origins else (None, None)
     return {"lineage_origin": top, "lineage_share": share}
 
 
-def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str],
-             points: Mapping[str, Sequence[tuple[int, Mapping[int, int], float | None]]],
-             bests: Mapping[str, Sequence[tuple[float | None, float | None]]]) -> dict[str, Any]:
+def _lineage(statuses: Mapping[str, IslandStatus], ids: Sequence[str], points: Mapping[str, lineage_curve.Series],
+             bests: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, Any]:
     """The archipelago's lineage diversity: the islands' latest origin counts pooled, its curve
     (each island at its latest known origins), and whether a takeover is trouble (it began
     before the run reached its target) or convergence on a reached target."""
     counted = [s.origins for s in statuses.values() if s.origins]
     counts = lineage.name_origins(lineage.pooled(counted), ids)
     top, share = lineage.dominant(counts)
-    trend = lineage.over_time(points)
+    trend = lineage_curve.over_time(list(points.values()))
     reach = lineage.first_reach_time(lineage.target_reach(statuses), statuses, bests)
     verdict = lineage.takeover_verdict(counts, len(counted), reach, trend)
     line = lineage.verdict_line(verdict)

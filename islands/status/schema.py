@@ -20,7 +20,9 @@ from islands.status.record import MIGRATION_COUNTERS, SHOWN, Migration, counter_
 
 # 2: the lineage curve counts every island at its latest origins (not only those sampled in a
 # bin) and the takeover warning is only for a takeover before the target (after it: a note).
-SCHEMA_VERSION = 2
+# 3: the migration matrix is sparse (`flows`, `flows_total`); its dense `counts` only with
+# --full-matrix (`build_report(full_matrix=True)`): N x N is 15 MB of JSON at 1,024 islands.
+SCHEMA_VERSION = 3
 
 STATES = ("running", "finished", "stopped", "stale", "dead", "failed", "pending", "requeued", "unreadable")
 STATE_HELP = {
@@ -279,10 +281,18 @@ SCHEMA: dict[str, Any] = {
                         {
                             "receivers": {"type": "array", "items": {"type": "string"}},
                             "sources": {"type": "array", "items": {"type": "string"}},
+                            "flows": _d({"type": "array", "items": {
+                                "type": "array", "prefixItems": [{"type": "string"}, {"type": "string"}, _count],
+                                "minItems": 3, "maxItems": 3}},
+                                "[receiver, source, migrants] for every pair with migrants, largest first, "
+                                "at most 8,192 (flows_total says how many there are)"),
+                            "flows_total": _d(_count, "pairs with migrants in all (flows lists the largest)"),
                             "counts": _d({"type": "array", "items": {"type": "array", "items": _count}},
-                                         "counts[r][s]: migrants receivers[r] read from sources[s]"),
+                                         "with --full-matrix only: counts[r][s], migrants receivers[r] read "
+                                         "from sources[s] (N x N)"),
                         },
                         "who received from whom",
+                        required=["receivers", "sources", "flows", "flows_total"],
                     ),
                     "diversity_over_time": _d({"type": "array", "items": _obj({
                         "generation": _d({"type": "integer"}, "mean generation of the samples in the bin"),

@@ -159,3 +159,41 @@ def test_migrant_rings_are_fsynced_only_on_network_filesystems(path, shared):
     to their nearest existing parent, so only mounts that exist here can be named)."""
     assert fsinfo.on_shared_filesystem(path, SAMPLE) is shared
     assert fsinfo.on_shared_filesystem(path, "") is False  # no mount known: local
+
+
+FUSE = "\n".join([
+    ROOT,
+    "60 22 0:70 / /mnt/cluster rw,nosuid,nodev,relatime shared:80 - fuse.sshfs alice@login1:/scratch/alice "
+    "rw,user_id=1000,group_id=1000",
+    "61 22 0:71 / /mnt/bucket rw,nosuid,nodev,relatime - fuse.s3fs s3fs rw,user_id=1000,group_id=1000,allow_other",
+    "62 22 0:72 / /mnt/rclone rw,nosuid,nodev,relatime - fuse.rclone remote:runs rw,user_id=1000,group_id=1000",
+    "63 22 0:73 / /mnt/gcs rw,nosuid,nodev,relatime - fuse.gcsfuse my-bucket rw,user_id=1000,group_id=1000",
+    "64 22 0:74 / /srv/bound rw,relatime - fuse.bindfs /data rw,user_id=0,group_id=0",
+    "65 22 0:75 / /var/lib/lxcfs rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw,user_id=0,group_id=0",
+])
+
+
+@pytest.mark.parametrize("path, shared, warns", [
+    ("/mnt/cluster/runs/r1", "sshfs", True),
+    ("/mnt/bucket/r", "s3fs", True),
+    ("/mnt/rclone/r", "rclone", True),
+    ("/mnt/gcs/r", "gcsfuse", True),
+    ("/srv/bound/r", None, False),  # a local FUSE filesystem: no warning
+    ("/var/lib/lxcfs/r", None, False),
+])
+def test_fuse_network_filesystems_warn_as_nfs_without_locks(path, shared, warns, tmp_path):
+    """sshfs and object-store FUSE clients show renames and writes to other hosts, but their
+    flock never leaves this host: the same one-line warning as NFS with `nolock`."""
+    mount = fsinfo.mount_of(path, fsinfo.parse_mountinfo(FUSE))
+    assert fsinfo.SHARED.get(mount.fstype) == shared
+    assert (fsinfo.locking(mount)[0] == "node-local") is warns
+    # The warning resolves the run directory to an existing path: the same mount line, at tmp_path.
+    here = tmp_path.resolve()
+    line_of_mount = next(x for x in FUSE.splitlines() if f" {mount.mount_point} " in x)
+    info = f"{ROOT}\n" + line_of_mount.replace(f" {mount.mount_point} ", f" {here} ")
+    line = fsinfo.lock_warning(here / "run", info)
+    assert (line is not None) is warns
+    if warns:
+        assert line.startswith("warning: ") and "\n" not in line and f"on {shared} ({here}" in line
+        assert "node-local" in line and "FUSE" in line
+    assert fsinfo.on_shared_filesystem(here / "run", info) is warns  # rings are fsynced there too

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -115,7 +116,16 @@ def test_migration_matrix():
     }.items()})
     assert m["receivers"] == ["island-00", "island-01", "island-02"]
     assert m["sources"] == ["island-00", "island-01", "island-02", "island-05"]
-    assert m["counts"] == [[0, 0, 0, 2], [7, 0, 3, 0], [0, 0, 0, 0]]
+    assert "counts" not in m  # dense only when asked for
+    assert m["flows"] == [["island-01", "island-00", 7], ["island-01", "island-02", 3], ["island-00", "island-05", 2]]
+    assert m["flows_total"] == 3
+    full = met.migration_matrix({i: Migration.from_body(c) for i, c in {
+        "island-01": {"from:island-00": 7, "from:island-02": 3, "sent": 9},
+        "island-00": {"from:island-05": 2},
+        "island-02": {},
+    }.items()}, full=True, max_flows=2)
+    assert full["counts"] == [[0, 0, 0, 2], [7, 0, 3, 0], [0, 0, 0, 0]]
+    assert len(full["flows"]) == 2 and full["flows_total"] == 3  # the list is capped, the total is not
 
 
 def test_diversity_over_time_weighs_islands_equally():
@@ -312,12 +322,12 @@ def runs(tmp_path_factory):
                 p.stderr.close()
 
 
-def test_real_run_agrees_with_checkpoints_and_history(runs):
+def test_real_run_agrees_with_checkpoints_and_history(runs, tmp_path):
     from islands.problems import make_problem
 
     a, _, _ = runs
     rd = RunDir(a)
-    report = rep.build_report(a)
+    report = rep.build_report(a, full_matrix=True)
     VALIDATOR.validate(report)
     islands = _by_id(report)
     assert sorted(islands) == ["island-00", "island-01", "island-02"]
@@ -357,6 +367,8 @@ def test_real_run_agrees_with_checkpoints_and_history(runs):
         assert {s for s, c in zip(mat["sources"], row) if c} == sources
         assert row[mat["sources"].index(island)] == 0  # never from itself
     assert sum(map(sum, mat["counts"])) > 0
+    dense = {(r, src): c for r, row in zip(mat["receivers"], mat["counts"]) for src, c in zip(mat["sources"], row) if c}
+    assert {(r, src): c for r, src, c in mat["flows"]} == dense and mat["flows_total"] == len(dense)
     champion = max(best_ever, key=best_ever.get)
     assert (arch["champion"]["island"], arch["champion"]["fitness"]) == (champion, best_ever[champion])
     assert arch["mean_foreign_share"] > 0 and any(i["foreign_share"] > 0 for i in islands.values())
@@ -364,6 +376,18 @@ def test_real_run_agrees_with_checkpoints_and_history(runs):
     assert arch["diversity_over_time"] and all(0 <= p["mean"] <= 1 for p in arch["diversity_over_time"])
     assert report["totals"]["states"] == {"finished": 3}
     assert report["totals"]["evaluations"] == sum(i["evaluations"] for i in islands.values())
+    # The islands kept history summaries; without them (an earlier version's islands) the report
+    # samples the histories instead, and with 21 sampled lines each both see every one of them.
+    assert all(rd.island(i).summary_path.is_file() for i in islands)
+    copy = tmp_path / "without-summaries"
+    shutil.copytree(a, copy, ignore=shutil.ignore_patterns("summary.isld", ".claim", "*.lock"))
+    sampled = rep.build_report(copy, full_matrix=True)
+    assert sampled["archipelago"]["diversity_over_time"] == arch["diversity_over_time"]
+    before, after = sampled["archipelago"]["lineage"], arch["lineage"]
+    assert (before["takeover"], before["effective_origins"]) == (after["takeover"], after["effective_origins"])
+    assert len(before["over_time"]) == len(after["over_time"]) > 0
+    for p, q in zip(before["over_time"], after["over_time"]):
+        assert p == {**q, "effective_origins": pytest.approx(q["effective_origins"])}
 
 
 def test_real_cli_json_validates_and_plot_opens(runs, tmp_path):
@@ -376,6 +400,12 @@ def test_real_cli_json_validates_and_plot_opens(runs, tmp_path):
     report = json.loads(out.stdout)
     VALIDATOR.validate(report)
     assert report["totals"]["states"] == {"finished": 3}
+    assert "counts" not in report["archipelago"]["migration_matrix"]  # sparse unless asked
+    full = _invoke("--run-dir", str(a), "--json", "--full-matrix")
+    assert full.exit_code == 0, full.output
+    mat = json.loads(full.output)["archipelago"]["migration_matrix"]
+    VALIDATOR.validate(json.loads(full.output))
+    assert len(mat["counts"]) == len(mat["receivers"]) and mat["flows"] == report["archipelago"]["migration_matrix"]["flows"]
     png = tmp_path / "run.png"
     result = _invoke("--run-dir", str(a), "--plot", str(png))
     assert result.exit_code == 0, result.output
@@ -405,7 +435,7 @@ def test_isolated_islands_then_stopped_and_killed(runs):
         assert entry["foreign_share"] == 0.0
         assert entry["migration"]["sent"] > 0 and entry["migration"]["received"] == 0
     assert report["archipelago"]["mean_foreign_share"] == 0.0
-    assert not any(map(any, report["archipelago"]["migration_matrix"]["counts"]))
+    assert report["archipelago"]["migration_matrix"]["flows"] == []
 
     stopped, killed = procs[("B", "island-00")], procs[("B", "island-01")]
     stopped.send_signal(signal.SIGTERM)  # checkpoint and exit 75 (stopped, not finished)
