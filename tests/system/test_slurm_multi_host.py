@@ -168,6 +168,9 @@ def test_a_run_directory_over_sshfs_between_two_hosts(cluster):
         received_across = sum(n for i, s in statuses.items() for key, n in s.migration.received_from.items()
                               if hosts.get(key) not in (None, s.host))
         assert received_across > 0, statuses  # migrants crossed the sshfs mount between the hosts
+        logs = [p.read_text(errors="replace") for p in sorted((run / "slurm").glob("*.out"))]
+        warned = [log for log in logs if "is on sshfs" in log and "only the islands' leases keep an island" in log]
+        assert len(warned) == 4, logs[0][-1500:]  # each island's task said so, once
     finally:
         subprocess.run(["rm", "-rf", str(run), f"{run}-barrier"], timeout=60)
 
