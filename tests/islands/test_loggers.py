@@ -53,18 +53,22 @@ class Crash(BaseException):
     """Not an Exception: it ends the island as a crash would, past the loggers' guard."""
 
 
+def crash_at_14(root, cfg, logger) -> None:
+    """Run island-00 with `logger` until it crashes at generation 14 (its last checkpoint: 10)."""
+    def crash(_island, record):
+        if record.generation == 14:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        evolve("island-00", root, cfg, loggers=[logger], on_generation=crash, **QUIET)
+
+
 def test_a_resumed_island_cuts_its_jsonl_log_back_so_each_generation_is_logged_once(tmp_path):
     """A crash after the checkpoint at generation 10: the resumed island replays 11-14. Before,
     the jsonl log then held those generations twice (history.jsonl was cut back, the log was
     not); now it is told `on_resume` and holds each once, equal to the history."""
     cfg, logs = small_config(generations=20, checkpoint_every=10), f"jsonl:{tmp_path / 'logs'}"
-
-    def crash_at_14(_island, record):
-        if record.generation == 14:
-            raise Crash()
-
-    with pytest.raises(Crash):
-        evolve("island-00", tmp_path / "run", cfg, loggers=[logs], on_generation=crash_at_14, **QUIET)
+    crash_at_14(tmp_path / "run", cfg, logs)
     path = tmp_path / "logs" / "island-00.jsonl"
     assert [json.loads(x)["generation"] for x in path.read_text().splitlines()][-1] == 14
     resumed = []
@@ -174,13 +178,7 @@ def test_a_resumed_islands_tensorboard_curve_has_each_generation_once(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg, tb = small_config(generations=20, checkpoint_every=10), f"tensorboard:{tmp_path / 'tb'}"
-
-    def crash_at_14(_island, record):
-        if record.generation == 14:
-            raise Crash()
-
-    with pytest.raises(Crash):
-        evolve("island-00", tmp_path / "run", cfg, loggers=[tb], on_generation=crash_at_14, **QUIET)
+    crash_at_14(tmp_path / "run", cfg, tb)
     evolve("island-00", tmp_path / "run", cfg, loggers=[tb], **QUIET)
     acc = EventAccumulator(str(tmp_path / "tb" / "island-00"))
     acc.Reload()

@@ -206,6 +206,18 @@ def status_generation(run_dir: Path, island: str) -> int:
     return -1 if status is None else int(status["generation"])
 
 
+def island_status(run_dir: Path, island: str) -> Any:
+    """The island's status as a record (`IslandStatus`), empty while it has none or is being
+    replaced (read again on the next poll)."""
+    from islands.status.record import IslandStatus
+
+    try:
+        body = RunDir(run_dir).island(island).read_status()
+    except (FormatError, OSError):
+        body = None
+    return IslandStatus.from_body(body) if body else IslandStatus()
+
+
 def sigkill_at_generation(proc: subprocess.Popen, run_dir: Path, generation: int, island: str = "island-00") -> None:
     """Once `island` of `run_dir` has published `generation`, SIGKILL `proc`'s process group (a crash
     mid-run); `proc` is reaped whatever happens."""

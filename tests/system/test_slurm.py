@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner
 
 from islands import scheduler_state as sched
-from islands.status.record import HistoryLine, IslandStatus
+from islands.status.record import HistoryLine
 from islands.status.report import build_report
 from launcher.cli import launch
 from launcher.slurm import ended_code
 from migration_pool.rundir import RunDir
 from support.cli_output import error_lines
-from support.procs import child_env, wait_for
+from support.procs import island_status, child_env, wait_for
 
 
 def _unavailable() -> str | None:
@@ -63,14 +63,6 @@ def start(cmd: list[str], cwd: Path) -> subprocess.Popen:
 def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
     out, _ = proc.communicate(timeout=timeout)
     return out
-
-
-def status(run: Path, island: str) -> IslandStatus:
-    try:
-        body = RunDir(run).island(island).read_status()
-    except Exception:  # being replaced: read again on the next poll
-        body = None
-    return IslandStatus.from_body(body) if body else IslandStatus()
 
 
 def report(run: Path) -> dict:
@@ -118,7 +110,7 @@ def test_eight_islands_as_a_job_array_finish_with_one_manifest_and_migrants_acro
     manifest = RunDir(run_dir).read_manifest()
     ids = [f"island-{i:02d}" for i in range(8)]
     assert manifest["planned_islands"] == ids
-    statuses = {i: status(run_dir, i) for i in ids}
+    statuses = {i: island_status(run_dir, i) for i in ids}
     assert {s.run_id for s in statuses.values()} == {manifest["run_id"]}  # every task joined one run
     assert all(s.state == "finished" and s.generation == 40 for s in statuses.values())
     assert all(s.migration.sent > 0 and s.migration.received > 0 for s in statuses.values()), \
@@ -133,21 +125,21 @@ def test_scancel_then_the_same_command_resumes_and_a_killed_task_is_resubmitted(
     cmd = launch_cmd(run_dir, "-n", "2", "--generations", "200", "--param", "delay=0.004")
     ids = ["island-00", "island-01"]
     first = start(cmd, tmp_path)
-    wait_for(lambda: all((status(run_dir, i).generation or 0) >= 15 for i in ids) or first.poll() is not None,
+    wait_for(lambda: all((island_status(run_dir, i).generation or 0) >= 15 for i in ids) or first.poll() is not None,
              timeout=90, what="every island at generation 15")
     subprocess.run(["scancel", jobs(run_dir)[0]], check=True, timeout=30)
     out = finish(first)
     assert first.returncode == 75, out  # EXIT_STOPPED: stopped, not finished
     assert out.count("stopped (CANCELLED); not resubmitted") == 2 and "run the same command" in out
-    stopped = {i: status(run_dir, i) for i in ids}
+    stopped = {i: island_status(run_dir, i) for i in ids}
     assert all(s.state == "stopped" for s in stopped.values()), {i: s.state for i, s in stopped.items()}
     assert all(s.generation < 200 for s in stopped.values())
 
     second = start(cmd, tmp_path)  # the same command: resumes every island
     wait_for(lambda: len(jobs(run_dir)) == 2 and all(
-        (status(run_dir, i).generation or 0) > stopped[i].generation + 5 for i in ids) or second.poll() is not None,
+        (island_status(run_dir, i).generation or 0) > stopped[i].generation + 5 for i in ids) or second.poll() is not None,
         timeout=90, what="every island running again")
-    victim = status(run_dir, "island-01")
+    victim = island_status(run_dir, "island-01")
     assert victim.state == "running" and victim.host == socket.gethostname()
     os.kill(victim.pid, signal.SIGKILL)  # as the kernel's OOM killer or a node's cleanup would
     wait_for(lambda: report(run_dir)["island-01"]["state"] == "dead" or second.poll() is not None,
@@ -158,7 +150,7 @@ def test_scancel_then_the_same_command_resumes_and_a_killed_task_is_resubmitted(
     assert len(jobs(run_dir)) == 3  # the resumed array, then island-01 alone
     log = slurm_out(run_dir)
     for i in ids:
-        assert status(run_dir, i).state == "finished"
+        assert island_status(run_dir, i).state == "finished"
         assert f"{i}: generations at generation 200" in log
         assert generations(run_dir, i) == list(range(generations(run_dir, i)[0], 201))  # no gap, no repeat
     resumed = {i: int(log.split(f"{i}: generations at generation 200")[1].split("resumed from generation ")[1]
@@ -201,13 +193,13 @@ def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(ru
     assert {held[i]["state"] for i in held} == {"pending"}
     assert {held[i]["scheduler"]["state"] for i in held} == {"pending"}
     subprocess.run(["scontrol", "release", job], check=True, timeout=30)
-    wait_for(lambda: (status(run_dir, "island-00").generation or 0) >= 10, timeout=90, what="island-00 running")
+    wait_for(lambda: (island_status(run_dir, "island-00").generation or 0) >= 10, timeout=90, what="island-00 running")
     # What SLURM sends --warn-before seconds before a time limit: USR1 to the batch shell only.
     subprocess.run(["scancel", "--batch", "--signal=USR1", f"{job}_0"], check=True, timeout=30)
     wait_for(lambda: (sched.island_states(RunDir(run_dir)) or {}).get("island-00", sched.TaskState("", "")).state
              == "requeued", timeout=60, what="island-00 requeued")
     assert report(run_dir)["island-00"]["state"] == "requeued"
-    assert status(run_dir, "island-00").state == "stopped"  # it checkpointed before requeueing
+    assert island_status(run_dir, "island-00").state == "stopped"  # it checkpointed before requeueing
     # A requeued task waits ~2 minutes before it may start again; let it start now.
     # Not at once: a task restarted on the same node within a second or so of its requeue is
     # killed by slurmd ("Job credential revoked", seen here), which is why SLURM waits: the first
@@ -220,7 +212,7 @@ def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(ru
             nudged[0] = time.monotonic()
             subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"], timeout=30,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return all(status(run_dir, i).state == "finished" for i in ("island-00", "island-01"))
+        return all(island_status(run_dir, i).state == "finished" for i in ("island-00", "island-01"))
 
     wait_for(both_finished, timeout=180, what="both islands finished")
     log = slurm_out(run_dir)

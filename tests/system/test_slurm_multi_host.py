@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from islands.status.record import HistoryLine, IslandStatus
+from islands.status.record import HistoryLine
 from islands.status.report import build_report
 from migration_pool.rundir import RunDir
-from support.procs import REPO, child_env, wait_for
+from support.procs import island_status, REPO, child_env, wait_for
 
 SCRIPT = Path(os.environ.get("ISLANDS_MULTI_NODE", REPO.parent / "shared" / "slurm" / "multi-node.sh"))
 
@@ -61,14 +61,6 @@ def _slurm(*args: str, check: bool = False) -> subprocess.CompletedProcess:
                           env={**os.environ, "SLURM_CONF": CONF or ""})
 
 
-def _status(run: Path, island: str) -> IslandStatus:
-    try:
-        body = RunDir(run).island(island).read_status()
-    except Exception:  # being replaced: read again on the next poll
-        body = None
-    return IslandStatus.from_body(body) if body else IslandStatus()
-
-
 @pytest.fixture
 def cluster(monkeypatch):
     """The cluster's client configuration for this process; every host is up again afterwards."""
@@ -89,9 +81,9 @@ def test_a_crashed_hosts_islands_are_shown_lost_requeued_and_finish_without_gaps
          "--migrate-every", "5", "--checkpoint-every", "5", "--checkpoint-seconds", "0", "--detach", "--plain"],
         cwd=tmp_path, env=child_env(SLURM_CONF=CONF), capture_output=True, text=True, timeout=120)
     assert launch.returncode == 0 and "detached" in launch.stdout + launch.stderr, launch.stdout + launch.stderr
-    wait_for(lambda: all((_status(run, i).generation or 0) >= 20 for i in ISLANDS), timeout=180,
+    wait_for(lambda: all((island_status(run, i).generation or 0) >= 20 for i in ISLANDS), timeout=180,
              what="every island past generation 20")
-    hosts = {i: _status(run, i).host for i in ISLANDS}
+    hosts = {i: island_status(run, i).host for i in ISLANDS}
     victim = max(sorted(set(hosts.values())), key=lambda h: list(hosts.values()).count(h))
     lost = sorted(i for i, h in hosts.items() if h == victim)
     assert 0 < len(lost) < 9, hosts
@@ -122,7 +114,7 @@ def test_a_crashed_hosts_islands_are_shown_lost_requeued_and_finish_without_gaps
             for island in lost:
                 job = RunDir(run).scheduler.read_slurm_jobs()[-1]["job_id"]
                 _slurm("scontrol", "update", f"JobId={job}_{ISLANDS.index(island)}", "StartTime=now")
-        return all(_status(run, i).state == "finished" for i in ISLANDS)
+        return all(island_status(run, i).state == "finished" for i in ISLANDS)
 
     wait_for(all_finished, timeout=300, interval=0.5, what="every island finished after the crash")
     for island in ISLANDS:
@@ -131,7 +123,7 @@ def test_a_crashed_hosts_islands_are_shown_lost_requeued_and_finish_without_gaps
     logs = "".join(p.read_text(errors="replace") for p in (run / "slurm").glob("*.out"))
     assert "already running" not in logs, logs[-2000:]  # no replacement was refused by a dead holder's lease
     for island in lost:
-        assert _status(run, island).host != victim  # it ran to its end on another host
+        assert island_status(run, island).host != victim  # it ran to its end on another host
         assert f"{island}: taking over the lease of host {victim}" in logs, logs[-3000:]
 
 
@@ -161,7 +153,7 @@ def test_a_run_directory_over_sshfs_between_two_hosts(cluster):
             env=child_env(SLURM_CONF=CONF), capture_output=True, text=True, timeout=240)
         text = out.stdout + out.stderr
         assert out.returncode == 0 and "all 4 island(s) finished" in text, text
-        statuses = {i: _status(run, i) for i in ISLANDS[:4]}
+        statuses = {i: island_status(run, i) for i in ISLANDS[:4]}
         assert {s.host for s in statuses.values()} == {"node2", "node3"}, {i: s.host for i, s in statuses.items()}
         assert all(s.generation == 60 for s in statuses.values())
         hosts = {i: s.host for i, s in statuses.items()}
@@ -188,7 +180,7 @@ def test_whole_node_jobs_fork_each_hosts_islands_from_one_template(tmp_path, clu
         cwd=tmp_path, env=child_env(SLURM_CONF=CONF), capture_output=True, text=True, timeout=300)
     text = out.stdout + out.stderr
     assert out.returncode == 0 and "all 6 island(s) finished" in text, text
-    statuses = {i: _status(run, i) for i in ISLANDS[:6]}
+    statuses = {i: island_status(run, i) for i in ISLANDS[:6]}
     hosts = {i: s.host for i, s in statuses.items()}
     assert len(set(hosts.values())) == 3, hosts
     for k in range(3):  # rank k's slice: islands k and k + 3, on one host
