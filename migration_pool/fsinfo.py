@@ -190,7 +190,7 @@ def lock_warning(path: str | os.PathLike, mountinfo: str | None = None) -> str |
     what = "node-local" if info.locking == "node-local" else "absent"
     return (f"warning: the run directory is on {info.shared} ({info.mount.mount_point}, {info.why}): file locks "
             f"are {what} there, so only the islands' leases keep an island from running twice on two "
-            "hosts; start cluster runs with `islands launch` (see README, \"Running on a cluster\")")
+            "hosts (see README, \"Running on a cluster\")")
 
 
 def on_shared_filesystem(path: str | os.PathLike, mountinfo: str | None = None) -> bool:
