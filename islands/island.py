@@ -124,7 +124,8 @@ def run_island(
     loop = None
     try:
         loop = _Loop(spec, cfg, device, rundir, stop, log, migrator_factory, on_status)
-        loop.heartbeat.claim = claim  # its lease is renewed with every status rewrite
+        # its lease is renewed with every status rewrite, and checked before history and checkpoints
+        loop.heartbeat.claim = loop.history.claim = loop.checkpointer.claim = claim
         try:
             result = loop.run()
         except USER_FAILURES as exc:  # the user's fitness failing mid-run: one line, as at the start

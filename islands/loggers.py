@@ -118,6 +118,7 @@ class JsonlLogger(Logger):
         tmp.write_text("".join(kept), encoding="utf-8")
         os.replace(tmp, self.path)
         self.file = open(self.path, "a", encoding="utf-8")
+        self.generation = generation  # a replayed migration at `generation` comes before any line
 
     def _write(self, body: dict[str, Any]) -> None:
         self.file.write(json.dumps(body) + "\n")

@@ -62,6 +62,7 @@ class HistoryRecorder(Recorder):
         self.pending: list[HistoryLine] = []
         self.last: HistoryLine | None = None  # the latest line, flushed or not (user loggers get it)
         self.event: MigrationEvent | None = None  # last migration, for the next history line
+        self.claim: Claim | None = None  # checked before each append (island.run_island sets it)
 
     def migration(self, event: MigrationEvent | None) -> None:
         self.event = event
@@ -105,12 +106,15 @@ class HistoryRecorder(Recorder):
             except (FormatError, OSError):
                 lines = []
             taken = hsummary.HistorySummary.from_lines(self.summary.run_id, self.island, lines)
-        self.summary, self.summary_changed = taken, True
+        self.summary, self.summary_changed = taken, False
+        files.write_summary(taken.to_body())  # now: the file is never ahead of the cut history
 
     def flush(self, durable: bool = False) -> None:
         """Append the buffered history lines (one write; fsynced only when `durable`), then
         rewrite the summary if one of them changed it: never a point before its line."""
         files = self.rundir.island(self.island)
+        if self.claim is not None and self.pending:
+            self.claim.check()  # a copy that lost the island to another appends nothing
         files.append_history([line.to_body() for line in self.pending], durable=durable)
         for line in self.pending:
             self.summary_changed |= self.summary.add(line)
@@ -128,6 +132,7 @@ class Checkpointer(Recorder):
         self.rundir, self.run_id, self.island, self.hash = rundir, run_id, island, settings_hash
         self.algo, self.gen, self.every, self.seconds = algo, gen, every, seconds
         self.last = time.monotonic()  # a resumed island's checkpoint is as fresh as now
+        self.claim: Claim | None = None  # checked before each checkpoint (island.run_island sets it)
 
     def due(self, generation: int, resumed: int | None) -> bool:
         """A periodic checkpoint at `generation`? At a multiple of `checkpoint_every` once
@@ -143,6 +148,8 @@ class Checkpointer(Recorder):
         self.save(state, progress)
 
     def save(self, state: Any, progress: ckpt.Progress) -> None:
+        if self.claim is not None:
+            self.claim.check()  # a copy that lost the island publishes no checkpoint
         body = ckpt.make_record(self.run_id, self.island, self.hash, self.algo.to_record(state), self.gen, progress)
         self.rundir.island(self.island).save_checkpoint(progress.generation, body)
         self.last = time.monotonic()

@@ -13,6 +13,7 @@ the keys are array task ids (pattern array) or task ranks (pattern step).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
@@ -48,18 +49,25 @@ class TaskState:
     reason: str = ""
     restarts: int = 0
     exit_code: str = ""
-    node: str = ""  # the host its batch script runs on (BatchHost), while it runs
-    node_state: str = ""  # that host's State, when it does not answer SLURM (NOT_RESPONDING, DOWN...)
+    nodes: tuple[str, ...] = ()  # the hosts it runs on (NodeList, expanded), while it runs
+    unreachable: tuple[tuple[str, str], ...] = ()  # (host, State) of those SLURM cannot reach
 
     @property
     def active(self) -> bool:
         return self.state not in ENDED
 
-    @property
-    def lost(self) -> bool:
-        """Running on a host SLURM cannot reach: the island there is lost (a power loss, a
-        crash), long before its heartbeats look old; SLURM requeues it once the node is DOWN."""
-        return self.active and bool(self.node_state)
+    def lost_on(self, host: str | None) -> tuple[str, str] | None:
+        """(host, its State) when the island, running on `host` (its status's; None: not known),
+        sits on a host of this task that SLURM cannot reach: lost (a power loss, a crash) long
+        before its heartbeats look old; SLURM requeues the task once the node is DOWN. A task
+        over several hosts (pattern step or node) loses only the islands of the lost host."""
+        down = dict(self.unreachable)
+        if not self.active or not down:
+            return None
+        if host:
+            short = host.split(".")[0]
+            return (short, down[short]) if short in down else None
+        return (self.nodes[0], down[self.nodes[0]]) if len(self.nodes) == 1 and self.nodes[0] in down else None
 
 
 def available(env: Mapping[str, str] = os.environ) -> bool:
@@ -103,20 +111,42 @@ def query(job_ids: Sequence[str]) -> dict[str, TaskState] | None:
             restarts = int(f.get("Restarts", "0") or 0) if f.get("Restarts", "0").isdigit() else 0
             if state == "pending" and restarts > 0:
                 state = "requeued"
-            node = f.get("BatchHost", "") if state in ("running", "stopping") else ""
-            node = "" if node in ("(null)", "None") else node[:256]
+            nodes = tuple(expand_hosts(f.get("NodeList", ""))) if state in ("running", "stopping") else ()
             if "-" in task or "," in task:  # pending tasks not yet split off: one line for many
                 for t in _expand(task):
                     found[f"{f.get('ArrayJobId')}_{t}"] = TaskState(f"{f.get('ArrayJobId')}_{t}", state, raw,
                                                                     f.get("Reason", ""), restarts, f.get("ExitCode", ""))
                 continue
-            found[key] = TaskState(key, state, raw, f.get("Reason", ""), restarts, f.get("ExitCode", ""), node)
+            found[key] = TaskState(key, state, raw, f.get("Reason", ""), restarts, f.get("ExitCode", ""), nodes)
     return found
 
 
-# A node's State flags that mean its processes cannot be reached (scontrol's words): a task
-# there is lost, whatever its island's last heartbeat says.
-UNREACHABLE = ("NOT_RESPONDING", "DOWN", "FAIL", "POWERED_DOWN", "POWERING_DOWN")
+# A node's State words that mean its processes cannot be reached (scontrol's; a trailing "*" is
+# NOT_RESPONDING): a task there is lost, whatever its island's last heartbeat says. FAIL(ING)
+# is not one: jobs there run on until they end.
+UNREACHABLE = ("NOT_RESPONDING", "DOWN", "POWERED_DOWN")
+MAX_HOSTS = 65536  # a host list that would expand further is not believed
+
+
+def expand_hosts(text: str) -> list[str]:
+    """SLURM's host list -> host names: "node[1-3,07],gpu1" -> node1 node2 node3 node07 gpu1
+    (one bracket group per name, zero padding kept); "(null)" and garbage give what parses."""
+    out: list[str] = []
+    for part in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,]*", text or ""):
+        m = re.fullmatch(r"([\w.-]*)\[([\d,-]+)\]([\w.-]*)", part)
+        if m is None:
+            if re.fullmatch(r"[\w.-]+", part) and part not in ("None",):
+                out.append(part[:256])
+            continue
+        for rng in m.group(2).split(","):
+            lo, _, hi = rng.partition("-")
+            if not lo.isdigit() or (hi and not hi.isdigit()):
+                continue
+            end = int(hi) if hi else int(lo)
+            if end - int(lo) > MAX_HOSTS - len(out):
+                return out
+            out += [f"{m.group(1)}{i:0{len(lo)}d}{m.group(3)}" for i in range(int(lo), end + 1)]
+    return out
 
 
 def unreachable_nodes(nodes: Sequence[str]) -> dict[str, str]:
@@ -134,8 +164,7 @@ def unreachable_nodes(nodes: Sequence[str]) -> dict[str, str]:
     for line in out.stdout.splitlines():
         f = _fields(line)
         name, state = f.get("NodeName", ""), f.get("State", "")
-        if name in wanted and any(flag in state.replace("*", "+NOT_RESPONDING").split("+") or
-                                  state.startswith(flag) for flag in UNREACHABLE):
+        if name in wanted and any(word in UNREACHABLE for word in state.replace("*", "+NOT_RESPONDING").split("+")):
             found[name] = state[:64]
     return found
 
@@ -171,9 +200,10 @@ def island_states(rundir: RunDir) -> dict[str, TaskState] | None:
     states = query(sorted({j.split("_")[0] for j in jobs.values()}))
     if states is None:
         return None
-    down = unreachable_nodes([t.node for t in states.values() if t.node])
+    down = unreachable_nodes([n for t in states.values() for n in t.nodes])
     if down:
-        states = {k: replace(t, node_state=down[t.node]) if t.node in down else t for k, t in states.items()}
+        states = {k: replace(t, unreachable=tuple((n, down[n]) for n in t.nodes if n in down))
+                  for k, t in states.items()}
     return {isl: states.get(job, TaskState(job, "gone")) for isl, job in jobs.items()}
 
 
@@ -211,8 +241,8 @@ def merge_into_entry(entry: dict, task: TaskState | None) -> None:
     """
     entry["scheduler"] = None if task is None else {
         "job": task.job, "state": task.state, "slurm_state": task.raw or None,
-        "reason": task.reason or None, "restarts": task.restarts, "node": task.node or None,
-        "node_state": task.node_state or None}
+        "reason": task.reason or None, "restarts": task.restarts, "nodes": list(task.nodes) or None,
+        "unreachable": dict(task.unreachable) or None}
     if task is None or entry["state"] in ("finished", "failed", "unreadable"):
         return
     why = f" ({task.reason})" if task.reason and task.reason != "None" else ""
@@ -220,9 +250,9 @@ def merge_into_entry(entry: dict, task: TaskState | None) -> None:
         again = f", requeued {task.restarts} time(s)" if task.restarts else ""
         entry["state"] = task.state
         entry["note"] = f"SLURM task {task.job} is waiting to run{why}{again}"
-    elif task.lost and entry["state"] in ("running", "stale", "pending"):
+    elif (lost := task.lost_on(entry.get("host"))) and entry["state"] in ("running", "stale", "pending"):
         entry["state"] = "stale"
-        entry["note"] = (f"lost: its host {task.node} does not answer SLURM ({task.node_state}); "
+        entry["note"] = (f"lost: its host {lost[0]} does not answer SLURM ({lost[1]}); "
                          f"SLURM requeues task {task.job} once the node is down, and it resumes from its checkpoint")
     elif task.active:
         if entry["state"] in ("stopped", "dead"):  # a new incarnation is starting

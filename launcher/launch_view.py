@@ -75,14 +75,13 @@ STATES = ("running", "starting", "waiting", "pending", "requeued", "stopping", "
 
 def overall(rows: Sequence[Row]) -> tuple[float | None, bool]:
     """The run's share done and whether every island has reported (the ETA's baseline is fixed
-    from then on). The share is over the islands that may still finish: a failed island is
-    left out (counting it as done made the share jump when islands failed); a finished or
-    stopped one counts as done (it will not move again in this launch)."""
-    going = [r for r in rows if r.state != "failed"]
-    shares = [1.0 if r.state in ENDED else r.share() for r in going]
+    from then on). A failed island counts at the share it had done (counting it as done made
+    the share jump when islands failed), a finished or stopped one as done (it will not move
+    again in this launch), one not reporting yet at 0."""
+    shares = [1.0 if r.state in ("finished", "stopped") else r.share() for r in rows]
     known = [s for s in shares if s is not None]
     settled = all(r.state not in ("starting", "pending", "requeued") for r in rows)
-    return (sum(known) / len(going) if known and going else None), settled
+    return (sum(known) / len(rows) if known and rows else None), settled
 
 
 def states_text(rows: Sequence[Row]) -> str:

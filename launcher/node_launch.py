@@ -13,18 +13,21 @@ watches every island and writes the champion: a node launcher joins the run, hol
 its own rank (RUN/slurm/node-<rank>.lock, so two copies of one rank never run) and writes no
 run-level file (no summary, champion or launcher state; those are the submitting launch's).
 Its exit code is the batch script's report of the task: 0 finished, 75 stopped (resumable), 1
-an island failed.
+an island failed (resubmitted by the watching launch), 2 an island failed with an exit no
+restart fixes (a failing problem, an unusable checkpoint: given up). srun reports the highest
+of the nodes' codes; a stop (75) outranks them, as a stop is the whole job's (scancel, a limit).
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from islands.config import RunConfig
-from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE
+from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE, NO_RESTART
 from islands.runs import join_run, planned_islands
 from islands.stopping import ignore_stop_signals
 from launcher import plan as planning
@@ -37,6 +40,7 @@ from launcher.supervise import RestartPolicy
 from launcher.template_client import fork_server_wanted, start_template
 from migration_pool import files
 from migration_pool.errors import PoolError
+from migration_pool.lease import scheduler_job_id
 from migration_pool.rundir import RunDir
 
 INDICES_ENV = "ISLANDS_SLURM_INDICES"  # the planned islands' indices the batch script submits
@@ -62,7 +66,12 @@ def rank_from_env(env: Mapping[str, str]) -> tuple[int, int, list[int]]:
 
 
 class _NodeSession(_Session):
-    """The local launcher's supervision of one node's slice; the run-level files are not its own."""
+    """The local launcher's supervision of one node's slice; the run-level files are not its own.
+
+    Its probe of each island's claim names the job, so the fresh leases of a crashed host's
+    islands, the same job's, are taken over when SLURM requeues the job (`lease.take`)."""
+
+    probe_job = scheduler_job_id()
 
     def _write_state(self, state: str) -> None:
         pass  # RUN/launcher.isld is the submitting launch's (several nodes would overwrite it)
@@ -78,6 +87,11 @@ class _NodeSession(_Session):
 
 def run_node(run_dir: Path, env: Mapping[str, str], view: Any = None) -> LaunchResult:
     """Join the run in `run_dir` and run this node's slice of it to its end (see the module docstring)."""
+    with StopRequests() as stops:  # from the first step: a SIGTERM while joining is a clean stop too
+        return _run_node(run_dir, env, view, stops)
+
+
+def _run_node(run_dir: Path, env: Mapping[str, str], view: Any, stops: StopRequests) -> LaunchResult:
     rank, ranks, indices = rank_from_env(env)
     rundir = RunDir(run_dir)
     if rundir.read_manifest() is None:
@@ -95,21 +109,25 @@ def run_node(run_dir: Path, env: Mapping[str, str], view: Any = None) -> LaunchR
                               {i: o for i, o in (run.manifest.get("overrides") or {}).items() if i in ids}, ())
     request = LaunchRequest(root=rundir.root, policy=RestartPolicy(), allow_shared_run=True, evaluate_episodes=0,
                             resume_hint=f"resubmit the job (islands launch --backend slurm --run-dir {rundir.root})")
-    with StopRequests() as stops:
-        (rundir.root / "slurm").mkdir(parents=True, exist_ok=True)
-        lock = files.hold(rundir.root / "slurm" / f"node-{rank}.lock",
-                          PlanError(f"node rank {rank} of this run is already running"))
-        forks = None
-        try:
-            if ids and fork_server_wanted():
-                forks = start_template(rundir, len(ids), recorded.get("device", "cpu"))
-            view.message(f"node {os.uname().nodename} (rank {rank} of {ranks}): {len(ids)} island(s) "
-                         f"{', '.join(ids)} on core(s) {planning.format_cores(cores)}")
-            return _NodeSession(rundir, run, plan, request, view, forks, stops.signals).run()
-        finally:
-            if forks is not None:
-                forks.close()
-            lock.release()
+    (rundir.root / "slurm").mkdir(parents=True, exist_ok=True)
+    lock = files.hold(rundir.root / "slurm" / f"node-{rank}.lock",
+                      PlanError(f"node rank {rank} of this run is already running"))
+    forks = None
+    try:
+        if stops.signals:
+            return LaunchResult("stopped", {}, stops.signals[0])
+        if fork_server_wanted():
+            forks = start_template(rundir, len(ids), recorded.get("device", "cpu"))
+        view.message(f"node {os.uname().nodename} (rank {rank} of {ranks}): {len(ids)} island(s) "
+                     f"{', '.join(ids)} on core(s) {planning.format_cores(cores)}")
+        session = _NodeSession(rundir, run, plan, request, view, forks, stops.signals)
+        result = session.run()
+        hopeless = [w for w in session.watches.values() if w.state == "failed" and w.last_exit in NO_RESTART]
+        return replace(result, state="hopeless") if result.state == "failed" and hopeless else result
+    finally:
+        if forks is not None:
+            forks.close()
+        lock.release()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PlanError, PoolError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, PlanError) else EXIT_ERROR
-    return {"finished": 0, "stopped": EXIT_STOPPED}.get(result.state, EXIT_ERROR)
+    # "hopeless": an island failed with an exit no restart fixes (a failing problem, ...): exit 2,
+    # so the submitting launch gives the job's islands up instead of resubmitting whole nodes.
+    return {"finished": 0, "stopped": EXIT_STOPPED, "hopeless": EXIT_USAGE}.get(result.state, EXIT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -118,6 +118,8 @@ def _launch(request: LaunchRequest, view: Any, stops: StopRequests) -> LaunchRes
 class _Session:
     """One launch of a planned run: the supervision loop and its bookkeeping."""
 
+    probe_job: str | None = None  # the scheduler task it runs in, for its claim probes (launcher.node_launch)
+
     def __init__(self, rundir: RunDir, run: Run, plan: planning.Plan, request: LaunchRequest, view: Any,
                  forks: ForkServer | None = None, signals: list[int] | None = None) -> None:
         self.rundir, self.run_, self.plan, self.request, self.view = rundir, run, plan, request, view
@@ -158,7 +160,7 @@ class _Session:
         busy = []
         for isl in self.plan.ids:
             try:
-                self.rundir.island(isl).claim().release()
+                self.rundir.island(isl).claim(job_id=self.probe_job).release()
             except IslandBusy:
                 st = self.statuses.get(isl)
                 pid = st.pid if st is not None else None

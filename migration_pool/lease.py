@@ -167,14 +167,8 @@ class Claim:
         if not force and gap < REFRESH_S:
             return
         self._longest_gap = max(self._longest_gap, gap)
-        try:
-            current = self._read()
-        except OSError:
-            current = self.lease
+        self.check()
         now = time.time()
-        if current is not None and current.token != self.lease.token and self._taken(current, now):
-            raise IslandBusy(f"{self.lease.island} was claimed meanwhile by {current.describe(now)}; "
-                             "stopping this copy")
         ttl = min(MAX_TTL_S, max(LEASE_TTL_S, STRETCH * self._longest_gap))
         lease = Lease(**{**self.lease.to_body(), "heartbeat": now, "ttl": ttl, "beat": self.lease.beat + 1})
         try:
@@ -182,6 +176,20 @@ class Claim:
         except OSError:
             return
         self.lease, self._renewed = lease, mono
+
+    def check(self) -> None:
+        """Raise IslandBusy if the lease now names another holder that outranks this one (see
+        `refresh`); read only. Called before the island's own files are written (its history,
+        its checkpoint), so a copy that lost the island writes none of them after the takeover
+        it can see (an unreadable lease counts as still ours)."""
+        try:
+            current = self._read()
+        except OSError:
+            return
+        now = time.time()
+        if current is not None and current.token != self.lease.token and self._taken(current, now):
+            raise IslandBusy(f"{self.lease.island} was claimed meanwhile by {current.describe(now)}; "
+                             "stopping this copy")
 
     def _taken(self, current: Lease, now: float) -> bool:
         """Whether `current`, a lease not ours, names a holder that outranks this one."""

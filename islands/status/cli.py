@@ -55,7 +55,7 @@ ENDED = ("finished", "failed", "stopped")  # states no island leaves by itself: 
               help="The plot's x axis: generations, or wall-clock time since the run began.")
 @click.option("--stale-after", type=FiniteFloat(min=0, min_open=True), default=STALE_AFTER_S, show_default=True,
               metavar="SECONDS", help="Heartbeat age beyond which a running island counts as stale (one of "
-                   "another host: sooner if its heartbeats came often, after 10 of its intervals, at least 15 s).")
+                   "another host: sooner if its heartbeats came often, after 20 of its intervals, at least 30 s).")
 @click.option("--full-matrix", is_flag=True,
               help="With --json: add the dense N x N migration matrix (counts) to its sparse flows "
                    "(megabytes for thousands of islands).")

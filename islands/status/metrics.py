@@ -17,8 +17,8 @@ from migration_pool.lease import Lease
 STALE_AFTER_S = 60.0  # default heartbeat age beyond which a silent island is "stale"
 # An island of another host whose heartbeats came often is stale sooner: after this many of its
 # own mean intervals between status writes, but never sooner than STALE_MIN_S.
-STALE_INTERVALS = 10
-STALE_MIN_S = 15.0
+STALE_INTERVALS = 20
+STALE_MIN_S = 30.0
 DIVERSITY_BINS = 50
 
 
@@ -70,8 +70,9 @@ def elsewhere_limit(status: IslandStatus, stale_after: float) -> float:
     """How long an island of another host may be silent before it is stale: STALE_INTERVALS of
     its own mean interval between status writes (its process's writes `beat` over the time since
     it `started`), at least STALE_MIN_S, at most `stale_after`. A crashed host's islands, which
-    wrote every second, are stale after 15 s, not 60; a slow island's long generations still
-    count as life. On this host the pid decides, so `stale_after` alone applies there."""
+    wrote every second, are stale after 30 s, not 60 (a live island's pauses: a sync-migration
+    wait, a checkpoint on a slow filesystem, rarely last that long); a slow island's long
+    generations still count as life. On this host the pid decides, so `stale_after` alone applies there."""
     beats, started, beat = status.beat, status.started, status.heartbeat
     if beats is None or beats < 5 or started is None or beat is None or beat <= started:
         return stale_after

@@ -327,9 +327,9 @@ def _totals(islands: list[dict[str, Any]]) -> dict[str, Any]:
         "evals_per_sec": float(sum(i["evals_per_sec"] or 0.0 for i in islands if i["state"] == "running")),
         "generation_min": min(gens) if gens else None,
         "generation_max": max(gens) if gens else None,
-        # Over the islands that may still finish, one not reporting yet at 0: the share moves
-        # with the work done, never jumps because islands failed or came late.
-        "progress": _mean([i["progress"] or 0.0 for i in islands if i["state"] != "failed"]
+        # Every island at the share it has done (a failed one at what it did, one not reporting
+        # yet at 0): the share moves with the work done, never jumps when islands fail or come late.
+        "progress": _mean([i["progress"] or 0.0 for i in islands]
                           if any(i["progress"] is not None for i in islands) else ()),
     }
 

@@ -139,8 +139,8 @@ ISLAND = _obj(
         "checkpoint_generation": _d(_int, "generation of its newest checkpoint file"),
         "scheduler": _d({"type": ["object", "null"]}, "SLURM's view of its latest task (runs launched with "
                         "--backend slurm, where scontrol answers): job, state (pending, requeued, running, "
-                        "stopping, completed, cancelled, failed, timeout, gone), slurm_state, reason, restarts, node (the host "
-                        "of a running task) and node_state (that host's State when SLURM cannot reach it)"),
+                        "stopping, completed, cancelled, failed, timeout, gone), slurm_state, reason, restarts, nodes (the hosts "
+                        "of a running task) and unreachable (host -> State of those SLURM cannot reach)"),
     },
     "one island",
 )
@@ -224,7 +224,7 @@ SCHEMA: dict[str, Any] = {
             "host": _d({"type": "string"}, "host the report was made on (pids are checked only here)"),
             "run_dir": {"type": "string"},
             "stale_after_s": _d({"type": "number"}, "heartbeat age beyond which a silent island is stale (an island "
-                                 "of another host: sooner, after 10 of its own heartbeat intervals, at least 15 s)"),
+                                 "of another host: sooner, after 20 of its own heartbeat intervals, at least 30 s)"),
             "run": _obj(
                 {
                     "run_id": _str,

@@ -176,8 +176,10 @@ def test_pending_array_tasks_expand():
     ("stopped", TaskState("9_1", "cancelled", "CANCELLED"), "stopped"),
     ("finished", TaskState("9_1", "failed", "FAILED"), "finished"),
     # Its host does not answer SLURM: lost at once, whatever its last heartbeat says.
-    ("running", TaskState("9_1", "running", "RUNNING", node="node2", node_state="MIXED+NOT_RESPONDING"), "stale"),
-    ("finished", TaskState("9_1", "running", "RUNNING", node="node2", node_state="DOWN"), "finished"),
+    ("running", TaskState("9_1", "running", "RUNNING", nodes=("node2",),
+                          unreachable=(("node2", "MIXED+NOT_RESPONDING"),)), "stale"),
+    ("finished", TaskState("9_1", "running", "RUNNING", nodes=("node2",), unreachable=(("node2", "DOWN"),)),
+     "finished"),
 ])
 def test_status_merges_the_scheduler_state(state, task, want):
     entry = {"state": state, "note": None}
@@ -318,7 +320,8 @@ JOB_LINES = (
     "JobId=12 ArrayJobId=10 ArrayTaskId=2 JobState=RUNNING Reason=None Restarts=0 NodeList=node2 BatchHost=node2\n"
     "JobId=11 ArrayJobId=10 ArrayTaskId=1 JobState=RUNNING Reason=None Restarts=0 NodeList=node1 BatchHost=node1\n"
     "JobId=10 ArrayJobId=10 ArrayTaskId=0 JobState=PENDING Reason=BeginTime Restarts=1 NodeList=(null) BatchHost=(null)\n")
-NODE_LINES = "NodeName=node1 Arch=x86_64 State=ALLOCATED\nNodeName=node2 Arch=x86_64 State=MIXED+NOT_RESPONDING\n"
+NODE_LINES = ("NodeName=node1 Arch=x86_64 State=ALLOCATED+FAIL\n"  # FAILING: its jobs run on
+              "NodeName=node2 Arch=x86_64 State=MIXED+NOT_RESPONDING\n")
 
 
 def test_island_states_mark_a_task_on_an_unreachable_host_lost(tmp_path, monkeypatch):
@@ -335,12 +338,31 @@ def test_island_states_mark_a_task_on_an_unreachable_host_lost(tmp_path, monkeyp
     rundir.scheduler.record_slurm_job({"job_id": "10", "pattern": "array",
                                        "islands": {"0": "island-00", "1": "island-01", "2": "island-02"}})
     states = sched.island_states(rundir)
-    assert [states[i].lost for i in ("island-00", "island-01", "island-02")] == [False, False, True]
-    assert states["island-02"].node == "node2" and "NOT_RESPONDING" in states["island-02"].node_state
-    assert states["island-00"].state == "requeued" and states["island-00"].node == ""
+    assert [states[i].lost_on(None) for i in ("island-00", "island-01")] == [None, None]
+    assert states["island-02"].lost_on(None) == ("node2", "MIXED+NOT_RESPONDING")
+    assert states["island-02"].lost_on("node2.cluster.example") == ("node2", "MIXED+NOT_RESPONDING")
+    assert states["island-00"].state == "requeued" and states["island-00"].nodes == ()
     assert (tmp_path / "calls").read_text().splitlines()[-1] == "-o show node node1,node2"
     (tmp_path / "node.txt").write_text("garbage\n\x00")  # a malformed answer: nobody is lost
-    assert not any(t.lost for t in sched.island_states(rundir).values())
+    assert not any(t.lost_on(None) for t in sched.island_states(rundir).values())
+
+
+def test_a_task_over_several_hosts_loses_only_the_islands_of_the_lost_host():
+    """Patterns step and node map every island to one job over several hosts: an island is lost
+    only if its own host (its status's) is unreachable; FAILING is no loss (jobs run on there)."""
+    from islands.scheduler_state import expand_hosts
+
+    nodes = tuple(expand_hosts("node[1-3]"))
+    assert nodes == ("node1", "node2", "node3") and expand_hosts("nid[007-009],gpu1") == ["nid007", "nid008", "nid009", "gpu1"]
+    task = TaskState("9", "running", "RUNNING", nodes=nodes, unreachable=(("node2", "DOWN+NOT_RESPONDING"),))
+    assert task.lost_on("node2") == ("node2", "DOWN+NOT_RESPONDING") and task.lost_on("node1") is None
+    assert task.lost_on(None) is None  # which host? not known: not called lost
+    entry = {"state": "running", "note": None, "host": "node1"}
+    merge_into_entry(entry, task)
+    assert entry["state"] == "running"
+    entry = {"state": "running", "note": None, "host": "node2"}
+    merge_into_entry(entry, task)
+    assert entry["state"] == "stale" and "lost: its host node2" in entry["note"]
 
 
 @pytest.mark.parametrize("reported, state", [

@@ -415,3 +415,36 @@ def test_the_wait_on_a_lease_is_bounded(tmp_path, quick_poll):
     with pytest.raises(IslandBusy):
         rd.island("island-00").claim(job_id="9_1", wait_s=0.2)
     assert rd.island("island-00").read_lease() == held
+
+
+@pytest.mark.timeout(120)
+def test_an_island_whose_lease_another_host_took_writes_no_history_or_checkpoint_after_it(tmp_path):
+    """A copy that lost the island (its host was declared dead, the same task started again
+    elsewhere and took the lease over) checks the lease before it appends history or publishes
+    a checkpoint: it stops (exit 4) without writing either, at the first flush after the
+    takeover, not only at its next lease renewal (up to REFRESH_S later, with lines written)."""
+    root = tmp_path / "run"
+    cmd = evolve_cmd("island-00", root, "--problem", "slow_problem:make", "--param", "delay=0.001",
+                     "--dim", "3", "--generations", "100000", "--checkpoint-every", "1", "--checkpoint-seconds", "0")
+    proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    rd = RunDir(root)
+    try:
+        wait_for(lambda: status_generation(root, "island-00") >= 2, what="generation 2")
+        first = rd.island("island-00").read_lease().beat
+        # Just after a renewal, so the next one is REFRESH_S away while history is flushed every 0.5 s.
+        wait_for(lambda: rd.island("island-00").read_lease().beat > first, timeout=30, interval=0.01,
+                 what="a lease renewal")
+        os.killpg(proc.pid, signal.SIGSTOP)  # frozen between two writes: a stalled or partitioned host
+        taken = fake_lease(rd, age=0.0, token="0123456789abcdef")  # the new copy's lease, another host
+        history = rd.island("island-00").history_path.read_bytes()
+        newest = rd.island("island-00").newest_checkpoint_generation()
+        os.killpg(proc.pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_BUSY, err[-800:]
+        assert "was claimed meanwhile by host" in err
+        assert rd.island("island-00").history_path.read_bytes() == history  # not one more line
+        assert rd.island("island-00").newest_checkpoint_generation() == newest
+        assert rd.island("island-00").read_lease() == taken  # the new holder's lease is left alone
+    finally:
+        kill_group(proc)

@@ -91,6 +91,8 @@ def test_a_resumed_island_takes_its_summary_up_from_its_checkpoint(tmp_path):
     again = _recorder(rundir)
     again.resume(1200, False)
     assert again.summary.series()[-1].generation == 1200
+    # On file at once: a crash before the first flush must not leave points beyond the history.
+    assert hs.from_body(files.read_summary()).generation[-1] == 1200
     _record(again, range(1201, 3000))
     straight = _recorder(RunDir(tmp_path / "other"))
     RunDir(tmp_path / "other").ensure("island-00")

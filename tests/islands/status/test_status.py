@@ -65,14 +65,14 @@ def _status(**kw) -> dict:
     (_status(host="elsewhere", heartbeat=1_000_000.0 - 500), True, "stale"),
     (_status(heartbeat=None), True, "stale"),
     (_status(state="exploded"), True, "unreadable"),
-    # Another host's island that wrote every second (100 writes in 100 s): stale after 15 s ...
-    (_status(host="elsewhere", beat=100, heartbeat=1_000_000.0 - 20), True, "stale"),
-    (_status(host="elsewhere", beat=100, heartbeat=1_000_000.0 - 12), True, "running"),
+    # Another host's island that wrote every second (100 writes in 100 s): stale after 30 s ...
+    (_status(host="elsewhere", beat=100, heartbeat=1_000_000.0 - 35), True, "stale"),
+    (_status(host="elsewhere", beat=100, heartbeat=1_000_000.0 - 25), True, "running"),
     # ... one that wrote every 20 s (slow generations) only after the 60 s threshold
     (_status(host="elsewhere", beat=5, started=1_000_000.0 - 150, heartbeat=1_000_000.0 - 50), True, "running"),
     (_status(host="elsewhere", beat=5, started=1_000_000.0 - 170, heartbeat=1_000_000.0 - 70), True, "stale"),
-    # on this host the pid decides: a live pid silent for 20 s is not called hung yet
-    (_status(beat=100, heartbeat=1_000_000.0 - 20), True, "running"),
+    # on this host the pid decides: a live pid silent for 35 s is not called hung yet
+    (_status(beat=100, heartbeat=1_000_000.0 - 35), True, "running"),
 ])
 def test_classify(status, alive, expected):
     state, note = met.classify(IslandStatus.from_body(status), now=1_000_000.0, here=HERE, alive=lambda pid, started: alive, stale_after=60)
