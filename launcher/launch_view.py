@@ -52,7 +52,6 @@ class Row:
         return fraction(self.generation, self.generations, finished=self.state == "finished")
 
 
-ENDED = ("finished", "stopped", "failed")
 STEP_EVERY_S = 3.0  # plain mode: a line this often while a step or the islands' start is under way
 SPINNER = "|/-\\"
 
