@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -130,7 +131,10 @@ def test_scancel_then_the_same_command_resumes_and_a_killed_task_is_resubmitted(
     subprocess.run(["scancel", jobs(run_dir)[0]], check=True, timeout=30)
     out = finish(first)
     assert first.returncode == 75, out  # EXIT_STOPPED: stopped, not finished
-    assert out.count("stopped (CANCELLED); not resubmitted") == 2 and "run the same command" in out
+    # SLURM's word for the ended task depends on when it is asked (CANCELLED, or COMPLETED once the
+    # batch script has reported the island's own exit 75 under load): either is a stop.
+    assert len(re.findall(r"island-0[01]: stopped \((?:CANCELLED|COMPLETED)\); not resubmitted", out)) == 2, out
+    assert "run the same command" in out
     stopped = {i: island_status(run_dir, i) for i in ids}
     assert all(s.state == "stopped" for s in stopped.values()), {i: s.state for i, s in stopped.items()}
     assert all(s.generation < 200 for s in stopped.values())
