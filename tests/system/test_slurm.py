@@ -123,7 +123,10 @@ def test_eight_islands_as_a_job_array_finish_with_one_manifest_and_migrants_acro
 
 
 def test_scancel_then_the_same_command_resumes_and_a_killed_task_is_resubmitted(run_dir, tmp_path):
-    cmd = launch_cmd(run_dir, "-n", "2", "--generations", "200", "--param", "delay=0.004")
+    # The islands start together (a barrier), so under load neither has run its 200 generations
+    # while the other still imports torch when the job is cancelled.
+    cmd = launch_cmd(run_dir, "-n", "2", "--generations", "200", "--param", "delay=0.004",
+                     "--param", f"barrier={tmp_path / 'barrier'}", "--param", "parties=2")
     ids = ["island-00", "island-01"]
     first = start(cmd, tmp_path)
     wait_for(lambda: all((island_status(run_dir, i).generation or 0) >= 15 for i in ids) or first.poll() is not None,
