@@ -87,9 +87,12 @@ def slurm_out(run: Path) -> str:
     return "".join(p.read_text(errors="replace") for p in sorted((run / "slurm").glob("*.out")))
 
 
-def queue() -> set[str]:
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-r", "-o", "%i"], capture_output=True, text=True, timeout=30)
-    return set(out.stdout.split())
+def queue(workdir: Path) -> set[str]:
+    """The jobs SLURM knows that run in `workdir` (a batch script's --chdir: the launch's folder),
+    so that another suite sharing this SLURM does not count."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-r", "-o", "%i %Z"], capture_output=True, text=True, timeout=30)
+    return {job for job, _, where in (line.partition(" ") for line in out.stdout.splitlines())
+            if Path(where.strip()) == workdir}
 
 
 @pytest.fixture
@@ -167,7 +170,7 @@ def test_scancel_then_the_same_command_resumes_and_a_killed_task_is_resubmitted(
 
 
 def test_bad_options_submit_nothing_and_write_nothing(run_dir, tmp_path, monkeypatch):
-    before = queue()
+    before = queue(tmp_path)
     bad = [
         (["-n", "2", "--partition", "no-such-partition"], "sbatch refuses the job"),  # sbatch --test-only
         (["-n", "2", "--time", "0"], "--time '0'"),
@@ -186,7 +189,7 @@ def test_bad_options_submit_nothing_and_write_nothing(run_dir, tmp_path, monkeyp
         assert error_lines(out.output)[0].startswith(("error: ", "Usage: ")), (args, out.output)  # step lines may come first
         assert "Traceback" not in out.output, (args, out.output)
         assert not run_dir.exists(), args
-    assert queue() == before
+    assert queue(tmp_path) == before
 
 
 def test_status_shows_pending_requeued_and_a_warned_task_requeues_and_resumes(run_dir, tmp_path):
