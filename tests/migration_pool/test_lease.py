@@ -420,9 +420,10 @@ def test_the_wait_on_a_lease_is_bounded(tmp_path, quick_poll):
 @pytest.mark.timeout(120)
 def test_an_island_whose_lease_another_host_took_writes_no_history_or_checkpoint_after_it(tmp_path):
     """A copy that lost the island (its host was declared dead, the same task started again
-    elsewhere and took the lease over) checks the lease before it appends history or publishes
-    a checkpoint: it stops (exit 4) without writing either, at the first flush after the
-    takeover, not only at its next lease renewal (up to REFRESH_S later, with lines written)."""
+    elsewhere and took the lease over) stops (exit 4), leaves the new holder's lease alone and
+    writes at most the history flush and checkpoint its freeze interrupted. (The strict form,
+    not one line, caught the missing check before each write but is exposed to that in-flight
+    write under load; here the bound only catches a copy writing on for many generations.)"""
     root = tmp_path / "run"
     cmd = evolve_cmd("island-00", root, "--problem", "slow_problem:make", "--param", "delay=0.001",
                      "--dim", "3", "--generations", "100000", "--checkpoint-every", "1", "--checkpoint-seconds", "0")
@@ -443,8 +444,12 @@ def test_an_island_whose_lease_another_host_took_writes_no_history_or_checkpoint
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == EXIT_BUSY, err[-800:]
         assert "was claimed meanwhile by host" in err
-        assert rd.island("island-00").history_path.read_bytes() == history  # not one more line
-        assert rd.island("island-00").newest_checkpoint_generation() == newest
+        # At most the write the freeze interrupted (checked before the takeover, finished after
+        # SIGCONT): with a checkpoint every generation, one flush holds a line or two. Without the
+        # check the copy would write on until its next lease renewal, up to REFRESH_S later.
+        added = rd.island("island-00").history_path.read_bytes()[len(history):].count(b"\n")
+        assert added <= 2, added
+        assert rd.island("island-00").newest_checkpoint_generation() <= newest + 1
         assert rd.island("island-00").read_lease() == taken  # the new holder's lease is left alone
     finally:
         kill_group(proc)
