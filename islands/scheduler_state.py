@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 from islands.errors import ConfigError
 from migration_pool.rundir import RunDir
 
+INDICES_ENV = "ISLANDS_SLURM_INDICES"  # the planned islands' indices a step or node job runs
 QUERY_TIMEOUT_S = 10.0  # scontrol gives up on a silent controller after its MessageTimeout (10 s) too
 ACTIVE = frozenset({"pending", "requeued", "running", "stopping"})
 # States after which SLURM runs the task no more; any other (PREEMPTED, which may requeue, a
@@ -214,7 +215,7 @@ def island_from_env(planned: Sequence[str], env: Mapping[str, str] = os.environ)
     if not planned:
         raise ConfigError("--slurm: the run's manifest plans no islands (start the run with "
                           "`islands launch --backend slurm`, or give the island id)")
-    indices = env.get("ISLANDS_SLURM_INDICES", "").strip()
+    indices = env.get(INDICES_ENV, "").strip()
     if indices and env.get("SLURM_PROCID", "").isdigit():
         ranks = [int(i) for i in indices.split(",") if i.strip().isdigit()]
         rank = int(env["SLURM_PROCID"])

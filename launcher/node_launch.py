@@ -28,7 +28,10 @@ from typing import Any, Mapping, Sequence
 
 from islands.config import RunConfig
 from islands.exit_codes import EXIT_ERROR, EXIT_STOPPED, EXIT_USAGE, NO_RESTART
+from islands.cli_errors import failure
+from islands.errors import IslandsError
 from islands.runs import join_run, planned_islands
+from islands.scheduler_state import INDICES_ENV
 from islands.stopping import ignore_stop_signals
 from launcher import plan as planning
 from launcher.errors import PlanError
@@ -43,7 +46,6 @@ from migration_pool.errors import PoolError
 from migration_pool.lease import scheduler_job_id
 from migration_pool.rundir import RunDir
 
-INDICES_ENV = "ISLANDS_SLURM_INDICES"  # the planned islands' indices the batch script submits
 
 
 def node_slice(planned: Sequence[str], indices: Sequence[int], rank: int, ranks: int) -> list[str]:
@@ -139,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ignore_stop_signals()  # after the StopRequests of run_node: a late repeat cannot kill the exit
     try:
         result = run_node(Path(args[0]), os.environ)
-    except (PlanError, PoolError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(e, PlanError) else EXIT_ERROR
+    except (IslandsError, PoolError, OSError) as e:  # one line and the documented code, as `islands` commands
+        line, code = failure(e)
+        print(f"error: {line}", file=sys.stderr)
+        return code
     # "hopeless": an island failed with an exit no restart fixes (a failing problem, ...): exit 2,
     # so the submitting launch gives the job's islands up instead of resubmitting whole nodes.
     return {"finished": 0, "stopped": EXIT_STOPPED, "hopeless": EXIT_USAGE}.get(result.state, EXIT_ERROR)

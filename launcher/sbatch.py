@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 
 from islands.exit_codes import EXIT_STOPPED
 from islands.manifest import valid_run_id
+from islands.scheduler_state import INDICES_ENV
 from launcher.errors import PlanError
 from launcher.plan import format_cores  # "0-2,5": also sbatch's --array syntax
 from migration_pool.island_ids import valid_island_id
@@ -200,7 +201,7 @@ def render(opts: SlurmOptions, *, run_dir: str, run_id: str, indices: Sequence[i
     if array:
         task, run = '"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"', f"{evolve} &"
     else:
-        body += [f"export ISLANDS_SLURM_INDICES={','.join(str(i) for i in indices)}"]
+        body += [f"export {INDICES_ENV}={','.join(str(i) for i in indices)}"]
         task = '"$SLURM_JOB_ID"'
         run = f"srun --ntasks={len(indices)} --cpus-per-task=1 --cpu-bind=cores {evolve} &"
         if opts.pattern == "node":  # one node-local launcher per node forks its slice (launcher.node_launch)
