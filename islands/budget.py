@@ -108,6 +108,8 @@ def describe(config: RunConfig, islands: int) -> str:
     parts = []
     if config.evaluation_budget is not None:
         each = f" ({config.max_evaluations:,} per island)" if config.max_evaluations is not None and islands > 1 else ""
+        if config.budget_share == "progress" and islands > 1:
+            each = " shared by progress (islands that improve faster spend more)"
         parts.append(f"budget {config.evaluation_budget:,} evaluations{each}")
     elif config.max_evaluations is not None:
         parts.append(f"budget {config.max_evaluations:,} evaluations per island"

@@ -56,6 +56,11 @@ class Progress:
     # The searched settings best_ever was found with ({} untuned): what the island's status,
     # and so the champion, reports as its overrides (its first ones no longer say how it was found).
     best_ever_settings: dict[str, Any] = field(default_factory=dict)
+    # Under `--budget-share progress` (`islands.budget_wait`): its recent decades of best-ever
+    # improvement per evaluation and the weight that gave it among the islands (1.0: even).
+    progress_rate: float = 0.0
+    budget_weight: float = 1.0
+    budget_allowed: int = 0  # the evaluations it holds of the run's total (0: not sharing)
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0),
                                       metadata=_SINCE_V1)

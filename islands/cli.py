@@ -55,6 +55,10 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
      "The run's evaluation budget, split evenly over its planned islands (an island started "
      "alone gets all of it); each island stops on its share. Lifts the generation limit unless "
      "--generations is given."),
+    ("--budget-share", "budget_share", click.Choice(cfg.BUDGET_SHARES),
+     "How islands share --max-evaluations: even parts, or parts weighted by each island's progress per "
+     "evaluation (an island improving slowly waits while the others spend). auto: progress when the "
+     "islands run different algorithms (--vary algorithm=...), even otherwise."),
     ("--max-evaluations-per-island", "max_evaluations", Int64(min=1),
      "Stop each island after this many evaluations (as --max-evaluations, but per island)."),
     ("--generations", "generations", Int64(), "Generations per island (no limit under an evaluation budget "

@@ -41,6 +41,7 @@ ALGO_PREFIX = "algo."
 PARAM_PREFIX = "param."
 
 
+BUDGET_SHARES = ("auto", "even", "progress")
 DEFAULT_GENERATIONS = 200  # the generation limit of a run without an evaluation budget
 
 
@@ -238,6 +239,10 @@ class RunConfig:
     # The run's total budget (`--max-evaluations`), recorded as given; `islands.budget` splits it
     # over the planned islands into max_evaluations, which is what an island stops on.
     evaluation_budget: int | None = None
+    # How the islands share `evaluation_budget` (`islands.budget_share`): "even" splits it, "progress"
+    # weights each island's part by its progress per evaluation; "auto" is "progress" for a launch
+    # whose islands run different algorithms (`launcher.request.new_run_config`), else "even".
+    budget_share: str = "auto"
     dtype: str | None = None  # None: the problem's own (float64 benchmarks, float32 networks)
     ga: GAConfig = field(default_factory=GAConfig)
     migration: MigrationConfig = field(default_factory=MigrationConfig)
@@ -258,6 +263,10 @@ class RunConfig:
                f"max evaluations per island must be an integer >= 1, got {self.max_evaluations!r}")
         _check(self.evaluation_budget is None or (_is_int(self.evaluation_budget) and self.evaluation_budget >= 1),
                f"max evaluations (the run's budget) must be an integer >= 1, got {self.evaluation_budget!r}")
+        _check(self.budget_share in BUDGET_SHARES,
+               f"budget-share must be one of {', '.join(BUDGET_SHARES)}, got {self.budget_share!r}")
+        _check(self.budget_share != "progress" or self.evaluation_budget is not None,
+               "--budget-share progress shares the run's budget: give it with --max-evaluations")
         if self.generations is None and self.max_evaluations is None and self.evaluation_budget is None:
             object.__setattr__(self, "generations", DEFAULT_GENERATIONS)
         _check(self.dtype is None or self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
@@ -335,7 +344,7 @@ class RunConfig:
         """
         d = self.to_dict()
         for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
-                  "max_evaluations", "evaluation_budget", "stop_when"):
+                  "max_evaluations", "evaluation_budget", "stop_when", "budget_share"):
             d.pop(k)
         # How long a sync island waits is no trajectory setting, and async (the default, and
         # every run before the mode existed) hashes as before, so old checkpoints still resume.

@@ -21,7 +21,9 @@ from typing import Any, Callable, Mapping
 import torch
 
 from islands import checkpoint as ckpt
-from islands import figures
+from islands import budget_share, figures
+from islands.budget_share import log_gain
+from islands.budget_wait import BudgetShare
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
 from islands.errors import CheckpointError, ConfigError
@@ -190,6 +192,8 @@ class _Loop:
                                    self.history, on_status)
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.tuner = make_tuner(cfg.tuner, spec.island, self.seed, rundir, spec.run_id, log) if cfg.tuner.active else None
+        self.share = BudgetShare(spec.island, rundir, cfg.evaluation_budget, budget_share.ShareConfig(cfg.budget_share),
+                                 log) if cfg.budget_share == "progress" and cfg.evaluation_budget else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
                                     self.heartbeat, *([self.marker] if self.marker is not None else []),
                                     *(LoggerRecorder(spec.island, lg, self.history, log) for lg in spec.loggers)])
@@ -299,6 +303,9 @@ class _Loop:
             if self.tuner is not None:
                 state = self._tune(state, progress, stats.best)
             reason = self._finished(progress)  # "stopped" only if nothing else ended it
+            if reason is None and self.share is not None:  # waits here while past its share
+                reason = self.share.after_generation(progress, lambda: bool(self.stop), lambda: self.heartbeat.write(
+                    state, progress, "running", None)) or self._finished(progress)
         if reason in ("generations", "evaluations", "stagnation") and not math.isfinite(progress.best_ever):
             reason = REASON_NO_FITNESS  # it found nothing: not a finished run to build on
         if self.tuner is not None:
@@ -324,17 +331,18 @@ class _Loop:
             return "target-elsewhere"
         if self.cfg.stagnation_limit and progress.stale >= self.cfg.stagnation_limit:
             return "stagnation"
-        if self.cfg.generations is not None and progress.generation >= self.cfg.generations:
-            return "generations"
-        if self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations:
-            return "evaluations"
+        if self._out_of_budget(progress):
+            return "generations" if self.cfg.generations is not None and progress.generation >= self.cfg.generations \
+                else "evaluations"
         if self.stop:
             return "stopped"
         return None
 
     def _out_of_budget(self, progress: ckpt.Progress) -> bool:
+        """At the generation limit or the island's share of the budget (none when the run shares
+        its budget by progress: `self.share` ends the island when the run's total is spent)."""
         return (self.cfg.generations is not None and progress.generation >= self.cfg.generations) or \
-            (self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations)
+            (self.share is None and self.cfg.max_evaluations is not None and progress.evaluations >= self.cfg.max_evaluations)
 
     def _record_best(self, state: Any, progress: ckpt.Progress, adopted: bool = False) -> Any:
         """Update best_ever; attribute the gain to immigrants (`adopted`) or to own breeding.
@@ -346,7 +354,7 @@ class _Loop:
         if stats.best > progress.best_ever:
             gain = stats.best - progress.best_ever
             if math.isfinite(gain):
-                decades = _decades(progress.best_ever, stats.best)
+                decades = log_gain(progress.best_ever, stats.best)
                 if adopted:
                     progress.adopted_gain += gain
                     progress.adopted_log_gain += decades
@@ -432,16 +440,3 @@ class _Loop:
         self.population = cfg.population or self.algo.default_population()
         for recorder in (self.history, self.checkpointer, self.heartbeat):
             recorder.algo = self.algo
-
-
-LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly
-
-
-def _decades(before: float, after: float) -> float:
-    """Orders of magnitude of f(x) = -fitness gained from `before` to `after` (fitness <= 0);
-    0.0 once fitness is positive (no minimisation scale to measure on)."""
-    if not before < 0 or after > 0:
-        return 0.0
-    # Both ends floored: past the floor an improvement gains nothing rather than a negative amount.
-    return math.log10(max(-before, LOG_FLOOR) / max(-after, LOG_FLOOR))
-

@@ -85,9 +85,21 @@ class LaunchRequest:
 
 
 def new_run_config(request: LaunchRequest, cores: Sequence[int]) -> RunConfig:
-    """A new run's config: its total evaluation budget split over the islands it plans (one
-    per core unless -n says otherwise). ConfigError when the budget cannot be split."""
-    return budget.for_islands(request.config, request.islands or len(cores))
+    """A new run's config for the islands it plans (one per core unless -n says otherwise)."""
+    return planned_config(request, request.islands or len(cores))
+
+
+def planned_config(request: LaunchRequest, islands: int) -> RunConfig:
+    """A new run's config: its total evaluation budget split over `islands`, and
+    `--budget-share auto` resolved: by progress when the islands run different algorithms (a
+    portfolio: the budget should go to whichever is improving), evenly otherwise.
+    ConfigError when the budget cannot be split."""
+    config = request.config
+    if config.budget_share == "auto":
+        mixed = any(spec.name == "algorithm" and len(set(spec.values or ())) > 1
+                    for spec in map(planning.parse_vary, request.vary))
+        config = replace(config, budget_share="progress" if mixed and config.evaluation_budget else "even")
+    return budget.for_islands(config, islands)
 
 
 def planned_count(rundir: RunDir) -> int:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from islands import budget, scheduler_state as sched
+from islands import scheduler_state as sched
 from islands.exit_codes import EXIT_BUSY, EXIT_STOPPED, NO_RESTART, REASON_NO_FITNESS
 from islands.runs import Run, join_run, new_manifest, planned_islands
 from islands.status.progress import fraction
@@ -31,7 +31,7 @@ from islands.status.record import IslandStatus, champion
 from launcher import plan as planning
 from launcher.errors import LauncherError, PlanError
 from launcher.launch_view import PlainView, Row
-from launcher.request import LaunchRequest
+from launcher.request import LaunchRequest, planned_config
 from launcher.sbatch import ENDED_MARK, SlurmOptions, render
 from launcher.session import read_status
 from launcher.stop_requests import StopRequests
@@ -81,7 +81,7 @@ def new_plan(request: LaunchRequest, device: str, view: Any = None) -> planning.
         raise PlanError("--backend slurm needs -n/--islands for a new run (there are no local cores to count)")
     specs = [planning.parse_vary(v) for v in request.vary]
     ids = planning.island_ids(request.islands)
-    config = budget.for_islands(request.config, len(ids))
+    config = planned_config(request, len(ids))
     overrides = planning.sample_overrides(specs, ids, config.seed)
     planning.check_overrides(config, overrides, specs)
     steps = view_steps(view)
@@ -148,7 +148,7 @@ class SlurmLaunch:
             self._claim()
             fields = plan.manifest_fields()
             fields["plan"] = {**fields["plan"], "backend": "slurm", "pattern": self.opts.pattern}
-            config = budget.for_islands(self.request.config, len(plan.ids))
+            config = planned_config(self.request, len(plan.ids))
             run, _ = join_run(self.rundir.root, config, self.request.explicit,
                               make_manifest=lambda: new_manifest(config, **fields),
                               allow_shared=self.request.allow_shared_run)

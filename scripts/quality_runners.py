@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from islands import policies
+from islands import budget_share, policies
 from islands.algorithms import Migrants, make_algorithm
 from islands.config import MigrationConfig, RunConfig, island_id, island_seed
 from islands.problems import Problem, make_problem
@@ -114,14 +114,24 @@ def problem_of(problem: str | Problem, dim: int) -> Problem:
 def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithms: Sequence[str],
                     migration: MigrationConfig | None = None, params: dict[str, Any] | None = None,
                     population: int | None = None, sample_every: int = 0,
-                    floor: float = FLOOR) -> Archipelago:
+                    floor: float = FLOOR, share: str = "auto") -> Archipelago:
     """len(algorithms) islands (one algorithm each) sharing `budget`, migrating on a ring.
 
     Migration follows `migration` exactly as an island process does: the same due rule
     (`MigrationConfig.due`, with the island's seed), emigrant and replacement policies, and
     near-duplicate threshold (`mig.min_distance`). `population`
     overrides every island's population (for one big population at equal evaluations).
+
+    `share` is how the islands spend the budget between them: "rounds" steps every island once
+    per round out of one pool (equal generations: an island with a larger population spends
+    more); "even" gives each island its equal part of the budget, as a launch's
+    `--max-evaluations` does (an island past its part is not stepped); "progress" weights those
+    parts by each island's progress per evaluation (`islands.budget_share`, as
+    `--budget-share progress` does); "auto", like a launch's default, is "progress" when the
+    islands run different algorithms and "even" otherwise.
     """
+    if share == "auto":
+        share = "progress" if len(set(algorithms)) > 1 else "even"
     mig = migration or MigrationConfig()
     trace = Trace(budget, floor=floor)
     islands = []
@@ -137,16 +147,30 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
         state = algo.evaluate(algo.init(cfg.population or algo.default_population(), n, gen))
         trace.add(precision(problem, algo.population(state).fitness))
         islands.append([algo, gen, state, problem, key])
+    spent = [algo_state_evals(isl) for isl in islands]
+    meters = [budget_share.RateMeter() for _ in islands]
+    for meter, isl, n in zip(meters, islands, spent):
+        meter.add(n, float(isl[0].population(isl[2]).fitness.max()))
+    rule = budget_share.ShareConfig(mode=share)
     out = Archipelago(trace, {}, [])
     outbox: list[list[Migrants]] = [[] for _ in islands]
     generation = 0
     while not trace.done:
         if sample_every and generation % sample_every == 0:
             out.timeline.append((generation, effective_origins(_origin_counts(islands))))
-        for isl in islands:
+        weight = [1.0] * len(islands)
+        if share == "progress":
+            weight = budget_share.weights([m.rate() for m in meters], rule.floor)
+        allowed = budget_share.allowances(spent, weight, [True] * len(islands), budget)
+        for i, isl in enumerate(islands):
+            if share != "rounds" and spent[i] >= allowed[i]:
+                continue
             algo, gen, state, problem, _ = isl
             state = algo.evaluate(algo.step(state, generation, gen))
-            trace.add(precision(problem, algo.population(state).fitness))
+            fitness = algo.population(state).fitness
+            trace.add(precision(problem, fitness))
+            spent[i] += int(fitness.numel())
+            meters[i].add(spent[i], max(meters[i].marks[-1][1], float(fitness.max())))
             isl[2] = state
             if trace.done:
                 break
@@ -161,6 +185,11 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
     if sample_every:
         out.timeline.append((generation, effective_origins(out.origins)))
     return out
+
+
+def algo_state_evals(isl: list[Any]) -> int:
+    """Evaluations an in-process island's current population cost."""
+    return int(isl[0].population(isl[2]).fitness.numel())
 
 
 def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: MigrationConfig, generation: int,
@@ -196,10 +225,10 @@ def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: M
 
 def run_islands(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithms: Sequence[str],
                 every: int = 10, migration: MigrationConfig | None = None,
-                params: dict[str, Any] | None = None) -> Trace:
+                params: dict[str, Any] | None = None, share: str = "auto") -> Trace:
     """len(algorithms) islands (one algorithm each) sharing `budget`, ring migration every `every`."""
     mig = dataclasses.replace(migration or MigrationConfig(), every=every)
-    return run_archipelago(problem_name, dim, budget, seed, algorithms, mig, params).trace
+    return run_archipelago(problem_name, dim, budget, seed, algorithms, mig, params, share=share).trace
 
 
 def _objective(problem: Problem, trace: Trace):
@@ -278,7 +307,8 @@ def method_runner(name: str):
     """A callable (problem, dim, budget, seed) -> Trace for a method name of the benchmark.
 
     Islands methods may end with KEY=VALUE settings, given to every island's algorithm as
-    `--algorithm-param` would ('cmaes x4 restarts=ipop').
+    `--algorithm-param` would ('cmaes x4 restarts=ipop'), except `share=` (auto,
+    rounds, even or progress: how the islands share the budget, `run_archipelago`).
     """
     if name == "pycma-bipop":
         return run_pycma
@@ -286,9 +316,10 @@ def method_runner(name: str):
         algorithm = name.split("-", 1)[1].split(" ")[0]
         return lambda p, d, b, s: run_pygmo(p, d, b, s, algorithm)
     settings = dict(t.split("=", 1) for t in name.split() if "=" in t)
+    share = settings.pop("share", "auto")
     algorithms = _archipelago(" ".join(t for t in name.split() if "=" not in t))
     params = {a: settings for a in algorithms} if settings else None
-    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms, params=params)
+    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms, params=params, share=share)
 
 
 def _archipelago(name: str) -> list[str]:

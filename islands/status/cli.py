@@ -267,7 +267,8 @@ def _limits(run: dict[str, Any]) -> str:
     if run.get("evaluation_budget") is not None:
         each = run.get("max_evaluations")
         parts.append(f"budget {run['evaluation_budget']:,} evaluations"
-                     + (f" ({each:,} per island)" if each is not None and each != run["evaluation_budget"] else ""))
+                     + (" shared by progress" if run.get("budget_share") == "progress" else
+                        f" ({each:,} per island)" if each is not None and each != run["evaluation_budget"] else ""))
     elif run.get("max_evaluations") is not None:
         parts.append(f"budget {run['max_evaluations']:,} evaluations per island")
     if run.get("generations") is not None or not parts:

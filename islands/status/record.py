@@ -281,6 +281,12 @@ class IslandStatus:
                                         shown="integer")
     adopted_improvements: int | None = _rec(_maybe_count, "how many migration events improved best_ever",
                                             shown="integer")
+    progress_rate: float | None = _rec(_gain, "recent orders of magnitude of best-ever improvement per evaluation "
+                                              "(--budget-share progress); null if not recorded", shown="number")
+    budget_weight: float | None = _rec(_gain, "its weight in the run's budget against the best-improving island's 1.0 "
+                                              "(--budget-share progress; 1.0 when shared evenly)", shown="number")
+    budget_allowed: int | None = _rec(_maybe_count, "evaluations of the run's total this island holds (--budget-share "
+                                                    "progress; 0: not sharing); null if not recorded", shown="integer")
     overrides: Mapping[str, Any] = _rec(_overrides, "this island's hyperparameter overrides (launch --vary; a tuned island: the settings its best-ever was found with)",
                                         shown="object", entry=_plain_map, encode=dict, factory=dict)
     device: str | None = _rec(as_str, "torch device of the island", shown="string")

@@ -312,6 +312,7 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "generations": as_int(cfg.get("generations")),
         "max_evaluations": as_int(cfg.get("max_evaluations")),
         "evaluation_budget": as_int(cfg.get("evaluation_budget")),
+        "budget_share": as_str(cfg.get("budget_share")),
         "migration": {"every": as_int(mig.get("every")), "topology": as_str(mig.get("topology")),
                       "migrants": as_int(mig.get("migrants"))},
         "planned_islands": list(planned),

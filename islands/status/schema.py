@@ -241,6 +241,8 @@ SCHEMA: dict[str, Any] = {
                     "max_evaluations": _d(_int, "each island's evaluation budget (its share of the run's); null: none"),
                     "evaluation_budget": _d(_int, "the run's total evaluation budget as given (--max-evaluations); "
                                                   "null: none given, or a run planned with a per-island budget"),
+                    "budget_share": _d(_str, "how the islands share the budget: even, progress (weighted by "
+                                             "each island's progress per evaluation) or auto; null: not recorded"),
                     "migration": _obj({"every": _int, "topology": _str, "migrants": _int}),
                     "planned_islands": {"type": "array", "items": {"type": "string"}},
                 },

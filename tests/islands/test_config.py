@@ -65,11 +65,15 @@ def test_migration_mode_defaults_to_async_and_old_manifests_and_checkpoints_stay
     for key in ("mode", "sync_timeout"):  # what a manifest written before the setting holds
         del old["migration"][key]
     del old["tuner"]  # nor did it have a tuner
+    del old["budget_share"]  # nor a budget share (a run of before it reads as "auto": even unless mixed)
     assert RunConfig.from_dict(old).migration.mode == "async"
+    assert RunConfig.from_dict(old).budget_share == "auto"
     # An async run hashes as before the setting existed: its checkpoints still resume.
     for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
               "max_evaluations", "evaluation_budget", "stop_when"):
         old.pop(k)
+    # How the budget is shared decides where an island ends, never what it breeds.
+    assert dataclasses.replace(cfg, budget_share="progress").trajectory_hash() == cfg.trajectory_hash()
     assert cfg.trajectory_hash() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     sync = dataclasses.replace(cfg, migration=MigrationConfig(mode="sync"))
     assert sync.trajectory_hash() != cfg.trajectory_hash()  # another trajectory

@@ -53,6 +53,26 @@ def test_launch_splits_the_budget_over_its_islands_and_shows_it(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
 
 
+def test_a_mixed_launch_shares_its_budget_by_progress_and_spends_no_more_than_it(tmp_path):
+    budget = 30000
+    out = islands("launch", "-n", "3", "--run-dir", str(tmp_path), "--problem", "ellipsoid", "--dim", "10",
+                  "--vary", "algorithm=cmaes,de,ga", "--target", "1", "--max-evaluations", str(budget), "--plain",
+                  "--progress-every", "60", "--no-fork-server")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"budget {budget:,} evaluations shared by progress" in out.stdout  # --budget-share auto, mixed
+    run = open_run(tmp_path)
+    assert run.config.budget_share == "progress"
+    statuses = [run.status(i) for i in ("island-00", "island-01", "island-02")]
+    assert {s.reason for s in statuses} == {"evaluations"}
+    spent = sum(s.evaluations for s in statuses)
+    assert budget <= spent <= budget + 2 * (10 + 50 + 100), spent  # about a generation each over, at most
+    assert all(s.budget_weight is not None and 0.1 <= s.budget_weight <= 1.0 for s in statuses)
+    assert max(s.budget_weight for s in statuses) == 1.0
+    # Not an even split: the islands that improved faster per evaluation spent more of the budget.
+    parts = sorted(s.evaluations for s in statuses)
+    assert parts[-1] > budget / 3 + 100, parts
+
+
 @pytest.mark.parametrize("args, message", [
     (["--max-evaluations", "5"], "--max-evaluations 5 is less than one generation (population 10)"),
     (["-n", "4", "--max-evaluations", "30"], "--max-evaluations 30 gives each island 7 evaluations, less than one "
@@ -61,6 +81,8 @@ def test_launch_splits_the_budget_over_its_islands_and_shows_it(tmp_path):
      "--max-evaluations 4000 gives each of the 2 island(s) 2000 evaluations, but --max-evaluations-per-island "
      "says 1000: give one of them"),
     (["-n", "3", "--max-evaluations", "2"], "--max-evaluations 2 is less than one evaluation for each of 3 islands"),
+    (["-n", "2", "--budget-share", "progress", "--generations", "5"],
+     "--budget-share progress shares the run's budget: give it with --max-evaluations"),
 ])
 def test_budgets_that_cannot_work_exit_2_and_write_nothing(tmp_path, args, message):
     run = tmp_path / "run"

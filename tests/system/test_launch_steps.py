@@ -53,7 +53,8 @@ def test_the_plan_of_a_mixed_archipelago_names_each_algorithms_settings(tmp_path
     lines = out.stdout.splitlines()
     head = first(lines, "settings: ")
     assert "algorithm" not in lines[head] and "population" not in lines[head], lines[head]
-    for part in ("budget 3,000 evaluations (1,000 per island)", "at most 2 generations", "(the problem's)",
+    # A mixed archipelago shares its budget by progress (--budget-share auto).
+    for part in ("budget 3,000 evaluations shared by progress", "at most 2 generations", "(the problem's)",
                  "stop: each island at its target", "dtype float64"):
         assert part in lines[head], (part, lines[head])
     groups = lines[head + 1:head + 4]

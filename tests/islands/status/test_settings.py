@@ -231,7 +231,7 @@ def test_checkpoint_without_gains_resumes_from_zero(tmp_path):
 
 
 def test_orders_of_magnitude_are_floored_at_both_ends():
-    from islands.island import LOG_FLOOR, _decades
+    from islands.budget_share import LOG_FLOOR, log_gain as _decades
 
     assert _decades(-10.0, -1.0) == pytest.approx(1.0)
     assert _decades(-10.0, -1e-28) == pytest.approx(13.0)  # to the floor, not beyond
