@@ -212,10 +212,12 @@ def render(report: dict[str, Any]) -> Any:
     bad = any(i["migration"]["bad_files"] for i in isl_rows)
     unpublished = any(i["migration"]["publish_errors"] for i in isl_rows)
     restarts = any(i["restarts"] for i in isl_rows)
+    shared = run.get("budget_share") == "progress"
     notes = [" · ".join(x for x in (", ".join(f"{k}={_num(v)}" for k, v in i["overrides"].items()), i["note"]) if x)
              for i in isl_rows]
     table = Table(box=None, pad_edge=False, header_style="bold underline")
     columns = ["island", "state", "gen", "best", "mean", "evals/s"] + (["restarts"] if restarts else []) + \
+        (["budget"] if shared else []) + \
         ["sent/recv/adopt/rej" + ("/bad" if bad else "") + ("/unpub" if unpublished else ""), "div", "foreign", "lineage",
          "seen"]
     keep = {"island": max((len(i["island"]) for i in isl_rows), default=6), "state": 10, "best": 10}
@@ -233,6 +235,7 @@ def render(report: dict[str, Any]) -> Any:
                  generation_text(isl["generation"], isl["generations"]),
                  _num(isl["best"]), _num(isl["mean"]), _rate(isl["evals_per_sec"])]
         cells += [str(isl["restarts"])] if restarts else []
+        cells += [_budget_cell(isl)] if shared else []
         cells += ["/".join(map(str, counts)), _num(isl["diversity"], ".3f"), _pct(isl["foreign_share"]),
                   _lineage_cell(isl), _ago(isl["heartbeat_age_s"])]
         rows.append([*cells, *([note] if any(notes) else [])])
@@ -249,6 +252,16 @@ def render(report: dict[str, Any]) -> Any:
     if report["notes"]:
         parts.append(Text("\n".join(f"note: {n}" for n in report["notes"]), style="yellow"))
     return Group(*parts)
+
+
+def _budget_cell(isl: dict[str, Any]) -> str:
+    """Under --budget-share progress: "w0.42" (its weight against the best-improving island's
+    1.00), "w0.10 waiting" while it holds no more than it spent; "-" before it reported."""
+    weight, allowed, spent = isl.get("budget_weight"), isl.get("budget_allowed"), isl.get("evaluations")
+    if weight is None:
+        return "-"
+    waiting = isl["state"] == "running" and allowed and spent is not None and spent >= allowed
+    return f"w{weight:.2f}" + (" waiting" if waiting else "")
 
 
 def _lineage_cell(isl: dict[str, Any]) -> str:

@@ -71,6 +71,10 @@ def test_a_mixed_launch_shares_its_budget_by_progress_and_spends_no_more_than_it
     # Not an even split: the islands that improved faster per evaluation spent more of the budget.
     parts = sorted(s.evaluations for s in statuses)
     assert parts[-1] > budget / 3 + 100, parts
+    shown = islands("status", "--run-dir", str(tmp_path))
+    assert shown.returncode == 0 and "shared by progress" in shown.stdout, shown.stdout
+    header = next(line for line in shown.stdout.splitlines() if line.startswith("island "))
+    assert " budget " in header and shown.stdout.count("w1.00") >= 1, shown.stdout
 
 
 @pytest.mark.parametrize("args, message", [
