@@ -4,25 +4,28 @@ The rule is `islands.budget_share` (weights from progress per evaluation, allowa
 run's total); this is the island loop's shell around it. After each generation the island
 adds its evaluations and best-ever to its `RateMeter` and publishes the rate and its weight in
 its status (`Progress.progress_rate`, `Progress.budget_weight`, copied to the heartbeat by
-name). Every CHECK_S seconds, and whenever it reaches the allowance it last took, it reads
-the other islands' statuses through the run directory: their evaluations, rates and whether they are live (running, and seen spending
-within the last LIVE_S seconds: a killed, hung or long-waiting island stops holding budget for
-the others until it spends again). A planned island without a status yet is live with nothing
-spent for its first LIVE_S, so the first island to start does not take the whole total.
+name). Every CHECK_S seconds, and whenever it reaches the allowance it last took, it reads the
+other islands' statuses through the run directory: their evaluations, rates and whether they
+are live (running, and seen spending within the last LIVE_S seconds: a killed, hung or
+long-waiting island stops holding budget for the others until it spends again). A planned
+island without a status yet is live with nothing spent for its first LIVE_S, so the first
+island to start does not take the whole total.
+
 Its allowance is its weighted part, but never more than the others leave: each island
 publishes the allowance it holds in its status at once (`budget_allowed`), and an island takes
 only from what the others have neither spent nor hold, so statuses read late cannot make two
 islands spend the same evaluations (the run overshoots its total by about a generation per
-island). Once the run's total is spent the island ends ("evaluations"); past its allowance it waits,
-rewriting its heartbeat so the report does not call it stale and answering stop requests at
-once, until an island ends and leaves it budget, its weight rises against the others' (their
-rates change as they run) or the total is spent.
+island). Once the run's total is spent the island ends ("evaluations"); past its allowance it
+waits, rewriting its heartbeat so the report does not call it stale and answering stop
+requests at once, until an island ends and leaves it budget, its weight rises against the
+others' (their rates change as they run) or the total is spent.
 
-Statuses are other processes' files: decoded tolerantly, and a figure that is missing, negative
-or not finite counts as nothing, and an island that does not spend holds nothing after LIVE_S
-(a forged status can make the others wait at most that long, and never run past the total). What the island reads does not touch its trajectory: the
-same generations are bred whatever it waits for, so a resumed island stays bit-exact; only
-where it ends depends on the others, as with `--stop-when first`.
+Statuses are other processes' files: decoded tolerantly, and a figure that is missing,
+negative or not finite counts as nothing, and an island that does not spend holds nothing
+after LIVE_S (a forged status can make the others wait at most that long, and never run past
+the total). What the island reads does not touch its trajectory: the same generations are
+bred whatever it waits for, so a resumed island stays bit-exact; only where it ends depends on
+the others, as with `--stop-when first`.
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import torch
 from islands import checkpoint as ckpt
 from islands import budget_share, figures
 from islands.budget_share import log_gain
+from islands.basin_exchange import BasinExchange
 from islands.budget_wait import BudgetShare
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
@@ -192,6 +193,7 @@ class _Loop:
                                    self.history, on_status)
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.tuner = make_tuner(cfg.tuner, spec.island, self.seed, rundir, spec.run_id, log) if cfg.tuner.active else None
+        self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log)
         self.share = BudgetShare(spec.island, rundir, cfg.evaluation_budget, budget_share.ShareConfig(cfg.budget_share),
                                  log) if cfg.budget_share == "progress" and cfg.evaluation_budget else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
@@ -289,6 +291,7 @@ class _Loop:
                 if event is None or event.adopted:
                     self._record_best(state, progress, adopted=True)  # nothing adopted: state unchanged
             if self.checkpointer.due(g, resumed):
+                state = self.basins.exchange(self.algo, state)  # saved with the checkpoint it precedes
                 if self.tuner is not None:
                     progress.segment = self.tuner.current_body  # kept current only where it is written
                 self.recorders.checkpoint(state, progress)
@@ -312,6 +315,7 @@ class _Loop:
             if reason != "stopped":
                 self.tuner.finish(reason)
             progress.segment = self.tuner.current_body
+        self.basins.publish(self.algo, state)
         self.recorders.end(state, progress, "stopped" if reason == "stopped" else "finished", reason)
         return IslandResult(self.spec.island, reason, progress.generation, progress.best_ever,
                             progress.evaluations, resumed, self.stop.signum if reason == "stopped" else None)

@@ -90,6 +90,11 @@ class RunResults:
         """Its latest status; None if it has none, or it cannot be read or is another run's."""
         return self.reader.status(island)
 
+    def optima(self, k: int = 10) -> list[dict[str, Any]]:
+        """The k best distinct optima the run found, best first: dicts with `island`, `best`,
+        `radius` (0: an island's best-ever point) and `centre` (`RunReader.optima`)."""
+        return [b.to_dict() for b in self.reader.optima(k)]
+
     def history(self, island: str | None = None) -> list[dict[str, Any]]:
         """One flat row per island generation, all with the keys `HISTORY_KEYS`."""
         rows: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@
       history.jsonl          one JSON line per generation, append-only
       summary.isld           a few hundred points of the history, rewritten after each append
       segments.isld          a tuned island's segments, rewritten atomically at each decision
+      basins.isld            the basins its restarts found (islands.basins), rewritten when they change
       checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
       island.log             stdout/stderr when started by the launcher
 
@@ -37,6 +38,7 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]{8,})\.isld\Z")
 KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
 SEGMENTS_MAX_BYTES = 4 << 20  # another island's segment records are read at every decision: bounded
+BASINS_MAX_BYTES = 1 << 20  # another island's basins are read at every checkpoint: bounded
 SUMMARY_MAX_BYTES = 4 << 20  # a history summary is a few hundred points: anything larger is not one
 HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops here: ~4 million generations
 
@@ -128,6 +130,21 @@ class IslandFiles:
     def read_segments(self, max_bytes: int = SEGMENTS_MAX_BYTES) -> dict[str, Any] | None:
         """The island's segment records, None if it has none; FormatError if corrupt or too large."""
         return files.read_envelope(self.segments_path, "segments", max_bytes)
+
+    # -- basins (the optima an island's restarts found, islands.basins) -----------------------
+    @cached_property
+    def basins_path(self) -> Path:
+        return self.dir / "basins.isld"
+
+    def write_basins(self, body: dict[str, Any]) -> None:
+        """Replace the island's basin records atomically (not durably: a lost one is rewritten
+        from the checkpoint's state at the next exchange)."""
+        files.checked_dir(self.root, self.dir)
+        atomic.publish(self.basins_path, fmt.encode("basins", body), durable=False)
+
+    def read_basins(self) -> dict[str, Any] | None:
+        """The island's basin records, None if it has none; FormatError if corrupt or too large."""
+        return files.read_envelope(self.basins_path, "basins", BASINS_MAX_BYTES)
 
     # -- history summary --------------------------------------------------------------------
     @cached_property

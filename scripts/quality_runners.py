@@ -28,13 +28,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from islands import budget_share, policies
+from islands import basins as basin_records, budget_share, policies
 from islands.algorithms import Migrants, make_algorithm
 from islands.config import MigrationConfig, RunConfig, island_id, island_seed
 from islands.problems import Problem, make_problem
 
 TARGETS = tuple(10.0 ** e for e in range(2, -9, -1))  # 1e2 ... 1e-8, as COCO's runtime targets
 FLOOR = 1e-8  # precision below this counts as solved: runs stop there
+BASINS_EVERY = 25  # generations between basin exchanges (an island's default checkpoint interval)
 
 
 class BudgetSpent(Exception):
@@ -114,7 +115,7 @@ def problem_of(problem: str | Problem, dim: int) -> Problem:
 def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithms: Sequence[str],
                     migration: MigrationConfig | None = None, params: dict[str, Any] | None = None,
                     population: int | None = None, sample_every: int = 0,
-                    floor: float = FLOOR, share: str = "auto") -> Archipelago:
+                    floor: float = FLOOR, share: str = "auto", shared_basins: bool = True) -> Archipelago:
     """len(algorithms) islands (one algorithm each) sharing `budget`, migrating on a ring.
 
     Migration follows `migration` exactly as an island process does: the same due rule
@@ -128,7 +129,9 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
     `--max-evaluations` does (an island past its part is not stepped); "progress" weights those
     parts by each island's progress per evaluation (`islands.budget_share`, as
     `--budget-share progress` does); "auto", like a launch's default, is "progress" when the
-    islands run different algorithms and "even" otherwise.
+    islands run different algorithms and "even" otherwise. `shared_basins`: every
+    BASINS_EVERY generations each island is told the basins the others' restarts found, as an
+    island process is at its checkpoints (`islands.basin_exchange`).
     """
     if share == "auto":
         share = "progress" if len(set(algorithms)) > 1 else "even"
@@ -177,6 +180,8 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
         if trace.done:
             break
         generation += 1
+        if shared_basins and len(islands) > 1 and generation % BASINS_EVERY == 0:
+            share_basins(islands)
         if len(islands) > 1:
             events, received, adopted = ring_exchange(islands, outbox, mig, generation)
             out.events, out.received, out.adopted = out.events + events, out.received + received, out.adopted + adopted
@@ -185,6 +190,15 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
     if sample_every:
         out.timeline.append((generation, effective_origins(out.origins)))
     return out
+
+
+def share_basins(islands: list[list[Any]]) -> None:
+    """Tell each in-process island `[algo, gen, state, ...]` the basins the others recorded."""
+    own = [isl[0].basins(isl[2]) for isl in islands]
+    for i, isl in enumerate(islands):
+        if own[i] is not None:
+            others = [o for j, o in enumerate(own) if j != i and o is not None and o.shape[1] == own[i].shape[1]]
+            isl[2] = isl[0].with_basins(isl[2], basin_records.merged(others, own[i].shape[1] - 2))
 
 
 def algo_state_evals(isl: list[Any]) -> int:
@@ -225,10 +239,11 @@ def ring_exchange(islands: list[list[Any]], outbox: list[list[Migrants]], mig: M
 
 def run_islands(problem_name: str | Problem, dim: int, budget: int, seed: int, algorithms: Sequence[str],
                 every: int = 10, migration: MigrationConfig | None = None,
-                params: dict[str, Any] | None = None, share: str = "auto") -> Trace:
+                params: dict[str, Any] | None = None, share: str = "auto", shared_basins: bool = True) -> Trace:
     """len(algorithms) islands (one algorithm each) sharing `budget`, ring migration every `every`."""
     mig = dataclasses.replace(migration or MigrationConfig(), every=every)
-    return run_archipelago(problem_name, dim, budget, seed, algorithms, mig, params, share=share).trace
+    return run_archipelago(problem_name, dim, budget, seed, algorithms, mig, params, share=share,
+                           shared_basins=shared_basins).trace
 
 
 def _objective(problem: Problem, trace: Trace):
@@ -308,7 +323,8 @@ def method_runner(name: str):
 
     Islands methods may end with KEY=VALUE settings, given to every island's algorithm as
     `--algorithm-param` would ('cmaes x4 restarts=ipop'), except `share=` (auto,
-    rounds, even or progress: how the islands share the budget, `run_archipelago`).
+    rounds, even or progress: how the islands share the budget, `run_archipelago`) and
+    `shared_basins=0` (islands keep their basins to themselves).
     """
     if name == "pycma-bipop":
         return run_pycma
@@ -317,9 +333,10 @@ def method_runner(name: str):
         return lambda p, d, b, s: run_pygmo(p, d, b, s, algorithm)
     settings = dict(t.split("=", 1) for t in name.split() if "=" in t)
     share = settings.pop("share", "auto")
+    shared = settings.pop("shared_basins", "1") != "0"
     algorithms = _archipelago(" ".join(t for t in name.split() if "=" not in t))
     params = {a: settings for a in algorithms} if settings else None
-    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms, params=params, share=share)
+    return lambda p, d, b, s: run_islands(p, d, b, s, algorithms, params=params, share=share, shared_basins=shared)
 
 
 def _archipelago(name: str) -> list[str]:

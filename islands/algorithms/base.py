@@ -54,6 +54,17 @@ class Algorithm(ABC, Generic[State]):
         does with newcomers (CMA-ES samples its queued immigrants next; the ES recentres).
         """
 
+    def basins(self, state: State) -> np.ndarray | None:
+        """The basins this algorithm's restarts found, [k, D + 2]: centre in genome coordinates,
+        radius in box widths, best fitness; None when it keeps none (docs/DESIGN.md, "Shared
+        basins"). The island shares them through the run directory."""
+        return None
+
+    def with_basins(self, state: State, rows: np.ndarray) -> State:
+        """`state` told of the basins the other islands found (rows as `basins` gives them,
+        validated by `islands.basins.from_body`); restarts start away from them."""
+        return state
+
     def info(self, state: State) -> dict[str, float | int]:
         """Algorithm-specific figures for history lines (step size, restarts, ...).
 

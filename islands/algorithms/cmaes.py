@@ -152,6 +152,7 @@ class CMAState:
     island: int
     start: Tensor  # [D] the mean this run started from
     basins: Tensor  # [k, D + 2] known basins: centre, radius, best fitness (cmaes_restarts)
+    foreign: Tensor  # [k, D + 2] basins other islands found (`with_basins`): restarts start away
     regime: int  # cmaes_restarts.FIRST, LARGE or SMALL: the current run's
     lam0: int  # the first run's lambda
     lam_large: int  # the large regime's current lambda
@@ -243,7 +244,8 @@ class CMAES(VectorAlgorithm[CMAState]):
         n, kw = self.dim, dict(device=self.device, dtype=self.dtype)
         if mean is None:
             mean = torch.rand((n,), generator=gen, **kw)
-        books = {"basins": torch.zeros((0, n + 2), **kw), "regime": rs.FIRST, "lam0": lam, "lam_large": lam,
+        none = torch.zeros((0, n + 2), **kw)
+        books = {"basins": none, "foreign": none, "regime": rs.FIRST, "lam0": lam, "lam_large": lam,
                  "evals_large": 0, "evals_small": 0, "run_limit": 0, **books}
         empty = self._empty(0)
         return CMAState(
@@ -345,14 +347,16 @@ class CMAES(VectorAlgorithm[CMAState]):
     def _restart(self, s: CMAState, stops: list[str], generation: int, gen: torch.Generator) -> CMAState:
         """The first generation of the next run (`cmaes_restarts`: its regime, lambda, step, mean)."""
         cfg = self.cfg
-        best = float(s.best_hist[-s.hist_len:].max()) if s.hist_len else -math.inf
+        # As good as its last generation found it (the run's best-ever may be an injected immigrant's)
+        best = float(ops.rankable(s.pop.fitness).max()) if s.pop.fitness is not None else -math.inf
         basins = rs.remember(s.basins, s.mean, s.start, best, cfg.basin_radius, cfg.basin_memory)
         plan = rs.next_run(cfg.restarts, s.regime, s.lam, s.lam0, s.lam_large, s.evals_large, s.evals_small,
                            s.count * s.lam, cfg.sigma0, cfg.ipop_factor, cfg.max_population, gen)
-        mean = rs.start_point(basins, self.dim, cfg.basin_redraws, gen, self.device, self.dtype)
+        known = torch.cat([basins, s.foreign])  # its own and the other islands' basins
+        mean = rs.start_point(known, self.dim, cfg.basin_redraws, gen, self.device, self.dtype)
         fresh = self._fresh(plan.lam, s.island, s.restarts + 1, int(s.best_hist.shape[0]), gen, s.inject,
-                            mean=mean, sigma=plan.sigma, basins=basins, regime=plan.regime, lam0=s.lam0,
-                            lam_large=plan.lam_large, evals_large=plan.evals_large,
+                            mean=mean, sigma=plan.sigma, basins=basins, foreign=s.foreign, regime=plan.regime,
+                            lam0=s.lam0, lam_large=plan.lam_large, evals_large=plan.evals_large,
                             evals_small=plan.evals_small, run_limit=plan.limit)
         return self._sample(dataclasses.replace(fresh, last_stop=",".join(stops)), generation + 1, gen)
 
@@ -386,6 +390,13 @@ class CMAES(VectorAlgorithm[CMAState]):
         flags[2] = flags[2] and s.hist_len >= w and w >= 40
         return [name for name, hit in zip(STOPS, flags) if hit]
 
+    def basins(self, state: CMAState) -> np.ndarray | None:
+        return rs.in_genome_units(state.basins, self.lower, self.width) if self.cfg.basin_memory else None
+
+    def with_basins(self, state: CMAState, rows: np.ndarray) -> CMAState:
+        cap = 4 * self.cfg.basin_memory  # room for several islands' best
+        return dataclasses.replace(state, foreign=rs.foreign(rows, self.lower, self.width, self.cfg.basin_radius, cap))
+
     # -- reporting ------------------------------------------------------------------------------
     def info(self, state: CMAState) -> dict[str, float | int]:
         return {"sigma": float(state.sigma), "restarts": state.restarts, "lambda": state.lam,
@@ -393,7 +404,7 @@ class CMAES(VectorAlgorithm[CMAState]):
 
     # -- checkpoints ------------------------------------------------------------------------------
     _TENSORS = ("y", "mean", "sigma", "C", "pc", "ps", "B", "Ddiag", "best_hist", "median_hist", "ancestry",
-                "start", "basins")
+                "start", "basins", "foreign")
     _INTS = ("count", "eigen_at", "restarts", "hist_len", "island", "regime", "lam0", "lam_large",
              "evals_large", "evals_small", "run_limit")
 
@@ -416,7 +427,8 @@ class CMAES(VectorAlgorithm[CMAState]):
         shapes = {"y": (lam, n), "mean": (n,), "sigma": (), "C": (n,) if self.separable else (n, n),
                   "pc": (n,), "ps": (n,), "B": (0, 0) if self.separable else (n, n), "Ddiag": (n,),
                   "best_hist": hist, "median_hist": hist, "ancestry": (2,), "start": (n,),
-                  "basins": (arrays["basins"].shape[0], n + 2)}
+                  "basins": (arrays["basins"].shape[0], n + 2),
+                  "foreign": (arrays["foreign"].shape[0], n + 2)}
         for k, shape in shapes.items():
             if arrays[k].shape != shape or len(hist) != 1:
                 raise ValueError(f"{k} has shape {arrays[k].shape}, expected {shape}")
@@ -432,5 +444,6 @@ class CMAES(VectorAlgorithm[CMAState]):
         taken as the first (or a large one after restarts), its start unknown (its mean)."""
         mean = np.asarray(record["mean"])
         return {"start": mean, "basins": np.zeros((0, self.dim + 2), dtype=mean.dtype),
+                "foreign": np.zeros((0, self.dim + 2), dtype=mean.dtype),
                 "regime": rs.LARGE if int(record["restarts"]) else rs.FIRST, "lam0": lam, "lam_large": lam,
                 "evals_large": 0, "evals_small": 0, "run_limit": 0}

@@ -24,13 +24,16 @@ best fitness are kept as one basin, merged into a known basin it falls inside of
 `basin_memory` are kept (the worst dropped first). A restart's mean is drawn uniform in the box
 as before, but `basin_redraws` more candidates are drawn with it and the first one outside every
 known basin is taken; when none is, the one farthest from them (in basin radii) is. A run never
-lands in a basin it already knows unless the known basins cover the box.
+lands in a basin it already knows unless the known basins cover the box. The basins other
+islands found (`islands.basins`, given by the island through `CMAES.with_basins`) are kept
+apart (`foreign`, the best `foreign_memory` of them) and avoided the same way.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -119,3 +122,24 @@ def start_point(basins: Tensor, n: int, redraws: int, gen: torch.Generator, devi
     outside = depth > 1.0
     pick = int(torch.argmax(outside.to(torch.int8))) if bool(outside.any()) else int(torch.argmax(depth))
     return candidates[pick]
+
+
+def in_genome_units(basins: Tensor, lower: Tensor, width: Tensor) -> np.ndarray:
+    """Basins [k, D + 2] moved from the unit box to genome coordinates: centres by the bounds,
+    radii by the root mean square of the box widths (exact for a cube)."""
+    n = basins.shape[1] - 2
+    out = basins.detach().clone()
+    out[:, :n] = lower + width * basins[:, :n]
+    out[:, n] = basins[:, n] * torch.sqrt((width * width).mean())
+    return out.cpu().numpy().astype(np.float64)
+
+
+def foreign(rows: np.ndarray, lower: Tensor, width: Tensor, radius_cap: float, capacity: int) -> Tensor:
+    """Other islands' basins (genome coordinates, validated) back in the unit box, radius capped
+    like this island's own, centres clipped to the box, the `capacity` best kept."""
+    n = lower.shape[0]
+    t = torch.as_tensor(rows, device=lower.device, dtype=lower.dtype).reshape(-1, n + 2)
+    t = t[torch.argsort(-t[:, n + 1], stable=True)][:capacity]
+    centre = ((t[:, :n] - lower) / width).clamp(0.0, 1.0)
+    radius = (t[:, n:n + 1] / torch.sqrt((width * width).mean())).clamp(max=radius_cap * math.sqrt(n))
+    return torch.cat([centre, radius, t[:, n + 1:]], dim=1)

@@ -304,6 +304,10 @@ def _archipelago(arch: dict[str, Any]) -> Any:
         if champ["generation"] is not None:
             lines.append(f" at generation {champ['generation']}")
         lines.append("\n")
+    if arch.get("optima"):
+        lines.append("optima ", "bold")
+        lines.append(f"{len(arch['optima'])} distinct basins found: " + ", ".join(
+            f"{_num(o['best'], '.4g')} ({o['island']})" for o in arch["optima"]) + "\n")
     gen = arch.get("generalisation")
     if gen:
         lines.append("unseen starts ", "bold")

@@ -25,6 +25,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from islands import basins as basin_records
+from islands.basins import Basin
 from islands.config import RunConfig
 from islands.manifest import Run, planned_islands, run_from_manifest
 from islands.status.record import HistoryLine, IslandStatus, as_str
@@ -183,7 +185,30 @@ class RunReader:
         except OSError:
             return None
 
+    def basins(self, island: str, dim: int) -> np.ndarray:
+        """The valid rows of its basin record (`islands.basins`), none when it has none."""
+        try:
+            return basin_records.from_body(self.rundir.island(island).read_basins(), dim, self.run_id)
+        except (FormatError, OSError) as e:
+            self.notes.append(f"{island}: basins unreadable: {e}")
+            return np.zeros((0, dim + 2))
+
     # -- run-level records ------------------------------------------------------------------
+    def optima(self, k: int = 10, statuses: Mapping[str, IslandStatus] | None = None) -> list[Basin]:
+        """The k best distinct optima found: the basins the islands' restarts recorded (CMA-ES)
+        and each island's best-ever genome, merged where one lies inside a better one's basin
+        (`islands.basins.distinct`), best first. Vector genomes only (NEAT: none). `statuses`:
+        those already read (default: every island's)."""
+        found: dict[str, np.ndarray] = {}
+        for island, status in (self.statuses() if statuses is None else statuses).items():
+            rows = []
+            genome = status.best_genome
+            if isinstance(genome, np.ndarray) and genome.ndim == 1 and status.best_ever is not None:
+                rows.append(np.concatenate([genome.astype(np.float64), [0.0, status.best_ever]]))
+                rows.append(self.basins(island, genome.shape[0]))
+            found[island] = basin_records.merged(rows, len(rows[0]) - 2) if rows else np.zeros((0, 2))
+        return basin_records.distinct(found, k)
+
     def champion_file(self) -> Mapping[str, Any] | None:
         """`champion.isld` if it is this run's (or names no run)."""
         body = self._read(self.rundir.read_champion, "champion file unreadable")

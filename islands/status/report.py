@@ -41,6 +41,7 @@ from islands.status.tuning import tuning_section
 from migration_pool.lease import Lease
 
 HISTORY_POINTS = 100  # diversity samples decoded per island (2 per bin of diversity_over_time)
+OPTIMA_SHOWN = 5  # distinct optima the report lists (`open_run(r).optima()` gives more)
 _DIVERSITY_KEY = b'"diversity"'
 
 
@@ -166,6 +167,7 @@ def build_report(
             "migrants": {k: sum(i["migration"][k] for i in islands) for k in MIGRATION_COUNTERS if k != "events"},
             "migration_matrix": migration_matrix({i: s.migration for i, s in statuses.items()}, full=full_matrix),
             "diversity_over_time": diversity_over_time(div_points),
+            "optima": _optima(reader, statuses),
         },
         # A tuned island's first settings say little of what it ran: its segments are ranked instead.
         "settings": None if tuning else settings_section(islands, migration_every=run["migration"]["every"],
@@ -317,6 +319,16 @@ def _run_section(manifest: Mapping[str, Any]) -> dict[str, Any]:
                       "migrants": as_int(mig.get("migrants"))},
         "planned_islands": list(planned),
     }
+
+
+def _optima(reader: Any, statuses: dict[str, IslandStatus]) -> list[dict[str, Any]]:
+    """The best distinct optima (`RunReader.optima`) when some island's restarts recorded basins
+    (CMA-ES); none otherwise (the islands' best-evers alone are the island table). No centres:
+    a genome each would make the report as large as the islands' genomes (`optima()` has them)."""
+    found = reader.optima(OPTIMA_SHOWN, statuses)
+    if not any(b.radius > 0 for b in found):
+        return []
+    return [{"island": b.island, "best": b.best, "radius": b.radius} for b in found]
 
 
 def _totals(islands: list[dict[str, Any]]) -> dict[str, Any]:

@@ -276,6 +276,13 @@ SCHEMA: dict[str, Any] = {
                                            "well above 1 when islands search separate regions; null when "
                                            "either is unknown or within-island diversity is 0"),
                     "lineage": LINEAGE,
+                    "optima": _d({"type": "array", "items": _obj({
+                        "island": _str, "best": _num,
+                        "radius": _d(_num, "how far its basin reaches, in genome units (0: an island's "
+                                           "best-ever point)")})},
+                        "the best distinct optima found, best first, when some island's restarts recorded "
+                        "basins (CMA-ES; empty otherwise): an island's best-ever and the basins, merged where one "
+                        "lies inside another's radius; `open_run(r).optima()` gives their centres"),
                     "mean_foreign_share": _num,
                     "migrants": _obj({k: _count for k in MIGRATION_COUNTERS if k != "events"},
                                      "migration counters summed over islands"),
