@@ -3,14 +3,15 @@
 A run's budget (`--max-evaluations`) split evenly gives an island whose algorithm is stuck
 (a CMA-ES between restarts on a separable problem, a GA on an ill-conditioned one) as many
 evaluations as the one that is improving, and an island with a large population spends its
-share fastest. Sharing by progress lets every island spend at a rate proportional to its
-weight: its recent improvement of best-ever fitness per evaluation, measured in orders of
+share fastest. Sharing by progress gives every island a part of the total in proportion to
+its weight: its recent improvement of best-ever fitness per evaluation, measured in orders of
 magnitude (decades) so a bad start's large absolute gains do not buy budget, relative to the
 best island's, and never below `floor` (a stalled island keeps a part: its restart may be the
-one that finds the basin). The total, less what ended islands spent, is shared among the
-live islands by weight (`allowances`); an island past its allowance waits (in one process: is
-not stepped; as a process: pauses) until its weight rises or an island ends and leaves it
-budget; the run ends when the total is spent.
+one that finds the basin). Weights are measured as the islands run, so the parts move: the
+total, less what ended islands spent, is shared among the live islands by their weights now
+(`allowances`); an island past its allowance waits (in one process: is not stepped; as a
+process: pauses) until its weight rises or an island ends and leaves it budget; the run ends
+when the total is spent.
 
 Pure functions and a small meter, no torch and no files: the island loop (`islands.budget_wait`)
 and the in-process benchmark archipelago (`scripts/quality_runners.py`) apply the same rule.
@@ -21,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-MODES = ("even", "progress")
 LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly
 
 

@@ -4,8 +4,10 @@ The rule is `islands.budget_share` (weights from progress per evaluation, allowa
 run's total); this is the island loop's shell around it. After each generation the island
 adds its evaluations and best-ever to its `RateMeter` and publishes the rate and its weight in
 its status (`Progress.progress_rate`, `Progress.budget_weight`, copied to the heartbeat by
-name). Every CHECK_S seconds, and whenever it reaches the allowance it last took, it reads the
-other islands' statuses through the run directory: their evaluations, rates and whether they
+name). Every CHECK_S seconds (longer in a run of more than ISLANDS_PER_S islands, so the
+reads per second stay bounded however many islands share a filesystem), and whenever it
+reaches the allowance it last took, it reads the other islands' statuses through the run
+directory: their evaluations, rates and whether they
 are live (running, and seen spending within the last LIVE_S seconds: a killed, hung or
 long-waiting island stops holding budget for the others until it spends again). A planned
 island without a status yet is live with nothing spent for its first LIVE_S, so the first
@@ -43,14 +45,16 @@ MAX_RATE = 1.0  # decades per evaluation: more is no measurement (a rate read fr
 CHECK_S = 1.0  # the others' statuses are read at most this often while the island runs
 POLL_S = 0.25  # and this often while it waits
 LIVE_S = 30.0  # an island not seen spending for this long holds no budget for itself
+ISLANDS_PER_S = 50  # statuses an island reads per CHECK_S: a run of more islands checks less often
 
 
 class BudgetShare:
     """One island's view of the run's shared budget (`--budget-share progress`)."""
 
-    def __init__(self, island: str, rundir: RunDir, total: int, rule: budget_share.ShareConfig,
+    def __init__(self, island: str, rundir: RunDir, run_id: str, total: int, rule: budget_share.ShareConfig,
                  log: Callable[[str], None]) -> None:
-        self.island, self.rundir, self.total, self.rule, self.log = island, rundir, total, rule, log
+        self.island, self.rundir, self.run_id, self.total, self.rule, self.log = island, rundir, run_id, total, rule, log
+        self.pace = 1.0  # CHECK_S and POLL_S are stretched by this: at most ISLANDS_PER_S statuses a second
         self.meter = budget_share.RateMeter()
         self.checked = -math.inf
         self.allowed = 0.0  # its allowance at the last check: it checks again on reaching it
@@ -72,7 +76,7 @@ class BudgetShare:
         progress.progress_rate = self.meter.rate()
         if progress.evaluations >= self.total:
             return "evaluations"
-        if progress.evaluations < self.allowed and time.monotonic() - self.checked < CHECK_S:
+        if progress.evaluations < self.allowed and time.monotonic() - self.checked < CHECK_S * self.pace:
             return None
         while True:
             self.checked = time.monotonic()
@@ -98,7 +102,7 @@ class BudgetShare:
                          "1.00); the others hold the rest")
             if stopped():
                 return None
-            time.sleep(POLL_S)  # polling other processes' files: no event to wait on
+            time.sleep(POLL_S * self.pace)  # polling other processes' files: no event to wait on
 
     def _resumed(self, progress: Any) -> None:
         if self.waiting_since is not None:
@@ -114,14 +118,18 @@ class BudgetShare:
         live: list[bool] = []
         held: list[int] = []
         now = time.monotonic()
-        for other in dict.fromkeys([*self.planned, *self.rundir.island_ids()]):
+        ids = dict.fromkeys([*self.planned, *self.rundir.island_ids()])
+        self.pace = max(1.0, len(ids) / ISLANDS_PER_S)
+        for other in ids:
             if other == self.island:
                 continue
             try:
                 body = self.rundir.island(other).read_status()
             except (FormatError, OSError):
                 body = None
-            status = IslandStatus.from_body(body) if body else IslandStatus(state="running")  # not started yet
+            status = IslandStatus.from_body(body) if body else None
+            if status is None or status.run_id not in (None, self.run_id):  # not started (in this run) yet
+                status = IslandStatus(state="running")
             evaluations = status.evaluations if status.evaluations is not None and status.evaluations > 0 else 0
             rate = status.progress_rate
             rate = rate if rate is not None and math.isfinite(rate) and rate >= 0 else 0.0

@@ -194,8 +194,8 @@ class _Loop:
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.tuner = make_tuner(cfg.tuner, spec.island, self.seed, rundir, spec.run_id, log) if cfg.tuner.active else None
         self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log)
-        self.share = BudgetShare(spec.island, rundir, cfg.evaluation_budget, budget_share.ShareConfig(cfg.budget_share),
-                                 log) if cfg.budget_share == "progress" and cfg.evaluation_budget else None
+        self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, budget_share.ShareConfig(
+            cfg.budget_share), log) if cfg.budget_share == "progress" and cfg.evaluation_budget else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
                                     self.heartbeat, *([self.marker] if self.marker is not None else []),
                                     *(LoggerRecorder(spec.island, lg, self.history, log) for lg in spec.loggers)])

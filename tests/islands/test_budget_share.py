@@ -69,7 +69,7 @@ def _status(rundir: RunDir, island: str, evaluations: int, rate: float | str, st
 def _share(tmp_path, total=1000):
     rundir = RunDir(tmp_path)
     lines: list[str] = []
-    return rundir, bs.ShareConfig("progress"), lines, budget_wait.BudgetShare("island-00", rundir, total,
+    return rundir, bs.ShareConfig("progress"), lines, budget_wait.BudgetShare("island-00", rundir, "r", total,
                                                                            bs.ShareConfig("progress"), lines.append)
 
 
@@ -128,3 +128,14 @@ def test_a_forged_or_broken_rate_cannot_starve_an_island_for_longer_than_the_liv
     waited = clock[0] - 1000.0
     assert reason is None and waited <= budget_wait.LIVE_S + 1.0
     assert (waited >= budget_wait.LIVE_S) == waits
+
+
+def test_a_status_of_another_run_counts_as_an_island_not_started_yet(tmp_path):
+    rundir, _, _, share = _share(tmp_path)
+    _status(rundir, "island-01", 900, 0.0, state="finished")
+    body = rundir.island("island-01").read_status()
+    body["run_id"] = "an earlier run"  # left in the folder: its 900 evaluations are not this run's
+    rundir.island("island-01").write_status(body)
+    progress = _progress(100, -1.0)
+    assert share.after_generation(progress, lambda: False, lambda: None) is None
+    assert share.allowed == 500  # half each, the other island live with nothing spent while it starts
