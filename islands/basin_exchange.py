@@ -2,10 +2,12 @@
 
 An algorithm that keeps basins (`Algorithm.basins`: CMA-ES's restarts) has them written to the
 island's `basins.isld` whenever they changed, at the island's checkpoints (a point where it
-already writes) and at its end; at the same points, at most every READ_S seconds, the other
-islands' records are read through the run directory, validated (`islands.basins.from_body`)
-and handed to the algorithm (`Algorithm.with_basins`) before the checkpoint is written, so a
-resumed island restarts away from the same basins. Algorithms without basins cost nothing
+already writes) and at its end; at the same points, at most every READ_S seconds, the records
+of up to READ_AT_ONCE other islands (in turn, so a run of thousands of islands costs each
+island a bounded number of reads) are read through the run directory, validated
+(`islands.basins.from_body`), merged into the KNOWN best basins read so far and handed to the
+algorithm (`Algorithm.with_basins`) before the checkpoint is written, so a resumed island
+restarts away from the same basins. Algorithms without basins cost nothing
 here. A record that cannot be written is one warning: the run goes on without sharing.
 """
 from __future__ import annotations
@@ -20,6 +22,8 @@ from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
 READ_S = 5.0  # the other islands' records are read at most this often
+READ_AT_ONCE = 32  # and at most this many of them at a time, in turn (a run of thousands of islands)
+KNOWN = 64  # the best basins of the others an island keeps between reads
 
 
 class BasinExchange:
@@ -30,22 +34,27 @@ class BasinExchange:
         self.written: np.ndarray | None = None
         self.read_at = -float("inf")
         self.failed = False
+        self.turn = 0  # where the next read starts in the list of the other islands
+        self.known = np.zeros((0, dim + 2))  # the best KNOWN basins read so far
 
     def exchange(self, algo: Any, state: Any) -> Any:
         """Publish `state`'s basins if they changed; tell it the others' (at most every READ_S)."""
         if self.publish(algo, state) is None or time.monotonic() - self.read_at < READ_S:
             return state
         self.read_at = time.monotonic()
-        found = []
-        for other in self.rundir.island_ids():
-            if other == self.island:
-                continue
+        others = [i for i in self.rundir.island_ids() if i != self.island]
+        found = [self.known]
+        for k in range(min(READ_AT_ONCE, len(others))):
+            other = others[(self.turn + k) % len(others)]
             try:
                 body = self.rundir.island(other).read_basins()
             except (FormatError, OSError):
                 continue
             found.append(records.from_body(body, self.dim, self.run_id))
-        return algo.with_basins(state, records.merged(found, self.dim))
+        self.turn = (self.turn + READ_AT_ONCE) % max(1, len(others))
+        rows = np.unique(np.concatenate(found), axis=0)  # a record read again counts once
+        self.known = records.merged([rows], self.dim)[:KNOWN]
+        return algo.with_basins(state, self.known)
 
     def publish(self, algo: Any, state: Any) -> np.ndarray | None:
         """Write the island's basins when they changed; None when its algorithm keeps none."""

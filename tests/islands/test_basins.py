@@ -141,3 +141,35 @@ def test_a_launch_shares_basins_survives_a_forged_record_and_reports_distinct_op
     shown = subprocess.run([sys.executable, "-m", "islands", "status", "--run-dir", str(tmp_path)],
                            env=child_env(), capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "distinct basins found" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_a_run_of_many_islands_is_read_in_turns_and_every_record_is_reached(tmp_path):
+    from islands import basin_exchange
+    from islands.basin_exchange import BasinExchange
+
+    algo, _ = _cmaes()
+    state = algo.evaluate(algo.init(8, 0, torch.Generator().manual_seed(3)))
+    rundir = RunDir(tmp_path)
+    n = basin_exchange.READ_AT_ONCE + 8
+    for i in range(1, n + 1):
+        island = f"island-{i:02d}"
+        rundir.ensure(island)
+        rundir.island(island).write_basins(basins.to_body(island, "run", _rows([i / 100, 0.0, 0.01, -i])))
+    rundir.ensure("island-00")
+    ex = BasinExchange("island-00", rundir, "run", 2, lambda line: None)
+    reads = []
+    real = rundir.island
+
+    def counting(island):
+        reads.append(island)
+        return real(island)
+
+    rundir.island = counting  # count the records read at each exchange
+    state = ex.exchange(algo, state)
+    first = [r for r in reads if r != "island-00"]
+    assert len(first) == basin_exchange.READ_AT_ONCE
+    assert float(state.foreign[:, 3].max()) > -basin_exchange.READ_AT_ONCE - 1  # only those read so far
+    ex.read_at = -float("inf")  # READ_S later
+    state = ex.exchange(algo, state)
+    assert float(state.foreign[:, 3].min()) >= -n and ex.known.shape[0] == n  # every island's reached
+    assert -1.0 in set(ex.known[:, 3].tolist()) and float(-n) in set(ex.known[:, 3].tolist())
