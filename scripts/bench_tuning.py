@@ -16,7 +16,9 @@ Reported per method: the best fitness found (maximised: -f), the settings the me
 as best (islands: the top segment by best, for static the best island's settings; Optuna:
 `study.best_params`) re-run alone on `--reruns` new seeds at E/T evaluations (median and
 spread of f), how many of the configurations it tried reached the case's good region, and the
-wall time. The good region of a case is f <= GOOD_FACTOR x (the lowest re-run median f of any
+wall time: the method's own seconds (a launch's process; Optuna's `study.optimize`) and the
+cold wall time of a fresh process running it (Optuna's study in its own Python process, imports
+of torch, Optuna and islands included, as a user's tuning script pays them). The good region of a case is f <= GOOD_FACTOR x (the lowest re-run median f of any
 method and repeat in that case), with that median floored at GOOD_FLOOR (a control task, whose
 fitness is shown as is: fitness >= GOOD_SHARE x the highest re-run median); a configuration is a
 segment that ran at least one generation for the islands' tuners (each island for static), a
@@ -241,12 +243,26 @@ def rerun(case: Case, settings: dict[str, Any], repeat_seed: int, reruns: int, w
         return list(pool.map(_evolve_task, tasks))
 
 
+def run_optuna_cold(case: Case, seed: int, workers: int) -> dict[str, Any]:
+    """`run_optuna` in a fresh Python process, as a user's tuning script runs: `cold_s` is that
+    process's wall time, imports of torch, Optuna and islands included (what a launch's wall
+    time includes too); `wall_s` stays the study's own seconds."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--optuna-row", case.name, str(seed),
+                           str(workers)], cwd=ROOT, capture_output=True, text=True)
+    cold = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"optuna process failed ({proc.returncode}): {proc.stderr[-300:]}")
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "cold_s": cold}
+
+
 def one(case: Case, method: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     migrate = 10 if method.endswith("+migration") else 0
     tuner = method.split("+")[0]
     try:
-        row = run_optuna(case, seed, args.workers) if method == "optuna-tpe" else \
+        row = run_optuna_cold(case, seed, args.workers) if method == "optuna-tpe" else \
             run_launch(case, tuner, seed, args.workers, migrate, tmp)
+        row.setdefault("cold_s", row["wall_s"])  # a launch is a fresh process already
     except Exception as e:  # a crashed method is a failed row, not a crashed benchmark
         row = {"failed": f"{type(e).__name__}: {e}", "wall_s": math.nan}
     row.update(case=case.name, method=method, seed=seed)
@@ -284,7 +300,7 @@ def summarise(case: Case, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      rerun_spread=[min(every_rerun), max(every_rerun)],
                      good=f"{statistics.median(r['good_configs'] for r in fine):g}/"
                           f"{statistics.median(r['configs'] for r in fine):g}",
-                     wall_s=med("wall_s"), settings_of_best_repeat=best_row["settings"])
+                     wall_s=med("wall_s"), cold_s=med("cold_s"), settings_of_best_repeat=best_row["settings"])
         out.append(s)
     return out
 
@@ -309,18 +325,19 @@ def markdown(cases: list[Case], summary: list[dict[str, Any]], rows: list[dict[s
                   f"E = {case.evaluations:,}, T = {case.trials} (E/T = {per:,})", "",
                   f"Space: `{' '.join('--vary ' + v for v in case.space)}`", "",
                   f"| method | best {q} (median) | best {q} (of repeats) | re-run median {q} | re-run range | good configs | "
-                  "wall s | reported settings (best repeat) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "wall s | cold wall s | reported settings (best repeat) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for s in summary:
             if s["case"] != case.name:
                 continue
             if "best_f" not in s:
-                lines.append(f"| {s['method']} | FAILED ({s['failed']}/{s['repeats']}) | | | | | | |")
+                lines.append(f"| {s['method']} | FAILED ({s['failed']}/{s['repeats']}) | | | | | | | |")
                 continue
             failed = f" ({s['failed']} failed)" if s["failed"] else ""
             lines.append(f"| {s['method']}{failed} | {fmt(s['best_f'])} | {fmt(s['best_f_min'])} | "
                          f"{fmt(s['rerun_median_f'])} | {fmt(s['rerun_spread'][0])}-{fmt(s['rerun_spread'][1])} | "
-                         f"{s['good']} | {fmt(s['wall_s'])} | {settings_text(s['settings_of_best_repeat'])} |")
+                         f"{s['good']} | {fmt(s['wall_s'])} | {fmt(s['cold_s'])} | "
+                         f"{settings_text(s['settings_of_best_repeat'])} |")
         good = next((s["good_region"] for s in summary if s["case"] == case.name), "")
         lines += ["", f"Good region: {good} (the best re-run median of the case).", "", "Every repeat:", "",
                   f"| method | seed | best {q} | re-run median {q} | re-runs {q} | good/configs | wall s | evaluations |",
@@ -348,9 +365,15 @@ def main() -> None:
     ap.add_argument("--workers", "--cores", type=int, default=2, help="cores for every method (islands' --cores 0-W-1, "
                     "Optuna's n_jobs, the re-runs' processes)")
     ap.add_argument("--no-migration-row", action="store_true", help="skip the best tuner's run with migration")
+    ap.add_argument("--optuna-row", nargs=3, metavar=("CASE", "SEED", "WORKERS"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help="JSON results")
     ap.add_argument("--md", help="markdown table")
     args = ap.parse_args()
+    if args.optuna_row:  # the child of run_optuna_cold: one Optuna study, its row as JSON
+        name, seed, workers = args.optuna_row
+        case = QUICK if name == QUICK.name else CASES[name]
+        print(json.dumps(run_optuna(case, int(seed), int(workers)), default=str))
+        return
     if args.quick:
         cases, args.repeats, args.reruns = [QUICK], 1, 3
     else:
