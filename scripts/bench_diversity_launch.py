@@ -122,20 +122,35 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+SOLVED = 1e-8  # precisions below this count as equal (the benchmarks' "solved" floor)
+
+
+def at_least_as_good(best: float | None, other: float | None) -> bool:
+    """Whether a median best precision is at least as good as another's (x1.05, or both solved)."""
+    if best is None or other is None:
+        return other is None
+    return best <= max(other * 1.05, SOLVED)
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     cols = ("policy", "problem", "seed", "beside", "origins", "alive", "largest", "warning", "best",
             "evaluations", "wall_s", "load_before", "load_after")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
     lines += ["", "Medians (precision f - f_opt; origins: effective origins at the end):", "",
-              "| policy | problem | runs | median best | median origins | min origins | warnings |",
-              "|---|---|---|---|---|---|---|"]
+              "| policy | problem | runs | median best | median origins | min origins | warnings | >= takeover |",
+              "|---|---|---|---|---|---|---|---|"]
+    medians: dict[tuple[str, str], float | None] = {}
     for key in dict.fromkeys((r["policy"], r["problem"]) for r in rows):
+        bests = [r["best"] for r in rows if (r["policy"], r["problem"]) == key and r["best"] is not None]
+        medians[key] = statistics.median(bests) if bests else None
+    for key, best in medians.items():
         sel = [r for r in rows if (r["policy"], r["problem"]) == key]
-        bests = [r["best"] for r in sel if r["best"] is not None]
-        lines.append(f"| {key[0]} | {key[1]} | {len(sel)} | {_fmt(statistics.median(bests)) if bests else '-'} | "
+        versus = ("yes" if at_least_as_good(best, medians[("takeover", key[1])]) else "no") \
+            if ("takeover", key[1]) in medians and key[0] != "takeover" else ""
+        lines.append(f"| {key[0]} | {key[1]} | {len(sel)} | {_fmt(best)} | "
                      f"{statistics.median(r['origins'] for r in sel):.1f} | {min(r['origins'] for r in sel):.1f} | "
-                     f"{sum(r['warning'] for r in sel)} |")
+                     f"{sum(r['warning'] for r in sel)} | {versus} |")
     return "\n".join(lines) + "\n"
 
 
@@ -152,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"policy names ({', '.join(POLICIES)}) or NAME=OPTIONS (launch options, quoted)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/diversity_launch"))
     ap.add_argument("--keep", action="store_true", help="keep the run directories (under --out/runs)")
+    ap.add_argument("--render", type=Path, nargs="+", default=None,
+                    help="only print the Markdown of these diversity_launch.json files (merged)")
     ap.add_argument("extra", nargs="*", help="after --: options for every launch (e.g. --target 1)")
     args = ap.parse_args(argv)
+    if args.render:
+        print(markdown([r for f in args.render for r in json.loads(f.read_text())["rows"]]), end="")
+        return 0
     pols: dict[str, list[str]] = {}
     for p in args.policies:
         name, _, opts = p.partition("=")
