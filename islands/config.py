@@ -127,9 +127,11 @@ class GAConfig:
 class MigrationConfig:
     """When and how islands exchange genomes; `every == 0` disables migration.
 
-    The defaults were chosen by scripts/bench_diversity.py (docs/MIGRATION_DIVERSITY.md): the old
-    ones (every 10, 5 best replacing the 5 worst) let one island's lineage take over the
-    archipelago; these keep many lineages alive at no loss in median quality.
+    The defaults were chosen by scripts/bench_diversity.py (in-process, islands in step) and,
+    for `max_lead`, on real launches by scripts/bench_diversity_launch.py
+    (docs/MIGRATION_DIVERSITY.md): the old ones (every 10, 5 best replacing the 5 worst) let one
+    island's lineage take over the archipelago; these keep many lineages alive at no loss in
+    median GA quality on 4 of 5 problems (DE and `--vary` studies lose: see there).
     `probability`, `start` and `min_distance` soften migration further: an event that is due
     happens with `probability`, none happens before generation `start`, and an immigrant
     closer than `min_distance` (RMS over genes, as a share of the box width) to a resident is
