@@ -138,7 +138,7 @@ class MigrationConfig:
     rejected as a near-duplicate. `max_lead` (asynchronous runs) refuses a batch published
     more than that many generations after this island's current generation: on a machine whose
     islands run at different speeds a neighbour far ahead sends migrants this island's lineages
-    cannot compete with, and they take it over (docs/DESIGN.md, "Diversity is a figure"); 0
+    cannot compete with, and they take it over (docs/DESIGN.md, "Asynchronous"); 0
     (the default) takes batches from the same event or earlier, as islands in step would; -1 is
     no limit (every run recorded before the limit existed).
     `mode` "sync" makes a run a pure function of its seed and settings (docs/DESIGN.md,
