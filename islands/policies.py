@@ -121,8 +121,9 @@ def timely(batch_generation: int, generation: int, max_lead: int) -> bool:
 
     On an oversubscribed machine islands start one after another and run at different speeds;
     a neighbour far ahead sends migrants better than anything this island has bred so far,
-    they win every tournament and its lineages die out (docs/DESIGN.md, "Asynchronous"). A batch of the same event or earlier is what islands in step exchange, and what
-    the defaults were measured on (docs/MIGRATION_DIVERSITY.md). A pure function of
+    they win every tournament and its lineages die out (docs/DESIGN.md, "Asynchronous"). A
+    batch of the same event or earlier is what islands in step exchange, and what the
+    simulator's defaults were measured on (docs/MIGRATION_DIVERSITY.md). A pure function of
     generations, so a resumed island decides the same on the same batch.
     """
     return max_lead < 0 or batch_generation <= generation + max_lead
