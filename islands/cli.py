@@ -88,6 +88,11 @@ RUN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--migration-min-distance", "migration.min_distance", FiniteFloat(min=0),
      "Reject an immigrant closer than this to a resident (RMS over genes, share of the box "
      "width; 0: only exact copies)."),
+    ("--migration-max-lead", "migration.max_lead", Int64(min=-1),
+     "Asynchronous migration: refuse a neighbour's batch published more than this many "
+     "generations after this island's generation (a neighbour far ahead takes an island over; "
+     "0: batches of the same event or earlier; -1: no limit). Off in a run that varies the "
+     "algorithm or population, whose generations differ in cost."),
     ("--migration", "migration.mode", click.Choice(cfg.MIGRATION_MODES),
      "async: read whatever neighbours published (fastest; timing-dependent). sync: wait at each "
      "migration for each source's batch of that generation, so a run is a pure function of its "

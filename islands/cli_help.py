@@ -18,7 +18,7 @@ _MEMBERS = {
     "Algorithm": ("algorithm", "algorithm_params", "population", "tournament_size", "crossover",
                   "crossover_rate", "mutation_rate", "mutation", "mutation_sigma", "elitism", "bounds"),
     "Migration": ("migrate_every", "migrants", "topology", "emigrants", "replacement", "migration_probability",
-                  "migration_start", "migration_min_distance", "migration", "migration_timeout"),
+                  "migration_start", "migration_min_distance", "migration_max_lead", "migration", "migration_timeout"),
     "Scheduler": ("backend", "slurm", "partition", "time", "account", "sbatch_args", "pattern", "warn_before",
                   "max_requeues", "nodes", "detach"),
 }

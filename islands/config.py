@@ -33,6 +33,7 @@ FIXED_DEFAULT_POPULATION = registry.FIXED_DEFAULT_POPULATION
 MUTATIONS = ("self-adaptive", "fixed")
 DTYPES = ("float64", "float32")
 MIGRATION_MODES = ("async", "sync")  # sync: wait for each source's batch of the generation
+NO_LEAD_LIMIT = -1  # MigrationConfig.max_lead: take a neighbour's batch however far ahead it is
 STOP_WHEN = ("all", "first")  # first: every island stops once any island reaches its target
 # Per-island overrides name an algorithm setting as `algo.KEY` (what --algorithm-param KEY=..
 # sets) and a problem parameter as `param.KEY` (what --param KEY=.. sets); plain names are
@@ -127,13 +128,20 @@ class GAConfig:
 class MigrationConfig:
     """When and how islands exchange genomes; `every == 0` disables migration.
 
-    The defaults were chosen by scripts/bench_diversity.py (docs/MIGRATION_DIVERSITY.md): the old
-    ones (every 10, 5 best replacing the 5 worst) let one island's lineage take over the
-    archipelago; these keep many lineages alive at no loss in median quality.
+    The defaults were chosen by scripts/bench_diversity.py (in-process, islands in step) and,
+    for `max_lead`, on real launches by scripts/bench_diversity_launch.py
+    (docs/MIGRATION_DIVERSITY.md): the old ones (every 10, 5 best replacing the 5 worst) let one
+    island's lineage take over the archipelago; these keep many lineages alive at no loss in
+    median GA quality on 4 of 5 problems (DE and `--vary` studies lose: see there).
     `probability`, `start` and `min_distance` soften migration further: an event that is due
     happens with `probability`, none happens before generation `start`, and an immigrant
     closer than `min_distance` (RMS over genes, as a share of the box width) to a resident is
-    rejected as a near-duplicate.
+    rejected as a near-duplicate. `max_lead` (asynchronous runs) refuses a batch published
+    more than that many generations after this island's current generation: on a machine whose
+    islands run at different speeds a neighbour far ahead sends migrants this island's lineages
+    cannot compete with, and they take it over (docs/DESIGN.md, "Asynchronous"); 0
+    (the default) takes batches from the same event or earlier, as islands in step would; -1 is
+    no limit (every run recorded before the limit existed).
     `mode` "sync" makes a run a pure function of its seed and settings (docs/DESIGN.md,
     "Synchronous migration"): an island waits at each event, up to `sync_timeout` seconds, for
     each source's batch of that generation, and an island may run at most a ring's depth of
@@ -149,6 +157,7 @@ class MigrationConfig:
     probability: float = 1.0
     start: int = 0
     min_distance: float = 0.05
+    max_lead: int = 0
     mode: str = "async"
     sync_timeout: float = 120.0
 
@@ -164,6 +173,8 @@ class MigrationConfig:
         _check(self.start >= 0, f"migration start must be >= 0, got {self.start}")
         _check(isinstance(self.min_distance, (int, float)) and 0.0 <= self.min_distance < math.inf,
                f"migration min-distance must be a finite number >= 0, got {self.min_distance}")
+        _check(_is_int(self.max_lead) and self.max_lead >= -1,
+               f"migration max-lead must be an integer >= -1 (-1: no limit), got {self.max_lead!r}")
         _check(self.mode in MIGRATION_MODES,
                f"migration must be one of {', '.join(MIGRATION_MODES)}, got {self.mode!r}")
         _check(isinstance(self.sync_timeout, (int, float)) and not isinstance(self.sync_timeout, bool)
@@ -351,6 +362,8 @@ class RunConfig:
         d["migration"].pop("sync_timeout")
         if d["migration"]["mode"] == "async":
             d["migration"].pop("mode")
+        if d["migration"]["max_lead"] == NO_LEAD_LIMIT:  # runs recorded before the limit hash as before
+            d["migration"].pop("max_lead")
         # Untuned runs (every run before tuners existed) hash as before; the journal is no setting.
         if self.tuner.active:
             d["tuner"].pop("optuna_journal")

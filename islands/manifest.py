@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from islands.config import RunConfig
+from islands.config import NO_LEAD_LIMIT, RunConfig
 from migration_pool.errors import FormatError, ManifestConflict
 from migration_pool.island_ids import valid_island_id
 from migration_pool.rundir import RunDir
@@ -145,7 +145,7 @@ def run_from_manifest(root: Path, manifest: dict[str, Any]) -> Run:
     field that reaches a path, a script or a command is malformed (`_check_fields`)."""
     path = str(RunDir(root).manifest_path)
     try:
-        config = RunConfig.from_dict(manifest["config"])
+        config = RunConfig.from_dict(_recorded_config(manifest["config"]))
         problem = _check_fields(manifest)
     except (KeyError, TypeError) as e:
         raise FormatError(f"manifest lacks a field ({e})", path) from None
@@ -154,3 +154,13 @@ def run_from_manifest(root: Path, manifest: dict[str, Any]) -> Run:
     if problem is not None:
         raise FormatError(problem, path)
     return Run(root, manifest["run_id"], config, manifest)
+
+
+def _recorded_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A manifest's settings as its run had them: a run recorded before the migration lead
+    limit existed had none (`NO_LEAD_LIMIT`), so it resumes as it started and its checkpoints
+    keep their trajectory hash."""
+    mig = config.get("migration") if isinstance(config, Mapping) else None
+    if isinstance(mig, Mapping) and "max_lead" not in mig:
+        return {**config, "migration": {**mig, "max_lead": NO_LEAD_LIMIT}}
+    return config

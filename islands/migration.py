@@ -21,7 +21,7 @@ from islands import policies
 from islands.algorithms.base import Algorithm
 from islands.population import Migrants
 from islands.checkpoint import Progress
-from islands.config import island_number
+from islands.config import NO_LEAD_LIMIT, island_number
 from islands.status.record import EVENT_COUNTERS, MigrationEvent
 from islands.sync_migration import SyncWaiter
 from migration_pool.batches import MigrantBatch, encode_batch
@@ -41,8 +41,8 @@ class PoolMigrator:
 
     Counters (cumulative in `progress.migration`, per event in `last_event`) are declared in
     `islands.status.record` (`Migration`, `MigrationEvent`); rejected migrants are duplicates,
-    out of bounds, or not good enough for the replacement policy, and a bad file is counted
-    once.
+    out of bounds, not good enough for the replacement policy, or in a batch published too far
+    ahead of this island (`MigrationConfig.max_lead`), and a bad file is counted once.
     """
 
     def __init__(self, spec: Any, rundir: RunDir, log: Callable[[str], None]) -> None:
@@ -64,6 +64,10 @@ class PoolMigrator:
         self._waiter = SyncWaiter(spec, rundir, log, lambda: self.stop_requested()) if self.sync else None
         self._started: set[str] = set()  # sources seen started (or noted as not started)
         self._skip_logged: set[str] = set()  # sources whose sync skip has been logged
+        # Generations are the lead's clock; where islands' generations differ in cost (a run
+        # that varies the algorithm or population) they are no common clock: no limit there.
+        varied = {"algorithm", "population"} & set(spec.overrides)
+        self._max_lead = NO_LEAD_LIMIT if varied else self.cfg.max_lead
 
     def _pool(self, algo: Algorithm, em: Migrants) -> Pool:
         if self.pool is None:
@@ -115,7 +119,8 @@ class PoolMigrator:
         else:
             sent = self._publish(pool, em, progress)
             batches, bad_files = pool.read_new(sources)
-        incoming = _concat(batches, algo.genome_kind)
+        timely = [b for b in batches if policies.timely(b.generation, progress.generation, self._max_lead)]
+        incoming = _concat(timely, algo.genome_kind)
         adopted = 0
         if incoming is not None:
             found = policies.screen(pop, incoming, self.cfg.min_distance)
@@ -125,7 +130,7 @@ class PoolMigrator:
         if self._events % COLLECT_EVERY == 0:  # the ring leaves only a past life's files
             pool.collect(self.spec.island, self.cfg.keep_batches)
         self._events += 1
-        received = 0 if incoming is None else len(incoming)
+        received = sum(len(b) for b in batches)  # a batch refused as ahead counts as rejected
         event = MigrationEvent(
             sent=sent,
             received=received,

@@ -115,6 +115,20 @@ def replacement_plan(
     return slots[keep], chosen[keep]
 
 
+def timely(batch_generation: int, generation: int, max_lead: int) -> bool:
+    """Whether a neighbour's batch, published at `batch_generation`, may be adopted by an
+    island at `generation`: not more than `max_lead` generations ahead of it (-1: always).
+
+    On an oversubscribed machine islands start one after another and run at different speeds;
+    a neighbour far ahead sends migrants better than anything this island has bred so far,
+    they win every tournament and its lineages die out (docs/DESIGN.md, "Asynchronous"). A
+    batch of the same event or earlier is what islands in step exchange, and what the
+    simulator's defaults were measured on (docs/MIGRATION_DIVERSITY.md). A pure function of
+    generations, so a resumed island decides the same on the same batch.
+    """
+    return max_lead < 0 or batch_generation <= generation + max_lead
+
+
 # -- on a population view ------------------------------------------------------------------
 NOTHING = np.zeros(0, dtype=np.int64)
 

@@ -260,8 +260,11 @@ def migration_line(mig: Any, islands: int) -> str:
         parts.append(f"from generation {mig.start}")
     if mig.min_distance:
         parts.append(f"near-duplicates below {mig.min_distance:g} rejected")
-    if getattr(mig, "mode", "async") == "sync":
+    if getattr(mig, "mode", "async") == "sync":  # reads each source's batch of the event: no lead
         parts.append(f"synchronous (waits up to {mig.sync_timeout:g} s per source)")
+    elif getattr(mig, "max_lead", -1) >= 0:
+        parts.append(f"batches at most {mig.max_lead} generation(s) ahead refused" if mig.max_lead
+                     else "batches from a neighbour ahead refused")
     return "migration: " + ", ".join(parts)
 
 
