@@ -73,7 +73,8 @@ def test_migration_mode_defaults_to_async_and_old_manifests_and_checkpoints_stay
               "max_evaluations", "evaluation_budget", "stop_when"):
         old.pop(k)
     # How the budget is shared decides where an island ends, never what it breeds.
-    assert dataclasses.replace(cfg, budget_share="progress").trajectory_hash() == cfg.trajectory_hash()
+    shared = dataclasses.replace(cfg, evaluation_budget=10_000, budget_share="progress")
+    assert shared.trajectory_hash() == cfg.trajectory_hash()
     assert cfg.trajectory_hash() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     sync = dataclasses.replace(cfg, migration=MigrationConfig(mode="sync"))
     assert sync.trajectory_hash() != cfg.trajectory_hash()  # another trajectory

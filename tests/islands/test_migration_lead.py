@@ -86,7 +86,7 @@ def test_a_run_recorded_before_the_limit_resumes_without_it_and_hashes_as_before
     d = old.to_dict()
     del d["migration"]["max_lead"], d["migration"]["sync_timeout"], d["migration"]["mode"], d["tuner"]
     for k in ("generations", "target", "stagnation_limit", "checkpoint_every", "checkpoint_seconds",
-              "max_evaluations", "evaluation_budget", "stop_when"):
+              "max_evaluations", "evaluation_budget", "stop_when", "budget_share"):
         d.pop(k)
     assert old.trajectory_hash() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     assert RunConfig.from_dict(small().to_dict()).trajectory_hash() != old.trajectory_hash()  # limited: another trajectory
