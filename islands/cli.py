@@ -294,9 +294,6 @@ def evolve(island: str | None, run_dir: Path | None, new: bool, allow_nonempty: 
     and exits 75 (stopped, not finished); repeated SIGTERMs change nothing, a second Ctrl+C
     exits at once. Run the same command again to resume.
     """
-    # lazy: islands.island loads torch; the launcher imports this module and must not (docs/DESIGN.md, "Layers")
-    from islands.island import limit_torch_threads
-
     if slurm and (fresh or fresh_run):  # every task of the job would start the run over
         raise ConfigError("--slurm runs a task of a planned run: it cannot start it over (--fresh, --fresh-run); "
                           "use a new --run-dir with `islands launch --backend slurm`")
@@ -312,6 +309,11 @@ def evolve(island: str | None, run_dir: Path | None, new: bool, allow_nonempty: 
     if fresh_run:
         confirm_fresh(root, yes, "--fresh-run")
     warn_about_locks(root)
+    # Imported only once the options are valid, so a bad option's one-line error does not wait
+    # for torch's import.
+    # lazy: islands.island loads torch; the launcher imports this module and must not (docs/DESIGN.md, "Layers")
+    from islands.island import limit_torch_threads
+
     limit_torch_threads()
     stop = StopFlag()
     install_stop_handlers(stop)

@@ -7,6 +7,7 @@ the history, and ids like `../../x`: whatever an island or the pool does, a sibl
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,24 +46,35 @@ def sibling(tmp_path: Path) -> Path:
     return other
 
 
-@pytest.mark.parametrize("link", ["pool/island-00", "islands/island-00"])
-def test_a_symlinked_island_directory_is_refused_and_nothing_outside_changes(tmp_path, link):
-    root, other = tmp_path / "run", sibling(tmp_path)
-    assert run(evolve_cmd("island-01", root, *FAST)).returncode == 0  # a real run first
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A real run whose island-00 finished: made once (one island process), copied per test."""
+    root = tmp_path_factory.mktemp("containment") / "run"
+    done = run(evolve_cmd("island-00", root, *FAST))
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def copy_of(run_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run", symlinks=True))
+
+
+@pytest.mark.parametrize("link", ["pool/island-01", "islands/island-01"])
+def test_a_symlinked_island_directory_is_refused_and_nothing_outside_changes(tmp_path, link, finished_run):
+    root, other = copy_of(finished_run, tmp_path), sibling(tmp_path)  # a real run first
     before = snapshot(other)
     (root / link).symlink_to(other, target_is_directory=True)
-    done = run(evolve_cmd("island-00", root, *FAST))
+    done = run(evolve_cmd("island-01", root, *FAST))
     assert done.returncode != 0 and "symlink" in done.stderr and "Traceback" not in done.stderr
     assert snapshot(other) == before
-    fresh = run(evolve_cmd("island-00", root, *FAST, "--fresh"))  # --fresh deletes: not there
+    fresh = run(evolve_cmd("island-01", root, *FAST, "--fresh"))  # --fresh deletes: not there
     assert fresh.returncode != 0 and "symlink" in fresh.stderr
     assert snapshot(other) == before
 
 
 @pytest.mark.parametrize("name", ["checkpoint-00000012.isld", "status.isld", "history.jsonl"])
-def test_symlinked_files_are_replaced_or_refused_never_written_through(tmp_path, name):
-    root, other = tmp_path / "run", sibling(tmp_path)
-    assert run(evolve_cmd("island-00", root, *FAST)).returncode == 0
+def test_symlinked_files_are_replaced_or_refused_never_written_through(tmp_path, name, finished_run):
+    root, other = copy_of(finished_run, tmp_path), sibling(tmp_path)
     before = snapshot(other)
     path = RunDir(root).island("island-00").dir / name
     path.unlink(missing_ok=True)

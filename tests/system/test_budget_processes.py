@@ -36,7 +36,7 @@ def test_evolve_spends_the_whole_budget_instead_of_stopping_at_200_generations(t
 
 def test_launch_splits_the_budget_over_its_islands_and_shows_it(tmp_path):
     out = islands("launch", "-n", "2", "--run-dir", str(tmp_path), *CMAES, "--max-evaluations", "4000",
-                  "--plain", "--progress-every", "60", "--no-fork-server")
+                  "--plain", "--progress-every", "60")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "budget 4,000 evaluations (2,000 per island), no generation limit" in out.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -48,8 +48,7 @@ def test_launch_splits_the_budget_over_its_islands_and_shows_it(tmp_path):
     run = open_run(tmp_path)
     assert (run.config.evaluation_budget, run.config.max_evaluations, run.config.generations) == (4000, 2000, None)
     # The same command resumes the finished run: the typed total agrees with the recorded share.
-    again = islands("launch", "-n", "2", "--run-dir", str(tmp_path), "--max-evaluations", "4000", "--plain",
-                    "--no-fork-server")
+    again = islands("launch", "-n", "2", "--run-dir", str(tmp_path), "--max-evaluations", "4000", "--plain")
     assert again.returncode == 0, again.stdout + again.stderr
 
 

@@ -49,21 +49,27 @@ def test_resume_equivalence_under_repeated_sigkill(tmp_path):
     """Crash-safe (docs/DESIGN.md): killed at random generations and resumed, it ends exactly as an uninterrupted run."""
     rng = random.Random(7)
     killed, uninterrupted = tmp_path / "killed", tmp_path / "whole"
-    cmd = evolve_cmd("island-00", killed, *SLOW, "--generations", "200")
-    for kill_at in sorted(rng.sample(range(15, 190), 4)):
-        proc = start(cmd)
-        try:
-            wait_for(lambda: status_generation(killed, "island-00") >= kill_at or proc.poll() is not None,
-                     what=f"generation {kill_at}")
-            os.killpg(proc.pid, signal.SIGKILL)
-        finally:
-            kill_group(proc)
-        gens = checkpoint_generations(killed)
-        assert gens == sorted(gens)
-    record, _ = RunDir(killed).island("island-00").load_checkpoint()
-    assert record["generation"] >= 10  # some progress survived the kills
-    assert run(cmd).returncode == 0
-    assert run(evolve_cmd("island-00", uninterrupted, *SLOW, "--generations", "200")).returncode == 0
+    # The uninterrupted run, in its own folder, meanwhile: it shares nothing with the killed one.
+    whole = start(evolve_cmd("island-00", uninterrupted, *SLOW, "--generations", "200"))
+    try:
+        cmd = evolve_cmd("island-00", killed, *SLOW, "--generations", "200")
+        for kill_at in sorted(rng.sample(range(15, 190), 4)):
+            proc = start(cmd)
+            try:
+                wait_for(lambda: status_generation(killed, "island-00") >= kill_at or proc.poll() is not None,
+                         what=f"generation {kill_at}")
+                os.killpg(proc.pid, signal.SIGKILL)
+            finally:
+                kill_group(proc)
+            gens = checkpoint_generations(killed)
+            assert gens == sorted(gens)
+        record, _ = RunDir(killed).island("island-00").load_checkpoint()
+        assert record["generation"] >= 10  # some progress survived the kills
+        assert run(cmd).returncode == 0
+        whole.communicate(timeout=120)
+        assert whole.returncode == 0
+    finally:
+        kill_group(whole)
     assert np.array_equal(population(killed), population(uninterrupted))
 
 

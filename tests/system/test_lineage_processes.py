@@ -21,7 +21,7 @@ def test_an_island_that_ends_early_still_counts_at_the_end_of_the_curve(tmp_path
     # effective origins throughout (counting only the islands still running: 1.0 at the end).
     args = ["-n", "2", "--run-dir", str(tmp_path), "--problem", "rastrigin", "--dim", "4", "--target", "1",
             "--migrate-every", "0", "--vary", "population=20,60", "--max-evaluations", "6000",
-            "--plain", "--progress-every", "60", "--no-fork-server"]
+            "--plain", "--progress-every", "60"]
     out = subprocess.run([sys.executable, "-m", "islands", "launch", *args], env=child_env(), capture_output=True,
                          text=True, timeout=240, start_new_session=True)
     assert out.returncode == 0, out.stdout + out.stderr

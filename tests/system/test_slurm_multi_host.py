@@ -87,6 +87,7 @@ def cluster(monkeypatch):
                        env={**os.environ, "ISLANDS_MULTI_NODE": str(SCRIPT)})
 
 
+@pytest.mark.nightly  # ~50 s on a quiet machine, most of it SLURM's: 15 s to call the host lost, ~15 s to requeue
 def test_a_crashed_hosts_islands_are_shown_lost_requeued_and_finish_without_gaps(tmp_path, cluster):
     run = tmp_path / "run"
     barrier = tmp_path / "barrier"  # the islands evolve together, whatever their start-up skew

@@ -60,7 +60,7 @@ def test_the_same_tuned_command_resumes_and_a_changed_schedule_is_refused(tmp_pa
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "islands", "launch", "-n", "2", "--run-dir", str(run), "--problem", "sphere", "--dim",
            "3", "--population", "10", "--generations", "20", "--vary", "mutation_sigma=0.01:0.5:log", "--tuner", "asha",
-           "--rung", "5", "--plain", "--no-fork-server"]
+           "--rung", "5", "--plain"]
     first = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)
     assert first.returncode == 0, first.stdout + first.stderr
     again = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)

@@ -171,6 +171,7 @@ def test_a_stopped_neat_island_resumes_to_the_same_end(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.nightly  # about a minute on a quiet 2-core machine: scripts/test-nightly runs it
 @pytest.mark.timeout(1200)  # minutes of CPU: the hang guard is sized for a loaded 2-core machine
 def test_neat_solves_double_pole_balancing_with_velocities(tmp_path):
     """The NEAT paper's task: both poles up for 100,000 steps (33 simulated minutes)."""

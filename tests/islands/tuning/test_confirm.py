@@ -33,7 +33,7 @@ def test_confirm_reruns_the_top_settings_of_a_real_launch(tmp_path):
     run = tmp_path / "run"
     launch = subprocess.run([sys.executable, "-m", "islands", "launch", "-n", "3", "--run-dir", str(run), "--problem",
                              "sphere", "--dim", "3", "--population", "10", "--generations", "10", "--migrate-every", "0",
-                             "--vary", "mutation_sigma=0.001,0.05,0.5", "--plain", "--no-fork-server"],
+                             "--vary", "mutation_sigma=0.001,0.05,0.5", "--plain"],
                             env=child_env(), capture_output=True, text=True, timeout=240)
     assert launch.returncode == 0, launch.stdout + launch.stderr
     out = subprocess.run([sys.executable, "-m", "islands", "confirm", str(run), "--top", "3", "--seeds", "2",
@@ -56,7 +56,7 @@ def test_a_vary_launch_writes_an_optuna_study_unless_told_not_to(tmp_path):
     def launch(run, *extra):
         out = subprocess.run([sys.executable, "-m", "islands", "launch", "-n", "3", "--run-dir", str(run), "--problem",
                               "sphere", "--dim", "3", "--population", "10", "--generations", "6", "--plain",
-                              "--vary", "mutation_sigma=0.001,0.05,0.5", "--no-fork-server", *extra],
+                              "--vary", "mutation_sigma=0.001,0.05,0.5", *extra],
                              env=child_env(), capture_output=True, text=True, timeout=240)
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout
