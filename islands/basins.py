@@ -67,23 +67,42 @@ def from_body(body: Mapping[str, Any] | None, dim: int, run_id: str | None = Non
 def distinct(records: Mapping[str, np.ndarray], k: int = 10) -> list[Basin]:
     """The k best distinct optima of every island's rows: two whose centres lie within the
     larger of their radii (or agree to SAME, for best-ever points of radius 0) are the same
-    optimum; the better one stands for it and takes the larger radius. Merging repeats until
-    nothing merges, so the result does not depend on which of two overlapping basins came first."""
-    found = [Basin(r[:-2], float(r[-2]), float(r[-1]), island) for island, rows in records.items() for r in rows]
-    while True:
-        found.sort(key=lambda b: -b.best)
-        kept: list[Basin] = []
-        for b in found:
-            for j, a in enumerate(kept):
-                if np.linalg.norm(b.centre - a.centre) <= max(a.radius, b.radius) or \
-                        np.allclose(b.centre, a.centre, SAME, SAME):
-                    kept[j] = Basin(a.centre, max(a.radius, b.radius), a.best, a.island)
-                    break
-            else:
-                kept.append(b)
-        if len(kept) == len(found):
-            return kept[:k]
-        found = kept
+    optimum; the better one stands for it and takes the larger radius.
+
+    One pass, best first, compares each row with the at most 4k kept so far (a report of
+    thousands of islands costs thousands of small comparisons, not their square); a last pass
+    merges kept optima that a radius taken over later now covers, and the k best remain.
+    """
+    rows = [(island, r) for island, rs in records.items() for r in rs]
+    kept: list[Basin] = []
+    for island, r in sorted(rows, key=lambda t: -float(t[1][-1])):
+        centre, radius = r[:-2], float(r[-2])
+        j = _same(kept, centre, radius)
+        if j is not None:
+            a = kept[j]
+            kept[j] = Basin(a.centre, max(a.radius, radius), a.best, a.island)
+        elif len(kept) < 4 * k:  # room for kept ones the last pass merges
+            kept.append(Basin(centre, radius, float(r[-1]), island))
+    final: list[Basin] = []
+    for b in kept:
+        j = _same(final, b.centre, b.radius)
+        if j is None:
+            final.append(b)
+        else:
+            a = final[j]
+            final[j] = Basin(a.centre, max(a.radius, b.radius), a.best, a.island)
+    return final[:k]
+
+
+def _same(kept: Sequence[Basin], centre: np.ndarray, radius: float) -> int | None:
+    """The first of `kept` that `centre` (with `radius`) is the same optimum as, or None."""
+    if not kept:
+        return None
+    centres = np.stack([b.centre for b in kept])
+    reach = np.maximum(np.array([b.radius for b in kept]), radius)
+    same = (np.linalg.norm(centres - centre, axis=1) <= reach) | np.isclose(centres, centre, SAME, SAME).all(axis=1)
+    hits = np.flatnonzero(same)
+    return int(hits[0]) if hits.size else None
 
 
 def merged(rows: Sequence[np.ndarray], dim: int) -> np.ndarray:

@@ -26,7 +26,7 @@ as before, but `basin_redraws` more candidates are drawn with it and the first o
 known basin is taken; when none is, the one farthest from them (in basin radii) is. A run never
 lands in a basin it already knows unless the known basins cover the box. The basins other
 islands found (`islands.basins`, given by the island through `CMAES.with_basins`) are kept
-apart (`foreign`, the best `foreign_memory` of them) and avoided the same way.
+apart (`foreign`, the best 4 x `basin_memory` of them) and avoided the same way.
 """
 from __future__ import annotations
 

@@ -194,20 +194,23 @@ class RunReader:
             return np.zeros((0, dim + 2))
 
     # -- run-level records ------------------------------------------------------------------
-    def optima(self, k: int = 10, statuses: Mapping[str, IslandStatus] | None = None) -> list[Basin]:
+    def optima(self, k: int = 10, statuses: Mapping[str, IslandStatus] | None = None,
+               basins_only: bool = False) -> list[Basin]:
         """The k best distinct optima found: the basins the islands' restarts recorded (CMA-ES)
         and each island's best-ever genome, merged where one lies inside a better one's basin
         (`islands.basins.distinct`), best first. Vector genomes only (NEAT: none). `statuses`:
-        those already read (default: every island's)."""
+        those already read (default: every island's); `basins_only`: none when no island
+        recorded a basin (the best-evers alone are the islands' table)."""
+        points: dict[str, np.ndarray] = {}
         found: dict[str, np.ndarray] = {}
         for island, status in (self.statuses() if statuses is None else statuses).items():
-            rows = []
             genome = status.best_genome
             if isinstance(genome, np.ndarray) and genome.ndim == 1 and status.best_ever is not None:
-                rows.append(np.concatenate([genome.astype(np.float64), [0.0, status.best_ever]]))
-                rows.append(self.basins(island, genome.shape[0]))
-            found[island] = basin_records.merged(rows, len(rows[0]) - 2) if rows else np.zeros((0, 2))
-        return basin_records.distinct(found, k)
+                points[island] = np.concatenate([genome.astype(np.float64), [0.0, status.best_ever]])[None, :]
+                found[island] = self.basins(island, genome.shape[0])
+        if basins_only and not any(len(rows) for rows in found.values()):
+            return []
+        return basin_records.distinct({i: np.concatenate([points[i], found[i]]) for i in points}, k)
 
     def champion_file(self) -> Mapping[str, Any] | None:
         """`champion.isld` if it is this run's (or names no run)."""

@@ -325,10 +325,8 @@ def _optima(reader: Any, statuses: dict[str, IslandStatus]) -> list[dict[str, An
     """The best distinct optima (`RunReader.optima`) when some island's restarts recorded basins
     (CMA-ES); none otherwise (the islands' best-evers alone are the island table). No centres:
     a genome each would make the report as large as the islands' genomes (`optima()` has them)."""
-    found = reader.optima(OPTIMA_SHOWN, statuses)
-    if not any(b.radius > 0 for b in found):
-        return []
-    return [{"island": b.island, "best": b.best, "radius": b.radius} for b in found]
+    return [{"island": b.island, "best": b.best, "radius": b.radius}
+            for b in reader.optima(OPTIMA_SHOWN, statuses, basins_only=True)]
 
 
 def _totals(islands: list[dict[str, Any]]) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def test_a_launch_shares_basins_survives_a_forged_record_and_reports_distinct_op
                                               "best": np.array([1e300, 0.0])})
     out = subprocess.run([sys.executable, "-m", "islands", "launch", "-n", "2", "--run-dir", str(tmp_path),
                           "--problem", "rastrigin", "--dim", "4", "--algorithm", "cmaes", "--target", "1",
-                          "--max-evaluations", "60000", "--checkpoint-seconds", "0", "--plain", "--no-fork-server",
+                          "--max-evaluations", "60000", "--checkpoint-seconds", "0", "--plain",
                           "--progress-every", "60"],
                          env=child_env(), capture_output=True, text=True, timeout=280)
     assert out.returncode == 0, out.stdout + out.stderr

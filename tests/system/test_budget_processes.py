@@ -56,7 +56,7 @@ def test_a_mixed_launch_shares_its_budget_by_progress_and_spends_no_more_than_it
     budget = 30000
     out = islands("launch", "-n", "3", "--run-dir", str(tmp_path), "--problem", "ellipsoid", "--dim", "10",
                   "--vary", "algorithm=cmaes,de,ga", "--target", "1", "--max-evaluations", str(budget), "--plain",
-                  "--progress-every", "60", "--no-fork-server")
+                  "--progress-every", "60")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"budget {budget:,} evaluations shared by progress" in out.stdout  # --budget-share auto, mixed
     run = open_run(tmp_path)
