@@ -13,9 +13,10 @@ long-waiting island stops holding budget for the others until it spends again). 
 island without a status yet is live with nothing spent for its first LIVE_S, so the first
 island to start does not take the whole total.
 
-Its allowance is its weighted part, but never more than the others leave: each island
-publishes the allowance it holds in its status at once (`budget_allowed`), and an island takes
-only from what the others have neither spent nor hold, so statuses read late cannot make two
+Its allowance is its weighted part, but never more than the others leave nor more than about
+two check intervals of its own spending ahead: each island publishes the allowance it holds in
+its status at once (`budget_allowed`), and an island takes only from what the others have
+neither spent nor hold, so statuses read late cannot make two
 islands spend the same evaluations (the run overshoots its total by about a generation per
 island). Once the run's total is spent the island ends ("evaluations"); past its allowance it
 waits, rewriting its heartbeat so the report does not call it stale and answering stop
@@ -58,6 +59,7 @@ class BudgetShare:
         self.meter = budget_share.RateMeter()
         self.checked = -math.inf
         self.allowed = 0.0  # its allowance at the last check: it checks again on reaching it
+        self.spent_at_check = 0  # its evaluations at the last check (what it spends between checks)
         self.waiting_since: float | None = None
         self.seen: dict[str, tuple[int, float]] = {}  # island -> (evaluations, when they last changed)
         try:  # planned islands that have not written a status yet hold their part while they start
@@ -89,7 +91,12 @@ class BudgetShare:
                 return "evaluations"
             weight = budget_share.weights(rates, self.rule.floor)
             progress.budget_weight = weight[-1]
-            self.allowed = min(budget_share.allowances(spent, weight, live, self.total)[-1], free)
+            # It takes no more than about two check intervals of its own spending ahead: a part taken
+            # whole at the first look would be held before any island's progress was measured.
+            ahead = max(2 * (spent[-1] - self.spent_at_check), self.total // 100)
+            self.spent_at_check = spent[-1]
+            part = budget_share.allowances(spent, weight, live, self.total)[-1]
+            self.allowed = min(part, free, spent[-1] + ahead)
             progress.budget_allowed = int(max(self.allowed, spent[-1]))
             beat()  # the allowance it now holds, published at once so the others leave it alone
             if spent[-1] < self.allowed:

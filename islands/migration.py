@@ -119,7 +119,9 @@ class PoolMigrator:
         else:
             sent = self._publish(pool, em, progress)
             batches, bad_files = pool.read_new(sources)
-        timely = [b for b in batches if policies.timely(b.generation, progress.generation, self._max_lead)]
+        # On the run's clock: an island that joined late (`joined_at`) counts from where the others were.
+        now = progress.generation + progress.joined_at
+        timely = [b for b in batches if policies.timely(b.generation, now, self._max_lead)]
         incoming = _concat(timely, algo.genome_kind)
         adopted = 0
         if incoming is not None:

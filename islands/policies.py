@@ -123,8 +123,11 @@ def timely(batch_generation: int, generation: int, max_lead: int) -> bool:
     a neighbour far ahead sends migrants better than anything this island has bred so far,
     they win every tournament and its lineages die out (docs/DESIGN.md, "Asynchronous"). A
     batch of the same event or earlier is what islands in step exchange, and what the
-    simulator's defaults were measured on (docs/MIGRATION_DIVERSITY.md). A pure function of
-    generations, so a resumed island decides the same on the same batch.
+    simulator's defaults were measured on (docs/MIGRATION_DIVERSITY.md). `generation` is on
+    the run's clock: an island that joined late (its neighbours already at generation J when it
+    started, `Progress.joined_at`) is at J + its own generation, so islands started one after
+    another (one per terminal) still exchange. A pure function of generations and the
+    checkpointed `joined_at`, so a resumed island decides the same on the same batch.
     """
     return max_lead < 0 or batch_generation <= generation + max_lead
 

@@ -97,7 +97,7 @@ def test_an_island_takes_only_what_the_others_neither_spent_nor_hold(tmp_path):
     rundir.island("island-01").write_status(body)
     progress = _progress(150, -1.0)
     assert share.after_generation(progress, lambda: False, lambda: None) is None
-    assert share.allowed == 200 and progress.budget_allowed == 200  # not its even part, 500
+    assert share.allowed == 200 and progress.budget_allowed == 200  # not its even part, 500, nor 150 + 2 x 150
 
 
 def test_an_island_goes_on_once_the_other_ends_and_ends_when_the_total_is_spent(tmp_path):
@@ -137,5 +137,7 @@ def test_a_status_of_another_run_counts_as_an_island_not_started_yet(tmp_path):
     body["run_id"] = "an earlier run"  # left in the folder: its 900 evaluations are not this run's
     rundir.island("island-01").write_status(body)
     progress = _progress(100, -1.0)
-    assert share.after_generation(progress, lambda: False, lambda: None) is None
-    assert share.allowed == 500  # half each, the other island live with nothing spent while it starts
+    assert share.after_generation(progress, lambda: pytest.fail("must not wait"), lambda: None) is None
+    # Counted, the other run's 900 would leave it 100; not counted, half each (500), of which it
+    # takes two check intervals of its spending ahead: 100 + 2 x 100.
+    assert share.allowed == 300

@@ -1,6 +1,7 @@
 """The migration lead limit: an asynchronous island refuses batches from a neighbour far ahead."""
 from __future__ import annotations
 
+
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ from islands.migration import PoolMigrator
 from islands.runs import evolve
 from migration_pool.rundir import RunDir
 from support.factories import QUIET
+from islands.stopping import StopFlag
 from support.factories import small_config as small
 
 
@@ -46,11 +48,28 @@ def test_a_bad_lead_option_exits_2_and_writes_nothing(tmp_path, value):
 
 
 def _received_and_adopted(root: Path, max_lead: int) -> dict[str, int]:
-    """island-01 runs to its end first, so every batch island-00 reads from it is ahead."""
+    """island-00 starts with island-01 (it joins at generation 0), stops at 5; island-01 then
+    runs to its end, so every batch island-00 reads from it when it goes on is ahead."""
     mig = MigrationConfig(every=5, migrants=3, min_distance=0.0, max_lead=max_lead)
-    evolve("island-01", root, small(migration=mig), **QUIET)
-    evolve("island-00", root, small(migration=mig), **QUIET)
-    return RunDir(root).island("island-00").read_status()["migration"]
+    full = small(migration=mig)
+    stop = StopFlag()
+    evolve("island-00", root, full, stop=stop, on_generation=lambda _i, line: line.generation >= 5 and stop.request(),
+           **QUIET)
+    evolve("island-01", root, full, **QUIET)
+    evolve("island-00", root, full, **QUIET)
+    status = RunDir(root).island("island-00").read_status()
+    assert status["joined_at"] == 0 and status["generation"] == full.generations
+    return status["migration"]
+
+
+def test_an_island_started_after_its_neighbour_ended_is_on_the_run_s_clock(tmp_path):
+    """One island per terminal, started late: it joins at the neighbour's generation, so the
+    neighbour's batches are not ahead of it and are adopted under the default limit."""
+    mig = MigrationConfig(every=5, migrants=3, min_distance=0.0)
+    evolve("island-01", tmp_path, small(migration=mig), **QUIET)
+    evolve("island-00", tmp_path, small(migration=mig), **QUIET)
+    status = RunDir(tmp_path).island("island-00").read_status()
+    assert status["joined_at"] > 0 and status["migration"]["adopted"] > 0
 
 
 def test_a_batch_from_a_neighbour_ahead_is_refused_and_counted(tmp_path):
