@@ -7,8 +7,10 @@ of up to READ_AT_ONCE other islands (in turn, so a run of thousands of islands c
 island a bounded number of reads) are read through the run directory, validated
 (`islands.basins.from_body`), merged into the KNOWN best basins read so far and handed to the
 algorithm (`Algorithm.with_basins`) before the checkpoint is written, so a resumed island
-restarts away from the same basins. Algorithms without basins cost nothing
-here. A record that cannot be written is one warning: the run goes on without sharing.
+restarts away from the same basins. Isolated islands (`--migrate-every 0`, `--topology none`)
+and synchronous runs, which must stay a function of their seed, only publish (for the optima
+report): what another island has written by a given moment is timing. Algorithms without basins
+cost nothing here. A record that cannot be written is one warning: the run goes on without sharing.
 """
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ KNOWN = 64  # the best basins of the others an island keeps between reads
 class BasinExchange:
     """Shares one island's basins with the run's other islands."""
 
-    def __init__(self, island: str, rundir: RunDir, run_id: str, dim: int, log: Callable[[str], None]) -> None:
+    def __init__(self, island: str, rundir: RunDir, run_id: str, dim: int, log: Callable[[str], None],
+                 read: bool = True) -> None:
         self.island, self.rundir, self.run_id, self.dim, self.log = island, rundir, run_id, dim, log
+        self.read = read  # False: publish only (isolated islands, or a sync run that must stay a function of its seed)
         self.written: np.ndarray | None = None
         self.read_at = -float("inf")
         self.failed = False
@@ -39,7 +43,7 @@ class BasinExchange:
 
     def exchange(self, algo: Any, state: Any) -> Any:
         """Publish `state`'s basins if they changed; tell it the others' (at most every READ_S)."""
-        if self.publish(algo, state) is None or time.monotonic() - self.read_at < READ_S:
+        if self.publish(algo, state) is None or not self.read or time.monotonic() - self.read_at < READ_S:
             return state
         self.read_at = time.monotonic()
         others = [i for i in self.rundir.island_ids() if i != self.island]

@@ -96,13 +96,14 @@ def distinct(records: Mapping[str, np.ndarray], k: int = 10) -> list[Basin]:
 
 def _same(kept: Sequence[Basin], centre: np.ndarray, radius: float) -> int | None:
     """The first of `kept` that `centre` (with `radius`) is the same optimum as, or None."""
-    if not kept:
+    alike = [i for i, b in enumerate(kept) if b.centre.shape == centre.shape]  # islands of another length differ
+    if not alike:
         return None
-    centres = np.stack([b.centre for b in kept])
-    reach = np.maximum(np.array([b.radius for b in kept]), radius)
+    centres = np.stack([kept[i].centre for i in alike])
+    reach = np.maximum(np.array([kept[i].radius for i in alike]), radius)
     same = (np.linalg.norm(centres - centre, axis=1) <= reach) | np.isclose(centres, centre, SAME, SAME).all(axis=1)
     hits = np.flatnonzero(same)
-    return int(hits[0]) if hits.size else None
+    return alike[int(hits[0])] if hits.size else None
 
 
 def merged(rows: Sequence[np.ndarray], dim: int) -> np.ndarray:

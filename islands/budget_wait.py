@@ -7,7 +7,7 @@ its status (`Progress.progress_rate`, `Progress.budget_weight`, copied to the he
 name). Every CHECK_S seconds (longer in a run of more than ISLANDS_PER_S islands, so the
 reads per second stay bounded however many islands share a filesystem), and whenever it
 reaches the allowance it last took, it reads the other islands' statuses through the run
-directory: their evaluations, rates and whether they
+directory (every POLL_S, stretched likewise, while it waits): their evaluations, rates and whether they
 are live (running, and seen spending within the last LIVE_S seconds: a killed, hung or
 long-waiting island stops holding budget for the others until it spends again). A planned
 island without a status yet is live with nothing spent for its first LIVE_S, so the first
@@ -93,7 +93,7 @@ class BudgetShare:
             progress.budget_weight = weight[-1]
             # It takes no more than about two check intervals of its own spending ahead: a part taken
             # whole at the first look would be held before any island's progress was measured.
-            ahead = max(2 * (spent[-1] - self.spent_at_check), self.total // 100)
+            ahead = max(2 * (spent[-1] - self.spent_at_check), self.total // 100, 1)  # > 0: it can go on
             self.spent_at_check = spent[-1]
             part = budget_share.allowances(spent, weight, live, self.total)[-1]
             self.allowed = min(part, free, spent[-1] + ahead)

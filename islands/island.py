@@ -193,7 +193,9 @@ class _Loop:
                                    self.history, on_status)
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.tuner = make_tuner(cfg.tuner, spec.island, self.seed, rundir, spec.run_id, log) if cfg.tuner.active else None
-        self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log)
+        mig = cfg.migration  # other islands' basins are read where migration is asynchronous and connected
+        self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log, read=bool(
+            mig.every) and mig.topology != "none" and mig.mode != "sync")
         self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, budget_share.ShareConfig(
             cfg.budget_share), log) if cfg.budget_share == "progress" and cfg.evaluation_budget else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
@@ -266,7 +268,7 @@ class _Loop:
                 status = IslandStatus.from_body(self.rundir.island(other).read_status() or {})
             except (FormatError, OSError):
                 continue
-            furthest = max(furthest, status.generation or 0)
+            furthest = max(furthest, (status.generation or 0) + (status.joined_at or 0))  # the run's clock
         return furthest if furthest >= mig.every else 0
 
     # -- loop -----------------------------------------------------------------------------

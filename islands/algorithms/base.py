@@ -55,8 +55,8 @@ class Algorithm(ABC, Generic[State]):
         """
 
     def basins(self, state: State) -> np.ndarray | None:
-        """The basins this algorithm's restarts found, [k, D + 2]: centre in genome coordinates,
-        radius in box widths, best fitness; None when it keeps none (docs/DESIGN.md, "Shared
+        """The basins this algorithm's restarts found, [k, D + 2]: centre and radius in genome
+        coordinates, best fitness; None when it keeps none (docs/DESIGN.md, "Shared
         basins"). The island shares them through the run directory."""
         return None
 

@@ -173,3 +173,22 @@ def test_a_run_of_many_islands_is_read_in_turns_and_every_record_is_reached(tmp_
     state = ex.exchange(algo, state)
     assert float(state.foreign[:, 3].min()) >= -n and ex.known.shape[0] == n  # every island's reached
     assert -1.0 in set(ex.known[:, 3].tolist()) and float(-n) in set(ex.known[:, 3].tolist())
+
+
+def test_optima_of_islands_with_genomes_of_different_lengths_are_kept_apart():
+    found = basins.distinct({"island-00": _rows([0.0, 0.0, 1.0, -1.0]), "island-01": _rows([0.0, 0.0, 0.0, 1.0, -2.0])})
+    assert [(b.island, len(b.centre)) for b in found] == [("island-00", 2), ("island-01", 3)]
+
+
+def test_an_island_that_only_publishes_reads_no_other_island(tmp_path):
+    from islands.basin_exchange import BasinExchange
+
+    algo, _ = _cmaes()
+    state = algo.evaluate(algo.init(8, 0, torch.Generator().manual_seed(3)))
+    rundir = RunDir(tmp_path)
+    for island in ("island-00", "island-01"):
+        rundir.ensure(island)
+    rundir.island("island-01").write_basins(basins.to_body("island-01", "run", _rows([0.0, 0.0, 1.0, -1.0])))
+    told = BasinExchange("island-00", rundir, "run", 2, lambda line: None, read=False).exchange(algo, state)
+    assert told.foreign.shape == (0, 4)  # isolated or synchronous: nothing read
+    assert rundir.island("island-00").read_basins() is not None  # but its own are published

@@ -141,3 +141,19 @@ def test_a_status_of_another_run_counts_as_an_island_not_started_yet(tmp_path):
     # Counted, the other run's 900 would leave it 100; not counted, half each (500), of which it
     # takes two check intervals of its spending ahead: 100 + 2 x 100.
     assert share.allowed == 300
+
+
+def test_a_small_budget_never_leaves_an_island_waiting_once_another_ended(tmp_path):
+    rundir, _, lines, share = _share(tmp_path, total=90)
+    _status(rundir, "island-01", 10, 0.05)  # improving fast: this one waits at its small part
+    looks = []
+
+    def stopped() -> bool:  # while it waits, island-01 ends having spent 18 of the 90
+        if not looks:
+            _status(rundir, "island-01", 18, 0.05, state="finished")
+        looks.append(1)
+        return len(looks) > 50  # never reached when it goes on
+
+    assert share.after_generation(_progress(10, -1.0), stopped, lambda: None) is None
+    assert 1 <= len(looks) <= 3 and share.allowed > 10
+    assert any("going on after waiting" in line for line in lines)
