@@ -6,7 +6,7 @@ evaluations as the one that is improving, and an island with a large population 
 share fastest. Sharing by progress gives every island a part of the total in proportion to
 its weight: its recent improvement of best-ever fitness per evaluation, measured in orders of
 magnitude (decades) so a bad start's large absolute gains do not buy budget, relative to the
-best island's, and never below `floor` (a stalled island keeps a part: its restart may be the
+best island's, and never below FLOOR (a stalled island keeps a part: its restart may be the
 one that finds the basin). Weights are measured as the islands run, so the parts move: the
 total, less what ended islands spent, is shared among the live islands by their weights now
 (`allowances`); an island past its allowance waits (in one process: is not stepped; as a
@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+FLOOR = 0.1  # the least weight of an island that is not improving, relative to the best one
 LOG_FLOOR = 1e-12  # f(x) counted as reaching this when an improvement reaches the optimum 0 exactly
 
 
@@ -86,7 +87,7 @@ class RateMeter:
         return decades(start[1], now_best) / spent if spent > 0 else 0.0
 
 
-def weights(rates: Sequence[float], floor: float) -> list[float]:
+def weights(rates: Sequence[float], floor: float = FLOOR) -> list[float]:
     """Each island's weight: its rate over the best rate, at least `floor` (all 1.0 when no
     island is improving, which is the even split)."""
     top = max((r for r in rates if math.isfinite(r)), default=0.0)
@@ -107,16 +108,3 @@ def allowances(spent: Sequence[int], weight: Sequence[float], live: Sequence[boo
     left = total - sum(s for s, ok in zip(spent, live) if not ok)
     wsum = sum(w for w, ok in zip(weight, live) if ok)
     return [left * w / wsum if ok and wsum > 0 else float(s) for s, w, ok in zip(spent, weight, live)]
-
-
-@dataclass(frozen=True)
-class ShareConfig:
-    """How a run shares its budget (`--budget-share`).
-
-    Attributes:
-        mode: "even" (each island its share of the total, today's split) or "progress".
-        floor: the least weight of an island that is not improving, relative to the best one.
-    """
-
-    mode: str = "even"
-    floor: float = 0.1

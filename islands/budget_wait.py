@@ -52,9 +52,8 @@ ISLANDS_PER_S = 50  # statuses an island reads per CHECK_S: a run of more island
 class BudgetShare:
     """One island's view of the run's shared budget (`--budget-share progress`)."""
 
-    def __init__(self, island: str, rundir: RunDir, run_id: str, total: int, rule: budget_share.ShareConfig,
-                 log: Callable[[str], None]) -> None:
-        self.island, self.rundir, self.run_id, self.total, self.rule, self.log = island, rundir, run_id, total, rule, log
+    def __init__(self, island: str, rundir: RunDir, run_id: str, total: int, log: Callable[[str], None]) -> None:
+        self.island, self.rundir, self.run_id, self.total, self.log = island, rundir, run_id, total, log
         self.pace = 1.0  # CHECK_S and POLL_S are stretched by this: at most ISLANDS_PER_S statuses a second
         self.meter = budget_share.RateMeter()
         self.checked = -math.inf
@@ -89,7 +88,7 @@ class BudgetShare:
             live.append(True)
             if sum(spent) >= self.total:
                 return "evaluations"
-            weight = budget_share.weights(rates, self.rule.floor)
+            weight = budget_share.weights(rates)
             progress.budget_weight = weight[-1]
             # It takes no more than about two check intervals of its own spending ahead: a part taken
             # whole at the first look would be held before any island's progress was measured.

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from islands import checkpoint as ckpt
-from islands import budget_share, figures
+from islands import figures
 from islands.budget_share import log_gain
 from islands.basin_exchange import BasinExchange
 from islands.budget_wait import BudgetShare
@@ -196,8 +196,8 @@ class _Loop:
         mig = cfg.migration  # other islands' basins are read where migration is asynchronous and connected
         self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log, read=bool(
             mig.every) and mig.topology != "none" and mig.mode != "sync")
-        self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, budget_share.ShareConfig(
-            cfg.budget_share), log) if cfg.budget_share == "progress" and cfg.evaluation_budget else None
+        self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, log) \
+            if cfg.budget_share == "progress" and cfg.evaluation_budget else None
         self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
                                     self.heartbeat, *([self.marker] if self.marker is not None else []),
                                     *(LoggerRecorder(spec.island, lg, self.history, log) for lg in spec.loggers)])

@@ -154,7 +154,6 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
     meters = [budget_share.RateMeter() for _ in islands]
     for meter, isl, n in zip(meters, islands, spent):
         meter.add(n, float(isl[0].population(isl[2]).fitness.max()))
-    rule = budget_share.ShareConfig(mode=share)
     out = Archipelago(trace, {}, [])
     outbox: list[list[Migrants]] = [[] for _ in islands]
     generation = 0
@@ -163,7 +162,7 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
             out.timeline.append((generation, effective_origins(_origin_counts(islands))))
         weight = [1.0] * len(islands)
         if share == "progress":
-            weight = budget_share.weights([m.rate() for m in meters], rule.floor)
+            weight = budget_share.weights([m.rate() for m in meters])
         allowed = budget_share.allowances(spent, weight, [True] * len(islands), budget)
         for i, isl in enumerate(islands):
             if share != "rounds" and spent[i] >= allowed[i]:

@@ -69,8 +69,7 @@ def _status(rundir: RunDir, island: str, evaluations: int, rate: float | str, st
 def _share(tmp_path, total=1000):
     rundir = RunDir(tmp_path)
     lines: list[str] = []
-    return rundir, bs.ShareConfig("progress"), lines, budget_wait.BudgetShare("island-00", rundir, "r", total,
-                                                                           bs.ShareConfig("progress"), lines.append)
+    return rundir, None, lines, budget_wait.BudgetShare("island-00", rundir, "r", total, lines.append)
 
 
 def _progress(evaluations: int, best: float) -> Progress:
