@@ -16,10 +16,10 @@ island to start does not take the whole total.
 Its allowance is its weighted part, but never more than the others leave nor more than about
 two check intervals of its own spending ahead: each island publishes the allowance it holds in
 its status at once (`budget_allowed`), and an island takes only from what the others have
-neither spent nor hold, so statuses read late cannot make two
-islands spend the same evaluations (the run overshoots its total by about a generation per
-island). Once the run's total is spent the island ends ("evaluations"); past its allowance it
-waits, rewriting its heartbeat so the report does not call it stale and answering stop
+neither spent nor hold: the run overshoots its total by about a generation per island, or by
+what two islands checking at the same instant both took from the same free part (files have
+no compare-and-swap). Once the run's total is spent the island ends ("evaluations"); past its
+allowance it waits, rewriting its heartbeat so the report does not call it stale and answering stop
 requests at once, until an island ends and leaves it budget, its weight rises against the
 others' (their rates change as they run) or the total is spent.
 

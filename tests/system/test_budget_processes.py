@@ -64,7 +64,9 @@ def test_a_mixed_launch_shares_its_budget_by_progress_and_spends_no_more_than_it
     statuses = [run.status(i) for i in ("island-00", "island-01", "island-02")]
     assert {s.reason for s in statuses} == {"evaluations"}
     spent = sum(s.evaluations for s in statuses)
-    assert budget <= spent <= budget + 2 * (10 + 50 + 100), spent  # about a generation each over, at most
+    # Over by a generation each, or by what two islands checking at the same instant both took
+    # from the same free part (a file is no compare-and-swap): a few percent at most.
+    assert budget <= spent <= budget * 1.05, spent
     assert all(s.budget_weight is not None and 0.1 <= s.budget_weight <= 1.0 for s in statuses)
     assert max(s.budget_weight for s in statuses) == 1.0
     # Not an even split: the islands that improved faster per evaluation spent more of the budget.
