@@ -61,6 +61,10 @@ class Progress:
     progress_rate: float = 0.0
     budget_weight: float = 1.0
     budget_allowed: int = 0  # the evaluations it holds of the run's total (0: not sharing)
+    # gym:* observation normalisation (`islands.problems.obs_norm`): the task's whole state, and
+    # the transform best_ever_genome was evaluated with ({}: none).
+    obs_norm: dict[str, Any] = field(default_factory=dict)
+    best_obs_norm: dict[str, Any] = field(default_factory=dict)
     # Flat, as `islands.status.record.Migration.to_body` writes it: the migrator adds to it in place.
     migration: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MIGRATION_COUNTERS, 0),
                                       metadata=_SINCE_V1)

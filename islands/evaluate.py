@@ -130,6 +130,7 @@ def episode_returns(problem: Any, policy: Any, seeds: Sequence[int], device: str
     import torch  # lazy: the launcher imports this module and never loads torch
 
     task = _task(problem)
+    task = getattr(policy, "task", None) or task  # it carries the champion's observation transform
     dev = torch.device(device)
     if hasattr(task, "returns"):  # one call for every episode: `returns(policy, device, seeds) -> [P, n]`
         from islands.problems.gym import GymTask  # lazy: loads torch; the launcher imports this module
@@ -188,6 +189,7 @@ def replay(run: "RunResults | str | os.PathLike[str]", episodes: int = 1, seed: 
     problem = res.problem(res.champion().island)
     task = _task(problem)
     policy = load_policy(res, device=device)
+    task = getattr(policy, "task", None) or task  # it carries the champion's observation transform
     seeds = evaluation_seeds(seed, episodes)
     if render is None:
         returns = [float(r) for r in episode_returns(problem, policy, seeds, device)]

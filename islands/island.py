@@ -24,9 +24,11 @@ from islands import checkpoint as ckpt
 from islands import figures
 from islands.budget_share import log_gain
 from islands.basin_exchange import BasinExchange
+from islands.obs_exchange import ObsExchange
 from islands.budget_wait import BudgetShare
 from islands.algorithms import make_algorithm
 from islands.config import RunConfig, episode_seed, island_number, island_seed
+from islands.migration import joined_at
 from islands.errors import CheckpointError, ConfigError
 from islands.events import Recorders
 from islands.loggers import LoggerRecorder, close_all
@@ -38,7 +40,6 @@ from islands.status.record import IslandStatus
 from islands.sync_migration import MigrationInterrupted
 from islands.tuning.tuner import Switch, make_tuner
 from islands.stopping import STOP_SIGNALS, StopFlag, ignore_stop_signals, install_stop_handlers  # noqa: F401
-from migration_pool.errors import FormatError
 from migration_pool.lease import TAKEOVER_WAIT_S, scheduler_job_id
 from migration_pool.rundir import RunDir
 
@@ -193,12 +194,13 @@ class _Loop:
                                    self.history, on_status)
         self.marker = TargetMarker(rundir, spec.run_id, spec.island, log, self.target) if cfg.stop_when == "first" else None
         self.tuner = make_tuner(cfg.tuner, spec.island, self.seed, rundir, spec.run_id, log) if cfg.tuner.active else None
-        mig = cfg.migration  # other islands' basins are read where migration is asynchronous and connected
-        self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log, read=bool(
-            mig.every) and mig.topology != "none" and mig.mode != "sync")
+        mig = cfg.migration  # other islands' basins and statistics are read where migration is asynchronous and connected
+        shared = bool(mig.every) and mig.topology != "none" and mig.mode != "sync"
+        self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log, read=shared)
+        self.obs = ObsExchange(spec.island, rundir, spec.run_id, self.problem, log, read=shared)
         self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, log) \
             if cfg.budget_share == "progress" and cfg.evaluation_budget else None
-        self.recorders = Recorders([FitnessCheck(spec.island, log), self.history, self.checkpointer,
+        self.recorders = Recorders([self.obs, FitnessCheck(spec.island, log), self.history, self.checkpointer,
                                     self.heartbeat, *([self.marker] if self.marker is not None else []),
                                     *(LoggerRecorder(spec.island, lg, self.history, log) for lg in spec.loggers)])
 
@@ -218,6 +220,7 @@ class _Loop:
             self._resume_tuner(progress)
             try:
                 state = self.algo.from_record(state_rec)
+                self.obs.restore(progress)
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"checkpoint {where} does not fit this island ({e}); use --fresh") from None
             self.rundir.island(self.spec.island).truncate_history(progress.generation)
@@ -229,7 +232,7 @@ class _Loop:
         # No checkpoint: generation 0 again, so lines an earlier attempt wrote before it was
         # killed (before its first checkpoint) would make the history mix two trajectories.
         self.rundir.island(self.spec.island).truncate_history(-1)
-        progress = ckpt.Progress(joined_at=self._joined_at())
+        progress = ckpt.Progress(joined_at=joined_at(self.rundir, self.spec.island, self.cfg.migration))
         if self.tuner is not None:  # its first settings: those given, the rest drawn from the space
             self._take_up(self.tuner.begin(self.spec.overrides, 0), progress)
         self._episodes(0)
@@ -252,24 +255,6 @@ class _Loop:
         if dict(segment.settings) != self.tuner.settings_of(self.spec.overrides):
             self._use(self.spec.config.with_overrides({**self.spec.overrides, **segment.settings}))
         progress.segment = self.tuner.current_body
-
-    def _joined_at(self) -> int:
-        """How far the run's other islands had got when this one starts afresh: their highest
-        generation, if at least one migration interval (a late joiner), else 0. Isolated
-        islands adopt nothing from the others: their start times do not matter."""
-        mig = self.cfg.migration
-        if not mig.every or mig.topology == "none":
-            return 0
-        furthest = 0
-        for other in self.rundir.island_ids():
-            if other == self.spec.island:
-                continue
-            try:
-                status = IslandStatus.from_body(self.rundir.island(other).read_status() or {})
-            except (FormatError, OSError):
-                continue
-            furthest = max(furthest, (status.generation or 0) + (status.joined_at or 0))  # the run's clock
-        return furthest if furthest >= mig.every else 0
 
     # -- loop -----------------------------------------------------------------------------
     def run(self) -> IslandResult:
@@ -373,6 +358,7 @@ class _Loop:
             progress.best_ever_genome = figures.genome(self.algo.population(state), stats.best_index)
             progress.best_ever_generation = progress.generation
             progress.stale = 0
+            self.obs.best(progress)
             if self.tuner is not None:
                 progress.best_ever_settings = dict(self.tuner.segments.current.settings)
         return stats
@@ -442,6 +428,7 @@ class _Loop:
             if self.spec.problem is None and dict(cfg.problem_params) != dict(self.cfg.problem_params):
                 problem = make_problem(cfg.problem, cfg.dim, **dict(cfg.problem_params))
         self.cfg, self.problem = cfg, problem
+        self.obs.rebind(problem)
         self.algo = algo if algo is not None else make_algorithm(cfg, problem, self.device)
         self.population = cfg.population or self.algo.default_population()
         for recorder in (self.history, self.checkpointer, self.heartbeat):

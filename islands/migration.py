@@ -22,9 +22,10 @@ from islands.algorithms.base import Algorithm
 from islands.population import Migrants
 from islands.checkpoint import Progress
 from islands.config import NO_LEAD_LIMIT, island_number
-from islands.status.record import EVENT_COUNTERS, MigrationEvent
+from islands.status.record import EVENT_COUNTERS, IslandStatus, MigrationEvent
 from islands.sync_migration import SyncWaiter
 from migration_pool.batches import MigrantBatch, encode_batch
+from migration_pool.errors import FormatError
 from migration_pool import format_packed as fmt_packed
 from migration_pool import topology
 from migration_pool.fsinfo import on_shared_filesystem
@@ -34,6 +35,24 @@ from migration_pool.rundir import RunDir
 
 DISCOVERY_REFRESH_S = 1.0  # hand-started islands: relist the run's islands at least this often
 COLLECT_EVERY = 64  # events between collections of stale temporaries and old batch files
+
+
+def joined_at(rundir: RunDir, island: str, migration: Any) -> int:
+    """How far the run's other islands had got when `island` starts afresh: their highest
+    generation on the run's clock, if at least one migration interval (a late joiner), else 0.
+    Isolated islands adopt nothing from the others: their start times do not matter."""
+    if not migration.every or migration.topology == "none":
+        return 0
+    furthest = 0
+    for other in rundir.island_ids():
+        if other == island:
+            continue
+        try:
+            status = IslandStatus.from_body(rundir.island(other).read_status() or {})
+        except (FormatError, OSError):
+            continue
+        furthest = max(furthest, (status.generation or 0) + (status.joined_at or 0))  # the run's clock
+    return furthest if furthest >= migration.every else 0
 
 
 class PoolMigrator:

@@ -56,6 +56,7 @@ class Champion:
     fitness: float
     island: str
     generation: int | None = None
+    obs_norm: Mapping[str, Any] | None = None  # gym:* runs: the observation transform it was evaluated with
 
     def __iter__(self):  # `genome, fitness, island = run.champion()`
         return iter((self.genome, self.fitness, self.island))
@@ -150,14 +151,15 @@ class RunResults:
             if (body is not None and "genome" in body
                     and (best is None or float(body["fitness"]) >= float(best.best_ever))):  # type: ignore[arg-type]
                 return Champion(body["genome"], float(body["fitness"]), str(body["island"]),
-                                body.get("generation"))
+                                body.get("generation"), body.get("obs_norm") or None)
         else:
             best = self.status(island)
             if best is not None and (best.best_genome is None or best.best_ever is None):
                 best = None
         if best is None:
             raise NoChampion(f"{self.root}: {'island ' + island if island else 'the run'} has no recorded best genome yet")
-        return Champion(best.best_genome, float(best.best_ever), str(best.island), best.best_ever_generation)
+        return Champion(best.best_genome, float(best.best_ever), str(best.island), best.best_ever_generation,
+                        dict(best.best_obs_norm) or None)
 
     def problem(self, island: str | None = None) -> Problem:
         """The problem the island (default: the champion's) evolved on, built as it built it."""
@@ -208,17 +210,22 @@ class RunResults:
         out = {"kind": "mlp", "layer_sizes": np.asarray(spec.sizes, dtype=np.int64),
                "activation": spec.activation, "output_activation": "sigmoid",
                "weights": weights, "biases": biases}
-        return {**out, **_io(getattr(prob, "task", None))}
+        return {**out, **_io(getattr(prob, "task", None), champ.obs_norm)}
 
 
-def _io(task: Any) -> dict[str, Any]:
+def _io(task: Any, obs_norm: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """How a gym:* task feeds and reads the network (islands.problems.gym): inputs are the
-    flattened observation times `observation_scale`; Discrete actions are `action_start` +
-    argmax of the outputs, Box actions `action_low + output * action_width`."""
+    flattened observation times `observation_scale`, or, where the run normalised observations,
+    `clip((obs - observation_mean) / observation_std, -observation_clip, observation_clip)`;
+    Discrete actions are `action_start` + argmax of the outputs, Box actions
+    `action_low + output * action_width`."""
     if task is None or not hasattr(task, "obs_scale"):
         return {}
     out: dict[str, Any] = {"observation_scale": np.asarray(task.obs_scale if task.normalize else
                                                            np.ones_like(task.obs_scale), dtype=np.float32)}
+    frozen = task.use_obs_norm(obs_norm)
+    if frozen is not None:
+        out = {"observation_mean": frozen[0], "observation_std": frozen[1], "observation_clip": frozen[2]}
     if task.discrete:
         return {**out, "action": "argmax", "action_start": int(task.action_start)}
     return {**out, "action": "box", "action_low": np.asarray(task.action_low, dtype=np.float64),
@@ -293,4 +300,6 @@ def load_policy(run: RunResults | str | Path, island: str | None = None,
     else:
         genome = torch.as_tensor(np.asarray(champ.genome), device=device).reshape(1, -1)
         net = MLP(prob.spec, genome)  # type: ignore[attr-defined]
+    if hasattr(task, "use_obs_norm"):
+        task.use_obs_norm(champ.obs_norm)  # the transform the champion was scored with
     return _Policy(net, int(task.inputs), int(task.outputs), task)

@@ -33,7 +33,8 @@ from migration_pool.values import DECODER_ERRORS, check_value, pack_body, unpack
 FORMAT_VERSION: int = 1
 MAX_FILE_BYTES: int = 256 * 1024 * 1024
 KINDS: frozenset[str] = frozenset(
-    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease", "segments", "summary", "basins"}
+    {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease", "segments", "summary", "basins",
+     "obs_stats"}
 )
 MAGIC = b"ISLD"
 HEADER = struct.Struct("<4sHH12sQI")

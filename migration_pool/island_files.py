@@ -8,6 +8,7 @@
       summary.isld           a few hundred points of the history, rewritten after each append
       segments.isld          a tuned island's segments, rewritten atomically at each decision
       basins.isld            the basins its restarts found (islands.basins), rewritten when they change
+      obs_stats.isld         gym:* tasks: the statistics of the observations it saw (islands.obs_exchange)
       checkpoint-00000120.isld  the newest few checkpoints (envelope "checkpoint")
       island.log             stdout/stderr when started by the launcher
 
@@ -39,6 +40,7 @@ KEEP_CHECKPOINTS = 3
 HISTORY_TAIL_BYTES = 32 << 20  # status and plots read at most this much of each history, from the end
 SEGMENTS_MAX_BYTES = 4 << 20  # another island's segment records are read at every decision: bounded
 BASINS_MAX_BYTES = 1 << 20  # another island's basins are read at every checkpoint: bounded
+OBS_STATS_MAX_BYTES = 4 << 20  # another island's observation statistics: two vectors of the observation's size
 SUMMARY_MAX_BYTES = 4 << 20  # a history summary is a few hundred points: anything larger is not one
 HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops here: ~4 million generations
 
@@ -145,6 +147,21 @@ class IslandFiles:
     def read_basins(self) -> dict[str, Any] | None:
         """The island's basin records, None if it has none; FormatError if corrupt or too large."""
         return files.read_envelope(self.basins_path, "basins", BASINS_MAX_BYTES)
+
+    # -- observation statistics (gym:* obs_norm, islands.obs_exchange) -------------------------
+    @cached_property
+    def obs_stats_path(self) -> Path:
+        return self.dir / "obs_stats.isld"
+
+    def write_obs_stats(self, body: dict[str, Any]) -> None:
+        """Replace the island's observation statistics atomically (not durably: the checkpoint
+        holds them, and they are rewritten at the next checkpoint)."""
+        files.checked_dir(self.root, self.dir)
+        atomic.publish(self.obs_stats_path, fmt.encode("obs_stats", body), durable=False)
+
+    def read_obs_stats(self) -> dict[str, Any] | None:
+        """The island's observation statistics, None if it has none; FormatError if corrupt or too large."""
+        return files.read_envelope(self.obs_stats_path, "obs_stats", OBS_STATS_MAX_BYTES)
 
     # -- history summary --------------------------------------------------------------------
     @cached_property

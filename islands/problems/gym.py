@@ -4,7 +4,7 @@ Any registered environment with a Box observation space and a Box or Discrete ac
 becomes a "pure" (or NEAT) network task: the network is the MLP of `islands.nets` with
 `--param hidden=...` (the same code as the built-in control tasks), its inputs the flattened
 observation (scaled to [-1, 1] along every dimension whose bounds are finite, unless
-`normalize=false`), its outputs read as an argmax over the Discrete actions or mapped from
+`normalize=false`; or normalised by running statistics, `obs_norm=`, below), its outputs read as an argmax over the Discrete actions or mapped from
 (0, 1) onto the Box's bounds ([-1, 1] where a bound is infinite).
 
 One evaluation runs `episodes` (K) episodes for every network of the population at once in one
@@ -18,6 +18,18 @@ from its own seed and the generation number (`Problem.reseed`), so every generat
 starts, a run repeats exactly and a resumed island continues bit for bit. Training seeds lie in
 [0, 2^31); `islands evaluate` and `islands replay` use seeds from 2^31 up, so the champion is
 judged on starts it never trained on.
+
+Observation normalisation (`obs_norm=auto|off|island|run`, `islands.problems.obs_norm`): inputs
+`(obs - mean) / std` clipped to +-5, with the running statistics of the observations seen so
+far, frozen while a generation is evaluated, saved in checkpoints and with the champion (which
+`load_policy`, `evaluate`, `replay` and `export` then apply). "run" merges the statistics of
+every island through the run directory, "island" keeps each island's own; "auto" (default) is
+"run" where no observation dimension has finite bounds (MuJoCo) and "off" otherwise (the bounds
+scaling above: CartPole, LunarLander, BipedalWalker keep today's inputs).
+
+Bad episodes: an observation or reward that is NaN or infinite ends that episode with a NaN
+return (the worst fitness; one warning line per task says how many), an environment that
+raises inside `reset` or `step` is one error line naming it, never a traceback.
 
 Vectorisation (`vectorize=auto|native|sync|loop`); the network always runs on the whole
 population at once, one batched forward pass per time step:
@@ -46,6 +58,8 @@ from torch import Tensor
 from islands.errors import ConfigError, ProblemNotFound
 from islands.nets import Policy
 from islands.problems.base import check_dim
+from islands.problems.obs_norm import CLIP, ObsNorm, frozen_from_body, resolve_mode
+from islands.problems.usercode import describe
 from islands.problems.tasks import NetworkProblem, Task, network_problem
 
 __all__ = ["PREFIX", "GymTask", "gym_problem", "training_seeds", "evaluation_seeds"]
@@ -66,6 +80,26 @@ def _gymnasium() -> Any:
     except ImportError:
         raise ConfigError("gym:* problems need gymnasium: pip install 'islands[gym]' (or pip install gymnasium)") from None
     return gymnasium
+
+
+def _quiet_mujoco(entry_point: Any) -> None:
+    """MuJoCo 4 warns on stderr, once per model compiled, that gymnasium's XML uses a deprecated
+    attribute: with P x K environments that is hundreds of identical lines per island. Such
+    deprecation notices are dropped; any other MuJoCo warning is printed once."""
+    if "mujoco" not in str(entry_point):
+        return
+    try:
+        import mujoco  # lazy: only MuJoCo environments need it (the gym extra's mujoco part)
+    except ImportError:
+        return
+    said: set[str] = set()
+
+    def warn(message: str) -> None:
+        if "deprecated" not in message and message not in said:
+            said.add(message)
+            print(f"warning: mujoco: {' '.join(message.split())[:300]}", file=sys.stderr, flush=True)
+
+    mujoco.set_mju_user_warning(warn)
 
 
 def training_seeds(seed: int, count: int) -> list[int]:
@@ -101,7 +135,8 @@ class GymTask(Task):
     memory = False
 
     def __init__(self, env_id: str, *, episodes: int = 5, max_steps: int | None = None,
-                 statistic: str = "mean", vectorize: str = "auto", normalize: bool = True) -> None:
+                 statistic: str = "mean", vectorize: str = "auto", normalize: bool = True,
+                 obs_norm: str = "auto") -> None:
         gym = _gymnasium()
         self.env_id = env_id
         self.name = PREFIX + env_id
@@ -117,7 +152,14 @@ class GymTask(Task):
             self.spec = gym.spec(env_id)
         except Exception as e:  # gymnasium raises its own NameNotFound/VersionNotFound/Error types
             raise ProblemNotFound(f"problem {self.name!r}: {' '.join(str(e).split())}") from None
+        _quiet_mujoco(self.spec.entry_point)
         self._describe_spaces(gym)
+        try:
+            mode = resolve_mode(obs_norm, self.obs_bounded)
+        except ValueError as e:
+            raise ConfigError(f"{self.name}: {e}") from None
+        self.obs_norm = ObsNorm(self.inputs, mode) if mode != "off" else None
+        self.bad_episodes = 0  # episodes ended by a NaN or infinite observation or reward
         limit = self.spec.max_episode_steps if max_steps is None else max_steps
         if limit is None:
             raise ConfigError(f"{self.name} has no time limit of its own: give --param max_steps=N")
@@ -129,6 +171,7 @@ class GymTask(Task):
         self.seed = 0  # the generation's seed, set by the island through `reseed`
         self._envs: tuple[tuple[str, int], Any] | None = None  # one cached vector env
         self._warned = False
+        self._warned_bad = False
 
     # -- spaces ---------------------------------------------------------------------------
     def _describe_spaces(self, gym: Any) -> None:
@@ -158,6 +201,7 @@ class GymTask(Task):
         bound = np.maximum(np.abs(obs.low.reshape(-1)), np.abs(obs.high.reshape(-1))).astype(np.float64)
         usable = np.isfinite(bound) & (bound > 0) & (bound <= SCALE_LIMIT)
         self.obs_scale = np.where(usable, 1.0 / np.where(usable, bound, 1.0), 1.0).astype(np.float32)
+        self.obs_bounded = usable
 
     @property
     def solved_at(self) -> float | None:  # type: ignore[override]
@@ -171,10 +215,32 @@ class GymTask(Task):
     def reseed(self, seed: int) -> None:
         """Use the starts of `seed` from now on (the island calls this once per generation)."""
         self.seed = int(seed)
+        if self.obs_norm is not None:
+            self.obs_norm.reseed(self.seed)
+
+    def use_obs_norm(self, record: Any) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Evaluate from now on with a recorded transform (a champion's `obs_norm`), collecting
+        nothing. Returns (mean, std, clip) in use, or None where observations are only scaled
+        by their bounds. A task that normalises but has no usable record starts from the
+        identity, as an island's first generation does."""
+        frozen = frozen_from_body(record, self.inputs) if record else None
+        if frozen is None and self.obs_norm is None:
+            return None
+        if self.obs_norm is None:
+            self.obs_norm = ObsNorm(self.inputs, "island")
+        mean, std = frozen if frozen is not None else (np.zeros(self.inputs), np.ones(self.inputs))
+        self.obs_norm.use(mean, std)
+        return self.obs_norm.mean.copy(), self.obs_norm.std.copy(), CLIP
 
     # -- evaluation -----------------------------------------------------------------------
     def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
-        returns = torch.from_numpy(self.returns(policy, device, training_seeds(self.seed, self.episodes)))
+        if self.obs_norm is not None:
+            self.obs_norm.collecting = True  # a training evaluation: its observations count
+        try:
+            returns = torch.from_numpy(self.returns(policy, device, training_seeds(self.seed, self.episodes)))
+        finally:
+            if self.obs_norm is not None:
+                self.obs_norm.collecting = False
         if self.statistic == "mean":
             return returns.mean(dim=1).to(device)
         if self.statistic == "median":
@@ -198,22 +264,51 @@ class GymTask(Task):
         policy.reset(k)
         if mode == "loop":
             return self._loop(policy, device, seeds).reshape(p, k)
-        obs, _ = envs.reset(seed=int(seeds[0]) if mode == "native" else [int(s) for s in seeds] * p)
         total = np.zeros(n, dtype=np.float64)
         alive = np.ones(n, dtype=bool)
-        for _ in range(self.max_steps):
-            action = self._actions(policy, obs, p, k, device)
-            obs, reward, terminated, truncated, _ = envs.step(action)
-            total += np.where(alive, np.asarray(reward, dtype=np.float64), 0.0)
-            alive &= ~(np.asarray(terminated) | np.asarray(truncated))
-            if not alive.any():
-                break
+        try:
+            obs, _ = envs.reset(seed=int(seeds[0]) if mode == "native" else [int(s) for s in seeds] * p)
+            self._score(total, alive, np.zeros(n), obs)
+            for _ in range(self.max_steps):
+                if not alive.any():
+                    break
+                action = self._actions(policy, obs, p, k, device, alive)
+                obs, reward, terminated, truncated, _ = envs.step(action)
+                self._score(total, alive, reward, obs)
+                alive &= ~(np.asarray(terminated) | np.asarray(truncated))
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - an environment may raise anything inside reset or step
+            raise ConfigError(f"{self.name}: the environment failed: {describe(e)}") from e
+        self._warn_bad()
         return total.reshape(p, k)
 
-    def _actions(self, policy: Policy, obs: np.ndarray, p: int, k: int, device: torch.device) -> np.ndarray:
+    def _score(self, total: np.ndarray, alive: np.ndarray, reward: Any, obs: Any) -> None:
+        """Add a step's rewards to the live episodes; end those whose observation or reward is
+        NaN or infinite with a NaN return (the worst fitness)."""
+        reward = np.asarray(reward, dtype=np.float64).reshape(-1)
+        ok = np.isfinite(reward) & np.isfinite(np.asarray(obs, dtype=np.float64).reshape(len(total), -1)).all(axis=1)
+        bad = alive & ~ok
+        total += np.where(alive & ok, reward, 0.0)
+        if bad.any():
+            total[bad] = np.nan
+            alive &= ~bad
+            self.bad_episodes += int(bad.sum())
+
+    def _warn_bad(self) -> None:
+        if self.bad_episodes and not self._warned_bad:
+            self._warned_bad = True
+            print(f"warning: {self.name}: {self.bad_episodes} episode(s) met a NaN or infinite observation or "
+                  "reward; each ended there with a NaN return (the worst fitness)", file=sys.stderr, flush=True)
+
+    def _actions(self, policy: Policy, obs: np.ndarray, p: int, k: int, device: torch.device,
+                 alive: np.ndarray | None = None) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float32).reshape(p * k, -1)
-        if self.normalize:
-            x = x * self.obs_scale
+        if self.obs_norm is not None:
+            self.obs_norm.observe(x if alive is None else x[alive])
+            x = self.obs_norm.apply(x)
+        elif self.normalize:
+            x = np.nan_to_num(x * self.obs_scale, nan=0.0, posinf=0.0, neginf=0.0)
         out = policy(torch.from_numpy(x).to(device).reshape(p, k, self.inputs))
         out = out.reshape(p * k, self.outputs).detach().cpu()
         if self.discrete:
@@ -244,19 +339,32 @@ class GymTask(Task):
         on the whole population at once)."""
         p, k = policy.size, len(seeds)
         envs = self._singles(p * k)
-        obs = np.stack([np.asarray(e.reset(seed=int(seeds[i % k]))[0], dtype=np.float32).reshape(-1)
-                        for i, e in enumerate(envs)])
         total = np.zeros(p * k, dtype=np.float64)
         alive = np.ones(p * k, dtype=bool)
-        for _ in range(self.max_steps):
-            action = self._actions(policy, obs, p, k, device)
-            for i in np.flatnonzero(alive):
-                o, r, term, trunc, _ = envs[i].step(action[i])
-                obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
-                total[i] += float(r)
-                alive[i] = not (term or trunc)
-            if not alive.any():
-                break
+        reward = np.zeros(p * k)
+        try:
+            obs = np.stack([np.asarray(e.reset(seed=int(seeds[i % k]))[0], dtype=np.float32).reshape(-1)
+                            for i, e in enumerate(envs)])
+            self._score(total, alive, reward, obs)
+            for _ in range(self.max_steps):
+                if not alive.any():
+                    break
+                action = self._actions(policy, obs, p, k, device, alive)
+                live = np.flatnonzero(alive)
+                for i in live:
+                    o, r, term, trunc, _ = envs[i].step(action[i])
+                    obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
+                    reward[i] = float(r)
+                    alive[i] = not (term or trunc)
+                stepped = np.zeros(p * k, dtype=bool)
+                stepped[live] = True
+                self._score(total, stepped, np.where(stepped, reward, 0.0), obs)
+                alive &= stepped  # _score ended the bad ones among those stepped
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - an environment may raise anything inside reset or step
+            raise ConfigError(f"{self.name}: the environment failed: {describe(e)}") from e
+        self._warn_bad()
         return total
 
     def _singles(self, n: int) -> list[Any]:
@@ -281,12 +389,12 @@ class GymTask(Task):
 def gym_problem(env_id: str, dim: int = 0, *, hidden: object = 8, activation: str = "tanh",
                 weight_bound: float = 5.0, episodes: int = 5, max_steps: int | None = None,
                 statistic: str = "mean", vectorize: str = "auto", normalize: object = True,
-                solved_at: object = "task") -> NetworkProblem:
+                solved_at: object = "task", obs_norm: str = "auto") -> NetworkProblem:
     """A gymnasium environment as an MLP task; `reseed` gives each generation fresh starts."""
     if not isinstance(env_id, str) or not env_id.strip():
         raise ProblemNotFound("gym: needs an environment id, e.g. --problem gym:CartPole-v1")
     task = GymTask(env_id.strip(), episodes=episodes, max_steps=max_steps, statistic=statistic,
-                   vectorize=vectorize, normalize=normalize)  # type: ignore[arg-type]
+                   vectorize=vectorize, normalize=normalize, obs_norm=obs_norm)  # type: ignore[arg-type]
     problem = network_problem(task, hidden=hidden, activation=activation, weight_bound=weight_bound,
                               solved_at=solved_at,
                               description=f"gymnasium {env_id}: {statistic} return over {task.episodes} episode(s)")

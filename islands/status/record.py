@@ -187,6 +187,12 @@ def _genome_value(x: Any) -> Any:
     return x if isinstance(x, (np.ndarray, Mapping)) else None
 
 
+def _obs_norm_value(x: Any) -> dict[str, Any]:
+    """A recorded observation normalisation (islands.problems.obs_norm): kept as read; checked
+    where it is used (`frozen_from_body`), {} when absent."""
+    return {str(k): v for k, v in x.items()} if isinstance(x, Mapping) else {}
+
+
 def _centroid_value(x: Any) -> Any:
     return x if isinstance(x, (np.ndarray, list, tuple)) else None
 
@@ -257,6 +263,9 @@ class IslandStatus:
     best_ever: float | None = _rec(as_float, "best fitness the island has ever seen", shown="number")
     best_ever_generation: int | None = _rec(as_int, "generation of best_ever", shown="integer")
     best_genome: Any = _rec(_genome_value, "the best-ever genome: an array, or a map of arrays (NEAT)")
+    best_obs_norm: Mapping[str, Any] = _rec(_obs_norm_value, "the observation normalisation best_genome was "
+                                            "evaluated with (gym:* obs_norm: mean, std, clip, count); {}: none",
+                                            encode=dict, factory=dict)
     evaluations: int | None = _rec(as_int, "fitness evaluations so far", shown="integer")
     evals_per_sec: float | None = _rec(as_float, "evaluations per second since the process started", shown="number")
     diversity: float | None = _rec(as_float, "within-island diversity: mean per-gene standard deviation / bound "
@@ -420,6 +429,7 @@ def champion_record(status: IslandStatus, problem: str, dim: int, run_id: str,
         "generation": status.best_ever_generation or 0,
         "overrides": dict(status.overrides),
         "created": time.time(),
+        **({"obs_norm": dict(status.best_obs_norm)} if status.best_obs_norm else {}),
     }
 
 

@@ -87,7 +87,7 @@ def test_unknown_kind_is_refused_both_ways():
     with pytest.raises(FormatError, match="unknown kind"):
         decode(encode("status", {}), "pickle")
     assert KINDS == {"migrants", "checkpoint", "manifest", "status", "champion", "launcher", "target", "evaluation", "lease",
-                     "segments", "summary", "basins"}
+                     "segments", "summary", "basins", "obs_stats"}
 
 
 def test_size_cap_boundary():

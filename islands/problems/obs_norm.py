@@ -1,0 +1,219 @@
+"""Observation normalisation for gym:* tasks: running statistics, frozen per generation.
+
+Continuous-control observations mix scales (a joint angle in radians beside a velocity in
+tens of metres per second) and their bounds are infinite, so a fixed scaling cannot help.
+The field (OpenAI-ES, ARS, EvoTorch) feeds networks `(obs - mean) / std` with the running
+mean and std of every observation seen so far; so do we (`--param obs_norm=...`, see
+`islands.problems.gym`):
+
+- A generation's population (and the immigrants screened on its episodes) is evaluated with
+  FROZEN statistics, so every network of the generation meets the same input transform and
+  their fitnesses compare. The observations they saw are collected as `pending` and folded
+  in when the island moves on to the next generation's episodes (`ObsNorm.reseed`), a point
+  that depends on the generation only: a resumed island (the whole `ObsNorm` is saved in its
+  checkpoint, `to_body`/`restore`) continues bit for bit.
+- Across islands ("run" mode), a migrant's policy must mean the same thing on the island that
+  adopts it. Each island publishes its OWN statistics (never what it merged, so nothing is
+  counted twice) and keeps the latest statistics of every other island it read
+  (`islands.obs_exchange`); it evaluates with its own merged with those. All islands then
+  converge on the statistics of every observation of the run. "island" mode keeps each
+  island's own (the comparison `scripts/bench_control.py` measures).
+- Another island's statistics are untrusted input (`ObsStats.from_body`): bounded in size,
+  finite, non-negative, of this task's width, and each weighs at most as much as the
+  island's own observations, so a forged record can shift the normalisation but never take
+  it over; normalised inputs are clipped to +-CLIP either way.
+
+Statistics are float64 count, mean and M2 (sum of squared deviations), merged with Chan et
+al.'s parallel update: exact for any split of the observations and stable where sums of
+squares cancel. The std used is floored at STD_FLOOR, so a constant observation does not
+divide by zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["CLIP", "MODES", "STD_FLOOR", "ObsNorm", "ObsStats", "frozen_from_body", "resolve_mode"]
+
+MODES = ("auto", "off", "island", "run")
+CLIP = 5.0  # normalised inputs are clipped to [-CLIP, CLIP] (OpenAI-ES clips at 5 too)
+STD_FLOOR = 1e-2
+MAX_WIDTH = 1 << 16  # observation sizes a record may claim (bounded input)
+MAX_OTHERS = 4096  # other islands' statistics kept
+
+
+@dataclass(frozen=True)
+class ObsStats:
+    """Count, mean and M2 of a set of observation vectors (float64 arrays of the task's width)."""
+
+    count: float
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @staticmethod
+    def empty(width: int) -> ObsStats:
+        return ObsStats(0.0, np.zeros(width), np.zeros(width))
+
+    @staticmethod
+    def of(rows: np.ndarray) -> ObsStats:
+        """The statistics of the rows `[n, width]` (non-finite rows are left out)."""
+        x = np.asarray(rows, dtype=np.float64)
+        x = x[np.isfinite(x).all(axis=1)]
+        if not len(x):
+            return ObsStats.empty(rows.shape[1])
+        mean = x.mean(axis=0)
+        return ObsStats(float(len(x)), mean, ((x - mean) ** 2).sum(axis=0))
+
+    def merged(self, other: ObsStats) -> ObsStats:
+        """The statistics of both sets together (Chan et al.)."""
+        if other.count <= 0:
+            return self
+        if self.count <= 0:
+            return other
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        m2 = self.m2 + other.m2 + delta ** 2 * (self.count * other.count / n)
+        return ObsStats(n, mean, m2)
+
+    def capped(self, count: float) -> ObsStats:
+        """The same mean and variance weighing at most `count` observations."""
+        if self.count <= count:
+            return self
+        return ObsStats(float(count), self.mean, self.m2 * (count / self.count) if self.count else self.m2)
+
+    def std(self) -> np.ndarray:
+        if self.count < 2:
+            return np.ones_like(self.mean)
+        return np.maximum(np.sqrt(self.m2 / self.count), STD_FLOOR)
+
+    def to_body(self) -> dict[str, Any]:
+        return {"count": float(self.count), "mean": [float(v) for v in self.mean], "m2": [float(v) for v in self.m2]}
+
+    @staticmethod
+    def from_body(body: Any, width: int) -> ObsStats | None:
+        """Validated statistics of `width`, or None for anything else (untrusted input)."""
+        if not isinstance(body, Mapping):
+            return None
+        try:
+            count = float(body["count"])
+            mean = np.asarray(body["mean"], dtype=np.float64)
+            m2 = np.asarray(body["m2"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not 0 < width <= MAX_WIDTH or mean.shape != (width,) or m2.shape != (width,):
+            return None
+        if not (np.isfinite(count) and count >= 0 and np.isfinite(mean).all() and np.isfinite(m2).all()
+                and (m2 >= 0).all()):
+            return None
+        return ObsStats(count, mean, m2)
+
+
+def frozen_from_body(body: Any, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, std) from a champion's `obs_norm` record, or None (no normalisation, or unusable)."""
+    if not isinstance(body, Mapping):
+        return None
+    try:
+        mean = np.asarray(body["mean"], dtype=np.float64)
+        std = np.asarray(body["std"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if mean.shape != (width,) or std.shape != (width,) or not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        return None
+    if (std <= 0).any():
+        return None
+    return mean, std
+
+
+class ObsNorm:
+    """One task's normalisation state: its own statistics, the others', and the frozen transform.
+
+    The island drives it: `reseed(seed)` at each generation's episodes (the statistics of the
+    previous generation are folded in when the seed changes), `observe(rows)` during a
+    training evaluation, `set_other(island, stats)` when another island's record was read.
+    """
+
+    def __init__(self, width: int, mode: str) -> None:
+        self.width, self.mode = width, mode
+        self.own = ObsStats.empty(width)
+        self.pending = ObsStats.empty(width)
+        self.others: dict[str, ObsStats] = {}
+        self.seed: int | None = None
+        self.collecting = False  # True only while the island evaluates its population
+        self.fixed = False  # a recorded transform in use (`use`): nothing is folded in any more
+        self.mean, self.std = np.zeros(width), np.ones(width)
+
+    # -- the island's side ----------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        """A generation's episodes: fold the last generation's observations in on a new seed."""
+        if self.seed is not None and seed != self.seed and not self.fixed:
+            self.own = self.own.merged(self.pending)
+            self.pending = ObsStats.empty(self.width)
+            self._freeze()
+        self.seed = seed
+
+    def observe(self, rows: np.ndarray) -> None:
+        if self.collecting and not self.fixed and len(rows):
+            self.pending = self.pending.merged(ObsStats.of(rows))
+
+    def set_other(self, island: str, stats: ObsStats) -> None:
+        """Another island's own statistics (the latest read replaces the last; "run" mode only)."""
+        if self.mode == "run" and (island in self.others or len(self.others) < MAX_OTHERS):
+            self.others[island] = stats
+
+    def merged(self) -> ObsStats:
+        """Own statistics merged with the others' (each weighing at most as much as the own)."""
+        total = self.own
+        for island in sorted(self.others):
+            total = total.merged(self.others[island].capped(max(self.own.count, 1.0)))
+        return total
+
+    def _freeze(self) -> None:
+        stats = self.merged()
+        self.mean, self.std = (stats.mean.copy(), stats.std()) if stats.count >= 2 else \
+            (np.zeros(self.width), np.ones(self.width))
+
+    # -- the transform ------------------------------------------------------------------
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Normalised float32 inputs: (x - mean) / std, clipped to +-CLIP."""
+        out = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        return np.clip(np.nan_to_num(out, nan=0.0), -CLIP, CLIP).astype(np.float32)
+
+    def use(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Evaluate with a recorded transform (a champion's) and collect nothing."""
+        self.mean, self.std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        self.collecting, self.fixed = False, True
+
+    def frozen_body(self) -> dict[str, Any]:
+        """The transform in use now, as the champion records it."""
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "clip": CLIP,
+                "count": float(self.merged().count)}
+
+    # -- checkpoint ---------------------------------------------------------------------
+    def to_body(self) -> dict[str, Any]:
+        return {"own": self.own.to_body(), "pending": self.pending.to_body(), "seed": self.seed,
+                "others": {k: v.to_body() for k, v in sorted(self.others.items())},
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    def restore(self, body: Mapping[str, Any]) -> None:
+        """Take up a checkpoint's state (`to_body`); ValueError when it does not fit this task."""
+        own, pending = ObsStats.from_body(body.get("own"), self.width), ObsStats.from_body(body.get("pending"), self.width)
+        frozen = frozen_from_body(body, self.width)
+        if own is None or pending is None or frozen is None:
+            raise ValueError(f"its observation statistics do not fit this task (width {self.width})")
+        others = {str(k): ObsStats.from_body(v, self.width) for k, v in dict(body.get("others") or {}).items()}
+        self.own, self.pending = own, pending
+        self.others = {k: v for k, v in others.items() if v is not None}
+        self.seed = None if body.get("seed") is None else int(body["seed"])
+        self.mean, self.std = frozen
+
+
+def resolve_mode(mode: Any, bounded: np.ndarray) -> str:
+    """"auto": "run" where no observation dimension has usable finite bounds (MuJoCo), else "off"."""
+    if mode not in MODES:
+        raise ValueError(f"obs_norm must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode != "auto":
+        return str(mode)
+    return "off" if bool(np.any(bounded)) else "run"
