@@ -308,12 +308,14 @@ class GymTask(Task):
             self.obs_norm.observe(x if alive is None else x[alive])
             x = self.obs_norm.apply(x)
         elif self.normalize:
-            x = np.nan_to_num(x * self.obs_scale, nan=0.0, posinf=0.0, neginf=0.0)
+            x = x * self.obs_scale
         out = policy(torch.from_numpy(x).to(device).reshape(p, k, self.inputs))
         out = out.reshape(p * k, self.outputs).detach().cpu()
         if self.discrete:
             return (out.argmax(dim=1).numpy() + self.action_start).astype(np.int64)
         act = self.action_low + out.double().numpy() * self.action_width
+        if not np.isfinite(act).all():  # an ended episode's NaN observation: its env may still be stepped
+            act = np.nan_to_num(act, nan=0.0, posinf=0.0, neginf=0.0)
         return act.astype(self.action_dtype).reshape((p * k, *self.action_shape))
 
     def _vector(self, mode: str, n: int) -> Any:

@@ -25,7 +25,10 @@ mean and std of every observation seen so far; so do we (`--param obs_norm=...`,
 
 Statistics are float64 count, mean and M2 (sum of squared deviations), merged with Chan et
 al.'s parallel update: exact for any split of the observations and stable where sums of
-squares cancel. The std used is floored at STD_FLOOR, so a constant observation does not
+squares cancel. Within a generation, observations are only summed (a subtraction and two
+sums per time step: this runs at every step of every episode), shifted by the frozen mean so
+the sums of squares do not cancel; the sums themselves are what a checkpoint saves, so a
+resumed island adds its next observations to exactly the same numbers. The std used is floored at STD_FLOOR, so a constant observation does not
 divide by zero.
 """
 from __future__ import annotations
@@ -138,25 +141,47 @@ class ObsNorm:
     def __init__(self, width: int, mode: str) -> None:
         self.width, self.mode = width, mode
         self.own = ObsStats.empty(width)
-        self.pending = ObsStats.empty(width)
+        self._reset_sums(np.zeros(width))
         self.others: dict[str, ObsStats] = {}
         self.seed: int | None = None
         self.collecting = False  # True only while the island evaluates its population
         self.fixed = False  # a recorded transform in use (`use`): nothing is folded in any more
         self.mean, self.std = np.zeros(width), np.ones(width)
+        self._cast()
 
     # -- the island's side ----------------------------------------------------------------
     def reseed(self, seed: int) -> None:
         """A generation's episodes: fold the last generation's observations in on a new seed."""
         if self.seed is not None and seed != self.seed and not self.fixed:
             self.own = self.own.merged(self.pending)
-            self.pending = ObsStats.empty(self.width)
             self._freeze()
+            self._reset_sums(self.mean)
         self.seed = seed
 
     def observe(self, rows: np.ndarray) -> None:
         if self.collecting and not self.fixed and len(rows):
-            self.pending = self.pending.merged(ObsStats.of(rows))
+            x = np.asarray(rows, dtype=np.float64)
+            x = x[np.isfinite(x).all(axis=1)]
+            if not len(x):
+                return
+            if self._n == 0 and self.own.count == 0:  # no mean yet: shift by the first observation
+                self._shift = x[0].copy()
+            x = x - self._shift
+            self._n += len(x)
+            self._s1 += x.sum(axis=0)
+            self._s2 += np.einsum("ij,ij->j", x, x)
+
+    @property
+    def pending(self) -> ObsStats:
+        """This generation's observations so far, not yet in use."""
+        if self._n <= 0:
+            return ObsStats.empty(self.width)
+        mean = self._s1 / self._n
+        return ObsStats(float(self._n), self._shift + mean, np.maximum(self._s2 - self._s1 * mean, 0.0))
+
+    def _reset_sums(self, shift: np.ndarray) -> None:
+        self._n, self._shift = 0.0, np.array(shift, dtype=np.float64)
+        self._s1, self._s2 = np.zeros(self.width), np.zeros(self.width)
 
     def set_other(self, island: str, stats: ObsStats) -> None:
         """Another island's own statistics (the latest read replaces the last; "run" mode only)."""
@@ -174,17 +199,24 @@ class ObsNorm:
         stats = self.merged()
         self.mean, self.std = (stats.mean.copy(), stats.std()) if stats.count >= 2 else \
             (np.zeros(self.width), np.ones(self.width))
+        self._cast()
+
+    def _cast(self) -> None:
+        """The transform in float32, as the network reads it (one subtraction and one product per step)."""
+        self._mean32, self._scale32 = self.mean.astype(np.float32), (1.0 / self.std).astype(np.float32)
 
     # -- the transform ------------------------------------------------------------------
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Normalised float32 inputs: (x - mean) / std, clipped to +-CLIP."""
-        out = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
-        return np.clip(np.nan_to_num(out, nan=0.0), -CLIP, CLIP).astype(np.float32)
+        out = np.asarray(x, dtype=np.float32) - self._mean32
+        out *= self._scale32
+        return np.clip(out, -CLIP, CLIP, out=out)  # NaN stays NaN: only ended episodes see one
 
     def use(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Evaluate with a recorded transform (a champion's) and collect nothing."""
         self.mean, self.std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
         self.collecting, self.fixed = False, True
+        self._cast()
 
     def frozen_body(self) -> dict[str, Any]:
         """The transform in use now, as the champion records it."""
@@ -193,21 +225,35 @@ class ObsNorm:
 
     # -- checkpoint ---------------------------------------------------------------------
     def to_body(self) -> dict[str, Any]:
-        return {"own": self.own.to_body(), "pending": self.pending.to_body(), "seed": self.seed,
+        sums = {"count": self._n, "shift": _floats(self._shift), "s1": _floats(self._s1), "s2": _floats(self._s2)}
+        return {"own": self.own.to_body(), "sums": sums, "seed": self.seed,
                 "others": {k: v.to_body() for k, v in sorted(self.others.items())},
                 "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     def restore(self, body: Mapping[str, Any]) -> None:
         """Take up a checkpoint's state (`to_body`); ValueError when it does not fit this task."""
-        own, pending = ObsStats.from_body(body.get("own"), self.width), ObsStats.from_body(body.get("pending"), self.width)
-        frozen = frozen_from_body(body, self.width)
-        if own is None or pending is None or frozen is None:
+        own, frozen = ObsStats.from_body(body.get("own"), self.width), frozen_from_body(body, self.width)
+        sums = body.get("sums") if isinstance(body.get("sums"), Mapping) else {}
+        try:
+            n = float(sums["count"])
+            shift, s1, s2 = (np.asarray(sums[k], dtype=np.float64) for k in ("shift", "s1", "s2"))
+        except (KeyError, TypeError, ValueError):
+            n, shift = float("nan"), np.zeros(0)
+            s1 = s2 = shift
+        if own is None or frozen is None or not (np.isfinite(n) and n >= 0) or \
+                any(a.shape != (self.width,) or not np.isfinite(a).all() for a in (shift, s1, s2)):
             raise ValueError(f"its observation statistics do not fit this task (width {self.width})")
+        self._n, self._shift, self._s1, self._s2 = n, shift, s1, s2
         others = {str(k): ObsStats.from_body(v, self.width) for k, v in dict(body.get("others") or {}).items()}
-        self.own, self.pending = own, pending
+        self.own = own
         self.others = {k: v for k, v in others.items() if v is not None}
         self.seed = None if body.get("seed") is None else int(body["seed"])
         self.mean, self.std = frozen
+        self._cast()
+
+
+def _floats(a: np.ndarray) -> list[float]:
+    return [float(v) for v in a]
 
 
 def resolve_mode(mode: Any, bounded: np.ndarray) -> str:

@@ -51,6 +51,24 @@ def test_a_generation_is_evaluated_with_frozen_statistics_folded_in_when_the_see
     assert norm.pending.count == 0  # not a training evaluation: nothing collected
 
 
+def test_a_generation_summed_step_by_step_keeps_its_precision_far_from_zero():
+    rng = np.random.default_rng(3)
+    x = 1e6 + rng.normal(0.0, 1e-2, size=(4000, 2))  # a large offset, a tiny spread
+    norm = ObsNorm(2, "island")
+    norm.reseed(0)
+    norm.collecting = True
+    for chunk in np.split(x, 40):
+        norm.observe(chunk)
+    norm.reseed(1)
+    np.testing.assert_allclose(norm.own.mean, x.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(norm.own.std(), x.std(axis=0), rtol=1e-6)
+    for chunk in np.split(x + 1.0, 40):  # the next generation is summed around the frozen mean
+        norm.observe(chunk)
+    norm.reseed(2)
+    both = np.concatenate([x, x + 1.0])
+    np.testing.assert_allclose(norm.own.std(), both.std(axis=0), rtol=1e-6)
+
+
 def test_state_round_trips_through_a_checkpoint_body_exactly():
     rng = np.random.default_rng(1)
     norm = ObsNorm(3, "run")
