@@ -160,6 +160,7 @@ class GymTask(Task):
             raise ConfigError(f"{self.name}: {e}") from None
         self.obs_norm = ObsNorm(self.inputs, mode) if mode != "off" else None
         self.bad_episodes = 0  # episodes ended by a NaN or infinite observation or reward
+        self.steps = 0  # environment steps of live episodes taken so far (benchmarks compare at equal steps)
         limit = self.spec.max_episode_steps if max_steps is None else max_steps
         if limit is None:
             raise ConfigError(f"{self.name} has no time limit of its own: give --param max_steps=N")
@@ -273,6 +274,7 @@ class GymTask(Task):
                 if not alive.any():
                     break
                 action = self._actions(policy, obs, p, k, device, alive)
+                self.steps += int(alive.sum())
                 obs, reward, terminated, truncated, _ = envs.step(action)
                 self._score(total, alive, reward, obs)
                 alive &= ~(np.asarray(terminated) | np.asarray(truncated))
@@ -353,6 +355,7 @@ class GymTask(Task):
                     break
                 action = self._actions(policy, obs, p, k, device, alive)
                 live = np.flatnonzero(alive)
+                self.steps += len(live)
                 for i in live:
                     o, r, term, trunc, _ = envs[i].step(action[i])
                     obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
