@@ -77,7 +77,8 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
         dtype = str(resolve_dtype(cfg, problem)).replace("torch.", "")
         found[key] = {"algorithm": cfg.algorithm, "population": cfg.population or algo.default_population(),
                       "target": cfg.target if cfg.target is not None else problem.solved_at,
-                      "target_given": cfg.target is not None, "dtype": dtype, "islands": [isl], "checked": True}
+                      "target_given": cfg.target is not None, "dtype": dtype, "islands": [isl], "checked": True,
+                      "dim": problem.dim}
         kind = REGISTRY[cfg.algorithm].genome_kind
         if kind != "vector":  # graphs of any size: the kind alone must agree
             shape: tuple[Any, ...] = (kind,)

@@ -237,7 +237,8 @@ def settings_lines(config: Any, islands: int = 1, groups: Sequence[Mapping[str, 
     stop = "stop: each island at its target" if config.stop_when == "all" else "stop: the run once any island reaches its target"
     if config.stagnation_limit:
         stop += f" or after {config.stagnation_limit} generations without progress"
-    head = [f"problem {config.problem}", f"dim {config.dim}", *(first[i] for i in (0, 1) if i in shared),
+    dims = {g.get("dim") for g in groups} - {None}  # the problem's own (a network's weights), when checked
+    head = [f"problem {config.problem}", f"dim {dims.pop() if len(dims) == 1 else config.dim}", *(first[i] for i in (0, 1) if i in shared),
             budget.describe(config, islands), *(first[i] for i in (2,) if i in shared), stop,
             *(first[i] for i in (3,) if i in shared)]
     lines = ["settings: " + ", ".join(head)]

@@ -6,7 +6,10 @@ the same number of environment steps on ONE core (its processes pinned to it: wi
 two methods run at a time, one per core), and its final policy is scored on 100 unseen
 episodes (the seeds `islands evaluate` uses, from 2^31 up). Methods:
 
-- islands:ALGO:N[:OBS_NORM] - N islands of `ALGO` (es = SNES, pgpe = the es algorithm's PGPE variant,
+- islands:ALGO:N[:OBS_NORM][:pop=P] - N islands of `ALGO` (population P each: the 4-island
+  methods of the default list give each island a quarter of the algorithm's default 100, so
+  they run as many generations as one island of 100 on the same steps; sep-cmaes keeps its own
+  small default) (es = SNES, pgpe = the es algorithm's PGPE variant,
   sep-cmaes, pure = the GA), each an `islands.runs.evolve` process on one run directory with
   the default migration, each stopped once it has taken its 1/N of the steps. The final policy is
   the run's champion (best training return), with the observation transform it was scored with.
@@ -31,7 +34,7 @@ control_lander.py says how): environment steps until the champion solves it (mea
 stepping the same environments alone with fixed actions (the physical floor), CPU time,
 interleaved rounds.
 
-    python scripts/bench_control.py [--tasks HalfCheetah-v5,Hopper-v5] [--steps 1000000]
+    python scripts/bench_control.py [--tasks HalfCheetah-v5,Hopper-v5] [--steps 700000]
         [--horizon 200] [--seeds 0,1,2] [--methods islands:es:1,islands:es:4,...,evotorch:pgpe]
         [--jobs 2] [--evotorch-python /path/to/venv/bin/python] [--out FILE] [--plot FILE.png]
     python scripts/bench_control.py --lander [--steps 3000000] [--seeds 0,1,2] [--episodes 3]
@@ -59,8 +62,8 @@ from islands.threads import limit_env  # noqa: E402
 
 limit_env()  # one thread per process, as an island has
 
-DEFAULT_METHODS = ("islands:es:1,islands:es:4,islands:es:4:island,islands:pgpe:4,islands:sep-cmaes:4,"
-                   "islands:pure:4,evotorch:pgpe,evotorch:snes")
+DEFAULT_METHODS = ("islands:es:1,islands:es:4:pop=25,islands:es:4:island:pop=25,islands:pgpe:4:pop=25,"
+                   "islands:sep-cmaes:4,islands:pure:4:pop=25,evotorch:pgpe,evotorch:snes")
 EVAL_EPISODES = 100
 
 
@@ -100,12 +103,12 @@ def _island(island: str, root: str, cfg_json: str, budget: int, core: int, out: 
 
 
 def islands_run(task: str, algo: str, n: int, steps: int, horizon: int, seed: int, core: int,
-                obs_norm: str = "auto") -> dict:
+                obs_norm: str = "auto", population: int | None = None) -> dict:
     from islands.config import MigrationConfig, RunConfig
     from islands.evaluate import generalisation
 
     algorithm, params = ("es", {"variant": "pgpe"}) if algo == "pgpe" else (algo, {})
-    cfg = RunConfig(problem=f"gym:{task}", algorithm=algorithm, algorithm_params=params, seed=seed,
+    cfg = RunConfig(problem=f"gym:{task}", algorithm=algorithm, algorithm_params=params, seed=seed, population=population,
                     generations=10**7, problem_params={"episodes": 1, "max_steps": horizon, "solved_at": None, "obs_norm": obs_norm},
                     migration=MigrationConfig() if n > 1 else MigrationConfig(every=0))
     with tempfile.TemporaryDirectory(prefix="bench_control_") as tmp:
@@ -131,7 +134,8 @@ def islands_run(task: str, algo: str, n: int, steps: int, horizon: int, seed: in
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         gen = generalisation(root, episodes=EVAL_EPISODES)
     generations = sum(p["generations"] for p in parts)
-    return {"method": f"islands:{algo}:{n}" + ("" if obs_norm == "auto" else f":{obs_norm}"), "task": task, "seed": seed, "steps": sum(p["steps"] for p in parts),
+    name = f"islands:{algo}:{n}" + ("" if obs_norm == "auto" else f":{obs_norm}") + (f":pop={population}" if population else "")
+    return {"method": name, "task": task, "seed": seed, "steps": sum(p["steps"] for p in parts),
             "generations": generations, "wall_s": wall, "cpu_s": cpu, "cpu_per_generation_s": cpu / max(generations, 1),
             "peak_rss_mib": sum(p["peak_rss_mib"] for p in parts), "final_mean_return": gen.mean,
             "final_returns": list(gen.returns), "curve": _merged([p["curve"] for p in parts])}
@@ -270,7 +274,7 @@ def plot(rows: list[dict], path: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="HalfCheetah-v5,Hopper-v5")
-    ap.add_argument("--steps", type=int, default=1_000_000)
+    ap.add_argument("--steps", type=int, default=700_000)
     ap.add_argument("--horizon", type=int, default=200)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=DEFAULT_METHODS)
@@ -297,8 +301,10 @@ def main() -> int:
             run = control_lander.islands_neat if method == "islands:neat" else control_lander.neat_python
             Path(a.out).write_text(json.dumps(run(seed, steps, horizon)))
             return 0
-        _, algo, n, *norm = method.split(":")
-        Path(a.out).write_text(json.dumps(islands_run(task, algo, int(n), steps, horizon, seed, core, *norm)))
+        _, algo, n, *more = method.split(":")
+        norm = next((m for m in more if "=" not in m), "auto")
+        pop = next((int(m[4:]) for m in more if m.startswith("pop=")), None)
+        Path(a.out).write_text(json.dumps(islands_run(task, algo, int(n), steps, horizon, seed, core, norm, pop)))
         return 0
     if a.lander:
         cores = sorted(os.sched_getaffinity(0))

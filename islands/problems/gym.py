@@ -72,6 +72,9 @@ MAX_EVAL_EPISODES = 2**20
 EVAL_SETS = SEED_SPAN // MAX_EVAL_EPISODES  # 2048 values of `islands evaluate --seed`
 MAX_EPISODES = 1000  # training episodes per network and generation
 SCALE_LIMIT = 1e6  # bounds wider than this are "unbounded" for observation scaling
+WARMUP_EPISODES = 5  # random-action episodes whose observations start the normalisation statistics
+WARMUP_SALT = 0x57A75  # their starts are not the first generation's own
+EXTRAS = ("mujoco", "box2d")  # gymnasium's environment families that need an extra of ours
 
 
 def _gymnasium() -> Any:
@@ -179,7 +182,9 @@ class GymTask(Task):
         try:
             env = gym.make(self.env_id)
         except Exception as e:  # a missing extra (box2d, mujoco) or a broken environment
-            raise ConfigError(f"problem {self.name!r} cannot be made: {' '.join(str(e).split())[:300]}") from None
+            extra = next((x for x in EXTRAS if f"envs.{x}" in str(self.spec.entry_point)), None)
+            hint = f" (pip install 'islands[{extra}]')" if extra and type(e).__name__ == "DependencyNotInstalled" else ""
+            raise ConfigError(f"problem {self.name!r} cannot be made: {' '.join(str(e).split())[:300]}{hint}") from None
         try:
             obs, act = env.observation_space, env.action_space
         finally:
@@ -235,6 +240,8 @@ class GymTask(Task):
 
     # -- evaluation -----------------------------------------------------------------------
     def evaluate(self, policy: Policy, device: torch.device) -> Tensor:
+        if self.obs_norm is not None and self.obs_norm.needs_warmup:
+            self._warm_up()
         if self.obs_norm is not None:
             self.obs_norm.collecting = True  # a training evaluation: its observations count
         try:
@@ -247,6 +254,28 @@ class GymTask(Task):
         if self.statistic == "median":
             return returns.median(dim=1).values.to(device)
         return returns.min(dim=1).values.to(device)
+
+    def _warm_up(self) -> None:
+        """First statistics from WARMUP_EPISODES episodes of random actions from this generation's
+        training starts (seeded, so a run repeats exactly; their steps count as the task's)."""
+        env = _gymnasium().make(self.env_id, max_episode_steps=self.max_steps)
+        rows = []
+        try:
+            for s in training_seeds(self.seed ^ WARMUP_SALT, WARMUP_EPISODES):
+                obs, _ = env.reset(seed=s)
+                env.action_space.seed(s)
+                rows.append(np.asarray(obs, dtype=np.float64).reshape(-1))
+                for _ in range(self.max_steps):
+                    obs, _r, term, trunc, _ = env.step(env.action_space.sample())
+                    self.steps += 1
+                    rows.append(np.asarray(obs, dtype=np.float64).reshape(-1))
+                    if term or trunc:
+                        break
+        except Exception as e:  # noqa: BLE001 - an environment may raise anything inside reset or step
+            raise ConfigError(f"{self.name}: the environment failed: {describe(e)}") from e
+        finally:
+            env.close()
+        self.obs_norm.warm(np.stack(rows))  # type: ignore[union-attr]
 
     def returns(self, policy: Policy, device: torch.device, seeds: Sequence[int],
                 mode: str | None = None) -> np.ndarray:

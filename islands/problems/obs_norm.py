@@ -6,6 +6,11 @@ The field (OpenAI-ES, ARS, EvoTorch) feeds networks `(obs - mean) / std` with th
 mean and std of every observation seen so far; so do we (`--param obs_norm=...`, see
 `islands.problems.gym`):
 
+- Before its first population, an island steps WARMUP_EPISODES episodes of random actions
+  (`GymTask`, seeded from the generation: a run repeats exactly) and starts from their
+  statistics: otherwise generation 0 would be scored on raw inputs and later ones on normalised
+  inputs, and a lucky generation-0 score, measured under another transform, could stay the
+  island's best-ever (measured: on HalfCheetah every 4-island ES run's champion was one).
 - A generation's population (and the immigrants screened on its episodes) is evaluated with
   FROZEN statistics, so every network of the generation meets the same input transform and
   their fitnesses compare. The observations they saw are collected as `pending` and folded
@@ -157,6 +162,17 @@ class ObsNorm:
             self._freeze()
             self._reset_sums(self.mean)
         self.seed = seed
+
+    @property
+    def needs_warmup(self) -> bool:
+        """Nothing observed yet: the first population would be evaluated on raw inputs."""
+        return not self.fixed and self.own.count == 0 and self._n == 0
+
+    def warm(self, rows: np.ndarray) -> None:
+        """Start from the statistics of `rows` (a warm-up's observations) and use them at once."""
+        self.own = ObsStats.of(np.asarray(rows, dtype=np.float64))
+        self._freeze()
+        self._reset_sums(self.mean)
 
     def observe(self, rows: np.ndarray) -> None:
         if self.collecting and not self.fixed and len(rows):

@@ -189,6 +189,20 @@ def test_an_environment_raising_inside_step_is_one_error_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_missing_physics_extra_is_one_line_naming_it(monkeypatch):
+    import gymnasium
+    from gymnasium.error import DependencyNotInstalled
+
+    def missing(*_a, **_k):
+        raise DependencyNotInstalled("MuJoCo is not installed, run `pip install \"gymnasium[mujoco]\"`")
+
+    monkeypatch.setattr(gymnasium, "make", missing)
+    with pytest.raises(ConfigError) as info:
+        make_problem("gym:Hopper-v5", hidden=0)
+    text = str(info.value)
+    assert "\n" not in text and "cannot be made: MuJoCo is not installed" in text and "islands[mujoco]" in text
+
+
 def test_obs_norm_leaves_bounded_tasks_as_they_were():
     for env in ("CartPole-v1", "Pendulum-v1"):
         assert make_problem(f"gym:{env}", hidden=0).task.obs_norm is None
@@ -196,6 +210,8 @@ def test_obs_norm_leaves_bounded_tasks_as_they_were():
     assert forced.task.obs_norm.mode == "island"
     forced.reseed(0)
     first = forced.evaluate(torch.zeros(2, forced.dim))
+    warmed = forced.task.obs_norm.own.count
+    assert warmed > 0 and forced.task.steps > warmed  # a warm-up started the statistics
     forced.reseed(1)  # folds generation 0's observations in
     assert forced.task.obs_norm.own.count > 0 and dataclasses.is_dataclass(forced)
     assert first.shape == (2,)

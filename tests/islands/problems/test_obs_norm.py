@@ -112,6 +112,14 @@ def test_other_islands_statistics_are_untrusted_validated_and_capped():
     assert island_only.others == {}  # "island" mode keeps its own statistics only
 
 
+def test_a_warm_up_starts_the_statistics_before_the_first_population():
+    norm = ObsNorm(2, "island")
+    assert norm.needs_warmup
+    norm.warm(np.array([[0.0, 10.0], [2.0, 30.0]]))
+    assert not norm.needs_warmup and norm.own.count == 2
+    np.testing.assert_allclose(norm.apply(np.array([[1.0, 20.0]])), [[0.0, 0.0]], atol=1e-6)  # in use at once
+
+
 def test_recorded_transforms_are_checked_where_they_are_used():
     assert frozen_from_body({"mean": [0, 1], "std": [1, 2]}, 2) is not None
     for bad in ({"mean": [0, 1]}, {"mean": [0, 1], "std": [1, 0]}, {"mean": [0], "std": [1]},
