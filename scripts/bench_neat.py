@@ -22,13 +22,12 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, ROOT)
 from islands.threads import limit_env  # noqa: E402
-from neat_python_config import neat_python_config  # noqa: E402
+from neat_python_config import neat_python_config_object  # noqa: E402
 
 limit_env()  # one thread, as in an island, before torch loads
 
@@ -105,14 +104,7 @@ def neat_python_time_per_generation(population: int, generations: int) -> float 
             net = neat.nn.FeedForwardNetwork.create(g, config)
             g.fitness = 4.0 - sum((net.activate(x)[0] - y) ** 2 for x, y in cases)
 
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(neat_python_config(population, inputs=2, threshold=1000))
-    try:
-        config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
-                             neat.DefaultStagnation, f.name)
-    finally:
-        os.unlink(f.name)
-    pop = neat.Population(config)
+    pop = neat.Population(neat_python_config_object(population, inputs=2, threshold=1000))
     started = time.perf_counter()
     pop.run(eval_genomes, generations)
     return (time.perf_counter() - started) / generations

@@ -39,7 +39,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, ROOT)
 from islands.threads import limit_env  # noqa: E402
-from neat_python_config import neat_python_config  # noqa: E402
+from neat_python_config import neat_python_config_object  # noqa: E402
 
 limit_env()  # one thread, as in an island, before torch loads
 
@@ -137,14 +137,7 @@ def neat_python_row(generations: int, seed: int, episodes_path: str) -> dict:
         steps.append(float(total))
         times.append(time.process_time())
 
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(neat_python_config(POPULATION, inputs=4, threshold=1e9))
-    try:
-        config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
-                             neat.DefaultStagnation, f.name)
-    finally:
-        os.unlink(f.name)
-    pop = neat.Population(config, seed=seed)
+    pop = neat.Population(neat_python_config_object(POPULATION, inputs=4, threshold=1e9), seed=seed)
     pop.run(eval_genomes, generations + 1)  # generation 0, then `generations` bred ones, as for islands
     # Time of generation g: from the end of g-1's evaluation to the end of g's (breed + evaluate).
     return {"seconds": [b - a for a, b in zip(times, times[1:])], "steps": steps[1:],

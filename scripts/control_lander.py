@@ -11,13 +11,11 @@ its budget unsolved reports its best test mean.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 
 import numpy as np
 
-from neat_python_config import neat_python_config
+from neat_python_config import neat_python_config_object
 
 SOLVED = 200.0
 POPULATION = 150
@@ -54,9 +52,9 @@ def islands_neat(seed: int, budget: int, episodes: int) -> dict:
             task.steps = steps  # a test's steps are not the search's
             best_test = max(best_test, mean)
             if mean >= SOLVED:
-                return _row("islands:neat", seed, True, task.steps, g, mean, tests, started)
+                return _row("islands:neat", seed, True, task.steps, g + 1, mean, tests, started)
         if task.steps >= budget:
-            return _row("islands:neat", seed, False, task.steps, g, best_test, tests, started)
+            return _row("islands:neat", seed, False, task.steps, g + 1, best_test, tests, started)
         g += 1
         problem.reseed(episode_seed(seed, g))
         state = algo.evaluate(algo.step(state, g - 1, gen))
@@ -72,16 +70,8 @@ def neat_python(seed: int, budget: int, episodes: int) -> dict:
     from islands.config import episode_seed
     from islands.problems.gym import evaluation_seeds, training_seeds
 
-    random.seed(seed)
-    text = neat_python_config(POPULATION, inputs=8, threshold=1e9).replace(
-        "num_outputs             = 1", "num_outputs             = 4")
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(text)
-    try:
-        config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
-                             neat.DefaultStagnation, f.name)
-    finally:
-        os.unlink(f.name)
+    random.seed(seed)  # neat-python draws from `random`
+    config = neat_python_config_object(POPULATION, inputs=8, threshold=1e9, outputs=4)
     env = gymnasium.make(ENV)
     counter = {"steps": 0, "generation": 0}
 
@@ -114,7 +104,7 @@ def neat_python(seed: int, budget: int, episodes: int) -> dict:
             raise _Done
 
     started = time.perf_counter()
-    pop = neat.Population(config)
+    pop = neat.Population(config, seed=seed)
     try:
         pop.run(eval_genomes, 10**6)
     except _Done:
@@ -127,7 +117,7 @@ class _Done(Exception):
     pass
 
 
-def _row(method: str, seed: int, solved: bool, steps: int, generations: int, test: float, tests: int,
+def _row(method: str, seed: int, solved: bool, steps: int, generations: int, test: float, tests: int,  # generations evaluated
          started: float) -> dict:
     return {"method": method, "task": ENV, "seed": seed, "solved": solved, "steps": int(steps),
             "generations": generations, "best_test_mean": test if np.isfinite(test) else None, "tests": tests,

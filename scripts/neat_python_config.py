@@ -4,6 +4,10 @@ Torch-free on purpose: bench_workload measures the memory of a neat-python child
 """
 from __future__ import annotations
 
+import os
+import tempfile
+from typing import Any
+
 NEAT_PYTHON_CONFIG = """
 [NEAT]
 fitness_criterion     = max
@@ -68,6 +72,20 @@ survival_threshold = 0.2
 """
 
 
-def neat_python_config(population: int, inputs: int, threshold: float) -> str:
-    """neat-python's config file for a one-output task: the same NEAT settings in every benchmark."""
-    return NEAT_PYTHON_CONFIG.format(population=population, inputs=inputs, threshold=threshold)
+def neat_python_config(population: int, inputs: int, threshold: float, outputs: int = 1) -> str:
+    """neat-python's config file: the same NEAT settings in every benchmark."""
+    text = NEAT_PYTHON_CONFIG.format(population=population, inputs=inputs, threshold=threshold)
+    return text.replace("num_outputs             = 1", f"num_outputs             = {outputs}")
+
+
+def neat_python_config_object(population: int, inputs: int, threshold: float, outputs: int = 1) -> Any:
+    """neat-python's `neat.Config` of those settings (it reads only files: one is written and removed)."""
+    import neat  # type: ignore[import-not-found]  # lazy: neat-python is a peer, not a dependency
+
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
+        f.write(neat_python_config(population, inputs, threshold, outputs))
+    try:
+        return neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
+                           neat.DefaultStagnation, f.name)
+    finally:
+        os.unlink(f.name)

@@ -13,10 +13,23 @@ import numpy as np
 
 from islands.config import RunConfig
 from islands.status.record import IslandStatus
+from islands.stopping import StopFlag
 from migration_pool import batches
 
 
 QUIET = dict(log=lambda _m: None)  # `evolve(..., **QUIET)`: no progress lines in the test output
+
+
+class StopAfter(StopFlag):
+    """A stop request that turns on after the loop has asked `checks` times (a few generations)."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.left = checks
+
+    def __bool__(self) -> bool:
+        self.left -= 1
+        return self.left < 0
 
 
 def small_config(**changes: Any) -> RunConfig:

@@ -22,7 +22,6 @@ from click.testing import CliRunner  # noqa: E402
 from islands.cli import main  # noqa: E402
 from islands.config import RunConfig, island_seed  # noqa: E402
 from islands.evaluate import generalisation, recorded  # noqa: E402
-from islands.island import StopFlag  # noqa: E402
 from islands.nets import MLP  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
 from islands.config import episode_seed  # noqa: E402
@@ -30,7 +29,7 @@ from islands.problems.gym import evaluation_seeds, training_seeds  # noqa: E402
 from islands.results import open_run  # noqa: E402
 from islands.runs import evolve  # noqa: E402
 from migration_pool.rundir import RunDir  # noqa: E402
-from support.factories import QUIET  # noqa: E402
+from support.factories import QUIET, StopAfter  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -120,18 +119,6 @@ def test_an_environment_that_cannot_be_vectorised_falls_back_with_one_warning(mo
     warning = capsys.readouterr().err
     assert warning.count("\n") == 1 and "cannot be vectorised (no vector env for you)" in warning
     assert got.tolist() == [[plain_gym_return(genomes[p:p + 1], s) for s in (3, 4)] for p in range(2)]
-
-
-class StopAfter(StopFlag):
-    """A stop request that turns on after the loop has asked `checks` times (a few generations)."""
-
-    def __init__(self, checks: int) -> None:
-        super().__init__()
-        self.left = checks
-
-    def __bool__(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def test_seeded_runs_repeat_and_resume_bit_exact(tmp_path):

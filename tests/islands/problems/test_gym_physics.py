@@ -23,13 +23,12 @@ from islands.cli import main  # noqa: E402
 from islands.config import MigrationConfig, RunConfig, episode_seed, island_seed  # noqa: E402
 from islands.errors import ConfigError  # noqa: E402
 from islands.evaluate import generalisation  # noqa: E402
-from islands.island import StopFlag  # noqa: E402
 from islands.nets import MLP  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
 from islands.results import load_policy, open_run  # noqa: E402
 from islands.runs import evolve  # noqa: E402
 from migration_pool.rundir import RunDir  # noqa: E402
-from support.factories import QUIET  # noqa: E402
+from support.factories import QUIET, StopAfter  # noqa: E402
 
 CPU = torch.device("cpu")
 needs_mujoco = pytest.mark.skipif(importlib.util.find_spec("mujoco") is None,
@@ -44,16 +43,6 @@ def pendulum(**changes) -> RunConfig:
     base = dict(problem="gym:InvertedPendulum-v5", algorithm="es", population=6, generations=5, seed=3,
                 problem_params=params, checkpoint_every=1, checkpoint_seconds=0)
     return RunConfig(**{**base, **changes})
-
-
-class StopAfter(StopFlag):
-    def __init__(self, checks: int) -> None:
-        super().__init__()
-        self.left = checks
-
-    def __bool__(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def trajectory(root) -> list[tuple]:
