@@ -117,7 +117,7 @@ class _Done(Exception):
     pass
 
 
-def _row(method: str, seed: int, solved: bool, steps: int, generations: int, test: float, tests: int,  # generations evaluated
+def _row(method: str, seed: int, solved: bool, steps: int, generations: int, test: float, tests: int,
          started: float) -> dict:
     return {"method": method, "task": ENV, "seed": seed, "solved": solved, "steps": int(steps),
             "generations": generations, "best_test_mean": test if np.isfinite(test) else None, "tests": tests,
