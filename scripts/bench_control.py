@@ -6,10 +6,9 @@ the same number of environment steps on ONE core (its processes pinned to it: wi
 two methods run at a time, one per core), and its final policy is scored on 100 unseen
 episodes (the seeds `islands evaluate` uses, from 2^31 up). Methods:
 
-- islands:ALGO:N[:OBS_NORM][:pop=P] - N islands of `ALGO` (population P each: the 4-island
-  methods of the default list give each island a quarter of the algorithm's default 100, so
-  they run as many generations as one island of 100 on the same steps; sep-cmaes keeps its own
-  small default) (es = SNES, pgpe = the es algorithm's PGPE variant,
+- islands:ALGO:N[:OBS_NORM][:pop=P] - N islands of `ALGO`, each with the algorithm's default
+  population (es, pgpe and sep-cmaes: 4 + 3 ln D, about 20, on these tasks) or P (the GA's
+  default 100 is cut to a quarter, 25, so its islands run generations at the others' pace) (es = SNES, pgpe = the es algorithm's PGPE variant,
   sep-cmaes, pure = the GA), each an `islands.runs.evolve` process on one run directory with
   the default migration, each stopped once it has taken its 1/N of the steps. The final policy is
   the run's champion (best training return), with the observation transform it was scored with.
@@ -62,8 +61,8 @@ from islands.threads import limit_env  # noqa: E402
 
 limit_env()  # one thread per process, as an island has
 
-DEFAULT_METHODS = ("islands:es:1,islands:es:4:pop=25,islands:es:4:island:pop=25,islands:pgpe:4:pop=25,"
-                   "islands:sep-cmaes:4,islands:pure:4:pop=25,evotorch:pgpe,evotorch:snes")
+DEFAULT_METHODS = ("islands:es:1,islands:es:4,islands:es:4:island,islands:pgpe:4,islands:sep-cmaes:4,"
+                   "islands:pure:4:pop=25,evotorch:pgpe,evotorch:snes")
 EVAL_EPISODES = 100
 
 

@@ -204,3 +204,21 @@ def test_obs_norm_leaves_bounded_tasks_as_they_were():
     forced.reseed(1)  # folds generation 0's observations in
     assert forced.task.obs_norm.own.count > 0 and dataclasses.is_dataclass(forced)
     assert first.shape == (2,)
+
+
+def test_es_takes_the_fields_settings_for_continuous_control():
+    """A network fed normalised observations: SNES's population rule and sigma 0.02 per weight;
+    the same network with bounded inputs keeps the defaults chosen on xor and rastrigin."""
+    import math
+
+    from islands.algorithms.es import ESConfig, NaturalES
+
+    control = make_problem("gym:CartPole-v1", hidden=8, obs_norm="island")
+    es = NaturalES(control, ESConfig())
+    assert es.control and es.default_population() == 2 * math.ceil((4 + 3 * math.log(control.dim)) / 2)
+    assert es.sigma_init * 10.0 == pytest.approx(0.02)  # weights in +-5: a box 10 wide
+    state = es.init(es.default_population(), 0, torch.Generator().manual_seed(0))
+    assert torch.allclose(state.sigma, torch.full_like(state.sigma, 0.02))
+    assert NaturalES(control, ESConfig(sigma_init=0.3)).sigma_init == 0.3  # given: taken as given
+    plain = NaturalES(make_problem("gym:CartPole-v1", hidden=8), ESConfig())
+    assert not plain.control and plain.default_population() == 100 and plain.sigma_init == 0.1
