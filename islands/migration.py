@@ -69,7 +69,10 @@ class PoolMigrator:
         self.cfg = spec.effective.migration
         self.pool: Pool | None = None
         self.last_event: MigrationEvent | None = None
-        self._sources_key: tuple[frozenset[str], int | None] | None = None
+        # The topology's inputs and answer, kept until they change (`_sources`).
+        self._found: tuple[str, ...] | None = None  # the island list they were computed from
+        self._everyone: list[str] = []  # every island of the run, sorted: the topology's input
+        self._sources_event: int | None = None  # the event they were drawn for (None: stale)
         self._sources_cache: list[str] = []
         self._islands_dir = os.fspath(rundir.island(spec.island).dir.parent)
         self._islands: tuple[str, ...] = ()
@@ -125,7 +128,7 @@ class PoolMigrator:
         self._note_missing(sources)
         skipped: list[str] = []
         if self._waiter is not None:
-            self._waiter.wait_for_readers(progress.generation, sorted(self._sources_key[0]))
+            self._waiter.wait_for_readers(progress.generation, self._everyone)
             sent = self._publish(pool, em, progress)
             bad_before = pool.rejected
             batches, skipped = self._waiter.read(pool, self._waiter.wants(sources, progress.generation))
@@ -175,21 +178,31 @@ class PoolMigrator:
         return state
 
     def _sources(self, event: int) -> list[str]:
-        """The neighbours to read now; islands that appear in the run are discovered."""
+        """The neighbours to read now; islands that appear in the run are discovered.
+
+        The topology is a pure function of the run's islands (and, for "random", of the
+        event), so it is computed again only when one of those changed: a planned run's list
+        never does, a run started by hand's only when a relisting finds an island it did not
+        know (a late joiner is then a source at that event).
+        """
         # A planned run (the manifest's planned_islands) knows its islands from the start; in a
         # run started by hand they are discovered on disk, gaps counted as not yet started, so
         # the neighbours do not depend on the order in which the islands were started.
-        if self.spec.planned:
-            everyone = frozenset((*self.spec.planned, self.spec.island))
-        else:
-            everyone = frozenset(topology.assumed((*self._discovered(), self.spec.island)))
-        key = (everyone, event if self.cfg.topology == "random" else None)
-        if key != self._sources_key:  # the topology is a pure function: recompute on change only
-            self._sources_key = key
+        found = self.spec.planned or self._discovered()
+        if found is not self._found and found != self._found:  # the first, or a new listing
+            if self.spec.planned:
+                everyone = sorted({*self.spec.planned, self.spec.island})
+            else:
+                everyone = sorted(topology.assumed((*found, self.spec.island)))
+            if everyone != self._everyone:  # e.g. a late joiner numbered above every island
+                self._everyone, self._sources_event = everyone, None
+        self._found = found
+        if self._sources_event is None or (self.cfg.topology == "random" and event != self._sources_event):
             self._sources_cache = topology.neighbours(
-                self.spec.island, sorted(everyone), self.cfg.topology,
+                self.spec.island, self._everyone, self.cfg.topology,
                 seed=self.spec.config.seed, event=event,
             )
+            self._sources_event = event
         return self._sources_cache
 
     def _note_missing(self, sources: list[str]) -> None:
