@@ -34,8 +34,8 @@ class VectorKind(GenomeKind):
         self.host_bounds = (lower.cpu().numpy(), upper.cpu().numpy())
 
     def take(self, pop: Population, idx: np.ndarray) -> Migrants:
-        fit = host(pop.fitness).astype(np.float64)  # a copy: the state stays untouched
-        return Migrants(genomes=take(pop.genomes, idx), fitness=fit[idx], origin=take(pop.origin, idx),
+        fit = host(pop.fitness)[idx].astype(np.float64)  # a copy: the state stays untouched
+        return Migrants(genomes=take(pop.genomes, idx), fitness=fit, origin=take(pop.origin, idx),
                         birth=take(pop.birth, idx), lineage=take(pop.lineage, idx))
 
     def screen(self, pop: Population, incoming: Migrants, min_distance: float) -> Screened:
