@@ -249,23 +249,32 @@ class PoolMigrator:
         """
         generation = progress.generation
         fitness = np.asarray(em.fitness, dtype=np.float64)
-        finite = np.isfinite(fitness)  # the format refuses NaN/inf fitness and genes
-        if isinstance(em.genomes, np.ndarray) and em.genomes.ndim >= 1 and len(em.genomes) == len(finite):
-            finite &= np.isfinite(em.genomes.reshape(len(finite), -1)).all(axis=1)
-        ok = np.flatnonzero(finite)
-        if ok.size == 0:
-            return 0
         genomes, origin, birth, lineage = em.genomes, em.origin, em.birth, em.lineage
-        if ok.size < fitness.size:
+        vector = isinstance(genomes, np.ndarray) and genomes.ndim >= 1 and len(genomes) == len(fitness)
+        # The format refuses NaN/inf fitness and genes: a batch finite throughout (the usual
+        # one) is cleared at once, otherwise its rows are sorted out one by one.
+        if vector and fitness.size and bool(np.isfinite(fitness).all()) and bool(np.isfinite(genomes).all()):
+            ok = None
+        else:
+            finite = np.isfinite(fitness)
+            if vector:
+                finite &= np.isfinite(genomes.reshape(len(finite), -1)).all(axis=1)
+            ok = np.flatnonzero(finite)
+            if ok.size == 0:
+                return 0
+        if ok is not None and ok.size < fitness.size:
             # Vector genomes are one array; other kinds (NEAT) a list of per-genome maps.
             genomes = genomes[ok] if isinstance(genomes, np.ndarray) else [genomes[i] for i in ok]
             origin, birth, lineage = (np.asarray(a)[ok] for a in (origin, birth, lineage))
             fitness = fitness[ok]
         if isinstance(genomes, np.ndarray):
             sending = (genomes, fitness, np.asarray(origin), np.asarray(birth), np.asarray(lineage))
+            last = self._last_sent
             # Sync readers ask for a batch per generation: a sync island always publishes.
-            if not self.sync and self._last_sent is not None and all(
-                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, self._last_sent)) \
+            # Fitness first: one comparison tells a changed batch (nearly every event) apart.
+            if not self.sync and last is not None and fitness.shape == last[1].shape \
+                    and bool((fitness == last[1]).all()) and all(
+                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, last)) \
                     and pool.ring_intact(self.spec.island):
                 # The same emigrants as last time (a converged elite): the ring still holds
                 # them, so neighbours find its header unchanged and neither decode nor screen.
@@ -286,7 +295,9 @@ class PoolMigrator:
                     lineage=np.asarray(lineage).astype(np.int64, copy=False)))
             pool.publish_ring(self.spec.island, generation, data)
             if isinstance(genomes, np.ndarray):
-                self._last_sent = tuple(np.array(a, copy=True) for a in sending)
+                # No copies: the emigrants are copies already (`GenomeKind.take`), this
+                # event's alone, and nothing writes into them after this.
+                self._last_sent = sending
         except OSError as e:
             self.log(f"warning: cannot publish the migrants of generation {generation}: {e}")
             m = progress.migration
