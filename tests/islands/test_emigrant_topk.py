@@ -35,3 +35,25 @@ def test_ties_keep_population_order_and_the_shortcut_is_taken_for_them():
     assert best_by_topk(torch.tensor([0.0, -0.0, 0.0]), 2).tolist() == [0, 1]
     assert best_by_topk(torch.tensor([5.0, float("nan"), 4.0]), 2) is None  # NaN: the full sort
     assert best_by_topk(np.array([1.0, 2.0]), 1) is None and best_by_topk(f, 0) is None
+
+
+def test_a_large_population_selects_through_topk_and_sends_the_same_emigrants(monkeypatch):
+    from islands import policies
+    from islands.algorithms import make_algorithm
+    from islands.config import RunConfig
+    from islands.problems.registry import make_problem
+
+    p = policies.TOPK_FROM
+    algo = make_algorithm(RunConfig(problem="sphere", dim=3, population=p), make_problem("sphere", 3))
+    state = algo.evaluate(algo.init(p, 0, torch.Generator().manual_seed(1)))
+    pop = algo.population(state)
+    fitness = pop.fitness.clone()
+    fitness[::7] = fitness.max()  # many ties at the top
+    pop = type(pop)(**{**pop.__dict__, "fitness": fitness})
+    used = []
+    monkeypatch.setattr(policies, "best_by_topk", lambda f, k: used.append(k) or best_by_topk(f, k))
+    got = policies.select(pop, 6, "best", torch.Generator())
+    assert used == [6]
+    want = select_emigrants(fitness.numpy(), 6, "best")
+    assert got.lineage.tolist() == pop.lineage.numpy()[want].tolist()
+    assert got.fitness.tolist() == fitness.numpy()[want].tolist()
