@@ -44,6 +44,8 @@ class VectorKind(GenomeKind):
         uniform = width.size > 0 and bool((width == width.flat[0]).all())
         self._scale: np.ndarray | None = None if uniform else width
         self._width_sq = float(width.flat[0] * width.flat[0]) if uniform else 1.0
+        # What most screens return (nothing fresh): empty arrays, so one instance serves all.
+        self._nothing = Screened(np.zeros((0, problem.dim)), np.zeros(0), np.zeros(0, dtype=np.int64))
 
     def take(self, pop: Population, idx: np.ndarray) -> Migrants:
         fit = host(pop.fitness)[idx].astype(np.float64)  # a copy: the state stays untouched
@@ -62,7 +64,7 @@ class VectorKind(GenomeKind):
         """
         n, dim = len(incoming), self.problem.dim
         if n == 0:
-            return _nothing(dim)
+            return self._nothing
         imm = np.asarray(incoming.genomes).reshape(n, dim).astype(_NUMPY[self.dtype], copy=False)
         lower, upper = self.host_bounds
         residents = host(pop.genomes)
@@ -75,7 +77,7 @@ class VectorKind(GenomeKind):
             ok &= ~_rows_present(imm, residents)
         fresh = np.flatnonzero(ok)
         if fresh.size == 0:
-            return _nothing(dim)
+            return self._nothing
         genomes = torch.as_tensor(imm[fresh], device=self.device)
         fitness = self.problem.evaluate(genomes).to(self.dtype)  # never trust a claimed fitness
         return Screened(imm[fresh], host(fitness), fresh)
@@ -201,10 +203,6 @@ def _earlier(k: int) -> np.ndarray:
     if mask is None:
         mask = _EARLIER[k] = np.tri(k, k, -1, dtype=bool)
     return mask
-
-
-def _nothing(dim: int) -> Screened:
-    return Screened(np.zeros((0, dim)), np.zeros(0), np.zeros(0, dtype=np.int64))
 
 
 def host(t: Tensor) -> np.ndarray:
