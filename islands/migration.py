@@ -69,7 +69,10 @@ class PoolMigrator:
         self.cfg = spec.effective.migration
         self.pool: Pool | None = None
         self.last_event: MigrationEvent | None = None
-        self._sources_key: tuple[frozenset[str], int | None] | None = None
+        # The topology's inputs and answer, kept until they change (`_sources`).
+        self._found: tuple[str, ...] | None = None  # the island list they were computed from
+        self._everyone: list[str] = []  # every island of the run, sorted: the topology's input
+        self._sources_event: int | None = None  # the event they were drawn for (None: stale)
         self._sources_cache: list[str] = []
         self._islands_dir = os.fspath(rundir.island(spec.island).dir.parent)
         self._islands: tuple[str, ...] = ()
@@ -125,7 +128,7 @@ class PoolMigrator:
         self._note_missing(sources)
         skipped: list[str] = []
         if self._waiter is not None:
-            self._waiter.wait_for_readers(progress.generation, sorted(self._sources_key[0]))
+            self._waiter.wait_for_readers(progress.generation, self._everyone)
             sent = self._publish(pool, em, progress)
             bad_before = pool.rejected
             batches, skipped = self._waiter.read(pool, self._waiter.wants(sources, progress.generation))
@@ -175,21 +178,31 @@ class PoolMigrator:
         return state
 
     def _sources(self, event: int) -> list[str]:
-        """The neighbours to read now; islands that appear in the run are discovered."""
+        """The neighbours to read now; islands that appear in the run are discovered.
+
+        The topology is a pure function of the run's islands (and, for "random", of the
+        event), so it is computed again only when one of those changed: a planned run's list
+        never does, a run started by hand's only when a relisting finds an island it did not
+        know (a late joiner is then a source at that event).
+        """
         # A planned run (the manifest's planned_islands) knows its islands from the start; in a
         # run started by hand they are discovered on disk, gaps counted as not yet started, so
         # the neighbours do not depend on the order in which the islands were started.
-        if self.spec.planned:
-            everyone = frozenset((*self.spec.planned, self.spec.island))
-        else:
-            everyone = frozenset(topology.assumed((*self._discovered(), self.spec.island)))
-        key = (everyone, event if self.cfg.topology == "random" else None)
-        if key != self._sources_key:  # the topology is a pure function: recompute on change only
-            self._sources_key = key
+        found = self.spec.planned or self._discovered()
+        if found is not self._found and found != self._found:  # the first, or a new listing
+            if self.spec.planned:
+                everyone = sorted({*self.spec.planned, self.spec.island})
+            else:
+                everyone = sorted(topology.assumed((*found, self.spec.island)))
+            if everyone != self._everyone:  # e.g. a late joiner numbered above every island
+                self._everyone, self._sources_event = everyone, None
+        self._found = found
+        if self._sources_event is None or (self.cfg.topology == "random" and event != self._sources_event):
             self._sources_cache = topology.neighbours(
-                self.spec.island, sorted(everyone), self.cfg.topology,
+                self.spec.island, self._everyone, self.cfg.topology,
                 seed=self.spec.config.seed, event=event,
             )
+            self._sources_event = event
         return self._sources_cache
 
     def _note_missing(self, sources: list[str]) -> None:
@@ -236,23 +249,32 @@ class PoolMigrator:
         """
         generation = progress.generation
         fitness = np.asarray(em.fitness, dtype=np.float64)
-        finite = np.isfinite(fitness)  # the format refuses NaN/inf fitness and genes
-        if isinstance(em.genomes, np.ndarray) and em.genomes.ndim >= 1 and len(em.genomes) == len(finite):
-            finite &= np.isfinite(em.genomes.reshape(len(finite), -1)).all(axis=1)
-        ok = np.flatnonzero(finite)
-        if ok.size == 0:
-            return 0
         genomes, origin, birth, lineage = em.genomes, em.origin, em.birth, em.lineage
-        if ok.size < fitness.size:
+        vector = isinstance(genomes, np.ndarray) and genomes.ndim >= 1 and len(genomes) == len(fitness)
+        # The format refuses NaN/inf fitness and genes: a batch finite throughout (the usual
+        # one) is cleared at once, otherwise its rows are sorted out one by one.
+        if vector and fitness.size and bool(np.isfinite(fitness).all()) and bool(np.isfinite(genomes).all()):
+            ok = None
+        else:
+            finite = np.isfinite(fitness)
+            if vector:
+                finite &= np.isfinite(genomes.reshape(len(finite), -1)).all(axis=1)
+            ok = np.flatnonzero(finite)
+            if ok.size == 0:
+                return 0
+        if ok is not None and ok.size < fitness.size:
             # Vector genomes are one array; other kinds (NEAT) a list of per-genome maps.
             genomes = genomes[ok] if isinstance(genomes, np.ndarray) else [genomes[i] for i in ok]
             origin, birth, lineage = (np.asarray(a)[ok] for a in (origin, birth, lineage))
             fitness = fitness[ok]
         if isinstance(genomes, np.ndarray):
             sending = (genomes, fitness, np.asarray(origin), np.asarray(birth), np.asarray(lineage))
+            last = self._last_sent
             # Sync readers ask for a batch per generation: a sync island always publishes.
-            if not self.sync and self._last_sent is not None and all(
-                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, self._last_sent)) \
+            # Fitness first: one comparison tells a changed batch (nearly every event) apart.
+            if not self.sync and last is not None and fitness.shape == last[1].shape \
+                    and bool((fitness == last[1]).all()) and all(
+                    a.shape == b.shape and np.array_equal(a, b) for a, b in zip(sending, last)) \
                     and pool.ring_intact(self.spec.island):
                 # The same emigrants as last time (a converged elite): the ring still holds
                 # them, so neighbours find its header unchanged and neither decode nor screen.
@@ -273,7 +295,9 @@ class PoolMigrator:
                     lineage=np.asarray(lineage).astype(np.int64, copy=False)))
             pool.publish_ring(self.spec.island, generation, data)
             if isinstance(genomes, np.ndarray):
-                self._last_sent = tuple(np.array(a, copy=True) for a in sending)
+                # No copies: the emigrants are copies already (`GenomeKind.take`), this
+                # event's alone, and nothing writes into them after this.
+                self._last_sent = sending
         except OSError as e:
             self.log(f"warning: cannot publish the migrants of generation {generation}: {e}")
             m = progress.migration

@@ -204,10 +204,14 @@ class RingWriter:
 class RingRead:
     """What one look at a neighbour's ring found: its header, and the newest batch's bytes
     (None when the ring holds nothing the reader has not judged). `Pool` reuses it with the
-    decoded batch as `data`, and with no header for a ring it judged bad."""
+    decoded batch as `data`, and with no header for a ring it judged bad. An unchanged ring
+    (the very header judged before) comes back with neither: its header is not decoded again."""
 
     header: RingHeader | None
     data: Any
+
+
+UNCHANGED = RingRead(None, None)
 
 
 def read_ring(path: str, max_bytes: int, known: bytes | None, slot_crc: int | None = None) -> RingRead | None:
@@ -236,12 +240,13 @@ def read_ring(path: str, max_bytes: int, known: bytes | None, slot_crc: int | No
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise FormatError("ring is not a regular file", path)
+        raw = os.pread(fd, RING_HEADER_SIZE, 0)
+        if slot_crc is None and known is not None and raw == known:
+            return UNCHANGED  # byte for byte the header judged (and decoded) before
         try:
-            head = decode_ring_header(os.pread(fd, RING_HEADER_SIZE, 0), max_bytes)
+            head = decode_ring_header(raw, max_bytes)
         except FormatError as e:
             raise FormatError(e.args[0], path) from None
-        if head.raw == known and slot_crc is None:
-            return RingRead(head, None)
         if head.offset + head.length > st.st_size:
             raise FormatError(f"ring header points past the end of its {st.st_size} bytes", path)
         data = os.pread(fd, head.length, head.offset)

@@ -20,11 +20,14 @@ a core, as the island's wall time does, so the share is a ratio of like with lik
 
 `--cpu` measures instead what an event costs in CPU time (thread clock, two islands in one
 process, also interleaved with --code): on a loaded machine the wall-time share mostly
-measures waiting for a core.
+measures waiting for a core. Its islands are planned, as `islands launch` plans them;
+`--hand-started` leaves the plan out, as islands started one per terminal run (they find
+their neighbours in the run directory).
 
     python scripts/bench_migration.py [--quick] [--every 10] [--rounds 3] [--islands 4]
         [--generations 1500] [--code /path/to/other/checkout] [--out FILE]
     python scripts/bench_migration.py --cpu [--sizes 100x500,10x100] [--events 100] [--code DIR]
+        [--hand-started]
 """
 from __future__ import annotations
 
@@ -104,7 +107,7 @@ def measure(root: str, islands: int) -> list[dict]:
     return rows
 
 
-def cpu_worker(dim: int, population: int, events: int) -> dict:
+def cpu_worker(dim: int, population: int, events: int, planned: bool = True) -> dict:
     """Thread CPU time of migration events and of generations, two islands in this process.
 
     The CPU clock of this thread is blind to the time the process waits for a core, so on a
@@ -138,7 +141,8 @@ def cpu_worker(dim: int, population: int, events: int) -> dict:
             rundir.ensure(island)
             gen = torch.Generator()
             gen.manual_seed(number)
-            spec = IslandSpec(island=island, run_dir=Path(root), run_id="bench", config=cfg, planned=ids)
+            spec = IslandSpec(island=island, run_dir=Path(root), run_id="bench", config=cfg,
+                              planned=ids if planned else ())
             islands.append([PoolMigrator(spec, rundir, lambda _m: None),
                             algo.evaluate(algo.init(population, number, gen)), Progress(), gen])
         event_cpu, generation_cpu = [], []
@@ -179,14 +183,15 @@ def cpu_mode(args: argparse.Namespace, codes: list[str], rounds: int) -> None:
                 limit_env(env)  # one BLAS/OpenMP thread, as in an island (else the clock lies)
                 out = subprocess.run(
                     [sys.executable, os.path.abspath(__file__), "--cpu-worker",
-                     f"{dim}x{population}x{args.events}"],
+                     f"{dim}x{population}x{args.events}x{0 if args.hand_started else 1}"],
                     env=env, check=True, capture_output=True, text=True).stdout
                 row = json.loads(out)
                 if not row["imported"].startswith(code + os.sep):
                     raise SystemExit(f"the worker for {code} imported {row['imported']}")
                 rows.setdefault((code, dim, population), []).append(row)
     print(f"CPU time per migration event (thread clock; {rounds} interleaved rounds, "
-          f"{args.events} events x 2 islands each; load {os.getloadavg()[0]:.1f})")
+          f"{args.events} events x 2 {'hand-started' if args.hand_started else 'planned'} islands each; "
+          f"load {os.getloadavg()[0]:.1f})")
     print(f"{'code':28s} {'D':>4s} {'P':>5s} {'event us':>9s} {'(rounds)':>15s} {'gen us':>7s} "
           + " ".join(f"{'every ' + str(e):>9s}" for e in (1, 5, 10, 50)))
     points = []
@@ -251,12 +256,14 @@ def main() -> None:
                     help="measure the thread CPU time of events and generations in-process instead")
     ap.add_argument("--sizes", help="with --cpu: DxP list, e.g. 100x500,10x100")
     ap.add_argument("--events", type=int, default=100, help="with --cpu: events per island")
+    ap.add_argument("--hand-started", action="store_true",
+                    help="with --cpu: islands without a plan, as started one per terminal")
     ap.add_argument("--cpu-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.cpu_worker:
-        dim, population, events = (int(x) for x in args.cpu_worker.split("x"))
+        dim, population, events, planned = (int(x) for x in args.cpu_worker.split("x"))
         import islands
-        print(json.dumps({**cpu_worker(dim, population, events), "imported": islands.__file__}))
+        print(json.dumps({**cpu_worker(dim, population, events, bool(planned)), "imported": islands.__file__}))
         return
     if args.generations is None:
         args.generations = 300 if args.quick else 1500
