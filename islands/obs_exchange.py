@@ -5,10 +5,12 @@ recorder is the shell around it, so the island loop only says where:
 
 - before every checkpoint (and at the end) the whole state goes into the checkpoint
   (`Progress.obs_norm`), so a resumed island normalises exactly as it would have;
-- at the same points the island's OWN statistics are written to its `obs_stats.isld` when they
-  grew, and, in "run" mode where migration is asynchronous and connected (as for shared
-  basins: a synchronous or isolated run must stay a function of its seed), the records of up
-  to READ_AT_ONCE other islands are read in turn, at most every READ_S seconds, validated
+- at the same points, and after each migration event (checkpoints may be minutes apart: the
+  islands would normalise apart until then; measured, no exchange had happened before most
+  runs' champions were found), the island's OWN statistics are written to its `obs_stats.isld`
+  when they grew, and, in "run" mode where migration is asynchronous and connected (as for
+  shared basins: a synchronous or isolated run must stay a function of its seed), the records
+  of up to READ_AT_ONCE other islands are read in turn, at most every READ_S seconds, validated
   (`ObsStats.from_body`: another process's file is untrusted) and kept, the latest per island;
   they take effect at the island's next generation;
 - `best(progress)` records the transform the island's new best was evaluated with
@@ -67,6 +69,15 @@ class ObsExchange(Recorder):
             progress.best_obs_norm = self.norm.frozen_body()
 
     # -- recorder events ------------------------------------------------------------------
+    def migration(self, event: Any) -> None:
+        """Share between checkpoints, at the pace of reads (READ_S)."""
+        if self.norm is not None and time.monotonic() - self.read_at >= READ_S:
+            self._publish()
+            if self.read and self.norm.mode == "run":
+                self._read_others()
+            else:
+                self.read_at = time.monotonic()
+
     def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:
         if self.norm is None:
             return

@@ -82,8 +82,8 @@ def test_mujoco_islands_normalise_observations_and_resume_bit_exact(tmp_path):
 @needs_mujoco
 @pytest.mark.parametrize("mode", ["run", "island"])
 def test_islands_share_observation_statistics_through_the_run_directory(tmp_path, mode):
-    mig = MigrationConfig(every=2, migrants=1)
-    cfg = pendulum(migration=mig, generations=3, params={"obs_norm": mode})
+    mig = MigrationConfig(every=2, migrants=1)  # no periodic checkpoint: shared at migration events
+    cfg = pendulum(migration=mig, generations=3, params={"obs_norm": mode}, checkpoint_every=100)
     evolve("island-01", tmp_path, cfg, **QUIET)  # ends first: its statistics are on disk
     published = RunDir(tmp_path).island("island-01").read_obs_stats()
     assert published["count"] > 0
