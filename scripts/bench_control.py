@@ -168,11 +168,14 @@ def floor(tasks: list[str], population: int, horizon: int, rounds: int) -> list[
         genomes = torch.randn(population, prob.dim, generator=torch.Generator().manual_seed(0)) * 0.05
         envs = [gymnasium.make(f"{task}", max_episode_steps=horizon) for _ in range(population)]
         rng = np.random.default_rng(0)
-        actions = rng.uniform(-0.3, 0.3, size=(horizon, population) + envs[0].action_space.shape).astype(np.float32)
+        space = envs[0].action_space
+        actions = rng.integers(0, space.n, size=(horizon, population)) if hasattr(space, "n") else \
+            rng.uniform(-0.3, 0.3, size=(horizon, population) + space.shape).astype(np.float32)
         ours, alone = [], []
         for r in range(rounds):
             prob.reseed(r)
-            prob.task.obs_norm.collecting = prob.task.obs_norm is not None
+            if prob.task.obs_norm is not None:  # observed as in a training evaluation
+                prob.task.obs_norm.collecting = True
             before, t = prob.task.steps, time.process_time()
             prob.task.returns(MLP(prob.spec, genomes), torch.device("cpu"), [r])
             ours.append((time.process_time() - t) / (prob.task.steps - before))
