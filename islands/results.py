@@ -196,7 +196,8 @@ class RunResults:
                     "weight": np.asarray(champ.genome["weight"], dtype=np.float32),
                     "enabled": np.asarray(champ.genome["enabled"], dtype=bool),
                     "steepness": float(neat.steepness),
-                    "recurrent": bool(neat.recurrent or getattr(task, "memory", False))}
+                    "recurrent": bool(neat.recurrent or getattr(task, "memory", False)),
+                    **_io(task, champ.obs_norm)}
         spec = getattr(prob, "spec", None)
         if spec is None:
             return None

@@ -310,7 +310,7 @@ def plan_from_manifest(manifest: Mapping[str, Any], cores: Sequence[int], gpus: 
 
 
 GROUP_KEYS = {"algorithm": str, "population": int, "target": float, "target_given": bool, "dtype": str,
-              "checked": bool}
+              "checked": bool, "dim": int}
 
 
 def _recorded_groups(raw: Any) -> tuple[Mapping[str, Any], ...]:

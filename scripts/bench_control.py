@@ -45,6 +45,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import resource
 import statistics
 import subprocess
@@ -237,6 +238,24 @@ def _job(args: tuple) -> dict:
     return row
 
 
+def _run_pinned(jobs: list[tuple], cores: list[int], evotorch_python: str) -> list[dict]:
+    """Run the jobs (each a process of its own), one per core at a time: a job takes a free
+    core and gives it back when it ends, so two jobs never share one."""
+    free: queue.Queue[int] = queue.Queue()
+    for core in cores:
+        free.put(core)
+
+    def run(job: tuple) -> dict:
+        core = free.get()
+        try:
+            return _job((*job, core, evotorch_python))
+        finally:
+            free.put(core)
+
+    with ThreadPoolExecutor(len(cores)) as pool:
+        return list(pool.map(run, jobs))
+
+
 def summary(rows: list[dict]) -> list[dict]:
     out = []
     for task in sorted({r["task"] for r in rows}):
@@ -312,9 +331,7 @@ def main() -> int:
         cores = sorted(os.sched_getaffinity(0))
         jobs = [("lander", "LunarLander-v3", m, a.steps, a.episodes, int(s)) for s in a.seeds.split(",")
                 for m in ("islands:neat", "neat-python")]
-        args = [(*j, cores[i % min(a.jobs, len(cores))], "") for i, j in enumerate(jobs)]
-        with ThreadPoolExecutor(min(a.jobs, len(cores))) as pool:
-            rows = list(pool.map(_job, args))
+        rows = _run_pinned(jobs, cores[:max(1, min(a.jobs, len(cores)))], "")
         result = {"lander": rows, "steps": a.steps, "episodes": a.episodes, "load": os.getloadavg()}
     elif a.floor:
         result = {"floor": floor(tasks, a.population, a.horizon, a.rounds), "load": os.getloadavg()}
@@ -326,10 +343,8 @@ def main() -> int:
         cores = sorted(os.sched_getaffinity(0))
         jobs = [(m.split(":")[0], t, m, a.steps, a.horizon, int(s)) for s in a.seeds.split(",") for t in tasks
                 for m in methods]
-        args = [(*j, cores[i % min(a.jobs, len(cores))], a.evotorch_python) for i, j in enumerate(jobs)]
         load0 = os.getloadavg()
-        with ThreadPoolExecutor(min(a.jobs, len(cores))) as pool:  # each job is a process of its own
-            rows = list(pool.map(_job, args))
+        rows = _run_pinned(jobs, cores[:max(1, min(a.jobs, len(cores)))], a.evotorch_python)
         result = {"rows": rows, "summary": summary(rows), "load": [load0, os.getloadavg()],
                   "steps": a.steps, "horizon": a.horizon}
         for s in result["summary"]:

@@ -50,6 +50,7 @@ CLIP = 5.0  # normalised inputs are clipped to [-CLIP, CLIP] (OpenAI-ES clips at
 STD_FLOOR = 1e-2
 MAX_WIDTH = 1 << 16  # observation sizes a record may claim (bounded input)
 MAX_OTHERS = 4096  # other islands' statistics kept
+MAX_MAGNITUDE = 1e12  # a record's means and variances beyond this are not observations (float32 holds them squared)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ class ObsStats:
             return None
         if not (np.isfinite(count) and count >= 0 and np.isfinite(mean).all() and np.isfinite(m2).all()
                 and (m2 >= 0).all()):
+            return None
+        # Magnitudes too: a finite but absurd record (a variance of 1e300 over 1e-300 observations,
+        # a mean of 1e300) would make every input 0 or NaN and the checkpoint unreadable.
+        if count and (count < 1 or (np.abs(mean) > MAX_MAGNITUDE).any() or (m2 / count > MAX_MAGNITUDE).any()):
             return None
         return ObsStats(count, mean, m2)
 
@@ -213,6 +218,8 @@ class ObsNorm:
 
     def _freeze(self) -> None:
         stats = self.merged()
+        if not _usable(stats):  # never an unusable transform: the island's own statistics instead
+            stats = self.own
         self.mean, self.std = (stats.mean.copy(), stats.std()) if stats.count >= 2 else \
             (np.zeros(self.width), np.ones(self.width))
         self._cast()
@@ -266,6 +273,13 @@ class ObsNorm:
         self.seed = None if body.get("seed") is None else int(body["seed"])
         self.mean, self.std = frozen
         self._cast()
+
+
+def _usable(stats: ObsStats) -> bool:
+    """Mean and std finite, and finite in float32 too (the network reads them so)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.concatenate([stats.mean, stats.std()])
+        return bool(np.isfinite(values).all() and np.isfinite(values.astype(np.float32)).all())
 
 
 def _floats(a: np.ndarray) -> list[float]:

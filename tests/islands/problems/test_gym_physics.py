@@ -222,3 +222,13 @@ def test_es_takes_the_fields_settings_for_continuous_control():
     assert NaturalES(control, ESConfig(sigma_init=0.3)).sigma_init == 0.3  # given: taken as given
     plain = NaturalES(make_problem("gym:CartPole-v1", hidden=8), ESConfig())
     assert not plain.control and plain.default_population() == 100 and plain.sigma_init == 0.1
+
+
+def test_a_neat_champion_exports_its_observation_transform(tmp_path):
+    cfg = RunConfig(problem="gym:CartPole-v1", algorithm="neat", population=10, generations=2, seed=1,
+                    problem_params={"episodes": 1, "max_steps": 30, "solved_at": None, "obs_norm": "island"})
+    evolve("island-00", tmp_path, cfg, **QUIET)
+    net = open_run(tmp_path).network()
+    norm = RunDir(tmp_path).island("island-00").read_status()["best_obs_norm"]
+    assert net["kind"] == "neat" and net["action"] == "argmax"
+    assert net["observation_mean"].tolist() == norm["mean"] and net["observation_std"].tolist() == norm["std"]

@@ -94,7 +94,8 @@ def test_other_islands_statistics_are_untrusted_validated_and_capped():
     assert ObsStats.from_body(good, 2) is not None
     forged = [None, [], {"count": 1}, {**good, "mean": [1.0]}, {**good, "mean": [np.nan, 0.0]},
               {**good, "m2": [-1.0, 0.0]}, {**good, "count": -3}, {**good, "count": float("inf")},
-              {**good, "mean": "ab"}]
+              {**good, "mean": "ab"}, {**good, "count": 1e-300, "m2": [1e300, 1e300]},
+              {**good, "mean": [1e300, 0.0]}, {**good, "mean": [1e30, 0.0]}]
     for body in forged:
         assert ObsStats.from_body(body, 2) is None, body
     norm = ObsNorm(2, "run")
@@ -107,6 +108,10 @@ def test_other_islands_statistics_are_untrusted_validated_and_capped():
     merged = norm.merged()
     assert merged.count == 200
     assert 4e5 < merged.mean[0] < 6e5  # half the weight, not all of it
+    # Even records a check let through cannot make the transform unusable: it falls back on its own.
+    norm.set_other("island-98", ObsStats(1e9, np.array([9e11, 9e11]), np.full(2, 9e11 * 1e9)))
+    norm.reseed(2)
+    assert np.isfinite(norm.std).all() and np.isfinite(norm.apply(np.ones((1, 2)))).all()
     island_only = ObsNorm(2, "island")
     island_only.set_other("island-99", ObsStats(5.0, np.zeros(2), np.ones(2)))
     assert island_only.others == {}  # "island" mode keeps its own statistics only
