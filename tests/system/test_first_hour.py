@@ -160,7 +160,7 @@ def test_launched_islands_find_a_plugin_in_the_current_folder(tmp_path):
                  timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
-    assert "settings: problem myprob:make, dim 5, algorithm ga, population 6, 3 generations" in out
+    assert "settings: problem myprob:make, dim 3, algorithm ga, population 6, 3 generations" in out  # its own
     assert "note: problem 'myprob:make' fixes its own genome length (3 genes); --dim 5 is not used" in out
     finish = re.findall(r"island-0\d: finished \(\w+\) at generation \d+, best (\S+)", out)
     assert len(finish) == 2, out
