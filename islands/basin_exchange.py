@@ -20,7 +20,6 @@ from typing import Any, Callable
 import numpy as np
 
 from islands import basins as records
-from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
 READ_S = 5.0  # the other islands' records are read at most this often
@@ -46,16 +45,8 @@ class BasinExchange:
         if self.publish(algo, state) is None or not self.read or time.monotonic() - self.read_at < READ_S:
             return state
         self.read_at = time.monotonic()
-        others = [i for i in self.rundir.island_ids() if i != self.island]
-        found = [self.known]
-        for k in range(min(READ_AT_ONCE, len(others))):
-            other = others[(self.turn + k) % len(others)]
-            try:
-                body = self.rundir.island(other).read_basins()
-            except (FormatError, OSError):
-                continue
-            found.append(records.from_body(body, self.dim, self.run_id))
-        self.turn = (self.turn + READ_AT_ONCE) % max(1, len(others))
+        bodies, self.turn = self.rundir.read_in_turn(self.island, self.turn, READ_AT_ONCE, lambda f: f.read_basins())
+        found = [self.known, *(records.from_body(body, self.dim, self.run_id) for _, body in bodies)]
         rows = np.unique(np.concatenate(found), axis=0)  # a record read again counts once
         self.known = records.merged([rows], self.dim)[:KNOWN]
         return algo.with_basins(state, self.known)

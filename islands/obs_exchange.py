@@ -26,7 +26,6 @@ from typing import Any, Callable
 from islands import checkpoint as ckpt
 from islands.events import Recorder
 from islands.problems.obs_norm import ObsNorm, ObsStats
-from migration_pool.errors import FormatError
 from migration_pool.rundir import RunDir
 
 READ_S = 5.0  # the other islands' statistics are read at most this often
@@ -72,18 +71,15 @@ class ObsExchange(Recorder):
     def migration(self, event: Any) -> None:
         """Share between checkpoints, at the pace of reads (READ_S)."""
         if self.norm is not None and time.monotonic() - self.read_at >= READ_S:
-            self._publish()
-            if self.read and self.norm.mode == "run":
-                self._read_others()
-            else:
-                self.read_at = time.monotonic()
+            self._share()
 
     def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:
         if self.norm is None:
             return
-        self._publish()
-        if self.read and self.norm.mode == "run" and time.monotonic() - self.read_at >= READ_S:
-            self._read_others()
+        if time.monotonic() - self.read_at >= READ_S:
+            self._share()
+        else:
+            self._publish()  # a checkpoint always leaves the island's latest statistics on disk
         progress.obs_norm = self.norm.to_body()
 
     def end(self, state: Any, progress: ckpt.Progress, phase: str, reason: str) -> None:
@@ -104,20 +100,18 @@ class ObsExchange(Recorder):
             self.log(f"warning: {self.island}: cannot write its observation statistics ({e}); "
                      "the other islands normalise without them")
 
-    def _read_others(self) -> None:
+    def _share(self) -> None:
+        """Publish the own statistics; in "run" mode where others are read, read some of theirs."""
         norm = self.norm
         assert norm is not None
         self.read_at = time.monotonic()
-        others = [i for i in self.rundir.island_ids() if i != self.island]
-        for k in range(min(READ_AT_ONCE, len(others))):
-            other = others[(self.turn + k) % len(others)]
-            try:
-                body = self.rundir.island(other).read_obs_stats()
-            except (FormatError, OSError):
-                continue
+        self._publish()
+        if not (self.read and norm.mode == "run"):
+            return
+        bodies, self.turn = self.rundir.read_in_turn(self.island, self.turn, READ_AT_ONCE, lambda f: f.read_obs_stats())
+        for other, body in bodies:
             if not isinstance(body, dict) or body.get("run_id") != self.run_id:
                 continue  # none yet, or a leftover of another run
             stats = ObsStats.from_body(body, norm.width)
             if stats is not None:
                 norm.set_other(other, stats)
-        self.turn = (self.turn + READ_AT_ONCE) % max(1, len(others))

@@ -87,6 +87,22 @@ class RunDir:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def read_in_turn(self, island: str, turn: int, at_once: int,
+                     read: Callable[[IslandFiles], Any]) -> tuple[list[tuple[str, Any]], int]:
+        """`read` of up to `at_once` islands other than `island`, from the `turn`-th of them on
+        (so a run of thousands of islands costs each reader a bounded number of reads, and over
+        several calls every island is read); an unreadable file is skipped. Returns the
+        (island, what `read` gave) pairs and the turn to start from next time."""
+        others = [i for i in self.island_ids() if i != island]
+        found = []
+        for k in range(min(at_once, len(others))):
+            other = others[(turn + k) % len(others)]
+            try:
+                found.append((other, read(self.island(other))))
+            except (FormatError, OSError):
+                continue
+        return found, (turn + at_once) % max(1, len(others))
+
     def foreign_entries(self) -> list[str]:
         """Top-level names that no run creates: a directory with any is someone's folder
         (`--run-dir /`, `--run-dir ""`), not a run to create files in."""

@@ -318,7 +318,7 @@ class GymTask(Task):
         """Add a step's rewards to the live episodes; end those whose observation or reward is
         NaN or infinite with a NaN return (the worst fitness)."""
         reward = np.asarray(reward, dtype=np.float64).reshape(-1)
-        ok = np.isfinite(reward) & np.isfinite(np.asarray(obs, dtype=np.float64).reshape(len(total), -1)).all(axis=1)
+        ok = np.isfinite(reward) & np.isfinite(np.asarray(obs)).reshape(len(total), -1).all(axis=1)
         bad = alive & ~ok
         total += np.where(alive & ok, reward, 0.0)
         if bad.any():
