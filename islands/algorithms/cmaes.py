@@ -3,7 +3,8 @@
 The search runs in normalised coordinates z in [0, 1]^D (genome = lower + width * z), so
 per-gene bounds need nothing special and `sigma0` is a share of the box. Updates follow
 Hansen's tutorial ("The CMA Evolution Strategy: A Tutorial", positive weights
-log(mu + 1/2) - log(i), mu = lambda // 2, CSA with the h_sigma stall, rank-one + rank-mu);
+log(mu + 1/2) - log(i), mu = lambda // 2, CSA with the h_sigma stall, rank-one + rank-mu, and
+by default the active update's negative weights for the worst samples: `cmaes_params`);
 the step-size change per generation is capped at a factor e as pycma does.
 `sep-cmaes` (Ros & Hansen 2008) adapts only the diagonal of C, with c1 and c_mu scaled by
 (D + 2) / 3: O(D) per sample, for network weights. `cmaes` itself switches to the diagonal
@@ -54,6 +55,7 @@ from torch import Tensor
 
 from islands import operators as ops
 from islands.algorithms import cmaes_restarts as rs
+from islands.algorithms.cmaes_params import Params, strategy
 from islands.algorithms.params import config_from_params
 from islands.algorithms.vector import VectorAlgorithm, VectorPopulation
 from islands.errors import ConfigError
@@ -78,6 +80,8 @@ class CMAESConfig:
         basin_radius: a basin's radius is at most this share of the box diagonal.
         tolfun, tolx, max_condition: restart thresholds (see the module docstring).
         diagonal_above: full `cmaes` adapts only the diagonal of C when D exceeds this.
+        active: the covariance also learns from the worst samples (negative weights,
+            `cmaes_params`), as pycma does by default; false: the positive update alone.
     """
 
     sigma0: float = 0.3
@@ -92,11 +96,15 @@ class CMAESConfig:
     tolx: float = 1e-12
     max_condition: float = 1e14
     diagonal_above: int = 1000
+    active: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "str":
+                continue
+            if f.type == "bool":
+                _need(isinstance(value, bool), f"{f.name} must be true or false", value)
                 continue
             kind = int if f.type == "int" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (
@@ -166,24 +174,6 @@ class CMAState:
         return int(self.y.shape[0])
 
 
-@dataclass(frozen=True)
-class _Params:
-    """Strategy parameters for one lambda (Hansen's tutorial, Table 1)."""
-
-    mu: int
-    weights: Tensor
-    mueff: float
-    cs: float
-    ds: float
-    cc: float
-    c1: float
-    cmu: float
-    chi_n: float
-    gap: int  # generations between eigendecompositions
-    tol_window: int  # generations of best fitness that tolfun looks at
-    stag_window: int
-
-
 class CMAES(VectorAlgorithm[CMAState]):
     """CMA-ES (full or diagonal covariance) with BIPOP or IPOP restarts, on a box-bounded problem."""
 
@@ -193,32 +183,15 @@ class CMAES(VectorAlgorithm[CMAState]):
         self.cfg = cfg
         self.dim = problem.dim
         self.separable = separable or problem.dim > cfg.diagonal_above
-        self._cache: dict[int, _Params] = {}
+        self._cache: dict[int, Params] = {}
 
     def default_population(self) -> int:
         return 4 + int(math.floor(3.0 * math.log(self.dim)))
 
-    def params(self, lam: int) -> _Params:
+    def params(self, lam: int) -> Params:
         """The strategy parameters for population `lam` (cached)."""
         if lam not in self._cache:
-            n, mu = self.dim, max(1, lam // 2)
-            w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
-            w = w / w.sum()
-            mueff = float(1.0 / (w * w).sum())
-            cs = (mueff + 2.0) / (n + mueff + 5.0)
-            c1 = 2.0 / ((n + 1.3) ** 2 + mueff)
-            cmu = min(1.0 - c1, 2.0 * (mueff - 2.0 + 1.0 / mueff) / ((n + 2.0) ** 2 + mueff))
-            if self.separable:  # Ros & Hansen 2008: diagonal learning can be faster
-                c1, cmu = c1 * (n + 2.0) / 3.0, cmu * (n + 2.0) / 3.0
-                c1, cmu = min(c1, 1.0), min(cmu, 1.0 - min(c1, 1.0))
-            self._cache[lam] = _Params(
-                mu=mu, weights=torch.as_tensor(w, device=self.device, dtype=self.dtype), mueff=mueff,
-                cs=cs, ds=1.0 + 2.0 * max(0.0, math.sqrt((mueff - 1.0) / (n + 1.0)) - 1.0) + cs,
-                cc=(4.0 + mueff / n) / (n + 4.0 + 2.0 * mueff / n), c1=c1, cmu=cmu,
-                chi_n=math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n)),
-                gap=1 if self.separable else max(1, int(1.0 / ((c1 + cmu) * n * 10.0))),
-                tol_window=10 + math.ceil(30.0 * n / lam), stag_window=120 + math.ceil(30.0 * n / lam),
-            )
+            self._cache[lam] = strategy(lam, self.dim, self.separable, self.cfg.active, self.device, self.dtype)
         return self._cache[lam]
 
     # -- population hooks ------------------------------------------------------------------
@@ -325,10 +298,25 @@ class CMAES(VectorAlgorithm[CMAState]):
                 < (1.4 + 2.0 / (n + 1.0)) * p.chi_n).to(self.dtype)
         pc = (1.0 - p.cc) * s.pc + hsig * math.sqrt(p.cc * (2.0 - p.cc) * p.mueff) * yw
         decay = 1.0 - p.c1 - p.cmu + (1.0 - hsig) * p.c1 * p.cc * (2.0 - p.cc)
+        weights = p.weights
+        if self.cfg.active and p.negative.numel():
+            # The worst samples' weights, each scaled by D / |C^(-1/2) y|^2 so a long step cannot
+            # remove more than its share of variance (the tutorial's w-circle: C stays positive).
+            # Repaired samples (clipped onto the box: a genome on a wall) were not drawn from the
+            # distribution; their steps point at the walls and would shrink C there: they count 0.
+            tail = order[p.mu:]
+            worst = s.y[tail]
+            g = s.pop.genomes[tail]
+            drawn = ~((g <= self.lower) | (g >= self.upper)).any(dim=1)
+            length2 = torch.linalg.vector_norm(self._whiten(s, worst), dim=1).square().clamp_min(1e-300)
+            negative = p.negative * drawn
+            weights = torch.cat([p.weights, negative * (n / length2)])
+            decay = decay - p.cmu * negative.sum()  # the tutorial's sum of all weights, less 1
+            sel = torch.cat([sel, worst])
         if self.separable:
-            C = decay * s.C + p.c1 * pc * pc + p.cmu * (p.weights @ (sel * sel))
+            C = decay * s.C + p.c1 * pc * pc + p.cmu * (weights @ (sel * sel))
         else:
-            C = decay * s.C + p.c1 * torch.outer(pc, pc) + p.cmu * (sel.T * p.weights) @ sel
+            C = decay * s.C + p.c1 * torch.outer(pc, pc) + p.cmu * (sel.T * weights) @ sel
             C = 0.5 * (C + C.T)
         sigma = s.sigma * torch.exp(torch.clamp((p.cs / p.ds) * (ps_norm / p.chi_n - 1.0), max=1.0))
         ancestry = torch.stack([s.pop.origin[order[0]], s.pop.lineage[order[0]]])
@@ -367,7 +355,7 @@ class CMAES(VectorAlgorithm[CMAState]):
         tiny = torch.finfo(self.dtype).tiny
         return dataclasses.replace(s, B=B, Ddiag=torch.sqrt(evals.clamp_min(tiny)), eigen_at=s.count)
 
-    def _stops(self, s: CMAState, p: _Params, fit: Tensor) -> list[str]:
+    def _stops(self, s: CMAState, p: Params, fit: Tensor) -> list[str]:
         """Names of the restart criteria that hold (one host sync for all of them)."""
         cfg, i = self.cfg, s.count % self.dim
         diag = s.C if self.separable else torch.diagonal(s.C)
