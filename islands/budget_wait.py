@@ -1,7 +1,8 @@
 """An island's side of `--budget-share progress`: meter its progress, read the others', wait its turn.
 
 The rule is `islands.budget_share` (weights from progress per evaluation, allowances from the
-run's total); this is the island loop's shell around it. After each generation the island
+run's total and a pace relative to the better-improving islands); this is the island loop's
+shell around it. After each generation the island
 adds its evaluations and best-ever to its `RateMeter` and publishes the rate and its weight in
 its status (`Progress.progress_rate`, `Progress.budget_weight`, copied to the heartbeat by
 name). Every CHECK_S seconds (longer in a run of more than ISLANDS_PER_S islands, so the
@@ -13,7 +14,8 @@ long-waiting island stops holding budget for the others until it spends again). 
 island without a status yet is live with nothing spent for its first LIVE_S, so the first
 island to start does not take the whole total.
 
-Its allowance is its weighted part, but never more than the others leave nor more than about
+Its allowance is its weighted part, but never more than its pace (its weight's share of what
+an island of larger weight spent), than the others leave, nor more than about
 two check intervals of its own spending ahead: each island publishes the allowance it holds in
 its status at once (`budget_allowed`), and an island takes only from what the others have
 neither spent nor hold: the run overshoots its total by about a generation per island, or by
@@ -95,7 +97,8 @@ class BudgetShare:
             ahead = max(2 * (spent[-1] - self.spent_at_check), self.total // 100, 1)  # > 0: it can go on
             self.spent_at_check = spent[-1]
             part = budget_share.allowances(spent, weight, live, self.total)[-1]
-            self.allowed = min(part, free, spent[-1] + ahead)
+            pace = budget_share.paced(spent, weight, live, self.total)[-1]
+            self.allowed = min(part, pace, free, spent[-1] + ahead)
             progress.budget_allowed = int(max(self.allowed, spent[-1]))
             beat()  # the allowance it now holds, published at once so the others leave it alone
             if spent[-1] < self.allowed:

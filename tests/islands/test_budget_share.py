@@ -58,6 +58,23 @@ def test_allowances_share_what_ended_islands_left_by_weight_and_always_leave_som
         assert any(s < a for s, a in zip(spent, allowed)) or sum(spent) >= 4000
 
 
+def test_an_island_keeps_its_weight_s_share_of_a_better_island_s_pace_and_the_best_one_none():
+    inf = math.inf
+    # island 0 improves best (weight 1) and spent 1000: island 1 (0.3) may have spent 0.3 x 1000,
+    # a tenth ahead, plus the least release (0.2% of 10,000); island 0 itself is never held back.
+    out = bs.paced([1000, 50, 990], [1.0, 0.3, 1.0], [True] * 3, 10_000)
+    assert out[0] == inf and out[2] == inf  # equal weights never wait for each other
+    assert out[1] == pytest.approx(0.3 * 1000 * 1.1 + 20)
+    # A better island that is not live holds nobody back; with every weight equal nothing is paced.
+    assert bs.paced([1000, 50], [1.0, 0.3], [False, True], 10_000)[1] == inf
+    assert bs.paced([5, 500, 50], [1.0] * 3, [True] * 3, 10_000) == [inf] * 3
+    # The largest-weight island is unlimited, so paced and allowances together leave someone running.
+    for spent, weight in (([3000, 10, 10], [0.3, 1.0, 0.5]), ([0, 3999, 0], [1.0, 0.3, 0.3])):
+        limit = [min(a, p) for a, p in zip(bs.allowances(spent, weight, [True] * 3, 4000),
+                                           bs.paced(spent, weight, [True] * 3, 4000))]
+        assert any(s < a for s, a in zip(spent, limit))
+
+
 def _status(rundir: RunDir, island: str, evaluations: int, rate: float | str, state: str = "running") -> None:
     body = IslandStatus(island=island, run_id="r", state=state, evaluations=evaluations,
                         heartbeat=time.time()).to_body()
@@ -80,10 +97,10 @@ def test_an_island_past_its_weighted_part_waits_beating_its_heart_until_told_to_
     rundir, _, lines, share = _share(tmp_path)
     _status(rundir, "island-01", 100, 0.05)  # improving fast, little spent
     beats, asked = [], []
-    progress = _progress(600, -1.0)  # no improvement metered: weight floor 0.1, allowance 600 * 0.1/1.1
+    progress = _progress(600, -1.0)  # no improvement metered: the floor weight; its pace 0.3 x 100 x 1.1 + 2
     reason = share.after_generation(progress, lambda: asked.append(1) or len(asked) > 2, lambda: beats.append(1))
     assert reason is None and len(asked) == 3 and len(beats) == 3  # its status rewritten at every look
-    assert progress.budget_weight == pytest.approx(0.1)
+    assert progress.budget_weight == pytest.approx(bs.FLOOR)
     assert progress.budget_allowed == 600  # it holds what it spent, no more
     assert any("waiting: it has spent its part of the run's budget (600 of 1000" in line for line in lines)
 
@@ -92,7 +109,7 @@ def test_an_island_takes_only_what_the_others_neither_spent_nor_hold(tmp_path):
     rundir, _, _, share = _share(tmp_path)
     _status(rundir, "island-01", 100, 0.0)
     body = rundir.island("island-01").read_status()
-    body["budget_allowed"] = 800  # a live island holding 800 of the 1000
+    body["budget_allowed"] = 800  # a live island holding 800 of the 1000 (both equal: no pace)
     rundir.island("island-01").write_status(body)
     progress = _progress(150, -1.0)
     assert share.after_generation(progress, lambda: False, lambda: None) is None
@@ -156,3 +173,20 @@ def test_a_small_budget_never_leaves_an_island_waiting_once_another_ended(tmp_pa
     assert share.after_generation(_progress(10, -1.0), stopped, lambda: None) is None
     assert 1 <= len(looks) <= 3 and share.allowed > 10
     assert any("going on after waiting" in line for line in lines)
+
+
+def test_a_slower_island_waits_for_a_better_one_to_spend_and_then_goes_on(tmp_path):
+    rundir, _, lines, share = _share(tmp_path, total=100_000)
+    _status(rundir, "island-01", 100, 0.05)  # improving fast; this island's weight is the floor
+    looks = []
+
+    def stopped() -> bool:  # while this one waits, island-01 spends 1,000 more
+        if not looks:
+            _status(rundir, "island-01", 1100, 0.05)
+        looks.append(1)
+        return len(looks) > 50  # never reached when it goes on
+
+    progress = _progress(300, -1.0)  # ahead of its pace: 0.3 x 100 x 1.1 + 200 (0.2% of the total)
+    assert share.after_generation(progress, stopped, lambda: None) is None
+    assert 1 <= len(looks) <= 3 and share.allowed > 300  # its pace is now 0.3 x 1,100 x 1.1 + 200
+    assert any("waiting" in line for line in lines) and any("going on after waiting" in line for line in lines)
