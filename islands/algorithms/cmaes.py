@@ -303,11 +303,13 @@ class CMAES(VectorAlgorithm[CMAState]):
             # The worst samples' weights, each scaled by D / |C^(-1/2) y|^2 so a long step cannot
             # remove more than its share of variance (the tutorial's w-circle: C stays positive).
             # Repaired samples (clipped onto the box: a genome on a wall) were not drawn from the
-            # distribution; their steps point at the walls and would shrink C there: they count 0.
-            tail = order[p.mu:]
-            worst = s.y[tail]
-            g = s.pop.genomes[tail]
-            drawn = ~((g <= self.lower) | (g >= self.upper)).any(dim=1)
+            # distribution and count 0; and none count when one of the mu best was repaired: its
+            # step is shortened, so where the good samples cross a wall the negative update would
+            # outweigh the positive one along the way to the optimum (on COCO's linear slope, its
+            # optimum in a corner, active needed twice the evaluations).
+            on_wall = ((s.pop.genomes <= self.lower) | (s.pop.genomes >= self.upper)).any(dim=1)[order]
+            drawn = ~on_wall[p.mu:] & ~on_wall[:p.mu].any()
+            worst = s.y[order[p.mu:]]
             length2 = torch.linalg.vector_norm(self._whiten(s, worst), dim=1).square().clamp_min(1e-300)
             negative = p.negative * drawn
             weights = torch.cat([p.weights, negative * (n / length2)])
