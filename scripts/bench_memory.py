@@ -8,10 +8,14 @@ the `cartpole` network task, NEAT on `xor`) at P=100 and P=500 and reports two f
 - rss_end_mib: the resident set sampled (psutil, every 50 ms) last before the child exited,
   i.e. what an island holds once it evolves; most of it is the Python interpreter and torch.
 
-Each island is one process, so a run of N islands needs about N times these figures: this
-is what `islands launch` can fit into a machine's memory.
+RSS counts the pages an island shares with others in full. `--launch N` measures what a run of
+N islands really costs: a real `islands launch -n N` (GA on Rastrigin D=10, P=100), islands
+forked from the template (the default) and then with `--no-fork-server` (fresh processes),
+sampling every island's PSS (its shared pages divided among the processes sharing them) and
+private memory (USS, what it alone holds) from /proc while all of them evolve.
 
     python scripts/bench_memory.py [--generations 30] [--populations 100,500] [--json FILE] [--md FILE]
+    python scripts/bench_memory.py --launch 4
 """
 from __future__ import annotations
 
@@ -74,6 +78,48 @@ def measure(label: str, options: list[str], population: int, generations: int) -
                 "options": options}
 
 
+def launched(n: int, fork: bool, seconds: float = 90.0) -> dict:
+    """PSS and USS (MiB) of the islands of one `islands launch -n n` sampled for `seconds` while
+    they start and evolve: each island's largest sample, median over the processes seen (a
+    short-lived helper process of the launcher is one of them; the median is the islands')."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-launch-") as tmp:
+        cmd = [sys.executable, "-m", "islands", "launch", "-n", str(n), "--run-dir", os.path.join(tmp, "run"),
+               "--problem", "rastrigin", "--dim", "10", "--population", "100", "--generations", "100000",
+               "--target", "1e300", "--plain", "--progress-every", "600"] + ([] if fork else ["--no-fork-server"])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        peak: dict[int, tuple[float, float]] = {}
+        try:
+            end = time.monotonic() + seconds
+            launcher = psutil.Process(proc.pid)
+            while time.monotonic() < end and proc.poll() is None:
+                islands = []  # the launcher's descendants but the template (its child that forks the islands)
+                for c in launcher.children(recursive=True):
+                    try:
+                        if not ("island_template" in " ".join(c.cmdline()) and c.ppid() == proc.pid):
+                            islands.append(c)
+                    except psutil.Error:
+                        pass
+                for c in islands:
+                    try:
+                        full = c.memory_full_info()
+                    except psutil.Error:
+                        continue
+                    old = peak.get(c.pid, (0.0, 0.0))
+                    peak[c.pid] = (max(old[0], full.pss / 2**20), max(old[1], full.uss / 2**20))
+                time.sleep(0.5)
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait()
+        pss = sorted(v[0] for v in peak.values())
+        uss = sorted(v[1] for v in peak.values())
+        if len(pss) < n:
+            raise SystemExit(f"launch -n {n} ({'forked' if fork else 'fresh'}): only {len(pss)} island processes seen")
+        return {"islands": n, "forked": fork, "processes": len(pss), "pss_mib": round(pss[len(pss) // 2], 1),
+                "uss_mib": round(uss[len(uss) // 2], 1)}
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| island | P | peak RSS (MiB) | RSS near the end (MiB) |", "|---|---|---|---|"]
     for r in rows:
@@ -89,7 +135,18 @@ def main() -> None:
     ap.add_argument("--algorithms", default=",".join(c[0] for c in CASES))
     ap.add_argument("--json", dest="json_path")
     ap.add_argument("--md", dest="md_path")
+    ap.add_argument("--launch", type=int, default=0, help="measure the islands of a real launch -n N instead")
     args = ap.parse_args()
+    if args.launch:
+        rows = [launched(args.launch, fork) for fork in (True, False)]
+        lines = ["| islands | started | PSS per island (MiB) | private (USS) per island (MiB) |", "|---|---|---|---|"]
+        lines += [f"| {r['islands']} | {'forked from the template' if r['forked'] else 'fresh processes'} | "
+                  f"{r['pss_mib']:.0f} | {r['uss_mib']:.0f} |" for r in rows]
+        print("\n".join(lines))
+        if args.json_path:
+            with open(args.json_path, "w") as f:
+                json.dump({"benchmark": "memory-launch", "rows": rows}, f, indent=2)
+        return
     chosen = set(args.algorithms.split(","))
     rows = [measure(label, options, int(p), args.generations)
             for label, options in CASES if label in chosen for p in args.populations.split(",")]
