@@ -397,12 +397,12 @@ class _Loop:
         for attempt in tries:
             try:
                 self._use(self.spec.config.with_overrides({**self.spec.overrides, **attempt.settings}))
-                if attempt.donor_state is not None:
-                    new = self.algo.from_record(attempt.donor_state)
-                else:
-                    self._episodes(progress.generation)
-                    new = self.algo.evaluate(self.algo.init(self.population, self.number, self.gen))
-                    progress.evaluations += self.algo.population(new).evaluations
+                # A donor's fitness is its claim, measured on its episodes and observation transform:
+                # like an immigrant's, it is evaluated again here before it can be this island's best.
+                self._episodes(progress.generation)
+                new = self.algo.evaluate(self.algo.from_record(attempt.donor_state) if attempt.donor_state is not None
+                                         else self.algo.init(self.population, self.number, self.gen))
+                progress.evaluations += self.algo.population(new).evaluations
                 switch = attempt
                 break
             except (ConfigError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError,

@@ -104,6 +104,23 @@ def test_a_forged_donor_checkpoint_outside_the_space_is_not_copied(tmp_path):
     assert math.isfinite(result.best)
 
 
+def test_a_donor_s_claimed_fitness_is_evaluated_again_before_it_can_be_the_island_s_best(tmp_path):
+    """A donor's population is copied with its genomes; its fitness, another process's claim (and on
+    an episodic task measured on the donor's episodes), is not: here it claims the optimum."""
+    root = tmp_path / "run"
+    cfg = config("pbt", ready=10, fraction=0.5)
+    rundir, record, ended = finished_donor(root, cfg)
+    good = Segment(**{**ended.__dict__, "end": "running", "best": 0.0})
+    state = dict(record["state"])
+    state["fitness"] = state["fitness"] * 0.0  # every genome claims rastrigin's optimum, 0
+    rundir.island("island-01").save_checkpoint(41, {**record, "segment": good.to_body(), "state": state})
+    segments.write(rundir, "island-01", [good])
+    result = evolve("island-00", root, cfg, log=lambda m: None)
+    mine = segments.read(rundir, "island-00")
+    assert mine[1].parent == "island-01#0"  # it did copy the population
+    assert result.best < -1e-6 and mine[1].best < -1e-6  # the genomes' true fitness, not the claim
+
+
 def test_a_tuned_islands_status_and_champion_carry_the_settings_its_best_was_found_with(tmp_path):
     root = tmp_path / "run"
     root.mkdir()
