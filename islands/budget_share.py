@@ -12,11 +12,11 @@ one that finds the basin). Weights are measured as the islands run, so the parts
 Parts of the whole total bind too late: on a unimodal problem a CMA-ES island reaches the
 optimum long before a GA island has spent its weighted part of the total, so the slow islands
 spent as much as the fast one while it worked (COCO's ellipsoid at D=10, islands cmaes, de,
-ga, cmaes: 33-39k evaluations to 1e-8; pycma 4.3k). So an island also keeps a pace (`paced`):
+ga, cmaes: 33-39k evaluations to 1e-8; pycma 4.3k). So an island also keeps a pace (`pace`):
 it may have spent at most its weight's share of what any island of larger weight spent for
 its weight, GROWTH ahead; the island no other outweighs is never held back, and islands of
-equal weight never wait for each other (a slow-generation island does not hold up a fast
-one). Paced so, the ellipsoid run above needs 11-15k. The total, less what ended islands
+exactly equal weight (a homogeneous archipelago where nobody improves faster) never wait for
+each other. Paced so, the ellipsoid run above needs 11-15k. The total, less what ended islands
 spent, is shared among the live islands by their weights now (`allowances`); an island past
 its allowance or its pace waits (in one process: is not stepped; as a process: pauses) until
 its weight rises, the better islands spend, or an island ends and leaves it budget; the run
@@ -106,16 +106,19 @@ def weights(rates: Sequence[float], floor: float = FLOOR) -> list[float]:
     return [max(floor, r / top) if math.isfinite(r) else floor for r in rates]
 
 
+def pace(i: int, spent: Sequence[int], weight: Sequence[float], live: Sequence[bool], total: int) -> float:
+    """Evaluations island `i` may have spent by now for its pace: at most its weight's share of
+    what an island of larger weight spent for its own (spent / weight), GROWTH ahead and at
+    least MIN_RELEASE of the total; inf when no live island outweighs it, so the best-improving
+    island always goes on and islands of exactly equal weight never wait for each other (the
+    weights are measured: two islands of 0.99 and 1.0 do pace one another)."""
+    ahead = [spent[j] / weight[j] for j in range(len(weight)) if live[j] and j != i and weight[j] > weight[i]]
+    return weight[i] * max(ahead) * (1.0 + GROWTH) + total * MIN_RELEASE if ahead else math.inf
+
+
 def paced(spent: Sequence[int], weight: Sequence[float], live: Sequence[bool], total: int) -> list[float]:
-    """Evaluations each island may have spent by now for its pace: at most its weight's share
-    of what an island of larger weight spent for its own (spent / weight), GROWTH ahead and at
-    least MIN_RELEASE of the total; an island that no live island outweighs is not limited
-    (inf), so the best-improving island always goes on and equal islands never wait for each other."""
-    out = []
-    for i, w in enumerate(weight):
-        ahead = [spent[j] / weight[j] for j in range(len(weight)) if live[j] and j != i and weight[j] > w]
-        out.append(w * max(ahead) * (1.0 + GROWTH) + total * MIN_RELEASE if ahead else math.inf)
-    return out
+    """`pace` of every island (the in-process archipelago; an island process needs only its own)."""
+    return [pace(i, spent, weight, live, total) for i in range(len(weight))]
 
 
 def allowances(spent: Sequence[int], weight: Sequence[float], live: Sequence[bool], total: int) -> list[float]:

@@ -15,7 +15,9 @@ island without a status yet is live with nothing spent for its first LIVE_S, so 
 island to start does not take the whole total.
 
 Its allowance is its weighted part, but never more than its pace (its weight's share of what
-an island of larger weight spent), than the others leave, nor more than about
+an island of larger weight spent; not in a synchronous run, where islands waiting at a
+migration barrier spend nothing and a paced one would wait for them while they wait for its
+batch), than the others leave, nor more than about
 two check intervals of its own spending ahead: each island publishes the allowance it holds in
 its status at once (`budget_allowed`), and an island takes only from what the others have
 neither spent nor hold: the run overshoots its total by about a generation per island, or by
@@ -23,7 +25,8 @@ what two islands checking at the same instant both took from the same free part 
 no compare-and-swap). Once the run's total is spent the island ends ("evaluations"); past its
 allowance it waits, rewriting its heartbeat so the report does not call it stale and answering stop
 requests at once, until an island ends and leaves it budget, its weight rises against the
-others' (their rates change as they run) or the total is spent.
+others' (their rates change as they run), a better island spends (its pace rises) or the total
+is spent.
 
 Statuses are other processes' files: decoded tolerantly, and a figure that is missing,
 negative or not finite counts as nothing, and an island that does not spend holds nothing
@@ -54,8 +57,11 @@ ISLANDS_PER_S = 50  # statuses an island reads per CHECK_S: a run of more island
 class BudgetShare:
     """One island's view of the run's shared budget (`--budget-share progress`)."""
 
-    def __init__(self, island: str, rundir: RunDir, run_id: str, total: int, log: Callable[[str], None]) -> None:
+    def __init__(self, island: str, rundir: RunDir, run_id: str, total: int, log: Callable[[str], None],
+                 paced: bool = True) -> None:
         self.island, self.rundir, self.run_id, self.total, self.log = island, rundir, run_id, total, log
+        self.paced = paced  # False in a synchronous run: an island at a barrier spends nothing, so a
+        # paced neighbour would wait for it while it waits for the neighbour's batch (LIVE_S each event)
         self.pace = 1.0  # CHECK_S and POLL_S are stretched by this: at most ISLANDS_PER_S statuses a second
         self.meter = budget_share.RateMeter()
         self.checked = -math.inf
@@ -97,7 +103,7 @@ class BudgetShare:
             ahead = max(2 * (spent[-1] - self.spent_at_check), self.total // 100, 1)  # > 0: it can go on
             self.spent_at_check = spent[-1]
             part = budget_share.allowances(spent, weight, live, self.total)[-1]
-            pace = budget_share.paced(spent, weight, live, self.total)[-1]
+            pace = budget_share.pace(len(spent) - 1, spent, weight, live, self.total) if self.paced else math.inf
             self.allowed = min(part, pace, free, spent[-1] + ahead)
             progress.budget_allowed = int(max(self.allowed, spent[-1]))
             beat()  # the allowance it now holds, published at once so the others leave it alone

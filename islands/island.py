@@ -198,7 +198,7 @@ class _Loop:
         shared = bool(mig.every) and mig.topology != "none" and mig.mode != "sync"
         self.basins = BasinExchange(spec.island, rundir, spec.run_id, self.problem.dim, log, read=shared)
         self.obs = ObsExchange(spec.island, rundir, spec.run_id, self.problem, log, read=shared)
-        self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, log) \
+        self.share = BudgetShare(spec.island, rundir, spec.run_id, cfg.evaluation_budget, log, paced=mig.mode != "sync") \
             if cfg.budget_share == "progress" and cfg.evaluation_budget else None
         self.recorders = Recorders([self.obs, FitnessCheck(spec.island, log), self.history, self.checkpointer,
                                     self.heartbeat, *([self.marker] if self.marker is not None else []),

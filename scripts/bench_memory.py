@@ -110,7 +110,10 @@ def launched(n: int, fork: bool, seconds: float = 90.0) -> dict:
                     peak[c.pid] = (max(old[0], full.pss / 2**20), max(old[1], full.uss / 2**20))
                 time.sleep(0.5)
         finally:
-            os.killpg(proc.pid, 15)
+            try:
+                os.killpg(proc.pid, 15)  # the launcher stops its islands and waits for them
+            except ProcessLookupError:
+                pass
             proc.wait()
         pss = sorted(v[0] for v in peak.values())
         uss = sorted(v[1] for v in peak.values())

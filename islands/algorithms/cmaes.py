@@ -310,7 +310,7 @@ class CMAES(VectorAlgorithm[CMAState]):
             on_wall = ((s.pop.genomes <= self.lower) | (s.pop.genomes >= self.upper)).any(dim=1)[order]
             drawn = ~on_wall[p.mu:] & ~on_wall[:p.mu].any()
             worst = s.y[order[p.mu:]]
-            length2 = torch.linalg.vector_norm(self._whiten(s, worst), dim=1).square().clamp_min(1e-300)
+            length2 = torch.linalg.vector_norm(self._whiten(s, worst), dim=1).square().clamp_min(torch.finfo(self.dtype).tiny)
             negative = p.negative * drawn
             weights = torch.cat([p.weights, negative * (n / length2)])
             decay = decay - p.cmu * negative.sum()  # the tutorial's sum of all weights, less 1

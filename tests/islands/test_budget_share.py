@@ -190,3 +190,13 @@ def test_a_slower_island_waits_for_a_better_one_to_spend_and_then_goes_on(tmp_pa
     assert share.after_generation(progress, stopped, lambda: None) is None
     assert 1 <= len(looks) <= 3 and share.allowed > 300  # its pace is now 0.3 x 1,100 x 1.1 + 200
     assert any("waiting" in line for line in lines) and any("going on after waiting" in line for line in lines)
+
+
+def test_a_synchronous_run_keeps_no_pace(tmp_path):
+    """At a sync migration barrier an island spends nothing: a paced neighbour would wait for it
+    while it waits for that neighbour's batch, so a sync run shares by parts only."""
+    rundir, _, _, _ = _share(tmp_path, total=100_000)
+    share = budget_wait.BudgetShare("island-00", rundir, "r", 100_000, lambda m: None, paced=False)
+    _status(rundir, "island-01", 100, 0.05)  # improving fast; this island far ahead of its pace
+    assert share.after_generation(_progress(300, -1.0), lambda: pytest.fail("must not wait"), lambda: None) is None
+    assert share.allowed > 300
