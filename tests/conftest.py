@@ -41,22 +41,43 @@ def pytest_configure_node(node):
     node.workerinput["islands_terminal_env"] = {name: os.environ.get(name) for name in TERMINAL_ENV}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
+def _rank(item) -> int:
+    """0: a SLURM test; 1: a whole-system or slow one; 2: the rest."""
+    if item.get_closest_marker("slurm"):
+        return 0
+    return 1 if item.nodeid.startswith("tests/system/") or item.get_closest_marker("slow") else 2
+
+
 def pytest_collection_modifyitems(config, items):
-    """Groups for pytest-xdist's `--dist loadgroup` (scripts/test runs the suite on workers):
-    every `slurm` test on one worker, one after another, since they share the scheduler's
-    queue and nodes and the 3-host cluster (and one crashes and revives a host); the tests of a
-    module with a module-scoped fixture (one real run several tests read) on one worker, so
-    that run is made once. Every other test goes to whichever worker is free."""
-    if hasattr(config, "workerinput"):  # on pytest-xdist workers: the longest tests first, no long tail
-        items.sort(key=lambda item: 0 if item.get_closest_marker("slurm") else
-                   1 if item.nodeid.startswith("tests/system/") or item.get_closest_marker("slow") else 2)
-    for item in items:
-        if item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("slurm"))
-        elif any(d.scope != "function" for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs
-                 if d.baseid):  # the project's own fixtures, not pytest's session-wide ones
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    """On pytest-xdist workers, the files with the longest tests come first, so that they start
+    at once and no long test is left to run alone at the end. A file's tests keep their order
+    and stay together (a module-scoped fixture is made once)."""
+    if hasattr(config, "workerinput"):
+        first = {}
+        for item in items:
+            path = item.nodeid.split("::", 1)[0]
+            first[path] = min(first.get(path, 2), _rank(item))
+        items.sort(key=lambda item: first[item.nodeid.split("::", 1)[0]])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (scripts/test), with one change: the files named test_slurm*.py share one
+    worker, one test after another, as they use the SLURM clusters (one queue each, hosts that a
+    test crashes and revives). A test file runs on one worker, so a module-scoped fixture (one
+    real run several tests read) is made once and a file's tests never overlap each other."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # files in the workers' order (above), not by their number of tests
+
+    class FilesAndSlurm(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "slurm" if os.path.basename(path).startswith("test_slurm") else path
+
+    return FilesAndSlurm(config, log)
 
 
 @pytest.fixture
