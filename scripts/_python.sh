@@ -55,7 +55,7 @@ setup_project() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
      && (cd / && "$PY" -c '
 import os, sys, sysconfig
-import importlib.util, torch, islands.cli, pytest, hypothesis, gymnasium, pandas, tensorboard, optuna
+import importlib.util, torch, islands.cli, pytest, xdist, hypothesis, gymnasium, pandas, tensorboard, optuna
 ok = importlib.util.find_spec("pygame") is not None and os.path.dirname(os.path.dirname(os.path.realpath(islands.__file__))) == os.path.realpath(sys.argv[1])
 sys.exit(0 if ok and os.access(os.path.join(sysconfig.get_path("scripts"), "islands"), os.X_OK) else 1)
 ' "$ROOT") 2>/dev/null; then

@@ -55,7 +55,7 @@ def test_barrier_is_met_once_every_party_has_arrived(tmp_path):
     p.evaluate(torch.zeros(2, 2, dtype=torch.float64))  # a new run's check of two genomes: no party
     assert os.listdir(barrier) == ["other-island"]
     p.evaluate(torch.zeros(3, 2, dtype=torch.float64))
-    assert sorted(os.listdir(barrier)) == sorted(["other-island", str(os.getpid())])
+    assert sorted(os.listdir(barrier)) == sorted(["other-island", f"{os.uname().nodename}-{os.getpid()}"])
 
 
 # An island's turn lasts from one population evaluation to the next, so what it writes

@@ -15,7 +15,8 @@ def manifest(**fields):
     return {**new_manifest(RunConfig(problem="sphere", dim=3, population=8), planned_islands=["island-00"]), **fields}
 
 
-@pytest.mark.parametrize("run_id", [uuid.uuid4().hex, str(uuid.uuid4()), "r1", "A" * 64])
+@pytest.mark.parametrize("run_id", [uuid.uuid4().hex, str(uuid.uuid4()), "r1", "A" * 64],
+                         ids=["uuid4-hex", "uuid4", "r1", "A*64"])  # ids the same in every pytest-xdist worker
 def test_run_ids_a_run_writes_or_a_test_names_decode(tmp_path, run_id):
     assert run_from_manifest(tmp_path, manifest(run_id=run_id)).run_id == run_id
 

@@ -140,7 +140,9 @@ def _trace_handlers(path: str) -> None:
 
 def _meet(barrier: str, parties: int, timeout: float = 60.0) -> None:
     os.makedirs(barrier, exist_ok=True)
-    open(os.path.join(barrier, str(os.getpid())), "w").close()
+    # One file per party: the host's name as well as the pid, since islands on SLURM hosts with
+    # a PID namespace each (tests/system/test_slurm_multi_host.py) can have the same pid.
+    open(os.path.join(barrier, f"{os.uname().nodename}-{os.getpid()}"), "w").close()
     deadline = time.monotonic() + timeout  # never hang a test: go on alone after the timeout
     while len([f for f in os.listdir(barrier) if f != "turns"]) < parties and time.monotonic() < deadline:
         time.sleep(0.005)  # polling for the files above

@@ -5,7 +5,8 @@ watcher thread in the pytest process (never in the children tests start) writes
 "still running: <nodeid> (60 s)" every ISLANDS_TEST_STILL_RUNNING seconds (default 60; 0 turns
 it off) that one test (setup, call and teardown) has run. It writes to a duplicate of the
 terminal's stdout taken at configure time, when pytest's output capture is suspended, so the
-line reaches the terminal even while the test's own output is captured.
+line reaches the terminal even while the test's own output is captured (in a pytest-xdist
+worker: of its stderr, the terminal's).
 """
 from __future__ import annotations
 
@@ -79,7 +80,10 @@ def register(config) -> None:
     every = float(os.environ.get(ENV, "60") or 0)
     if every <= 0 or config.pluginmanager.has_plugin(NAME):
         return
-    config.pluginmanager.register(StillRunning(every, os.dup(1)), NAME)
+    # A pytest-xdist worker's stdout is /dev/null (its stdout carries the controller's channel);
+    # its stderr is the terminal's.
+    worker = hasattr(config, "workerinput")
+    config.pluginmanager.register(StillRunning(every, os.dup(2 if worker else 1)), NAME)
 
 
 def pytest_configure(config) -> None:

@@ -157,31 +157,38 @@ from islands.errors import ConfigError
 from islands.problems import make_problem
 from islands.runs import evolve
 
-problem, run = sys.argv[1], sys.argv[2]
 found = {}
-for name, call in (("make_problem", lambda: make_problem(problem, 3)),
-                   ("evolve", lambda: evolve("island-00", run, RunConfig(problem=problem, dim=3, generations=2),
-                                             log=lambda m: None))):
-    try:
-        call()
-        found[name] = "no error"
-    except ConfigError as e:
-        found[name] = str(e)
+for problem, run in zip(sys.argv[1::2], sys.argv[2::2]):
+    found[problem] = {}
+    for name, call in (("make_problem", lambda: make_problem(problem, 3)),
+                       ("evolve", lambda: evolve("island-00", run, RunConfig(problem=problem, dim=3, generations=2),
+                                                 log=lambda m: None))):
+        try:
+            call()
+            found[problem][name] = "no error"
+        except ConfigError as e:
+            found[problem][name] = str(e)
 print(json.dumps(found))
 '''
+API_CASES = ["factory raises", "SystemExit(0) in the factory", "sys.exit(3) at import"]
 
 
-@pytest.mark.parametrize("case", ["factory raises", "SystemExit(0) in the factory", "sys.exit(3) at import"])
-def test_python_api_raises_a_config_error_naming_the_users_line(user_dir: Path, tmp_path: Path, case: str):
-    problem, file, fragment, what = CASES[case]
-    out = subprocess.run([sys.executable, "-c", PY_API, problem, str(tmp_path / "run")], cwd=user_dir,
+def test_python_api_raises_a_config_error_naming_the_users_line(user_dir: Path, tmp_path: Path):
+    """One process calls the API for each case in turn (a problem that exits the process would
+    end it: the later cases would then be missing)."""
+    runs = {case: tmp_path / f"run-{n}" for n, case in enumerate(API_CASES)}
+    args = [a for case in API_CASES for a in (CASES[case][0], str(runs[case]))]
+    out = subprocess.run([sys.executable, "-c", PY_API, *args], cwd=user_dir,
                          env=child_env(), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"exit {out.returncode}: {out.stdout}{out.stderr}"
+    assert out.returncode == 0 and out.stdout.strip(), f"exit {out.returncode}: {out.stdout}{out.stderr}"
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    where = f"{user_dir / file}:{_line_of(user_dir / file, fragment)}"
-    for name in ("make_problem", "evolve"):
-        assert where in found[name] and what in found[name], found
-    assert not (tmp_path / "run").exists()
+    assert list(found) == [CASES[case][0] for case in API_CASES], found
+    for case in API_CASES:
+        problem, file, fragment, what = CASES[case]
+        where = f"{user_dir / file}:{_line_of(user_dir / file, fragment)}"
+        for name in ("make_problem", "evolve"):
+            assert where in found[problem][name] and what in found[problem][name], (case, found[problem])
+        assert not runs[case].exists()
 
 
 @pytest.mark.parametrize("command", ["evolve", "launch"])
