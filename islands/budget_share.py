@@ -12,17 +12,20 @@ one that finds the basin). Weights are measured as the islands run, so the parts
 Parts of the whole total bind too late: on a unimodal problem a CMA-ES island reaches the
 optimum long before a GA island has spent its weighted part of the total, so the slow islands
 spent as much as the fast one while it worked (COCO's ellipsoid at D=10, islands cmaes, de,
-ga, cmaes: 33-39k evaluations to 1e-8; pycma 4.3k). So an island also keeps a pace (`pace`):
+ga, cmaes: a median of 34.1k evaluations to 1e-8 over 5 instances; pycma 4.3k). So an island also keeps a pace (`pace`):
 it may have spent at most its weight's share of what any island of larger weight spent for
 its weight, GROWTH ahead; the island no other outweighs is never held back, and islands of
 exactly equal weight (a homogeneous archipelago where nobody improves faster) never wait for
-each other. Paced so, the ellipsoid run above needs 11-15k. The total, less what ended islands
+each other. Paced so, the same runs need 15.5k. The total, less what ended islands
 spent, is shared among the live islands by their weights now (`allowances`); an island past
 its allowance or its pace waits (in one process: is not stepped; as a process: pauses) until
 its weight rises, the better islands spend, or an island ends and leaves it budget; the run
 ends when the total is spent. A FLOOR island runs at that share of the best one's pace, which
 is why FLOOR is not smaller: a CMA-ES island in a large-population restart has not yet beaten
 its best-ever, and on Weierstrass-like functions those restarts are how the optimum is found.
+
+Pure functions and a small meter, no torch and no files: the island loop (`islands.budget_wait`)
+and the in-process benchmark archipelago (`scripts/quality_runners.py`) apply the same rule.
 """
 from __future__ import annotations
 

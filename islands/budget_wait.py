@@ -103,8 +103,8 @@ class BudgetShare:
             ahead = max(2 * (spent[-1] - self.spent_at_check), self.total // 100, 1)  # > 0: it can go on
             self.spent_at_check = spent[-1]
             part = budget_share.allowances(spent, weight, live, self.total)[-1]
-            pace = budget_share.pace(len(spent) - 1, spent, weight, live, self.total) if self.paced else math.inf
-            self.allowed = min(part, pace, free, spent[-1] + ahead)
+            keep_up = budget_share.pace(len(spent) - 1, spent, weight, live, self.total) if self.paced else math.inf
+            self.allowed = min(part, keep_up, free, spent[-1] + ahead)
             progress.budget_allowed = int(max(self.allowed, spent[-1]))
             beat()  # the allowance it now holds, published at once so the others leave it alone
             if spent[-1] < self.allowed:
