@@ -94,15 +94,10 @@ def launched(n: int, fork: bool, seconds: float = 90.0) -> dict:
             end = time.monotonic() + seconds
             launcher = psutil.Process(proc.pid)
             while time.monotonic() < end and proc.poll() is None:
-                islands = []  # the launcher's descendants but the template (its child that forks the islands)
-                for c in launcher.children(recursive=True):
+                for c in launcher.children(recursive=True):  # its islands, not the template that forks them
                     try:
-                        if not ("island_template" in " ".join(c.cmdline()) and c.ppid() == proc.pid):
-                            islands.append(c)
-                    except psutil.Error:
-                        pass
-                for c in islands:
-                    try:
+                        if "island_template" in " ".join(c.cmdline()) and c.ppid() == proc.pid:
+                            continue
                         full = c.memory_full_info()
                     except psutil.Error:
                         continue

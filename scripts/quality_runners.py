@@ -160,12 +160,13 @@ def run_archipelago(problem_name: str | Problem, dim: int, budget: int, seed: in
     while not trace.done:
         if sample_every and generation % sample_every == 0:
             out.timeline.append((generation, effective_origins(_origin_counts(islands))))
-        weight, live = [1.0] * len(islands), [True] * len(islands)
-        if share == "progress":
+        live = [True] * len(islands)
+        if share == "progress":  # parts by weight, and each island's pace (`budget_share.pace`)
             weight = budget_share.weights([m.rate() for m in meters])
-        allowed = budget_share.allowances(spent, weight, live, budget)
-        if share == "progress":
-            allowed = [min(a, p) for a, p in zip(allowed, budget_share.paced(spent, weight, live, budget))]
+            allowed = [min(a, p) for a, p in zip(budget_share.allowances(spent, weight, live, budget),
+                                                  budget_share.paced(spent, weight, live, budget))]
+        else:
+            allowed = budget_share.allowances(spent, [1.0] * len(islands), live, budget)
         for i, isl in enumerate(islands):
             if share != "rounds" and spent[i] >= allowed[i]:
                 continue

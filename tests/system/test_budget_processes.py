@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from islands import budget_share
 from islands.exit_codes import EXIT_USAGE
 from islands.status.reader import open_run
 from support.procs import child_env
@@ -68,7 +69,7 @@ def test_a_mixed_launch_shares_its_budget_by_progress_and_spends_no_more_than_it
     # Over by a generation each, or by what two islands checking at the same instant both took
     # from the same free part (a file is no compare-and-swap): a few percent at most.
     assert budget <= spent <= budget * 1.05, spent
-    assert all(s.budget_weight is not None and 0.1 <= s.budget_weight <= 1.0 for s in statuses)
+    assert all(s.budget_weight is not None and budget_share.FLOOR <= s.budget_weight <= 1.0 for s in statuses)
     # Each final status holds the weight of that island's last check; the leader then was 1.0, but
     # the islands end at different moments, so the final weights need not include it exactly.
     assert max(s.budget_weight for s in statuses) >= 0.5
