@@ -31,19 +31,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from islands.threads import limit_env  # noqa: E402
 
 limit_env()
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from islands.algorithms import make_algorithm  # noqa: E402
 from islands.algorithms.ga import GeneticAlgorithm  # noqa: E402
 from islands.config import GAConfig, MigrationConfig, RunConfig  # noqa: E402
 from islands.island import limit_torch_threads  # noqa: E402
+from islands.operators import SPARSE_MIN, bernoulli_positions  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
 from islands.runs import evolve  # noqa: E402
 
 
 def bare_generation(x: torch.Tensor, f: torch.Tensor, g: torch.Generator, lo: float, hi: float,
                     eta: float, sigma: float, rate: float, elite: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same GA generation written inline, with no engine around it."""
+    """The same GA generation written inline, with no engine around it (the same draws as
+    `islands.operators`: spread factor in float32, both coins from one draw and, on large
+    arrays, noise only for the mutated genes, whose positions come from the same geometric gaps)."""
     p, d = x.shape
     kids = p - elite
     pairs = (kids + 1) // 2
@@ -51,19 +55,49 @@ def bare_generation(x: torch.Tensor, f: torch.Tensor, g: torch.Generator, lo: fl
     winners = entrants.gather(1, f[entrants].argmax(1, keepdim=True)).squeeze(1)
     a, b = x[winners[:pairs]], x[winners[pairs:]]
     u = torch.rand(a.shape, generator=g)
-    power = 1.0 / (eta + 1.0)
-    beta = torch.where(u <= 0.5, (2 * u) ** power, (0.5 / (1 - u).clamp_min(1e-12)) ** power)
-    beta = torch.where(torch.rand(a.shape, generator=g) < 0.5, beta, torch.ones_like(beta))
-    c1, c2 = 0.5 * (a + b) + beta * 0.5 * (a - b), 0.5 * (a + b) - beta * 0.5 * (a - b)
-    swap = torch.rand(a.shape, generator=g) < 0.5
-    c1, c2 = torch.where(swap, c2, c1), torch.where(swap, c1, c2)
+    beta = torch.where(u <= 0.5, 2 * u, 0.5 / (1 - u).clamp_min(1e-12)).pow_(1.0 / (eta + 1.0))
+    coins = torch.rand(a.shape, generator=g)
+    beta = torch.where(coins < 0.5, beta, 1.0)
+    spread = torch.where(torch.frac(2 * coins) < 0.5, -beta, beta).to(x.dtype) * (0.5 * (a - b))
+    mid = 0.5 * (a + b)
     mate = torch.rand((pairs, 1), generator=g) < 0.9
-    y = torch.cat([torch.where(mate, c1, a), torch.where(mate, c2, b)])[:kids]
-    hit = torch.rand(y.shape, generator=g) < rate
-    y = y + hit * torch.randn(y.shape, generator=g) * (sigma * (hi - lo))
+    y = torch.cat([torch.where(mate, mid + spread, a), torch.where(mate, mid - spread, b)])[:kids]
+    if y.numel() < SPARSE_MIN:
+        hit = torch.rand(y.shape, generator=g) < rate
+        y = y + hit * torch.randn(y.shape, generator=g, dtype=x.dtype) * (sigma * (hi - lo))
+    else:
+        pos = bernoulli_positions(y.numel(), rate, g)
+        y.view(-1).index_add_(0, pos, torch.randn(pos.shape, generator=g, dtype=x.dtype) * (sigma * (hi - lo)))
     y = y.clamp(lo, hi)
     x = torch.cat([x[torch.topk(f, elite).indices], y])
     f = -(10 * d + (x * x - 10 * torch.cos(2 * math.pi * x)).sum(1))
+    return x, f
+
+
+def numpy_generation(x: np.ndarray, f: np.ndarray, rng: np.random.Generator, lo: float, hi: float,
+                     eta: float, sigma: float, rate: float, elite: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same GA generation in numpy: the floor for small populations, where each torch
+    call's dispatch (a few microseconds) outweighs its arithmetic."""
+    p, d = x.shape
+    kids = p - elite
+    pairs = (kids + 1) // 2
+    entrants = rng.integers(p, size=(2 * pairs, 3))
+    winners = entrants[np.arange(2 * pairs), f[entrants].argmax(1)]
+    a, b = x[winners[:pairs]], x[winners[pairs:]]
+    u = rng.random(a.shape, dtype=np.float32)
+    beta = np.where(u <= 0.5, 2 * u, 0.5 / np.maximum(1 - u, 1e-12)) ** np.float32(1.0 / (eta + 1.0))
+    coins = rng.random(a.shape, dtype=np.float32)
+    beta = np.where(coins < 0.5, beta, 1.0)
+    spread = np.where(np.modf(2 * coins)[0] < 0.5, -beta, beta) * (0.5 * (a - b))
+    mid = 0.5 * (a + b)
+    mate = rng.random((pairs, 1)) < 0.9
+    y = np.concatenate([np.where(mate, mid + spread, a), np.where(mate, mid - spread, b)])[:kids]
+    flat = y.reshape(-1)
+    hit = np.flatnonzero(rng.random(flat.size) < rate)
+    flat[hit] += rng.standard_normal(hit.size) * (sigma * (hi - lo))
+    np.clip(y, lo, hi, out=y)
+    x = np.concatenate([x[np.argpartition(-f, elite)[:elite]], y]).astype(x.dtype, copy=False)
+    f = -(10 * d + (x * x - 10 * np.cos(2 * math.pi * x)).sum(1))
     return x, f
 
 
@@ -168,6 +202,20 @@ def bare_loop_clocks(dim: int, population: int, generations: int) -> dict[str, f
     return {k: (c() - t[k]) / generations for k, c in CLOCKS.items()}
 
 
+def numpy_loop_clocks(dim: int, population: int, generations: int) -> dict[str, float]:
+    """Seconds per generation of the numpy version of the bare loop (float32, as the others)."""
+    problem = make_problem("rastrigin", dim)
+    cfg = GAConfig()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(problem.lower, problem.upper, (population, dim)).astype(np.float32)
+    f = -(10 * dim + (x * x - 10 * np.cos(2 * math.pi * x)).sum(1))
+    t = {k: c() for k, c in CLOCKS.items()}
+    for _ in range(generations):
+        x, f = numpy_generation(x, f, rng, problem.lower, problem.upper, cfg.sbx_eta,
+                                cfg.mutation_sigma, 1.0 / dim, cfg.elitism)
+    return {k: (c() - t[k]) / generations for k, c in CLOCKS.items()}
+
+
 def loop_overhead(dim: int, population: int, generations: int, rounds: int, migrate_every: int = 0) -> dict:
     """The island loop against the bare loop, in interleaved rounds (round 0 warms up).
 
@@ -178,12 +226,13 @@ def loop_overhead(dim: int, population: int, generations: int, rounds: int, migr
     the wall clock: on a loaded machine they are the steadier ones (but leave out fsync waits).
     """
     ratios, loops, bares = [], [], []
-    cpu: dict[str, list[float]] = {"loop": [], "step": [], "bookkeeping": []}
+    cpu: dict[str, list[float]] = {"loop": [], "step": [], "bookkeeping": [], "numpy": [], "loop_numpy": []}
     steps = []
     for r in range(rounds + 1):
         loop = island_loop_clocks(dim, population, generations, migrate_every)
         bare = bare_loop_clocks(dim, population, generations)
         alone = step_loop(dim, population, generations)
+        floor = numpy_loop_clocks(dim, population, generations)
         if r:
             loops.append(loop["wall"])
             bares.append(bare["wall"])
@@ -192,13 +241,19 @@ def loop_overhead(dim: int, population: int, generations: int, rounds: int, migr
             cpu["loop"].append(loop["cpu"] / bare["cpu"])
             cpu["step"].append(alone["cpu"] / bare["cpu"])
             cpu["bookkeeping"].append(loop["cpu"] / alone["cpu"])
+            cpu["numpy"].append(bare["cpu"] / floor["cpu"])
+            cpu["loop_numpy"].append(loop["cpu"] / floor["cpu"])
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     return {
         "step_ratio": med([s / b for s, b in zip(steps, bares)]),
         "bookkeeping_ratio": med([lo / s for lo, s in zip(loops, steps)]),
         "loop_overhead_ratio_cpu": med(cpu["loop"]),
+        "loop_overhead_ratio_cpu_min": min(cpu["loop"]),
+        "loop_overhead_ratio_cpu_max": max(cpu["loop"]),
         "step_ratio_cpu": med(cpu["step"]),
         "bookkeeping_ratio_cpu": med(cpu["bookkeeping"]),
+        "bare_over_numpy_cpu": med(cpu["numpy"]),  # the torch loop against the numpy floor
+        "loop_over_numpy_cpu": med(cpu["loop_numpy"]),
         "dim": dim, "population": population, "generations": generations, "rounds": rounds,
         "migrate_every": migrate_every,
         "loop_overhead_ratio": med(ratios),
@@ -223,10 +278,12 @@ def main() -> None:
     ap.add_argument("--loop-migrate-every", type=int, default=0, help="migration in the island loop (0: off)")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     res = measure(args.dim, args.population, args.rounds, args.gens)
     res["loop"] = [loop_overhead(d, p, max(10, int(g * args.loop_scale)), args.loop_rounds, args.loop_migrate_every)
                    for d, p, g in LOOP_SIZES]
     big = res["loop"][-1]
+    res["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # 1-min, before and after
     res["loop_overhead_ratio"] = max(point["loop_overhead_ratio"] for point in res["loop"])  # the worse one
     res["island_loop_evals_per_sec"] = big["island_loop_evals_per_sec"]
     print(f"Rastrigin D={res['dim']} P={res['population']}, one thread")
@@ -240,7 +297,11 @@ def main() -> None:
               f"{p['island_loop_evals_per_sec']:,.0f} vs {p['bare_loop_evals_per_sec']:,.0f} evals/s)  (target <= 1.10)")
         print(f"      = step alone/bare {p['step_ratio']:.3f} x loop/step alone {p['bookkeeping_ratio']:.3f};  "
               f"by CPU time: loop/bare {p['loop_overhead_ratio_cpu']:.3f} = {p['step_ratio_cpu']:.3f} x "
-              f"{p['bookkeeping_ratio_cpu']:.3f}")
+              f"{p['bookkeeping_ratio_cpu']:.3f} (loop/bare over rounds {p['loop_overhead_ratio_cpu_min']:.3f}"
+              f"-{p['loop_overhead_ratio_cpu_max']:.3f})")
+        print(f"      numpy floor: bare torch/numpy {p['bare_over_numpy_cpu']:.3f}, island loop/numpy "
+              f"{p['loop_over_numpy_cpu']:.3f} (CPU)")
+    print(f"  load average (1 min) {res['load_average'][0]} before, {res['load_average'][1]} after")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(res, fh, indent=2)

@@ -3,11 +3,16 @@
 
 Each library runs a real-coded GA (tournament selection, SBX-like crossover, Gaussian or
 polynomial mutation) with the same population, dimension and generations, on one thread.
-Reports time per generation, the ratio to islands' (peer / islands: above 1 means islands is
-faster) and the best fitness (maximised, -f(x)). Peers come from the optional extra
-`pip install -e ".[peers]"` (deap, pygmo, evotorch); a missing one is reported as skipped.
+Reports CPU time per generation (this process's, so a shared machine disturbs it less than
+the wall clock), the ratio to islands' (peer / islands: above 1 means islands is faster) and
+the best fitness (maximised, -f(x)), in interleaved rounds (islands, then each peer, again):
+medians over rounds, the ratios' spread beside them. islands runs its default GA
+(self-adaptive mutation) in `--dtype` (float64 by default: pygmo and DEAP compute in double,
+so equal precision). Peers come from the optional extra `pip install -e ".[peers]"` (deap,
+pygmo, evotorch); a missing one is reported as skipped.
 
     python scripts/bench_peers.py [--quick] [--out FILE]
+    python scripts/bench_peers.py --dim 100 --population 500 --generations 100 --rounds 5 --peers pygmo
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -33,6 +39,10 @@ def rastrigin_np(x: np.ndarray) -> float:
     return float(10 * x.size + np.sum(x * x - 10 * np.cos(2 * math.pi * x)))
 
 
+DTYPE = {"float64": torch.float64, "float32": torch.float32}
+DTYPE_CHOSEN = ["float64"]  # set by --dtype
+
+
 def run_islands(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
     from islands import figures
     from islands.algorithms.ga import GeneticAlgorithm
@@ -41,14 +51,14 @@ def run_islands(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]
     from islands.problems import make_problem
 
     limit_torch_threads()
-    algo = GeneticAlgorithm(make_problem("rastrigin", dim), GAConfig())
+    algo = GeneticAlgorithm(make_problem("rastrigin", dim), GAConfig(), dtype=DTYPE[DTYPE_CHOSEN[0]])
     g = torch.Generator()
     g.manual_seed(seed)
-    t = time.perf_counter()
+    t = time.process_time()
     state = algo.evaluate(algo.init(pop, 0, g))
     for i in range(gens):
         state = algo.evaluate(algo.step(state, i, g))
-    return (time.perf_counter() - t) / gens, figures.stats(algo.population(state)).best
+    return (time.process_time() - t) / gens, figures.stats(algo.population(state)).best
 
 
 def run_deap(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
@@ -65,7 +75,7 @@ def run_deap(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
     tb.register("mutate", tools.mutGaussian, mu=0.0, sigma=0.05 * (HIGH - LOW), indpb=1.0 / dim)
     tb.register("select", tools.selTournament, tournsize=3)
     popl = [tb.ind() for _ in range(pop)]
-    t = time.perf_counter()
+    t = time.process_time()
     for ind in popl:
         ind.fitness.values = tb.evaluate(ind)
     for _ in range(gens):
@@ -79,7 +89,7 @@ def run_deap(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
             k[:] = [min(HIGH, max(LOW, v)) for v in k]
             k.fitness.values = tb.evaluate(k)
         popl = [tb.clone(e) for e in elite] + kids
-    return (time.perf_counter() - t) / gens, max(i.fitness.values[0] for i in popl)
+    return (time.process_time() - t) / gens, max(i.fitness.values[0] for i in popl)
 
 
 def run_pygmo(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
@@ -89,9 +99,9 @@ def run_pygmo(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
     algo = pg.algorithm(pg.sga(gen=gens, cr=0.9, eta_c=15.0, m=1.0 / dim, param_m=0.05,
                                param_s=3, crossover="sbx", mutation="gaussian", selection="tournament", seed=seed))
     p = pg.population(prob, pop, seed=seed)
-    t = time.perf_counter()
+    t = time.process_time()
     p = algo.evolve(p)
-    return (time.perf_counter() - t) / gens, -float(p.champion_f[0])
+    return (time.process_time() - t) / gens, -float(p.champion_f[0])
 
 
 def run_evotorch(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
@@ -105,9 +115,9 @@ def run_evotorch(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float
     ga = GeneticAlgorithm(prob, popsize=pop, operators=[
         SimulatedBinaryCrossOver(prob, tournament_size=3, eta=15.0),
         GaussianMutation(prob, stdev=0.05 * (HIGH - LOW), mutation_probability=1.0 / dim)])
-    t = time.perf_counter()
+    t = time.process_time()
     ga.run(gens)
-    return (time.perf_counter() - t) / gens, float(ga.status["pop_best_eval"])
+    return (time.process_time() - t) / gens, float(ga.status["pop_best_eval"])
 
 
 PEERS = {"deap": run_deap, "pygmo": run_pygmo, "evotorch": run_evotorch}
@@ -115,29 +125,59 @@ PEERS = {"deap": run_deap, "pygmo": run_pygmo, "evotorch": run_evotorch}
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="population 100, 100 generations, 1 round")
+    ap.add_argument("--dim", type=int, default=30)
+    ap.add_argument("--population", type=int, default=200)
+    ap.add_argument("--generations", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (islands, then each peer)")
+    ap.add_argument("--dtype", choices=sorted(DTYPE), default="float64", help="islands' dtype (peers: double)")
+    ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
     ap.add_argument("--out")
     args = ap.parse_args()
-    pop, dim, gens = (100, 30, 100) if args.quick else (200, 30, 300)
-    ours_s, ours_best = run_islands(pop, dim, gens, 0)
-    rows = [{"library": "islands", "seconds_per_generation": ours_s, "ratio_to_islands": 1.0, "best": ours_best}]
-    for name, fn in PEERS.items():
-        try:
-            secs, best = fn(pop, dim, gens, 0)
-        except ImportError as e:
-            rows.append({"library": name, "skipped": f"not installed ({e.name}); pip install -e '.[peers]'"})
+    DTYPE_CHOSEN[0] = args.dtype
+    pop, dim, gens, rounds = args.population, args.dim, args.generations, args.rounds
+    if args.quick:
+        pop, gens, rounds = 100, 100, 1
+    peers = {name: PEERS[name] for name in args.peers.split(",") if name}
+    times: dict[str, list[float]] = {"islands": []}
+    bests: dict[str, list[float]] = {"islands": []}
+    skipped: dict[str, str] = {}
+    for r in range(rounds):
+        secs, best = run_islands(pop, dim, gens, r)
+        times["islands"].append(secs)
+        bests["islands"].append(best)
+        for name, fn in peers.items():
+            if name in skipped:
+                continue
+            try:
+                secs, best = fn(pop, dim, gens, r)
+            except ImportError as e:
+                skipped[name] = f"not installed ({e.name}); pip install -e '.[peers]'"
+                continue
+            times.setdefault(name, []).append(secs)
+            bests.setdefault(name, []).append(best)
+    med = statistics.median
+    rows = []
+    for name in ["islands", *peers]:
+        if name in skipped:
+            rows.append({"library": name, "skipped": skipped[name]})
             continue
-        rows.append({"library": name, "seconds_per_generation": secs, "ratio_to_islands": secs / ours_s, "best": best})
-    print(f"Rastrigin D={dim}, population {pop}, {gens} generations, one thread")
+        ratios = [t / o for t, o in zip(times[name], times["islands"])]
+        rows.append({"library": name, "seconds_per_generation": med(times[name]), "ratio_to_islands": med(ratios),
+                     "ratio_min": min(ratios), "ratio_max": max(ratios), "best": med(bests[name])})
+    print(f"Rastrigin D={dim}, population {pop}, {gens} generations, one thread, CPU time, "
+          f"{rounds} interleaved round(s), islands in {args.dtype}")
     for r in rows:
         if "skipped" in r:
             print(f"  {r['library']:9s} skipped: {r['skipped']}")
         else:
             print(f"  {r['library']:9s} {r['seconds_per_generation'] * 1e3:9.3f} ms/gen  "
-                  f"x{r['ratio_to_islands']:7.2f}  best {r['best']:9.3f}")
+                  f"x{r['ratio_to_islands']:7.2f} (rounds {r['ratio_min']:.2f}-{r['ratio_max']:.2f})  "
+                  f"best {r['best']:9.3f}")
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"peers": rows, "population": pop, "dim": dim, "generations": gens}, fh, indent=2)
+            json.dump({"peers": rows, "population": pop, "dim": dim, "generations": gens, "rounds": rounds,
+                       "dtype": args.dtype, "load_average": os.getloadavg()[0]}, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -158,3 +158,40 @@ def test_the_ga_beats_a_plain_budget_on_rastrigin_30():
             state = algo.evaluate(algo.step(state, generation, g))
         bests.append(figures.stats(algo.population(state)).best)
     assert sorted(bests)[1] > -30.0, bests  # seeds 0-9: -5.6 to -21.1
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_bernoulli_positions_are_distinct_ascending_and_hit_each_gene_at_the_rate(chunk):
+    """The sparse mutation's positions: exact Bernoulli trials, also across several draws of
+    gaps (chunk 3 forces the loop that a default chunk almost never takes)."""
+    n, rate, rounds = 400, 0.05, 2000
+    g = gen()
+    counts = torch.zeros(n)
+    for _ in range(rounds):
+        pos = ops.bernoulli_positions(n, rate, g, chunk=chunk)
+        assert pos.dtype == torch.long and (pos.numel() == 0 or (pos.min() >= 0 and pos.max() < n))
+        assert torch.all(pos[1:] > pos[:-1])  # ascending, so no gene is drawn twice
+        counts[pos] += 1
+    per_gene = counts / rounds
+    assert abs(float(per_gene.mean()) - rate) < 0.003
+    # each gene alone: binomial(2000, 0.05) has sd 0.0049; 5 sd either side
+    assert float(per_gene.min()) > rate - 0.025 and float(per_gene.max()) < rate + 0.025
+    assert ops.bernoulli_positions(n, 0.0, g).numel() == 0
+    assert torch.equal(ops.bernoulli_positions(5, 1.0, g), torch.arange(5))
+
+
+def test_sparse_and_dense_mutation_draw_the_same_noise_distribution():
+    """Below DENSE_RATE only the mutated genes draw noise; the mutated share and the noise's
+    spread (per-gene sigma broadcast) must match the dense path's."""
+    x = torch.zeros((400, 50), dtype=torch.float64)
+    assert x.numel() >= ops.SPARSE_MIN
+    per_gene = torch.linspace(0.5, 2.0, 50, dtype=torch.float64)
+    per_child = per_gene.expand(400, 50).clone()
+    for rate, sigma in ((0.1, per_gene), (0.1, per_child), (ops.DENSE_RATE, per_gene)):
+        y = ops.gaussian_mutation(x, rate, sigma, gen(3))
+        hit = y != 0
+        assert abs(float(hit.double().mean()) - rate) < 0.01
+        z = (y / sigma)[hit]  # standard normal whichever path drew it
+        assert abs(float(z.std()) - 1.0) < 0.05 and abs(float(z.mean())) < 0.05
+        assert y.dtype == torch.float64
+    assert torch.equal(x, torch.zeros((400, 50), dtype=torch.float64))  # the input untouched
