@@ -4,8 +4,10 @@
                      write and durably before each checkpoint; after each append, the
                      history's summary (`islands.status.summary`) the status report reads
     Checkpointer     the checkpoint, when both `checkpoint_every` and `checkpoint_seconds` say so
-    Heartbeat        the status file (an `IslandStatus`), at most every STATUS_INTERVAL_S and at
-                     every checkpoint and end; renews the island's lease; tells `on_status`
+    Heartbeat        the status file (an `IslandStatus`), at most every STATUS_INTERVAL_S of wall
+                     time, on a crowded machine also of STATUS_CPU_S of the island's CPU (but at
+                     least every STATUS_MAX_S), and at every checkpoint and end; renews the
+                     island's lease; tells `on_status`
     TargetMarker     with `--stop-when first`: the run's target marker, written and looked for
     FitnessCheck     one warning on the island's log the first time a generation has no finite fitness
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import socket
 import time
 from typing import Any, Callable
@@ -38,7 +41,17 @@ from migration_pool.errors import FormatError
 from migration_pool.lease import Claim
 from migration_pool.rundir import RunDir
 
-STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event)
+STATUS_INTERVAL_S = 0.5  # status/heartbeat rewrites at most this often (and at every event) ...
+# ... and, while the machine is crowded (the island was preempted more often than it blocked
+# since the last write), only once the island has used STATUS_CPU_S of CPU since then, or
+# STATUS_MAX_S of wall time passed. A write with its history flush costs 1.5-2.6 ms of CPU:
+# paced by the wall clock alone, an island with a tenth of a core (20 islands on 2 cores)
+# spent 5% of its CPU on them, more the more crowded the machine (scripts/bench_engine.py
+# --crowd). An island that waits (a sleeping or external evaluation, a device) is not
+# crowded and keeps the wall-clock pace. Liveness needs far less: a status is stale after
+# 30 s, a lease after 60 s.
+STATUS_CPU_S = 0.2
+STATUS_MAX_S = 5.0
 MARKER_CHECK_S = 0.5  # with --stop-when first, look for another island's target marker this often
 DIVERSITY_EVERY = 10  # every 10th history line carries diversity, foreign share, origins, algorithm figures
 
@@ -164,14 +177,23 @@ class Heartbeat(Recorder):
         self.spec, self.generations, self.rundir, self.algo, self.number = spec, generations, rundir, algo, number
         self.target, self.history, self.on_status = target, history, on_status
         self.last = 0.0
+        self.usage_last = _usage()  # (CPU seconds, voluntary, involuntary switches) at the last write
         self.beat = 0
         self.started = time.time()
         self.evals_at_start = 0  # set once the island knows where it starts (a resume's count)
         self.claim: Claim | None = None  # its lease is renewed with every status rewrite
 
     def generation(self, state: Any, progress: ckpt.Progress, stats: Any) -> None:
-        if time.monotonic() - self.last >= STATUS_INTERVAL_S:
+        waited = time.monotonic() - self.last
+        if waited >= STATUS_INTERVAL_S and (waited >= STATUS_MAX_S or not self._crowded_and_early()):
             self.write(state, progress, "running", None)
+
+    def _crowded_and_early(self) -> bool:
+        """Preempted more often than it blocked since the last write (waiting for a core, not
+        for its evaluation), and less than STATUS_CPU_S of CPU used since then?"""
+        cpu, voluntary, preempted = _usage()
+        cpu0, voluntary0, preempted0 = self.usage_last
+        return preempted - preempted0 > voluntary - voluntary0 and cpu - cpu0 < STATUS_CPU_S
 
     def checkpoint(self, state: Any, progress: ckpt.Progress) -> None:
         self.write(state, progress, "running", None)
@@ -187,7 +209,7 @@ class Heartbeat(Recorder):
         elapsed = max(now - self.started, 1e-9)
         stats = figures.stats(self.algo.population(state))
         self.beat += 1
-        self.last = time.monotonic()
+        self.last, self.usage_last = time.monotonic(), _usage()
         status = IslandStatus(
             **IslandStatus.taken(progress, SHARED),
             island=self.spec.island,
@@ -287,6 +309,12 @@ class FitnessCheck(Recorder):
             self.warned = True
             self.log(f"warning: {self.island}: generation {progress.generation} has no finite fitness "
                      "(every value NaN or infinite): check the problem's fitness function")
+
+
+def _usage() -> tuple[float, int, int]:
+    """This process's CPU seconds and its voluntary and involuntary context switches."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_nvcsw, r.ru_nivcsw
 
 
 def _finite(x: float) -> float | None:

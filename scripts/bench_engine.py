@@ -264,6 +264,51 @@ def loop_overhead(dim: int, population: int, generations: int, rounds: int, migr
     }
 
 
+def _crowd_island(args: tuple[int, int, int, int, float]) -> dict[str, float]:
+    """One island of a crowd (a forked process): its loop's CPU, and the part of it spent on
+    the per-generation record (figures, history line, heartbeat when due) and on heartbeats."""
+    index, dim, population, generations, status_cpu_s = args
+    import islands.island as island_mod
+    from islands import recorders
+    recorders.STATUS_CPU_S = status_cpu_s
+    spent = {"record": 0.0, "heartbeat": 0.0, "beats": 0}
+
+    def timed(fn, key):
+        def wrapper(*a, **k):
+            t = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] += time.process_time() - t
+                if key == "heartbeat":
+                    spent["beats"] += 1
+        return wrapper
+
+    island_mod._Loop._record = timed(island_mod._Loop._record, "record")
+    recorders.Heartbeat.write = timed(recorders.Heartbeat.write, "heartbeat")
+    with tempfile.TemporaryDirectory() as root:
+        t = time.process_time()
+        evolve(f"island-{index:02d}", root, _cfg(dim, population, generations), log=lambda _m: None)
+        spent["total"] = time.process_time() - t
+    return spent
+
+
+def crowd(islands: int, dim: int, population: int, generations: int, status_cpu_s: float) -> dict:
+    """`islands` island loops at once as forked processes (more than the cores: a crowded
+    machine), each in its own run directory: the median share of an island's CPU spent on
+    the per-generation record and on heartbeats (which the record includes)."""
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(islands) as pool:
+        rows = pool.map(_crowd_island, [(i, dim, population, generations, status_cpu_s) for i in range(islands)])
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    return {"islands": islands, "cores": len(os.sched_getaffinity(0)), "dim": dim, "population": population,
+            "generations": generations, "status_cpu_s": status_cpu_s,
+            "record_share": med([r["record"] / r["total"] for r in rows]),
+            "heartbeat_share": med([r["heartbeat"] / r["total"] for r in rows]),
+            "beats_per_cpu_s": med([r["beats"] / r["total"] for r in rows]),
+            "island_cpu_s": med([r["total"] for r in rows])}
+
+
 LOOP_SIZES = ((10, 100, 2000), (100, 500, 200))  # (dim, population, generations): ~1 s per run
 
 
@@ -276,6 +321,10 @@ def main() -> None:
     ap.add_argument("--loop-rounds", type=int, default=5, help="interleaved rounds of the island-loop comparison")
     ap.add_argument("--loop-scale", type=float, default=1.0, help="scale the island-loop runs' generations")
     ap.add_argument("--loop-migrate-every", type=int, default=0, help="migration in the island loop (0: off)")
+    ap.add_argument("--crowd", type=int, default=0, metavar="N",
+                    help="also run N island loops at once (e.g. 20 on 2 cores): bookkeeping's share of their CPU, "
+                         "heartbeats paced by CPU and, side by side, by the wall clock alone")
+    ap.add_argument("--crowd-generations", type=int, default=4000)
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
@@ -301,6 +350,15 @@ def main() -> None:
               f"-{p['loop_overhead_ratio_cpu_max']:.3f})")
         print(f"      numpy floor: bare torch/numpy {p['bare_over_numpy_cpu']:.3f}, island loop/numpy "
               f"{p['loop_over_numpy_cpu']:.3f} (CPU)")
+    if args.crowd:
+        from islands.recorders import STATUS_CPU_S
+        res["crowd"] = [crowd(args.crowd, 10, 100, args.crowd_generations, cpu_s) for cpu_s in (0.0, STATUS_CPU_S)]
+        print(f"A crowd: {args.crowd} island loops at once (D=10, P=100, {args.crowd_generations} generations) "
+              f"on {res['crowd'][0]['cores']} cores, medians over islands:")
+        for c in res["crowd"]:
+            how = "wall clock only (0.5 s)" if c["status_cpu_s"] == 0 else f"and {c['status_cpu_s']} s of CPU"
+            print(f"  heartbeats paced by {how}: record {c['record_share']:.1%} of island CPU, heartbeats "
+                  f"{c['heartbeat_share']:.1%} ({c['beats_per_cpu_s']:.1f} per CPU second)  (target <= 3%)")
     print(f"  load average (1 min) {res['load_average'][0]} before, {res['load_average'][1]} after")
     if args.out:
         with open(args.out, "w") as fh:

@@ -61,3 +61,25 @@ def test_a_stopped_island_without_a_finite_fitness_stays_stopped(tmp_path):
                     problem=lambda g: torch.full((g.shape[0],), math.nan, dtype=g.dtype), bounds=(-1.0, 1.0),
                     stop=stop, **QUIET)
     assert result.reason == "stopped", result
+
+
+@pytest.mark.parametrize("since_s, used, writes", [
+    (0.1, (0.01, 50, 0), False),   # within STATUS_INTERVAL_S: never
+    (0.6, (0.01, 50, 5), True),    # it blocked (a sleeping or external evaluation): the wall pace
+    (0.6, (0.01, 0, 40), False),   # preempted, little CPU used: crowded, it waits
+    (0.6, (0.25, 0, 40), True),    # crowded, but STATUS_CPU_S of CPU used since the last write
+    (6.0, (0.01, 0, 40), True),    # crowded and starved: at least every STATUS_MAX_S
+])
+def test_the_heartbeat_keeps_the_wall_pace_unless_the_machine_is_crowded(monkeypatch, since_s, used, writes):
+    import time
+
+    from islands import recorders
+    start = (3.0, 100, 100)  # CPU seconds, voluntary and involuntary switches at the last write
+    now = tuple(a + b for a, b in zip(start, used))
+    monkeypatch.setattr(recorders, "_usage", lambda: now)
+    beat = recorders.Heartbeat.__new__(recorders.Heartbeat)
+    beat.last, beat.usage_last = time.monotonic() - since_s, start
+    written: list[str] = []
+    beat.write = lambda state, progress, phase, reason: written.append(phase)
+    beat.generation(None, None, None)
+    assert written == (["running"] if writes else [])
