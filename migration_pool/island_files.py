@@ -44,6 +44,8 @@ OBS_STATS_MAX_BYTES = 4 << 20  # another island's observation statistics: two ve
 SUMMARY_MAX_BYTES = 4 << 20  # a history summary is a few hundred points: anything larger is not one
 HISTORY_MAX_BYTES = 1 << 30  # a whole-history read (summary, Python API) stops here: ~4 million generations
 
+_LINE = json.JSONEncoder(separators=(",", ":"), allow_nan=True)  # one encoder: json.dumps builds one per call
+
 
 @dataclass(frozen=True)
 class IslandFiles:
@@ -192,7 +194,7 @@ class IslandFiles:
         """
         if not records and not durable:
             return
-        text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n" for r in records)
+        text = "".join(_LINE.encode(r) + "\n" for r in records)
         fd, _ = self._open_history(os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             if text:
