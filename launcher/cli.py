@@ -186,7 +186,8 @@ def refuse_local_only(cores: str | None, device: str | None) -> None:
 @click.option("--hang-timeout", type=FiniteFloat(), default=_POLICY.hang_timeout_s, show_default=True,
               help="Seconds without a heartbeat after which an island is killed and restarted "
                    f"(0: never; at least {_POLICY.startup_s:g} s before its first heartbeat). "
-                   "Must exceed your slowest generation.")
+                   "Must exceed your slowest generation, and 5 s: on a crowded machine an island's "
+                   "heartbeats may be that far apart.")
 @click.option("--grace", type=FiniteFloat(), default=LaunchRequest.grace_s, show_default=True,
               help="Seconds islands get to checkpoint and stop after Ctrl+C before they are killed.")
 @click.option("--progress-every", type=FiniteFloat(min=0, min_open=True), default=None,

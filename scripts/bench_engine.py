@@ -13,9 +13,14 @@ against the bare loop at D=10/P=100 and D=100/P=500, interleaved in rounds, as
 <= 1.10). The machine may be shared: only the ratios of one round are comparable. Each
 point also gives `step_ratio` (the island's own step and evaluate alone / bare) and
 `bookkeeping_ratio` (island loop / step alone), and `_cpu` variants of all three from this
-process's CPU time, which a loaded machine disturbs far less than the wall clock.
+process's CPU time, which a loaded machine disturbs far less than the wall clock, with the
+CPU ratio's spread over rounds. Each point also runs the same GA in numpy (`numpy_generation`):
+the floor where torch's per-call dispatch outweighs the arithmetic of small tensors. The load
+average before and after is printed. `--crowd N` runs N island loops at once as processes (20
+on 2 cores: a crowded machine) and reports the share of their CPU spent on the per-generation
+record and on heartbeats, with heartbeats paced as they are and by the wall clock alone.
 
-    python scripts/bench_engine.py [--dim 100] [--population 500] [--rounds 7] [--out FILE]
+    python scripts/bench_engine.py [--dim 100] [--population 500] [--rounds 7] [--crowd 20] [--out FILE]
 """
 from __future__ import annotations
 
@@ -356,7 +361,8 @@ def main() -> None:
         print(f"A crowd: {args.crowd} island loops at once (D=10, P=100, {args.crowd_generations} generations) "
               f"on {res['crowd'][0]['cores']} cores, medians over islands:")
         for c in res["crowd"]:
-            how = "wall clock only (0.5 s)" if c["status_cpu_s"] == 0 else f"and {c['status_cpu_s']} s of CPU"
+            how = "the wall clock only (0.5 s)" if c["status_cpu_s"] == 0 else \
+                f"the wall clock and, crowded, {c['status_cpu_s']} s of CPU"
             print(f"  heartbeats paced by {how}: record {c['record_share']:.1%} of island CPU, heartbeats "
                   f"{c['heartbeat_share']:.1%} ({c['beats_per_cpu_s']:.1f} per CPU second)  (target <= 3%)")
     print(f"  load average (1 min) {res['load_average'][0]} before, {res['load_average'][1]} after")
