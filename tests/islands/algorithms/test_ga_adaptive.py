@@ -30,7 +30,8 @@ def run(algo: GeneticAlgorithm, gens: int, size: int = 100, seed: int = 0, start
 
 
 def test_self_adaptive_ga_reaches_1e_minus_8_on_sphere_d10_within_19000_evaluations():
-    # Seeds 0-9: 11,400-13,800 evaluations; the budget is 1.4 x the worst.
+    # Seeds 0-9: 11,700-14,700 evaluations (11,400-13,800 before SBX drew both coins at once); the
+    # budget is 1.3 x the worst.
     algo = ga()
     state, _ = run(algo, 189)  # 100 + 189 * 100 = 19,000 evaluations
     assert figures.stats(algo.population(state)).best > -1e-8
