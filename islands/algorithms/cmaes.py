@@ -75,6 +75,7 @@ class CMAESConfig:
         ipop_factor: population growth factor at each large restart (1 keeps lambda).
         max_population: lambda never grows beyond this.
         max_restarts: restarts allowed per island (0 disables them).
+        ladder: island n's first run is `n mod ladder` rungs up the IPOP ladder (1: none).
         basin_memory: basins (final mean, radius, best) an island remembers; 0 forgets them.
         basin_redraws: extra draws a restart's mean gets to start outside the known basins.
         basin_radius: a basin's radius is at most this share of the box diagonal.
@@ -89,6 +90,7 @@ class CMAESConfig:
     ipop_factor: float = 2.0
     max_population: int = 2048
     max_restarts: int = 1000
+    ladder: int = 4
     basin_memory: int = 16
     basin_redraws: int = 5
     basin_radius: float = 0.2
@@ -114,6 +116,7 @@ class CMAESConfig:
         _need(self.ipop_factor >= 1.0, "ipop_factor must be >= 1", self.ipop_factor)
         _need(self.max_population >= 2, "max_population must be >= 2", self.max_population)
         _need(self.max_restarts >= 0, "max_restarts must be >= 0", self.max_restarts)
+        _need(self.ladder >= 1, "ladder must be >= 1", self.ladder)
         _need(self.restarts in rs.RESTARTS, f"restarts must be one of {', '.join(rs.RESTARTS)}", self.restarts)
         _need(self.basin_memory >= 0, "basin_memory must be >= 0", self.basin_memory)
         _need(self.basin_redraws >= 0, "basin_redraws must be >= 0", self.basin_redraws)
@@ -281,8 +284,9 @@ class CMAES(VectorAlgorithm[CMAState]):
     def init(self, size: int, island: int, gen: torch.Generator) -> CMAState:
         if size < 2:
             raise ConfigError(f"cmaes needs a population of at least 2, got {size}")
-        hist = min(20000, self.params(size).stag_window)
-        return self._sample(self._fresh(size, island, 0, hist, gen), 0, gen)
+        lam, books = rs.first_run(size, island, self.cfg.ladder, self.cfg.ipop_factor, self.cfg.max_population)
+        hist = min(20000, self.params(lam).stag_window)
+        return self._sample(self._fresh(lam, island, 0, hist, gen, **books), 0, gen)
 
     def step(self, state: CMAState, generation: int, gen: torch.Generator) -> CMAState:
         s, p, n = state, self.params(state.lam), self.dim
@@ -355,9 +359,9 @@ class CMAES(VectorAlgorithm[CMAState]):
     def _decompose(self, s: CMAState) -> CMAState:
         if self.separable:
             return dataclasses.replace(s, Ddiag=torch.sqrt(s.C.clamp_min(0.0)), eigen_at=s.count)
-        evals, B = torch.linalg.eigh(s.C)
-        tiny = torch.finfo(self.dtype).tiny
-        return dataclasses.replace(s, B=B, Ddiag=torch.sqrt(evals.clamp_min(tiny)), eigen_at=s.count)
+        evals, B = torch.linalg.eigh(s.C)  # B comes column-major: made row-major, as a resumed one is,
+        tiny = torch.finfo(self.dtype).tiny  # since the layout steers matmul's rounding (bit-exact resumes)
+        return dataclasses.replace(s, B=B.contiguous(), Ddiag=torch.sqrt(evals.clamp_min(tiny)), eigen_at=s.count)
 
     def _stops(self, s: CMAState, p: Params, fit: Tensor) -> list[str]:
         """Names of the restart criteria that hold (one host sync for all of them). Criteria

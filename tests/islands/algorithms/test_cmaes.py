@@ -256,13 +256,14 @@ def _generations(algo, s, gen, start, stop):
     ("sphere", 30, torch.float32, True, 10, 25),
 ])
 def test_resumed_run_is_bit_identical(problem, dim, dtype, separable, cut, end):
-    algo = CMAES(make_problem(problem, dim), CMAESConfig(), dtype=dtype, separable=separable)
+    # ladder=1: island 3 starts at the default lambda, so the first restart falls between cut and end
+    algo = CMAES(make_problem(problem, dim), CMAESConfig(ladder=1), dtype=dtype, separable=separable)
     gen = torch.Generator().manual_seed(1)
     s = _generations(algo, algo.evaluate(algo.init(algo.default_population(), 3, gen)), gen, 0, cut)
     s = s if separable else policies.immigrate(algo, s, _migrants(np.zeros((1, dim)), 9), "worst", gen)[0]
     saved, gen_state = _roundtrip(algo, s), gen.get_state()
     straight = _generations(algo, s, gen, cut, end)
-    fresh = CMAES(make_problem(problem, dim), CMAESConfig(), dtype=dtype, separable=separable)
+    fresh = CMAES(make_problem(problem, dim), CMAESConfig(ladder=1), dtype=dtype, separable=separable)
     gen2 = torch.Generator()
     gen2.set_state(gen_state)
     resumed = _generations(fresh, saved, gen2, cut, end)
@@ -423,3 +424,15 @@ def test_runs_on_cuda(dtype):
     assert s.pop.genomes.device.type == "cuda" and s.y.dtype == dtype
     assert algo.info(s)["restarts"] >= 1
     assert _roundtrip(algo, s).mean.device.type == "cuda"
+
+
+def test_a_resumed_island_high_on_the_ladder_is_bit_identical():
+    """Island 3 starts at 8x lambda and has restarted by generation 170. A resumed state has
+    row-major arrays; the eigendecomposition's B must be too, or matmul rounds differently."""
+    algo, fresh = (CMAES(make_problem("rastrigin", 5), CMAESConfig()) for _ in range(2))
+    gen = torch.Generator().manual_seed(1)
+    s = _generations(algo, algo.evaluate(algo.init(algo.default_population(), 3, gen)), gen, 0, 170)
+    assert s.restarts >= 1 and s.lam0 == algo.default_population()
+    saved, gen2 = _roundtrip(algo, s), torch.Generator()
+    gen2.set_state(gen.get_state())
+    _assert_same(_generations(algo, s, gen, 170, 200), _generations(fresh, saved, gen2, 170, 200))

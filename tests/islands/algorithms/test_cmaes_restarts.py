@@ -26,11 +26,11 @@ BOOKS = ("start", "basins", "regime", "lam0", "lam_large", "evals_large", "evals
 
 
 def _runs(cfg: CMAESConfig, restarts: int, problem: str = "rastrigin", dim: int = 3, seed: int = 1,
-          size: int | None = None, dtype: torch.dtype = torch.float64):
+          size: int | None = None, dtype: torch.dtype = torch.float64, island: int = 0):
     """Evolve until `restarts` restarts; yields (state before, state after, evaluations so far) at each."""
     algo = CMAES(make_problem(problem, dim, solved_at=None), cfg, dtype=dtype)
     gen = torch.Generator().manual_seed(seed)
-    s = algo.evaluate(algo.init(size or algo.default_population(), 0, gen))
+    s = algo.evaluate(algo.init(size or algo.default_population(), island, gen))
     evals, g = s.lam, 0
     while s.restarts < restarts:
         assert g < 20000, "too few restarts"
@@ -236,3 +236,23 @@ def test_from_record_rejects_bad_books():
     for bad in ({"basins": np.zeros((2, 5))}, {"start": np.zeros(3)}, {"regime": 7}, {"lam0": 0}):
         with pytest.raises(ValueError):
             algo.from_record({**rec, **bad})
+
+
+def test_the_ladder_starts_island_n_that_many_rungs_up_and_counts_its_first_run_as_large():
+    """`ladder`: island n's first run has lambda0 * ipop_factor^(n mod ladder) (capped by
+    max_population), its BIPOP books keep the default lambda as lambda0 and count that run as
+    a large one; island 0 (and every island with ladder=1) starts as before."""
+    problem = make_problem("rastrigin", 10, solved_at=None)
+    algo = CMAES(problem, CMAESConfig(ladder=4, max_population=50))
+    lam0 = algo.default_population()
+    starts = [algo.init(lam0, n, torch.Generator().manual_seed(0)) for n in range(6)]
+    assert [s.lam for s in starts] == [lam0, 2 * lam0, 4 * lam0, 50, lam0, 2 * lam0]
+    assert all(s.lam0 == lam0 and s.lam_large == s.lam for s in starts)
+    assert [s.regime for s in starts] == [rs.FIRST, rs.LARGE, rs.LARGE, rs.LARGE, rs.FIRST, rs.LARGE]
+    flat = CMAES(problem, CMAESConfig(ladder=1))
+    assert {flat.init(lam0, n, torch.Generator().manual_seed(0)).lam for n in range(4)} == {lam0}
+    # A large first run is followed by a small one, as BIPOP balances the regimes' evaluations.
+    for before, after, _ in _runs(CMAESConfig(ladder=4, **FAST), 1, island=2):
+        assert before.regime == rs.LARGE and after.regime == rs.SMALL and after.lam <= before.lam
+    with pytest.raises(ConfigError, match="ladder"):
+        CMAESConfig(ladder=0)
