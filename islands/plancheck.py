@@ -78,7 +78,7 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
         found[key] = {"algorithm": cfg.algorithm, "population": cfg.population or algo.default_population(),
                       "target": cfg.target if cfg.target is not None else problem.solved_at,
                       "target_given": cfg.target is not None, "dtype": dtype, "islands": [isl], "checked": True,
-                      "dim": problem.dim}
+                      "dim": problem.dim, "population_note": algo.population_note()}
         kind = REGISTRY[cfg.algorithm].genome_kind
         if kind != "vector":  # graphs of any size: the kind alone must agree
             shape: tuple[Any, ...] = (kind,)

@@ -227,7 +227,8 @@ def settings_lines(config: Any, islands: int = 1, groups: Sequence[Mapping[str, 
     for g in groups or [{"algorithm": config.algorithm, "population": config.population, "target": config.target,
                          "target_given": config.target is not None, "dtype": config.dtype}]:
         pop, target, given = g.get("population"), g.get("target"), g.get("target_given")
-        words = (f"algorithm {g.get('algorithm')}", f"population {pop if pop is not None else DEFAULT_POPULATION}",
+        note = f" ({g['population_note']})" if g.get("population_note") else ""
+        words = (f"algorithm {g.get('algorithm')}", f"population {pop if pop is not None else DEFAULT_POPULATION}{note}",
                  ("no target (the problem has none)" if g.get("checked") else "target: the problem's") if target is None
                  else f"target {target:g}" + ("" if given else " (the problem's)"),
                  f"dtype {g.get('dtype') or 'the problem' + chr(39) + 's'}")
@@ -310,7 +311,7 @@ def plan_from_manifest(manifest: Mapping[str, Any], cores: Sequence[int], gpus: 
 
 
 GROUP_KEYS = {"algorithm": str, "population": int, "target": float, "target_given": bool, "dtype": str,
-              "checked": bool, "dim": int}
+              "checked": bool, "dim": int, "population_note": str}
 
 
 def _recorded_groups(raw: Any) -> tuple[Mapping[str, Any], ...]:

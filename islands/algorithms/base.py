@@ -30,6 +30,10 @@ class Algorithm(ABC, Generic[State]):
         """Population size used when the run does not set one (`--population`)."""
         return 100
 
+    def population_note(self) -> str | None:
+        """A word for the launch plan when islands do not all start at that population."""
+        return None
+
     @abstractmethod
     def init(self, size: int, island: int, gen: torch.Generator) -> State:
         """A random, not yet evaluated population of `size` born on island number `island`."""

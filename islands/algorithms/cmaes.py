@@ -1,16 +1,15 @@
 """CMA-ES with BIPOP or IPOP restarts (`cmaes`) and its diagonal variant (`sep-cmaes`).
 
 The search runs in normalised coordinates z in [0, 1]^D (genome = lower + width * z), so
-per-gene bounds need nothing special and `sigma0` is a share of the box. Updates follow
-Hansen's tutorial ("The CMA Evolution Strategy: A Tutorial", positive weights
-log(mu + 1/2) - log(i), mu = lambda // 2, CSA with the h_sigma stall, rank-one + rank-mu, and
-by default the active update's negative weights for the worst samples: `cmaes_params`);
-the step-size change per generation is capped at a factor e as pycma does.
-`sep-cmaes` (Ros & Hansen 2008) adapts only the diagonal of C, with c1 and c_mu scaled by
-(D + 2) / 3: O(D) per sample, for network weights. `cmaes` itself switches to the diagonal
-form when D > `diagonal_above`, where a D x D matrix and its eigendecomposition would
-dominate the run. The eigendecomposition is redone lazily, every 1 / ((c1 + c_mu) D 10)
-generations (pycma's gap), and B and D live in the state, so a restored run never redoes it.
+per-gene bounds need nothing special and `sigma0` is a share of the box. Updates follow Hansen's
+tutorial ("The CMA Evolution Strategy: A Tutorial", positive weights log(mu + 1/2) - log(i),
+mu = lambda // 2, CSA with the h_sigma stall, rank-one + rank-mu, and by default the active
+update's negative weights for the worst samples: `cmaes_params`); the step-size change per
+generation is capped at a factor e as pycma does. `sep-cmaes` (Ros & Hansen 2008) adapts only
+the diagonal of C, with c1 and c_mu scaled by (D + 2) / 3: O(D) per sample, for network weights.
+`cmaes` itself switches to the diagonal form when D > `diagonal_above`, where a D x D matrix and
+its eigendecomposition would dominate the run. The eigendecomposition is redone lazily, every
+1 / ((c1 + c_mu) D 10) generations (pycma's gap), and B and D live in the state.
 
 Bounds: a sample outside the box is clipped onto it and the clipped point is evaluated; the
 update uses the clipped point's step y = (z_clipped - m) / sigma, shortened to Mahalanobis
@@ -192,6 +191,9 @@ class CMAES(VectorAlgorithm[CMAState]):
     def default_population(self) -> int:
         return 4 + int(math.floor(3.0 * math.log(self.dim)))
 
+    def population_note(self) -> str | None:
+        return rs.ladder_note(self.cfg, self.default_population())
+
     def params(self, lam: int) -> Params:
         """The strategy parameters for population `lam` (cached)."""
         if lam not in self._cache:
@@ -364,9 +366,8 @@ class CMAES(VectorAlgorithm[CMAState]):
         return dataclasses.replace(s, B=B.contiguous(), Ddiag=torch.sqrt(evals.clamp_min(tiny)), eigen_at=s.count)
 
     def _stops(self, s: CMAState, p: Params, fit: Tensor) -> list[str]:
-        """Names of the restart criteria that hold (one host sync for all of them). Criteria
-        whose window is not full yet are not computed: at D=10 these ~50 small tensor ops were
-        a quarter of a generation."""
+        """Names of the restart criteria that hold (one host sync for all); those whose window
+        is not full are not computed (at D=10 these small ops were a quarter of a generation)."""
         cfg, i = self.cfg, s.count % self.dim
         diag = s.C if self.separable else torch.diagonal(s.C)
         scale = diag.clamp_min(0.0).sqrt()

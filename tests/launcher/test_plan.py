@@ -172,6 +172,24 @@ def test_the_settings_line_of_a_mixed_archipelago_names_each_algorithms_populati
                          "  algorithm ga, population 100  (1 island(s): 02)"]
 
 
+def test_the_settings_line_says_where_cmaes_islands_start_on_the_ipop_ladder():
+    """An island high on the ladder runs 8x the population the line names: the line says so,
+    from the check's group (plancheck asks the built algorithm), also for a resumed plan."""
+    from islands.plancheck import check
+    from launcher.plan import plan_from_manifest, settings_lines
+
+    groups: list = []
+    config = RunConfig(algorithm="cmaes", dim=10)
+    assert check(config.to_dict(), {f"island-0{i}": {} for i in range(4)}, groups=groups) is None
+    line = settings_lines(config, 4, groups)[0]
+    assert "population 10 (islands n mod 4 start at 10, 20, 40, 80: the IPOP ladder)" in line, line
+    manifest = {"islands": ["island-00"], "plan": {"device": "cpu", "groups": groups}}
+    assert plan_from_manifest(manifest, [0], None).groups[0]["population_note"] == groups[0]["population_note"]
+    flat: list = []
+    check(RunConfig(algorithm="cmaes", dim=10, algorithm_params={"ladder": 1}).to_dict(), {}, groups=flat)
+    assert flat[0]["population_note"] is None and "IPOP" not in settings_lines(config, 4, flat)[0]
+
+
 def test_a_resumed_plan_takes_the_recorded_settings_groups_and_drops_malformed_ones():
     from launcher.plan import plan_from_manifest
 
