@@ -82,7 +82,7 @@ def bernoulli_positions(n: int, rate: float, gen: torch.Generator, device: torch
     """The flat indices, ascending, of the successes among `n` independent Bernoulli(`rate`)
     trials, drawn by their geometric gaps: O(n * rate) random numbers instead of `n`. At the
     GA's default rate 1/D that is one draw per mutated gene instead of one per gene."""
-    if n <= 0 or rate <= 0.0:
+    if n <= 0 or not rate > 0.0:  # NaN too: no success
         return torch.empty(0, dtype=torch.long, device=device)
     if rate >= 1.0:
         return torch.arange(n, device=device)
@@ -118,7 +118,9 @@ def gaussian_mutation(
     pos = bernoulli_positions(x.numel(), rate, gen, x.device)
     noise = torch.randn(pos.shape, generator=gen, device=x.device, dtype=x.dtype)
     scale = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    if scale.numel() > 1:  # per gene [D] or [1, D], or per child and gene [P, D] / [P, 1]
+    if scale.numel() == 1:
+        scale = scale.reshape(())
+    else:  # per gene [D] or [1, D], or per child and gene [P, D] / [P, 1]
         rows, cols = pos // x.shape[1], pos % x.shape[1]
         scale = torch.broadcast_to(scale, x.shape)[rows, cols]
     y = x.clone(memory_format=torch.contiguous_format)

@@ -25,10 +25,11 @@ limit_env()  # before torch loads
 
 from islands.algorithms import REGISTRY, resolve_dtype  # noqa: E402
 from islands.budget import budget_refusal  # noqa: E402
-from islands.config import RunConfig  # noqa: E402
+from islands.config import RunConfig, island_number  # noqa: E402
 from islands.errors import ConfigError, show_traceback  # noqa: E402
 from islands.problems import make_problem  # noqa: E402
 from islands.problems.inline import check_runs  # noqa: E402
+from migration_pool.island_ids import valid_island_id  # noqa: E402
 
 
 def dim_note(problem_name: str, dim: int, built_dim: int) -> str | None:
@@ -52,6 +53,7 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
     shapes: dict[tuple[Any, ...], str] = {}
     seen: dict[str, str] = {}
     found: dict[str, dict[str, Any]] = {}
+    algos: dict[str, Any] = {}
     for isl in sorted(overrides) or ["(every island)"]:
         try:
             cfg = base.with_overrides(overrides.get(isl, {}))
@@ -78,7 +80,8 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
         found[key] = {"algorithm": cfg.algorithm, "population": cfg.population or algo.default_population(),
                       "target": cfg.target if cfg.target is not None else problem.solved_at,
                       "target_given": cfg.target is not None, "dtype": dtype, "islands": [isl], "checked": True,
-                      "dim": problem.dim, "population_note": algo.population_note()}
+                      "dim": problem.dim}
+        algos[key] = algo
         kind = REGISTRY[cfg.algorithm].genome_kind
         if kind != "vector":  # graphs of any size: the kind alone must agree
             shape: tuple[Any, ...] = (kind,)
@@ -86,6 +89,9 @@ def check(config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]],
             shape = (problem.genome_kind, problem.dim, dtype)
         shapes.setdefault(shape, isl)
     if groups is not None:
+        for key, group in found.items():  # a note where these islands start at other populations (CMA-ES's ladder)
+            numbers = [island_number(i) for i in group["islands"] if valid_island_id(i)]
+            group["population_note"] = algos[key].population_note(group["population"], numbers)
         groups.extend(found.values())
     if base.migration.every and len(shapes) > 1:
         what = "; ".join(f"{isl}: {' '.join(map(str, s))}" for s, isl in shapes.items())

@@ -209,7 +209,7 @@ class Heartbeat(Recorder):
         elapsed = max(now - self.started, 1e-9)
         stats = figures.stats(self.algo.population(state))
         self.beat += 1
-        self.last, self.usage_last = time.monotonic(), _usage()
+        self.last = time.monotonic()
         status = IslandStatus(
             **IslandStatus.taken(progress, SHARED),
             island=self.spec.island,
@@ -241,6 +241,7 @@ class Heartbeat(Recorder):
             self.claim.refresh()  # at most every lease.REFRESH_S; IslandBusy if another copy took over
         if self.on_status is not None:
             self.on_status(status)
+        self.usage_last = _usage()  # after the write: its own blocking I/O is not the evaluation's
 
 
 class TargetMarker(Recorder):

@@ -158,7 +158,8 @@ def new_plan(config: RunConfig, request: LaunchRequest, cores: Sequence[int], sp
     notes: list[str] | None = [] if "dim" in request.explicit else None
     steps = view_steps(view)
     groups: list[dict[str, Any]] = []
-    error = check_islands_build(config.to_dict(), overrides, notes, forks, groups=groups, **steps)
+    named = {i: overrides.get(i, {}) for i in ids}  # every island named: the check says where each starts
+    error = check_islands_build(config.to_dict(), named, notes, forks, groups=groups, **steps)
     if error is not None:
         varied = any(s.name == "algorithm" or s.name.startswith(("algo.", "param.")) for s in specs)
         raise PlanError(f"--vary: {error}" if varied else error)

@@ -111,7 +111,7 @@ class IslandFiles:
         return self.dir / "status.isld"
 
     def write_status(self, status: dict[str, Any]) -> None:
-        """Replace the heartbeat atomically but without fsync: it is rewritten twice a second,
+        """Replace the heartbeat atomically but without fsync: it is rewritten up to twice a second,
         a power loss can at worst cost the last one (readers treat a missing or unreadable
         status as "no heartbeat yet"), and the fsyncs cost more than the island loop itself."""
         files.checked_dir(self.root, self.dir)

@@ -98,7 +98,12 @@ def numpy_generation(x: np.ndarray, f: np.ndarray, rng: np.random.Generator, lo:
     mate = rng.random((pairs, 1)) < 0.9
     y = np.concatenate([np.where(mate, mid + spread, a), np.where(mate, mid - spread, b)])[:kids]
     flat = y.reshape(-1)
-    hit = np.flatnonzero(rng.random(flat.size) < rate)
+    if flat.size < SPARSE_MIN:
+        hit = np.flatnonzero(rng.random(flat.size) < rate)
+    else:  # as `bernoulli_positions`: geometric gaps (1.5x the expected draws: a floor need not be exact)
+        gaps = np.floor(np.log1p(-rng.random(int(flat.size * rate * 1.5) + 16)) / math.log1p(-rate)) + 1
+        hit = np.cumsum(gaps.astype(np.int64)) - 1
+        hit = hit[hit < flat.size]
     flat[hit] += rng.standard_normal(hit.size) * (sigma * (hi - lo))
     np.clip(y, lo, hi, out=y)
     x = np.concatenate([x[np.argpartition(-f, elite)[:elite]], y]).astype(x.dtype, copy=False)

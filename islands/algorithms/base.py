@@ -11,7 +11,7 @@ genome kind (NEAT) plugs in through its `GenomeKind`, not through this interface
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -30,8 +30,8 @@ class Algorithm(ABC, Generic[State]):
         """Population size used when the run does not set one (`--population`)."""
         return 100
 
-    def population_note(self) -> str | None:
-        """A word for the launch plan when islands do not all start at that population."""
+    def population_note(self, population: int, islands: Sequence[int]) -> str | None:
+        """A word for the launch plan when these islands (numbers) do not all start at `population`."""
         return None
 
     @abstractmethod

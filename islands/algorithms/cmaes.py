@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -191,8 +191,8 @@ class CMAES(VectorAlgorithm[CMAState]):
     def default_population(self) -> int:
         return 4 + int(math.floor(3.0 * math.log(self.dim)))
 
-    def population_note(self) -> str | None:
-        return rs.ladder_note(self.cfg, self.default_population())
+    def population_note(self, population: int, islands: Sequence[int]) -> str | None:
+        return rs.ladder_note(self.cfg, population, islands)
 
     def params(self, lam: int) -> Params:
         """The strategy parameters for population `lam` (cached)."""
@@ -287,7 +287,7 @@ class CMAES(VectorAlgorithm[CMAState]):
         if size < 2:
             raise ConfigError(f"cmaes needs a population of at least 2, got {size}")
         lam, books = rs.first_run(size, island, self.cfg.ladder, self.cfg.ipop_factor, self.cfg.max_population)
-        hist = min(20000, self.params(lam).stag_window)
+        hist = min(20000, self.params(size).stag_window)  # lam0's windows, the longest its runs use
         return self._sample(self._fresh(lam, island, 0, hist, gen, **books), 0, gen)
 
     def step(self, state: CMAState, generation: int, gen: torch.Generator) -> CMAState:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -75,12 +75,13 @@ def first_run(lam0: int, island: int, ladder: int, factor: float, max_population
     return lam, {"lam0": lam0, "lam_large": lam, "regime": LARGE}
 
 
-def ladder_note(cfg: Any, lam0: int) -> str | None:
-    """What the launch plan says of the ladder (a `CMAESConfig`'s): the first runs' populations."""
-    if cfg.ladder <= 1 or cfg.ipop_factor <= 1.0:
+def ladder_note(cfg: Any, lam0: int, islands: Sequence[int]) -> str | None:
+    """What the launch plan says of the ladder (a `CMAESConfig`'s) for these islands (numbers):
+    the populations their first runs start at, when they differ from lam0."""
+    sizes = sorted({first_run(lam0, n, cfg.ladder, cfg.ipop_factor, cfg.max_population)[0] for n in islands})
+    if sizes in ([], [lam0]):
         return None
-    sizes = [first_run(lam0, rung, cfg.ladder, cfg.ipop_factor, cfg.max_population)[0] for rung in range(cfg.ladder)]
-    return f"islands n mod {cfg.ladder} start at {', '.join(map(str, sizes))}: the IPOP ladder"
+    return f"first runs at {', '.join(map(str, sizes))}: the IPOP ladder"
 
 
 def next_run(restarts: str, regime: int, lam: int, lam0: int, lam_large: int, evals_large: int,

@@ -186,12 +186,14 @@ def test_sparse_and_dense_mutation_draw_the_same_noise_distribution():
     x = torch.zeros((400, 50), dtype=torch.float64)
     assert x.numel() >= ops.SPARSE_MIN
     per_gene = torch.linspace(0.5, 2.0, 50, dtype=torch.float64)
-    per_child = per_gene.expand(400, 50).clone()
-    for rate, sigma in ((0.1, per_gene), (0.1, per_child), (ops.DENSE_RATE, per_gene)):
+    per_child = per_gene * torch.linspace(0.2, 3.0, 400, dtype=torch.float64)[:, None]  # rows differ too
+    per_row = torch.linspace(0.2, 3.0, 400, dtype=torch.float64)[:, None]
+    one = torch.full((1, 1), 0.7, dtype=torch.float64)
+    for rate, sigma in ((0.1, per_gene), (0.1, per_child), (0.1, per_row), (0.1, one), (ops.DENSE_RATE, per_gene)):
         y = ops.gaussian_mutation(x, rate, sigma, gen(3))
         hit = y != 0
         assert abs(float(hit.double().mean()) - rate) < 0.01
-        z = (y / sigma)[hit]  # standard normal whichever path drew it
+        z = (y / sigma.expand(400, 50))[hit]  # standard normal whichever path drew it
         assert abs(float(z.std()) - 1.0) < 0.05 and abs(float(z.mean())) < 0.05
         assert y.dtype == torch.float64
     assert torch.equal(x, torch.zeros((400, 50), dtype=torch.float64))  # the input untouched

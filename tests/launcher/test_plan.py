@@ -182,12 +182,17 @@ def test_the_settings_line_says_where_cmaes_islands_start_on_the_ipop_ladder():
     config = RunConfig(algorithm="cmaes", dim=10)
     assert check(config.to_dict(), {f"island-0{i}": {} for i in range(4)}, groups=groups) is None
     line = settings_lines(config, 4, groups)[0]
-    assert "population 10 (islands n mod 4 start at 10, 20, 40, 80: the IPOP ladder)" in line, line
+    assert "population 10 (first runs at 10, 20, 40, 80: the IPOP ladder)" in line, line
+    sized: list = []  # --population is the ladder's foot
+    check(RunConfig(algorithm="cmaes", dim=10, population=30).to_dict(), {"island-00": {}, "island-03": {}}, groups=sized)
+    assert sized[0]["population_note"] == "first runs at 30, 240: the IPOP ladder"
     manifest = {"islands": ["island-00"], "plan": {"device": "cpu", "groups": groups}}
     assert plan_from_manifest(manifest, [0], None).groups[0]["population_note"] == groups[0]["population_note"]
-    flat: list = []
-    check(RunConfig(algorithm="cmaes", dim=10, algorithm_params={"ladder": 1}).to_dict(), {}, groups=flat)
-    assert flat[0]["population_note"] is None and "IPOP" not in settings_lines(config, 4, flat)[0]
+    flat: list = []  # no ladder; and an island at its foot only (island-04) needs no note
+    check(RunConfig(algorithm="cmaes", dim=10, algorithm_params={"ladder": 1}).to_dict(), {"island-01": {}}, groups=flat)
+    check(config.to_dict(), {"island-04": {}}, groups=flat)
+    assert flat[0]["population_note"] is None and flat[1]["population_note"] is None
+    assert "IPOP" not in settings_lines(config, 4, flat[:1])[0]
 
 
 def test_a_resumed_plan_takes_the_recorded_settings_groups_and_drops_malformed_ones():
