@@ -238,21 +238,22 @@ def test_from_record_rejects_bad_books():
             algo.from_record({**rec, **bad})
 
 
-def test_the_ladder_starts_island_n_that_many_rungs_up_and_counts_its_first_run_as_large():
+def test_the_ladder_starts_island_n_that_many_rungs_up_and_climbs_on_from_there():
     """`ladder`: island n's first run has lambda0 * ipop_factor^(n mod ladder) (capped by
     max_population), its BIPOP books keep the default lambda as lambda0 and count that run as
-    a large one; island 0 (and every island with ladder=1) starts as before."""
+    island 0's first (small budget), so the next run is a large one, doubled; island 0 (and
+    every island with ladder=1) starts as before."""
     problem = make_problem("rastrigin", 10, solved_at=None)
     algo = CMAES(problem, CMAESConfig(ladder=4, max_population=50))
     lam0 = algo.default_population()
     starts = [algo.init(lam0, n, torch.Generator().manual_seed(0)) for n in range(6)]
     assert [s.lam for s in starts] == [lam0, 2 * lam0, 4 * lam0, 50, lam0, 2 * lam0]
     assert all(s.lam0 == lam0 and s.lam_large == s.lam for s in starts)
-    assert [s.regime for s in starts] == [rs.FIRST, rs.LARGE, rs.LARGE, rs.LARGE, rs.FIRST, rs.LARGE]
+    assert {s.regime for s in starts} == {rs.FIRST}
     flat = CMAES(problem, CMAESConfig(ladder=1))
     assert {flat.init(lam0, n, torch.Generator().manual_seed(0)).lam for n in range(4)} == {lam0}
-    # A large first run is followed by a small one, as BIPOP balances the regimes' evaluations.
+    # The first run counts as small: BIPOP's next is large, twice its lambda.
     for before, after, _ in _runs(CMAESConfig(ladder=4, **FAST), 1, island=2):
-        assert before.regime == rs.LARGE and after.regime == rs.SMALL and after.lam <= before.lam
+        assert before.regime == rs.FIRST and after.regime == rs.LARGE and after.lam == 2 * before.lam
     with pytest.raises(ConfigError, match="ladder"):
         CMAESConfig(ladder=0)
