@@ -18,6 +18,10 @@ Regimes (Hansen 2009, "Benchmarking a BI-population CMA-ES on the BBOB-2009 func
   and at most half the large regime's evaluations so far. Small runs find what large ones
   step over: weakly structured landscapes (Schwefel, Gallagher, Lunacek) with many basins.
 
+The ladder across islands (`ladder`, `first_run`): island n's first run starts n mod ladder
+rungs up the IPOP ladder, so the islands of an archipelago begin at several population sizes
+instead of each climbing from the foot on its share of the budget.
+
 Basins: when a run stops, its final mean, the distance it travelled from its start (capped at
 `basin_radius` * sqrt(D), in box widths: a run started that far away still came here) and its
 best fitness are kept as one basin, merged into a known basin it falls inside of. At most
@@ -64,7 +68,7 @@ def first_run(lam0: int, island: int, ladder: int, factor: float, max_population
     """The first run's population and restart books: island n starts `n mod ladder` rungs up
     the IPOP ladder (lam0 * factor per rung), so an archipelago's islands search at several
     population sizes at once. Like island 0's, the first run counts as BIPOP's small budget,
-    so the next run climbs on from it (its lambda doubled) before small runs take their share:
+    so the next run climbs on from it (lambda times ipop_factor) before small runs take their share:
     counted as a large run instead, it was followed by small runs that spent as much again, and
     four such islands solved rotated Rastrigin D=10 in 5 of 10 seeds against 10 of 10.
 
