@@ -374,7 +374,11 @@ def test_real_run_agrees_with_checkpoints_and_history(runs, tmp_path):
     assert {(r, src): c for r, src, c in mat["flows"]} == dense and mat["flows_total"] == len(dense)
     champion = max(best_ever, key=best_ever.get)
     assert (arch["champion"]["island"], arch["champion"]["fitness"]) == (champion, best_ever[champion])
-    assert arch["mean_foreign_share"] > 0 and any(i["foreign_share"] > 0 for i in islands.values())
+    shares = [i["foreign_share"] for i in islands.values()]
+    assert arch["mean_foreign_share"] == pytest.approx(sum(shares) / len(shares))
+    # Adopted immigrants joined as foreign lineages (the sampled history lines' share), whether or
+    # not one of them survives to the last generation (on this timing-dependent run, at times none).
+    assert any((h.get("foreign") or 0) > 0 for i in islands for h in rd.island(i).read_history())
     assert 0 < arch["between_island_diversity"] < 1
     assert arch["diversity_over_time"] and all(0 <= p["mean"] <= 1 for p in arch["diversity_over_time"])
     assert report["totals"]["states"] == {"finished": 3}
