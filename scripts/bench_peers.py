@@ -40,10 +40,9 @@ def rastrigin_np(x: np.ndarray) -> float:
 
 
 DTYPE = {"float64": torch.float64, "float32": torch.float32}
-DTYPE_CHOSEN = ["float64"]  # set by --dtype
 
 
-def run_islands(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]:
+def run_islands(pop: int, dim: int, gens: int, seed: int, dtype: str = "float64") -> tuple[float, float]:
     from islands import figures
     from islands.algorithms.ga import GeneticAlgorithm
     from islands.config import GAConfig
@@ -51,7 +50,7 @@ def run_islands(pop: int, dim: int, gens: int, seed: int) -> tuple[float, float]
     from islands.problems import make_problem
 
     limit_torch_threads()
-    algo = GeneticAlgorithm(make_problem("rastrigin", dim), GAConfig(), dtype=DTYPE[DTYPE_CHOSEN[0]])
+    algo = GeneticAlgorithm(make_problem("rastrigin", dim), GAConfig(), dtype=DTYPE[dtype])
     g = torch.Generator()
     g.manual_seed(seed)
     t = time.process_time()
@@ -134,7 +133,6 @@ def main() -> None:
     ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
     ap.add_argument("--out")
     args = ap.parse_args()
-    DTYPE_CHOSEN[0] = args.dtype
     pop, dim, gens, rounds = args.population, args.dim, args.generations, args.rounds
     if args.quick:
         pop, gens, rounds = 100, 100, 1
@@ -143,7 +141,7 @@ def main() -> None:
     bests: dict[str, list[float]] = {"islands": []}
     skipped: dict[str, str] = {}
     for r in range(rounds):
-        secs, best = run_islands(pop, dim, gens, r)
+        secs, best = run_islands(pop, dim, gens, r, args.dtype)
         times["islands"].append(secs)
         bests["islands"].append(best)
         for name, fn in peers.items():

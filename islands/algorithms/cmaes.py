@@ -226,16 +226,15 @@ class CMAES(VectorAlgorithm[CMAState]):
         none = torch.zeros((0, n + 2), **kw)
         books = {"basins": none, "foreign": none, "regime": rs.FIRST, "lam0": lam, "lam_large": lam,
                  "evals_large": 0, "evals_small": 0, "run_limit": 0, **books}
-        empty = self._empty(0)
         return CMAState(
-            pop=empty, y=torch.zeros((lam, n), **kw), mean=mean, start=mean,
+            pop=self._none, y=torch.zeros((lam, n), **kw), mean=mean, start=mean,
             sigma=torch.tensor(self.cfg.sigma0 if sigma is None else sigma, **kw),
             C=torch.ones(n, **kw) if self.separable else torch.eye(n, **kw),
             pc=torch.zeros(n, **kw), ps=torch.zeros(n, **kw),
             B=torch.zeros((0, 0), **kw) if self.separable else torch.eye(n, **kw),
             Ddiag=torch.ones(n, **kw), count=0, eigen_at=0, restarts=restarts,
             best_hist=torch.zeros(hist, **kw), median_hist=torch.zeros(hist, **kw), hist_len=0,
-            inject=empty if inject is None else inject,
+            inject=self._none if inject is None else inject,
             ancestry=torch.tensor([island, (island << 32) + restarts], device=self.device, dtype=torch.int64),
             island=island, **books,
         )
